@@ -1,0 +1,200 @@
+import { notFound, unauthorized } from '@onestack/core/errors.ts';
+import { FernetTokenFormatter, InvalidTokenError, randomAuditId, type TokenPayload } from '../tokens/token-formatter.ts';
+import { loadKeys } from '../tokens/fernet-keys.ts';
+import type { CatalogEntry } from './catalog-manager.ts';
+import type { Project } from './resource-manager.ts';
+import type { Role, Target } from './assignment-manager.ts';
+import type { User } from './identity-manager.ts';
+import type { Keystone } from './keystone.ts';
+
+/** Everything a validated token stands for, as the token body and the auth context need it. */
+export interface TokenData {
+  id: string;
+  payload: TokenPayload;
+  user: User;
+  userDomain: Project;
+  project?: Project;
+  projectDomain?: Project;
+  domain?: Project;
+  system?: 'all';
+  roles: Role[];
+  appCred?: { id: string; name: string; restricted: boolean; accessRules?: unknown[] };
+}
+
+export interface IssueRequest {
+  userId: string;
+  methods: string[];
+  scope?: Target;
+  /** When rescoping: the parent token's audit chain and its expiry (a child never outlives it). */
+  parent?: { auditIds: string[]; expiresAt: number };
+  appCred?: { id: string; roleIds: string[]; expiresAt: number | null };
+}
+
+interface CacheEntry {
+  generation: number;
+  data: TokenData;
+  /** Rendered bodies by variant (with/without catalog), reused by GET /v3/auth/tokens. */
+  bodies: Map<string, string>;
+}
+
+const CACHE_MAX = 50_000;
+
+/**
+ * Issues and validates non-persistent Fernet tokens. Validation is
+ * decrypt + a handful of lookups; its result is cached per token until any
+ * identity change or revocation bumps the Keystone generation counter.
+ */
+export class TokenProvider {
+  readonly formatter: FernetTokenFormatter;
+  private readonly cache = new Map<string, CacheEntry>();
+
+  constructor(private readonly ks: Keystone) {
+    const dir = ks.config.keyRepository;
+    this.formatter = new FernetTokenFormatter({ keys: () => loadKeys(dir, ks.clock) });
+  }
+
+  async issue(req: IssueRequest): Promise<TokenData> {
+    const now = this.ks.clock.now();
+    let expiresAt = now + this.ks.config.tokenExpiration * 1000;
+    if (req.parent) expiresAt = Math.min(expiresAt, req.parent.expiresAt);
+    if (req.appCred?.expiresAt) expiresAt = Math.min(expiresAt, req.appCred.expiresAt);
+    const auditIds = [randomAuditId()];
+    if (req.parent) auditIds.push(req.parent.auditIds[req.parent.auditIds.length - 1]!);
+    const scope = req.scope;
+    const payload: TokenPayload = {
+      userId: req.userId,
+      methods: req.methods,
+      expiresAt,
+      issuedAt: Math.floor(now / 1000) * 1000,
+      auditIds,
+      ...(scope && 'projectId' in scope ? { projectId: scope.projectId } : {}),
+      ...(scope && 'domainId' in scope ? { domainId: scope.domainId } : {}),
+      ...(scope && 'system' in scope ? { system: 'all' as const } : {}),
+      ...(req.appCred ? { appCredId: req.appCred.id } : {}),
+    };
+    const id = this.formatter.create(payload);
+    // Building the data checks the scope (roles present, project enabled) exactly as validation will.
+    const data = await this.build(id, payload);
+    return data;
+  }
+
+  /**
+   * The token's data, or 404 as upstream answers for a token that is not valid
+   * (garbage, expired, revoked), so `openstack token ...` prints the same thing.
+   */
+  async validate(token: string, opts: { allowExpired?: boolean } = {}): Promise<TokenData> {
+    await this.ks.revocations.refreshIfChanged();
+    const gen = this.ks.generation;
+    const hit = this.cache.get(token);
+    let data: TokenData;
+    if (hit && hit.generation === gen) {
+      data = hit.data;
+    } else {
+      let payload: TokenPayload;
+      try {
+        payload = this.formatter.validate(token);
+      } catch (e) {
+        if (e instanceof InvalidTokenError) throw notFound('Could not recognize Fernet token');
+        throw e;
+      }
+      data = await this.build(token, payload);
+      this.remember(token, { generation: gen, data, bodies: new Map() });
+    }
+    const now = this.ks.clock.now();
+    const windowMs = opts.allowExpired ? this.ks.config.allowExpiredWindow * 1000 : 0;
+    if (data.payload.expiresAt + windowMs <= now) throw notFound('The token has expired.');
+    return data;
+  }
+
+  /** A rendered body cached beside the token's data; `render` runs on a miss. */
+  cachedBody(token: string, variant: string, render: () => string): string {
+    const entry = this.cache.get(token);
+    if (!entry) return render();
+    let body = entry.bodies.get(variant);
+    if (body === undefined) {
+      body = render();
+      entry.bodies.set(variant, body);
+    }
+    return body;
+  }
+
+  async revokeToken(token: string): Promise<void> {
+    const data = await this.validate(token);
+    await this.ks.revocations.revoke({ auditId: data.payload.auditIds[0]!, expiresAt: data.payload.expiresAt });
+  }
+
+  async catalog(data: TokenData): Promise<CatalogEntry[]> {
+    return this.ks.catalog.catalogFor(data.project?.id, data.user.id);
+  }
+
+  private remember(token: string, entry: CacheEntry): void {
+    if (this.cache.size >= CACHE_MAX) {
+      const oldest = this.cache.keys().next().value;
+      if (oldest !== undefined) this.cache.delete(oldest);
+    }
+    this.cache.set(token, entry);
+  }
+
+  private async build(id: string, p: TokenPayload): Promise<TokenData> {
+    const { identity, resource, assignment } = this.ks;
+    const user = await identity.findUser(p.userId);
+    if (!user) throw notFound('Could not find user for the token.');
+    if (!user.enabled) throw notFound(`User ${user.id} is disabled.`);
+    const userDomain = await resource.getDomain(user.domainId).catch(() => undefined);
+    if (!userDomain?.enabled) throw notFound('The user domain is disabled.');
+
+    let project: Project | undefined;
+    let projectDomain: Project | undefined;
+    let domain: Project | undefined;
+    let roles: Role[] = [];
+    if (p.projectId) {
+      project = await resource.findProject(p.projectId);
+      if (!project || project.isDomain) throw notFound(`Could not find project: ${p.projectId}.`);
+      projectDomain = await resource.getDomain(project.domainId!);
+      if (!project.enabled || !projectDomain.enabled) throw notFound(`Project ${project.id} is disabled.`);
+      for (const pid of await resource.parentIds(project.id)) {
+        const anc = await resource.findProject(pid);
+        if (anc && !anc.enabled) throw notFound(`Project ${project.id} is disabled.`);
+      }
+      roles = await assignment.effectiveRoles(user.id, { projectId: project.id });
+    } else if (p.domainId) {
+      domain = await resource.findProject(p.domainId);
+      if (!domain?.isDomain || !domain.enabled) throw notFound(`Domain ${p.domainId} is disabled or missing.`);
+      roles = await assignment.effectiveRoles(user.id, { domainId: domain.id });
+    } else if (p.system) {
+      roles = await assignment.effectiveRoles(user.id, { system: 'all' });
+    }
+    let appCred: TokenData['appCred'];
+    if (p.appCredId) {
+      const ac = await this.ks.appCreds.getForToken(p.appCredId);
+      roles = roles.filter((r) => ac.roleIds.includes(r.id));
+      appCred = { id: ac.id, name: ac.name, restricted: !ac.unrestricted, accessRules: ac.accessRules };
+    }
+    const scoped = Boolean(p.projectId || p.domainId || p.system);
+    if (scoped && roles.length === 0) {
+      throw unauthorized('User has no access to the requested scope.');
+    }
+    const facts = {
+      userId: user.id,
+      projectId: project?.id,
+      domainIds: [user.domainId, ...(project?.domainId ? [project.domainId] : []), ...(domain ? [domain.id] : [])],
+      roleIds: roles.map((r) => r.id),
+      auditId: p.auditIds[0]!,
+      auditChainId: p.auditIds[p.auditIds.length - 1]!,
+      issuedAt: p.issuedAt,
+    };
+    if (this.ks.revocations.isRevoked(facts)) throw notFound('The token has been revoked.');
+    return {
+      id,
+      payload: p,
+      user,
+      userDomain,
+      project,
+      projectDomain,
+      domain,
+      system: p.system,
+      roles,
+      appCred,
+    };
+  }
+}
