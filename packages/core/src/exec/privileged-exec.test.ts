@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import pino from 'pino';
+import { CommandError, UnsafeArgumentError, positional, runCommand, which } from './privileged-exec.ts';
+import type { RunOptions } from './privileged-exec.ts';
+
+function capture() {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s)) });
+  return { lines, logger };
+}
+
+function opts(extra: Partial<RunOptions> = {}): RunOptions & { lines: Record<string, unknown>[] } {
+  const { lines, logger } = capture();
+  return { timeoutMs: 5000, logger, lines, ...extra };
+}
+
+async function commandError(p: Promise<unknown>): Promise<CommandError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(e instanceof CommandError, String(e));
+    return e;
+  }
+  assert.fail('expected a CommandError');
+}
+
+describe('runCommand', () => {
+  it('runs a program and logs the call', async () => {
+    const o = opts();
+    const result = await runCommand('/bin/true', ['--ignored', positional('data')], o);
+    assert.equal(result.exitCode, 0);
+    assert.deepEqual(result.args, ['--ignored', 'data']);
+    assert.equal(o.lines.length, 1);
+    assert.equal(o.lines[0].msg, 'exec');
+    assert.equal(o.lines[0].program, '/bin/true');
+    assert.deepEqual(o.lines[0].args, ['--ignored', 'data']);
+    assert.equal(o.lines[0].exit_code, 0);
+    assert.equal(typeof o.lines[0].duration_ms, 'number');
+  });
+
+  it('fails on a disallowed exit code and accepts an allowed one', async () => {
+    const o = opts();
+    const err = await commandError(runCommand('/bin/false', [], o));
+    assert.equal(err.reason, 'exit');
+    assert.equal(err.exitCode, 1);
+    assert.equal(o.lines[0].msg, 'exec failed');
+    assert.equal(o.lines[0].level, 40);
+    const ok = await runCommand('/bin/false', [], opts({ allowedExitCodes: [0, 1] }));
+    assert.equal(ok.exitCode, 1);
+  });
+
+  it('reports the stderr tail', async () => {
+    const err = await commandError(runCommand('/bin/sh', ['-c', 'echo one >&2; echo boom >&2; exit 3'], opts()));
+    assert.equal(err.exitCode, 3);
+    assert.equal(err.stderrTail, 'one\nboom');
+    assert.equal(err.message, "/bin/sh -c echo one >&2; echo boom >&2; exit 3: exited with code 3: one | boom");
+  });
+
+  it('feeds input on stdin and captures stdout', async () => {
+    const result = await runCommand('/bin/cat', [], opts({ input: 'hello\nworld\n' }));
+    assert.equal(result.stdout, 'hello\nworld\n');
+  });
+
+  it('kills the program on timeout', async () => {
+    const started = Date.now();
+    const err = await commandError(runCommand('/bin/sleep', ['10'], opts({ timeoutMs: 200 })));
+    assert.equal(err.reason, 'timeout');
+    assert.equal(err.signal, 'SIGTERM');
+    assert.ok(Date.now() - started < 2000);
+  });
+
+  it('kills the whole process group with SIGKILL when SIGTERM is ignored', async () => {
+    const started = Date.now();
+    const err = await commandError(
+      runCommand('/bin/sh', ['-c', "trap '' TERM; sleep 10 & wait"], opts({ timeoutMs: 200, killGraceMs: 200 })),
+    );
+    assert.equal(err.reason, 'timeout');
+    assert.equal(err.signal, 'SIGKILL');
+    assert.ok(Date.now() - started < 2000);
+  });
+
+  it('fails when stdout exceeds the cap', async () => {
+    const err = await commandError(runCommand('/usr/bin/yes', [], opts({ maxOutputBytes: 1000 })));
+    assert.equal(err.reason, 'output_limit');
+  });
+
+  it('gives the program a minimal environment plus what the caller adds', async () => {
+    process.env.ONESTACK_TEST_SECRET = 'leak';
+    try {
+      const result = await runCommand('/usr/bin/env', [], opts({ env: { FOO: 'bar' } }));
+      assert.deepEqual(result.stdout.trim().split('\n').sort(), ['FOO=bar', 'LC_ALL=C', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin']);
+    } finally {
+      delete process.env.ONESTACK_TEST_SECRET;
+    }
+  });
+
+  it('resolves bare names against the fixed directories only', async () => {
+    const result = await runCommand('cat', [], opts({ input: 'x' }));
+    assert.equal(result.program, which('cat'));
+    const err = await commandError(runCommand('no-such-program-onestack', [], opts()));
+    assert.equal(err.reason, 'not_found');
+  });
+
+  it('rejects unsafe programs and arguments before running anything', async () => {
+    const o = opts();
+    await assert.rejects(runCommand('/bin/echo', ['a\0b'], o), UnsafeArgumentError);
+    await assert.rejects(runCommand('/bin/echo', ['a\nb'], o), UnsafeArgumentError);
+    await assert.rejects(runCommand('/bin/echo', ['a\rb'], o), UnsafeArgumentError);
+    await assert.rejects(runCommand('/bin/echo', [42 as unknown as string], o), /argument 1 must be a string/);
+    await assert.rejects(runCommand('bin/true', [], o), UnsafeArgumentError);
+    await assert.rejects(runCommand('true; reboot', [], o), UnsafeArgumentError);
+    await assert.rejects(runCommand('/bin/../bin/true', [], o), UnsafeArgumentError);
+    await assert.rejects(runCommand('/bin/true', [], { ...o, timeoutMs: 0 }), UnsafeArgumentError);
+    await assert.rejects(runCommand('/bin/true', [], { ...o, env: { 'A=B': 'x' } }), UnsafeArgumentError);
+    assert.equal(o.lines.length, 0);
+    assert.throws(() => positional('-rf'), /starts with "-"/);
+    assert.throws(() => positional(''), /is empty/);
+    assert.throws(() => positional('x\ny'), /line break/);
+  });
+});
+
+describe('which', () => {
+  it('finds programs in the fixed directories and checks absolute paths', () => {
+    assert.match(which('sh') ?? '', /^\/(usr\/)?bin\/sh$/);
+    assert.equal(which('/bin/sh'), '/bin/sh');
+    assert.equal(which('/etc/passwd'), undefined);
+    assert.equal(which('no-such-program-onestack'), undefined);
+    assert.equal(which('../sh'), undefined);
+  });
+});
