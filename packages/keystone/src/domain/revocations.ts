@@ -60,7 +60,6 @@ export class Revocations {
       role_id: r.roleId ?? null,
       audit_id: r.auditId ?? null,
       audit_chain_id: r.auditChainId ?? null,
-      // Tokens carry whole seconds; anything issued in this second is revoked too.
       issued_before: r.issuedBefore ?? now,
       expires_at: r.expiresAt ?? null,
       revoked_at: now,
@@ -86,6 +85,7 @@ export class Revocations {
 
   isRevoked(t: TokenFacts): boolean {
     for (const e of this.events) {
+      // Tokens from other processes carry whole seconds: those of the event's second count as revoked.
       if (Number(e.issued_before) < t.issuedAt) continue;
       if (e.user_id !== null && e.user_id !== t.userId) continue;
       if (e.project_id !== null && e.project_id !== t.projectId) continue;

@@ -47,6 +47,12 @@ const CACHE_MAX = 50_000;
 export class TokenProvider {
   readonly formatter: FernetTokenFormatter;
   private readonly cache = new Map<string, CacheEntry>();
+  /**
+   * Exact issue times (ms) of tokens minted by this process, by audit id. The
+   * token itself only carries whole seconds, which would make a token minted
+   * right after a revocation in the same second look revoked.
+   */
+  private readonly issuedAtMs = new Map<string, number>();
 
   constructor(private readonly ks: Keystone) {
     const dir = ks.config.keyRepository;
@@ -73,6 +79,8 @@ export class TokenProvider {
       ...(req.appCred ? { appCredId: req.appCred.id } : {}),
     };
     const id = this.formatter.create(payload);
+    if (this.issuedAtMs.size >= CACHE_MAX) this.issuedAtMs.delete(this.issuedAtMs.keys().next().value!);
+    this.issuedAtMs.set(auditIds[0]!, now);
     // Building the data checks the scope (roles present, project enabled) exactly as validation will.
     const data = await this.build(id, payload);
     return data;
@@ -106,16 +114,13 @@ export class TokenProvider {
     return data;
   }
 
-  /** A rendered body cached beside the token's data; `render` runs on a miss. */
-  cachedBody(token: string, variant: string, render: () => string): string {
-    const entry = this.cache.get(token);
-    if (!entry) return render();
-    let body = entry.bodies.get(variant);
-    if (body === undefined) {
-      body = render();
-      entry.bodies.set(variant, body);
-    }
-    return body;
+  /** A rendered body cached beside the token's data (GET /v3/auth/tokens answers from it). */
+  cachedBody(token: string, variant: string): string | undefined {
+    return this.cache.get(token)?.bodies.get(variant);
+  }
+
+  storeBody(token: string, variant: string, body: string): void {
+    this.cache.get(token)?.bodies.set(variant, body);
   }
 
   async revokeToken(token: string): Promise<void> {
@@ -181,7 +186,7 @@ export class TokenProvider {
       roleIds: roles.map((r) => r.id),
       auditId: p.auditIds[0]!,
       auditChainId: p.auditIds[p.auditIds.length - 1]!,
-      issuedAt: p.issuedAt,
+      issuedAt: this.issuedAtMs.get(p.auditIds[0]!) ?? p.issuedAt,
     };
     if (this.ks.revocations.isRevoked(facts)) throw notFound('The token has been revoked.');
     return {

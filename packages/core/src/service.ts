@@ -1,0 +1,48 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { TokenValidator } from './auth/token-validator.ts';
+import type { Bus } from './bus/bus.ts';
+import type { Clock } from './clock.ts';
+import type { Group } from './config/options.ts';
+import type { Database } from './db/database.ts';
+import type { Migration } from './db/migrations.ts';
+import type { IdSource } from './ids.ts';
+import type { Metrics } from './metrics.ts';
+
+/**
+ * The contract between a service package and the `onestack` command that runs
+ * it: the all-in-one starts every definition in one process, `onestack serve X`
+ * starts one. A service only learns about the others through URLs and the bus.
+ */
+export interface ServiceDefinition {
+  /** keystone, nova … — also its config section and its log stream. */
+  name: string;
+  /** OpenStack service type in the catalog (identity, compute …). */
+  type: string;
+  defaultPort: number;
+  configGroups: readonly Group[];
+  migrations: readonly Migration[];
+  start(rt: ServiceRuntime): Promise<RunningService>;
+}
+
+export interface ServiceRuntime {
+  /** Values of this service's groups and of [DEFAULT], keyed by group name. */
+  config: Record<string, Record<string, unknown>>;
+  db: Database<any>;
+  bus: Bus;
+  logger: Logger;
+  clock: Clock;
+  ids: IdSource;
+  metrics: Metrics;
+  /** The URL clients reach this service at (catalog, links). */
+  publicUrl: string;
+  /** How to validate tokens: in-process when Keystone shares the process, else over HTTP. */
+  tokens?: TokenValidator;
+}
+
+export interface RunningService {
+  app: FastifyInstance;
+  /** Offered to the other services of the process (Keystone offers its in-process validator). */
+  tokens?: TokenValidator;
+  close(): Promise<void>;
+}
