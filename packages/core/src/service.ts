@@ -38,6 +38,8 @@ export interface ServiceRuntime {
   publicUrl: string;
   /** How to validate tokens: in-process when Keystone shares the process, else over HTTP. */
   tokens?: TokenValidator;
+  /** Serve HTTPS with these PEM files ([DEFAULT] tls_cert_file / tls_key_file). */
+  tls?: { certFile: string; keyFile: string };
 }
 
 export interface RunningService {

@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { ManualClock, systemClock, type Clock } from '@onestack/core/clock.ts';
 import { randomIds } from '@onestack/core/ids.ts';
-import { openDatabase, runMigrations, type Database } from '@onestack/core/db/index.ts';
+import { dropDatabase, openDatabase, runMigrations, type Database } from '@onestack/core/db/index.ts';
+import { openBus } from '@onestack/core/bus/index.ts';
 import { JsonClient, tempDir } from '@onestack/testing/index.ts';
 import { createKeystoneApp, type KeystoneApp } from '../src/app.ts';
 import { defaultKeystoneConfig, type KeystoneConfig } from '../src/conf.ts';
@@ -26,13 +27,16 @@ export interface KeystoneFixture extends KeystoneApp {
 }
 
 /**
- * A real Keystone over HTTP on a random loopback port, on a fresh SQLite file
- * (or ONESTACK_TEST_DB_URL), bootstrapped like `onestack bootstrap`.
+ * A real Keystone over HTTP on a random loopback port, bootstrapped like
+ * `onestack bootstrap`, on a fresh SQLite file — or, with ONESTACK_TEST_DB=postgres
+ * (or mysql), on a fresh database of the local server, dropped afterwards; with
+ * ONESTACK_TEST_BUS=amqp its notifications go through the local RabbitMQ.
  */
 export async function startKeystone(opts: { config?: Partial<KeystoneConfig>; clock?: Clock; dbUrl?: string } = {}): Promise<KeystoneFixture> {
   const dir = tempDir('onestack-ks-');
-  const dbUrl = opts.dbUrl ?? `sqlite://${join(dir.path, 'keystone.db')}`;
+  const dbUrl = opts.dbUrl ?? testDatabaseUrl(dir.path);
   const database = await openDatabase<KeystoneDB>(dbUrl);
+  const bus = await openBus(process.env.ONESTACK_TEST_BUS === 'amqp' ? 'amqp://guest:guest@127.0.0.1:5672/' : 'inprocess://');
   await runMigrations(database, 'keystone', [...migrations]);
   const clock = opts.clock ?? systemClock;
   const config: KeystoneConfig = {
@@ -41,34 +45,44 @@ export async function startKeystone(opts: { config?: Partial<KeystoneConfig>; cl
     ...opts.config,
   };
   const logger = pino({ level: process.env.ONESTACK_TEST_LOG ?? 'silent' });
-  const ka = await createKeystoneApp({ db: database.db, config, clock, ids: randomIds, logger });
-  const address = await ka.app.listen({ host: '127.0.0.1', port: 0 });
-  config.publicUrl = address;
-  const boot = await bootstrap(ka.ks, { adminUsername: 'admin', adminPassword: ADMIN_PASSWORD, adminProjectName: 'admin', regionId: 'RegionOne', publicUrl: `${address}/v3` });
-  const client = new JsonClient(address);
-  const login = async (name: string, password: string, scope?: unknown) => {
-    const res = await client.post('/v3/auth/tokens', {
-      auth: { identity: { methods: ['password'], password: { user: { name, domain: { id: 'default' }, password } } }, ...(scope ? { scope } : {}) },
-    });
-    if (res.status !== 201) throw new Error(`login ${name} failed: ${res.status} ${res.text}`);
-    return client.withToken(res.headers.get('x-subject-token')!);
+  const ka = await createKeystoneApp({ db: database.db, config, clock, ids: randomIds, logger, notifications: bus });
+  const cleanup = async () => {
+    await ka.app.close();
+    await database.close();
+    await bus.close();
+    if (!dbUrl.startsWith('sqlite')) await dropDatabase(dbUrl);
+    dir.remove();
   };
-  const admin = await login('admin', ADMIN_PASSWORD, { project: { name: 'admin', domain: { id: 'default' } } });
-  return {
-    ...ka,
-    url: address,
-    client,
-    admin,
-    boot,
-    clock,
-    database,
-    login,
-    async close() {
-      await ka.app.close();
-      await database.close();
-      dir.remove();
-    },
-  };
+  try {
+    const address = await ka.app.listen({ host: '127.0.0.1', port: 0 });
+    config.publicUrl = address;
+    const boot = await bootstrap(ka.ks, { adminUsername: 'admin', adminPassword: ADMIN_PASSWORD, adminProjectName: 'admin', regionId: 'RegionOne', publicUrl: `${address}/v3` });
+    const client = new JsonClient(address);
+    const login = async (name: string, password: string, scope?: unknown) => {
+      const res = await client.post('/v3/auth/tokens', {
+        auth: { identity: { methods: ['password'], password: { user: { name, domain: { id: 'default' }, password } } }, ...(scope ? { scope } : {}) },
+      });
+      if (res.status !== 201) throw new Error(`login ${name} failed: ${res.status} ${res.text}`);
+      return client.withToken(res.headers.get('x-subject-token')!);
+    };
+    const admin = await login('admin', ADMIN_PASSWORD, { project: { name: 'admin', domain: { id: 'default' } } });
+    return { ...ka, url: address, client, admin, boot, clock, database, login, close: cleanup };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}
+
+function testDatabaseUrl(dir: string): string {
+  const name = `onestack_ks_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  switch (process.env.ONESTACK_TEST_DB) {
+    case 'postgres':
+      return `postgresql://postgres@127.0.0.1:5432/${name}`;
+    case 'mysql':
+      return `mysql://root@127.0.0.1:3306/${name}`;
+    default:
+      return `sqlite://${join(dir, 'keystone.db')}`;
+  }
 }
 
 export { ManualClock };

@@ -4,3 +4,4 @@ export * from './pagination.ts';
 export * from './server.ts';
 export * from './validation.ts';
 export * from './versions.ts';
+export * from './ops-routes.ts';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { RequestContext } from '../context.ts';
 import { ApiError, isApiError, unauthorized } from '../errors.ts';
@@ -57,7 +57,8 @@ const UNEXPECTED: Record<FaultFormat, string> = {
 export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
   const app = Fastify({
     loggerInstance: opts.logger,
-    disableRequestLogging: true,
+    // Requests are logged once, on completion, by the onResponse hook below.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: opts.bodyLimit ?? 114688,
     genReqId: () => `req-${randomUUID()}`,
     requestIdHeader: false,
@@ -101,10 +102,14 @@ export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
     }
   });
 
-  if (opts.onResponse) {
-    const cb = opts.onResponse;
-    app.addHook('onResponse', async (req, reply) => cb(req, reply, reply.elapsedTime / 1000));
-  }
+  app.addHook('onResponse', async (req, reply) => {
+    const seconds = reply.elapsedTime / 1000;
+    req.log.info(
+      { request_id: req.id, method: req.method, path: req.routeOptions.url ?? req.url.split('?')[0], status: reply.statusCode, ms: Math.round(seconds * 1000) },
+      'request',
+    );
+    opts.onResponse?.(req, reply, seconds);
+  });
 
   app.setNotFoundHandler((req, reply) => {
     sendFault(reply, new ApiError('not_found', 'The resource could not be found.'), opts, req.id);

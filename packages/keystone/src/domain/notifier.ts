@@ -1,13 +1,12 @@
 import type { Logger } from 'pino';
+import type { Bus } from '@onestack/core/bus/bus.ts';
 
 /**
  * Identity notifications in upstream's "basic" format: event type
  * `identity.<resource>.<operation>` and payload `{resource_info: <id>}`, which
  * is what Ceilometer and other listeners consume.
  */
-export interface NotificationSink {
-  notify(n: { eventType: string; publisherId: string; priority: 'INFO'; payload: Record<string, unknown> }): Promise<void>;
-}
+export type NotificationSink = Pick<Bus, 'notify'>;
 
 export type Operation = 'created' | 'updated' | 'deleted' | 'disabled';
 

@@ -1,0 +1,53 @@
+import { isApiError } from '@onestack/core/errors.ts';
+import { bootstrap, ensureEndpoints, type Keystone } from '@onestack/keystone/index.ts';
+import type { CloudEntry } from './clouds-yaml.ts';
+import type { CloudSecrets } from './secrets.ts';
+
+export const ADMIN_CLOUD = 'onestack';
+export const DEMO_CLOUD = 'onestack-demo';
+export const REGION = 'RegionOne';
+
+/**
+ * `keystone-manage bootstrap` plus what devstack adds: a demo project whose
+ * `demo` user is a member, and a catalog entry per running service.
+ */
+export async function bootstrapCloud(
+  ks: Keystone,
+  o: { identityUrl: string; secrets: CloudSecrets; services: { type: string; name: string; url: string }[] },
+): Promise<void> {
+  const boot = await bootstrap(ks, {
+    adminUsername: 'admin',
+    adminPassword: o.secrets.admin_password,
+    adminProjectName: 'admin',
+    regionId: REGION,
+    publicUrl: o.identityUrl,
+    internalUrl: o.identityUrl,
+    adminUrl: o.identityUrl,
+  });
+  const demoProject = await ks.resource.getProjectByName('demo', 'default').catch(async (e: unknown) => {
+    if (isApiError(e) && e.status === 404) return ks.resource.createProject({ name: 'demo', domainId: 'default', description: 'Demo project' });
+    throw e;
+  });
+  const demoUser = await ks.identity.getUserByName('demo', 'default').catch(async (e: unknown) => {
+    if (isApiError(e) && e.status === 404) {
+      return ks.identity.createUser({ name: 'demo', domainId: 'default', password: o.secrets.demo_password, defaultProjectId: demoProject.id });
+    }
+    throw e;
+  });
+  await ks.assignment.grant({ userId: demoUser.id }, { projectId: demoProject.id }, boot.roleIds.member);
+  for (const s of o.services) await ensureEndpoints(ks, { type: s.type, name: s.name, regionId: REGION, urls: { public: s.url, internal: s.url, admin: s.url } });
+}
+
+export function cloudEntries(identityUrl: string, secrets: CloudSecrets): Record<string, CloudEntry> {
+  const base = { region_name: REGION, interface: 'public', identity_api_version: 3 };
+  return {
+    [ADMIN_CLOUD]: {
+      ...base,
+      auth: { auth_url: identityUrl, username: 'admin', password: secrets.admin_password, project_name: 'admin', user_domain_name: 'Default', project_domain_name: 'Default' },
+    },
+    [DEMO_CLOUD]: {
+      ...base,
+      auth: { auth_url: identityUrl, username: 'demo', password: secrets.demo_password, project_name: 'demo', user_domain_name: 'Default', project_domain_name: 'Default' },
+    },
+  };
+}

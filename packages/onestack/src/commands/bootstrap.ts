@@ -1,0 +1,24 @@
+import { keystoneService, openKeystoneDomain } from '@onestack/keystone/index.ts';
+import { bootstrapCloud } from '../bootstrap-cloud.ts';
+import { serviceLogger, syncDatabase } from '../runtime.ts';
+import type { CloudSecrets } from '../secrets.ts';
+import { SERVICES } from '../services.ts';
+import { serviceUrl, type Settings } from '../settings.ts';
+
+/**
+ * keystone-manage bootstrap, on the identity database directly (so it works
+ * before the API is up): admin and demo accounts, roles, region, and a
+ * catalog entry for every service onestack runs.
+ */
+export async function bootstrapIdentity(settings: Settings, secrets: CloudSecrets): Promise<void> {
+  const logger = serviceLogger(settings, keystoneService.name);
+  const db = await syncDatabase(settings, keystoneService, logger);
+  try {
+    const ks = await openKeystoneDomain({ config: settings.values, publicUrl: serviceUrl(settings, 'keystone'), db, logger });
+    const identityUrl = `${serviceUrl(settings, 'keystone')}/v3`;
+    const services = SERVICES.filter((s) => s.name !== 'keystone').map((s) => ({ type: s.type, name: s.name, url: serviceUrl(settings, s.name) }));
+    await bootstrapCloud(ks, { identityUrl, secrets, services });
+  } finally {
+    await db.close();
+  }
+}

@@ -1,0 +1,43 @@
+import { existsSync, rmSync } from 'node:fs';
+import { ADMIN_CLOUD, DEMO_CLOUD } from '../bootstrap-cloud.ts';
+import { removeClouds } from '../clouds-yaml.ts';
+import { secretsPath } from '../secrets.ts';
+import { loadSettings } from '../settings.ts';
+import { removePid, runningPid } from '../state.ts';
+
+export async function down(opts: { configFile?: string; purge?: boolean }): Promise<void> {
+  const settings = loadSettings(opts.configFile);
+  const pid = runningPid(settings.stateDir);
+  if (pid) {
+    process.kill(pid, 'SIGTERM');
+    if (!(await exited(pid, 20_000))) {
+      process.kill(pid, 'SIGKILL');
+      await exited(pid, 5_000);
+    }
+    console.log(`stopped onestack (pid ${pid})`);
+  } else {
+    console.log('onestack is not running');
+  }
+  removePid(settings.stateDir);
+  if (opts.purge) {
+    // Only a directory onestack made is removed: it holds our secrets file.
+    if (existsSync(secretsPath(settings.stateDir))) {
+      rmSync(settings.stateDir, { recursive: true, force: true });
+      console.log(`removed ${settings.stateDir}`);
+    }
+    removeClouds([ADMIN_CLOUD, DEMO_CLOUD]);
+  }
+}
+
+async function exited(pid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return true;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}

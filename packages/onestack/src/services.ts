@@ -1,0 +1,11 @@
+import type { ServiceDefinition } from '@onestack/core/service.ts';
+import { keystoneService } from '@onestack/keystone/index.ts';
+
+/** Every service onestack can run, in start order (Keystone first: the others need tokens). */
+export const SERVICES: readonly ServiceDefinition[] = [keystoneService];
+
+export function serviceByName(name: string): ServiceDefinition {
+  const s = SERVICES.find((x) => x.name === name);
+  if (!s) throw new Error(`unknown service "${name}"; known: ${SERVICES.map((x) => x.name).join(', ')}`);
+  return s;
+}
