@@ -6,6 +6,7 @@ import { bootstrapIdentity } from './commands/bootstrap.ts';
 import { dbSync } from './commands/db-sync.ts';
 import { down } from './commands/down.ts';
 import { logs } from './commands/logs.ts';
+import { rotateTokenKeys } from './commands/rotate-keys.ts';
 import { serve } from './commands/serve.ts';
 import { status } from './commands/status.ts';
 import { up } from './commands/up.ts';
@@ -52,6 +53,16 @@ program
     const settings = loadSettings(cfg());
     await bootstrapIdentity(settings, loadOrCreateSecrets(settings.stateDir).secrets);
     console.log('bootstrap complete');
+  });
+
+program
+  .command('keystone')
+  .description('identity maintenance (keystone-manage)')
+  .command('rotate-keys')
+  .description('rotate the Fernet token keys; live tokens stay valid until their key ages out')
+  .action(() => {
+    const dir = rotateTokenKeys(loadSettings(cfg()));
+    console.log(`rotated Fernet keys in ${dir}`);
   });
 
 program

@@ -1,6 +1,7 @@
 import { notFound, unauthorized } from '@onestack/core/errors.ts';
 import { FernetTokenFormatter, InvalidTokenError, randomAuditId, type TokenPayload } from '../tokens/token-formatter.ts';
 import { loadKeys } from '../tokens/fernet-keys.ts';
+import type { FernetKey } from '../tokens/fernet.ts';
 import type { CatalogEntry } from './catalog-manager.ts';
 import type { Project } from './resource-manager.ts';
 import type { Role, Target } from './assignment-manager.ts';
@@ -32,6 +33,8 @@ export interface IssueRequest {
 
 interface CacheEntry {
   generation: number;
+  /** The key set the token was decrypted with: a rotation that prunes its key must not leave it valid. */
+  keys: readonly FernetKey[];
   data: TokenData;
   /** Rendered bodies by variant (with/without catalog), reused by GET /v3/auth/tokens. */
   bodies: Map<string, string>;
@@ -46,6 +49,7 @@ const CACHE_MAX = 50_000;
  */
 export class TokenProvider {
   readonly formatter: FernetTokenFormatter;
+  private readonly keys: () => readonly FernetKey[];
   private readonly cache = new Map<string, CacheEntry>();
   /**
    * Exact issue times (ms) of tokens minted by this process, by audit id. The
@@ -56,7 +60,8 @@ export class TokenProvider {
 
   constructor(private readonly ks: Keystone) {
     const dir = ks.config.keyRepository;
-    this.formatter = new FernetTokenFormatter({ keys: () => loadKeys(dir, ks.clock) });
+    this.keys = () => loadKeys(dir, ks.clock);
+    this.formatter = new FernetTokenFormatter({ keys: this.keys });
   }
 
   async issue(req: IssueRequest): Promise<TokenData> {
@@ -94,8 +99,9 @@ export class TokenProvider {
     await this.ks.revocations.refreshIfChanged();
     const gen = this.ks.generation;
     const hit = this.cache.get(token);
+    const keys = this.keys();
     let data: TokenData;
-    if (hit && hit.generation === gen) {
+    if (hit && hit.generation === gen && hit.keys === keys) {
       data = hit.data;
     } else {
       let payload: TokenPayload;
@@ -106,7 +112,7 @@ export class TokenProvider {
         throw e;
       }
       data = await this.build(token, payload);
-      this.remember(token, { generation: gen, data, bodies: new Map() });
+      this.remember(token, { generation: gen, keys, data, bodies: new Map() });
     }
     const now = this.ks.clock.now();
     const windowMs = opts.allowExpired ? this.ks.config.allowExpiredWindow * 1000 : 0;
