@@ -3,7 +3,7 @@ import pino from 'pino';
 import { ManualClock, systemClock, type Clock } from '@onestack/core/clock.ts';
 import { randomIds } from '@onestack/core/ids.ts';
 import { dropDatabase, openDatabase, runMigrations, type Database } from '@onestack/core/db/index.ts';
-import { openBus } from '@onestack/core/bus/index.ts';
+import { openBus, type Bus } from '@onestack/core/bus/index.ts';
 import { JsonClient, tempDir } from '@onestack/testing/index.ts';
 import { createKeystoneApp, type KeystoneApp } from '../src/app.ts';
 import { defaultKeystoneConfig, type KeystoneConfig } from '../src/conf.ts';
@@ -21,6 +21,8 @@ export interface KeystoneFixture extends KeystoneApp {
   boot: BootstrapResult;
   clock: Clock;
   database: Database<KeystoneDB>;
+  /** The bus Keystone publishes its notifications on. */
+  bus: Bus;
   /** Password token for a user by name (default domain), scoped as given. */
   login(name: string, password: string, scope?: unknown): Promise<JsonClient>;
   close(): Promise<void>;
@@ -36,7 +38,11 @@ export async function startKeystone(opts: { config?: Partial<KeystoneConfig>; cl
   const dir = tempDir('onestack-ks-');
   const dbUrl = opts.dbUrl ?? testDatabaseUrl(dir.path);
   const database = await openDatabase<KeystoneDB>(dbUrl);
-  const bus = await openBus(process.env.ONESTACK_TEST_BUS === 'amqp' ? 'amqp://guest:guest@127.0.0.1:5672/' : 'inprocess://');
+  // On RabbitMQ: names private to this fixture, deleted on close, so runs never see each other.
+  const bus = await openBus(process.env.ONESTACK_TEST_BUS === 'amqp' ? 'amqp://guest:guest@127.0.0.1:5672/' : 'inprocess://', {
+    prefix: `t${Math.random().toString(16).slice(2, 10)}-`,
+    cleanupOnClose: true,
+  });
   await runMigrations(database, 'keystone', [...migrations]);
   const clock = opts.clock ?? systemClock;
   const config: KeystoneConfig = {
@@ -66,7 +72,7 @@ export async function startKeystone(opts: { config?: Partial<KeystoneConfig>; cl
       return client.withToken(res.headers.get('x-subject-token')!);
     };
     const admin = await login('admin', ADMIN_PASSWORD, { project: { name: 'admin', domain: { id: 'default' } } });
-    return { ...ka, url: address, client, admin, boot, clock, database, login, close: cleanup };
+    return { ...ka, url: address, client, admin, boot, clock, database, bus, login, close: cleanup };
   } catch (e) {
     await cleanup();
     throw e;
