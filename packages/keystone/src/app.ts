@@ -3,6 +3,8 @@ import { Enforcer } from '@onestack/core/policy/index.ts';
 import { createHttpServer, type HttpServerOptions } from '@onestack/core/http/index.ts';
 import type { ApiDeps } from './api/context.ts';
 import { registerAuthRoutes } from './api/auth-routes.ts';
+import { registerCatalogRoutes } from './api/catalog-routes.ts';
+import { registerLimitRoutes } from './api/limit-routes.ts';
 import { registerVersionRoutes } from './api/version-routes.ts';
 import { InProcessTokenValidator } from './domain/in-process-validator.ts';
 import { Keystone, type KeystoneDeps } from './domain/keystone.ts';
@@ -18,7 +20,7 @@ export interface KeystoneApp {
 }
 
 /** Every route module, each owning one part of the Identity API. */
-const ROUTES: ((app: FastifyInstance, deps: ApiDeps) => void)[] = [registerVersionRoutes, registerAuthRoutes];
+const ROUTES: ((app: FastifyInstance, deps: ApiDeps) => void)[] = [registerVersionRoutes, registerAuthRoutes, registerCatalogRoutes, registerLimitRoutes];
 
 /** Builds the Identity API on a migrated database: the domain layer, policy and routes. */
 export async function createKeystoneApp(deps: KeystoneDeps, http: Pick<HttpServerOptions, 'onResponse' | 'tls'> = {}): Promise<KeystoneApp> {

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { notFound } from '@onestack/core/errors.ts';
+import { conflict, forbidden, notFound, validationError } from '@onestack/core/errors.ts';
 import type { EndpointRow, KeystoneDB, RegionRow, ServiceRow } from '../db/schema.ts';
 import { bool, int, parseJson } from './json-columns.ts';
 import type { Keystone } from './keystone.ts';
@@ -84,10 +84,15 @@ export class CatalogManager {
 
   // ---- services ----------------------------------------------------------
 
-  async getService(id: string): Promise<Service> {
+  async findService(id: string): Promise<Service | undefined> {
     const row = await this.db.selectFrom('service').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row) throw notFound(`Could not find service: ${id}.`);
-    return toService(row);
+    return row && toService(row);
+  }
+
+  async getService(id: string): Promise<Service> {
+    const service = await this.findService(id);
+    if (!service) throw notFound(`Could not find service: ${id}.`);
+    return service;
   }
 
   async listServices(filter: { type?: string; name?: string } = {}): Promise<Service[]> {
@@ -109,8 +114,7 @@ export class CatalogManager {
 
   async updateService(id: string, patch: { type?: string; name?: string; description?: string; enabled?: boolean; extra?: Record<string, unknown> }): Promise<Service> {
     const current = await this.getService(id);
-    const extra: Record<string, unknown> = { ...current.extra, ...(patch.extra ?? {}), name: current.name };
-    if (current.description !== undefined) extra.description = current.description;
+    const extra: Record<string, unknown> = { ...current.extra, name: current.name, ...(current.description !== undefined ? { description: current.description } : {}), ...patch.extra };
     if (patch.name !== undefined) extra.name = patch.name;
     if (patch.description !== undefined) extra.description = patch.description;
     const set: Partial<ServiceRow> = { extra: JSON.stringify(extra) };
@@ -147,8 +151,8 @@ export class CatalogManager {
   }
 
   async createEndpoint(input: { id?: string; interface: Endpoint['interface']; serviceId: string; url: string; regionId?: string | null; enabled?: boolean; extra?: Record<string, unknown> }): Promise<Endpoint> {
-    await this.getService(input.serviceId);
-    if (input.regionId) await this.getRegion(input.regionId);
+    assertEndpointUrl(input.url);
+    await this.assertEndpointRefs(input);
     const row: EndpointRow = {
       id: input.id ?? this.ks.ids.hex(),
       interface: input.interface,
@@ -164,9 +168,8 @@ export class CatalogManager {
   }
 
   async updateEndpoint(id: string, patch: { interface?: Endpoint['interface']; serviceId?: string; url?: string; regionId?: string | null; enabled?: boolean; extra?: Record<string, unknown> }): Promise<Endpoint> {
+    await this.assertEndpointRefs(patch);
     const current = await this.getEndpoint(id);
-    if (patch.serviceId) await this.getService(patch.serviceId);
-    if (patch.regionId) await this.getRegion(patch.regionId);
     const set: Partial<EndpointRow> = {};
     if (patch.interface !== undefined) set.interface = patch.interface;
     if (patch.serviceId !== undefined) set.service_id = patch.serviceId;
@@ -179,6 +182,12 @@ export class CatalogManager {
     return this.getEndpoint(id);
   }
 
+  /** An endpoint naming a missing region or service is the caller's error (400), not a missing resource. */
+  private async assertEndpointRefs(ref: { serviceId?: string; regionId?: string | null }): Promise<void> {
+    if (ref.regionId && !(await this.findRegion(ref.regionId))) throw expectingToFind('endpoint region_id', 'region table');
+    if (ref.serviceId !== undefined && !(await this.findService(ref.serviceId))) throw expectingToFind('endpoint service_id', 'service table');
+  }
+
   async deleteEndpoint(id: string): Promise<void> {
     await this.getEndpoint(id);
     await this.db.deleteFrom('endpoint').where('id', '=', id).execute();
@@ -187,10 +196,15 @@ export class CatalogManager {
 
   // ---- regions -----------------------------------------------------------
 
-  async getRegion(id: string): Promise<Region> {
+  async findRegion(id: string): Promise<Region | undefined> {
     const row = await this.db.selectFrom('region').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row) throw notFound(`Could not find region: ${id}.`);
-    return toRegion(row);
+    return row && toRegion(row);
+  }
+
+  async getRegion(id: string): Promise<Region> {
+    const region = await this.findRegion(id);
+    if (!region) throw notFound(`Could not find region: ${id}.`);
+    return region;
   }
 
   async listRegions(filter: { parentRegionId?: string } = {}): Promise<Region[]> {
@@ -199,25 +213,24 @@ export class CatalogManager {
     return (await q.orderBy('id').execute()).map(toRegion);
   }
 
-  async createRegion(input: { id?: string; description?: string; parentRegionId?: string | null; extra?: Record<string, unknown> }): Promise<Region> {
+  async createRegion(input: { id?: string; description?: string | null; parentRegionId?: string | null; extra?: Record<string, unknown> }): Promise<Region> {
+    const id = input.id ?? this.ks.ids.hex();
+    const duplicate = `Duplicate ID, ${id}.`;
+    if (await this.findRegion(id)) throw conflict(`Conflict occurred attempting to store region - ${duplicate}`);
     if (input.parentRegionId) await this.getRegion(input.parentRegionId);
-    const row: RegionRow = {
-      id: input.id ?? this.ks.ids.hex(),
-      description: input.description ?? '',
-      parent_region_id: input.parentRegionId ?? null,
-      extra: JSON.stringify(input.extra ?? {}),
-    };
-    await this.ks.unique('region', `Duplicate ID, ${row.id}.`, () => this.db.insertInto('region').values(row).execute());
+    const row: RegionRow = { id, description: input.description ?? '', parent_region_id: input.parentRegionId ?? null, extra: JSON.stringify(input.extra ?? {}) };
+    await this.ks.unique('region', duplicate, () => this.db.insertInto('region').values(row).execute());
     this.changed('region', 'created', row.id);
     return toRegion(row);
   }
 
-  async updateRegion(id: string, patch: { description?: string; parentRegionId?: string | null; extra?: Record<string, unknown> }): Promise<Region> {
+  async updateRegion(id: string, patch: { description?: string | null; parentRegionId?: string | null; extra?: Record<string, unknown> }): Promise<Region> {
+    if (patch.parentRegionId) await this.getRegion(patch.parentRegionId);
     const current = await this.getRegion(id);
     const set: Partial<RegionRow> = {};
-    if (patch.description !== undefined) set.description = patch.description;
+    if (patch.description !== undefined) set.description = patch.description ?? '';
     if (patch.parentRegionId !== undefined) {
-      if (patch.parentRegionId) await this.getRegion(patch.parentRegionId);
+      await this.assertNoCycle(id, patch.parentRegionId);
       set.parent_region_id = patch.parentRegionId;
     }
     if (patch.extra !== undefined) set.extra = JSON.stringify({ ...current.extra, ...patch.extra });
@@ -226,9 +239,25 @@ export class CatalogManager {
     return this.getRegion(id);
   }
 
+  /** Walks up from the new parent: meeting the region itself means the change would close a loop. */
+  private async assertNoCycle(id: string, parentId: string | null): Promise<void> {
+    for (let p = parentId; p; p = (await this.getRegion(p)).parentRegionId) {
+      if (p === id) throw validationError(`The specified parent region ${p} would create a circular region hierarchy.`);
+    }
+  }
+
+  /** Deletes the region and its descendants, refused while any of them still holds endpoints (upstream). */
   async deleteRegion(id: string): Promise<void> {
     await this.getRegion(id);
-    await this.db.deleteFrom('region').where('id', '=', id).execute();
+    const all = await this.db.selectFrom('region').select(['id', 'parent_region_id']).execute();
+    const subtree = [id];
+    // Breadth-first over the adjacency list; `includes` stops on a (corrupt) circular hierarchy.
+    for (let i = 0; i < subtree.length; i++) {
+      for (const r of all) if (r.parent_region_id === subtree[i] && !subtree.includes(r.id)) subtree.push(r.id);
+    }
+    const used = await this.db.selectFrom('endpoint').select('id').where('region_id', 'in', subtree).executeTakeFirst();
+    if (used) throw forbidden(`Unable to delete region ${id} because it or its child regions have associated endpoints.`);
+    await this.db.deleteFrom('region').where('id', 'in', subtree).execute();
     this.changed('region', 'deleted', id);
   }
 
@@ -239,10 +268,37 @@ export class CatalogManager {
   }
 }
 
+/** keystone.exception.ValidationError's wording: a reference in the request that does not resolve. */
+export function expectingToFind(attribute: string, target: string) {
+  return validationError(
+    `Expecting to find ${attribute} in ${target}. The server could not comply with the request since it is either malformed or otherwise incorrect. The client is assumed to be in error.`,
+  );
+}
+
+/** The only names an endpoint URL may substitute (upstream's WHITELISTED_PROPERTIES). */
+const URL_SUBSTITUTIONS = ['tenant_id', 'project_id', 'user_id', 'compute_host', 'public_endpoint'];
+
+/**
+ * Refuses what Python's `url % {whitelisted: ''}` would fail on, as upstream's
+ * check_endpoint_url does: unknown `%(name)s` keys, and `%` conversions a
+ * string cannot satisfy (`%d`, a stray `%z`, `*` widths).
+ */
+function assertEndpointUrl(url: string): void {
+  const spec = /%(?:\(([^)]*)\))?[#0 +-]*(\*|\d+)?(?:\.(\*|\d*))?[hlL]?(.?)/gs;
+  for (const m of url.replaceAll('$(', '%(').matchAll(spec)) {
+    const [, key, width, precision, conversion] = m;
+    const literalPercent = conversion === '%' && key === undefined;
+    const stringConversion = /^[sra]$/.test(conversion ?? '') && width !== '*' && precision !== '*';
+    const knownKey = key === undefined || URL_SUBSTITUTIONS.includes(key);
+    if (!literalPercent && !(stringConversion && knownKey)) throw validationError(`Cannot create an endpoint with an invalid URL: ${url}.`);
+  }
+}
+
 /** `%(project_id)s` and `$(project_id)s` as upstream; undefined when a needed value is missing. */
 function substitute(url: string, values: Record<string, string | undefined>): string | undefined {
   let missing = false;
-  const out = url.replace(/[%$]\((\w+)\)s/g, (_m, key: string) => {
+  const out = url.replace(/%%|[%$]\((\w+)\)s/g, (_m, key: string | undefined) => {
+    if (key === undefined) return '%';
     const v = values[key];
     if (v === undefined) missing = true;
     return v ?? '';

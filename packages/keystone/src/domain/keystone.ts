@@ -11,6 +11,7 @@ import { AssignmentManager } from './assignment-manager.ts';
 import { CatalogManager } from './catalog-manager.ts';
 import { IdentityManager } from './identity-manager.ts';
 import { IdentityNotifier, type NotificationSink } from './notifier.ts';
+import { LimitManager } from './limit-manager.ts';
 import { ResourceManager } from './resource-manager.ts';
 import { Revocations } from './revocations.ts';
 import { TokenProvider } from './token-provider.ts';
@@ -40,6 +41,7 @@ export class Keystone {
   readonly identity: IdentityManager;
   readonly assignment: AssignmentManager;
   readonly catalog: CatalogManager;
+  readonly limits: LimitManager;
   readonly revocations: Revocations;
   readonly tokens: TokenProvider;
   readonly appCreds: AppCredManager;
@@ -57,6 +59,7 @@ export class Keystone {
     this.identity = new IdentityManager(this);
     this.assignment = new AssignmentManager(this);
     this.catalog = new CatalogManager(this);
+    this.limits = new LimitManager(this);
     this.revocations = new Revocations(this);
     this.tokens = new TokenProvider(this);
     this.appCreds = new AppCredManager(this);
