@@ -63,6 +63,8 @@ export async function startKeystone(opts: { config?: Partial<KeystoneConfig>; cl
     const address = await ka.app.listen({ host: '127.0.0.1', port: 0 });
     config.publicUrl = address;
     const boot = await bootstrap(ka.ks, { adminUsername: 'admin', adminPassword: ADMIN_PASSWORD, adminProjectName: 'admin', regionId: 'RegionOne', publicUrl: `${address}/v3` });
+    // Bootstrap revoked the admin's earlier tokens "now"; a manual clock must move past that instant.
+    if (clock instanceof ManualClock) clock.advance(1);
     const client = new JsonClient(address);
     const login = async (name: string, password: string, scope?: unknown) => {
       const res = await client.post('/v3/auth/tokens', {

@@ -120,6 +120,17 @@ export class TokenProvider {
     return data;
   }
 
+  /** The user a token claims to be for (not a validation: policy targets need only this). */
+  ownerOf(token: string): string | undefined {
+    const hit = this.cache.get(token);
+    if (hit) return hit.data.user.id;
+    try {
+      return this.formatter.validate(token).userId;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** A rendered body cached beside the token's data (GET /v3/auth/tokens answers from it). */
   cachedBody(token: string, variant: string): string | undefined {
     return this.cache.get(token)?.bodies.get(variant);
