@@ -84,4 +84,23 @@ describe('keystone /v3/auth/tokens', () => {
     assert.equal(res.status, 400);
     assert.equal(res.body.error.code, 400);
   });
+
+  it('answers bad authentication requests with upstream statuses', async () => {
+    const post = (body: unknown) => ks.client.post('/v3/auth/tokens', body);
+    assert.equal((await post({})).status, 400);
+    assert.equal((await post({ auth: { identity: { methods: 'password' } } })).status, 400);
+    assert.equal((await post({ auth: { identity: { methods: ['totp'], totp: {} } } })).status, 401);
+    const noUser = await post({ auth: { identity: { methods: ['password'], password: { user: { name: 'nobody', domain: { id: 'default' }, password: 'x' } } } } });
+    assert.equal(noUser.status, 401, 'an unknown user looks like a wrong password');
+    const badScope = await post({
+      auth: {
+        identity: { methods: ['password'], password: { user: { name: 'admin', domain: { id: 'default' }, password: ADMIN_PASSWORD } } },
+        scope: { project: { id: 'does-not-exist' } },
+      },
+    });
+    assert.equal(badScope.status, 401);
+    const big = await ks.client.request('POST', '/v3/auth/tokens', JSON.stringify({ auth: { pad: 'x'.repeat(200_000) } }));
+    assert.equal(big.status, 413);
+    assert.equal(big.body.error.code, 413);
+  });
 });
