@@ -2,7 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import { Enforcer } from '@onestack/core/policy/index.ts';
 import { createHttpServer, type HttpServerOptions } from '@onestack/core/http/index.ts';
 import type { ApiDeps } from './api/context.ts';
+import { registerAppCredRoutes } from './api/app-cred-routes.ts';
 import { registerAuthRoutes } from './api/auth-routes.ts';
+import { registerCredentialRoutes } from './api/credential-routes.ts';
 import { registerCatalogRoutes } from './api/catalog-routes.ts';
 import { registerLimitRoutes } from './api/limit-routes.ts';
 import { registerVersionRoutes } from './api/version-routes.ts';
@@ -20,7 +22,7 @@ export interface KeystoneApp {
 }
 
 /** Every route module, each owning one part of the Identity API. */
-const ROUTES: ((app: FastifyInstance, deps: ApiDeps) => void)[] = [registerVersionRoutes, registerAuthRoutes, registerCatalogRoutes, registerLimitRoutes];
+const ROUTES: ((app: FastifyInstance, deps: ApiDeps) => void)[] = [registerVersionRoutes, registerAuthRoutes, registerCredentialRoutes, registerAppCredRoutes, registerCatalogRoutes, registerLimitRoutes];
 
 /** Builds the Identity API on a migrated database: the domain layer, policy and routes. */
 export async function createKeystoneApp(deps: KeystoneDeps, http: Pick<HttpServerOptions, 'onResponse' | 'tls'> = {}): Promise<KeystoneApp> {

@@ -18,6 +18,7 @@ export const keystoneOptions = defineGroup('keystone', {
   allow_expired_window: opt.int({ default: 172800, min: 0, help: 'How long after expiry a token still validates with ?allow_expired=1, in seconds.' }),
   key_repository: opt.string({ default: '', help: 'Fernet key repository. Empty: <state_dir>/keystone/fernet-keys.' }),
   max_active_keys: opt.int({ default: 3, min: 1, help: 'Fernet keys kept when rotating ([fernet_tokens] max_active_keys).' }),
+  credential_key_repository: opt.string({ default: '', help: 'Fernet keys encrypting credential blobs ([credential] key_repository). Empty: <state_dir>/keystone/credential-keys.' }),
   password_hash_algorithm: opt.string({ default: 'bcrypt', choices: ['bcrypt', 'pbkdf2_sha512'] as const, help: 'Hash for new passwords ([identity] password_hash_algorithm).' }),
   password_hash_rounds: opt.int({ default: 12, min: 4, max: 31, help: 'bcrypt cost or PBKDF2 iterations ([identity] password_hash_rounds).' }),
   max_password_length: opt.int({ default: 4096, min: 1, help: 'Longest password accepted ([identity] max_password_length).' }),
@@ -45,6 +46,7 @@ export interface KeystoneConfig {
   allowExpiredWindow: number;
   keyRepository: string;
   maxActiveKeys: number;
+  credentialKeyRepository: string;
   passwordHashAlgorithm: 'bcrypt' | 'pbkdf2_sha512';
   passwordHashRounds: number;
   maxPasswordLength: number;
@@ -75,6 +77,7 @@ export function keystoneConfig(v: KeystoneValues, o: { stateDir: string; publicU
     allowExpiredWindow: Number(v.allow_expired_window),
     keyRepository: String(v.key_repository || join(dir, 'fernet-keys')),
     maxActiveKeys: Number(v.max_active_keys),
+    credentialKeyRepository: String(v.credential_key_repository || join(dir, 'credential-keys')),
     passwordHashAlgorithm: v.password_hash_algorithm as KeystoneConfig['passwordHashAlgorithm'],
     passwordHashRounds: Number(v.password_hash_rounds),
     maxPasswordLength: Number(v.max_password_length),

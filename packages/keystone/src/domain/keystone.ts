@@ -9,6 +9,7 @@ import type { KeystoneDB } from '../db/schema.ts';
 import { AppCredManager } from './app-cred-manager.ts';
 import { AssignmentManager } from './assignment-manager.ts';
 import { CatalogManager } from './catalog-manager.ts';
+import { CredentialManager } from './credential-manager.ts';
 import { IdentityManager } from './identity-manager.ts';
 import { IdentityNotifier, type NotificationSink } from './notifier.ts';
 import { LimitManager } from './limit-manager.ts';
@@ -45,6 +46,7 @@ export class Keystone {
   readonly revocations: Revocations;
   readonly tokens: TokenProvider;
   readonly appCreds: AppCredManager;
+  readonly credentials: CredentialManager;
   /** Bumped by every change that can alter a token's validity or content. */
   generation = 0;
 
@@ -63,6 +65,7 @@ export class Keystone {
     this.revocations = new Revocations(this);
     this.tokens = new TokenProvider(this);
     this.appCreds = new AppCredManager(this);
+    this.credentials = new CredentialManager(this);
   }
 
   async start(): Promise<void> {
