@@ -3,10 +3,12 @@ import { Enforcer } from '@onestack/core/policy/index.ts';
 import { createHttpServer, type HttpServerOptions } from '@onestack/core/http/index.ts';
 import type { ApiDeps } from './api/context.ts';
 import { registerAppCredRoutes } from './api/app-cred-routes.ts';
+import { registerAssignmentRoutes } from './api/assignment-routes.ts';
 import { registerAuthRoutes } from './api/auth-routes.ts';
 import { registerCredentialRoutes } from './api/credential-routes.ts';
 import { registerCatalogRoutes } from './api/catalog-routes.ts';
 import { registerLimitRoutes } from './api/limit-routes.ts';
+import { registerRoleRoutes } from './api/role-routes.ts';
 import { registerVersionRoutes } from './api/version-routes.ts';
 import { InProcessTokenValidator } from './domain/in-process-validator.ts';
 import { Keystone, type KeystoneDeps } from './domain/keystone.ts';
@@ -22,7 +24,7 @@ export interface KeystoneApp {
 }
 
 /** Every route module, each owning one part of the Identity API. */
-const ROUTES: ((app: FastifyInstance, deps: ApiDeps) => void)[] = [registerVersionRoutes, registerAuthRoutes, registerCredentialRoutes, registerAppCredRoutes, registerCatalogRoutes, registerLimitRoutes];
+const ROUTES: ((app: FastifyInstance, deps: ApiDeps) => void)[] = [registerVersionRoutes, registerAuthRoutes, registerCredentialRoutes, registerAppCredRoutes, registerCatalogRoutes, registerLimitRoutes, registerRoleRoutes, registerAssignmentRoutes];
 
 /** Builds the Identity API on a migrated database: the domain layer, policy and routes. */
 export async function createKeystoneApp(deps: KeystoneDeps, http: Pick<HttpServerOptions, 'onResponse' | 'tls'> = {}): Promise<KeystoneApp> {

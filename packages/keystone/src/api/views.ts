@@ -1,7 +1,7 @@
 import { isoTime } from '../domain/json-columns.ts';
 import type { Group, User } from '../domain/identity-manager.ts';
 import type { Project } from '../domain/resource-manager.ts';
-import type { Role } from '../domain/assignment-manager.ts';
+import type { Role, RoleAssignment } from '../domain/assignment-manager.ts';
 import type { ApiDeps } from './context.ts';
 import { selfLink } from './context.ts';
 
@@ -66,4 +66,56 @@ export function roleView(deps: ApiDeps, r: Role): Record<string, unknown> {
     options: r.options,
     links: selfLink(deps, `roles/${r.id}`),
   };
+}
+
+/** A role as role inferences show it: id, name and link only. */
+export function roleRefView(deps: ApiDeps, r: Role): Record<string, unknown> {
+  return { id: r.id, links: selfLink(deps, `roles/${r.id}`), name: r.name };
+}
+
+/**
+ * One entry of GET /v3/role_assignments as upstream formats it. `links.assignment`
+ * is the grant API URL the assignment comes from: the group's grant for a
+ * membership, the OS-INHERIT grant on the domain or parent for an inherited
+ * one, the prior role's grant for an implied one.
+ */
+export function roleAssignmentView(deps: ApiDeps, a: RoleAssignment): Record<string, unknown> {
+  const url = (path: string) => selfLink(deps, path).self;
+  const names = a.names;
+  const links: Record<string, string> = {};
+  const scope: Record<string, unknown> = {};
+  const out: Record<string, unknown> = { links, scope };
+  let inherited = a.inheritedToProjects === true;
+  let path: string;
+  if (a.projectId) {
+    scope.project = { id: a.projectId, ...names?.project };
+    inherited ||= Boolean(a.indirect?.domainId ?? a.indirect?.projectId);
+    path = a.indirect?.domainId ? `domains/${a.indirect.domainId}` : `projects/${a.indirect?.projectId ?? a.projectId}`;
+  } else if (a.domainId) {
+    scope.domain = { id: a.domainId, ...names?.domain };
+    path = `domains/${a.domainId}`;
+  } else {
+    scope.system = { all: true };
+    path = 'system';
+  }
+  if (a.userId) {
+    out.user = { id: a.userId, ...names?.user };
+    const viaGroup = a.indirect?.groupId;
+    if (viaGroup) links.membership = url(`groups/${viaGroup}/users/${a.userId}`);
+    path += viaGroup ? `/groups/${viaGroup}` : `/users/${a.userId}`;
+  } else {
+    out.group = { id: a.groupId, ...names?.group };
+    path += `/groups/${a.groupId}`;
+  }
+  out.role = { id: a.roleId, ...names?.role };
+  const prior = a.indirect?.roleId;
+  path += `/roles/${prior ?? a.roleId}`;
+  if (inherited) {
+    scope['OS-INHERIT:inherited_to'] = 'projects';
+    path = `OS-INHERIT/${path}/inherited_to_projects`;
+  }
+  links.assignment = url(path);
+  // Upstream names the implied role "prior" and the prior one "implied" in this link; kept for compatibility.
+  if (prior) links.prior_role = url(`prior_role/${a.roleId}/implies/${prior}`);
+  return out;
 }
