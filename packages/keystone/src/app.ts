@@ -5,6 +5,10 @@ import type { ApiDeps } from './api/context.ts';
 import { registerAppCredRoutes } from './api/app-cred-routes.ts';
 import { registerAssignmentRoutes } from './api/assignment-routes.ts';
 import { registerAuthRoutes } from './api/auth-routes.ts';
+import { registerDomainRoutes } from './api/domain-routes.ts';
+import { registerGroupRoutes } from './api/group-routes.ts';
+import { registerProjectRoutes } from './api/project-routes.ts';
+import { registerUserRoutes } from './api/user-routes.ts';
 import { registerCredentialRoutes } from './api/credential-routes.ts';
 import { registerCatalogRoutes } from './api/catalog-routes.ts';
 import { registerLimitRoutes } from './api/limit-routes.ts';
@@ -24,7 +28,7 @@ export interface KeystoneApp {
 }
 
 /** Every route module, each owning one part of the Identity API. */
-const ROUTES: ((app: FastifyInstance, deps: ApiDeps) => void)[] = [registerVersionRoutes, registerAuthRoutes, registerCredentialRoutes, registerAppCredRoutes, registerCatalogRoutes, registerLimitRoutes, registerRoleRoutes, registerAssignmentRoutes];
+const ROUTES: ((app: FastifyInstance, deps: ApiDeps) => void)[] = [registerVersionRoutes, registerAuthRoutes, registerDomainRoutes, registerProjectRoutes, registerUserRoutes, registerGroupRoutes, registerCredentialRoutes, registerAppCredRoutes, registerCatalogRoutes, registerLimitRoutes, registerRoleRoutes, registerAssignmentRoutes];
 
 /** Builds the Identity API on a migrated database: the domain layer, policy and routes. */
 export async function createKeystoneApp(deps: KeystoneDeps, http: Pick<HttpServerOptions, 'onResponse' | 'tls'> = {}): Promise<KeystoneApp> {

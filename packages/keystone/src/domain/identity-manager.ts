@@ -1,8 +1,9 @@
 import type { Kysely, Transaction } from 'kysely';
 import { badRequest, notFound, unauthorized } from '@onestack/core/errors.ts';
-import type { GroupRow, KeystoneDB, UserRow } from '../db/schema.ts';
+import type { GroupRow, KeystoneDB, PasswordRow, UserRow } from '../db/schema.ts';
 import { bool, int, parseJson } from './json-columns.ts';
 import type { Keystone } from './keystone.ts';
+import { mergeOptions } from './resource-manager.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
 
 export interface User {
@@ -42,7 +43,35 @@ export interface Group {
   extra: Record<string, unknown>;
 }
 
+export type ExpiryOperator = 'lt' | 'lte' | 'gt' | 'gte' | 'eq' | 'neq';
+
+export interface PasswordExpiryFilter {
+  op: ExpiryOperator;
+  at: number;
+}
+
+export interface UserFilter {
+  domainId?: string;
+  name?: string;
+  enabled?: boolean;
+  ids?: string[];
+  passwordExpires?: PasswordExpiryFilter;
+}
+
+export const EXPIRY_OPERATORS: Record<ExpiryOperator, (a: number, b: number) => boolean> = {
+  lt: (a, b) => a < b,
+  lte: (a, b) => a <= b,
+  gt: (a, b) => a > b,
+  gte: (a, b) => a >= b,
+  eq: (a, b) => a === b,
+  neq: (a, b) => a !== b,
+};
+
 const AUTH_FAILED = 'The request you have made requires authentication.';
+const DAY_MS = 86_400_000;
+
+const passwordExpired = (userId: string) => unauthorized(`The password is expired and needs to be changed for user: ${userId}.`);
+const notInGroup = (userId: string, groupId: string) => notFound(`User '${userId}' not found in group '${groupId}'`);
 
 /**
  * Users, groups and passwords, with upstream's security compliance rules
@@ -63,7 +92,7 @@ export class IdentityManager {
 
   async findUser(id: string): Promise<User | undefined> {
     const row = await this.db.selectFrom('user').selectAll().where('id', '=', id).executeTakeFirst();
-    return row ? this.toUser(row, await this.currentPasswordExpiry(id)) : undefined;
+    return row ? this.toUser(row, (await this.currentPassword(id))?.expires_at ?? null) : undefined;
   }
 
   async getUser(id: string): Promise<User> {
@@ -75,10 +104,10 @@ export class IdentityManager {
   async getUserByName(name: string, domainId: string): Promise<User> {
     const row = await this.db.selectFrom('user').selectAll().where('name', '=', name).where('domain_id', '=', domainId).executeTakeFirst();
     if (!row) throw notFound(`Could not find user: ${name}.`);
-    return this.toUser(row, await this.currentPasswordExpiry(row.id));
+    return this.toUser(row, (await this.currentPassword(row.id))?.expires_at ?? null);
   }
 
-  async listUsers(filter: { domainId?: string; name?: string; enabled?: boolean; ids?: string[] } = {}): Promise<User[]> {
+  async listUsers(filter: UserFilter = {}): Promise<User[]> {
     let q = this.db.selectFrom('user').selectAll();
     if (filter.domainId !== undefined) q = q.where('domain_id', '=', filter.domainId);
     if (filter.name !== undefined) q = q.where('name', '=', filter.name);
@@ -87,24 +116,26 @@ export class IdentityManager {
       if (filter.ids.length === 0) return [];
       q = q.where('id', 'in', filter.ids);
     }
-    const rows = await q.orderBy('name').execute();
-    return rows.map((r) => this.toUser(r, null));
+    return this.withExpiry(await q.orderBy('name').execute(), filter.passwordExpires);
   }
 
   async createUser(input: UserCreate): Promise<User> {
     await this.ks.resource.getDomain(input.domainId);
+    await this.assertDefaultProjectNotDomain(input.defaultProjectId);
     const id = input.id ?? this.ks.ids.hex();
     const now = this.ks.clock.now();
+    const name = input.name.trim();
+    const options = mergeOptions({}, input.options);
     const row: UserRow = {
       id,
       domain_id: input.domainId,
-      name: input.name,
+      name,
       enabled: int(input.enabled ?? true),
       default_project_id: input.defaultProjectId ?? null,
       description: input.description ?? null,
       email: input.email ?? null,
       extra: JSON.stringify(input.extra ?? {}),
-      options: JSON.stringify(input.options ?? {}),
+      options: JSON.stringify(options),
       created_at: now,
       last_active_at: null,
       failed_auth_count: 0,
@@ -112,32 +143,34 @@ export class IdentityManager {
     };
     if (input.password) this.checkPasswordStrength(input.password);
     const hash = input.password ? await this.hash(input.password) : undefined;
-    await this.ks.unique('user', `Duplicate entry found with name ${input.name} at domain ${input.domainId}.`, () =>
-        this.db.transaction().execute(async (tx) => {
-          await tx.insertInto('user').values(row).execute();
-          if (hash) await this.insertPassword(tx, id, hash, { selfService: false, firstUse: true, now });
-        }));
+    await this.ks.unique('user', `Duplicate entry found with name ${name} at domain ID ${input.domainId}.`, () =>
+      this.db.transaction().execute(async (tx) => {
+        await tx.insertInto('user').values(row).execute();
+        if (hash) await this.insertPassword(tx, id, hash, { selfService: false, now, options });
+      }),
+    );
     this.ks.notifier.emit('user', 'created', id);
     return this.getUser(id);
   }
 
+  /**
+   * An administrator's update. A new password here is an admin reset: it skips
+   * the history and minimum-age rules (those bind the user's own changes) and,
+   * with change_password_upon_first_use, must be changed by the user before use.
+   * A null password removes the user's password.
+   */
   async updateUser(id: string, patch: UserUpdate): Promise<User> {
     const current = await this.getUser(id);
+    await this.assertDefaultProjectNotDomain(patch.defaultProjectId);
     const set: Partial<UserRow> = {};
-    if (patch.name !== undefined) set.name = patch.name;
+    if (patch.name !== undefined) set.name = patch.name.trim();
     if (patch.enabled !== undefined) set.enabled = int(patch.enabled);
     if (patch.defaultProjectId !== undefined) set.default_project_id = patch.defaultProjectId;
     if (patch.description !== undefined) set.description = patch.description;
     if (patch.email !== undefined) set.email = patch.email;
     if (patch.extra !== undefined) set.extra = JSON.stringify({ ...current.extra, ...patch.extra });
-    if (patch.options !== undefined) {
-      const merged: Record<string, unknown> = { ...current.options };
-      for (const [k, v] of Object.entries(patch.options)) {
-        if (v === null) delete merged[k];
-        else merged[k] = v;
-      }
-      set.options = JSON.stringify(merged);
-    }
+    const options = mergeOptions(current.options, patch.options);
+    if (patch.options !== undefined) set.options = JSON.stringify(options);
     // Re-enabling a locked-out user clears the lockout, as upstream.
     if (patch.enabled === true) {
       set.failed_auth_count = 0;
@@ -145,13 +178,15 @@ export class IdentityManager {
     }
     if (patch.password) this.checkPasswordStrength(patch.password);
     const hash = patch.password ? await this.hash(patch.password) : undefined;
-    if (hash) await this.checkPasswordHistory(id, patch.password!);
-    await this.ks.unique('user', `Duplicate entry found with name ${patch.name} at domain ${current.domainId}.`, () =>
-        this.db.transaction().execute(async (tx) => {
-          if (Object.keys(set).length) await tx.updateTable('user').set(set).where('id', '=', id).execute();
-          if (hash) await this.insertPassword(tx, id, hash, { selfService: false, firstUse: true, now: this.ks.clock.now() });
-        }));
-    if ((patch.enabled === false && current.enabled) || hash) await this.ks.revocations.revoke({ userId: id });
+    const passwordChanged = patch.password !== undefined;
+    await this.ks.unique('user', `Duplicate entry found with name ${set.name} at domain ID ${current.domainId}.`, () =>
+      this.db.transaction().execute(async (tx) => {
+        if (Object.keys(set).length) await tx.updateTable('user').set(set).where('id', '=', id).execute();
+        if (hash) await this.insertPassword(tx, id, hash, { selfService: false, now: this.ks.clock.now(), options });
+        else if (patch.password === null) await tx.deleteFrom('password').where('user_id', '=', id).execute();
+      }),
+    );
+    if ((patch.enabled === false && current.enabled) || passwordChanged) await this.ks.revocations.revoke({ userId: id });
     if (patch.enabled === false && current.enabled) this.ks.notifier.emit('user', 'disabled', id);
     this.ks.notifier.emit('user', 'updated', id);
     this.ks.invalidate();
@@ -164,6 +199,13 @@ export class IdentityManager {
     await this.ks.revocations.revoke({ userId: id });
     this.ks.notifier.emit('user', 'deleted', id);
     this.ks.invalidate();
+  }
+
+  /** A default project is only a convenience and need not exist, but it may not be a domain. */
+  private async assertDefaultProjectNotDomain(projectId: string | null | undefined): Promise<void> {
+    if (!projectId) return;
+    const project = await this.ks.resource.findProject(projectId);
+    if (project?.isDomain) throw badRequest(`User's default project ID cannot be a domain ID: ${projectId}`);
   }
 
   /** Removes users, groups or roles and everything that refers to them. */
@@ -199,49 +241,43 @@ export class IdentityManager {
   /**
    * Password check with lockout: failures are counted per user; after
    * lockout_failure_attempts the user is refused for lockout_duration seconds
-   * even with the right password. Answers are the same 401 whatever the reason.
+   * even with the right password. A wrong password never says why.
    */
   async authenticate(userId: string, password: string): Promise<User> {
+    const checked = await this.verify(userId, password);
+    if (!checked) throw unauthorized(AUTH_FAILED);
+    if (checked.expired) throw passwordExpired(userId);
+    return checked.user;
+  }
+
+  /**
+   * Upstream's driver authenticate: who the user is when the password is
+   * right (and whether that password has expired), undefined when it is wrong;
+   * a locked or disabled account throws its own 401.
+   */
+  private async verify(userId: string, password: string): Promise<{ user: User; expired: boolean } | undefined> {
     const row = await this.db.selectFrom('user').selectAll().where('id', '=', userId).executeTakeFirst();
-    if (!row) throw unauthorized(AUTH_FAILED);
-    const user = this.toUser(row, null);
+    if (!row) return undefined;
+    const pw = await this.currentPassword(userId);
+    const user = this.toUser(row, pw?.expires_at ?? null);
     const now = this.ks.clock.now();
-    const ignoreLockout = user.options.ignore_lockout_failure_attempts === true;
-    if (this.isLockedOut(row, now) && !ignoreLockout) {
-      throw unauthorized(`The account is locked for user: ${userId}.`);
-    }
-    const pw = await this.db
-      .selectFrom('password')
-      .selectAll()
-      .where('user_id', '=', userId)
-      .orderBy('created_at', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    const ok = pw !== undefined && password.length <= this.conf.maxPasswordLength && (await verifyPassword(password, pw.hash));
-    if (!ok) {
+    if (this.isLockedOut(row, user, now)) throw unauthorized(`The account is locked for user: ${userId}.`);
+    if (!pw || !(await verifyPassword(password, pw.hash, this.passwordPolicy))) {
       await this.recordFailure(row, now);
-      throw unauthorized(AUTH_FAILED);
+      return undefined;
     }
-    if (!user.enabled) throw unauthorized(`User ${userId} is disabled.`);
-    if (pw.expires_at !== null && pw.expires_at <= now && user.options.ignore_password_expiry !== true) {
-      throw unauthorized(`The password is expired and needs to be changed for user: ${userId}.`);
-    }
-    if (
-      this.conf.changePasswordUponFirstUse &&
-      !bool(pw.self_service) &&
-      user.options.ignore_change_password_upon_first_use !== true
-    ) {
-      throw unauthorized(`You are required to change your password upon first use for user: ${userId}.`);
-    }
+    if (!user.enabled) throw unauthorized(`The account is disabled for user: ${userId}.`);
     if (row.failed_auth_count > 0 || this.conf.disableUserAccountDaysInactive !== null) {
       await this.db.updateTable('user').set({ failed_auth_count: 0, failed_auth_at: null, last_active_at: now }).where('id', '=', userId).execute();
     }
-    return user;
+    const expired = pw.expires_at !== null && now >= Number(pw.expires_at) && user.options.ignore_password_expiry !== true;
+    return { user, expired };
   }
 
-  private isLockedOut(row: UserRow, now: number): boolean {
+  private isLockedOut(row: UserRow, user: User, now: number): boolean {
     const max = this.conf.lockoutFailureAttempts;
-    if (!max || row.failed_auth_count < max || row.failed_auth_at === null) return false;
+    if (!max || user.options.ignore_lockout_failure_attempts === true) return false;
+    if (row.failed_auth_count < max || row.failed_auth_at === null) return false;
     return now < Number(row.failed_auth_at) + this.conf.lockoutDuration * 1000;
   }
 
@@ -253,51 +289,54 @@ export class IdentityManager {
     await this.db.updateTable('user').set({ failed_auth_count: count, failed_auth_at: now }).where('id', '=', row.id).execute();
   }
 
-  /** POST /v3/users/{id}/password: the user proves the old password. */
+  /**
+   * POST /v3/users/{id}/password: the user proves the current password, which
+   * may have expired (that is how an expired or first-use password gets
+   * replaced), then the new one must pass the regex, lock_password, the
+   * minimum age of a self-chosen password and the history.
+   */
   async changePassword(userId: string, original: string, next: string): Promise<void> {
-    const user = await this.getUser(userId);
-    const pw = await this.db.selectFrom('password').selectAll().where('user_id', '=', userId).orderBy('created_at', 'desc').limit(1).executeTakeFirst();
-    const now = this.ks.clock.now();
-    const lockedRow = await this.db.selectFrom('user').selectAll().where('id', '=', userId).executeTakeFirstOrThrow();
-    if (this.isLockedOut(lockedRow, now) && user.options.ignore_lockout_failure_attempts !== true) {
-      throw unauthorized(`The account is locked for user: ${userId}.`);
-    }
-    if (!pw || !(await verifyPassword(original, pw.hash))) {
-      await this.recordFailure(lockedRow, now);
-      throw unauthorized('The request you have made requires authentication.');
-    }
-    const minAgeMs = this.conf.minimumPasswordAge * 86400_000;
-    if (minAgeMs > 0 && bool(pw.self_service) && now - Number(pw.created_at) < minAgeMs) {
-      const days = this.conf.minimumPasswordAge;
+    const checked = await this.verify(userId, original);
+    if (!checked) throw unauthorized(AUTH_FAILED);
+    const { user } = checked;
+    this.checkPasswordStrength(next);
+    if (user.options.lock_password === true) {
       throw badRequest(
-        `You cannot change your password at this time due to the minimum password age. Once you change your password, it must be used for ${days} day(s) before it can be changed. Please try again in ${Math.ceil((Number(pw.created_at) + minAgeMs - now) / 86400_000)} day(s) or contact your administrator to reset your password.`,
+        'You cannot change your password at this time due to password policy disallowing password changes. Please contact your administrator to reset your password.',
       );
     }
-    this.checkPasswordStrength(next);
+    const now = this.ks.clock.now();
+    const current = await this.currentPassword(userId);
+    const days = this.conf.minimumPasswordAge;
+    if (days > 0 && current && bool(current.self_service) && now < Number(current.created_at) + days * DAY_MS) {
+      const daysLeft = Math.floor((Number(current.created_at) + days * DAY_MS - now) / DAY_MS);
+      throw badRequest(
+        `You cannot change your password at this time due to the minimum password age. Once you change your password, it must be used for ${days} day(s) before it can be changed. Please try again in ${daysLeft} day(s) or contact your administrator to reset your password.`,
+      );
+    }
     await this.checkPasswordHistory(userId, next);
     const hash = await this.hash(next);
-    await this.db.transaction().execute((tx) => this.insertPassword(tx, userId, hash, { selfService: true, firstUse: false, now }));
+    await this.db.transaction().execute((tx) => this.insertPassword(tx, userId, hash, { selfService: true, now, options: user.options }));
     await this.ks.revocations.revoke({ userId });
     this.ks.notifier.emit('user', 'updated', userId);
     this.ks.invalidate();
   }
 
   private checkPasswordStrength(password: string): void {
-    if (password.length > this.conf.maxPasswordLength) {
-      throw badRequest(`Invalid input for field 'password': the password is longer than ${this.conf.maxPasswordLength} characters.`);
-    }
-    if (this.conf.passwordRegex && !new RegExp(this.conf.passwordRegex).test(password)) {
-      const why = this.conf.passwordRegexDescription ?? 'The password does not meet the requirements.';
-      throw badRequest(`Password validation error: The password does not match the requirements: ${why}.`);
+    const pattern = this.conf.passwordRegex;
+    // Python's re.match: anchored at the start only.
+    if (pattern && !new RegExp(`^(?:${pattern})`).test(password)) {
+      throw badRequest(`The password does not match the requirements: ${this.conf.passwordRegexDescription ?? 'None'}.`);
     }
   }
 
+  /** The new password may not be any of the last unique_last_password_count ones (the current one included). */
   private async checkPasswordHistory(userId: string, password: string): Promise<void> {
     const n = this.conf.uniqueLastPasswordCount;
-    if (n <= 1) return;
-    const recent = await this.db.selectFrom('password').select('hash').where('user_id', '=', userId).orderBy('created_at', 'desc').limit(n - 1).execute();
+    if (n <= 0) return;
+    const recent = await this.db.selectFrom('password').select('hash').where('user_id', '=', userId).orderBy('created_at', 'desc').limit(n).execute();
     for (const r of recent) {
-      if (await verifyPassword(password, r.hash)) {
+      if (await verifyPassword(password, r.hash, this.passwordPolicy)) {
         throw badRequest(`The new password cannot be identical to a previous password. The total number which includes the new password must be unique is ${n}.`);
       }
     }
@@ -307,17 +346,19 @@ export class IdentityManager {
     tx: Transaction<KeystoneDB>,
     userId: string,
     hash: string,
-    o: { selfService: boolean; firstUse: boolean; now: number },
+    o: { selfService: boolean; now: number; options: Record<string, unknown> },
   ): Promise<void> {
-    const days = this.conf.passwordExpiresDays;
+    // Creation times order a user's passwords, so they must differ even within one millisecond.
+    const previous = await tx.selectFrom('password').select('created_at').where('user_id', '=', userId).orderBy('created_at', 'desc').limit(1).executeTakeFirst();
+    const createdAt = previous ? Math.max(o.now, Number(previous.created_at) + 1) : o.now;
     await tx
       .insertInto('password')
       .values({
         id: this.ks.ids.hex(),
         user_id: userId,
         hash,
-        created_at: o.now,
-        expires_at: days ? o.now + days * 86400_000 : null,
+        created_at: createdAt,
+        expires_at: this.passwordExpiry(createdAt, o.selfService, o.options),
         self_service: int(o.selfService),
       })
       .execute();
@@ -328,21 +369,53 @@ export class IdentityManager {
     await tx.updateTable('user').set({ failed_auth_count: 0, failed_auth_at: null }).where('id', '=', userId).execute();
   }
 
-  private hash(password: string): Promise<string> {
-    return hashPassword(password, { algorithm: this.conf.passwordHashAlgorithm, rounds: this.conf.passwordHashRounds });
+  /**
+   * As upstream: a password an administrator set must be changed before use
+   * (it is born expired) when change_password_upon_first_use is on; otherwise it
+   * lives password_expires_days, to the second; the user options exempt.
+   */
+  private passwordExpiry(createdAt: number, selfService: boolean, options: Record<string, unknown>): number | null {
+    if (!selfService && this.conf.changePasswordUponFirstUse && options.ignore_change_password_upon_first_use !== true) return createdAt;
+    const days = this.conf.passwordExpiresDays;
+    if (!days || options.ignore_password_expiry === true) return null;
+    return Math.floor((createdAt + days * DAY_MS) / 1000) * 1000;
   }
 
-  private async currentPasswordExpiry(userId: string): Promise<number | null> {
-    const pw = await this.db.selectFrom('password').select('expires_at').where('user_id', '=', userId).orderBy('created_at', 'desc').limit(1).executeTakeFirst();
-    return pw?.expires_at ?? null;
+  private get passwordPolicy() {
+    return { algorithm: this.conf.passwordHashAlgorithm, maxPasswordLength: this.conf.maxPasswordLength };
+  }
+
+  private hash(password: string): Promise<string> {
+    return hashPassword(password, { ...this.passwordPolicy, rounds: this.conf.passwordHashRounds });
+  }
+
+  private async currentPassword(userId: string): Promise<PasswordRow | undefined> {
+    return this.db.selectFrom('password').selectAll().where('user_id', '=', userId).orderBy('created_at', 'desc').limit(1).executeTakeFirst();
+  }
+
+  /** Users with their current password's expiry, optionally filtered on it as `?password_expires_at=op:time` does. */
+  private async withExpiry(rows: UserRow[], filter?: PasswordExpiryFilter): Promise<User[]> {
+    const expiry = new Map<string, number | null>();
+    if (rows.length) {
+      const pws = await this.db.selectFrom('password').select(['user_id', 'expires_at']).where('user_id', 'in', rows.map((r) => r.id)).orderBy('created_at').execute();
+      for (const p of pws) expiry.set(p.user_id, p.expires_at === null ? null : Number(p.expires_at));
+    }
+    const users = rows.map((r) => this.toUser(r, expiry.get(r.id) ?? null));
+    if (!filter) return users;
+    return users.filter((u) => u.passwordExpiresAt !== null && EXPIRY_OPERATORS[filter.op](u.passwordExpiresAt, filter.at));
   }
 
   // ---- groups ------------------------------------------------------------
 
-  async getGroup(id: string): Promise<Group> {
+  async findGroup(id: string): Promise<Group | undefined> {
     const row = await this.db.selectFrom('group').selectAll().where('id', '=', id).executeTakeFirst();
-    if (!row) throw notFound(`Could not find group: ${id}.`);
-    return toGroup(row);
+    return row ? toGroup(row) : undefined;
+  }
+
+  async getGroup(id: string): Promise<Group> {
+    const g = await this.findGroup(id);
+    if (!g) throw notFound(`Could not find group: ${id}.`);
+    return g;
   }
 
   async getGroupByName(name: string, domainId: string): Promise<Group> {
@@ -360,14 +433,15 @@ export class IdentityManager {
 
   async createGroup(input: { name: string; domainId: string; description?: string; extra?: Record<string, unknown> }): Promise<Group> {
     await this.ks.resource.getDomain(input.domainId);
+    const name = input.name.trim();
     const row: GroupRow = {
       id: this.ks.ids.hex(),
       domain_id: input.domainId,
-      name: input.name,
+      name,
       description: input.description ?? '',
       extra: JSON.stringify(input.extra ?? {}),
     };
-    await this.ks.unique('group', `Duplicate entry found with name ${input.name} at domain ${input.domainId}.`, () => this.db.insertInto('group').values(row).execute());
+    await this.ks.unique('group', `Duplicate entry found with name ${name} at domain ID ${input.domainId}.`, () => this.db.insertInto('group').values(row).execute());
     this.ks.notifier.emit('group', 'created', row.id);
     return toGroup(row);
   }
@@ -375,11 +449,11 @@ export class IdentityManager {
   async updateGroup(id: string, patch: { name?: string; description?: string; extra?: Record<string, unknown> }): Promise<Group> {
     const current = await this.getGroup(id);
     const set: Partial<GroupRow> = {};
-    if (patch.name !== undefined) set.name = patch.name;
+    if (patch.name !== undefined) set.name = patch.name.trim();
     if (patch.description !== undefined) set.description = patch.description;
     if (patch.extra !== undefined) set.extra = JSON.stringify({ ...current.extra, ...patch.extra });
     if (Object.keys(set).length) {
-      await this.ks.unique('group', `Duplicate entry found with name ${patch.name} at domain ${current.domainId}.`, () => this.db.updateTable('group').set(set).where('id', '=', id).execute());
+      await this.ks.unique('group', `Duplicate entry found with name ${set.name} at domain ID ${current.domainId}.`, () => this.db.updateTable('group').set(set).where('id', '=', id).execute());
     }
     this.ks.notifier.emit('group', 'updated', id);
     return this.getGroup(id);
@@ -406,10 +480,17 @@ export class IdentityManager {
     await this.getUser(userId);
     await this.getGroup(groupId);
     const res = await this.db.deleteFrom('user_group_membership').where('user_id', '=', userId).where('group_id', '=', groupId).executeTakeFirst();
-    if (Number(res.numDeletedRows) === 0) throw notFound(`User ${userId} is not a member of group ${groupId}.`);
+    if (Number(res.numDeletedRows) === 0) throw notInGroup(userId, groupId);
     await this.ks.revocations.revoke({ userId });
     this.ks.notifier.emit('group', 'updated', groupId);
     this.ks.invalidate();
+  }
+
+  /** HEAD /v3/groups/{group_id}/users/{user_id}: a 404 naming what is missing. */
+  async checkUserInGroup(userId: string, groupId: string): Promise<void> {
+    await this.getGroup(groupId);
+    await this.getUser(userId);
+    if (!(await this.isUserInGroup(userId, groupId))) throw notInGroup(userId, groupId);
   }
 
   async isUserInGroup(userId: string, groupId: string): Promise<boolean> {
@@ -428,16 +509,20 @@ export class IdentityManager {
     return rows.map(toGroup);
   }
 
-  async listUsersInGroup(groupId: string): Promise<User[]> {
+  async listUsersInGroup(groupId: string, filter: UserFilter = {}): Promise<User[]> {
     await this.getGroup(groupId);
-    const rows = await this.db
+    let q = this.db
       .selectFrom('user')
       .innerJoin('user_group_membership as m', 'm.user_id', 'user.id')
-      .selectAll('user')
+      .selectAll('user');
+    if (filter.domainId !== undefined) q = q.where('user.domain_id', '=', filter.domainId);
+    if (filter.name !== undefined) q = q.where('user.name', '=', filter.name);
+    if (filter.enabled !== undefined) q = q.where('user.enabled', '=', int(filter.enabled));
+    const rows = await q
       .where('m.group_id', '=', groupId)
       .orderBy('user.name')
       .execute();
-    return rows.map((r) => this.toUser(r, null));
+    return this.withExpiry(rows, filter.passwordExpires);
   }
 
   private toUser(row: UserRow, passwordExpiresAt: number | null): User {

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
-import { badRequest, conflict, forbidden, notFound } from '@onestack/core/errors.ts';
+import { badRequest, forbidden, notFound } from '@onestack/core/errors.ts';
 import type { KeystoneDB, ProjectRow } from '../db/schema.ts';
-import { ROOT_DOMAIN } from '../db/schema.ts';
+import { DEFAULT_DOMAIN_ID, ROOT_DOMAIN } from '../db/schema.ts';
 import { bool, int, parseJson } from './json-columns.ts';
 import type { Keystone } from './keystone.ts';
 
@@ -32,6 +32,7 @@ export interface ProjectCreate {
   id?: string;
 }
 
+/** Hierarchy attributes may be sent back unchanged but never changed (domainId, parentId, isDomain). */
 export interface ProjectUpdate {
   name?: string;
   description?: string;
@@ -39,6 +40,66 @@ export interface ProjectUpdate {
   tags?: string[];
   extra?: Record<string, unknown>;
   options?: Record<string, unknown>;
+  domainId?: string | null;
+  parentId?: string | null;
+  isDomain?: boolean;
+}
+
+export interface ProjectFilter {
+  domainId?: string;
+  parentId?: string;
+  name?: string;
+  enabled?: boolean;
+  isDomain?: boolean;
+  ids?: string[];
+  /** `?tags`: every one of these. */
+  tags?: string[];
+  /** `?tags-any`: at least one of these. */
+  tagsAny?: string[];
+  /** `?not-tags`: not every one of these. */
+  notTags?: string[];
+  /** `?not-tags-any`: none of these. */
+  notTagsAny?: string[];
+}
+
+/** `{id: {child id: … | null}}` as ?parents_as_ids and ?subtree_as_ids render a hierarchy. */
+export interface NestedIds {
+  [id: string]: NestedIds | null;
+}
+
+/** upstream's [DEFAULT] max_project_tree_depth. */
+const MAX_PROJECT_TREE_DEPTH = 5;
+
+function matchesTags(tags: string[], f: ProjectFilter): boolean {
+  const has = (t: string) => tags.includes(t);
+  if (f.tags?.length && !f.tags.every(has)) return false;
+  if (f.tagsAny?.length && !f.tagsAny.some(has)) return false;
+  if (f.notTags?.length && f.notTags.every(has)) return false;
+  if (f.notTagsAny?.length && f.notTagsAny.some(has)) return false;
+  return true;
+}
+
+function nameConflict(isDomain: boolean, name: string, id: string): string {
+  return isDomain
+    ? `it is not permitted to have two projects acting as domains with the same name: ${name}.`
+    : `it is not permitted to have two projects with either the same name or same id in the same domain: name is ${name}, project id ${id}.`;
+}
+
+/** An immutable resource accepts one update only: the one making it mutable again. */
+function unlocksImmutable(patch: ProjectUpdate): boolean {
+  const keys = Object.keys(patch).filter((k) => (patch as Record<string, unknown>)[k] !== undefined);
+  const immutable = patch.options?.immutable;
+  return keys.length === 1 && keys[0] === 'options' && 'immutable' in patch.options! && (immutable === false || immutable === null);
+}
+
+/** Resource options (of projects, domains, users) are set by name; a null value removes the option, as upstream. */
+export function mergeOptions(current: Record<string, unknown>, patch: Record<string, unknown> | undefined): Record<string, unknown> {
+  const merged = { ...current };
+  for (const [k, v] of Object.entries(patch ?? {})) {
+    if (v === null) delete merged[k];
+    else merged[k] = v;
+  }
+  return merged;
 }
 
 export class ResourceManager {
@@ -88,7 +149,7 @@ export class ResourceManager {
     return this.toProject(row);
   }
 
-  async listProjects(filter: { domainId?: string; parentId?: string; name?: string; enabled?: boolean; isDomain?: boolean; ids?: string[] } = {}): Promise<Project[]> {
+  async listProjects(filter: ProjectFilter = {}): Promise<Project[]> {
     let q = this.db.selectFrom('project').selectAll();
     if (filter.isDomain !== undefined) q = q.where('is_domain', '=', int(filter.isDomain));
     if (filter.domainId !== undefined) q = q.where('domain_id', '=', filter.domainId);
@@ -99,75 +160,116 @@ export class ResourceManager {
       if (filter.ids.length === 0) return [];
       q = q.where('id', 'in', filter.ids);
     }
-    const rows = await q.orderBy('name').execute();
-    return this.withTags(rows);
+    const projects = await this.withTags(await q.orderBy('name').execute());
+    return projects.filter((p) => matchesTags(p.tags, filter));
   }
 
   async createProject(input: ProjectCreate): Promise<Project> {
     const isDomain = input.isDomain ?? false;
     const id = input.id ?? this.ks.ids.hex();
+    const name = input.name.trim();
     let domainId: string = ROOT_DOMAIN;
     let parentId: string | null = null;
-    if (!isDomain) {
-      if (input.parentId) {
-        const parent = await this.findProject(input.parentId);
-        if (!parent) throw notFound(`Could not find project: ${input.parentId}.`);
-        domainId = parent.isDomain ? parent.id : parent.domainId!;
-        if (input.domainId && input.domainId !== domainId) {
-          throw badRequest('Cannot create project, the parent project is in a different domain.');
-        }
-        if (!parent.enabled) throw forbidden('cannot create a project in a branch containing a disabled project');
-        parentId = parent.id;
-      } else {
-        domainId = input.domainId ?? 'default';
-        await this.getDomain(domainId);
-        parentId = domainId;
-      }
+    if (isDomain) {
+      if (input.parentId) throw badRequest('only root projects are allowed to act as domains.');
+    } else {
+      ({ domainId, parentId } = await this.placeInHierarchy(input.domainId, input.parentId ?? undefined));
     }
+    const tags = [...new Set((input.tags ?? []).map((t) => t.trim()))];
     const row: ProjectRow = {
       id,
-      name: input.name,
+      name,
       description: input.description ?? '',
       enabled: int(input.enabled ?? true),
       domain_id: domainId,
       parent_id: parentId,
       is_domain: int(isDomain),
       extra: JSON.stringify(input.extra ?? {}),
-      options: JSON.stringify(input.options ?? {}),
+      options: JSON.stringify(mergeOptions({}, input.options)),
     };
-    await this.ks.unique(isDomain ? 'domain' : 'project', isDomain ? `Duplicate entry found with name ${input.name}.` : `Duplicate entry found with name ${input.name} at domain ${domainId}.`, () =>
-        this.db.transaction().execute(async (tx) => {
-          await tx.insertInto('project').values(row).execute();
-          for (const name of input.tags ?? []) await tx.insertInto('project_tag').values({ project_id: id, name }).execute();
-        }));
+    await this.ks.unique('project', nameConflict(isDomain, name, id), () =>
+      this.db.transaction().execute(async (tx) => {
+        await tx.insertInto('project').values(row).execute();
+        for (const tag of tags) await tx.insertInto('project_tag').values({ project_id: id, name: tag }).execute();
+      }),
+    );
     this.ks.notifier.emit(isDomain ? 'domain' : 'project', 'created', id);
-    return this.toProject(row, input.tags ?? []);
+    return this.toProject(row, tags);
+  }
+
+  /**
+   * Upstream's project constraints: the parent (the domain when none is given)
+   * must be in the project's domain, the whole branch above must be enabled,
+   * and the tree may not grow deeper than max_project_tree_depth.
+   */
+  private async placeInHierarchy(wantedDomainId: string | undefined, wantedParentId: string | undefined): Promise<{ domainId: string; parentId: string }> {
+    const explicitParent = wantedParentId ? await this.findProject(wantedParentId) : undefined;
+    const domain = await this.getDomain(wantedDomainId ?? explicitParent?.domainId ?? explicitParent?.id ?? DEFAULT_DOMAIN_ID);
+    if (wantedParentId && !explicitParent) throw notFound(`Could not find project: ${wantedParentId}.`);
+    const parent = explicitParent ?? domain;
+    if (parent.isDomain && parent.id !== domain.id) {
+      throw badRequest(
+        `Cannot create project, the parent (${parent.id}) is acting as a domain, but this project's domain id (${domain.id}) does not match the parent's id.`,
+      );
+    }
+    if (!parent.isDomain && parent.domainId !== domain.id) {
+      throw badRequest(`Cannot create project, since it specifies its domain_id ${domain.id}, but specifies a parent in a different domain (${parent.domainId}).`);
+    }
+    const branch = [parent, ...(await this.listProjects({ ids: await this.parentIds(parent.id) }))];
+    const disabled = branch.find((p) => !p.enabled);
+    if (disabled) throw badRequest(`cannot create a project in a branch containing a disabled project: ${disabled.id}`);
+    // The domain counts as a level, hence the + 1 upstream adds as well.
+    if (branch.length + 1 > MAX_PROJECT_TREE_DEPTH + 1) throw forbidden(`Max hierarchy depth reached for ${parent.id} branch.`);
+    return { domainId: domain.id, parentId: parent.id };
   }
 
   async updateProject(id: string, patch: ProjectUpdate, isDomain: boolean): Promise<Project> {
     const current = isDomain ? await this.getDomain(id) : await this.getProject(id);
+    const kind = isDomain ? 'domain' : 'project';
+    if (patch.domainId !== undefined && patch.domainId !== current.domainId) throw badRequest('Cannot change Domain ID');
+    if (current.options.immutable === true && !unlocksImmutable(patch)) {
+      throw forbidden(`Unable to update immutable ${kind} resource: \`${id}. Set resource option "immutable" to false first.`);
+    }
+    if (patch.parentId !== undefined && patch.parentId !== current.parentId) throw forbidden('Update of `parent_id` is not allowed.');
+    if (patch.isDomain !== undefined && patch.isDomain !== current.isDomain) throw badRequest('Update of `is_domain` is not allowed.');
+    const enabling = patch.enabled === true && !current.enabled;
+    const disabling = patch.enabled === false && current.enabled;
+    if (!isDomain && enabling) {
+      const parents = await this.listProjects({ ids: await this.parentIds(id) });
+      if (parents.some((p) => !p.enabled)) throw forbidden(`Cannot enable project ${id} since it has disabled parents`);
+    }
+    // A domain may be disabled whatever its projects' state: that disables them all.
+    if (!isDomain && disabling) {
+      const subtree = await this.listProjects({ ids: await this.subtreeIds(id) });
+      if (subtree.some((p) => p.enabled)) throw forbidden(`Cannot disable project ${id} since its subtree contains enabled projects.`);
+    }
     const set: Partial<ProjectRow> = {};
-    if (patch.name !== undefined) set.name = patch.name;
+    const name = patch.name?.trim();
+    if (name !== undefined) set.name = name;
     if (patch.description !== undefined) set.description = patch.description;
     if (patch.enabled !== undefined) set.enabled = int(patch.enabled);
     if (patch.extra !== undefined) set.extra = JSON.stringify({ ...current.extra, ...patch.extra });
-    if (patch.options !== undefined) set.options = JSON.stringify({ ...current.options, ...patch.options });
-    await this.ks.unique(isDomain ? 'domain' : 'project', `Duplicate entry found with name ${patch.name}.`, () =>
-        this.db.transaction().execute(async (tx) => {
-          if (Object.keys(set).length) await tx.updateTable('project').set(set).where('id', '=', id).execute();
-          if (patch.tags !== undefined) await this.replaceTags(tx, id, patch.tags);
-        }));
-    if (patch.enabled === false && current.enabled) {
+    if (patch.options !== undefined) set.options = JSON.stringify(mergeOptions(current.options, patch.options));
+    await this.ks.unique('project', nameConflict(isDomain, name ?? current.name, id), () =>
+      this.db.transaction().execute(async (tx) => {
+        if (Object.keys(set).length) await tx.updateTable('project').set(set).where('id', '=', id).execute();
+        if (patch.tags !== undefined) await this.replaceTags(tx, id, patch.tags);
+      }),
+    );
+    if (disabling) {
       await this.ks.revocations.revoke(isDomain ? { domainId: id } : { projectId: id });
-      this.ks.notifier.emit(isDomain ? 'domain' : 'project', 'disabled', id);
+      this.ks.notifier.emit(kind, 'disabled', id);
     }
-    this.ks.notifier.emit(isDomain ? 'domain' : 'project', 'updated', id);
+    this.ks.notifier.emit(kind, 'updated', id);
     this.ks.invalidate();
-    return isDomain ? this.getDomain(id) : this.getProject(id);
+    return this.loadTags(isDomain ? await this.getDomain(id) : await this.getProject(id));
   }
 
   async deleteProject(id: string, isDomain: boolean, opts: { cascade?: boolean } = {}): Promise<void> {
     const current = isDomain ? await this.getDomain(id) : await this.getProject(id);
+    if (current.options.immutable === true) {
+      throw forbidden(`Unable to delete immutable ${isDomain ? 'domain' : 'project'} resource: \`${id}. Set resource option "immutable" to false first.`);
+    }
     if (isDomain && current.enabled) {
       throw forbidden('Cannot delete a domain that is enabled, please disable it first.');
     }
@@ -182,6 +284,8 @@ export class ResourceManager {
     await this.db.transaction().execute(async (tx) => {
       await tx.deleteFrom('project_tag').where('project_id', 'in', doomed).execute();
       await tx.deleteFrom('assignment').where('target_id', 'in', doomed).execute();
+      // A default project is a convenience that must not point at nothing.
+      await tx.updateTable('user').set({ default_project_id: null }).where('default_project_id', 'in', doomed).execute();
       if (isDomain) {
         for (const t of ['user', 'group', 'role'] as const) {
           const ids = (await tx.selectFrom(t).select('id').where('domain_id', '=', id).execute()).map((r) => r.id);
@@ -218,19 +322,59 @@ export class ResourceManager {
     return out;
   }
 
-  async addTag(id: string, tag: string): Promise<void> {
-    await this.getProject(id);
-    await this.db.insertInto('project_tag').values({ project_id: id, name: tag }).onConflict((oc) => oc.doNothing()).execute();
+  /** `?parents_as_ids`: `{parent: {grandparent: {domain: null}}}`, null for a root. */
+  async parentsAsIds(id: string): Promise<NestedIds | null> {
+    let nested: NestedIds | null = null;
+    for (const pid of (await this.parentIds(id)).reverse()) nested = { [pid]: nested };
+    return nested;
+  }
+
+  /** `?subtree_as_ids`: `{child: {grandchild: null}, other_child: null}`, null for a leaf. */
+  async subtreeAsIds(id: string): Promise<NestedIds | null> {
+    const rows = await this.db.selectFrom('project').select(['id', 'parent_id']).where('id', 'in', [id, ...(await this.subtreeIds(id))]).execute();
+    const children = new Map<string, string[]>();
+    for (const r of rows) if (r.parent_id) children.set(r.parent_id, [...(children.get(r.parent_id) ?? []), r.id]);
+    const nest = (pid: string): NestedIds | null => {
+      const kids = children.get(pid);
+      return kids ? Object.fromEntries(kids.map((k) => [k, nest(k)])) : null;
+    };
+    return nest(id);
+  }
+
+  async addTag(id: string, tag: string): Promise<string> {
+    await this.assertTagsMutable(id, 'create');
+    const name = tag.trim();
+    await this.db.insertInto('project_tag').values({ project_id: id, name }).onConflict((oc) => oc.doNothing()).execute();
+    this.ks.notifier.emit('project', 'updated', id);
+    return name;
+  }
+
+  async setTags(id: string, tags: string[]): Promise<string[]> {
+    await this.assertTagsMutable(id, 'update');
+    await this.db.transaction().execute((tx) => this.replaceTags(tx, id, tags));
+    this.ks.notifier.emit('project', 'updated', id);
+    return (await this.loadTags(await this.getProject(id))).tags;
   }
 
   async removeTag(id: string, tag: string): Promise<void> {
+    await this.assertTagsMutable(id, 'delete');
     const res = await this.db.deleteFrom('project_tag').where('project_id', '=', id).where('name', '=', tag).executeTakeFirst();
-    if (Number(res.numDeletedRows) === 0) throw notFound(`Tag ${tag} not found for project ${id}.`);
+    if (Number(res.numDeletedRows) === 0) throw notFound(`Could not find project tag: ${tag}.`);
+    this.ks.notifier.emit('project', 'updated', id);
+  }
+
+  private async assertTagsMutable(id: string, verb: 'create' | 'update' | 'delete'): Promise<void> {
+    const project = await this.getProject(id);
+    if (project.options.immutable === true) {
+      throw forbidden(
+        `Cannot ${verb} project tags for ${id}, project is immutable. Set "immutable" option to false before creating project tags.`,
+      );
+    }
   }
 
   private async replaceTags(tx: Kysely<KeystoneDB>, id: string, tags: string[]): Promise<void> {
     await tx.deleteFrom('project_tag').where('project_id', '=', id).execute();
-    for (const name of new Set(tags)) await tx.insertInto('project_tag').values({ project_id: id, name }).execute();
+    for (const name of new Set(tags.map((t) => t.trim()))) await tx.insertInto('project_tag').values({ project_id: id, name }).execute();
   }
 
   private async withTags(rows: ProjectRow[]): Promise<Project[]> {
