@@ -32,6 +32,7 @@ describe('keystone /v3/auth/tokens', () => {
     assert.deepEqual(t.methods, ['password']);
     assert.equal(t.user.name, 'admin');
     assert.equal(t.project.name, 'admin');
+    assert.equal(t.is_admin_project, true);
     assert.deepEqual(t.roles.map((r: { name: string }) => r.name).sort(), ['admin', 'member', 'reader']);
     assert.equal(t.catalog[0].type, 'identity');
     assert.match(t.expires_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);

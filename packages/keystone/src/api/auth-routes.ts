@@ -284,6 +284,8 @@ export async function tokenBody(deps: ApiDeps, data: TokenData, nocatalog: boole
   if (data.project) {
     body.project = { domain: { id: data.projectDomain!.id, name: data.projectDomain!.name }, id: data.project.id, name: data.project.name };
     body.is_domain = false;
+    // keystonemiddleware treats a missing flag as true: always say it.
+    body.is_admin_project = data.isAdminProject;
   } else if (data.domain) {
     body.domain = { id: data.domain.id, name: data.domain.name };
   } else if (data.system) {

@@ -24,14 +24,14 @@ export class InProcessTokenValidator implements TokenValidator {
     }
     let ctx = this.contexts.get(data);
     if (!ctx) {
-      ctx = toAuthContext(data, this.ks.config.adminProject);
+      ctx = toAuthContext(data);
       this.contexts.set(data, ctx);
     }
     return ctx;
   }
 }
 
-export function toAuthContext(data: TokenData, adminProject: { name: string; domainName: string }): AuthContext {
+export function toAuthContext(data: TokenData): AuthContext {
   const p = data.payload;
   return {
     userId: data.user.id,
@@ -50,7 +50,7 @@ export function toAuthContext(data: TokenData, adminProject: { name: string; dom
     methods: p.methods,
     auditIds: p.auditIds,
     expiresAt: p.expiresAt,
-    isAdminProject: data.project !== undefined && data.project.name === adminProject.name && data.projectDomain?.name === adminProject.domainName,
+    isAdminProject: data.isAdminProject,
     applicationCredentialId: data.appCred?.id,
   };
 }

@@ -19,6 +19,8 @@ export interface TokenData {
   domain?: Project;
   system?: 'all';
   roles: Role[];
+  /** Scoped to `[keystone] admin_project_name`: its admins are cloud admins (policy's is_admin_project). */
+  isAdminProject: boolean;
   appCred?: { id: string; name: string; restricted: boolean; accessRules?: unknown[] };
 }
 
@@ -216,6 +218,7 @@ export class TokenProvider {
       domain,
       system: p.system,
       roles,
+      isAdminProject: project !== undefined && project.name === this.ks.config.adminProject.name && projectDomain?.name === this.ks.config.adminProject.domainName,
       appCred,
     };
   }
