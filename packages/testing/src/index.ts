@@ -1,2 +1,3 @@
 export * from './http-client.ts';
 export * from './temp-dir.ts';
+export * from './slapd.ts';

@@ -5,9 +5,13 @@
  * - ids passed in and out are the driver's *local* ids; the identity manager maps
  *   them to public ids (for SQL they are the same).
  * - lookups of a missing entity return undefined, never throw.
- * - a read-only driver (capabilities.writable false) throws `forbidden` on writes;
- *   nothing is written anywhere in that case.
- * - authenticate() returns false on a wrong password and never reveals why.
+ * - the interface only reads: for a read-only driver (capabilities.writable
+ *   false) the identity manager refuses every write to the domain with a 403
+ *   before touching anything, as upstream's LDAP driver does.
+ * - authenticate() returns false on a wrong password and never reveals why; an
+ *   empty password or an unknown user is a wrong password.
+ * - lists come sorted by name.
+ * - a backend that cannot be reached throws (a 500), it does not answer "not found".
  */
 export interface DriverUser {
   id: string;
@@ -23,6 +27,15 @@ export interface DriverGroup {
   id: string;
   name: string;
   description?: string;
+  extra?: Record<string, unknown>;
+}
+
+export interface UserFilter {
+  /** Exact name (LDAP compares with the attribute's matching rule, usually case-insensitively). */
+  name?: string;
+  enabled?: boolean;
+  /** Only these local ids (missing ones are left out). */
+  ids?: readonly string[];
 }
 
 export interface IdentityDriverCapabilities {
@@ -36,11 +49,14 @@ export interface IdentityDriver {
   authenticate(localUserId: string, password: string): Promise<boolean>;
   getUser(localId: string): Promise<DriverUser | undefined>;
   getUserByName(name: string): Promise<DriverUser | undefined>;
-  listUsers(filter: { name?: string; enabled?: boolean }): Promise<DriverUser[]>;
+  listUsers(filter?: UserFilter): Promise<DriverUser[]>;
   getGroup(localId: string): Promise<DriverGroup | undefined>;
   getGroupByName(name: string): Promise<DriverGroup | undefined>;
-  listGroups(filter: { name?: string }): Promise<DriverGroup[]>;
+  listGroups(filter?: { name?: string }): Promise<DriverGroup[]>;
+  /** Members that are not users of this backend are left out; an unknown group has none. */
   listUsersInGroup(localGroupId: string): Promise<DriverUser[]>;
+  /** An unknown user is in no group. */
   listGroupsForUser(localUserId: string): Promise<DriverGroup[]>;
+  isUserInGroup(localUserId: string, localGroupId: string): Promise<boolean>;
   close?(): Promise<void>;
 }
