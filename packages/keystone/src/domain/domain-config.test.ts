@@ -79,6 +79,8 @@ describe('domain configuration files', () => {
     assert.equal(ldap.tls, undefined);
     assert.deepEqual(ldap.pool, { size: 10, retryMax: 3, retryDelayMs: 100, lifetimeMs: 600_000 });
     assert.deepEqual(ldap.authPool, { size: 100, lifetimeMs: 60_000 });
+    assert.equal(ldap.connectTimeoutMs, 10_000);
+    assert.equal(ldap.operationTimeoutMs, 30_000);
   });
 
   it('reads every option an operator sets', () => {
@@ -121,6 +123,7 @@ use_tls = true
 tls_cacertfile = ${join(dir, 'ca.pem')}
 tls_req_cert = allow
 connection_timeout = 5
+pool_connection_timeout = 3
 pool_size = 4
 pool_retry_max = 1
 pool_retry_delay = 0.5
@@ -154,7 +157,7 @@ use_auth_pool = false
     assert.deepEqual(ldap.groups.attributes, { name: 'name', description: 'info' });
     assert.equal(ldap.groups.adNesting, true);
     assert.deepEqual(ldap.tls, { startTls: true, ca: [join(dir, 'ca.pem')], rejectUnauthorized: false });
-    assert.equal(ldap.connectTimeoutMs, 5000);
+    assert.equal(ldap.connectTimeoutMs, 3000);
     assert.deepEqual(ldap.pool, { size: 4, retryMax: 1, retryDelayMs: 500, lifetimeMs: 30_000 });
     // Without the auth pool, every end-user bind gets a fresh connection.
     assert.deepEqual(ldap.authPool, { size: 1, lifetimeMs: 0 });

@@ -71,7 +71,7 @@ export const ldapOptions = defineGroup('ldap', {
   pool_size: opt.int({ default: 10, min: 1, help: 'Service-account connections kept open.' }),
   pool_retry_max: opt.int({ default: 3, min: 0, help: 'Reconnection attempts after a connection fails.' }),
   pool_retry_delay: opt.float({ default: 0.1, min: 0, help: 'Seconds between reconnection attempts.' }),
-  pool_connection_timeout: opt.int({ default: -1, min: -1, help: 'Seconds to wait for a pooled connection; -1: connection_timeout.' }),
+  pool_connection_timeout: opt.int({ default: -1, min: -1, help: 'Seconds to wait for a TCP connection of the pool; -1: connection_timeout.' }),
   pool_connection_lifetime: opt.int({ default: 600, min: 1, help: 'Seconds after which a pooled connection is replaced.' }),
   use_auth_pool: opt.bool({ default: true, help: 'Reuse connections for end-user password binds.' }),
   auth_pool_size: opt.int({ default: 100, min: 1, help: 'Connections kept for end-user binds.' }),
@@ -284,7 +284,8 @@ function ldapConfig(v: GroupValues<typeof ldapOptions.options>, warnings: string
 
   if (problems.length) throw new ConfigError(problems);
   const seconds = (n: number, fallback: number) => (n > 0 ? n * 1000 : fallback);
-  const connectTimeoutMs = seconds(v.connection_timeout, DEFAULT_CONNECT_TIMEOUT_MS);
+  // Every connection here is pooled, so the pool's own setting wins when given, as it does upstream.
+  const connectTimeoutMs = seconds(v.pool_connection_timeout, seconds(v.connection_timeout, DEFAULT_CONNECT_TIMEOUT_MS));
   return {
     urls,
     bind: v.user && v.password ? { dn: v.user, password: () => v.password } : undefined,
