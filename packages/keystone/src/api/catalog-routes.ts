@@ -3,6 +3,10 @@ import { validationError } from '@onestack/core/errors.ts';
 import type { Endpoint, Region, Service } from '../domain/catalog-manager.ts';
 import type { ApiDeps } from './context.ts';
 import { authorize, collectionLinks, selfLink } from './context.ts';
+import { extraOf, normalized, requireMatchingId, wrapped } from './request-helpers.ts';
+
+/** Upstream's service and region schemas accept attributes beside the member. */
+const OPEN = { closedEnvelope: false };
 
 /** /v3/services, /v3/endpoints and /v3/regions: the catalog's entities, as keystone/api/{services,endpoints,regions}.py. */
 export function registerCatalogRoutes(app: FastifyInstance, deps: ApiDeps): void {
@@ -17,10 +21,10 @@ export function registerCatalogRoutes(app: FastifyInstance, deps: ApiDeps): void
     return { services: services.map((s) => serviceView(deps, s)), links: collectionLinks(deps, req) };
   });
 
-  app.post('/v3/services', { schema: { body: wrapped('service', SERVICE, { required: ['type'] }) } }, async (req, reply) => {
+  app.post('/v3/services', { schema: { body: wrapped('service', SERVICE, { required: ['type'] }, OPEN) } }, async (req, reply) => {
     authorize(deps, req, 'identity:create_service');
     const body = normalized((req.body as { service: Record<string, unknown> }).service) as ServiceBody;
-    const service = await ks.catalog.createService({ type: body.type!, name: body.name, enabled: body.enabled, extra: extraOf(body, SERVICE_COLUMNS) });
+    const service = await ks.catalog.createService({ type: body.type!, name: body.name, enabled: body.enabled, extra: extraOf(body, SERVICE_COLUMNS) ?? {} });
     reply.code(201);
     return { service: serviceView(deps, service) };
   });
@@ -30,12 +34,12 @@ export function registerCatalogRoutes(app: FastifyInstance, deps: ApiDeps): void
     return { service: serviceView(deps, await ks.catalog.getService(idOf(req.params))) };
   });
 
-  app.patch('/v3/services/:id', { schema: { body: wrapped('service', SERVICE, { minProperties: 1 }) } }, async (req) => {
+  app.patch('/v3/services/:id', { schema: { body: wrapped('service', SERVICE, { minProperties: 1 }, OPEN) } }, async (req) => {
     authorize(deps, req, 'identity:update_service');
     const id = idOf(req.params);
     const body = (req.body as { service: ServiceBody }).service;
     requireMatchingId(body, id);
-    const service = await ks.catalog.updateService(id, { type: body.type, name: body.name, enabled: body.enabled, extra: extraOf(body, SERVICE_COLUMNS) });
+    const service = await ks.catalog.updateService(id, { type: body.type, name: body.name, enabled: body.enabled, extra: extraOf(body, SERVICE_COLUMNS) ?? {} });
     return { service: serviceView(deps, service) };
   });
 
@@ -54,7 +58,7 @@ export function registerCatalogRoutes(app: FastifyInstance, deps: ApiDeps): void
     return { endpoints: endpoints.map((e) => endpointView(deps, e)), links: collectionLinks(deps, req) };
   });
 
-  app.post('/v3/endpoints', { schema: { body: wrapped('endpoint', ENDPOINT, { required: ['interface', 'service_id', 'url'] }, true) } }, async (req, reply) => {
+  app.post('/v3/endpoints', { schema: { body: wrapped('endpoint', ENDPOINT, { required: ['interface', 'service_id', 'url'] }) } }, async (req, reply) => {
     authorize(deps, req, 'identity:create_endpoint');
     const body = normalized((req.body as { endpoint: Record<string, unknown> }).endpoint) as EndpointBody;
     const endpoint = await ks.catalog.createEndpoint({
@@ -63,7 +67,7 @@ export function registerCatalogRoutes(app: FastifyInstance, deps: ApiDeps): void
       url: body.url!,
       regionId: await endpointRegion(deps, body),
       enabled: body.enabled,
-      extra: extraOf(body, ENDPOINT_COLUMNS),
+      extra: extraOf(body, ENDPOINT_COLUMNS) ?? {},
     });
     reply.code(201);
     return { endpoint: endpointView(deps, endpoint) };
@@ -74,12 +78,12 @@ export function registerCatalogRoutes(app: FastifyInstance, deps: ApiDeps): void
     return { endpoint: endpointView(deps, await ks.catalog.getEndpoint(idOf(req.params))) };
   });
 
-  app.patch('/v3/endpoints/:id', { schema: { body: wrapped('endpoint', ENDPOINT, { minProperties: 1 }, true) } }, async (req) => {
+  app.patch('/v3/endpoints/:id', { schema: { body: wrapped('endpoint', ENDPOINT, { minProperties: 1 }) } }, async (req) => {
     authorize(deps, req, 'identity:update_endpoint');
     const id = idOf(req.params);
     const body = (req.body as { endpoint: EndpointBody }).endpoint;
     requireMatchingId(body, id);
-    const extra = extraOf(body, ENDPOINT_COLUMNS);
+    const extra = extraOf(body, ENDPOINT_COLUMNS) ?? {};
     const endpoint = await ks.catalog.updateEndpoint(id, {
       interface: body.interface,
       serviceId: body.service_id,
@@ -106,7 +110,7 @@ export function registerCatalogRoutes(app: FastifyInstance, deps: ApiDeps): void
     return { regions: regions.map((r) => regionView(deps, r)), links: collectionLinks(deps, req) };
   });
 
-  app.post('/v3/regions', { schema: { body: wrapped('region', REGION, {}) } }, async (req, reply) => {
+  app.post('/v3/regions', { schema: { body: wrapped('region', REGION, {}, OPEN) } }, async (req, reply) => {
     authorize(deps, req, 'identity:create_region');
     const body = normalized((req.body as { region: Record<string, unknown> }).region) as RegionBody;
     // An id in the body is historical but honoured; an empty one means "make one up".
@@ -115,7 +119,7 @@ export function registerCatalogRoutes(app: FastifyInstance, deps: ApiDeps): void
     return { region: regionView(deps, region) };
   });
 
-  app.put('/v3/regions/:id', { schema: { body: wrapped('region', REGION, {}) } }, async (req, reply) => {
+  app.put('/v3/regions/:id', { schema: { body: wrapped('region', REGION, {}, OPEN) } }, async (req, reply) => {
     authorize(deps, req, 'identity:create_region');
     const id = idOf(req.params);
     const body = normalized((req.body as { region: Record<string, unknown> }).region) as RegionBody;
@@ -130,12 +134,12 @@ export function registerCatalogRoutes(app: FastifyInstance, deps: ApiDeps): void
     return { region: regionView(deps, await ks.catalog.getRegion(idOf(req.params))) };
   });
 
-  app.patch('/v3/regions/:id', { schema: { body: wrapped('region', REGION, { minProperties: 1 }) } }, async (req) => {
+  app.patch('/v3/regions/:id', { schema: { body: wrapped('region', REGION, { minProperties: 1 }, OPEN) } }, async (req) => {
     authorize(deps, req, 'identity:update_region');
     const id = idOf(req.params);
     const body = (req.body as { region: RegionBody }).region;
     requireMatchingId(body, id);
-    const extra = extraOf(body, REGION_COLUMNS);
+    const extra = extraOf(body, REGION_COLUMNS) ?? {};
     const region = await ks.catalog.updateRegion(id, {
       description: body.description,
       parentRegionId: body.parent_region_id,
@@ -215,21 +219,8 @@ const SERVICE_COLUMNS = ['id', 'type', 'name', 'enabled', 'links'];
 const ENDPOINT_COLUMNS = ['id', 'interface', 'service_id', 'url', 'region_id', 'region', 'enabled', 'legacy_endpoint_id', 'links'];
 const REGION_COLUMNS = ['id', 'description', 'parent_region_id', 'links'];
 
-function extraOf(body: object, columns: readonly string[]): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(body).filter(([k]) => !columns.includes(k)));
-}
-
-/** Upstream's _normalize_dict on create: `os-foo:bar` style keys become `os_foo_bar`. */
-function normalized(body: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(body).map(([k, v]) => [k.replace(/[:-]/g, '_'), v]));
-}
-
 function idOf(params: unknown): string {
   return (params as { id: string }).id;
-}
-
-function requireMatchingId(body: { id?: unknown }, id: string): void {
-  if (body.id !== undefined && body.id !== null && body.id !== id) throw validationError('Cannot change ID');
 }
 
 /**
@@ -243,7 +234,7 @@ async function endpointRegion(deps: ApiDeps, body: EndpointBody): Promise<string
 }
 
 function createRegion(deps: ApiDeps, body: RegionBody, id: string | undefined): Promise<Region> {
-  return deps.ks.catalog.createRegion({ id, description: body.description, parentRegionId: body.parent_region_id, extra: extraOf(body, REGION_COLUMNS) });
+  return deps.ks.catalog.createRegion({ id, description: body.description, parentRegionId: body.parent_region_id, extra: extraOf(body, REGION_COLUMNS) ?? {} });
 }
 
 // ---- request schemas (keystone/catalog/schema.py) --------------------------
@@ -273,19 +264,6 @@ const REGION = {
   id: { type: 'string' },
   parent_region_id: { type: ['string', 'null'] },
 };
-
-/**
- * `{"<member>": {...}}`: the entity keeps unknown attributes (upstream stores
- * them as extras); a closed envelope also refuses unknown keys beside it.
- */
-function wrapped(member: string, properties: object, constraints: object, closedEnvelope = false) {
-  return {
-    type: 'object',
-    properties: { [member]: { type: 'object', properties, additionalProperties: true, ...constraints } },
-    required: [member],
-    ...(closedEnvelope ? { additionalProperties: false } : {}),
-  };
-}
 
 const ENDPOINT_QUERY = {
   type: 'object',

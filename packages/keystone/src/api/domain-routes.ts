@@ -5,19 +5,8 @@ import type { Project } from '../domain/resource-manager.ts';
 import type { ApiDeps } from './context.ts';
 import { authorize, collectionLinks, queryBool } from './context.ts';
 import { domainView } from './views.ts';
-import {
-  BOOLEAN,
-  extraOf,
-  inCallerDomain,
-  listTarget,
-  normalized,
-  PROJECT_OPTIONS,
-  queryString,
-  requireMatchingId,
-  RESOURCE_NAME,
-  TAGS,
-  wrapped,
-} from './project-routes.ts';
+import { BOOLEAN, extraOf, inCallerDomain, listTarget, normalized, queryString, requireMatchingId, wrapped } from './request-helpers.ts';
+import { PROJECT_OPTIONS, RESOURCE_NAME, TAGS } from './project-routes.ts';
 
 /** /v3/domains, as keystone/api/domains.py: domains are projects acting as domains. */
 export function registerDomainRoutes(app: FastifyInstance, deps: ApiDeps): void {

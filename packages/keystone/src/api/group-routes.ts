@@ -5,7 +5,7 @@ import type { Group } from '../domain/identity-manager.ts';
 import type { ApiDeps } from './context.ts';
 import { authorize, collectionLinks } from './context.ts';
 import { groupView, userView } from './views.ts';
-import { callerDomain, extraOf, ID_STRING, inCallerDomain, listTarget, normalized, NULLABLE_STRING, queryString, requireMatchingId, wrapped } from './project-routes.ts';
+import { callerDomain, extraOf, ID_STRING, inCallerDomain, listTarget, normalized, NULLABLE_STRING, queryString, requireMatchingId, wrapped } from './request-helpers.ts';
 import { IDENTITY_NAME, userFilter, userTarget } from './user-routes.ts';
 
 /** /v3/groups and their members, as keystone/api/groups.py. */

@@ -6,20 +6,7 @@ import { EXPIRY_OPERATORS } from '../domain/identity-manager.ts';
 import type { ApiDeps } from './context.ts';
 import { authorize, collectionLinks, queryBool } from './context.ts';
 import { groupView, projectView, userView } from './views.ts';
-import {
-  BOOLEAN,
-  callerDomain,
-  extraOf,
-  ID_STRING,
-  inCallerDomain,
-  listTarget,
-  normalized,
-  NULLABLE_STRING,
-  optionsSchema,
-  queryString,
-  requireMatchingId,
-  wrapped,
-} from './project-routes.ts';
+import { BOOLEAN, callerDomain, extraOf, ID_STRING, inCallerDomain, listTarget, normalized, NULLABLE_STRING, optionsSchema, queryString, requireMatchingId, wrapped } from './request-helpers.ts';
 
 /** /v3/users, a user's password, groups and projects, as keystone/api/users.py. */
 export function registerUserRoutes(app: FastifyInstance, deps: ApiDeps): void {

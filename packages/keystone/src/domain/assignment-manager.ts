@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { badRequest, forbidden, isApiError, notFound, validationError } from '@onestack/core/errors.ts';
 import type { AssignmentRow, AssignmentType, KeystoneDB, RoleRow } from '../db/schema.ts';
-import { bool, int, parseJson } from './json-columns.ts';
+import { bool, int, mergeOptions, parseJson } from './json-columns.ts';
 import type { Keystone } from './keystone.ts';
 import type { Project } from './resource-manager.ts';
 
@@ -672,15 +672,6 @@ function onlyClearsImmutable(patch: RoleUpdate): boolean {
 }
 
 /** Resource options as upstream stores them: a null value removes the option. */
-function mergeOptions(current: Record<string, unknown>, patch: Record<string, unknown> = {}): Record<string, unknown> {
-  const out = { ...current };
-  for (const [k, v] of Object.entries(patch)) {
-    if (v === null) delete out[k];
-    else out[k] = v;
-  }
-  return out;
-}
-
 /** Upstream compares assignments by value when it walks implied roles, so cycles end. */
 function refKey(r: RoleAssignment): string {
   const i = r.indirect ?? {};

@@ -1,9 +1,8 @@
 import type { Kysely, Transaction } from 'kysely';
 import { badRequest, notFound, unauthorized } from '@onestack/core/errors.ts';
 import type { GroupRow, KeystoneDB, PasswordRow, UserRow } from '../db/schema.ts';
-import { bool, int, parseJson } from './json-columns.ts';
+import { bool, int, mergeOptions, parseJson } from './json-columns.ts';
 import type { Keystone } from './keystone.ts';
-import { mergeOptions } from './resource-manager.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
 
 export interface User {

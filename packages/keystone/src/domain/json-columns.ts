@@ -16,3 +16,13 @@ export function isoTime(ms: number | null | undefined): string | null {
   if (ms === null || ms === undefined) return null;
   return new Date(Number(ms)).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
+
+/** Resource options (of projects, domains, users) are set by name; a null value removes the option, as upstream. */
+export function mergeOptions(current: Record<string, unknown>, patch: Record<string, unknown> | undefined): Record<string, unknown> {
+  const merged = { ...current };
+  for (const [k, v] of Object.entries(patch ?? {})) {
+    if (v === null) delete merged[k];
+    else merged[k] = v;
+  }
+  return merged;
+}

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import { badRequest, forbidden, notFound } from '@onestack/core/errors.ts';
 import type { KeystoneDB, ProjectRow } from '../db/schema.ts';
 import { DEFAULT_DOMAIN_ID, ROOT_DOMAIN } from '../db/schema.ts';
-import { bool, int, parseJson } from './json-columns.ts';
+import { bool, int, mergeOptions, parseJson } from './json-columns.ts';
 import type { Keystone } from './keystone.ts';
 
 /** Domains and projects: one table, as upstream (a domain is a project with is_domain). */
@@ -90,16 +90,6 @@ function unlocksImmutable(patch: ProjectUpdate): boolean {
   const keys = Object.keys(patch).filter((k) => (patch as Record<string, unknown>)[k] !== undefined);
   const immutable = patch.options?.immutable;
   return keys.length === 1 && keys[0] === 'options' && 'immutable' in patch.options! && (immutable === false || immutable === null);
-}
-
-/** Resource options (of projects, domains, users) are set by name; a null value removes the option, as upstream. */
-export function mergeOptions(current: Record<string, unknown>, patch: Record<string, unknown> | undefined): Record<string, unknown> {
-  const merged = { ...current };
-  for (const [k, v] of Object.entries(patch ?? {})) {
-    if (v === null) delete merged[k];
-    else merged[k] = v;
-  }
-  return merged;
 }
 
 export class ResourceManager {
