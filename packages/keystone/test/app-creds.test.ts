@@ -225,4 +225,30 @@ describe('keystone application credentials and access rules', () => {
     assert.equal(await fx.ks.appCreds.find(daves.id), undefined);
     assert.deepEqual(await fx.ks.appCreds.listAccessRules(dave.id), []);
   });
+
+  it('dies with the role on its project, with its disabled user, and with its project', async () => {
+    const count = async (where: { userId?: string; projectId?: string }) => {
+      let q = fx.database.db.selectFrom('application_credential').select('id');
+      if (where.userId) q = q.where('user_id', '=', where.userId);
+      if (where.projectId) q = q.where('project_id', '=', where.projectId);
+      return (await q.execute()).length;
+    };
+    const carol = await member('carol');
+    assert.equal((await create(carol.client, carol.id, { name: 'a' })).status, 201);
+    await fx.ks.assignment.revoke({ userId: carol.id }, { projectId }, fx.boot.roleIds.member);
+    assert.equal(await count({ userId: carol.id }), 0, 'role removed');
+
+    const dave = await member('dave');
+    assert.equal((await create(dave.client, dave.id, { name: 'b' })).status, 201);
+    await fx.ks.identity.updateUser(dave.id, { enabled: false });
+    assert.equal(await count({ userId: dave.id }), 0, 'user disabled');
+
+    const other = await fx.ks.resource.createProject({ name: 'doomed', domainId: 'default' });
+    const erin = await fx.ks.identity.createUser({ name: 'erin', domainId: 'default', password: PW });
+    await fx.ks.assignment.grant({ userId: erin.id }, { projectId: other.id }, fx.boot.roleIds.member);
+    const erinClient = await fx.login('erin', PW, { project: { id: other.id } });
+    assert.equal((await create(erinClient, erin.id, { name: 'c' })).status, 201);
+    await fx.ks.resource.deleteProject(other.id, false);
+    assert.equal(await count({ projectId: other.id }), 0, 'project deleted');
+  });
 });

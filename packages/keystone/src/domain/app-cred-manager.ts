@@ -132,12 +132,28 @@ export class AppCredManager {
   /** Tokens made with the credential stop validating: the token path looks the credential up. */
   async delete(id: string): Promise<void> {
     await this.get(id);
-    await this.db.transaction().execute(async (tx) => {
-      await tx.deleteFrom('application_credential_role').where('application_credential_id', '=', id).execute();
-      await tx.deleteFrom('application_credential_access_rule').where('application_credential_id', '=', id).execute();
-      await tx.deleteFrom('application_credential').where('id', '=', id).execute();
-    });
+    await this.db.transaction().execute((tx) => this.purge(tx, { ids: [id] }));
     this.ks.notifier.emit('application_credential', 'deleted', id);
+    this.ks.invalidate();
+  }
+
+  /**
+   * Deletes the credentials matching every given filter, inside the caller's
+   * transaction: upstream drops them with their user, their project, the
+   * user's role on the project, or when the user is disabled.
+   */
+  async purge(tx: Kysely<KeystoneDB>, where: { ids?: string[]; userIds?: string[]; projectIds?: string[] }): Promise<void> {
+    let q = tx.selectFrom('application_credential').select('id');
+    for (const [column, values] of [['id', where.ids], ['user_id', where.userIds], ['project_id', where.projectIds]] as const) {
+      if (values === undefined) continue;
+      if (values.length === 0) return;
+      q = q.where(column, 'in', values);
+    }
+    const ids = (await q.execute()).map((r) => r.id);
+    if (ids.length === 0) return;
+    await tx.deleteFrom('application_credential_role').where('application_credential_id', 'in', ids).execute();
+    await tx.deleteFrom('application_credential_access_rule').where('application_credential_id', 'in', ids).execute();
+    await tx.deleteFrom('application_credential').where('id', 'in', ids).execute();
     this.ks.invalidate();
   }
 

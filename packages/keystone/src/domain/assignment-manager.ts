@@ -250,6 +250,10 @@ export class AssignmentManager {
     if (Number(res.numDeletedRows) === 0) throw assignmentNotFound(actor, target, roleId);
     const users = 'userId' in actor ? [actor.userId] : (await this.membersOf(actor.groupId)).map((u) => u.id);
     for (const userId of users) await this.ks.revocations.revoke({ userId, roleId, ...scopeOf(target) });
+    // Upstream drops a user's application credentials on a project when a role there is taken away.
+    if ('projectId' in target && users.length) {
+      await this.db.transaction().execute((tx) => this.ks.appCreds.purge(tx, { userIds: users, projectIds: [target.projectId] }));
+    }
     this.ks.notifier.emit('role_assignment', 'deleted', roleId, describe(actor, target, inherited));
     this.ks.invalidate();
   }

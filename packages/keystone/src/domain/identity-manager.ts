@@ -183,6 +183,8 @@ export class IdentityManager {
         if (Object.keys(set).length) await tx.updateTable('user').set(set).where('id', '=', id).execute();
         if (hash) await this.insertPassword(tx, id, hash, { selfService: false, now: this.ks.clock.now(), options });
         else if (patch.password === null) await tx.deleteFrom('password').where('user_id', '=', id).execute();
+        // A disabled user's delegations die with it, as upstream.
+        if (patch.enabled === false) await this.ks.appCreds.purge(tx, { userIds: [id] });
       }),
     );
     if ((patch.enabled === false && current.enabled) || passwordChanged) await this.ks.revocations.revoke({ userId: id });
@@ -214,13 +216,7 @@ export class IdentityManager {
       await tx.deleteFrom('user_group_membership').where('user_id', 'in', ids).execute();
       await tx.deleteFrom('assignment').where('actor_id', 'in', ids).execute();
       await tx.deleteFrom('credential').where('user_id', 'in', ids).execute();
-      const appCreds = await tx.selectFrom('application_credential').select('id').where('user_id', 'in', ids).execute();
-      if (appCreds.length) {
-        const acIds = appCreds.map((a) => a.id);
-        await tx.deleteFrom('application_credential_role').where('application_credential_id', 'in', acIds).execute();
-        await tx.deleteFrom('application_credential_access_rule').where('application_credential_id', 'in', acIds).execute();
-        await tx.deleteFrom('application_credential').where('id', 'in', acIds).execute();
-      }
+      await this.ks.appCreds.purge(tx, { userIds: ids });
       await tx.deleteFrom('access_rule').where('user_id', 'in', ids).execute();
       await tx.deleteFrom('user').where('id', 'in', ids).execute();
     } else if (kind === 'group') {

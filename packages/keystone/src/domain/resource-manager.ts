@@ -274,6 +274,9 @@ export class ResourceManager {
     await this.db.transaction().execute(async (tx) => {
       await tx.deleteFrom('project_tag').where('project_id', 'in', doomed).execute();
       await tx.deleteFrom('assignment').where('target_id', 'in', doomed).execute();
+      await tx.deleteFrom('project_limit').where((eb) => eb.or([eb('project_id', 'in', doomed), eb('domain_id', 'in', doomed)])).execute();
+      await tx.deleteFrom('credential').where('project_id', 'in', doomed).execute();
+      await this.ks.appCreds.purge(tx, { projectIds: doomed });
       // A default project is a convenience that must not point at nothing.
       await tx.updateTable('user').set({ default_project_id: null }).where('default_project_id', 'in', doomed).execute();
       if (isDomain) {
