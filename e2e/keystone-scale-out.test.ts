@@ -62,4 +62,23 @@ describe('keystone scale-out on PostgreSQL and RabbitMQ', () => {
     }
     assert.equal(status, 404);
   });
+
+  it('shows a role granted through one keystone in tokens validated by the other within seconds', async () => {
+    const other = new JsonClient(secondUrl);
+    const admin = await c.os('onestack', 'token', 'issue');
+    const demo = await c.os('onestack-demo', 'token', 'issue');
+    const roles = async () => {
+      const res = await other.withToken(admin.id).get('/v3/auth/tokens', { 'x-subject-token': demo.id });
+      return res.body.token.roles.map((r: { name: string }) => r.name).sort();
+    };
+    assert.ok(!(await roles()).includes('e2e-extra'));
+    await c.os('onestack', 'role', 'create', 'e2e-extra');
+    await c.osRaw('onestack', 'role', 'add', '--project', 'demo', '--user', 'demo', 'e2e-extra');
+    let seen: string[] = [];
+    for (let i = 0; i < 30 && !seen.includes('e2e-extra'); i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      seen = await roles();
+    }
+    assert.ok(seen.includes('e2e-extra'), `roles seen: ${seen.join(', ')}`);
+  });
 });

@@ -52,6 +52,7 @@ export async function createKeystoneApp(deps: KeystoneDeps, http: Pick<HttpServe
     authUri: deps.config.publicUrl,
     ...http,
   });
+  app.addHook('onClose', () => ks.close());
   const apiDeps: ApiDeps = { ks, enforcer };
   for (const register of ROUTES) register(app, apiDeps);
   return { ks, app, tokens, enforcer };

@@ -65,6 +65,7 @@ export function registerAuthRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get('/v3/OS-REVOKE/events', async (req) => {
     authorize(deps, req, 'identity:list_revoke_events');
+    await ks.sync.poll();
     const since = (req.query as { since?: string }).since;
     const sinceMs = since ? Date.parse(since) : undefined;
     if (since && Number.isNaN(sinceMs)) throw badRequest(`Invalid since: ${since}`);

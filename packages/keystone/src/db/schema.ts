@@ -162,6 +162,11 @@ export interface IdMappingRow {
   entity_type: 'user' | 'group';
 }
 
+export interface CacheGenerationRow {
+  id: number;
+  value: number;
+}
+
 export interface KeystoneDB {
   project: ProjectRow;
   project_tag: ProjectTagRow;
@@ -184,6 +189,7 @@ export interface KeystoneDB {
   project_limit: ProjectLimitRow;
   revocation_event: RevocationEventRow;
   id_mapping: IdMappingRow;
+  cache_generation: CacheGenerationRow;
 }
 
 /** Upstream's marker for "this project row is a domain" in domain_id. */

@@ -9,6 +9,7 @@ import type { KeystoneDB } from '../db/schema.ts';
 import { AppCredManager } from './app-cred-manager.ts';
 import { AssignmentManager } from './assignment-manager.ts';
 import { CatalogManager } from './catalog-manager.ts';
+import { ClusterSync } from './cluster-sync.ts';
 import { CredentialManager } from './credential-manager.ts';
 import { IdentityManager } from './identity-manager.ts';
 import { IdentityNotifier, type NotificationSink } from './notifier.ts';
@@ -47,6 +48,7 @@ export class Keystone {
   readonly tokens: TokenProvider;
   readonly appCreds: AppCredManager;
   readonly credentials: CredentialManager;
+  readonly sync: ClusterSync;
   /** Bumped by every change that can alter a token's validity or content. */
   generation = 0;
 
@@ -66,14 +68,29 @@ export class Keystone {
     this.tokens = new TokenProvider(this);
     this.appCreds = new AppCredManager(this);
     this.credentials = new CredentialManager(this);
+    this.sync = new ClusterSync(this);
   }
 
   async start(): Promise<void> {
     await this.revocations.load();
+    await this.sync.start();
   }
 
+  /** Finishes background writes; the database may close afterwards. */
+  async close(): Promise<void> {
+    await this.sync.settle();
+  }
+
+  /** After any change that can alter a token's content or validity, here and in other Keystone processes. */
   invalidate(): void {
+    this.invalidateLocal();
+    this.sync.bump();
+  }
+
+  /** Drops this process's caches (validations, catalog). */
+  invalidateLocal(): void {
     this.generation += 1;
+    this.catalog.invalidate();
   }
 
   /** Runs a write, turning a unique-key violation into upstream's 409 for `kind` (user, project …). */

@@ -6,8 +6,8 @@ import type { Keystone } from './keystone.ts';
  * Revocation events, upstream's model: a token is revoked when an event issued
  * after the token matches it (same user, project, domain, role, audit id or
  * audit chain). Tokens are not stored, so this is the only way to kill one.
- * Events are kept in memory; other Keystone processes' events are picked up by
- * polling the table's high-water mark (see refreshIfChanged).
+ * Events are kept in memory; those of other Keystone processes are loaded when
+ * cluster-sync.ts sees the shared generation move.
  */
 export interface RevokeRequest {
   userId?: string;
@@ -34,8 +34,6 @@ export interface TokenFacts {
 
 export class Revocations {
   private events: RevocationEventRow[] = [];
-  private mark = '';
-  private lastPoll = 0;
 
   constructor(private readonly ks: Keystone) {}
 
@@ -47,7 +45,6 @@ export class Revocations {
     const cutoff = this.ks.clock.now() - (this.ks.config.tokenExpiration + this.ks.config.allowExpiredWindow) * 1000;
     await this.db.deleteFrom('revocation_event').where('revoked_at', '<', cutoff).execute();
     this.events = await this.db.selectFrom('revocation_event').selectAll().orderBy('revoked_at').execute();
-    this.mark = await this.highWaterMark();
   }
 
   async revoke(r: RevokeRequest): Promise<void> {
@@ -66,21 +63,8 @@ export class Revocations {
     };
     await this.db.insertInto('revocation_event').values(row).execute();
     this.events.push(row);
-    this.mark = await this.highWaterMark();
     this.ks.invalidate();
     this.ks.notifier.emit('revocation', 'created', row.id);
-  }
-
-  /** At most once a second, reload when another process added events. */
-  async refreshIfChanged(): Promise<void> {
-    const now = Date.now();
-    if (now - this.lastPoll < 1000) return;
-    this.lastPoll = now;
-    const mark = await this.highWaterMark();
-    if (mark !== this.mark) {
-      await this.load();
-      this.ks.invalidate();
-    }
   }
 
   isRevoked(t: TokenFacts): boolean {
@@ -102,11 +86,4 @@ export class Revocations {
     return since === undefined ? [...this.events] : this.events.filter((e) => Number(e.revoked_at) >= since);
   }
 
-  private async highWaterMark(): Promise<string> {
-    const r = await this.db
-      .selectFrom('revocation_event')
-      .select((eb) => [eb.fn.max('revoked_at').as('m'), eb.fn.countAll().as('n')])
-      .executeTakeFirst();
-    return `${r?.m ?? 0}:${r?.n ?? 0}`;
-  }
 }

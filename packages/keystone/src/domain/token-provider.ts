@@ -98,7 +98,7 @@ export class TokenProvider {
    * (garbage, expired, revoked), so `openstack token ...` prints the same thing.
    */
   async validate(token: string, opts: { allowExpired?: boolean } = {}): Promise<TokenData> {
-    await this.ks.revocations.refreshIfChanged();
+    await this.ks.sync.poll();
     const gen = this.ks.generation;
     const hit = this.cache.get(token);
     const keys = this.keys();

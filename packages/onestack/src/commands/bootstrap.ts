@@ -13,12 +13,13 @@ import { serviceUrl, type Settings } from '../settings.ts';
 export async function bootstrapIdentity(settings: Settings, secrets: CloudSecrets): Promise<void> {
   const logger = serviceLogger(settings, keystoneService.name);
   const db = await syncDatabase(settings, keystoneService, logger);
+  const ks = await openKeystoneDomain({ config: settings.values, publicUrl: serviceUrl(settings, 'keystone'), db, logger });
   try {
-    const ks = await openKeystoneDomain({ config: settings.values, publicUrl: serviceUrl(settings, 'keystone'), db, logger });
     const identityUrl = `${serviceUrl(settings, 'keystone')}/v3`;
     const services = SERVICES.filter((s) => s.name !== 'keystone').map((s) => ({ type: s.type, name: s.name, url: serviceUrl(settings, s.name) }));
     await bootstrapCloud(ks, { identityUrl, secrets, services });
   } finally {
+    await ks.close();
     await db.close();
   }
 }
