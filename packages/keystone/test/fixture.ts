@@ -9,6 +9,7 @@ import { createKeystoneApp, type KeystoneApp } from '../src/app.ts';
 import { defaultKeystoneConfig, type KeystoneConfig } from '../src/conf.ts';
 import { migrations } from '../src/db/migrations/index.ts';
 import { bootstrap, type BootstrapResult } from '../src/domain/bootstrap.ts';
+import { Keystone } from '../src/domain/keystone.ts';
 import type { KeystoneDB } from '../src/db/schema.ts';
 
 export const ADMIN_PASSWORD = 'secret-admin-pw';
@@ -34,7 +35,15 @@ export interface KeystoneFixture extends KeystoneApp {
  * (or mysql), on a fresh database of the local server, dropped afterwards; with
  * ONESTACK_TEST_BUS=amqp its notifications go through the local RabbitMQ.
  */
-export async function startKeystone(opts: { config?: Partial<KeystoneConfig>; clock?: Clock; dbUrl?: string } = {}): Promise<KeystoneFixture> {
+export async function startKeystone(
+  opts: {
+    config?: Partial<KeystoneConfig>;
+    clock?: Clock;
+    dbUrl?: string;
+    /** Runs on the migrated database before Keystone starts, e.g. to create the domains start-up reads configs for. */
+    beforeStart?: (ks: Keystone) => Promise<void>;
+  } = {},
+): Promise<KeystoneFixture> {
   const dir = tempDir('onestack-ks-');
   const dbUrl = opts.dbUrl ?? testDatabaseUrl(dir.path);
   const database = await openDatabase<KeystoneDB>(dbUrl);
@@ -51,6 +60,11 @@ export async function startKeystone(opts: { config?: Partial<KeystoneConfig>; cl
     ...opts.config,
   };
   const logger = pino({ level: process.env.ONESTACK_TEST_LOG ?? 'silent' });
+  if (opts.beforeStart) {
+    const unstarted = new Keystone({ db: database.db, config, clock, ids: randomIds, logger });
+    await opts.beforeStart(unstarted);
+    await unstarted.close();
+  }
   const ka = await createKeystoneApp({ db: database.db, config, clock, ids: randomIds, logger, notifications: bus });
   const cleanup = async () => {
     await ka.app.close();

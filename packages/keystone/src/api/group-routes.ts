@@ -6,7 +6,7 @@ import type { ApiDeps } from './context.ts';
 import { authorize, collectionLinks } from './context.ts';
 import { groupView, userView } from './views.ts';
 import { callerDomain, extraOf, ID_STRING, inCallerDomain, listTarget, normalized, NULLABLE_STRING, queryString, requireMatchingId, wrapped } from './request-helpers.ts';
-import { IDENTITY_NAME, userFilter, userTarget } from './user-routes.ts';
+import { IDENTITY_NAME, listDomain, userFilter, userTarget } from './user-routes.ts';
 
 /** /v3/groups and their members, as keystone/api/groups.py. */
 export function registerGroupRoutes(app: FastifyInstance, deps: ApiDeps): void {
@@ -15,7 +15,7 @@ export function registerGroupRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.get('/v3/groups', async (req) => {
     authorize(deps, req, 'identity:list_groups', listTarget(req, (domainId) => ({ group: { domain_id: domainId } })));
     const q = req.query as Record<string, unknown>;
-    const groups = await ks.identity.listGroups({ domainId: queryString(q.domain_id), name: queryString(q.name) });
+    const groups = await ks.identity.listGroups({ domainId: listDomain(deps, req), name: queryString(q.name) });
     return { groups: inCallerDomain(req, groups, (g) => g.domainId).map((g) => groupView(deps, g)), links: collectionLinks(deps, req) };
   });
 

@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { badRequest, notFound, validationError } from '@onestack/core/errors.ts';
+import { badRequest, notFound, unauthorized, validationError } from '@onestack/core/errors.ts';
 import type { Target } from '@onestack/core/policy/index.ts';
 import type { ExpiryOperator, PasswordExpiryFilter, User, UserFilter } from '../domain/identity-manager.ts';
 import { EXPIRY_OPERATORS } from '../domain/identity-manager.ts';
 import type { ApiDeps } from './context.ts';
-import { authorize, collectionLinks, queryBool } from './context.ts';
+import { authOf, authorize, collectionLinks, queryBool } from './context.ts';
 import { groupView, projectView, userView } from './views.ts';
 import { BOOLEAN, callerDomain, extraOf, ID_STRING, inCallerDomain, listTarget, normalized, NULLABLE_STRING, optionsSchema, queryString, requireMatchingId, wrapped } from './request-helpers.ts';
 
@@ -14,7 +14,7 @@ export function registerUserRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get('/v3/users', async (req) => {
     authorize(deps, req, 'identity:list_users', listTarget(req, (domainId) => ({ domain_id: domainId })));
-    const users = await ks.identity.listUsers(userFilter(req.query as Record<string, unknown>));
+    const users = await ks.identity.listUsers({ ...userFilter(req.query as Record<string, unknown>), domainId: listDomain(deps, req) });
     return { users: inCallerDomain(req, users, (u) => u.domainId).map((u) => userView(deps, u)), links: collectionLinks(deps, req) };
   });
 
@@ -112,6 +112,23 @@ export async function userTarget(deps: ApiDeps, req: FastifyRequest): Promise<{ 
   const id = params.user_id;
   const user = await deps.ks.identity.findUser(id);
   return { id, user, target: { ...params, target: user ? { user: userView(deps, user) } : {} } };
+}
+
+/**
+ * The domain a user or group list is of. With domain-specific drivers every
+ * list is of one backend, as upstream's _get_domain_id_for_list_request: the
+ * domain_id asked for, else the token's domain (a project's domain for a
+ * project-scoped token); system scope lists the default backend.
+ */
+export function listDomain(deps: ApiDeps, req: FastifyRequest): string | undefined {
+  const asked = queryString((req.query as Record<string, unknown>).domain_id);
+  if (deps.ks.config.domainConfigDir === null || asked) return asked;
+  const auth = authOf(req);
+  if (auth.domainId) return auth.domainId;
+  if (auth.projectId) return auth.projectDomainId;
+  if (auth.system) return undefined;
+  req.log.warn('No domain information specified as part of list request');
+  throw unauthorized('No domain information specified as part of list request');
 }
 
 export function existingUser(user: User | undefined, id: string): User {

@@ -1,6 +1,9 @@
 import type { Kysely, Transaction } from 'kysely';
-import { badRequest, notFound, unauthorized } from '@onestack/core/errors.ts';
-import type { GroupRow, KeystoneDB, PasswordRow, UserRow } from '../db/schema.ts';
+import { badRequest, forbidden, isApiError, notFound, unauthorized, type ApiError } from '@onestack/core/errors.ts';
+import type { GroupRow, IdMappingRow, KeystoneDB, PasswordRow, UserRow } from '../db/schema.ts';
+import type { DriverGroup, DriverUser, IdentityDriver } from '../drivers/identity-driver.ts';
+import { LdapIdentityDriver } from '../drivers/ldap-identity-driver.ts';
+import { loadDomainConfigs, publicIdFor } from './domain-config.ts';
 import { bool, int, mergeOptions, parseJson } from './json-columns.ts';
 import type { Keystone } from './keystone.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
@@ -68,15 +71,41 @@ export const EXPIRY_OPERATORS: Record<ExpiryOperator, (a: number, b: number) => 
 
 const AUTH_FAILED = 'The request you have made requires authentication.';
 const DAY_MS = 86_400_000;
+/**
+ * How long a directory's answer may be served from the token cache: upstream's
+ * [cache] expiration_time default, after which a user disabled or removed in
+ * LDAP stops validating.
+ */
+const DIRECTORY_CACHE_MS = 600_000;
+/** id_mapping rows per insert, well under every database's bound-parameter limit. */
+const MAPPING_BATCH = 200;
 
 const passwordExpired = (userId: string) => unauthorized(`The password is expired and needs to be changed for user: ${userId}.`);
 const notInGroup = (userId: string, groupId: string) => notFound(`User '${userId}' not found in group '${groupId}'`);
 
+type EntityType = IdMappingRow['entity_type'];
+
+/** What a public id from a domain-specific backend stands for: its domain's driver and the driver's own id. */
+interface Mapped {
+  domainId: string;
+  localId: string;
+  driver: IdentityDriver;
+}
+
 /**
  * Users, groups and passwords, with upstream's security compliance rules
- * (lockout, password history, minimum age, expiry, first-use change).
+ * (lockout, password history, minimum age, expiry, first-use change). A
+ * domain may keep its users and groups in a read-only LDAP directory instead
+ * (upstream's domain-specific drivers): those get public ids through
+ * id_mapping, are read through the domain's driver and are never written.
  */
 export class IdentityManager {
+  /** Domain id → its directory; domains not listed are SQL. */
+  private readonly drivers = new Map<string, IdentityDriver>();
+  /** Public ids known to be in id_mapping, so listing a directory again writes nothing. */
+  private readonly mappedIds = new Set<string>();
+  private expiry: NodeJS.Timeout | undefined;
+
   constructor(private readonly ks: Keystone) {}
 
   private get db(): Kysely<KeystoneDB> {
@@ -87,9 +116,125 @@ export class IdentityManager {
     return this.ks.config;
   }
 
+  // ---- domain-specific backends --------------------------------------------
+
+  /**
+   * Upstream's domain-specific drivers from files, read once at start-up: one
+   * LDAP driver per keystone.<domain name>.conf. A broken file stops start-up
+   * (ConfigError); a file naming no existing domain is skipped, as upstream.
+   */
+  async loadDomainDrivers(dir: string): Promise<void> {
+    const { configs, warnings } = loadDomainConfigs(dir);
+    for (const w of warnings) this.ks.logger.warn(w);
+    for (const c of configs) {
+      const domain = await this.ks.resource.getDomainByName(c.domainName).catch((e: unknown) => {
+        if (isApiError(e) && e.status === 404) return undefined;
+        throw e;
+      });
+      if (!domain) {
+        this.ks.logger.warn(`Invalid domain name (${c.domainName}) found in config file name`);
+        continue;
+      }
+      this.drivers.set(domain.id, new LdapIdentityDriver(c.ldap, this.ks.logger.child({ domain_id: domain.id })));
+      this.ks.logger.info({ domain_id: domain.id, file: c.file }, 'domain-specific identity driver loaded');
+    }
+    if (this.drivers.size && !this.expiry) {
+      this.expiry = setInterval(() => this.ks.invalidateLocal(), DIRECTORY_CACHE_MS);
+      this.expiry.unref();
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.expiry);
+    this.expiry = undefined;
+    const drivers = [...this.drivers.values()];
+    this.drivers.clear();
+    await Promise.all(drivers.map((d) => d.close?.()));
+  }
+
+  /** The directory entity behind a public id; undefined for SQL entities (their ids are their own). */
+  private async mapped(publicId: string, type: EntityType): Promise<Mapped | undefined> {
+    if (this.drivers.size === 0) return undefined;
+    const row = await this.db.selectFrom('id_mapping').selectAll().where('public_id', '=', publicId).executeTakeFirst();
+    const driver = row?.entity_type === type ? this.drivers.get(row.domain_id) : undefined;
+    return driver && { domainId: row!.domain_id, localId: row!.local_id, driver };
+  }
+
+  /**
+   * Entities read from a domain's directory, with their public ids (upstream's
+   * sha256 generator) recorded in id_mapping, as the hash cannot be reversed.
+   */
+  private async withPublicIds<T extends { id: string }, R>(domainId: string, type: EntityType, items: T[], to: (item: T, publicId: string) => R): Promise<R[]> {
+    const rows = new Map<string, IdMappingRow>();
+    const ids = items.map((item) => {
+      const id = publicIdFor(domainId, item.id, type);
+      if (!this.mappedIds.has(id)) rows.set(id, { public_id: id, domain_id: domainId, local_id: item.id, entity_type: type });
+      return id;
+    });
+    const missing = [...rows.values()];
+    for (let i = 0; i < missing.length; i += MAPPING_BATCH) {
+      await this.db.insertInto('id_mapping').values(missing.slice(i, i + MAPPING_BATCH)).onConflict((oc) => oc.doNothing()).execute();
+    }
+    for (const id of rows.keys()) this.mappedIds.add(id);
+    return items.map((item, i) => to(item, ids[i]!));
+  }
+
+  private usersFrom(domainId: string, users: DriverUser[]): Promise<User[]> {
+    return this.withPublicIds(domainId, 'user', users, (u, id) => driverUser(domainId, id, u));
+  }
+
+  private groupsFrom(domainId: string, groups: DriverGroup[]): Promise<Group[]> {
+    return this.withPublicIds(domainId, 'group', groups, (g, id) => driverGroup(domainId, id, g));
+  }
+
+  /** Upstream's answer to a write on a read-only backend: the generic 403, the reason only in the log. */
+  private readOnly(domainId: string): ApiError {
+    this.ks.logger.warn({ domain_id: domainId }, 'LDAP does not support write operations');
+    return forbidden('You are not authorized to perform the requested action.');
+  }
+
+  private async refuseMapped(id: string, type: EntityType): Promise<void> {
+    const m = await this.mapped(id, type);
+    if (m) throw this.readOnly(m.domainId);
+  }
+
+  /**
+   * A membership joins a user and a group of the same backend; upstream names
+   * the entities by the backends' own ids here. Returns the directory both
+   * live in, if any.
+   */
+  private async sameBackend(userId: string, groupId: string): Promise<Mapped | undefined> {
+    const [user, group] = await Promise.all([this.mapped(userId, 'user'), this.mapped(groupId, 'group')]);
+    if (user?.driver !== group?.driver) {
+      throw forbidden(
+        `Group membership across backend boundaries is not allowed. Group in question is ${group?.localId ?? groupId}, user is ${user?.localId ?? userId}.`,
+      );
+    }
+    return group;
+  }
+
+  /**
+   * A deleted domain's directory users and groups: their public ids and
+   * everything granted to them go; the directory itself is never touched.
+   */
+  async purgeMappings(tx: Transaction<KeystoneDB>, domainId: string): Promise<void> {
+    const rows = await tx.selectFrom('id_mapping').select(['public_id', 'entity_type']).where('domain_id', '=', domainId).execute();
+    for (const kind of ['user', 'group'] as const) {
+      const ids = rows.filter((r) => r.entity_type === kind).map((r) => r.public_id);
+      for (let i = 0; i < ids.length; i += MAPPING_BATCH) await this.purgeActors(tx, kind, ids.slice(i, i + MAPPING_BATCH));
+    }
+    await tx.deleteFrom('id_mapping').where('domain_id', '=', domainId).execute();
+    for (const r of rows) this.mappedIds.delete(r.public_id);
+  }
+
   // ---- users -------------------------------------------------------------
 
   async findUser(id: string): Promise<User | undefined> {
+    const m = await this.mapped(id, 'user');
+    if (m) {
+      const u = await m.driver.getUser(m.localId);
+      return u && driverUser(m.domainId, id, u);
+    }
     const row = await this.db.selectFrom('user').selectAll().where('id', '=', id).executeTakeFirst();
     return row ? this.toUser(row, (await this.currentPassword(id))?.expires_at ?? null) : undefined;
   }
@@ -101,12 +246,24 @@ export class IdentityManager {
   }
 
   async getUserByName(name: string, domainId: string): Promise<User> {
+    const driver = this.drivers.get(domainId);
+    if (driver) {
+      const u = await driver.getUserByName(name);
+      if (!u) throw notFound(`Could not find user: ${name}.`);
+      return (await this.usersFrom(domainId, [u]))[0]!;
+    }
     const row = await this.db.selectFrom('user').selectAll().where('name', '=', name).where('domain_id', '=', domainId).executeTakeFirst();
     if (!row) throw notFound(`Could not find user: ${name}.`);
     return this.toUser(row, (await this.currentPassword(row.id))?.expires_at ?? null);
   }
 
   async listUsers(filter: UserFilter = {}): Promise<User[]> {
+    const driver = filter.domainId === undefined ? undefined : this.drivers.get(filter.domainId);
+    if (driver) {
+      // The directory matches names as its schema says (usually case-insensitively), as upstream.
+      const users = await this.usersFrom(filter.domainId!, await driver.listUsers({ name: filter.name, enabled: filter.enabled }));
+      return users.filter((u) => matches(u, { ids: filter.ids, passwordExpires: filter.passwordExpires }));
+    }
     let q = this.db.selectFrom('user').selectAll();
     if (filter.domainId !== undefined) q = q.where('domain_id', '=', filter.domainId);
     if (filter.name !== undefined) q = q.where('name', '=', filter.name);
@@ -120,6 +277,7 @@ export class IdentityManager {
 
   async createUser(input: UserCreate): Promise<User> {
     await this.ks.resource.getDomain(input.domainId);
+    if (this.drivers.has(input.domainId)) throw this.readOnly(input.domainId);
     await this.assertDefaultProjectNotDomain(input.defaultProjectId);
     const id = input.id ?? this.ks.ids.hex();
     const now = this.ks.clock.now();
@@ -160,6 +318,7 @@ export class IdentityManager {
    */
   async updateUser(id: string, patch: UserUpdate): Promise<User> {
     const current = await this.getUser(id);
+    await this.refuseMapped(id, 'user');
     await this.assertDefaultProjectNotDomain(patch.defaultProjectId);
     const set: Partial<UserRow> = {};
     if (patch.name !== undefined) set.name = patch.name.trim();
@@ -196,6 +355,7 @@ export class IdentityManager {
 
   async deleteUser(id: string): Promise<void> {
     await this.getUser(id);
+    await this.refuseMapped(id, 'user');
     await this.db.transaction().execute((tx) => this.purgeActors(tx, 'user', [id]));
     await this.ks.revocations.revoke({ userId: id });
     this.ks.notifier.emit('user', 'deleted', id);
@@ -239,10 +399,26 @@ export class IdentityManager {
    * even with the right password. A wrong password never says why.
    */
   async authenticate(userId: string, password: string): Promise<User> {
+    const m = await this.mapped(userId, 'user');
+    if (m) return this.authenticateMapped(userId, m, password);
     const checked = await this.verify(userId, password);
     if (!checked) throw unauthorized(AUTH_FAILED);
     if (checked.expired) throw passwordExpired(userId);
     return checked.user;
+  }
+
+  /**
+   * The directory checks the password (a bind as the user); lockout, expiry
+   * and history are SQL rules and do not apply. An unreachable directory is a
+   * 500 from the driver, never a wrong password.
+   */
+  private async authenticateMapped(userId: string, m: Mapped, password: string): Promise<User> {
+    if (!(await m.driver.authenticate(m.localId, password))) throw unauthorized(AUTH_FAILED);
+    const found = await m.driver.getUser(m.localId);
+    if (!found) throw unauthorized(AUTH_FAILED);
+    const user = driverUser(m.domainId, userId, found);
+    if (!user.enabled) throw unauthorized(`The account is disabled for user: ${userId}.`);
+    return user;
   }
 
   /**
@@ -291,6 +467,12 @@ export class IdentityManager {
    * minimum age of a self-chosen password and the history.
    */
   async changePassword(userId: string, original: string, next: string): Promise<void> {
+    const m = await this.mapped(userId, 'user');
+    if (m) {
+      // As upstream: the original password is checked before the backend refuses the write.
+      await this.authenticateMapped(userId, m, original);
+      throw this.readOnly(m.domainId);
+    }
     const checked = await this.verify(userId, original);
     if (!checked) throw unauthorized(AUTH_FAILED);
     const { user } = checked;
@@ -397,12 +579,17 @@ export class IdentityManager {
     }
     const users = rows.map((r) => this.toUser(r, expiry.get(r.id) ?? null));
     if (!filter) return users;
-    return users.filter((u) => u.passwordExpiresAt !== null && EXPIRY_OPERATORS[filter.op](u.passwordExpiresAt, filter.at));
+    return users.filter((u) => matches(u, { passwordExpires: filter }));
   }
 
   // ---- groups ------------------------------------------------------------
 
   async findGroup(id: string): Promise<Group | undefined> {
+    const m = await this.mapped(id, 'group');
+    if (m) {
+      const g = await m.driver.getGroup(m.localId);
+      return g && driverGroup(m.domainId, id, g);
+    }
     const row = await this.db.selectFrom('group').selectAll().where('id', '=', id).executeTakeFirst();
     return row ? toGroup(row) : undefined;
   }
@@ -414,12 +601,20 @@ export class IdentityManager {
   }
 
   async getGroupByName(name: string, domainId: string): Promise<Group> {
+    const driver = this.drivers.get(domainId);
+    if (driver) {
+      const g = await driver.getGroupByName(name);
+      if (!g) throw notFound(`Could not find group: ${name}.`);
+      return (await this.groupsFrom(domainId, [g]))[0]!;
+    }
     const row = await this.db.selectFrom('group').selectAll().where('name', '=', name).where('domain_id', '=', domainId).executeTakeFirst();
     if (!row) throw notFound(`Could not find group: ${name}.`);
     return toGroup(row);
   }
 
   async listGroups(filter: { domainId?: string; name?: string } = {}): Promise<Group[]> {
+    const driver = filter.domainId === undefined ? undefined : this.drivers.get(filter.domainId);
+    if (driver) return this.groupsFrom(filter.domainId!, await driver.listGroups({ name: filter.name }));
     let q = this.db.selectFrom('group').selectAll();
     if (filter.domainId !== undefined) q = q.where('domain_id', '=', filter.domainId);
     if (filter.name !== undefined) q = q.where('name', '=', filter.name);
@@ -428,6 +623,7 @@ export class IdentityManager {
 
   async createGroup(input: { name: string; domainId: string; description?: string; extra?: Record<string, unknown> }): Promise<Group> {
     await this.ks.resource.getDomain(input.domainId);
+    if (this.drivers.has(input.domainId)) throw this.readOnly(input.domainId);
     const name = input.name.trim();
     const row: GroupRow = {
       id: this.ks.ids.hex(),
@@ -443,6 +639,7 @@ export class IdentityManager {
 
   async updateGroup(id: string, patch: { name?: string; description?: string; extra?: Record<string, unknown> }): Promise<Group> {
     const current = await this.getGroup(id);
+    await this.refuseMapped(id, 'group');
     const set: Partial<GroupRow> = {};
     if (patch.name !== undefined) set.name = patch.name.trim();
     if (patch.description !== undefined) set.description = patch.description;
@@ -456,6 +653,7 @@ export class IdentityManager {
 
   async deleteGroup(id: string): Promise<void> {
     await this.getGroup(id);
+    await this.refuseMapped(id, 'group');
     const members = await this.db.selectFrom('user_group_membership').select('user_id').where('group_id', '=', id).execute();
     await this.db.transaction().execute((tx) => this.purgeActors(tx, 'group', [id]));
     for (const m of members) await this.ks.revocations.revoke({ userId: m.user_id });
@@ -466,6 +664,8 @@ export class IdentityManager {
   async addUserToGroup(userId: string, groupId: string): Promise<void> {
     await this.getUser(userId);
     await this.getGroup(groupId);
+    const directory = await this.sameBackend(userId, groupId);
+    if (directory) throw this.readOnly(directory.domainId);
     await this.db.insertInto('user_group_membership').values({ user_id: userId, group_id: groupId }).onConflict((oc) => oc.doNothing()).execute();
     this.ks.notifier.emit('group', 'updated', groupId);
     this.ks.invalidate();
@@ -474,6 +674,8 @@ export class IdentityManager {
   async removeUserFromGroup(userId: string, groupId: string): Promise<void> {
     await this.getUser(userId);
     await this.getGroup(groupId);
+    const directory = await this.sameBackend(userId, groupId);
+    if (directory) throw this.readOnly(directory.domainId);
     const res = await this.db.deleteFrom('user_group_membership').where('user_id', '=', userId).where('group_id', '=', groupId).executeTakeFirst();
     if (Number(res.numDeletedRows) === 0) throw notInGroup(userId, groupId);
     await this.ks.revocations.revoke({ userId });
@@ -485,15 +687,20 @@ export class IdentityManager {
   async checkUserInGroup(userId: string, groupId: string): Promise<void> {
     await this.getGroup(groupId);
     await this.getUser(userId);
+    await this.sameBackend(userId, groupId);
     if (!(await this.isUserInGroup(userId, groupId))) throw notInGroup(userId, groupId);
   }
 
   async isUserInGroup(userId: string, groupId: string): Promise<boolean> {
+    const [user, group] = await Promise.all([this.mapped(userId, 'user'), this.mapped(groupId, 'group')]);
+    if (user || group) return user !== undefined && user.driver === group?.driver && user.driver.isUserInGroup(user.localId, group.localId);
     const row = await this.db.selectFrom('user_group_membership').select('user_id').where('user_id', '=', userId).where('group_id', '=', groupId).executeTakeFirst();
     return row !== undefined;
   }
 
   async listGroupsForUser(userId: string): Promise<Group[]> {
+    const m = await this.mapped(userId, 'user');
+    if (m) return this.groupsFrom(m.domainId, await m.driver.listGroupsForUser(m.localId));
     const rows = await this.db
       .selectFrom('group')
       .innerJoin('user_group_membership as m', 'm.group_id', 'group.id')
@@ -506,6 +713,8 @@ export class IdentityManager {
 
   async listUsersInGroup(groupId: string, filter: UserFilter = {}): Promise<User[]> {
     await this.getGroup(groupId);
+    const m = await this.mapped(groupId, 'group');
+    if (m) return (await this.usersFrom(m.domainId, await m.driver.listUsersInGroup(m.localId))).filter((u) => matches(u, filter));
     let q = this.db
       .selectFrom('user')
       .innerJoin('user_group_membership as m', 'm.user_id', 'user.id')
@@ -541,3 +750,34 @@ function toGroup(row: GroupRow): Group {
   return { id: row.id, name: row.name, domainId: row.domain_id, description: row.description ?? '', extra: parseJson(row.extra) };
 }
 
+/** A directory user as Keystone shows it: no options, no password expiry (those are SQL's). */
+function driverUser(domainId: string, id: string, u: DriverUser): User {
+  return {
+    id,
+    name: u.name,
+    domainId,
+    enabled: u.enabled,
+    defaultProjectId: u.defaultProjectId ?? null,
+    description: u.description ?? null,
+    email: u.email ?? null,
+    extra: u.extra ?? {},
+    options: {},
+    passwordExpiresAt: null,
+  };
+}
+
+function driverGroup(domainId: string, id: string, g: DriverGroup): Group {
+  return { id, name: g.name, domainId, description: g.description ?? '', extra: g.extra ?? {} };
+}
+
+/** The user list filters, applied in memory: to what a directory cannot filter, and to password expiry. */
+function matches(u: User, f: UserFilter): boolean {
+  const expires = f.passwordExpires;
+  return (
+    (f.domainId === undefined || u.domainId === f.domainId) &&
+    (f.name === undefined || u.name === f.name) &&
+    (f.enabled === undefined || u.enabled === f.enabled) &&
+    (f.ids === undefined || f.ids.includes(u.id)) &&
+    (expires === undefined || (u.passwordExpiresAt !== null && EXPIRY_OPERATORS[expires.op](u.passwordExpiresAt, expires.at)))
+  );
+}

@@ -72,13 +72,15 @@ export class Keystone {
   }
 
   async start(): Promise<void> {
+    if (this.config.domainConfigDir !== null) await this.identity.loadDomainDrivers(this.config.domainConfigDir);
     await this.revocations.load();
     await this.sync.start();
   }
 
-  /** Finishes background writes; the database may close afterwards. */
+  /** Finishes background writes and closes directory connections; the database may close afterwards. */
   async close(): Promise<void> {
     await this.sync.settle();
+    await this.identity.close();
   }
 
   /** After any change that can alter a token's content or validity, here and in other Keystone processes. */

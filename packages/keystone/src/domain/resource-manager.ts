@@ -284,6 +284,7 @@ export class ResourceManager {
           const ids = (await tx.selectFrom(t).select('id').where('domain_id', '=', id).execute()).map((r) => r.id);
           if (ids.length) await this.ks.identity.purgeActors(tx, t, ids);
         }
+        await this.ks.identity.purgeMappings(tx, id);
       }
       await tx.deleteFrom('project').where('id', 'in', doomed).execute();
     });
