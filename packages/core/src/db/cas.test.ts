@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { conflict } from '../errors.ts';
-import { casUpdate, expectOne, isUniqueViolation, withTransaction } from './cas.ts';
+import { casUpdate, expectOne, insertIgnoringDuplicates, isUniqueViolation, withTransaction } from './cas.ts';
 import { dropDatabase, openDatabase } from './database.ts';
 import type { Database, Dialect } from './database.ts';
 import { runMigrations } from './migrations.ts';
@@ -91,6 +91,15 @@ for (const { dialect, newUrl } of targets()) {
       assert.throws(() => expectOne(0, () => conflict('busy')), { code: 'conflict' });
       const row = await database.db.selectFrom('server').selectAll().where('id', '=', 's1').executeTakeFirstOrThrow();
       assert.equal(row.task_state, 'powering-off');
+    });
+
+    test('inserts ignoring duplicates, in this dialect\'s words', async () => {
+      const row = { id: 'dup', name: 'dup', vm_state: 'active', task_state: null, counter: 0 };
+      await insertIgnoringDuplicates(database.db, 'server', row).execute();
+      await insertIgnoringDuplicates(database.db, 'server', { ...row, counter: 7 }).execute();
+      const rows = await database.db.selectFrom('server').selectAll().where('id', '=', 'dup').execute();
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0]!.counter, 0, 'the existing row is kept');
     });
 
     test('counts matched rows, not changed ones', async () => {

@@ -1,5 +1,5 @@
-import { sql } from 'kysely';
-import type { Expression, ExpressionBuilder, Kysely, SelectType, SqlBool, UpdateObject } from 'kysely';
+import { MysqlAdapter, sql } from 'kysely';
+import type { Expression, ExpressionBuilder, InsertObject, Kysely, SelectType, SqlBool, UpdateObject } from 'kysely';
 import { SQLITE_BUSY_TIMEOUT_MS } from './database.ts';
 import type { Database } from './database.ts';
 
@@ -128,4 +128,17 @@ export function isUniqueViolation(err: unknown): boolean {
     if (typeof errno === 'number' && UNIQUE_ERRNOS.has(errno)) return true;
   }
   return false;
+}
+
+/**
+ * INSERT that silently skips rows whose key already exists, in each dialect's
+ * words: `ON CONFLICT DO NOTHING` (SQLite, PostgreSQL) or `INSERT IGNORE` (MySQL).
+ */
+export function insertIgnoringDuplicates<DB, TB extends keyof DB & string>(
+  db: Kysely<DB>,
+  table: TB,
+  values: InsertObject<DB, TB> | readonly InsertObject<DB, TB>[],
+) {
+  const q = db.insertInto(table).values(values as InsertObject<DB, TB>);
+  return db.getExecutor().adapter instanceof MysqlAdapter ? q.ignore() : q.onConflict((oc) => oc.doNothing());
 }

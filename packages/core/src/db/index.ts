@@ -32,5 +32,5 @@ export {
   boolFromDb,
 } from './migrations.ts';
 export type { Migration, AppliedMigration, MigrationStatus, MigrationResult } from './migrations.ts';
-export { casUpdate, expectOne, withTransaction, isUniqueViolation } from './cas.ts';
+export { casUpdate, expectOne, withTransaction, isUniqueViolation, insertIgnoringDuplicates } from './cas.ts';
 export type { CasWhere } from './cas.ts';

@@ -4,6 +4,7 @@ import type { AssignmentRow, AssignmentType, KeystoneDB, RoleRow } from '../db/s
 import { bool, int, mergeOptions, parseJson } from './json-columns.ts';
 import type { Keystone } from './keystone.ts';
 import type { Project } from './resource-manager.ts';
+import { insertIgnoringDuplicates } from '@onestack/core/db/index.ts';
 
 export interface Role {
   id: string;
@@ -225,7 +226,7 @@ export class AssignmentManager {
   /** Idempotent, as upstream's PUT. */
   async grant(actor: Actor, target: Target, roleId: string, inherited = false): Promise<void> {
     const row = await this.assignmentRow(actor, target, roleId, inherited, { actorMustExist: true, forGrant: true });
-    await this.db.insertInto('assignment').values(row).onConflict((oc) => oc.doNothing()).execute();
+    await insertIgnoringDuplicates(this.db, 'assignment', row).execute();
     this.ks.notifier.emit('role_assignment', 'created', roleId, describe(actor, target, inherited));
     this.ks.invalidate();
   }

@@ -7,6 +7,7 @@ import { loadDomainConfigs, publicIdFor } from './domain-config.ts';
 import { bool, int, mergeOptions, parseJson } from './json-columns.ts';
 import type { Keystone } from './keystone.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
+import { insertIgnoringDuplicates } from '@onestack/core/db/index.ts';
 
 export interface User {
   id: string;
@@ -173,7 +174,7 @@ export class IdentityManager {
     });
     const missing = [...rows.values()];
     for (let i = 0; i < missing.length; i += MAPPING_BATCH) {
-      await this.db.insertInto('id_mapping').values(missing.slice(i, i + MAPPING_BATCH)).onConflict((oc) => oc.doNothing()).execute();
+      await insertIgnoringDuplicates(this.db, 'id_mapping', missing.slice(i, i + MAPPING_BATCH)).execute();
     }
     for (const id of rows.keys()) this.mappedIds.add(id);
     return items.map((item, i) => to(item, ids[i]!));
@@ -666,7 +667,7 @@ export class IdentityManager {
     await this.getGroup(groupId);
     const directory = await this.sameBackend(userId, groupId);
     if (directory) throw this.readOnly(directory.domainId);
-    await this.db.insertInto('user_group_membership').values({ user_id: userId, group_id: groupId }).onConflict((oc) => oc.doNothing()).execute();
+    await insertIgnoringDuplicates(this.db, 'user_group_membership', { user_id: userId, group_id: groupId }).execute();
     this.ks.notifier.emit('group', 'updated', groupId);
     this.ks.invalidate();
   }

@@ -4,6 +4,7 @@ import type { KeystoneDB, ProjectRow } from '../db/schema.ts';
 import { DEFAULT_DOMAIN_ID, ROOT_DOMAIN } from '../db/schema.ts';
 import { bool, int, mergeOptions, parseJson } from './json-columns.ts';
 import type { Keystone } from './keystone.ts';
+import { insertIgnoringDuplicates } from '@onestack/core/db/index.ts';
 
 /** Domains and projects: one table, as upstream (a domain is a project with is_domain). */
 export interface Project {
@@ -338,7 +339,7 @@ export class ResourceManager {
   async addTag(id: string, tag: string): Promise<string> {
     await this.assertTagsMutable(id, 'create');
     const name = tag.trim();
-    await this.db.insertInto('project_tag').values({ project_id: id, name }).onConflict((oc) => oc.doNothing()).execute();
+    await insertIgnoringDuplicates(this.db, 'project_tag', { project_id: id, name }).execute();
     this.ks.notifier.emit('project', 'updated', id);
     return name;
   }
