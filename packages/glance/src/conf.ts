@@ -1,0 +1,135 @@
+import { join } from 'node:path';
+import { defineGroup, opt } from '@onestack/core/config/index.ts';
+
+/** Import methods this Glance can run; web-download and glance-download need outbound traffic and are not offered. */
+export const IMPORT_METHODS = ['glance-direct', 'copy-image'] as const;
+export type ImportMethod = (typeof IMPORT_METHODS)[number];
+
+/**
+ * Glance's options in the [glance] section, named as upstream's glance-api.conf
+ * options where one exists ([DEFAULT] image_size_cap, [image_format]
+ * disk_formats …), so an operator's knowledge carries over. The service_*
+ * options are the service user of [keystone_authtoken] and [oslo_limit].
+ */
+export const glanceOptions = defineGroup('glance', {
+  port: opt.port({ default: 9292, help: 'Port of the Image API.' }),
+  database_connection: opt.string({
+    default: '',
+    secret: true,
+    help: 'Database URL (sqlite:///path, postgresql://…, mysql://…). Empty: <state_dir>/glance/glance.db.',
+  }),
+  enabled_backends: opt.list({
+    default: ['file:file'],
+    help: 'Stores as <store id>:<store type> ([DEFAULT] enabled_backends); the only type so far is file.',
+  }),
+  default_backend: opt.string({ default: '', help: 'Store new image data goes to ([glance_store] default_backend). Empty: the first enabled backend.' }),
+  filesystem_store_datadir: opt.path({ help: 'Directory of the file stores, one subdirectory per store id. Empty: <state_dir>/glance/images.' }),
+  staging_dir: opt.path({ help: 'Where glance-direct imports are staged ([DEFAULT] node_staging_uri). Empty: <state_dir>/glance/staging.' }),
+  image_size_cap: opt.int({ default: 1099511627776, min: 1, help: 'Largest image accepted, in bytes, enforced while the data streams in.' }),
+  enabled_import_methods: opt.list({ default: [...IMPORT_METHODS], choices: IMPORT_METHODS, help: 'Interoperable import methods offered.' }),
+  disk_formats: opt.list({
+    default: ['ami', 'ari', 'aki', 'vhd', 'vhdx', 'vmdk', 'raw', 'qcow2', 'vdi', 'iso', 'ploop'],
+    help: "Values accepted for the 'disk_format' image attribute ([image_format] disk_formats).",
+  }),
+  container_formats: opt.list({
+    default: ['ami', 'ari', 'aki', 'bare', 'ovf', 'ova', 'docker', 'compressed'],
+    help: "Values accepted for the 'container_format' image attribute ([image_format] container_formats).",
+  }),
+  require_image_format_match: opt.bool({
+    default: true,
+    help: 'Refuse uploads whose content does not match their disk_format ([image_format] require_image_format_match). Unsafe images are refused regardless.',
+  }),
+  limit_param_default: opt.int({ default: 25, min: 1, help: 'Images per page when a list asks for no limit.' }),
+  api_limit_max: opt.int({ default: 1000, min: 1, help: 'Most images one list page returns.' }),
+  image_member_quota: opt.int({ default: 128, min: -1, help: 'Members per image; -1 is unlimited.' }),
+  image_property_quota: opt.int({ default: 128, min: -1, help: 'Additional properties per image; -1 is unlimited.' }),
+  image_tag_quota: opt.int({ default: 128, min: -1, help: 'Tags per image; -1 is unlimited.' }),
+  use_keystone_limits: opt.bool({
+    default: false,
+    help:
+      'Enforce per-project quotas from Keystone unified limits (image_size_total, image_stage_total in MiB; ' +
+      'image_count_total, image_count_uploading). Every one needs a registered limit for the image service: a missing one counts as 0.',
+  }),
+  limits_cache_time: opt.int({ default: 15, min: 0, help: 'Seconds limits read from Keystone are reused before asking again.' }),
+  region_name: opt.string({ default: 'RegionOne', help: 'Region whose limits apply to this Glance ([oslo_limit] endpoint_region_name).' }),
+  auth_url: opt.url({ help: "Keystone's public endpoint for the service user. Empty: the all-in-one's Keystone on [DEFAULT] public_host." }),
+  service_username: opt.string({ default: 'glance', help: 'Service user that validates tokens and reads limits ([keystone_authtoken] username).' }),
+  service_password: opt.string({ default: '', secret: true, help: 'Password of service_username. Empty: the one `onestack bootstrap` generated.' }),
+  service_user_domain_name: opt.string({ default: 'Default', help: 'Domain of service_username.' }),
+  service_project_name: opt.string({ default: 'service', help: 'Project the service user works in.' }),
+  service_project_domain_name: opt.string({ default: 'Default', help: 'Domain of service_project_name.' }),
+  policy_file: opt.string({ default: '', help: 'Policy overrides in upstream YAML format. Empty: <state_dir>/glance/policy.yaml when it exists.' }),
+  enforce_scope: opt.bool({ default: true, help: 'Refuse tokens whose scope a rule does not list ([oslo_policy] enforce_scope); every image rule is project-scoped.' }),
+});
+
+export interface StoreConfig {
+  id: string;
+  type: 'file';
+  dir: string;
+}
+
+export interface GlanceConfig {
+  publicUrl: string;
+  hostname: string;
+  stores: StoreConfig[];
+  defaultBackend: string;
+  stagingDir: string;
+  imageSizeCap: number;
+  importMethods: ImportMethod[];
+  diskFormats: string[];
+  containerFormats: string[];
+  requireImageFormatMatch: boolean;
+  limitParamDefault: number;
+  apiLimitMax: number;
+  memberQuota: number;
+  propertyQuota: number;
+  tagQuota: number;
+  useKeystoneLimits: boolean;
+  limitsCacheMs: number;
+  regionName: string;
+  policyFile: string;
+  enforceScope: boolean;
+}
+
+export type GlanceValues = { [K in keyof typeof glanceOptions.options]: unknown };
+
+export function glanceConfig(v: GlanceValues, o: { stateDir: string; publicUrl: string; hostname: string }): GlanceConfig {
+  const dir = join(o.stateDir, 'glance');
+  const storeBase = String(v.filesystem_store_datadir || join(dir, 'images'));
+  const stores = (v.enabled_backends as string[]).map((entry) => {
+    const [id, type] = entry.split(':').map((s) => s.trim());
+    if (!id || !/^[A-Za-z0-9_-]+$/.test(id) || id.startsWith('os_glance_')) throw new Error(`[glance] enabled_backends: invalid store id in "${entry}"`);
+    if (type !== 'file') throw new Error(`[glance] enabled_backends: store ${id} has unsupported type "${type ?? ''}" (supported: file)`);
+    return { id, type, dir: join(storeBase, id) } satisfies StoreConfig;
+  });
+  if (stores.length === 0) throw new Error('[glance] enabled_backends: at least one store is needed');
+  const defaultBackend = String(v.default_backend || stores[0].id);
+  if (!stores.some((s) => s.id === defaultBackend)) throw new Error(`[glance] default_backend ${defaultBackend} is not among enabled_backends`);
+  return {
+    publicUrl: o.publicUrl,
+    hostname: o.hostname,
+    stores,
+    defaultBackend,
+    stagingDir: String(v.staging_dir || join(dir, 'staging')),
+    imageSizeCap: Number(v.image_size_cap),
+    importMethods: [...(v.enabled_import_methods as ImportMethod[])],
+    diskFormats: [...(v.disk_formats as string[])],
+    containerFormats: [...(v.container_formats as string[])],
+    requireImageFormatMatch: Boolean(v.require_image_format_match),
+    limitParamDefault: Number(v.limit_param_default),
+    apiLimitMax: Number(v.api_limit_max),
+    memberQuota: Number(v.image_member_quota),
+    propertyQuota: Number(v.image_property_quota),
+    tagQuota: Number(v.image_tag_quota),
+    useKeystoneLimits: Boolean(v.use_keystone_limits),
+    limitsCacheMs: Number(v.limits_cache_time) * 1000,
+    regionName: String(v.region_name),
+    policyFile: String(v.policy_file || join(dir, 'policy.yaml')),
+    enforceScope: Boolean(v.enforce_scope),
+  };
+}
+
+/** Defaults for tests and tools that build a Glance without a config file. */
+export function defaultGlanceValues(): GlanceValues {
+  return Object.fromEntries(Object.entries(glanceOptions.options).map(([k, spec]) => [k, (spec as { default: unknown }).default])) as GlanceValues;
+}
