@@ -24,7 +24,6 @@ export const glanceOptions = defineGroup('glance', {
   }),
   default_backend: opt.string({ default: '', help: 'Store new image data goes to ([glance_store] default_backend). Empty: the first enabled backend.' }),
   filesystem_store_datadir: opt.path({ help: 'Directory of the file stores, one subdirectory per store id. Empty: <state_dir>/glance/images.' }),
-  staging_dir: opt.path({ help: 'Where glance-direct imports are staged ([DEFAULT] node_staging_uri). Empty: <state_dir>/glance/staging.' }),
   image_size_cap: opt.int({ default: 1099511627776, min: 1, help: 'Largest image accepted, in bytes, enforced while the data streams in.' }),
   enabled_import_methods: opt.list({ default: [...IMPORT_METHODS], choices: IMPORT_METHODS, help: 'Interoperable import methods offered.' }),
   disk_formats: opt.list({
@@ -71,9 +70,10 @@ export interface StoreConfig {
 export interface GlanceConfig {
   publicUrl: string;
   hostname: string;
+  /** glance-direct imports are staged under <stateDir>/glance/staging. */
+  stateDir: string;
   stores: StoreConfig[];
   defaultBackend: string;
-  stagingDir: string;
   imageSizeCap: number;
   importMethods: ImportMethod[];
   diskFormats: string[];
@@ -108,9 +108,9 @@ export function glanceConfig(v: GlanceValues, o: { stateDir: string; publicUrl: 
   return {
     publicUrl: o.publicUrl,
     hostname: o.hostname,
+    stateDir: o.stateDir,
     stores,
     defaultBackend,
-    stagingDir: String(v.staging_dir || join(dir, 'staging')),
     imageSizeCap: Number(v.image_size_cap),
     importMethods: [...(v.enabled_import_methods as ImportMethod[])],
     diskFormats: [...(v.disk_formats as string[])],

@@ -174,9 +174,6 @@ export function membersSchema(): Record<string, unknown> {
   };
 }
 
-/** The base attributes, as upstream's images.get_base_properties() names them. */
-export const BASE_PROPERTY_NAMES = Object.keys(baseProperties({ diskFormats: [], containerFormats: [] }));
-
 /** Validates (parts of) image bodies against the image schema, failing with upstream's 400 text. */
 export class ImageValidator {
   private readonly validate: ValidateFunction;

@@ -42,6 +42,8 @@ export interface ImageChanges {
   setProperties?: Record<string, string>;
   removeProperties?: string[];
   tags?: string[];
+  addLocations?: { id: string; store: string; url: string }[];
+  removeLocations?: string[];
 }
 
 export interface NewImage {
@@ -198,6 +200,11 @@ export class ImageRepo {
         await trx.deleteFrom('image_tag').where('image_id', '=', id).execute();
         if (changes.tags.length) await trx.insertInto('image_tag').values(changes.tags.map((value) => ({ image_id: id, value }))).execute();
       }
+      const now = this.clock.now();
+      for (const l of changes.addLocations ?? []) {
+        await trx.insertInto('image_location').values({ id: l.id, image_id: id, store: l.store, url: l.url, created_at: now }).execute();
+      }
+      if (changes.removeLocations?.length) await trx.deleteFrom('image_location').where('id', 'in', changes.removeLocations).execute();
       return true;
     });
   }
@@ -240,14 +247,6 @@ export class ImageRepo {
   async deletePropertyAtomic(id: string, name: string, value: string): Promise<boolean> {
     const r = await this.db.deleteFrom('image_property').where('image_id', '=', id).where('name', '=', name).where('value', '=', value).executeTakeFirst();
     return Number(r.numDeletedRows) > 0;
-  }
-
-  async addLocation(imageId: string, store: string, url: string, id: string): Promise<void> {
-    await this.db.insertInto('image_location').values({ id, image_id: imageId, store, url, created_at: this.clock.now() }).execute();
-  }
-
-  async removeLocation(locationId: string): Promise<void> {
-    await this.db.deleteFrom('image_location').where('id', '=', locationId).execute();
   }
 
   // ---- members ------------------------------------------------------------
@@ -412,11 +411,13 @@ export class ImageRepo {
       updatedAt: Number(r.updated_at),
       properties: Object.fromEntries(props.filter((p) => p.image_id === r.id).map((p) => [p.name, p.value])),
       tags: tags.filter((t) => t.image_id === r.id).map((t) => t.value),
-      locations: locations
-        .filter((l) => l.image_id === r.id)
-        .map((l): ImageLocation => ({ id: l.id, store: l.store, url: l.url, createdAt: Number(l.created_at) })),
+      locations: locations.filter((l) => l.image_id === r.id).map(locationOf),
     }));
   }
+}
+
+function locationOf(l: { id: string; store: string; url: string; created_at: number }): ImageLocation {
+  return { id: l.id, store: l.store, url: l.url, createdAt: Number(l.created_at) };
 }
 
 function memberOf(r: { image_id: string; member: string; status: string; created_at: number; updated_at: number }): ImageMember {

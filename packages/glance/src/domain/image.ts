@@ -41,6 +41,7 @@ export interface Image {
   updatedAt: number;
   properties: Record<string, string>;
   tags: string[];
+  /** Copies of the data in the stores, oldest first. */
   locations: ImageLocation[];
 }
 

@@ -96,6 +96,22 @@ export class Quotas {
     return this.enforce(projectId, 'image_count_uploading', () => this.repo.uploadingCount(projectId!), 0);
   }
 
+  /** GET /v2/info/usage: each quota's limit and usage, or nothing when limits are off. */
+  async usage(projectId: string | undefined): Promise<Partial<Record<QuotaName, { limit: number; usage: number }>>> {
+    if (!this.limits || !projectId) return {};
+    const usages: Record<QuotaName, () => Promise<number>> = {
+      image_size_total: async () => Math.floor((await this.repo.storageUsage(projectId)) / MiB),
+      image_stage_total: async () => Math.floor((await this.repo.stagingUsage(projectId)) / MiB),
+      image_count_total: () => this.repo.imageCount(projectId),
+      image_count_uploading: () => this.repo.uploadingCount(projectId),
+    };
+    const out: Partial<Record<QuotaName, { limit: number; usage: number }>> = {};
+    for (const [name, usage] of Object.entries(usages) as [QuotaName, () => Promise<number>][]) {
+      out[name] = { limit: await this.limits.limit(projectId, name), usage: await usage() };
+    }
+    return out;
+  }
+
   private async enforce(projectId: string | null | undefined, resource: QuotaName, usage: () => Promise<number>, delta: number): Promise<void> {
     if (!this.limits || !projectId) return;
     const [limit, current] = await Promise.all([this.limits.limit(projectId, resource), usage()]);

@@ -70,5 +70,5 @@ export const glancePolicies: RuleDefault[] = [
   image('deactivate', ADMIN_OR_PROJECT_MEMBER, 'Deactivate image', [{ path: `${IMAGE}/actions/deactivate`, method: 'POST' }]),
   image('reactivate', ADMIN_OR_PROJECT_MEMBER, 'Reactivate image', [{ path: `${IMAGE}/actions/reactivate`, method: 'POST' }]),
   image('copy_image', ADMIN, 'Copy existing image to other stores', [{ path: `${IMAGE}/import`, method: 'POST' }]),
-  { name: 'stores_info_detail', checkStr: ADMIN, description: 'Expose store specific information', operations: [{ path: '/v2/info/stores/detail', method: 'GET' }], scopeTypes: PROJECT },
+  { name: 'stores_info_detail', checkStr: `${ADMIN} or ${SERVICE}`, description: 'Expose store specific information', operations: [{ path: '/v2/info/stores/detail', method: 'GET' }], scopeTypes: PROJECT },
 ];
