@@ -2,7 +2,7 @@
 # The whole test suite, as CI runs it:
 #   1. type check;
 #   2. unit and functional tests (SQLite, in-process bus);
-#   3. the functional Keystone suite again on PostgreSQL and RabbitMQ;
+#   3. the functional suites again on PostgreSQL + RabbitMQ, and on MariaDB;
 #   4. end-to-end: `onestack up` in a scratch state directory, driven by the real
 #      openstack CLI and openstacksdk, and Keystone served alone on PostgreSQL + RabbitMQ.
 # Arguments, if any, are test files to run instead of the whole suite.
@@ -21,9 +21,11 @@ mapfile -t unit < <(find packages -path '*/node_modules' -prune -o -name '*.test
 echo "== unit and functional tests (SQLite, in-process bus): ${#unit[@]} files"
 run_tests "${unit[@]}"
 
-mapfile -t functional < <(find packages/keystone/test -name '*.test.ts' | sort)
-echo "== functional Keystone tests on PostgreSQL and RabbitMQ: ${#functional[@]} files"
+mapfile -t functional < <(find packages/*/test -name '*.test.ts' | sort)
+echo "== functional tests on PostgreSQL and RabbitMQ: ${#functional[@]} files"
 ONESTACK_TEST_DB=postgres ONESTACK_TEST_BUS=amqp run_tests "${functional[@]}"
+echo "== functional tests on MariaDB: ${#functional[@]} files"
+ONESTACK_TEST_DB=mysql run_tests "${functional[@]}"
 
 mapfile -t e2e < <(find e2e -name '*.test.ts' 2>/dev/null | sort)
 if [ ${#e2e[@]} -gt 0 ]; then
