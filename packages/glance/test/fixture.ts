@@ -44,6 +44,19 @@ export class GlanceClient extends JsonClient {
   }
 }
 
+/** The message of a Glance fault body (HTML, as upstream's webob renders it), unescaped. */
+export function faultMessage(res: { text: string }): string {
+  return res.text
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/&#(\d+);/g, (_m, n: string) => String.fromCharCode(Number(n)))
+    .replace(/&amp;/g, '&')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
 export interface GlanceFixture extends GlanceApp {
   url: string;
   ks: KeystoneFixture;
