@@ -35,7 +35,29 @@ export async function bootstrapCloud(
     throw e;
   });
   await ks.assignment.grant({ userId: demoUser.id }, { projectId: demoProject.id }, boot.roleIds.member);
+  await ensureServiceUser(ks, { name: 'glance', password: o.secrets.glance_password, serviceRoleId: boot.roleIds.service });
   for (const s of o.services) await ensureEndpoints(ks, { type: s.type, name: s.name, regionId: REGION, urls: { public: s.url, internal: s.url, admin: s.url } });
+}
+
+/**
+ * A service's own user (devstack's `glance` in project `service` with the
+ * `service` role): what it validates tokens and reads limits as. Re-running
+ * bootstrap resets its password to the one in the secrets file.
+ */
+async function ensureServiceUser(ks: Keystone, o: { name: string; password: string; serviceRoleId: string }): Promise<void> {
+  const project = await ks.resource.getProjectByName('service', 'default').catch(async (e: unknown) => {
+    if (isApiError(e) && e.status === 404) return ks.resource.createProject({ name: 'service', domainId: 'default', description: 'Service users' });
+    throw e;
+  });
+  const user = await ks.identity.getUserByName(o.name, 'default').catch(async (e: unknown) => {
+    if (isApiError(e) && e.status === 404) return ks.identity.createUser({ name: o.name, domainId: 'default', password: o.password, defaultProjectId: project.id });
+    throw e;
+  });
+  await ks.identity.updateUser(user.id, { enabled: true, password: o.password }).catch((e: unknown) => {
+    // The same password again may trip password history: then it is already right.
+    if (!(isApiError(e) && e.status === 400)) throw e;
+  });
+  await ks.assignment.grant({ userId: user.id }, { projectId: project.id }, o.serviceRoleId);
 }
 
 export function cloudEntries(identityUrl: string, secrets: CloudSecrets): Record<string, CloudEntry> {

@@ -6,19 +6,40 @@ import { dirname, join } from 'node:path';
 export interface CloudSecrets {
   admin_password: string;
   demo_password: string;
+  /** The `glance` service user's, for token validation and limits when Glance runs apart. */
+  glance_password: string;
 }
+
+const KEYS: readonly (keyof CloudSecrets)[] = ['admin_password', 'demo_password', 'glance_password'];
 
 export function secretsPath(stateDir: string): string {
   return join(stateDir, 'secrets.json');
 }
 
+/**
+ * The cloud's passwords, generated on first use. A file written by an older
+ * onestack gains the passwords it lacks, so upgrading needs no manual step.
+ */
 export function loadOrCreateSecrets(stateDir: string): { secrets: CloudSecrets; created: boolean } {
   const path = secretsPath(stateDir);
-  if (existsSync(path)) return { secrets: JSON.parse(readFileSync(path, 'utf8')) as CloudSecrets, created: false };
-  const secrets: CloudSecrets = { admin_password: randomPassword(), demo_password: randomPassword() };
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileSync(path, JSON.stringify(secrets, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
-  return { secrets, created: true };
+  const existing = existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as Partial<CloudSecrets>) : undefined;
+  const missing = KEYS.filter((k) => !existing?.[k]);
+  const secrets = { ...existing, ...Object.fromEntries(missing.map((k) => [k, randomPassword()])) } as CloudSecrets;
+  if (missing.length > 0) {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    writeFileSync(path, JSON.stringify(secrets, null, 2) + '\n', { mode: 0o600, flag: existing ? 'w' : 'wx' });
+  }
+  return { secrets, created: existing === undefined };
+}
+
+/**
+ * Service users whose password the configuration leaves empty get the one
+ * bootstrap generated: what the all-in-one and a `serve` on the same state
+ * directory need without any setting.
+ */
+export function withServicePasswords(values: Record<string, Record<string, unknown>>, secrets: CloudSecrets): void {
+  const glance = values.glance;
+  if (glance && !glance.service_password) glance.service_password = secrets.glance_password;
 }
 
 function randomPassword(): string {

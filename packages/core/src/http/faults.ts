@@ -61,12 +61,26 @@ export function renderFault(format: FaultFormat, err: ApiError, requestId: strin
         errors: [{ status, title: statusTitle(status), detail: message, request_id: requestId, code: err.type }],
       });
     case 'glance':
+      return { contentType: 'text/html; charset=UTF-8', body: webobHtml(status, message) };
     case 'swift':
       return {
         contentType: 'text/html; charset=UTF-8',
         body: `<html><h1>${statusTitle(status)}</h1><p>${escapeHtml(message)}</p></html>`,
       };
   }
+}
+
+/** Where webob's status titles are older than Node's. */
+const WEBOB_TITLES: Record<number, string> = { 413: 'Request Entity Too Large', 416: 'Request Range Not Satisfiable' };
+
+/**
+ * The page webob renders for an HTTPException raised with an explanation,
+ * as Glance's faults are: clients (openstacksdk) strip the tags line by line
+ * and join what is left, so "400 Bad Request: <message>" is what users read.
+ */
+function webobHtml(status: number, message: string): string {
+  const title = `${status} ${WEBOB_TITLES[status] ?? statusTitle(status)}`;
+  return `<html>\n <head>\n  <title>${title}</title>\n </head>\n <body>\n  <h1>${title}</h1>\n  ${escapeHtml(message)}<br /><br />\n\n\n\n </body>\n</html>`;
 }
 
 function json(body: unknown): RenderedFault {

@@ -6,8 +6,8 @@ import { checkDiskFormat, createInspector, qemuImgInfo, virtualSizeFor, type Ins
 import { missingFormats, transitionMessage, type Image } from './image.ts';
 import type { ImageService, Viewer } from './images.ts';
 
-/** disk_formats qemu-img can open for a second opinion on what the stream inspector saw. */
-const QEMU_READABLE = new Set(['raw', 'qcow2', 'vmdk', 'vhd', 'vhdx', 'vdi']);
+/** Formats with headers qemu-img reads for a second opinion (raw has nothing to check). */
+const QEMU_CHECKED = new Set(['qcow2', 'vmdk', 'vhd', 'vhdx', 'vdi']);
 
 export interface DataRequest {
   data: NodeJS.ReadableStream;
@@ -111,22 +111,21 @@ export class ImageData {
   /**
    * The virtual size of accepted content, or upstream's refusal (415) of
    * content that is unsafe or not what disk_format says. Where the store has
-   * a local file, qemu-img gives a second opinion on both.
+   * a local file, qemu-img gives a second opinion on structured formats: its
+   * refusal counts too, and its virtual size fills in when the header said none.
    */
   private async verdict(inspection: Inspection, diskFormat: string, store: ImageStore, location: string): Promise<number | null> {
     const refusal = this.deps.config.requireImageFormatMatch ? checkDiskFormat(inspection, diskFormat) : inspection.unsafe && 'Image failed safety checks';
     if (refusal) throw new ApiError('unsupported_media_type', refusal);
-    let virtualSize = virtualSizeFor(inspection, diskFormat) ?? null;
+    const virtualSize = virtualSizeFor(inspection, diskFormat) ?? null;
     const path = store.capabilities.localPath ? store.localPath?.(location) : undefined;
-    if (path && QEMU_READABLE.has(diskFormat) && inspection.format === diskFormat) {
-      const info = await qemuImgInfo(path, diskFormat, { logger: this.deps.logger }).catch((err: unknown) => {
-        this.deps.logger.warn({ err, disk_format: diskFormat }, 'qemu-img info failed; keeping the inspector\'s virtual size');
-        return undefined;
-      });
-      if (info?.unsafe) throw new ApiError('unsupported_media_type', `Image failed safety checks: ${info.unsafe}`);
-      virtualSize = info?.virtualSize ?? virtualSize;
-    }
-    return virtualSize;
+    if (!path || !QEMU_CHECKED.has(diskFormat) || inspection.format !== diskFormat) return virtualSize;
+    const info = await qemuImgInfo(path, diskFormat, { logger: this.deps.logger }).catch((err: unknown) => {
+      this.deps.logger.warn({ err, disk_format: diskFormat }, "qemu-img info failed; keeping the inspector's verdict");
+      return undefined;
+    });
+    if (info?.unsafe) throw new ApiError('unsupported_media_type', `Image failed safety checks: ${info.unsafe}`);
+    return virtualSize ?? info?.virtualSize ?? null;
   }
 
   /** PUT /v2/images/{id}/stage: queued → uploading, the bytes kept in the staging store. */
