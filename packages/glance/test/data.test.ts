@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -150,6 +151,21 @@ describe('glance image data: upload, download, stage and import', () => {
     assert.deepEqual(storeFiles(), before);
     // The image can take data again afterwards.
     assert.equal((await a.member.upload(id, 'small enough')).status, 204);
+  });
+
+  it('answers 413 to a client that sends the whole body before it reads', async () => {
+    const id = await create({ name: 'stubborn' });
+    const body = randomBytes(9 * MiB);
+    const url = new URL(g.url);
+    const socket = connect(Number(url.port), url.hostname);
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    const head = [`PUT /v2/images/${id}/file HTTP/1.1`, `Host: ${url.host}`, `X-Auth-Token: ${a.member.token}`, 'Content-Type: application/octet-stream', `Content-Length: ${body.length}`, '', ''].join('\r\n');
+    // Like python-requests: every byte is sent before the answer is read.
+    await new Promise<void>((resolve, reject) => socket.write(Buffer.concat([Buffer.from(head), body]), (e) => (e ? reject(e) : resolve())));
+    const answer = await new Promise<string>((resolve) => socket.once('data', (d: Buffer) => resolve(d.toString('latin1'))));
+    socket.destroy();
+    assert.match(answer, /^HTTP\/1\.1 413 /);
+    assert.equal((await show(id)).status, 'queued');
   });
 
   it('refuses content that is not its disk_format or is unsafe (415), keeping nothing', async () => {

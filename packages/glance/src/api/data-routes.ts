@@ -17,7 +17,7 @@ export function registerDataRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const image = await images.get(imageIdOf(req), viewer);
     new ImagePolicy(deps, req, image, viewer).enforce('upload_image');
     const store = header(req, 'x-image-meta-store');
-    await data.upload(image, { data: req.body as NodeJS.ReadableStream, size, signal: abortOnDisconnect(reply) }, viewer, store);
+    await discardRestOnError(req, data.upload(image, { data: req.body as NodeJS.ReadableStream, size, signal: abortOnDisconnect(reply) }, viewer, store));
     reply.code(204).send();
   });
 
@@ -28,7 +28,7 @@ export function registerDataRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const viewer = viewerOf(deps, req);
     const image = await images.get(imageIdOf(req), viewer);
     new ImagePolicy(deps, req, image, viewer).enforce('modify_image');
-    await data.stage(image, { data: req.body as NodeJS.ReadableStream, size, signal: abortOnDisconnect(reply) }, viewer);
+    await discardRestOnError(req, data.stage(image, { data: req.body as NodeJS.ReadableStream, size, signal: abortOnDisconnect(reply) }, viewer));
     reply.code(204).send();
   });
 
@@ -84,6 +84,23 @@ function announcedSize(req: FastifyRequest): number | undefined {
   if (raw === undefined) return undefined;
   if (!/^\s*\d+\s*$/.test(raw)) throw badRequest('Invalid or missing image size in request headers.');
   return Number(raw) || undefined;
+}
+
+/**
+ * A refused upload (413 past the size cap, 415 …) stops reading midway; the
+ * rest of the body is read and dropped so that a client that sends the whole
+ * body before reading the answer (python-requests does) gets to read it.
+ */
+async function discardRestOnError(req: FastifyRequest, work: Promise<void>): Promise<void> {
+  try {
+    await work;
+  } catch (e) {
+    if (!req.raw.readableEnded && !req.raw.destroyed) {
+      req.raw.unpipe();
+      req.raw.resume();
+    }
+    throw e;
+  }
 }
 
 /** Aborts the store write when the client goes away before the answer. */
