@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { TokenValidator } from '@onestack/core/auth/token-validator.ts';
 import type { Clock } from '@onestack/core/clock.ts';
 import type { Database } from '@onestack/core/db/index.ts';
-import { badRequest } from '@onestack/core/errors.ts';
+import { ApiError, badRequest } from '@onestack/core/errors.ts';
 import { createHttpServer, type HttpServerOptions } from '@onestack/core/http/index.ts';
 import type { IdSource } from '@onestack/core/ids.ts';
 import { Enforcer } from '@onestack/core/policy/index.ts';
@@ -95,6 +95,30 @@ export async function createGlanceApp(deps: GlanceDeps, http: Pick<HttpServerOpt
     }
   });
   const apiDeps: ApiDeps = { images, data, enforcer, config, validator: new ImageValidator(config) };
+  const methods = new Map<string, Set<string>>();
+  app.addHook('onRoute', (route) => {
+    for (const m of [route.method].flat()) if (m !== 'HEAD') (methods.get(route.url) ?? methods.set(route.url, new Set()).get(route.url)!).add(m);
+  });
   for (const register of ROUTES) register(app, apiDeps);
+  rejectOtherMethods(app, methods);
   return { app, images, data, enforcer };
+}
+
+const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+
+/** A known path asked with a method it does not take: 405 with Allow, as upstream's RejectMethodController. */
+function rejectOtherMethods(app: FastifyInstance, methods: Map<string, Set<string>>): void {
+  for (const [url, allowed] of [...methods]) {
+    if (url === '/' || url === '/healthcheck' || url === '/metrics') continue;
+    const others = METHODS.filter((m) => !allowed.has(m));
+    if (others.length === 0) continue;
+    const allow = [...allowed].join(', ');
+    app.route({
+      method: others,
+      url,
+      handler: async (req) => {
+        throw new ApiError('method_not_allowed', `The method ${req.method} is not allowed for this resource.`, { headers: { Allow: allow } });
+      },
+    });
+  }
 }

@@ -221,6 +221,13 @@ describe('glance image data: upload, download, stage and import', () => {
     assert.deepEqual(stagedFiles(), []);
     const down = await a.member.raw('GET', `/v2/images/${id}/file`);
     assert.ok(Buffer.from(await down.arrayBuffer()).equals(qcow2));
+    const tasks = (await a.member.get(`/v2/images/${id}/tasks`)).body.tasks;
+    assert.equal(tasks.length, 1);
+    assert.equal(tasks[0].type, 'api_image_import');
+    assert.equal(tasks[0].status, 'success');
+    assert.deepEqual(tasks[0].result, { image_id: id });
+    assert.deepEqual(tasks[0].input.import_req, { method: { name: 'glance-direct' } });
+    assert.equal((await b.member.get(`/v2/images/${id}/tasks`)).status, 404);
     const twice = await a.member.post(`/v2/images/${id}/import`, { method: { name: 'glance-direct' } });
     assert.equal(twice.status, 409);
     assert.match(faultMessage(twice), /Image with status active cannot be target for import/);

@@ -212,6 +212,14 @@ describe('glance images: create, show, update, delete', () => {
     assert.equal(owner.body.owner, b.id);
   });
 
+  it('answers 405 with Allow to a method a path does not take', async () => {
+    const res = await a.member.put('/v2/images', {});
+    assert.equal(res.status, 405);
+    assert.equal(res.headers.get('allow'), 'POST, GET');
+    assert.match(faultMessage(res), /The method PUT is not allowed for this resource\./);
+    assert.equal((await a.member.post('/v2/schemas/image', {})).status, 405);
+  });
+
   it('adds and removes tags', async () => {
     const { body: img } = await a.member.post('/v2/images', { name: 'tagged' });
     assert.equal((await a.member.put(`/v2/images/${img.id}/tags/blue`)).status, 204);

@@ -6,7 +6,7 @@ import type { Image } from '../domain/image.ts';
 import { authOf, enforce, imageFor, ImagePolicy, viewerOf, type ApiDeps } from './context.ts';
 import { parsePatch, patchDraftOf } from './image-patch.ts';
 import { parseListQuery } from './list-query.ts';
-import { imageView } from './views.ts';
+import { imageView, taskView } from './views.ts';
 
 type Query = Record<string, string | string[] | undefined>;
 
@@ -64,6 +64,11 @@ export function registerImageRoutes(app: FastifyInstance, deps: ApiDeps): void {
   });
 
   app.get('/v2/images/:image_id', async (req) => imageView((await imageFor(deps, req, 'get_image')).image));
+
+  app.get('/v2/images/:image_id/tasks', async (req) => {
+    const { image } = await imageFor(deps, req, 'get_image');
+    return { tasks: (await images.repo.tasksOf(image.id)).map(taskView) };
+  });
 
   app.patch('/v2/images/:image_id', async (req) => {
     const draftVersion = patchDraftOf(req.headers['content-type']);

@@ -1,3 +1,4 @@
+import type { Task } from '../domain/image-repo.ts';
 import type { Image, ImageMember } from '../domain/image.ts';
 import { isoTime } from '../domain/time.ts';
 
@@ -45,5 +46,26 @@ export function memberView(m: ImageMember): Record<string, unknown> {
     created_at: isoTime(m.createdAt),
     updated_at: isoTime(m.updatedAt),
     schema: '/v2/schemas/member',
+  };
+}
+
+/** A task as tasks_get_by_image formats it. */
+export function taskView(t: Task): Record<string, unknown> {
+  return {
+    id: t.id,
+    type: t.type,
+    status: t.status,
+    owner: t.owner,
+    expires_at: t.expiresAt === null ? null : isoTime(t.expiresAt),
+    created_at: isoTime(t.createdAt),
+    updated_at: isoTime(t.updatedAt),
+    deleted_at: null,
+    deleted: false,
+    image_id: t.imageId,
+    request_id: t.requestId,
+    user_id: t.userId,
+    input: t.input,
+    result: t.result,
+    message: t.message,
   };
 }

@@ -53,7 +53,9 @@ export interface TaskRow {
   user_id: string | null;
   request_id: string | null;
   input: string;
+  result: string | null;
   message: string;
+  expires_at: number | null;
   created_at: number;
   updated_at: number;
 }

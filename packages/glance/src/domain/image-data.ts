@@ -226,7 +226,7 @@ export class ImageData {
 
   private async releaseLock(imageId: string, taskId: string, status: 'success' | 'failure', message: string): Promise<void> {
     await this.images.repo.deletePropertyAtomic(imageId, 'os_glance_import_task', taskId).catch(() => false);
-    await this.images.repo.finishTask(taskId, status, message).catch(() => undefined);
+    await this.images.repo.finishTask(taskId, status, message, status === 'success' ? { image_id: imageId } : null).catch(() => undefined);
   }
 
   /** Staged bytes into each store in turn; the image goes active with the first copy, and back to queued if none succeed. */

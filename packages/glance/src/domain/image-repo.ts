@@ -36,6 +36,25 @@ export interface ListQuery {
   limit: number;
 }
 
+/** Upstream's [task] task_time_to_live: 48 hours. */
+const TASK_TIME_TO_LIVE_MS = 48 * 3600_000;
+
+export interface Task {
+  id: string;
+  type: string;
+  status: string;
+  owner: string | null;
+  imageId: string;
+  requestId: string | null;
+  userId: string | null;
+  input: unknown;
+  result: unknown;
+  message: string;
+  expiresAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
 /** What an update changes: columns by wire name, properties set or removed, tags replaced. */
 export interface ImageChanges {
   columns: Partial<Pick<ImageRow, 'name' | 'disk_format' | 'container_format' | 'visibility' | 'min_disk' | 'min_ram' | 'owner' | 'protected' | 'os_hidden' | 'status' | 'size' | 'virtual_size' | 'checksum' | 'os_hash_algo' | 'os_hash_value'>>;
@@ -369,17 +388,63 @@ export class ImageRepo {
     const now = this.clock.now();
     await this.db
       .insertInto('task')
-      .values({ id: t.id, image_id: t.imageId, type: t.type, status: 'processing', owner: t.owner, user_id: t.userId, request_id: t.requestId, input: JSON.stringify(t.input), message: '', created_at: now, updated_at: now })
+      .values({
+        id: t.id,
+        image_id: t.imageId,
+        type: t.type,
+        status: 'processing',
+        owner: t.owner,
+        user_id: t.userId,
+        request_id: t.requestId,
+        input: JSON.stringify(t.input),
+        result: null,
+        message: '',
+        expires_at: null,
+        created_at: now,
+        updated_at: now,
+      })
       .execute();
   }
 
-  async finishTask(id: string, status: 'success' | 'failure', message: string): Promise<void> {
-    await this.db.updateTable('task').set({ status, message, updated_at: this.clock.now() }).where('id', '=', id).execute();
+  /** A finished task is kept for TASK_TIME_TO_LIVE_MS (upstream's task_time_to_live), then no longer listed. */
+  async finishTask(id: string, status: 'success' | 'failure', message: string, result: unknown = null): Promise<void> {
+    const now = this.clock.now();
+    await this.db
+      .updateTable('task')
+      .set({ status, message, result: result === null ? null : JSON.stringify(result), updated_at: now, expires_at: now + TASK_TIME_TO_LIVE_MS })
+      .where('id', '=', id)
+      .execute();
   }
 
   async findTask(id: string): Promise<{ status: string; updatedAt: number } | undefined> {
     const row = await this.db.selectFrom('task').select(['status', 'updated_at']).where('id', '=', id).executeTakeFirst();
     return row ? { status: row.status, updatedAt: Number(row.updated_at) } : undefined;
+  }
+
+  /** GET /v2/images/{id}/tasks: the image's tasks that have not expired, oldest first. */
+  async tasksOf(imageId: string): Promise<Task[]> {
+    const rows = await this.db
+      .selectFrom('task')
+      .selectAll()
+      .where('image_id', '=', imageId)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>=', this.clock.now())]))
+      .orderBy('created_at')
+      .execute();
+    return rows.map((r) => ({
+      id: r.id,
+      type: r.type,
+      status: r.status,
+      owner: r.owner,
+      imageId: r.image_id,
+      requestId: r.request_id,
+      userId: r.user_id,
+      input: JSON.parse(r.input) as unknown,
+      result: r.result === null ? null : (JSON.parse(r.result) as unknown),
+      message: r.message,
+      expiresAt: r.expires_at === null ? null : Number(r.expires_at),
+      createdAt: Number(r.created_at),
+      updatedAt: Number(r.updated_at),
+    }));
   }
 
   private async hydrate(rows: ImageRow[]): Promise<Image[]> {

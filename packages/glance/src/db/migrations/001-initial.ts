@@ -90,7 +90,9 @@ export const migration = {
       .addColumn('user_id', 'varchar(64)')
       .addColumn('request_id', 'varchar(64)')
       .addColumn('input', jsonColumn(dialect), (c) => c.notNull())
+      .addColumn('result', jsonColumn(dialect))
       .addColumn('message', bigTextColumn(dialect), (c) => c.notNull())
+      .addColumn('expires_at', timestampColumn(dialect))
       .addColumn('created_at', timestampColumn(dialect), (c) => c.notNull())
       .addColumn('updated_at', timestampColumn(dialect), (c) => c.notNull())
       .execute();
