@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { runCommand } from '@onestack/core/exec/privileged-exec.ts';
@@ -10,6 +11,7 @@ import { tempDir } from '@onestack/testing/index.ts';
 import { freePort, OPENSTACK, PYTHON, startCloud, type Cloud } from './cloud.ts';
 
 const run = promisify(execFile);
+const ONESTACK = join(dirname(fileURLToPath(import.meta.url)), '..', 'onestack');
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 const sha512 = (b: Buffer) => createHash('sha512').update(b).digest('hex');
@@ -194,6 +196,41 @@ describe('openstack CLI against Glance', () => {
     // Content that is not its disk_format is refused (415) and not kept.
     assert.match(await osFails('onestack-demo', 'image', 'create', '--file', file('disk.raw'), '--disk-format', 'qcow2', '--container-format', 'bare', 'e2e-liar'), /415/);
     assert.deepEqual(storeFiles(), before);
+  });
+
+  it('serves Glance alone (onestack serve glance), validating tokens over HTTP as the glance service user', async () => {
+    const port = await freePort();
+    const child = spawn(ONESTACK, ['serve', 'glance'], { env: { ...c.env, ONESTACK_GLANCE__PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      for (let i = 0; i < 200; i++) {
+        if (await fetch(`${url}/healthcheck`).then((r) => r.ok, () => false)) break;
+        assert.equal(child.exitCode, null, output);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const token = (await c.os('onestack-demo', 'token', 'issue')).id;
+      const list = await fetch(`${url}/v2/images`, { headers: { 'x-auth-token': token } });
+      assert.equal(list.status, 200, output);
+      const names = ((await list.json()) as { images: { name: string }[] }).images.map((i) => i.name);
+      assert.ok(names.includes('e2e-qcow2'), names.join(', '));
+      assert.equal((await fetch(`${url}/v2/images`, { headers: { 'x-auth-token': 'not-a-token' } })).status, 401);
+      await c.osRaw('onestack', 'token', 'revoke', token);
+      let status = 200;
+      for (let i = 0; i < 100 && status === 200; i++) {
+        status = (await fetch(`${url}/v2/images`, { headers: { 'x-auth-token': token } })).status;
+        if (status === 200) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.equal(status, 401, 'a revoked token stops working');
+    } finally {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      }
+    }
   });
 
   it('deletes images and their bytes', async () => {

@@ -33,13 +33,14 @@ export function loadOrCreateSecrets(stateDir: string): { secrets: CloudSecrets; 
 }
 
 /**
- * Service users whose password the configuration leaves empty get the one
- * bootstrap generated: what the all-in-one and a `serve` on the same state
- * directory need without any setting.
+ * The configuration with the password bootstrap generated filled in for
+ * service users whose password it leaves empty: what the all-in-one and a
+ * `serve` on the same state directory need without any setting.
  */
-export function withServicePasswords(values: Record<string, Record<string, unknown>>, secrets: CloudSecrets): void {
+export function withServicePasswords(values: Record<string, Record<string, unknown>>, secrets: CloudSecrets): Record<string, Record<string, unknown>> {
   const glance = values.glance;
-  if (glance && !glance.service_password) glance.service_password = secrets.glance_password;
+  if (!glance || glance.service_password) return values;
+  return { ...values, glance: { ...glance, service_password: secrets.glance_password } };
 }
 
 function randomPassword(): string {

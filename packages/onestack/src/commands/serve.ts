@@ -11,9 +11,9 @@ import { loadSettings, serviceUrl } from '../settings.ts';
  */
 export async function serve(name: string, opts: { configFile?: string }): Promise<void> {
   const def = serviceByName(name);
-  const settings = loadSettings(opts.configFile);
-  for (const w of settings.warnings) console.warn(`warning: ${w}`);
-  withServicePasswords(settings.values, loadOrCreateSecrets(settings.stateDir).secrets);
+  const loaded = loadSettings(opts.configFile);
+  for (const w of loaded.warnings) console.warn(`warning: ${w}`);
+  const settings = { ...loaded, values: withServicePasswords(loaded.values, loadOrCreateSecrets(loaded.stateDir).secrets) };
   const validators = { glance: httpTokenValidator } as const;
   const validatorFor = validators[def.name as keyof typeof validators];
   if (def.name !== 'keystone' && !validatorFor) {
