@@ -288,5 +288,17 @@ describe('glance image data: upload, download, stage and import', () => {
     const all = await g.admin.post(`/v2/images/${id}/import`, { method: { name: 'copy-image' }, all_stores: true });
     assert.equal(all.status, 202);
     assert.equal((await a.member.raw('GET', `/v2/images/${id}/file?prefer=elsewhere`)).status, 400);
+
+    // DELETE /v2/stores/{store}/{image}: an admin drops one copy, never the last.
+    assert.equal((await a.member.delete(`/v2/stores/fast/${id}`)).status, 403);
+    assert.equal((await g.admin.delete(`/v2/stores/nowhere/${id}`)).status, 409);
+    assert.equal((await g.admin.delete(`/v2/stores/fast/${id}`)).status, 204);
+    assert.equal((await show(id)).stores, 'file');
+    assert.equal((await g.admin.delete(`/v2/stores/fast/${id}`)).status, 403);
+    const last = await g.admin.delete(`/v2/stores/file/${id}`);
+    assert.equal(last.status, 403);
+    assert.match(faultMessage(last), /Cannot delete image data from the only store containing it/);
+    const down = await a.member.raw('GET', `/v2/images/${id}/file`);
+    assert.ok(Buffer.from(await down.arrayBuffer()).equals(bytes));
   });
 });

@@ -102,6 +102,17 @@ export function registerImageRoutes(app: FastifyInstance, deps: ApiDeps): void {
     reply.code(204).send();
   });
 
+  app.delete('/v2/stores/:store_id/:image_id', async (req, reply) => {
+    const viewer = viewerOf(deps, req);
+    const id = idOf(req);
+    const image = await images.get(id, viewer).catch(() => Promise.reject(notFound(`Failed to find image ${id}`)));
+    const policy = new ImagePolicy(deps, req, image, viewer);
+    policy.enforce('get_image_location');
+    policy.enforce('delete_image_location');
+    await images.deleteFromStore(image, (req.params as { store_id: string }).store_id, viewer);
+    reply.code(204).send();
+  });
+
   for (const action of ['deactivate', 'reactivate'] as const) {
     app.post(`/v2/images/:image_id/actions/${action}`, async (req, reply) => {
       const { image, viewer } = await imageFor(deps, req, action);

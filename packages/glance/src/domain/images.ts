@@ -126,6 +126,18 @@ export class ImageService {
     await store.delete(loc.url).catch((err: unknown) => this.deps.logger.error({ err, image_id: imageId, store: loc.store }, 'cannot delete image data'));
   }
 
+  /** DELETE /v2/stores/{store}/{image}: one copy less, never the last one (upstream's delete_from_store). */
+  async deleteFromStore(image: Image, storeId: string, viewer: Viewer): Promise<void> {
+    if (!this.storeFor(storeId)) throw conflict(`The selected store ${storeId} is not available on this node.`);
+    if (image.status !== 'active') throw conflict("It's not allowed to remove image data from store if image status is not 'active'");
+    if (image.locations.length === 1) throw forbidden('Cannot delete image data from the only store containing it. Consider deleting the image instead.');
+    const loc = image.locations.find((l) => l.store === storeId);
+    if (!loc) throw notFound(`Image ${image.id} is not stored in store ${storeId}.`);
+    if (!(await this.repo.update(image.id, { columns: {}, removeLocations: [loc.id] }, 'active'))) throw conflict(transitionMessage(image.status, 'active'));
+    await this.removeData(image.id, loc);
+    this.deps.notifier.image('image.update', await this.get(image.id, viewer), viewer.ctx);
+  }
+
   storeFor(id: string): ImageStore | undefined {
     return this.deps.stores.get(id);
   }
