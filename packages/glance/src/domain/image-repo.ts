@@ -8,8 +8,8 @@ import type { Image, ImageLocation, ImageMember, ImageStatus, MemberStatus, Visi
 type Eb = ExpressionBuilder<GlanceDB, 'image'>;
 
 /** Columns a list may filter and sort on, by their wire names (which are the column names). */
-export const TEXT_COLUMNS = ['id', 'name', 'status', 'visibility', 'owner', 'disk_format', 'container_format', 'checksum', 'os_hash_algo', 'os_hash_value'] as const;
-export const NUMBER_COLUMNS = ['size', 'virtual_size', 'min_disk', 'min_ram', 'created_at', 'updated_at', 'protected', 'os_hidden'] as const;
+const TEXT_COLUMNS = ['id', 'name', 'status', 'visibility', 'owner', 'disk_format', 'container_format', 'checksum', 'os_hash_algo', 'os_hash_value'] as const;
+const NUMBER_COLUMNS = ['size', 'virtual_size', 'min_disk', 'min_ram', 'created_at', 'updated_at', 'protected', 'os_hidden'] as const;
 export type ImageColumn = (typeof TEXT_COLUMNS)[number] | (typeof NUMBER_COLUMNS)[number];
 
 export type FilterOp = 'eq' | 'neq' | 'gt' | 'gte' | 'lt' | 'lte' | 'in';
@@ -508,7 +508,7 @@ function markerValue(image: Image, c: ImageColumn): string | number {
 }
 
 /** The value of a column on a domain image, as stored. */
-export function rowValue(image: Image, c: ImageColumn): string | number | null {
+function rowValue(image: Image, c: ImageColumn): string | number | null {
   switch (c) {
     case 'disk_format':
       return image.diskFormat;

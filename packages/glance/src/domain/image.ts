@@ -53,9 +53,6 @@ export interface ImageMember {
   updatedAt: number;
 }
 
-/** The columns a client may set, by their wire names (the rest of an image body is free-form properties). */
-export const CORE_ATTRIBUTES = ['name', 'disk_format', 'container_format', 'visibility', 'protected', 'os_hidden', 'min_disk', 'min_ram', 'owner', 'tags'] as const;
-
 /** Attributes of the image view no client writes (images.py RequestDeserializer._readonly_properties). */
 export const READ_ONLY = ['created_at', 'updated_at', 'status', 'checksum', 'size', 'virtual_size', 'direct_url', 'self', 'file', 'schema', 'id', 'os_hash_algo', 'os_hash_value'] as const;
 
@@ -77,10 +74,6 @@ const TRANSITIONS: Record<ImageStatus, readonly ImageStatus[]> = {
   deleted: [],
   deactivated: ['active', 'deleted'],
 };
-
-export function canTransition(from: ImageStatus, to: ImageStatus): boolean {
-  return TRANSITIONS[from].includes(to);
-}
 
 /** The statuses an image may leave for `to`: what a compare-and-swap on the status column expects. */
 export function sourcesOf(to: ImageStatus): ImageStatus[] {

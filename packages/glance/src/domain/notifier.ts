@@ -57,7 +57,7 @@ export class ImageNotifier {
 }
 
 /** upstream's format_image_notification: no locations, they may carry credentials. */
-export function imagePayload(image: Image): Record<string, unknown> {
+function imagePayload(image: Image): Record<string, unknown> {
   return {
     id: image.id,
     name: image.name,

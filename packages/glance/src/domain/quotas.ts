@@ -4,7 +4,8 @@ import type { ImageRepo } from './image-repo.ts';
 import type { KeystoneSession } from './keystone-session.ts';
 
 /** Upstream's quota names (glance/quota/keystone.py); sizes are in MiB. */
-export type QuotaName = 'image_size_total' | 'image_stage_total' | 'image_count_total' | 'image_count_uploading';
+const QUOTAS = ['image_size_total', 'image_stage_total', 'image_count_total', 'image_count_uploading'] as const;
+export type QuotaName = (typeof QUOTAS)[number];
 
 const MiB = 1024 * 1024;
 
@@ -79,42 +80,48 @@ export class Quotas {
 
   /** One more image for the project. */
   imageCountTotal(projectId: string | null | undefined): Promise<void> {
-    return this.enforce(projectId, 'image_count_total', () => this.repo.imageCount(projectId!), 1);
+    return this.enforce(projectId, 'image_count_total', 1);
   }
 
   /** Stored bytes, with `deltaBytes` about to arrive. */
   imageSizeTotal(projectId: string | null | undefined, deltaBytes = 0): Promise<void> {
-    return this.enforce(projectId, 'image_size_total', async () => Math.floor((await this.repo.storageUsage(projectId!)) / MiB), Math.floor(deltaBytes / MiB));
+    return this.enforce(projectId, 'image_size_total', Math.floor(deltaBytes / MiB));
   }
 
   imageStageTotal(projectId: string | null | undefined, deltaBytes = 0): Promise<void> {
-    return this.enforce(projectId, 'image_stage_total', async () => Math.floor((await this.repo.stagingUsage(projectId!)) / MiB), Math.floor(deltaBytes / MiB));
+    return this.enforce(projectId, 'image_stage_total', Math.floor(deltaBytes / MiB));
   }
 
   /** Checked once the image counts as uploading, hence no delta. */
   imageCountUploading(projectId: string | null | undefined): Promise<void> {
-    return this.enforce(projectId, 'image_count_uploading', () => this.repo.uploadingCount(projectId!), 0);
+    return this.enforce(projectId, 'image_count_uploading', 0);
   }
 
   /** GET /v2/info/usage: each quota's limit and usage, or nothing when limits are off. */
   async usage(projectId: string | undefined): Promise<Partial<Record<QuotaName, { limit: number; usage: number }>>> {
     if (!this.limits || !projectId) return {};
-    const usages: Record<QuotaName, () => Promise<number>> = {
-      image_size_total: async () => Math.floor((await this.repo.storageUsage(projectId)) / MiB),
-      image_stage_total: async () => Math.floor((await this.repo.stagingUsage(projectId)) / MiB),
-      image_count_total: () => this.repo.imageCount(projectId),
-      image_count_uploading: () => this.repo.uploadingCount(projectId),
-    };
     const out: Partial<Record<QuotaName, { limit: number; usage: number }>> = {};
-    for (const [name, usage] of Object.entries(usages) as [QuotaName, () => Promise<number>][]) {
-      out[name] = { limit: await this.limits.limit(projectId, name), usage: await usage() };
-    }
+    for (const name of QUOTAS) out[name] = { limit: await this.limits.limit(projectId, name), usage: await this.current(projectId, name) };
     return out;
   }
 
-  private async enforce(projectId: string | null | undefined, resource: QuotaName, usage: () => Promise<number>, delta: number): Promise<void> {
+  /** Usage as upstream counts it (user_get_*): sizes in whole MiB. */
+  private async current(projectId: string, resource: QuotaName): Promise<number> {
+    switch (resource) {
+      case 'image_size_total':
+        return Math.floor((await this.repo.storageUsage(projectId)) / MiB);
+      case 'image_stage_total':
+        return Math.floor((await this.repo.stagingUsage(projectId)) / MiB);
+      case 'image_count_total':
+        return this.repo.imageCount(projectId);
+      case 'image_count_uploading':
+        return this.repo.uploadingCount(projectId);
+    }
+  }
+
+  private async enforce(projectId: string | null | undefined, resource: QuotaName, delta: number): Promise<void> {
     if (!this.limits || !projectId) return;
-    const [limit, current] = await Promise.all([this.limits.limit(projectId, resource), usage()]);
+    const [limit, current] = await Promise.all([this.limits.limit(projectId, resource), this.current(projectId, resource)]);
     if (current + delta <= limit) return;
     const body = `Project ${projectId} is over a limit for [Resource ${resource} is over limit of ${limit} due to current usage ${current} and delta ${delta}]`;
     throw new ApiError(
