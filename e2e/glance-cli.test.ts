@@ -39,7 +39,7 @@ describe('openstack CLI against Glance', () => {
   };
 
   before(async () => {
-    c = await startCloud({ ONESTACK_GLANCE__PORT: String(await freePort()), ONESTACK_GLANCE__IMAGE_SIZE_CAP: String(8 * MiB) });
+    c = await startCloud({ ONESTACK_GLANCE__IMAGE_SIZE_CAP: String(8 * MiB) });
     writeFileSync(file('disk.raw'), raw);
     await runCommand('qemu-img', ['create', '-f', 'qcow2', file('disk.qcow2'), '32M'], { logger: { info() {}, warn() {} }, timeoutMs: 60_000 });
     qcow2 = readFileSync(file('disk.qcow2'));

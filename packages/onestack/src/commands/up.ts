@@ -6,7 +6,7 @@ import { bootstrapIdentity } from './bootstrap.ts';
 import { cloudEntries, ADMIN_CLOUD, DEMO_CLOUD } from '../bootstrap-cloud.ts';
 import { cloudsYamlPath, mergeClouds } from '../clouds-yaml.ts';
 import { startServices } from '../runtime.ts';
-import { loadOrCreateSecrets } from '../secrets.ts';
+import { loadOrCreateSecrets, withServicePasswords } from '../secrets.ts';
 import { SERVICES } from '../services.ts';
 import { loadSettings, serviceUrl, type Settings } from '../settings.ts';
 import { removePid, runningPid, writePid } from '../state.ts';
@@ -18,20 +18,21 @@ export interface UpOptions {
 }
 
 export async function up(opts: UpOptions): Promise<void> {
-  const settings = loadSettings(opts.configFile);
-  for (const w of settings.warnings) console.warn(`warning: ${w}`);
-  const pid = runningPid(settings.stateDir);
+  const loaded = loadSettings(opts.configFile);
+  for (const w of loaded.warnings) console.warn(`warning: ${w}`);
+  const pid = runningPid(loaded.stateDir);
   if (pid) throw new Error(`onestack is already running (pid ${pid}); stop it with: onestack down`);
   if (process.getuid?.() !== 0) {
     console.warn(
       'note: not running as root. Keystone runs fully; the data plane of later services (bridges, namespaces, nftables, QEMU taps) needs root and will be unavailable.',
     );
   }
-  if (opts.detach) return detach(settings, opts);
+  if (opts.detach) return detach(loaded, opts);
 
-  mkdirSync(settings.stateDir, { recursive: true, mode: 0o700 });
-  writePid(settings.stateDir);
-  const { secrets, created } = loadOrCreateSecrets(settings.stateDir);
+  mkdirSync(loaded.stateDir, { recursive: true, mode: 0o700 });
+  writePid(loaded.stateDir);
+  const { secrets, created } = loadOrCreateSecrets(loaded.stateDir);
+  const settings = { ...loaded, values: withServicePasswords(loaded.values, secrets) };
   let cloud: Awaited<ReturnType<typeof startServices>> | undefined;
   const stop = async (signal: string) => {
     console.log(`\n${signal}: stopping onestack…`);
