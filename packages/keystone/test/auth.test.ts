@@ -104,4 +104,11 @@ describe('keystone /v3/auth/tokens', () => {
     assert.equal(big.status, 413);
     assert.equal(big.body.error.code, 413);
   });
+
+  it('refuses a catalog to an unscoped token with 403', async () => {
+    const unscoped = await ks.login('admin', ADMIN_PASSWORD);
+    const res = await unscoped.get('/v3/auth/catalog');
+    assert.equal(res.status, 403);
+    assert.match(res.body.error.message, /project-scoped token is required/);
+  });
 });

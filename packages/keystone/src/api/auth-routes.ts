@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { badRequest, isApiError, notFound, unauthorized, validationError } from '@onestack/core/errors.ts';
+import { badRequest, forbidden, isApiError, notFound, unauthorized, validationError } from '@onestack/core/errors.ts';
 import { isoTime } from '../domain/json-columns.ts';
 import type { Target } from '../domain/assignment-manager.ts';
 import type { TokenData } from '../domain/token-provider.ts';
@@ -39,7 +39,7 @@ export function registerAuthRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get('/v3/auth/catalog', async (req) => {
     const data = await ks.tokens.validate(callerToken(req));
-    if (!data.project && !data.domain && !data.system) throw forbiddenUnscoped();
+    if (!data.project && !data.domain && !data.system) throw forbidden('A project-scoped token is required to produce a service catalog.');
     return { catalog: await ks.tokens.catalog(data), links: collectionLinks(deps, req) };
   });
 
@@ -246,10 +246,6 @@ async function subjectToken(deps: ApiDeps, req: FastifyRequest, rule: string): P
   const target = { token: { user_id: deps.ks.tokens.ownerOf(subject) } };
   authorize(deps, req, rule, { target });
   return deps.ks.tokens.validate(subject, { allowExpired });
-}
-
-function forbiddenUnscoped() {
-  return unauthorized('The request you have made requires authentication: the token is not scoped.');
 }
 
 async function sendToken(deps: ApiDeps, reply: FastifyReply, data: TokenData, nocatalog: boolean, cacheable: boolean): Promise<void> {
