@@ -106,7 +106,8 @@ describe('keystone /v3/auth/tokens', () => {
   });
 
   it('refuses a catalog to an unscoped token with 403', async () => {
-    const unscoped = await ks.login('admin', ADMIN_PASSWORD);
+    await ks.ks.identity.createUser({ name: 'no-project', domainId: 'default', password: 'no-project-pw' });
+    const unscoped = await ks.login('no-project', 'no-project-pw');
     const res = await unscoped.get('/v3/auth/catalog');
     assert.equal(res.status, 403);
     assert.match(res.body.error.message, /project-scoped token is required/);
