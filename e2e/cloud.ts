@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createServer } from 'node:net';
+import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -53,6 +54,8 @@ export async function startCloud(extraEnv: Record<string, string> = {}, command:
     ONESTACK_KEYSTONE__PASSWORD_HASH_ROUNDS: '4',
     ONESTACK_CLOUDS_YAML: cloudsYaml,
     OS_CLIENT_CONFIG_FILE: cloudsYaml,
+    // Every cloud of every run shares one guest image build (build.sh --reuse under a lock): after the first, `up` spends about a second on it.
+    ONESTACK_ONESTACK__GUEST_IMAGE_DIR: process.env.ONESTACK_ONESTACK__GUEST_IMAGE_DIR || join(homedir(), '.cache', 'onestack', 'guest-image'),
     ...extraEnv,
   };
   const onestack = (...args: string[]) => run(ONESTACK, args, { env, timeout: 120_000 });

@@ -1,10 +1,19 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { commonOptions, loadConfig, resolveLogDir } from '@onestack/core/config/index.ts';
+import { commonOptions, defineGroup, loadConfig, opt, resolveLogDir } from '@onestack/core/config/index.ts';
 import { SERVICES } from './services.ts';
 
-export const ALL_GROUPS = [commonOptions, ...SERVICES.flatMap((s) => s.configGroups)] as const;
+/** The all-in-one's own options: what `onestack up` does besides running services. */
+export const onestackOptions = defineGroup('onestack', {
+  register_guest_image: opt.bool({
+    default: true,
+    help: 'On `onestack up`, build the guest image (images/build.sh, cached) and register it in Glance as the public image onestack-guest.',
+  }),
+  guest_image_dir: opt.path({ help: 'Where the guest image is built and kept between runs. Empty: <state_dir>/images.' }),
+});
+
+export const ALL_GROUPS = [commonOptions, ...SERVICES.flatMap((s) => s.configGroups), onestackOptions] as const;
 
 export interface Settings {
   file: string | undefined;

@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { keystoneService } from '@onestack/keystone/index.ts';
 import { bootstrapIdentity } from './bootstrap.ts';
+import { GUEST_IMAGE_TIMEOUT_MS, provideGuestImage } from './guest-image.ts';
 import { cloudEntries, ADMIN_CLOUD, DEMO_CLOUD } from '../bootstrap-cloud.ts';
 import { cloudsYamlPath, mergeClouds } from '../clouds-yaml.ts';
 import { startServices } from '../runtime.ts';
@@ -10,7 +11,6 @@ import { loadOrCreateSecrets, withServicePasswords } from '../secrets.ts';
 import { SERVICES } from '../services.ts';
 import { loadSettings, serviceUrl, type Settings } from '../settings.ts';
 import { removePid, runningPid, writePid } from '../state.ts';
-import { healthOf } from './status.ts';
 
 export interface UpOptions {
   configFile?: string;
@@ -19,15 +19,15 @@ export interface UpOptions {
 
 export async function up(opts: UpOptions): Promise<void> {
   const loaded = loadSettings(opts.configFile);
-  for (const w of loaded.warnings) console.warn(`warning: ${w}`);
   const pid = runningPid(loaded.stateDir);
   if (pid) throw new Error(`onestack is already running (pid ${pid}); stop it with: onestack down`);
+  if (opts.detach) return detach(loaded, opts);
+  for (const w of loaded.warnings) console.warn(`warning: ${w}`);
   if (process.getuid?.() !== 0) {
     console.warn(
       'note: not running as root. Keystone runs fully; the data plane of later services (bridges, namespaces, nftables, QEMU taps) needs root and will be unavailable.',
     );
   }
-  if (opts.detach) return detach(loaded, opts);
 
   mkdirSync(loaded.stateDir, { recursive: true, mode: 0o700 });
   writePid(loaded.stateDir);
@@ -51,7 +51,9 @@ export async function up(opts: UpOptions): Promise<void> {
   }
   const identityUrl = `${serviceUrl(settings, keystoneService.name)}/v3`;
   mergeClouds(cloudEntries(identityUrl, secrets));
+  await provideGuestImage(settings, { identityUrl, adminPassword: secrets.admin_password });
   printSummary(settings, created);
+  process.send?.('up');
 }
 
 function printSummary(settings: Settings, firstRun: boolean): void {
@@ -62,24 +64,35 @@ function printSummary(settings: Settings, firstRun: boolean): void {
   console.log(`State: ${settings.stateDir}   Logs: onestack logs keystone   Stop: onestack down (or Ctrl-C)`);
 }
 
-/** Re-runs this command in the background, waits until every service answers, and returns. */
+/**
+ * Re-runs this command in the background, waits until it says it is up
+ * (services answering, guest image registered), prints what it printed, and returns.
+ */
 async function detach(settings: Settings, opts: UpOptions): Promise<void> {
   mkdirSync(settings.logDir, { recursive: true });
-  const out = openSync(join(settings.logDir, 'onestack.log'), 'a');
+  const logFile = join(settings.logDir, 'onestack.log');
+  const out = openSync(logFile, 'a');
+  const from = fstatSync(out).size;
   const args = [...process.execArgv, process.argv[1]!, 'up', ...(opts.configFile ? ['--config-file', opts.configFile] : [])];
-  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out], env: process.env });
+  // Services answer before the guest image is registered: only the child knows when it is done.
+  const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out, 'ipc'], env: process.env });
   closeSync(out);
-  child.unref();
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`onestack up exited with code ${child.exitCode}; see ${join(settings.logDir, 'onestack.log')}`);
-    const health = await Promise.all(SERVICES.map((s) => healthOf(serviceUrl(settings, s.name))));
-    if (health.every((h) => h.status === 'up')) {
-      printSummary(settings, false);
-      console.log(`(running in the background, pid ${child.pid})`);
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 250));
+  const timeoutMs = 60_000 + GUEST_IMAGE_TIMEOUT_MS;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`onestack did not come up within ${timeoutMs / 1000} s; see ${logFile}`)), timeoutMs);
+      child.once('message', () => (clearTimeout(timer), resolve()));
+      child.once('exit', (code) => (clearTimeout(timer), reject(new Error(`onestack up exited with code ${code}; see ${logFile}`))));
+    });
+  } finally {
+    if (child.connected) child.disconnect();
+    child.unref();
   }
-  throw new Error(`services did not come up within 60 s; see ${join(settings.logDir, 'onestack.log')}`);
+  // Its warnings and summary, as a foreground `up` shows them.
+  const fd = openSync(logFile, 'r');
+  const printed = Buffer.alloc(fstatSync(fd).size - from);
+  readSync(fd, printed, 0, printed.length, from);
+  closeSync(fd);
+  process.stdout.write(printed);
+  console.log(`(running in the background, pid ${child.pid})`);
 }
