@@ -22,6 +22,13 @@ export interface ServiceDefinition {
   defaultPort: number;
   configGroups: readonly Group[];
   migrations: readonly Migration[];
+  /**
+   * A Keystone user of its own (devstack's `glance`, `nova` …), for a service
+   * that validates tokens or talks to Keystone: bootstrap creates it, named
+   * after the service, in project `service` with these roles. Its group then
+   * carries serviceAuthOptions().
+   */
+  serviceUser?: { roles: readonly string[] };
   start(rt: ServiceRuntime): Promise<RunningService>;
 }
 
@@ -36,6 +43,8 @@ export interface ServiceRuntime {
   metrics: Metrics;
   /** The URL clients reach this service at (catalog, links). */
   publicUrl: string;
+  /** Keystone's public endpoint (…/v3) in this deployment: where a service user authenticates unless its auth_url says otherwise. */
+  identityUrl: string;
   /** How to validate tokens: in-process when Keystone shares the process, else over HTTP. */
   tokens?: TokenValidator;
   /** Serve HTTPS with these PEM files ([DEFAULT] tls_cert_file / tls_key_file). */

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import type { KeystoneSession } from '@onestack/core/auth/keystone-session.ts';
 import type { TokenValidator } from '@onestack/core/auth/token-validator.ts';
 import type { Clock } from '@onestack/core/clock.ts';
 import type { Database } from '@onestack/core/db/index.ts';
@@ -19,7 +20,6 @@ import type { GlanceDB } from './db/schema.ts';
 import { ImageData } from './domain/image-data.ts';
 import { ImageRepo } from './domain/image-repo.ts';
 import { ImageService } from './domain/images.ts';
-import type { KeystoneSession } from './domain/keystone-session.ts';
 import { ImageNotifier, type NotificationSink } from './domain/notifier.ts';
 import { Quotas, UnifiedLimits } from './domain/quotas.ts';
 import { FileStore } from './drivers/file-store.ts';

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { defineGroup, opt } from '@onestack/core/config/index.ts';
+import { defineGroup, opt, serviceAuthOptions } from '@onestack/core/config/index.ts';
 
 /** Import methods this Glance can run; web-download and glance-download need outbound traffic and are not offered. */
 export const IMPORT_METHODS = ['glance-direct', 'copy-image'] as const;
@@ -51,12 +51,7 @@ export const glanceOptions = defineGroup('glance', {
   }),
   limits_cache_time: opt.int({ default: 15, min: 0, help: 'Seconds limits read from Keystone are reused before asking again.' }),
   region_name: opt.string({ default: 'RegionOne', help: 'Region whose limits apply to this Glance ([oslo_limit] endpoint_region_name).' }),
-  auth_url: opt.url({ help: "Keystone's public endpoint for the service user. Empty: the all-in-one's Keystone on [DEFAULT] public_host." }),
-  service_username: opt.string({ default: 'glance', help: 'Service user that validates tokens and reads limits ([keystone_authtoken] username).' }),
-  service_password: opt.string({ default: '', secret: true, help: 'Password of service_username. Empty: the one `onestack bootstrap` generated.' }),
-  service_user_domain_name: opt.string({ default: 'Default', help: 'Domain of service_username.' }),
-  service_project_name: opt.string({ default: 'service', help: 'Project the service user works in.' }),
-  service_project_domain_name: opt.string({ default: 'Default', help: 'Domain of service_project_name.' }),
+  ...serviceAuthOptions('glance'),
   policy_file: opt.string({ default: '', help: 'Policy overrides in upstream YAML format. Empty: <state_dir>/glance/policy.yaml when it exists.' }),
   enforce_scope: opt.bool({ default: true, help: 'Refuse tokens whose scope a rule does not list ([oslo_policy] enforce_scope); every image rule is project-scoped.' }),
 });

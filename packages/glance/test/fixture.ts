@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import pino from 'pino';
+import { KeystoneSession } from '@onestack/core/auth/keystone-session.ts';
 import { systemClock } from '@onestack/core/clock.ts';
 import { randomIds } from '@onestack/core/ids.ts';
 import { dropDatabase, openDatabase, runMigrations, type Database } from '@onestack/core/db/index.ts';
@@ -10,7 +11,6 @@ import { createGlanceApp, type GlanceApp } from '../src/app.ts';
 import { defaultGlanceValues, glanceConfig, type GlanceConfig, type GlanceValues } from '../src/conf.ts';
 import { migrations } from '../src/db/migrations/index.ts';
 import type { GlanceDB } from '../src/db/schema.ts';
-import { KeystoneSession } from '../src/domain/keystone-session.ts';
 
 export { ADMIN_PASSWORD };
 

@@ -1,4 +1,5 @@
 import { isApiError } from '@onestack/core/errors.ts';
+import type { ServiceDefinition } from '@onestack/core/service.ts';
 import { bootstrap, ensureEndpoints, type Keystone } from '@onestack/keystone/index.ts';
 import type { CloudEntry } from './clouds-yaml.ts';
 import type { CloudSecrets } from './secrets.ts';
@@ -9,11 +10,12 @@ export const REGION = 'RegionOne';
 
 /**
  * `keystone-manage bootstrap` plus what devstack adds: a demo project whose
- * `demo` user is a member, and a catalog entry per running service.
+ * `demo` user is a member, and per running service a catalog entry and the
+ * service user it declares.
  */
 export async function bootstrapCloud(
   ks: Keystone,
-  o: { identityUrl: string; secrets: CloudSecrets; services: { type: string; name: string; url: string }[] },
+  o: { identityUrl: string; secrets: CloudSecrets; services: (Pick<ServiceDefinition, 'type' | 'name' | 'serviceUser'> & { url: string })[] },
 ): Promise<void> {
   const boot = await bootstrap(ks, {
     adminUsername: 'admin',
@@ -35,16 +37,21 @@ export async function bootstrapCloud(
     throw e;
   });
   await ks.assignment.grant({ userId: demoUser.id }, { projectId: demoProject.id }, boot.roleIds.member);
-  await ensureServiceUser(ks, { name: 'glance', password: o.secrets.glance_password, serviceRoleId: boot.roleIds.service });
-  for (const s of o.services) await ensureEndpoints(ks, { type: s.type, name: s.name, regionId: REGION, urls: { public: s.url, internal: s.url, admin: s.url } });
+  for (const s of o.services) {
+    await ensureEndpoints(ks, { type: s.type, name: s.name, regionId: REGION, urls: { public: s.url, internal: s.url, admin: s.url } });
+    if (!s.serviceUser) continue;
+    const password = o.secrets.service_passwords[s.name];
+    if (!password) throw new Error(`no generated password for the ${s.name} service user in the secrets file`);
+    await ensureServiceUser(ks, { name: s.name, password, roles: s.serviceUser.roles });
+  }
 }
 
 /**
  * A service's own user (devstack's `glance` in project `service` with the
- * `service` role): what it validates tokens and reads limits as. Re-running
- * bootstrap resets its password to the one in the secrets file.
+ * `service` role): what it validates tokens and talks to Keystone as.
+ * Re-running bootstrap resets its password to the one in the secrets file.
  */
-async function ensureServiceUser(ks: Keystone, o: { name: string; password: string; serviceRoleId: string }): Promise<void> {
+async function ensureServiceUser(ks: Keystone, o: { name: string; password: string; roles: readonly string[] }): Promise<void> {
   const project = await ks.resource.getProjectByName('service', 'default').catch(async (e: unknown) => {
     if (isApiError(e) && e.status === 404) return ks.resource.createProject({ name: 'service', domainId: 'default', description: 'Service users' });
     throw e;
@@ -57,7 +64,10 @@ async function ensureServiceUser(ks: Keystone, o: { name: string; password: stri
     // The same password again may trip password history: then it is already right.
     if (!(isApiError(e) && e.status === 400)) throw e;
   });
-  await ks.assignment.grant({ userId: user.id }, { projectId: project.id }, o.serviceRoleId);
+  for (const name of o.roles) {
+    const role = (await ks.assignment.findRoleByName(name)) ?? (await ks.assignment.createRole({ name }));
+    await ks.assignment.grant({ userId: user.id }, { projectId: project.id }, role.id);
+  }
 }
 
 export function cloudEntries(identityUrl: string, secrets: CloudSecrets): Record<string, CloudEntry> {

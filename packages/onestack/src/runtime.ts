@@ -32,6 +32,11 @@ export function serviceLogger(settings: Settings, name: string, stdout = false):
   return createLogger({ service: name, level, file: logFilePath(settings.logDir, name), stdout });
 }
 
+/** The all-in-one's Keystone, where service users authenticate unless their auth_url says otherwise. */
+export function identityUrl(settings: Settings): string {
+  return `${serviceUrl(settings, 'keystone')}/v3`;
+}
+
 /** Opens a service's database and brings its schema up to date (`onestack db sync`). */
 export async function syncDatabase(settings: Settings, def: ServiceDefinition, logger?: Logger): Promise<Database<any>> {
   const url = databaseUrl(settings, def.name);
@@ -79,6 +84,7 @@ export async function startServices(settings: Settings, defs: readonly ServiceDe
         ids: randomIds,
         metrics: createMetrics(def.name),
         publicUrl: url,
+        identityUrl: identityUrl(settings),
         tokens,
         ...(tls ? { tls } : {}),
       };

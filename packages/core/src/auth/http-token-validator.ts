@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { systemClock, type Clock } from '../clock.ts';
 import type { AuthContext } from '../context.ts';
-import { ApiError, isApiError, unauthorized } from '../errors.ts';
+import { isApiError, unauthorized } from '../errors.ts';
+import { badResponse, discard, identityUnavailable, KeystoneSession, readJson, type ServiceCredentials } from './keystone-session.ts';
 import type { TokenValidator } from './token-validator.ts';
 
 /**
@@ -10,15 +11,6 @@ import type { TokenValidator } from './token-validator.ts';
  * caches the answers, and polls OS-REVOKE so a revoked token stops working
  * within seconds rather than at the end of the cache lifetime.
  */
-
-/** The service user the validator authenticates as ([keystone_authtoken] username, password …). */
-export interface ServiceCredentials {
-  username: string;
-  password: string;
-  userDomainName: string;
-  projectName: string;
-  projectDomainName: string;
-}
 
 /** The part of a pino logger the validator writes to. */
 export interface ValidatorLogger {
@@ -30,6 +22,7 @@ export interface ValidatorLogger {
 export interface HttpTokenValidatorOptions {
   /** Keystone's public endpoint, with or without the trailing /v3. */
   authUrl: string;
+  /** The service user the validator authenticates as. */
   serviceCredentials: ServiceCredentials;
   /** How long a validated token is trusted without asking again (token_cache_time). */
   cacheTtlMs?: number;
@@ -74,8 +67,6 @@ interface CachedToken {
   until: number;
 }
 
-/** keystoneauth's MIN_TOKEN_LIFE_SECONDS: a service token this close to expiry is replaced before use. */
-const SERVICE_TOKEN_MIN_LIFE_MS = 120_000;
 /**
  * Events are re-fetched this far behind the newest one seen: Keystone processes
  * commit events out of timestamp order by a few milliseconds, and an event
@@ -90,23 +81,17 @@ const TOKEN_CHARS = /^[\x21-\x7e]+$/;
 const silentLogger: ValidatorLogger = { info() {}, warn() {}, error() {} };
 
 export class HttpTokenValidator implements TokenValidator {
-  private readonly baseUrl: string;
-  private readonly creds: ServiceCredentials;
+  private readonly session: KeystoneSession;
   private readonly cacheTtlMs: number;
   private readonly negativeCacheTtlMs: number;
   private readonly pollMs: number;
-  private readonly timeoutMs: number;
   private readonly maxEntries: number;
   private readonly clock: Clock;
   private readonly log: ValidatorLogger;
-  private readonly fetch: typeof fetch;
 
   private readonly valid = new Map<string, CachedToken>();
   private readonly refused = new Map<string, number>();
   private readonly inflight = new Map<string, Promise<AuthContext>>();
-
-  private serviceTokenRef?: { id: string; expiresAt: number };
-  private serviceTokenPending?: Promise<string>;
 
   private pollStarted = false;
   private closed = false;
@@ -121,16 +106,18 @@ export class HttpTokenValidator implements TokenValidator {
   private revocationEpoch = 0;
 
   constructor(opts: HttpTokenValidatorOptions) {
-    this.baseUrl = opts.authUrl.replace(/\/+$/, '').replace(/\/v3$/, '');
-    this.creds = opts.serviceCredentials;
+    this.clock = opts.clock ?? systemClock;
+    this.session = new KeystoneSession(opts.authUrl, opts.serviceCredentials, {
+      clock: this.clock,
+      fetch: opts.fetch,
+      timeoutMs: opts.requestTimeoutMs,
+      nocatalog: true,
+    });
     this.cacheTtlMs = opts.cacheTtlMs ?? 300_000;
     this.negativeCacheTtlMs = opts.negativeCacheTtlMs ?? 5_000;
     this.pollMs = opts.revocationPollMs ?? 2_000;
-    this.timeoutMs = opts.requestTimeoutMs ?? 10_000;
     this.maxEntries = opts.maxCacheEntries ?? 10_000;
-    this.clock = opts.clock ?? systemClock;
     this.log = opts.logger ?? silentLogger;
-    this.fetch = opts.fetch ?? globalThis.fetch;
   }
 
   async validate(token: string): Promise<AuthContext> {
@@ -178,7 +165,7 @@ export class HttpTokenValidator implements TokenValidator {
 
   private async fetchToken(token: string, key: string): Promise<AuthContext> {
     const epoch = this.revocationEpoch;
-    const res = await this.identity('GET', '/v3/auth/tokens?nocatalog', { 'X-Subject-Token': token });
+    const res = await this.session.request('GET', '/v3/auth/tokens?nocatalog', { 'X-Subject-Token': token });
     if (res.status === 404) {
       await discard(res);
       this.remember(this.refused, key, this.clock.now() + this.negativeCacheTtlMs);
@@ -187,7 +174,7 @@ export class HttpTokenValidator implements TokenValidator {
     }
     if (res.status !== 200) throw await badResponse(res, 'validating a token', token);
     const parsed = parseToken(await readJson(res));
-    if (!parsed) throw unavailable('malformed token validation response');
+    if (!parsed) throw identityUnavailable('malformed token validation response');
     // An event that arrived meanwhile may revoke this very token after Keystone vouched for it.
     if (epoch === this.revocationEpoch && !this.closed) {
       const until = Math.min(this.clock.now() + this.cacheTtlMs, parsed.ctx.expiresAt);
@@ -199,66 +186,6 @@ export class HttpTokenValidator implements TokenValidator {
   private remember<V>(cache: Map<string, V>, key: string, value: V): void {
     if (cache.size >= this.maxEntries) cache.delete(cache.keys().next().value!);
     cache.set(key, value);
-  }
-
-  /** A request under the service token, renewed once if Keystone no longer accepts it. */
-  private async identity(method: string, path: string, headers: Record<string, string> = {}): Promise<Response> {
-    let serviceToken = await this.serviceToken();
-    let res = await this.send(method, path, { ...headers, 'X-Auth-Token': serviceToken });
-    if (res.status !== 401) return res;
-    await discard(res);
-    if (this.serviceTokenRef?.id === serviceToken) this.serviceTokenRef = undefined;
-    serviceToken = await this.serviceToken();
-    res = await this.send(method, path, { ...headers, 'X-Auth-Token': serviceToken });
-    if (res.status === 401) throw await badResponse(res, 'to a fresh service token');
-    return res;
-  }
-
-  private serviceToken(): Promise<string> {
-    const ref = this.serviceTokenRef;
-    if (ref && this.clock.now() < ref.expiresAt - SERVICE_TOKEN_MIN_LIFE_MS) return Promise.resolve(ref.id);
-    this.serviceTokenPending ??= this.issueServiceToken().finally(() => {
-      this.serviceTokenPending = undefined;
-    });
-    return this.serviceTokenPending;
-  }
-
-  private async issueServiceToken(): Promise<string> {
-    const c = this.creds;
-    const res = await this.send(
-      'POST',
-      '/v3/auth/tokens?nocatalog',
-      { 'Content-Type': 'application/json' },
-      JSON.stringify({
-        auth: {
-          identity: {
-            methods: ['password'],
-            password: { user: { name: c.username, domain: { name: c.userDomainName }, password: c.password } },
-          },
-          scope: { project: { name: c.projectName, domain: { name: c.projectDomainName } } },
-        },
-      }),
-    );
-    if (res.status !== 201) throw await badResponse(res, `authenticating service user ${c.username}`, c.password);
-    const id = res.headers.get('x-subject-token');
-    const body = (await readJson(res)) as { token?: { expires_at?: unknown } } | undefined;
-    const expiresAt = parseTime(body?.token?.expires_at);
-    if (!id || expiresAt === undefined) throw unavailable('malformed service token response');
-    this.serviceTokenRef = { id, expiresAt };
-    return id;
-  }
-
-  private async send(method: string, path: string, headers: Record<string, string>, body?: string): Promise<Response> {
-    try {
-      return await this.fetch(`${this.baseUrl}${path}`, {
-        method,
-        headers: { Accept: 'application/json', ...headers },
-        body,
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (e) {
-      throw unavailable(`${method} ${this.baseUrl}${path.split('?')[0]} failed`, e);
-    }
   }
 
   private startPolling(): void {
@@ -285,10 +212,10 @@ export class HttpTokenValidator implements TokenValidator {
         this.revokedThrough === undefined
           ? ''
           : `?since=${encodeURIComponent(new Date(this.revokedThrough - REVOCATION_OVERLAP_MS).toISOString())}`;
-      const res = await this.identity('GET', `/v3/OS-REVOKE/events${since}`);
+      const res = await this.session.request('GET', `/v3/OS-REVOKE/events${since}`);
       if (res.status !== 200) throw await badResponse(res, 'listing revocation events');
       const body = (await readJson(res)) as { events?: unknown } | undefined;
-      if (!Array.isArray(body?.events)) throw unavailable('malformed revocation event list');
+      if (!Array.isArray(body?.events)) throw identityUnavailable('malformed revocation event list');
       this.applyEvents(body.events);
       if (this.pollFailing) this.log.info({}, 'revocation events reachable again');
       this.pollFailing = false;
@@ -431,33 +358,6 @@ function parseToken(body: unknown): { ctx: AuthContext; facts: TokenFacts } | un
     issuedAt: parseTime(t.issued_at) ?? Number.NEGATIVE_INFINITY,
   };
   return { ctx, facts };
-}
-
-function unavailable(reason: string, cause?: unknown): ApiError {
-  return new ApiError('service_unavailable', 'Identity service unavailable', { cause: new Error(reason, { cause }) });
-}
-
-/**
- * Anything but the expected answer is Keystone's or our configuration's fault,
- * never the caller's. Keystone may echo what it was sent, so `secret` is cut
- * out of the body before it can reach a log.
- */
-async function badResponse(res: Response, doing: string, secret?: string): Promise<ApiError> {
-  let detail = (await res.text().catch(() => '')).slice(0, 500);
-  if (secret) detail = detail.split(secret).join('***');
-  return unavailable(`identity service answered HTTP ${res.status} ${doing}: ${detail}`);
-}
-
-async function readJson(res: Response): Promise<unknown> {
-  try {
-    return await res.json();
-  } catch {
-    return undefined;
-  }
-}
-
-async function discard(res: Response): Promise<void> {
-  await res.body?.cancel().catch(() => {});
 }
 
 function parseTime(v: unknown): number | undefined {

@@ -12,3 +12,4 @@ export {
   resolveTls,
 } from './common-options.ts';
 export type { LogLevel } from './common-options.ts';
+export { serviceAuthOptions, serviceIdentity } from './service-auth-options.ts';

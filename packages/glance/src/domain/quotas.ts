@@ -1,7 +1,7 @@
+import type { KeystoneSession } from '@onestack/core/auth/keystone-session.ts';
 import type { Clock } from '@onestack/core/clock.ts';
 import { ApiError } from '@onestack/core/errors.ts';
 import type { ImageRepo } from './image-repo.ts';
-import type { KeystoneSession } from './keystone-session.ts';
 
 /** Upstream's quota names (glance/quota/keystone.py); sizes are in MiB. */
 const QUOTAS = ['image_size_total', 'image_stage_total', 'image_count_total', 'image_count_uploading'] as const;

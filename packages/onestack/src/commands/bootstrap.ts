@@ -1,6 +1,6 @@
 import { keystoneService, openKeystoneDomain } from '@onestack/keystone/index.ts';
 import { bootstrapCloud } from '../bootstrap-cloud.ts';
-import { serviceLogger, syncDatabase } from '../runtime.ts';
+import { identityUrl, serviceLogger, syncDatabase } from '../runtime.ts';
 import type { CloudSecrets } from '../secrets.ts';
 import { SERVICES } from '../services.ts';
 import { serviceUrl, type Settings } from '../settings.ts';
@@ -15,9 +15,8 @@ export async function bootstrapIdentity(settings: Settings, secrets: CloudSecret
   const db = await syncDatabase(settings, keystoneService, logger);
   const ks = await openKeystoneDomain({ config: settings.values, publicUrl: serviceUrl(settings, 'keystone'), db, logger });
   try {
-    const identityUrl = `${serviceUrl(settings, 'keystone')}/v3`;
-    const services = SERVICES.filter((s) => s.name !== 'keystone').map((s) => ({ type: s.type, name: s.name, url: serviceUrl(settings, s.name) }));
-    await bootstrapCloud(ks, { identityUrl, secrets, services });
+    const services = SERVICES.filter((s) => s.name !== 'keystone').map((s) => ({ type: s.type, name: s.name, serviceUser: s.serviceUser, url: serviceUrl(settings, s.name) }));
+    await bootstrapCloud(ks, { identityUrl: identityUrl(settings), secrets, services });
   } finally {
     await ks.close();
     await db.close();
