@@ -127,7 +127,31 @@ function openSqlite<DB>(path: string | null, log: (msg: string) => void): Kysely
     sqlite.close();
     throw err;
   }
-  return new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+}
+
+const STATEMENT_CACHE_MAX = 2000;
+
+/**
+ * Kysely prepares every query anew; on hot paths (token validation) preparing
+ * cost as much as running. Statements are reusable once finished, and queries
+ * here run synchronously one at a time, so identical SQL texts share one.
+ */
+function withStatementCache(sqlite: BetterSqlite3.Database) {
+  const statements = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close: () => sqlite.close(),
+    prepare(text: string) {
+      let stmt = statements.get(text);
+      if (!stmt) {
+        // `IN (?, ?, …)` lists make texts vary: start over rather than grow without bound.
+        if (statements.size >= STATEMENT_CACHE_MAX) statements.clear();
+        stmt = sqlite.prepare(text);
+        statements.set(text, stmt);
+      }
+      return stmt;
+    },
+  };
 }
 
 export const SQLITE_BUSY_TIMEOUT_MS = 5000;

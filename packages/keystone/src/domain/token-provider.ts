@@ -33,6 +33,9 @@ export interface IssueRequest {
   appCred?: { id: string; roleIds: string[]; expiresAt: number | null };
 }
 
+/** The part of a token's data that depends only on its user, scope and application credential. */
+type ScopeData = Omit<TokenData, 'id' | 'payload' | 'system'>;
+
 interface CacheEntry {
   generation: number;
   /** The key set the token was decrypted with: a rotation that prunes its key must not leave it valid. */
@@ -53,6 +56,7 @@ export class TokenProvider {
   readonly formatter: FernetTokenFormatter;
   private readonly keys: () => readonly FernetKey[];
   private readonly cache = new Map<string, CacheEntry>();
+  private scopes: { generation: number; entries: Map<string, ScopeData> } = { generation: -1, entries: new Map() };
   /**
    * Exact issue times (ms) of tokens minted by this process, by audit id. The
    * token itself only carries whole seconds, which would make a token minted
@@ -160,6 +164,40 @@ export class TokenProvider {
   }
 
   private async build(id: string, p: TokenPayload): Promise<TokenData> {
+    const scope = await this.scope(p);
+    const facts = {
+      userId: scope.user.id,
+      projectId: scope.project?.id,
+      domainIds: [scope.user.domainId, ...(scope.project?.domainId ? [scope.project.domainId] : []), ...(scope.domain ? [scope.domain.id] : [])],
+      roleIds: scope.roles.map((r) => r.id),
+      auditId: p.auditIds[0]!,
+      auditChainId: p.auditIds[p.auditIds.length - 1]!,
+      issuedAt: this.issuedAtMs.get(p.auditIds[0]!) ?? p.issuedAt,
+    };
+    if (this.ks.revocations.isRevoked(facts)) throw notFound('The token has been revoked.');
+    return { id, payload: p, system: p.system, ...scope };
+  }
+
+  /**
+   * Who the token is for and what it may do: the same for every token of one
+   * user, scope and application credential, so it is computed once per
+   * Keystone generation (any identity change starts a new one). This is what
+   * makes token issue and first validations cheap.
+   */
+  private async scope(p: TokenPayload): Promise<ScopeData> {
+    if (this.scopes.generation !== this.ks.generation) this.scopes = { generation: this.ks.generation, entries: new Map() };
+    const key = `${p.userId}|${p.projectId ?? ''}|${p.domainId ?? ''}|${p.system ?? ''}|${p.appCredId ?? ''}`;
+    const { entries } = this.scopes;
+    let found = entries.get(key);
+    if (!found) {
+      found = await this.resolveScope(p);
+      if (entries.size >= CACHE_MAX) entries.clear();
+      entries.set(key, found);
+    }
+    return found;
+  }
+
+  private async resolveScope(p: TokenPayload): Promise<ScopeData> {
     const { identity, resource, assignment } = this.ks;
     const user = await identity.findUser(p.userId);
     if (!user) throw notFound('Could not find user for the token.');
@@ -198,25 +236,12 @@ export class TokenProvider {
     if (scoped && roles.length === 0) {
       throw unauthorized('User has no access to the requested scope.');
     }
-    const facts = {
-      userId: user.id,
-      projectId: project?.id,
-      domainIds: [user.domainId, ...(project?.domainId ? [project.domainId] : []), ...(domain ? [domain.id] : [])],
-      roleIds: roles.map((r) => r.id),
-      auditId: p.auditIds[0]!,
-      auditChainId: p.auditIds[p.auditIds.length - 1]!,
-      issuedAt: this.issuedAtMs.get(p.auditIds[0]!) ?? p.issuedAt,
-    };
-    if (this.ks.revocations.isRevoked(facts)) throw notFound('The token has been revoked.');
     return {
-      id,
-      payload: p,
       user,
       userDomain,
       project,
       projectDomain,
       domain,
-      system: p.system,
       roles,
       isAdminProject: project !== undefined && project.name === this.ks.config.adminProject.name && projectDomain?.name === this.ks.config.adminProject.domainName,
       appCred,
