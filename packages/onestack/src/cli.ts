@@ -44,7 +44,8 @@ program
 program
   .command('serve <service>')
   .description('run one service alone (the unit of scale-out)')
-  .action(async (service: string) => serve(service, { configFile: cfg() }));
+  .option('-w, --workers <n>', 'processes sharing the port, one core each', (v) => Number(v), 1)
+  .action(async (service: string, o: { workers: number }) => serve(service, { configFile: cfg(), workers: o.workers }));
 
 program
   .command('bootstrap')
