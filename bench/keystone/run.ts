@@ -12,7 +12,7 @@ import { parseArgs, promisify } from 'node:util';
 import { coreCount } from './cpu.ts';
 import { bcryptCompare } from './hashing.ts';
 import { HASH, table } from './report.ts';
-import { CONCURRENCIES, key, measure, ONESTACK_TOKEN_CACHE, ONESTACK_UNCACHED_TOKENS, runSuite, type Pace, type Results } from './suite.ts';
+import { CONCURRENCIES, key, measure, ONESTACK_TOKEN_CACHE, ONESTACK_UNCACHED_TOKENS, ONESTACK_WORKERS, runSuite, type Pace, type Results } from './suite.ts';
 import { findAnchors, startOnestack, upstream } from './targets.ts';
 
 const run = promisify(execFile);
@@ -119,7 +119,7 @@ async function main(): Promise<void> {
   out.push(table(ours, theirs));
   out.push(
     '',
-    `uncached: a different subject token every request; onestack walks ${ONESTACK_UNCACHED_TOKENS} tokens in order through its ${ONESTACK_TOKEN_CACHE}-entry cache,`,
+    `uncached: a different subject token every request; onestack (${ONESTACK_WORKERS} workers) walks ${ONESTACK_UNCACHED_TOKENS} tokens in order through their ${ONESTACK_TOKEN_CACHE}-entry caches,`,
     'upstream (which caches tokens in memcached when it issues them) has memcached flushed before each run.',
     `"${HASH}": the bcrypt npm package in this process; issue/hash = hash rate / password issue rate at the same concurrency.`,
     `# took ${((performance.now() - started) / 60_000).toFixed(1)} min`,

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mintTokens, passwordToken } from './client.ts';
@@ -25,8 +26,13 @@ export const key = (metric: string, conc: Concurrency) => `${metric}@${conc}`;
  * packages/keystone/src/domain/token-provider.ts), evicting the oldest first.
  */
 export const ONESTACK_TOKEN_CACHE = 50_000;
-/** Walking a fifth more tokens than the cache holds, in order, makes every lookup a miss. */
-export const ONESTACK_UNCACHED_TOKENS = Math.ceil(ONESTACK_TOKEN_CACHE * 1.2);
+/** `onestack serve keystone --workers N`: one process per core, as upstream's anchor runs several uwsgi workers. */
+export const ONESTACK_WORKERS = availableParallelism();
+/**
+ * Walking a fifth more tokens than all workers' caches hold together, in order,
+ * makes every lookup a miss whichever worker the kernel hands a request to.
+ */
+export const ONESTACK_UNCACHED_TOKENS = Math.ceil(ONESTACK_TOKEN_CACHE * ONESTACK_WORKERS * 1.2);
 
 export interface Pace {
   seconds: number;

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import type { Account } from './client.ts';
+import { ONESTACK_WORKERS } from './suite.ts';
 
 const run = promisify(execFile);
 
@@ -97,7 +98,7 @@ export async function startOnestack(root: string, scratch: string): Promise<Targ
   const log = join(dir, 'serve.log');
   const fd = openSync(log, 'a');
   // Its own process group, so that its CPU is told apart from ours and wrk's.
-  const child = spawn(onestack, ['serve', 'keystone'], { env, cwd: root, detached: true, stdio: ['ignore', fd, fd] });
+  const child = spawn(onestack, ['serve', 'keystone', '--workers', String(ONESTACK_WORKERS)], { env, cwd: root, detached: true, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   const url = `http://127.0.0.1:${port}`;
   try {
