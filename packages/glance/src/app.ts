@@ -52,7 +52,7 @@ export interface GlanceApp {
 const ROUTES: ((app: FastifyInstance, deps: ApiDeps) => void)[] = [registerDiscoveryRoutes, registerImageRoutes, registerDataRoutes, registerMemberRoutes];
 
 /** Builds the Image API on a migrated database: stores, domain layer, policy and routes. */
-export async function createGlanceApp(deps: GlanceDeps, http: Pick<HttpServerOptions, 'onResponse' | 'tls'> = {}): Promise<GlanceApp> {
+export async function createGlanceApp(deps: GlanceDeps, http: Pick<HttpServerOptions, 'ops' | 'tls'> = {}): Promise<GlanceApp> {
   const { config } = deps;
   const stores = new Map<string, ImageStore>(config.stores.map((s) => [s.id, new FileStore(s.dir, { id: s.id })]));
   const staging = new StagingArea(config.stateDir);

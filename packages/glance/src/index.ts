@@ -1,7 +1,6 @@
 import { hostname } from 'node:os';
 import { KeystoneSession } from '@onestack/core/auth/index.ts';
 import { serviceIdentity } from '@onestack/core/config/index.ts';
-import { registerOpsRoutes } from '@onestack/core/http/index.ts';
 import type { ServiceDefinition } from '@onestack/core/service.ts';
 import { createGlanceApp } from './app.ts';
 import { glanceConfig, glanceOptions, type GlanceValues } from './conf.ts';
@@ -26,9 +25,8 @@ export const glanceService: ServiceDefinition = {
     const keystone = config.useKeystoneLimits ? new KeystoneSession(identity.authUrl, identity.credentials) : undefined;
     const ga = await createGlanceApp(
       { database: rt.db, config, clock: rt.clock, ids: rt.ids, logger: rt.logger, notifications: rt.bus, tokens: rt.tokens, authUri: identity.authUrl.replace(/\/v3$/, ''), keystone },
-      { tls: rt.tls, onResponse: (req, reply, s) => rt.metrics.observeHttpRequest(req.method, req.routeOptions.url ?? 'unknown', reply.statusCode, s) },
+      { tls: rt.tls, ops: { version: VERSION, metrics: rt.metrics } },
     );
-    registerOpsRoutes(ga.app, { service: 'glance', version: VERSION, metrics: rt.metrics });
     return { app: ga.app, close: () => ga.app.close() };
   },
 };

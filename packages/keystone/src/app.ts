@@ -31,7 +31,7 @@ export interface KeystoneApp {
 const ROUTES: ((app: FastifyInstance, deps: ApiDeps) => void)[] = [registerVersionRoutes, registerAuthRoutes, registerDomainRoutes, registerProjectRoutes, registerUserRoutes, registerGroupRoutes, registerCredentialRoutes, registerAppCredRoutes, registerCatalogRoutes, registerLimitRoutes, registerRoleRoutes, registerAssignmentRoutes];
 
 /** Builds the Identity API on a migrated database: the domain layer, policy and routes. */
-export async function createKeystoneApp(deps: KeystoneDeps, http: Pick<HttpServerOptions, 'onResponse' | 'tls'> = {}): Promise<KeystoneApp> {
+export async function createKeystoneApp(deps: KeystoneDeps, http: Pick<HttpServerOptions, 'ops' | 'tls'> = {}): Promise<KeystoneApp> {
   if (!existsSync(deps.config.keyRepository)) setupKeys(deps.config.keyRepository);
   const ks = new Keystone(deps);
   await ks.start();

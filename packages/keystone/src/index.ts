@@ -1,5 +1,4 @@
 import { hostname } from 'node:os';
-import { registerOpsRoutes } from '@onestack/core/http/index.ts';
 import { existsSync } from 'node:fs';
 import { systemClock } from '@onestack/core/clock.ts';
 import { randomIds } from '@onestack/core/ids.ts';
@@ -27,9 +26,8 @@ export const keystoneService: ServiceDefinition = {
   async start(rt) {
     const ka = await createKeystoneApp(
       { db: rt.db.db, config: configOf(rt), clock: rt.clock, ids: rt.ids, logger: rt.logger, notifications: rt.bus },
-      { tls: rt.tls, onResponse: (req, reply, s) => rt.metrics.observeHttpRequest(req.method, req.routeOptions.url ?? 'unknown', reply.statusCode, s) },
+      { tls: rt.tls, ops: { version: VERSION, metrics: rt.metrics } },
     );
-    registerOpsRoutes(ka.app, { service: 'keystone', version: VERSION, metrics: rt.metrics });
     return { app: ka.app, tokens: ka.tokens, close: () => ka.app.close() };
   },
 };

@@ -4,6 +4,7 @@ import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { ApiError, notFound } from '../errors.ts';
 import type { AuthContext } from '../context.ts';
+import { createMetrics } from '../metrics.ts';
 import { createHttpServer } from './server.ts';
 
 const logger = pino({ level: 'silent' });
@@ -44,7 +45,7 @@ describe('core http server', () => {
     compute.get('/', { config: { public: true } }, async () => ({ versions: [] }));
     computeUrl = await listen(compute);
 
-    keystone = createHttpServer({ service: 'keystone', faultFormat: 'keystone', logger });
+    keystone = createHttpServer({ service: 'keystone', faultFormat: 'keystone', logger, ops: { version: '9.9.9', metrics: createMetrics('keystone') } });
     keystone.post('/v3/x', { schema: { body: { type: 'object', properties: { user: { type: 'object', properties: { name: { type: 'string' } } } } } } }, async () => ({}));
     keystoneUrl = await listen(keystone);
   });
@@ -125,5 +126,16 @@ describe('core http server', () => {
     assert.deepEqual(Object.keys(body.error).sort(), ['code', 'message', 'title']);
     assert.equal(body.error.title, 'Bad Request');
     assert.match(body.error.message, /Invalid input for field 'user\/name': 1 is not of type 'string'/);
+  });
+
+  it('answers health and metrics without a token, timing requests into the metrics', async () => {
+    await fetch(keystoneUrl + '/v3/x', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const health = await fetch(keystoneUrl + '/healthcheck', { headers: { accept: 'application/json' } });
+    const body = await health.json();
+    assert.equal(body.version, '9.9.9');
+    assert.equal(body.pid, process.pid);
+    assert.equal(await (await fetch(keystoneUrl + '/healthcheck')).text(), 'OK');
+    const metrics = await (await fetch(keystoneUrl + '/metrics')).text();
+    assert.match(metrics, /onestack_http_request_duration_seconds_count\{[^}]*route="\/v3\/x"[^}]*\} [1-9]/);
   });
 });

@@ -8,6 +8,8 @@ import type { TokenValidator } from '../auth/token-validator.ts';
 import { renderFault, type FaultFormat } from './faults.ts';
 import { MicroversionNegotiator, type MicroversionConfig } from './microversion.ts';
 import { createValidators, describeValidationError } from './validation.ts';
+import { registerOpsRoutes } from './ops-routes.ts';
+import type { Metrics } from '../metrics.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -31,8 +33,8 @@ export interface HttpServerOptions {
   /** oslo.middleware sizelimit's default is 112 KiB. */
   bodyLimit?: number;
   tls?: { certFile: string; keyFile: string };
-  /** Called once per answered request (metrics). */
-  onResponse?: (req: FastifyRequest, reply: FastifyReply, seconds: number) => void;
+  /** Serves /healthcheck (reporting this version) and /metrics, and times every request into them. */
+  ops?: { version: string; metrics?: Metrics };
 }
 
 const MALFORMED_BODY: Record<FaultFormat, string> = {
@@ -110,8 +112,10 @@ export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
       { request_id: req.id, method: req.method, path: req.routeOptions.url ?? req.url.split('?')[0], status: reply.statusCode, ms: Math.round(seconds * 1000) },
       'request',
     );
-    opts.onResponse?.(req, reply, seconds);
+    opts.ops?.metrics?.observeHttpRequest(req.method, req.routeOptions.url ?? 'unknown', reply.statusCode, seconds);
   });
+
+  if (opts.ops) registerOpsRoutes(app, { service: opts.service, ...opts.ops });
 
   app.setNotFoundHandler((req, reply) => {
     sendFault(reply, new ApiError('not_found', 'The resource could not be found.'), opts, req.id);
