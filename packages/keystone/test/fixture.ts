@@ -26,6 +26,8 @@ export interface KeystoneFixture extends KeystoneApp {
   bus: Bus;
   /** Password token for a user by name (default domain), scoped as given. */
   login(name: string, password: string, scope?: unknown): Promise<JsonClient>;
+  /** The same, naming the user by id (any domain). */
+  loginById(userId: string, password: string, scope?: unknown): Promise<JsonClient>;
   close(): Promise<void>;
 }
 
@@ -80,15 +82,17 @@ export async function startKeystone(
     // Bootstrap revoked the admin's earlier tokens "now"; a manual clock must move past that instant.
     if (clock instanceof ManualClock) clock.advance(1);
     const client = new JsonClient(address);
-    const login = async (name: string, password: string, scope?: unknown) => {
+    const passwordLogin = async (user: Record<string, unknown>, password: string, scope?: unknown) => {
       const res = await client.post('/v3/auth/tokens', {
-        auth: { identity: { methods: ['password'], password: { user: { name, domain: { id: 'default' }, password } } }, ...(scope ? { scope } : {}) },
+        auth: { identity: { methods: ['password'], password: { user: { ...user, password } } }, ...(scope ? { scope } : {}) },
       });
-      if (res.status !== 201) throw new Error(`login ${name} failed: ${res.status} ${res.text}`);
+      if (res.status !== 201) throw new Error(`login ${JSON.stringify(user)} failed: ${res.status} ${res.text}`);
       return client.withToken(res.headers.get('x-subject-token')!);
     };
+    const login = (name: string, password: string, scope?: unknown) => passwordLogin({ name, domain: { id: 'default' } }, password, scope);
+    const loginById = (id: string, password: string, scope?: unknown) => passwordLogin({ id }, password, scope);
     const admin = await login('admin', ADMIN_PASSWORD, { project: { name: 'admin', domain: { id: 'default' } } });
-    return { ...ka, url: address, client, admin, boot, clock, database, bus, login, close: cleanup };
+    return { ...ka, url: address, client, admin, boot, clock, database, bus, login, loginById, close: cleanup };
   } catch (e) {
     await cleanup();
     throw e;

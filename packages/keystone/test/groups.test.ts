@@ -20,12 +20,6 @@ describe('keystone /v3/groups', () => {
     return res.body.group;
   };
 
-  const tokenFor = async (userId: string, password: string, scope: unknown) => {
-    const res = await ks.client.post('/v3/auth/tokens', { auth: { identity: { methods: ['password'], password: { user: { id: userId, password } } }, scope } });
-    assert.equal(res.status, 201, res.text);
-    return ks.client.withToken(res.headers.get('x-subject-token')!);
-  };
-
   before(async () => {
     ks = await startKeystone();
     const k = ks.ks;
@@ -36,13 +30,13 @@ describe('keystone /v3/groups', () => {
     const alice = await k.identity.createUser({ name: 'alice', domainId: d1, password: 'alice-pw' });
     memberId = alice.id;
     await k.assignment.grant({ userId: alice.id }, { projectId: project }, roles.member);
-    member = await tokenFor(alice.id, 'alice-pw', { project: { id: project } });
+    member = await ks.loginById(alice.id, 'alice-pw', { project: { id: project } });
     const dan = await k.identity.createUser({ name: 'dan', domainId: d1, password: 'dan-pw' });
     await k.assignment.grant({ userId: dan.id }, { domainId: d1 }, roles.admin);
-    domainAdmin = await tokenFor(dan.id, 'dan-pw', { domain: { id: d1 } });
+    domainAdmin = await ks.loginById(dan.id, 'dan-pw', { domain: { id: d1 } });
     const dora = await k.identity.createUser({ name: 'dora', domainId: d1, password: 'dora-pw' });
     await k.assignment.grant({ userId: dora.id }, { domainId: d1 }, roles.reader);
-    domainReader = await tokenFor(dora.id, 'dora-pw', { domain: { id: d1 } });
+    domainReader = await ks.loginById(dora.id, 'dora-pw', { domain: { id: d1 } });
     u1 = (await k.identity.createUser({ name: 'u1', domainId: d1 })).id;
     u2 = (await k.identity.createUser({ name: 'u2', domainId: d2 })).id;
   });

@@ -36,11 +36,7 @@ describe('keystone isolation between projects, domains and personas', () => {
     memberA = await fx.login('ua', PW, { project: { id: a.id } });
     readerA = await fx.login('ra', PW, { project: { id: a.id } });
     memberB = await fx.login('ub', PW, { project: { id: b.id } });
-    const daLogin = await fx.client.post('/v3/auth/tokens', {
-      auth: { identity: { methods: ['password'], password: { user: { id: ids.da, password: PW } } }, scope: { domain: { id: d1.id } } },
-    });
-    assert.equal(daLogin.status, 201, daLogin.text);
-    domainAdmin1 = fx.client.withToken(daLogin.headers.get('x-subject-token')!);
+    domainAdmin1 = await fx.loginById(ids.da, PW, { domain: { id: d1.id } });
   });
   after(() => fx.close());
 

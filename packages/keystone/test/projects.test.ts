@@ -21,12 +21,6 @@ describe('keystone /v3/projects', () => {
     return res.body.project;
   };
 
-  const tokenFor = async (userId: string, password: string, scope: unknown) => {
-    const res = await ks.client.post('/v3/auth/tokens', { auth: { identity: { methods: ['password'], password: { user: { id: userId, password } } }, scope } });
-    assert.equal(res.status, 201, res.text);
-    return ks.client.withToken(res.headers.get('x-subject-token')!);
-  };
-
   before(async () => {
     ks = await startKeystone();
     const k = ks.ks;
@@ -38,16 +32,16 @@ describe('keystone /v3/projects', () => {
     const alice = await k.identity.createUser({ name: 'alice', domainId: d1, password: 'alice-pw' });
     memberId = alice.id;
     await k.assignment.grant({ userId: alice.id }, { projectId: projectA }, roles.member);
-    member = await tokenFor(alice.id, 'alice-pw', { project: { id: projectA } });
+    member = await ks.loginById(alice.id, 'alice-pw', { project: { id: projectA } });
     const rita = await k.identity.createUser({ name: 'rita', domainId: d1, password: 'rita-pw' });
     await k.assignment.grant({ userId: rita.id }, { projectId: projectA }, roles.reader);
-    reader = await tokenFor(rita.id, 'rita-pw', { project: { id: projectA } });
+    reader = await ks.loginById(rita.id, 'rita-pw', { project: { id: projectA } });
     const dan = await k.identity.createUser({ name: 'dan', domainId: d1, password: 'dan-pw' });
     await k.assignment.grant({ userId: dan.id }, { domainId: d1 }, roles.admin);
-    domainAdmin = await tokenFor(dan.id, 'dan-pw', { domain: { id: d1 } });
+    domainAdmin = await ks.loginById(dan.id, 'dan-pw', { domain: { id: d1 } });
     const dora = await k.identity.createUser({ name: 'dora', domainId: d1, password: 'dora-pw' });
     await k.assignment.grant({ userId: dora.id }, { domainId: d1 }, roles.reader);
-    domainReader = await tokenFor(dora.id, 'dora-pw', { domain: { id: d1 } });
+    domainReader = await ks.loginById(dora.id, 'dora-pw', { domain: { id: d1 } });
   });
   after(() => ks.close());
 

@@ -21,12 +21,6 @@ describe('keystone /v3/users', () => {
     return res.body.user;
   };
 
-  const tokenFor = async (userId: string, password: string, scope?: unknown) => {
-    const res = await ks.client.post('/v3/auth/tokens', { auth: { identity: { methods: ['password'], password: { user: { id: userId, password } } }, ...(scope ? { scope } : {}) } });
-    assert.equal(res.status, 201, res.text);
-    return ks.client.withToken(res.headers.get('x-subject-token')!);
-  };
-
   before(async () => {
     ks = await startKeystone();
     const k = ks.ks;
@@ -37,19 +31,19 @@ describe('keystone /v3/users', () => {
     const alice = await k.identity.createUser({ name: 'alice', domainId: d1, password: 'alice-pw' });
     memberId = alice.id;
     await k.assignment.grant({ userId: alice.id }, { projectId: projectA }, roles.member);
-    member = await tokenFor(alice.id, 'alice-pw', { project: { id: projectA } });
+    member = await ks.loginById(alice.id, 'alice-pw', { project: { id: projectA } });
     const rita = await k.identity.createUser({ name: 'rita', domainId: d1, password: 'rita-pw' });
     await k.assignment.grant({ userId: rita.id }, { projectId: projectA }, roles.reader);
-    reader = await tokenFor(rita.id, 'rita-pw', { project: { id: projectA } });
+    reader = await ks.loginById(rita.id, 'rita-pw', { project: { id: projectA } });
     const dan = await k.identity.createUser({ name: 'dan', domainId: d1, password: 'dan-pw' });
     await k.assignment.grant({ userId: dan.id }, { domainId: d1 }, roles.admin);
-    domainAdmin = await tokenFor(dan.id, 'dan-pw', { domain: { id: d1 } });
+    domainAdmin = await ks.loginById(dan.id, 'dan-pw', { domain: { id: d1 } });
     const dora = await k.identity.createUser({ name: 'dora', domainId: d1, password: 'dora-pw' });
     await k.assignment.grant({ userId: dora.id }, { domainId: d1 }, roles.reader);
-    domainReader = await tokenFor(dora.id, 'dora-pw', { domain: { id: d1 } });
+    domainReader = await ks.loginById(dora.id, 'dora-pw', { domain: { id: d1 } });
     const auditor = await k.identity.createUser({ name: 'auditor', domainId: 'default', password: 'auditor-pw' });
     await k.assignment.grant({ userId: auditor.id }, { system: 'all' }, roles.reader);
-    systemReader = await tokenFor(auditor.id, 'auditor-pw', { system: { all: true } });
+    systemReader = await ks.loginById(auditor.id, 'auditor-pw', { system: { all: true } });
   });
   after(() => ks.close());
 
@@ -150,7 +144,7 @@ describe('keystone /v3/users', () => {
     await ks.ks.identity.updateUser(memberId, { enabled: false });
     assert.deepEqual(await ids(`domain_id=${d1}&enabled=false`), ['alice']);
     await ks.ks.identity.updateUser(memberId, { enabled: true });
-    member = await tokenFor(memberId, 'alice-pw', { project: { id: projectA } });
+    member = await ks.loginById(memberId, 'alice-pw', { project: { id: projectA } });
     assert.deepEqual(await ids('password_expires_at=lt:2999-01-01T00:00:00Z'), []);
 
     const badOp = await ks.admin.get('/v3/users?password_expires_at=xx:2016-12-08T22:02:00Z');
@@ -163,7 +157,7 @@ describe('keystone /v3/users', () => {
 
   it('lets a user change its own password, without a token, proving the old one', async () => {
     const u = await create({ name: 'carol', password: 'carol-old' });
-    const carol = await tokenFor(u.id, 'carol-old');
+    const carol = await ks.loginById(u.id, 'carol-old');
     const wrong = await ks.client.post(`/v3/users/${u.id}/password`, { user: { original_password: 'nope', password: 'carol-new' } });
     assert.equal(wrong.status, 401);
     assert.equal(wrong.body.error.title, 'Unauthorized');
@@ -178,7 +172,7 @@ describe('keystone /v3/users', () => {
     assert.equal(changed.status, 204, changed.text);
     // The change revokes the user's tokens.
     assert.equal((await carol.get(`/v3/users/${u.id}`)).status, 401);
-    await tokenFor(u.id, 'carol-new');
+    await ks.loginById(u.id, 'carol-new');
     assert.equal((await ks.client.post('/v3/auth/tokens', { auth: { identity: { methods: ['password'], password: { user: { id: u.id, password: 'carol-old' } } } } })).status, 401);
   });
 
@@ -192,7 +186,7 @@ describe('keystone /v3/users', () => {
     );
     // An administrator still can.
     assert.equal((await ks.admin.patch(`/v3/users/${u.id}`, { user: { password: 'reset-pw' } })).status, 200);
-    await tokenFor(u.id, 'reset-pw');
+    await ks.loginById(u.id, 'reset-pw');
   });
 
   it("lists a user's groups to the user and to readers", async () => {
