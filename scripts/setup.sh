@@ -22,10 +22,11 @@ if [ ! -f "$stamp" ] || ! cmp -s "$here/package-lock.json" "$stamp"; then
 fi
 
 # images/build.sh (the guest image) needs cpio e2fsprogs dosfstools mtools fdisk and qemu-utils.
-RUN_PKGS=(python3-openstackclient python3-openstacksdk qemu-utils cpio e2fsprogs dosfstools mtools fdisk)
+# neutron's agents: dnsmasq for DHCP, nftables for security groups and NAT.
+RUN_PKGS=(python3-openstackclient python3-openstacksdk qemu-utils cpio e2fsprogs dosfstools mtools fdisk dnsmasq-base nftables)
 # e2e/guest-image.test.ts boots it: QEMU, dnsmasq, namespaces, config drives, ssh.
 TEST_PKGS=(python3-openstackclient python3-openstacksdk python3-swiftclient slapd ldap-utils curl qemu-utils cpio e2fsprogs dosfstools mtools fdisk
-  qemu-system-x86 dnsmasq-base iproute2 genisoimage openssh-client)
+  qemu-system-x86 dnsmasq-base iproute2 genisoimage openssh-client nftables busybox-static)
 case $mode in
   npm) exit 0 ;;
   run) pkgs=("${RUN_PKGS[@]}") ;;
