@@ -1,0 +1,116 @@
+/**
+ * Test support for the agents' real-data-plane tests (imported by *.test.ts only): builders
+ * for host-state pieces and the lab topology of "hosts" as namespaces joined by an underlay veth.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ExecLogger } from '@onestack/core/exec/privileged-exec.ts';
+import type { Netns, NetnsLab } from '@onestack/testing/netns.ts';
+import type { NetworkState, PortState, SecurityGroupState, SubnetState } from './model.ts';
+
+export const quietLogger: ExecLogger = { info: () => {}, warn: () => {} };
+
+let macSeq = 0x10;
+export function nextMac(): string {
+  macSeq += 1;
+  const b = (n: number) => n.toString(16).padStart(2, '0');
+  return `fa:16:3e:${b((process.pid >> 8) & 0xff)}:${b(process.pid & 0xff)}:${b(macSeq & 0xff)}`;
+}
+
+export function vxlanNetwork(vni: number, mtu = 1450): NetworkState {
+  return { id: randomUUID(), mtu, segment: { networkType: 'vxlan', segmentationId: vni, physicalNetwork: null } };
+}
+
+export function localNetwork(mtu = 1500): NetworkState {
+  return { id: randomUUID(), mtu, segment: { networkType: 'local', segmentationId: null, physicalNetwork: null } };
+}
+
+export function subnet4(networkId: string, cidr: string, gatewayIp: string | null, extra: Partial<SubnetState> = {}): SubnetState {
+  return {
+    id: randomUUID(),
+    networkId,
+    ipVersion: 4,
+    cidr,
+    gatewayIp,
+    enableDhcp: true,
+    dnsNameservers: [],
+    hostRoutes: [],
+    ipv6RaMode: null,
+    ipv6AddressMode: null,
+    ...extra,
+  };
+}
+
+export function port(networkId: string, fixedIps: { subnetId: string; ipAddress: string }[], extra: Partial<PortState> = {}): PortState {
+  return {
+    id: randomUUID(),
+    networkId,
+    macAddress: nextMac(),
+    fixedIps,
+    deviceOwner: 'compute:nova',
+    deviceId: randomUUID(),
+    adminStateUp: true,
+    portSecurityEnabled: true,
+    securityGroupIds: [],
+    allowedAddressPairs: [],
+    ...extra,
+  };
+}
+
+/** A group allowing everything (both directions, both families): the baseline for traffic tests. */
+export function openGroup(memberIps: string[] = []): SecurityGroupState {
+  const rule = (direction: 'ingress' | 'egress', ethertype: 'IPv4' | 'IPv6') => ({
+    id: randomUUID(),
+    direction,
+    ethertype,
+    protocol: null,
+    portRangeMin: null,
+    portRangeMax: null,
+    remoteIpPrefix: null,
+    remoteGroupId: null,
+  });
+  return {
+    id: randomUUID(),
+    stateful: true,
+    rules: [rule('ingress', 'IPv4'), rule('egress', 'IPv4'), rule('ingress', 'IPv6'), rule('egress', 'IPv6')],
+    memberIps,
+  };
+}
+
+/** Host namespaces joined by one underlay veth (10.x VTEPs): hosts[i] has underlay address vteps[i]. */
+export async function underlayHosts(lab: NetnsLab, count: 1 | 2, tag: string): Promise<{ hosts: Netns[]; vteps: string[] }> {
+  const hosts: Netns[] = [];
+  for (let i = 0; i < count; i++) hosts.push(await lab.addNamespace(`${tag}-h${i}`));
+  const vteps = ['192.168.199.1', '192.168.199.2'].slice(0, count);
+  if (count === 2) {
+    await lab.addVeth({ ns: hosts[0], name: 'ul0', addresses: [`${vteps[0]}/24`] }, { ns: hosts[1], name: 'ul0', addresses: [`${vteps[1]}/24`] });
+  }
+  return { hosts, vteps };
+}
+
+/** Waits for `fn` to stop throwing (DHCP, ARP and bridges take a moment). */
+export async function eventually<T>(fn: () => Promise<T>, timeoutMs = 10_000, stepMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, stepMs));
+    }
+  }
+}
+
+/** One ping from `ns` (busybox: this machine has no iputils ping). */
+export async function ping(ns: Netns, address: string, opts: { timeoutS?: number } = {}): Promise<void> {
+  await ns.exec('busybox', ['ping', '-c', '1', '-W', String(opts.timeoutS ?? 2), address]);
+}
+
+/** True when one ping gets through; false when it does not. */
+export async function pings(ns: Netns, address: string, timeoutS = 1): Promise<boolean> {
+  try {
+    await ping(ns, address, { timeoutS });
+    return true;
+  } catch {
+    return false;
+  }
+}
