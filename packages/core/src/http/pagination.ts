@@ -65,3 +65,15 @@ export function pickFields<T extends Record<string, unknown>>(item: T, fields: s
   for (const f of fields) if (f in item) (out as Record<string, unknown>)[f] = item[f];
   return out;
 }
+
+/** The `previous` link of marker paging (Neutron): the same query with marker set to the first item and page_reverse=True. */
+export function previousLink(baseUrl: string, query: Record<string, unknown>, firstId: string): string {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) {
+    if (k === 'marker' || k === 'page_reverse' || v === undefined) continue;
+    for (const item of Array.isArray(v) ? v : [v]) params.append(k, String(item));
+  }
+  params.set('marker', firstId);
+  params.set('page_reverse', 'True');
+  return `${baseUrl}?${params.toString()}`;
+}
