@@ -1,0 +1,230 @@
+import type { Readable } from 'node:stream';
+import { Putter, type BackendResponse } from '../backend-client.ts';
+import { checkDeleteHeaders, checkMetadata, checkObjectCreation } from '../constraints.ts';
+import { guessType } from '../mime.ts';
+import { discard, plainError, readBody, respond } from '../responses.ts';
+import type { RingNode } from '../ring.ts';
+import { formatTimestamp, httpDate, normalTimestamp } from '../timestamps.ts';
+import type { Headers, SwiftRequest, SwiftResponse } from '../types.ts';
+import { backendHeaders, backendPath, bestResponse, clientHeaders, getOrHead, iterNodes, makeRequests, quorumSize, type ProxyContext } from './base.ts';
+import { containerInfo } from './container.ts';
+
+/** Request headers that stay at the proxy (auth, hop-by-hop, framing the proxy redoes). */
+const NOT_FORWARDED = new Set(['x-auth-token', 'x-storage-token', 'x-service-token', 'host', 'connection', 'keep-alive', 'expect', 'content-length', 'transfer-encoding', 'te', 'upgrade', 'proxy-authorization']);
+
+function forwardHeaders(req: SwiftRequest): Headers {
+  const out: Headers = {};
+  for (const [k, v] of Object.entries(req.headers)) if (!NOT_FORWARDED.has(k)) out[k] = v;
+  return out;
+}
+
+/** Container update targets, spread over the object nodes so every container replica hears of the write. */
+function containerUpdateHeaders(ctx: ProxyContext, account: string, container: string, count: number): Headers[] {
+  const { partition, nodes } = ctx.rings.container.getNodes(account, container);
+  const out: Headers[] = Array.from({ length: count }, () => ({}));
+  const hosts: string[][] = Array.from({ length: count }, () => []);
+  const devices: string[][] = Array.from({ length: count }, () => []);
+  nodes.forEach((n, i) => {
+    hosts[i % count].push(`${n.ip}:${n.port}`);
+    devices[i % count].push(n.device);
+  });
+  for (let i = 0; i < count; i++) {
+    if (!hosts[i].length) continue;
+    out[i] = { 'x-container-host': hosts[i].join(','), 'x-container-partition': String(partition), 'x-container-device': devices[i].join(',') };
+  }
+  return out;
+}
+
+/** Authorizes against the container's ACL (read for GET/HEAD, write otherwise), as delay_denial does. */
+async function authorizeObject(ctx: ProxyContext, req: SwiftRequest, account: string, container: string) {
+  const info = await containerInfo(ctx, req, account, container);
+  if (req.env.authorize) {
+    req.env.acl = req.method === 'GET' || req.method === 'HEAD' ? info.readAcl : info.writeAcl;
+    const denied = req.env.authorize(req);
+    if (denied) return { denied, info };
+  }
+  return { info };
+}
+
+function requestTimestamp(req: SwiftRequest): string | SwiftResponse {
+  const t = req.headers['x-timestamp'];
+  if (t === undefined) return normalTimestamp();
+  const n = Number(t);
+  if (!Number.isFinite(n) || n < 0) return plainError(400, `X-Timestamp should be a UNIX timestamp float value; was '${t}'`);
+  return formatTimestamp(n);
+}
+
+export async function objectGetOrHead(ctx: ProxyContext, req: SwiftRequest, account: string, container: string, obj: string): Promise<SwiftResponse> {
+  const { denied } = await authorizeObject(ctx, req, account, container);
+  if (denied) return denied;
+  const { partition, nodes } = ctx.rings.object.getNodes(account, container, obj);
+  const res = await getOrHead(ctx, ctx.rings.object, partition, nodes, req.method as 'GET' | 'HEAD', (n) => backendPath(n, partition, account, container, obj), backendHeaders(req, {
+    ...forwardHeaders(req),
+    'x-backend-storage-policy-index': '0',
+  }));
+  const h = clientHeaders(res.headers);
+  if (res.status === 404 || res.status >= 500) {
+    discard(res.body);
+    return respond(res.status);
+  }
+  if (req.method === 'HEAD') discard(res.body);
+  h['accept-ranges'] ??= 'bytes';
+  return { status: res.status, headers: h, body: req.method === 'HEAD' ? undefined : res.body };
+}
+
+export async function objectPost(ctx: ProxyContext, req: SwiftRequest, account: string, container: string, obj: string): Promise<SwiftResponse> {
+  const { denied, info } = await authorizeObject(ctx, req, account, container);
+  if (denied) return denied;
+  if (info.status === 404) return respond(404);
+  const bad = checkMetadata(ctx.constraints, req, 'object') ?? checkDeleteHeaders(req, Date.now() / 1000);
+  if (bad) return bad;
+  const ts = requestTimestamp(req);
+  if (typeof ts !== 'string') return ts;
+  const { partition, nodes } = ctx.rings.object.getNodes(account, container, obj);
+  const cu = containerUpdateHeaders(ctx, account, container, nodes.length);
+  const fwd = forwardHeaders(req);
+  const r = await makeRequests(ctx, ctx.rings.object, partition, nodes, 'POST', (n) => backendPath(n, partition, account, container, obj), (i) =>
+    backendHeaders(req, { ...fwd, ...cu[i], 'x-timestamp': ts, 'x-backend-storage-policy-index': '0' }),
+  );
+  return respond(r.status);
+}
+
+export async function objectDelete(ctx: ProxyContext, req: SwiftRequest, account: string, container: string, obj: string): Promise<SwiftResponse> {
+  const { denied, info } = await authorizeObject(ctx, req, account, container);
+  if (denied) return denied;
+  if (info.status === 404) return respond(404);
+  const ts = requestTimestamp(req);
+  if (typeof ts !== 'string') return ts;
+  const { partition, nodes } = ctx.rings.object.getNodes(account, container, obj);
+  const cu = containerUpdateHeaders(ctx, account, container, nodes.length);
+  const r = await makeRequests(ctx, ctx.rings.object, partition, nodes, 'DELETE', (n) => backendPath(n, partition, account, container, obj), (i) =>
+    backendHeaders(req, { ...cu[i], 'x-timestamp': ts, 'x-backend-storage-policy-index': '0' }),
+  );
+  return respond(r.status);
+}
+
+/** Sets Content-Type from the name when missing or asked to detect (_update_content_type). */
+function updateContentType(req: SwiftRequest, obj: string): void {
+  const detect = (req.headers['x-detect-content-type'] ?? '').toLowerCase();
+  if (req.headers['content-type'] === undefined || ['true', '1', 'yes', 'on', 't', 'y'].includes(detect)) {
+    req.headers['content-type'] = guessType(obj) ?? 'application/octet-stream';
+  }
+  delete req.headers['x-detect-content-type'];
+}
+
+/** Opens PUTs to the primaries, each refused node replaced by a handoff (_connect_put_node). */
+async function openPutters(ctx: ProxyContext, nodes: Iterator<RingNode>, count: number, path: (n: RingNode) => string, headersFor: (i: number) => Headers): Promise<{ putters: Putter[]; refusals: BackendResponse[] }> {
+  const refusals: BackendResponse[] = [];
+  const open = async (i: number): Promise<Putter | undefined> => {
+    for (;;) {
+      const next = nodes.next();
+      if (next.done) return undefined;
+      const p = new Putter(next.value, path(next.value), headersFor(i), ctx.timeouts);
+      if (await p.ready) return p;
+      if (p.early) {
+        // An answer before 100 Continue: the node will not take the object (507, 409 …).
+        if (p.early.status === 507) ctx.limiter.limitNow(p.node);
+        else if (p.early.status >= 500) ctx.limiter.record(p.node);
+        discard(p.early.body);
+        if (p.early.status < 500) refusals.push(p.early);
+      } else ctx.limiter.record(p.node);
+      p.abort();
+    }
+  };
+  const all = await Promise.all(Array.from({ length: count }, (_, i) => open(i)));
+  return { putters: all.filter((p): p is Putter => p !== undefined), refusals };
+}
+
+export async function objectPut(ctx: ProxyContext, req: SwiftRequest, account: string, container: string, obj: string): Promise<SwiftResponse> {
+  const { denied, info } = await authorizeObject(ctx, req, account, container);
+  if (denied) return denied;
+  if (info.status === 404) return respond(404);
+  if (info.status < 200 || info.status >= 300) return respond(503);
+  updateContentType(req, obj);
+  const nowS = Date.now() / 1000;
+  const bad = checkObjectCreation(ctx.constraints, req, obj, nowS);
+  if (bad) return bad;
+  const ts = requestTimestamp(req);
+  if (typeof ts !== 'string') return ts;
+  const { partition, nodes } = ctx.rings.object.getNodes(account, container, obj);
+  const quorum = quorumSize(nodes.length);
+  const cu = containerUpdateHeaders(ctx, account, container, nodes.length);
+  const fwd = forwardHeaders(req);
+  const contentLength = req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) : undefined;
+  const framing: Headers = contentLength !== undefined ? { 'content-length': String(contentLength) } : { 'transfer-encoding': 'chunked' };
+  const iter = iterNodes(ctx, ctx.rings.object, partition, nodes);
+  const { putters, refusals } = await openPutters(ctx, iter, nodes.length, (n) => backendPath(n, partition, account, container, obj), (i) =>
+    backendHeaders(req, { ...fwd, ...cu[i], ...framing, 'x-timestamp': ts, 'x-backend-storage-policy-index': '0' }),
+  );
+  if (putters.length < quorum) {
+    for (const p of putters) p.abort();
+    // Every node already has this or a newer write (409 on an older timestamp; 202 when upstream sees the same).
+    if (refusals.length >= quorum) return respond(refusals.some((r) => r.status === 409) ? 202 : refusals[0].status);
+    ctx.logger.error({ path: req.path, connected: putters.length, quorum }, 'object PUT: not enough nodes');
+    return respond(503);
+  }
+  const sent = await streamToPutters(ctx, req.body, putters, quorum, contentLength);
+  if (sent !== 'ok') {
+    for (const p of putters) p.abort();
+    return sent;
+  }
+  const responses = await Promise.all(
+    putters.map(async (p) => {
+      try {
+        const r = await p.response;
+        await readBody(r.body, 1024 * 1024);
+        if (r.status >= 500) ctx.limiter.record(p.node);
+        return { status: r.status, headers: r.headers };
+      } catch {
+        ctx.limiter.record(p.node);
+        return { status: 503, headers: {} };
+      }
+    }),
+  );
+  while (responses.length < nodes.length) responses.push({ status: 503, headers: {} });
+  const best = bestResponse(responses, quorum);
+  if (best.status !== 201) return respond(best.status);
+  const etags = new Set(best.responses.filter((r) => r.status === 201 && r.headers.etag).map((r) => r.headers.etag.replace(/"/g, '')));
+  if (etags.size > 1) {
+    ctx.logger.error({ path: req.path, etags: [...etags] }, 'object servers returned mismatched etags');
+    return respond(500);
+  }
+  const h: Headers = { 'last-modified': httpDate(Number(ts)) };
+  const etag = [...etags][0];
+  if (etag) h.etag = etag;
+  return respond(201, undefined, { ...h, 'content-type': 'text/html; charset=UTF-8' });
+}
+
+/**
+ * Tees the client's body to every putter, each write waiting for the slowest
+ * live node; a node that fails mid-stream is dropped while a quorum remains.
+ */
+async function streamToPutters(ctx: ProxyContext, body: Readable | undefined, putters: Putter[], quorum: number, contentLength: number | undefined): Promise<'ok' | SwiftResponse> {
+  let live = [...putters];
+  let bytes = 0;
+  try {
+    if (body) {
+      for await (const c of body) {
+        const chunk = Buffer.isBuffer(c) ? c : Buffer.from(c as string);
+        bytes += chunk.length;
+        if (bytes > ctx.constraints.max_file_size) return plainError(413, 'Your request is too large.');
+        if (contentLength !== undefined && bytes > contentLength) return respond(413);
+        const results = await Promise.allSettled(live.map((p) => p.write(chunk)));
+        live = live.filter((p, i) => {
+          if (results[i].status === 'rejected') {
+            ctx.limiter.record(p.node);
+            p.abort();
+            return false;
+          }
+          return true;
+        });
+        if (live.length < quorum) return respond(503);
+      }
+    }
+  } catch {
+    return respond(499);
+  }
+  if (contentLength !== undefined && bytes < contentLength) return respond(499);
+  for (const p of live) p.end();
+  return 'ok';
+}

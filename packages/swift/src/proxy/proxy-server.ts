@@ -1,0 +1,64 @@
+import { respond } from './responses.ts';
+import { splitSwiftPath } from './paths.ts';
+import type { Handler, SwiftRequest, SwiftResponse } from './types.ts';
+import { accountGetOrHead, accountPost } from './controllers/account.ts';
+import type { ProxyContext } from './controllers/base.ts';
+import { containerDelete, containerGetOrHead, containerPost, containerPut } from './controllers/container.ts';
+import { objectDelete, objectGetOrHead, objectPost, objectPut } from './controllers/object.ts';
+
+type Controller = (ctx: ProxyContext, req: SwiftRequest, ...names: string[]) => Promise<SwiftResponse>;
+
+interface Route {
+  fn: Controller;
+  /** delay_denial: the controller authorizes once it knows the container's ACL. */
+  delayDenial: boolean;
+}
+
+const ACCOUNT: Record<string, Route> = {
+  GET: { fn: accountGetOrHead, delayDenial: false },
+  HEAD: { fn: accountGetOrHead, delayDenial: false },
+  POST: { fn: accountPost, delayDenial: false },
+};
+const CONTAINER: Record<string, Route> = {
+  GET: { fn: containerGetOrHead, delayDenial: true },
+  HEAD: { fn: containerGetOrHead, delayDenial: true },
+  PUT: { fn: containerPut, delayDenial: false },
+  POST: { fn: containerPost, delayDenial: false },
+  DELETE: { fn: containerDelete, delayDenial: false },
+};
+const OBJECT: Record<string, Route> = {
+  GET: { fn: objectGetOrHead, delayDenial: true },
+  HEAD: { fn: objectGetOrHead, delayDenial: true },
+  PUT: { fn: objectPut, delayDenial: true },
+  POST: { fn: objectPost, delayDenial: true },
+  DELETE: { fn: objectDelete, delayDenial: true },
+};
+
+/**
+ * The proxy application at the end of the pipeline (upstream's
+ * Application.handle_request): picks the account, container or object
+ * controller, refuses methods it lacks with 405, and authorizes at once those
+ * that do not wait for an ACL.
+ */
+export function proxyServer(ctx: ProxyContext): Handler {
+  return async (req) => {
+    const parts = splitSwiftPath(req.path);
+    if (!parts || !parts.account) return respond(404);
+    if (!ctx.constraints.valid_api_versions.includes(parts.version)) return respond(400, `Invalid path: ${req.path}`);
+    const table = parts.obj !== undefined ? OBJECT : parts.container !== undefined ? CONTAINER : ACCOUNT;
+    const route = table[req.method];
+    if (!route) {
+      const r = respond(405);
+      r.headers.allow = Object.keys(table).sort().join(', ');
+      return r;
+    }
+    if (!route.delayDenial && req.env.authorize && !req.env.preAuthed) {
+      req.env.acl = undefined;
+      const denied = req.env.authorize(req);
+      if (denied) return denied;
+    }
+    if (req.env.preAuthed) req.env.authorize = undefined;
+    const names = [parts.account, parts.container, parts.obj].filter((x): x is string => x !== undefined);
+    return route.fn(ctx, req, ...names);
+  };
+}
