@@ -3,8 +3,11 @@
  * for host-state pieces and the lab topology of "hosts" as namespaces joined by an underlay veth.
  */
 import { randomUUID } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ExecLogger } from '@onestack/core/exec/privileged-exec.ts';
 import type { Netns, NetnsLab } from '@onestack/testing/netns.ts';
+import { IpLib } from './linux/ip-lib.ts';
 import type { NetworkState, PortState, SecurityGroupState, SubnetState } from './model.ts';
 
 export const quietLogger: ExecLogger = { info: () => {}, warn: () => {} };
@@ -113,4 +116,57 @@ export async function pings(ns: Netns, address: string, timeoutS = 1): Promise<b
   } catch {
     return false;
   }
+}
+
+/**
+ * Removes the namespaces an agent under test created with `prefix` (qdhcp-… of a simulated
+ * host), killing what runs inside: the lab only knows the namespaces it made itself.
+ */
+export async function removeAgentNamespaces(prefix: string): Promise<void> {
+  const ip = new IpLib({ logger: quietLogger });
+  for (const ns of await ip.netnsList()) {
+    if (!ns.startsWith(prefix)) continue;
+    for (const pid of await ip.netnsPids(ns)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+    await ip.netnsDelete(ns, { mayNotExist: true });
+  }
+}
+
+export interface Lease {
+  ip: string;
+  mask: string;
+  router?: string;
+  mtu?: string;
+  staticroutes?: string;
+  dns?: string;
+}
+
+/**
+ * Asks for a lease with busybox udhcpc (as the guest image does, with option 121 and 26
+ * requested) and configures it on the interface. The hook script only reports what it got.
+ */
+export async function dhcpLease(ns: Netns, dev: string, scriptDir: string): Promise<Lease> {
+  const script = join(scriptDir, 'udhcpc-report.sh');
+  if (!existsSync(script)) {
+    writeFileSync(
+      script,
+      '#!/bin/sh\n[ "$1" = bound ] || exit 0\necho "LEASE ip=$ip mask=$mask router=$router mtu=$mtu dns=$dns staticroutes=$staticroutes"\n',
+      { mode: 0o755 },
+    );
+  }
+  const { stdout } = await ns.exec('busybox', ['udhcpc', '-i', dev, '-n', '-q', '-f', '-t', '8', '-T', '1', '-O', 'staticroutes', '-O', 'mtu', '-s', script], {
+    timeoutMs: 20_000,
+  });
+  const line = stdout.split('\n').find((l) => l.startsWith('LEASE '));
+  if (!line) throw new Error(`no lease on ${dev} in ${ns.name}: ${stdout}`);
+  const fields: Record<string, string> = {};
+  for (const m of line.slice(6).matchAll(/(\w+)=(.*?)(?= \w+=|$)/g)) fields[m[1]] = m[2];
+  const lease: Lease = { ip: fields.ip, mask: fields.mask, router: fields.router, mtu: fields.mtu, staticroutes: fields.staticroutes, dns: fields.dns };
+  await ns.ip('addr', 'add', `${lease.ip}/${lease.mask}`, 'dev', dev);
+  return lease;
 }

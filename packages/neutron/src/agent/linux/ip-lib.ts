@@ -18,7 +18,7 @@ import { CommandError, positional, runCommand, which, type ExecLogger } from '@o
 /** Kernel IFNAMSIZ is 16 with the NUL; no leading '-' so a name can never read as an option. */
 const IFNAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}$/;
 /** `ip netns` names are file names under /run/netns. */
-const NSNAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+const NSNAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$/;
 const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
 const SYSCTL_KEY = /^[a-z0-9_][a-z0-9_./-]{0,127}$/i;
 const SYSCTL_VALUE = /^[A-Za-z0-9_. :-]{1,64}$/;
