@@ -1,0 +1,296 @@
+/**
+ * FakeDriver: upstream's nova.virt.fake idea. Instances are entries in memory that
+ * change state at once; nothing runs and nothing touches the host. It exists for tests
+ * and benchmarks of the control plane at scale (a thousand fake hosts in one process),
+ * never for a cloud that should run guests. It still keeps the contract of driver.ts,
+ * which driver-contract.ts checks, so the control plane cannot come to rely on
+ * behaviour the real driver lacks.
+ *
+ * Its "host" is a name; fake hosts created in one process can migrate instances to each
+ * other through MigrationTarget.instancesDir = `fake://<hostname>`.
+ */
+import {
+  InstanceExistsError,
+  InstanceNotFoundError,
+  InvalidInstanceStateError,
+  NoFreeSlotError,
+  PowerState,
+  DriverError,
+  checkUuid,
+  type BlockDeviceSpec,
+  type ComputeDriver,
+  type ConsoleEndpoint,
+  type DriverCapabilities,
+  type FlavorSpec,
+  type HostInfo,
+  type ImageSpec,
+  type InstanceInfo,
+  type InstanceSpec,
+  type MigrationTarget,
+  type NicSpec,
+  type PowerStateCode,
+  type SnapshotResult,
+} from './driver.ts';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export interface FakeHostResources {
+  vcpus: number;
+  memoryMb: number;
+  localGb: number;
+}
+
+export interface FakeDriverOptions {
+  hostname: string;
+  resources?: Partial<FakeHostResources>;
+  hotplugSlots?: number;
+}
+
+interface FakeInstance {
+  spec: InstanceSpec;
+  flavor: FlavorSpec;
+  power: PowerStateCode;
+  volumes: Map<string, BlockDeviceSpec>;
+  nics: Map<string, NicSpec>;
+  rescue?: ImageSpec;
+  console: string;
+}
+
+const hosts = new Map<string, FakeDriver>();
+
+export class FakeDriver implements ComputeDriver {
+  readonly capabilities: DriverCapabilities;
+  readonly hostname: string;
+  private readonly resources: FakeHostResources;
+  private readonly instances = new Map<string, FakeInstance>();
+
+  constructor(opts: FakeDriverOptions) {
+    this.hostname = opts.hostname;
+    this.resources = { vcpus: 8, memoryMb: 16384, localGb: 200, ...opts.resources };
+    this.capabilities = {
+      hypervisorType: 'fake',
+      hasImageCache: false,
+      supportsAttachInterface: true,
+      supportsAttachVolume: true,
+      hotplugSlots: opts.hotplugSlots ?? 8,
+      supportsLiveSnapshot: true,
+      suspendFreesMemory: true,
+      supportsRescue: true,
+      supportsConfigDrive: true,
+      supportsDiskGrow: true,
+      supportsColdMigrate: true,
+      consoles: { vnc: true, serial: true },
+    };
+    hosts.set(this.instancesDir, this);
+  }
+
+  /** What a MigrationTarget names this host by. */
+  get instancesDir(): string {
+    return `fake://${this.hostname}`;
+  }
+
+  async getHostInfo(): Promise<HostInfo> {
+    let vcpusUsed = 0;
+    let memoryMbUsed = 0;
+    let localGbUsed = 0;
+    for (const i of this.instances.values()) {
+      vcpusUsed += i.flavor.vcpus;
+      memoryMbUsed += i.flavor.memoryMb;
+      localGbUsed += i.flavor.rootGb + i.flavor.ephemeralGb;
+    }
+    return {
+      ...this.resources,
+      vcpusUsed,
+      memoryMbUsed,
+      localGbUsed,
+      hypervisorType: 'fake',
+      hypervisorVersion: 1000,
+      hypervisorHostname: this.hostname,
+      cpuInfo: { arch: 'x86_64', model: 'fake', vendor: 'fake', topology: { sockets: 1, cores: this.resources.vcpus, threads: 1 }, features: [] },
+      accelerator: 'fake',
+    };
+  }
+
+  async spawn(spec: InstanceSpec): Promise<void> {
+    checkUuid(spec.uuid);
+    if (this.instances.has(spec.uuid)) throw new InstanceExistsError(spec.uuid);
+    if (!spec.image && !spec.blockDevices.some((b) => b.bootIndex === 0)) {
+      throw new DriverError(`instance ${spec.uuid} has neither an image nor a boot volume`);
+    }
+    // The one failure a fake hypervisor can have: not enough memory to start the guest.
+    const host = await this.getHostInfo();
+    if (host.memoryMbUsed + spec.flavor.memoryMb > this.resources.memoryMb) {
+      throw new DriverError(`fake host ${this.hostname}: not enough memory for ${spec.flavor.memoryMb} MiB`);
+    }
+    this.instances.set(spec.uuid, {
+      spec: structuredClone(spec),
+      flavor: { ...spec.flavor },
+      power: PowerState.RUNNING,
+      volumes: new Map(spec.blockDevices.map((b) => [b.volumeId, b])),
+      nics: new Map(spec.nics.map((n) => [n.portId, n])),
+      console: `fake console of ${spec.hostname}\n`,
+    });
+  }
+
+  async destroy(uuid: string): Promise<void> {
+    this.instances.delete(uuid);
+  }
+
+  async powerOff(uuid: string): Promise<void> {
+    this.get(uuid).power = PowerState.SHUTDOWN;
+  }
+
+  async powerOn(uuid: string): Promise<void> {
+    const i = this.get(uuid);
+    if (i.power === PowerState.SHUTDOWN || i.power === PowerState.CRASHED || i.power === PowerState.NOSTATE) i.power = PowerState.RUNNING;
+    else if (i.power !== PowerState.RUNNING) throw new InvalidInstanceStateError(uuid, 'power on', i.power);
+  }
+
+  async reboot(uuid: string): Promise<void> {
+    this.get(uuid).power = PowerState.RUNNING;
+  }
+
+  async pause(uuid: string): Promise<void> {
+    this.transition(uuid, 'pause', PowerState.RUNNING, PowerState.PAUSED);
+  }
+
+  async unpause(uuid: string): Promise<void> {
+    this.transition(uuid, 'unpause', PowerState.PAUSED, PowerState.RUNNING);
+  }
+
+  async suspend(uuid: string): Promise<void> {
+    this.transition(uuid, 'suspend', PowerState.RUNNING, PowerState.SUSPENDED);
+  }
+
+  async resume(uuid: string): Promise<void> {
+    this.transition(uuid, 'resume', PowerState.SUSPENDED, PowerState.RUNNING);
+  }
+
+  async getInfo(uuid: string): Promise<InstanceInfo> {
+    const i = this.get(uuid);
+    return { uuid, powerState: i.power, memoryMb: i.flavor.memoryMb, vcpus: i.flavor.vcpus };
+  }
+
+  async listInstances(): Promise<string[]> {
+    return [...this.instances.keys()];
+  }
+
+  async getConsoleOutput(uuid: string, opts: { maxBytes?: number } = {}): Promise<string> {
+    const text = this.get(uuid).console;
+    return text.slice(-(opts.maxBytes ?? 65536));
+  }
+
+  async getVncConsole(uuid: string): Promise<ConsoleEndpoint> {
+    this.running(uuid, 'get the VNC console of');
+    return { kind: 'tcp', host: '127.0.0.1', port: 5900, websocketPort: 5700 };
+  }
+
+  async getSerialConsole(uuid: string): Promise<ConsoleEndpoint> {
+    this.running(uuid, 'get the serial console of');
+    return { kind: 'tcp', host: '127.0.0.1', port: 10000 };
+  }
+
+  async attachVolume(uuid: string, device: BlockDeviceSpec): Promise<void> {
+    const i = this.get(uuid);
+    if (i.volumes.has(device.volumeId)) return;
+    this.takeSlot(i);
+    i.volumes.set(device.volumeId, { ...device });
+  }
+
+  async detachVolume(uuid: string, volumeId: string): Promise<void> {
+    this.get(uuid).volumes.delete(volumeId);
+  }
+
+  async attachInterface(uuid: string, nic: NicSpec): Promise<void> {
+    const i = this.get(uuid);
+    if (i.nics.has(nic.portId)) return;
+    this.takeSlot(i);
+    i.nics.set(nic.portId, { ...nic });
+  }
+
+  async detachInterface(uuid: string, portId: string): Promise<void> {
+    this.get(uuid).nics.delete(portId);
+  }
+
+  /** The fake writes a small marker file, so callers' upload-and-clean-up paths run for real. */
+  async snapshot(uuid: string, outDir: string): Promise<SnapshotResult> {
+    const i = this.get(uuid);
+    const path = join(outDir, `${uuid}-snapshot.qcow2`);
+    await writeFile(path, `fake snapshot of ${uuid} (${i.spec.image?.id ?? 'volume'})\n`);
+    return { path, format: 'qcow2', live: true };
+  }
+
+  async resize(uuid: string, flavor: FlavorSpec): Promise<void> {
+    const i = this.get(uuid);
+    if (i.power !== PowerState.SHUTDOWN) throw new InvalidInstanceStateError(uuid, 'resize', i.power);
+    if (flavor.rootGb < i.flavor.rootGb) throw new DriverError(`cannot shrink the root disk of ${uuid} from ${i.flavor.rootGb} to ${flavor.rootGb} GB`);
+    i.flavor = { ...flavor };
+  }
+
+  /**
+   * Attached volumes and NICs only: volumes hot-plugged while running are kept as
+   * they would be on the real driver's next start.
+   */
+  async migrateDisks(uuid: string, target: MigrationTarget): Promise<void> {
+    const i = this.get(uuid);
+    if (i.power !== PowerState.SHUTDOWN) throw new InvalidInstanceStateError(uuid, 'migrate', i.power);
+    const dest = hosts.get(target.instancesDir);
+    if (!dest) throw new DriverError(`no fake host at ${target.instancesDir}`);
+    if (dest.instances.has(uuid)) throw new InstanceExistsError(uuid);
+    dest.instances.set(uuid, {
+      ...i,
+      spec: structuredClone(i.spec),
+      flavor: { ...i.flavor },
+      volumes: new Map(i.volumes),
+      nics: new Map(i.nics),
+    });
+  }
+
+  async rescue(uuid: string, rescueImage: ImageSpec): Promise<void> {
+    const i = this.get(uuid);
+    if (i.rescue) throw new InvalidInstanceStateError(uuid, 'rescue (already in rescue)', i.power);
+    i.rescue = rescueImage;
+    i.power = PowerState.RUNNING;
+  }
+
+  async unrescue(uuid: string): Promise<void> {
+    const i = this.get(uuid);
+    if (!i.rescue) throw new InvalidInstanceStateError(uuid, 'unrescue (not in rescue)', i.power);
+    i.rescue = undefined;
+    i.power = PowerState.RUNNING;
+  }
+
+  /** What the fake hypervisor has attached, for tests (the QEMU driver's equivalent is query-block). */
+  attachedVolumes(uuid: string): string[] {
+    return [...this.get(uuid).volumes.keys()];
+  }
+
+  attachedPorts(uuid: string): string[] {
+    return [...this.get(uuid).nics.keys()];
+  }
+
+  private get(uuid: string): FakeInstance {
+    const i = this.instances.get(uuid);
+    if (!i) throw new InstanceNotFoundError(uuid);
+    return i;
+  }
+
+  private running(uuid: string, action: string): FakeInstance {
+    const i = this.get(uuid);
+    if (i.power !== PowerState.RUNNING) throw new InvalidInstanceStateError(uuid, action, i.power);
+    return i;
+  }
+
+  private transition(uuid: string, action: string, from: PowerStateCode, to: PowerStateCode): void {
+    const i = this.get(uuid);
+    if (i.power !== from) throw new InvalidInstanceStateError(uuid, action, i.power);
+    i.power = to;
+  }
+
+  private takeSlot(i: FakeInstance): void {
+    const bootDevices = i.spec.blockDevices.length + i.spec.nics.length;
+    if (i.volumes.size + i.nics.size - bootDevices >= this.capabilities.hotplugSlots) {
+      throw new NoFreeSlotError(`instance ${i.spec.uuid} has no free hot-plug slot`);
+    }
+  }
+}
