@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -103,11 +104,34 @@ export async function createProxyApp(deps: ProxyDeps): Promise<ProxyApp> {
     reply.header('x-trans-id', transId).header('x-openstack-request-id', transId).type('application/json; charset=UTF-8');
     return req.method === 'HEAD' ? '' : body;
   });
+  // Upstream's server-side copy verb; fastify only routes methods it was told of.
+  app.addHttpMethod('COPY', { hasBody: true });
   const methods = ['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'COPY', 'OPTIONS'];
   const route = (req: FastifyRequest, reply: FastifyReply) => serve(req, reply, handle);
   app.route({ method: methods, url: '/*', handler: route });
+  keepRawUrls(app);
   app.route({ method: methods, url: '/', handler: route });
   return { app, handle, info, ctx };
+}
+
+const RAW_URL = Symbol('swift raw url');
+
+/**
+ * Swift names are any UTF-8 and upstream answers a path that is not with 412;
+ * fastify's router would refuse such a path with its own 400 before any hook
+ * runs. So the router sees the path with every '%' escaped and the proxy reads
+ * the URL as the client sent it.
+ */
+function keepRawUrls(app: FastifyInstance): void {
+  const listeners = app.server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
+  app.server.removeAllListeners('request');
+  app.server.on('request', (req: IncomingMessage & { [RAW_URL]?: string }, res: ServerResponse) => {
+    const url = req.url ?? '/';
+    req[RAW_URL] = url;
+    const q = url.indexOf('?');
+    req.url = (q >= 0 ? url.slice(0, q) : url).replace(/%/g, '%25') + (q >= 0 ? url.slice(q) : '');
+    for (const l of listeners) l(req, res);
+  });
 }
 
 function requestHeaders(raw: FastifyRequest['raw']): Headers {
@@ -118,7 +142,7 @@ function requestHeaders(raw: FastifyRequest['raw']): Headers {
 
 async function serve(req: FastifyRequest, reply: FastifyReply, handle: Handler): Promise<void> {
   const transId = newTransId();
-  const url = req.raw.url ?? '/';
+  const url = (req.raw as { [RAW_URL]?: string })[RAW_URL] ?? req.raw.url ?? '/';
   const q = url.indexOf('?');
   const rawPath = q >= 0 ? url.slice(0, q) : url;
   const pathBytes = unquoteBytes(rawPath);
