@@ -92,6 +92,16 @@ export class KeystoneSession {
     return res;
   }
 
+  /** The service token's id, for calling another service's API as this service user (renewed as request() renews it). */
+  async tokenId(): Promise<string> {
+    return (await this.token()).id;
+  }
+
+  /** Forgets a token another service refused (401), so the next tokenId() issues a fresh one. */
+  forgetToken(id: string): void {
+    if (this.current?.id === id) this.current = undefined;
+  }
+
   private token(): Promise<ServiceToken> {
     const t = this.current;
     if (t && this.clock.now() < t.expiresAt - MIN_TOKEN_LIFE_MS) return Promise.resolve(t);
