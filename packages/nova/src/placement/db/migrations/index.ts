@@ -1,0 +1,4 @@
+import { migration as initial } from './001-initial.ts';
+
+/** Recorded in `placement_migration`: apart from Nova's own, so the two never clash. */
+export const migrations = [initial];
