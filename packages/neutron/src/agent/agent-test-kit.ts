@@ -168,5 +168,9 @@ export async function dhcpLease(ns: Netns, dev: string, scriptDir: string): Prom
   for (const m of line.slice(6).matchAll(/(\w+)=(.*?)(?= \w+=|$)/g)) fields[m[1]] = m[2];
   const lease: Lease = { ip: fields.ip, mask: fields.mask, router: fields.router, mtu: fields.mtu, staticroutes: fields.staticroutes, dns: fields.dns };
   await ns.ip('addr', 'add', `${lease.ip}/${lease.mask}`, 'dev', dev);
+  // As the guest image's hook does: option 121 routes in preference to option 3.
+  const words = (lease.staticroutes ?? '').split(' ').filter(Boolean);
+  for (let i = 0; i + 1 < words.length; i += 2) await ns.ip('route', 'replace', words[i] === '0.0.0.0/0' ? 'default' : words[i], 'via', words[i + 1], 'dev', dev);
+  if (!words.length && lease.router) await ns.ip('route', 'replace', 'default', 'via', lease.router, 'dev', dev);
   return lease;
 }

@@ -68,7 +68,7 @@ function tcpServer(ns: Netns): void {
   ns.spawn(process.execPath, ['-e', code]);
 }
 
-/** True when a TCP connection from `ns` gets the server's answer within a second. */
+/** True when a TCP connection from `ns` gets the server's answer within 0.7 s. */
 async function tcpReaches(ns: Netns, address: string, portNo: number, opts: { source?: string } = {}): Promise<boolean> {
   const code = `const s=require('net').connect({host:'${address}',port:${portNo}${opts.source ? `,localAddress:'${opts.source}'` : ''}});let d='';s.on('data',c=>d+=c);s.on('end',()=>process.exit(d==='ok'?0:1));s.on('error',()=>process.exit(1));setTimeout(()=>process.exit(1),700);`;
   try {
