@@ -180,3 +180,57 @@ describe('swift proxy API', () => {
     assert.equal(await r.text(), 'OK');
   });
 });
+
+describe('swift tempurl', () => {
+  let f: SwiftFixture;
+  before(async () => {
+    f = await startSwift();
+  });
+  after(() => f?.close());
+
+  it('admits signed GET and PUT without a token, until expiry, within the key’s scope', async () => {
+    const { createHmac } = await import('node:crypto');
+    const p = await f.project('tu');
+    const acct = `/v1/${p.account}`;
+    await p.member.req('PUT', `${acct}/c`);
+    await p.member.req('PUT', `${acct}/c/file.bin`, { body: Buffer.from('secret'), headers: { 'x-object-meta-private': 'x', 'x-object-meta-public-tag': 'y' } });
+    let r = await p.member.req('POST', acct, { headers: { 'x-account-meta-temp-url-key': 'k1' } });
+    assert.equal(r.status, 204);
+    const expires = Math.floor(Date.now() / 1000) + 60;
+    const sign = (algo: string, method: string, path: string, key = 'k1') => createHmac(algo, key).update(`${method}\n${expires}\n${path}`).digest('hex');
+    for (const algo of ['sha1', 'sha256', 'sha512']) {
+      r = await f.anon.req('GET', `${acct}/c/file.bin?temp_url_sig=${sign(algo, 'GET', `${acct}/c/file.bin`)}&temp_url_expires=${expires}`);
+      assert.equal(r.status, 200, algo);
+      assert.equal(await r.text(), 'secret');
+      assert.equal(r.headers.get('content-disposition'), `attachment; filename="file.bin"; filename*=UTF-8''file.bin`);
+      assert.equal(r.headers.get('x-object-meta-private'), null);
+      assert.equal(r.headers.get('x-object-meta-public-tag'), 'y');
+    }
+    r = await f.anon.req('HEAD', `${acct}/c/file.bin?temp_url_sig=${sign('sha256', 'GET', `${acct}/c/file.bin`)}&temp_url_expires=${expires}&inline`);
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('content-disposition'), 'inline');
+    r = await f.anon.req('PUT', `${acct}/c/up?temp_url_sig=${sign('sha256', 'PUT', `${acct}/c/up`)}&temp_url_expires=${expires}`, { body: Buffer.from('via tempurl') });
+    assert.equal(r.status, 201);
+    r = await f.anon.req('GET', `${acct}/c/up?temp_url_sig=${sign('sha256', 'PUT', `${acct}/c/up`)}&temp_url_expires=${expires}`);
+    assert.equal(r.status, 401, 'a PUT signature does not read');
+    assert.equal(await r.text(), '401 Unauthorized: Temp URL invalid\n');
+    r = await f.anon.req('GET', `${acct}/c/up?temp_url_sig=${sign('sha256', 'GET', `prefix:${acct}/c/u`)}&temp_url_expires=${expires}&temp_url_prefix=u`);
+    assert.equal(r.status, 200);
+    assert.equal(await r.text(), 'via tempurl');
+    const past = Math.floor(Date.now() / 1000) - 1;
+    r = await f.anon.req('GET', `${acct}/c/up?temp_url_sig=${createHmac('sha256', 'k1').update(`GET\n${past}\n${acct}/c/up`).digest('hex')}&temp_url_expires=${past}`);
+    assert.equal(r.status, 401, 'expired');
+    await r.text();
+    await p.member.req('POST', `${acct}/c`, { headers: { 'x-container-meta-temp-url-key': 'ck' } });
+    await p.member.req('PUT', `${acct}/other`);
+    r = await f.anon.req('GET', `${acct}/c/file.bin?temp_url_sig=${sign('sha256', 'GET', `${acct}/c/file.bin`, 'ck')}&temp_url_expires=${expires}`);
+    assert.equal(r.status, 200, 'a container key signs its own objects');
+    await r.text();
+    r = await p.member.req('HEAD', acct);
+    assert.equal(r.headers.get('x-account-meta-temp-url-key'), 'k1', 'the owner sees the key');
+    r = await p.reader.req('HEAD', acct);
+    assert.equal(r.headers.get('x-account-meta-temp-url-key'), null, 'a reader does not');
+    r = await f.anon.req('GET', '/info');
+    assert.deepEqual((await r.json()).tempurl.allowed_digests, ['sha1', 'sha256', 'sha512']);
+  });
+});

@@ -12,6 +12,7 @@ import { InfoRegistry, swiftSection } from './info.ts';
 import { copyMiddleware } from './middleware/copy.ts';
 import { gatekeeper } from './middleware/gatekeeper.ts';
 import { keystoneAuth, type KeystoneAuthConfig } from './middleware/keystoneauth.ts';
+import { tempUrl } from './middleware/tempurl.ts';
 import { proxyServer } from './proxy-server.ts';
 import { plainError, respond } from './responses.ts';
 import type { ProxyRings } from './ring.ts';
@@ -64,7 +65,7 @@ const OWNER_HEADERS = [
 
 /** The middleware stack in upstream's pipeline order, ending in the proxy application. */
 export function buildPipeline(deps: ProxyDeps, ctx: ProxyContext, info: InfoRegistry): Handler {
-  const stages: Middleware[] = [gatekeeper, keystoneAuth(deps.tokens, deps.config.keystoneauth), copyMiddleware];
+  const stages: Middleware[] = [gatekeeper, tempUrl(ctx, info), keystoneAuth(deps.tokens, deps.config.keystoneauth), copyMiddleware];
   return stages.reduceRight<Handler>((next, mw) => mw(next), proxyServer(ctx));
 }
 

@@ -106,7 +106,8 @@ export function keystoneAuth(tokens: TokenValidator | undefined, conf: KeystoneA
   };
 
   return (next) => async (req) => {
-    if (req.env.preAuthed) return next(req);
+    // A temp URL has authorized the request already (swift.authorize_override).
+    if (req.env.preAuthed || req.env.extra.tempurl) return next(req);
     const token = req.headers['x-auth-token'] ?? req.headers['x-storage-token'];
     let auth: AuthContext | undefined;
     if (token && tokens) {
