@@ -8,7 +8,7 @@ type Named = FastifyRequest<{ Params: { name: string } }>;
 
 const RC_BODY = {
   type: 'object',
-  properties: { name: { type: 'string', pattern: '^CUSTOM\\_[A-Z0-9_]+$', maxLength: 255 } },
+  properties: { name: { type: 'string', pattern: '^CUSTOM_[A-Z0-9_]+$', maxLength: 255 } },
   required: ['name'],
   additionalProperties: false,
 };
