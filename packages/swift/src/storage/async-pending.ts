@@ -68,7 +68,7 @@ export async function sendUpdate(p: Pick<AsyncPending, 'op' | 'account' | 'conta
       partition: t.partition,
       method: p.op,
       path,
-      headers: { ...p.headers, 'user-agent': `object-server ${process.pid}` },
+      headers: { ...p.headers, 'user-agent': `object-server ${process.pid}`, 'x-backend-server-type': 'container' },
       connTimeoutMs: o.connTimeoutMs,
       nodeTimeoutMs: o.nodeTimeoutMs,
     });
