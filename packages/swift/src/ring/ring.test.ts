@@ -28,7 +28,7 @@ function tmp(t: { after: (fn: () => void) => void }): string {
 }
 
 function ours(ring: Ring, path: string[], handoffs: number): Case {
-  const { part, nodes } = ring.getNodes(path[0], path[1], path[2]);
+  const { partition: part, nodes } = ring.getNodes(path[0], path[1], path[2]);
   nodes.forEach((n, i) => assert.equal(n.index, i));
   const more: number[] = [];
   for (const n of ring.getMoreNodes(part)) {

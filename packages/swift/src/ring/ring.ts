@@ -150,9 +150,9 @@ export class Ring {
     return this.partNodes(part);
   }
 
-  getNodes(account: string | Buffer, container?: string | Buffer, object?: string | Buffer): { part: number; nodes: PrimaryNode[] } {
-    const part = this.getPart(account, container, object);
-    return { part, nodes: this.partNodes(part) };
+  getNodes(account: string | Buffer, container?: string | Buffer, object?: string | Buffer): { partition: number; nodes: PrimaryNode[] } {
+    const partition = this.getPart(account, container, object);
+    return { partition, nodes: this.partNodes(partition) };
   }
 
   /**
