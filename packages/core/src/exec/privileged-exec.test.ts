@@ -129,3 +129,11 @@ describe('which', () => {
     assert.equal(which('../sh'), undefined);
   });
 });
+
+describe('runCommand with an IPC channel', () => {
+  it('hands the program’s messages to onMessage', async () => {
+    const messages: unknown[] = [];
+    await runCommand(process.execPath, ['-e', 'process.send({ hello: 1 }, () => process.exit(0))'], opts({ onMessage: (m) => messages.push(m) }));
+    assert.deepEqual(messages, [{ hello: 1 }]);
+  });
+});

@@ -97,6 +97,12 @@ export interface RunOptions {
   /** Larger stdout fails the call (a truncated listing would be misparsed); stderr keeps its tail. */
   maxOutputBytes?: number;
   killGraceMs?: number;
+  /**
+   * Opens a Node IPC channel to the program (a Node script, possibly behind `ip netns exec`)
+   * and hands each message, with the socket or server handle it may carry, to this callback:
+   * how a helper started inside a network namespace passes back a socket bound there.
+   */
+  onMessage?: (message: unknown, handle: unknown) => void;
 }
 
 export interface CommandResult {
@@ -196,8 +202,9 @@ export async function runCommand(program: string, args: readonly Arg[], opts: Ru
       detached: true,
       cwd: opts.cwd,
       env: { PATH: PROGRAM_DIRS.join(':'), LC_ALL: 'C', ...opts.env },
-      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', ...(opts.onMessage ? (['ipc'] as const) : [])],
     });
+    if (opts.onMessage) child.on('message', opts.onMessage);
 
     const stdout: Buffer[] = [];
     let stdoutBytes = 0;
