@@ -1,6 +1,7 @@
 import type { NeutronModule } from './context.ts';
 import { coreModule } from './core-module.ts';
 import { discoveryModule } from './discovery-routes.ts';
+import { securityGroupsModule } from './security-group-routes.ts';
 
 /**
  * Every area of the Networking API, in registration order. Another area
@@ -11,4 +12,5 @@ import { discoveryModule } from './discovery-routes.ts';
 export const MODULES: readonly NeutronModule[] = [
   discoveryModule(() => MODULES),
   coreModule,
+  securityGroupsModule(),
 ];

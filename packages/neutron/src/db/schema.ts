@@ -1,3 +1,5 @@
+import type { SecurityGroupTables } from './security-group-schema.ts';
+
 /**
  * Row types of Neutron's schema (see migrations/001-initial.ts). Booleans are
  * 0/1, times are epoch milliseconds, JSON columns are text. Other areas
@@ -145,7 +147,7 @@ export interface AgentRow {
   heartbeat_timestamp: number;
 }
 
-export interface NeutronDB {
+export interface NeutronDB extends SecurityGroupTables {
   networks: NetworkRow;
   network_segments: SegmentRow;
   ml2_vlan_allocations: VlanAllocationRow;

@@ -1,8 +1,9 @@
 import type { Migration } from '@onestack/core/db/index.ts';
 import { migration as initial } from './001-initial.ts';
+import { migration as securityGroups } from './010-security-groups.ts';
 
 /**
  * Neutron's migrations in version order. Each area adds its own file
  * (002-…, 003-…) and one line here; versions must not collide.
  */
-export const migrations: Migration[] = [initial];
+export const migrations: Migration[] = [initial, securityGroups];
