@@ -317,10 +317,12 @@ async function candidateQuery(deps: ApiDeps, req: FastifyRequest): Promise<Candi
   }
   const root = parseTraits(all(q, 'root_required'), req, 'root_required');
   await checkTraitsExist(deps, [...root.required.flat(), ...root.forbidden], 'root_required');
-  // The unsuffixed group without resources only constrains the tree; it maps nothing.
+  // The unsuffixed group without resources only picks trees; it maps nothing.
   const unsuffixed = groups.get('');
+  const treeFilter = unsuffixed && Object.keys(unsuffixed.resources).length === 0 ? unsuffixed : undefined;
   return {
-    groups: list.filter((g) => !(g === unsuffixed && Object.keys(g.resources).length === 0 && g.requiredTraits.length === 0 && g.memberOf.length === 0 && g.forbiddenTraits.length === 0 && g.forbiddenAggs.length === 0 && !g.inTree)),
+    groups: list.filter((g) => g !== treeFilter),
+    treeFilter,
     groupPolicy: policy as CandidateQuery['groupPolicy'],
     limit,
     rootRequired: root.required,

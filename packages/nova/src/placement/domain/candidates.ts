@@ -14,6 +14,8 @@ export interface RequestGroup {
 
 export interface CandidateQuery {
   groups: RequestGroup[];
+  /** The unsuffixed group's filters when it asks for no resources: they pick trees, not providers. */
+  treeFilter?: RequestGroup;
   groupPolicy?: 'none' | 'isolate';
   limit?: number;
   rootRequired: string[][];
@@ -79,6 +81,7 @@ export function findCandidates(s: Snapshot, q: CandidateQuery): CandidateResult 
     const rootTraits = s.traits.get(root) ?? new Set<string>();
     if (!q.rootRequired.every((anyOf) => anyOf.some((t) => rootTraits.has(t)))) continue;
     if (q.rootForbidden.some((t) => rootTraits.has(t))) continue;
+    if (q.treeFilter && !treeMatches(s, byUuid, members, q.treeFilter)) continue;
     const eligible = q.nested ? members : members.filter((m) => m.uuid === root);
     const perGroup = q.groups.map((g) => groupOptions(s, byUuid, eligible, g));
     if (perGroup.some((o) => o.length === 0)) continue;
@@ -92,6 +95,13 @@ export function findCandidates(s: Snapshot, q: CandidateQuery): CandidateResult 
     }
   }
   return { requests, summaries: [...summaries] };
+}
+
+function treeMatches(s: Snapshot, byUuid: Map<string, ProviderNode>, members: ProviderNode[], g: RequestGroup): boolean {
+  const root = byUuid.get(members[0].root)!;
+  if (!inTree(byUuid, root, g) || !inAggregates(s, root, g)) return false;
+  const traits = new Set(members.flatMap((m) => [...(s.traits.get(m.uuid) ?? [])]));
+  return g.requiredTraits.every((anyOf) => anyOf.some((t) => traits.has(t))) && !g.forbiddenTraits.some((t) => traits.has(t));
 }
 
 function fits(s: Snapshot, uuid: string, rc: string, amount: number): boolean {
