@@ -227,11 +227,18 @@ export function registerPortRoutes(app: FastifyInstance, deps: ApiDeps, nets: Ne
     const { items, bulk } = createBodies(req.body, 'port', 'ports');
     const inputs = items.map((b) => memberBody(b, 'port', CREATE_ATTRS));
     deps.notifier.start('port', 'create', req.body, req.ctx);
+    // Looked up before the transaction: on SQLite it holds the only connection.
+    const found = new Map<string, NetworkRow>();
+    for (const a of inputs) {
+      const id = a.network_id as string | undefined;
+      const net = id === undefined ? undefined : await nets.find(id, caller);
+      if (net) found.set(net.id, net);
+    }
     const rows = await withTransaction(deps.database, async (trx) => {
       const out: PortRow[] = [];
       for (const a of inputs) {
         if (a.network_id === undefined) throw new ApiError('bad_request', "Failed to parse request. Required attribute 'network_id' not specified", { type: 'HTTPBadRequest' });
-        const net = await nets.find(a.network_id as string, caller);
+        const net = found.get(a.network_id as string);
         if (!net) throw resourceNotFound('network', a.network_id as string);
         const projectId = owningProject(a, caller);
         const owner = (a.device_owner as string | undefined) ?? '';

@@ -150,12 +150,19 @@ export function registerSubnetRoutes(app: FastifyInstance, deps: ApiDeps, nets: 
     const { items, bulk } = createBodies(req.body, 'subnet', 'subnets');
     const inputs = items.map((b) => memberBody(b, 'subnet', CREATE_ATTRS));
     deps.notifier.start('subnet', 'create', req.body, req.ctx);
+    // Looked up before the transaction: on SQLite it holds the only connection.
+    const found = new Map<string, NetworkRow>();
+    for (const a of inputs) {
+      const id = a.network_id as string | undefined;
+      const net = id === undefined ? undefined : await nets.find(id, caller);
+      if (net) found.set(net.id, net);
+    }
     const rows = await withTransaction(deps.database, async (trx) => {
       const out: SubnetRow[] = [];
       for (const a of inputs) {
         if (a.network_id === undefined) throw new ApiError('bad_request', "Failed to parse request. Required attribute 'network_id' not specified", { type: 'HTTPBadRequest' });
         if (a.ip_version === undefined) throw new ApiError('bad_request', "Failed to parse request. Required attribute 'ip_version' not specified", { type: 'HTTPBadRequest' });
-        const net = await nets.find(a.network_id as string, caller);
+        const net = found.get(a.network_id as string);
         if (!net) throw resourceNotFound('network', a.network_id as string);
         const projectId = owningProject(a, caller);
         const target = { project_id: projectId, tenant_id: projectId, network_id: net.id, 'network:project_id': net.project_id, 'network:tenant_id': net.project_id, shared: net.shared === 1 };
