@@ -29,6 +29,11 @@ export interface ServiceDefinition {
    * carries serviceAuthOptions().
    */
   serviceUser?: { roles: readonly string[] };
+  /**
+   * Appended to the service's URL in the catalog, with Keystone's
+   * substitutions (Swift's `/v1/AUTH_%(project_id)s`); none by default.
+   */
+  catalogPath?: string;
   start(rt: ServiceRuntime): Promise<RunningService>;
 }
 

@@ -20,6 +20,8 @@ export const swiftService: ServiceDefinition = {
   configGroups: [swiftOptions],
   migrations: [],
   serviceUser: { roles: ['service'] },
+  // upstream's endpoint template: each project's account.
+  catalogPath: '/v1/AUTH_%(project_id)s',
   async start(rt) {
     const common = rt.config.DEFAULT as { state_dir: string };
     const values = rt.config.swift as SwiftValues;
@@ -32,5 +34,3 @@ export const swiftService: ServiceDefinition = {
   },
 };
 
-/** Path of the catalog URL after the proxy's base URL (upstream's endpoint template). */
-export const SWIFT_CATALOG_PATH = '/v1/AUTH_%(project_id)s';
