@@ -2,9 +2,10 @@ import type { ServiceDefinition } from '@onestack/core/service.ts';
 import { glanceService } from '@onestack/glance/index.ts';
 import { keystoneService } from '@onestack/keystone/index.ts';
 import { neutronService } from '@onestack/neutron/index.ts';
+import { placementService } from '@onestack/nova/placement/index.ts';
 
 /** Every service onestack can run, in start order (Keystone first: the others need tokens). */
-export const SERVICES: readonly ServiceDefinition[] = [keystoneService, glanceService, neutronService];
+export const SERVICES: readonly ServiceDefinition[] = [keystoneService, glanceService, neutronService, placementService];
 
 export function serviceByName(name: string): ServiceDefinition {
   const s = SERVICES.find((x) => x.name === name);
