@@ -5,10 +5,13 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { ExecLogger } from '@onestack/core/exec/privileged-exec.ts';
 import { NetnsLab, type Netns } from '@onestack/testing/netns.ts';
 import { IpLib } from '../linux/ip-lib.ts';
+import { MetadataProxy } from '../metadata/metadata-proxy.ts';
 import { bridgeName, gatewayDevice, internalDevice, tapDevice } from './device-names.ts';
 import { ensureExternalGatewayAddress, ensureExternalNetwork } from './external-network.ts';
 import { L3Agent } from './l3-agent.ts';
@@ -45,6 +48,8 @@ describe('L3 agent: router namespace, SNAT, floating IPs, extra routes', () => {
   let g1: Netns;
   let g2: Netns;
   let agent: L3Agent;
+  let proxy: MetadataProxy;
+  let fakeNova: http.Server;
   const tenantNet = randomUUID();
   const extNet = randomUUID();
   const routerId = randomUUID();
@@ -88,13 +93,33 @@ describe('L3 agent: router namespace, SNAT, floating IPs, extra routes', () => {
     await ext.exec('sysctl', ['-q', '-w', 'net.ipv4.conf.all.arp_accept=1']);
     await peerReporter(ext, 8000);
     await peerReporter(g1, 8080);
-    agent = new L3Agent({ ipLib: ip, logger: quiet, hostNamespace: host.name, externalNamespace: ext.name, namespacePrefix: `onestack-t${process.pid}-0-` });
+    // A fake metadata service that reports which instance the router's proxy said was asking.
+    fakeNova = http.createServer((req, res) => res.end(String(req.headers['x-instance-id'])));
+    await new Promise<void>((r) => fakeNova.listen(0, '127.0.0.1', r));
+    proxy = new MetadataProxy({
+      ipLib: ip,
+      logger: quiet,
+      metadataUrl: `http://127.0.0.1:${(fakeNova.address() as AddressInfo).port}`,
+      sharedSecret: 's',
+      lookup: async ({ ip: addr, networkIds }) =>
+        networkIds.includes(tenantNet) && addr === '10.0.0.11' ? { instanceId: 'instance-g1', projectId: 'p' } : undefined,
+    });
+    agent = new L3Agent({
+      ipLib: ip,
+      logger: quiet,
+      hostNamespace: host.name,
+      externalNamespace: ext.name,
+      namespacePrefix: `onestack-t${process.pid}-0-`,
+      hooks: proxy,
+    });
     routerNs = agent.namespaceOf(routerId);
   });
   after(async () => {
     await agent?.reconcile([]).catch(() => {});
     await ip.netnsDelete(routerNs, { mayNotExist: true }).catch(() => {});
+    await proxy?.close();
     await lab.cleanup();
+    fakeNova?.close();
   });
 
   it('routes a guest out through the gateway with SNAT to the gateway address', async () => {
@@ -109,6 +134,13 @@ describe('L3 agent: router namespace, SNAT, floating IPs, extra routes', () => {
     assert.equal((await ip.linkShow(ext.name, tapDevice(qgPort)))?.master, bridgeName(extNet));
     assert.equal((await ip.linkShow(routerNs, gatewayDevice(qgPort)))?.address, gwMac);
     assert.equal(await httpFrom(g1, 'http://172.24.4.1:8000/'), '172.24.4.10');
+  });
+
+  it('serves metadata in the router namespace to the guests behind it', async () => {
+    assert.deepEqual(proxy.namespaces(), [routerNs]);
+    assert.equal(await httpFrom(g1, 'http://169.254.169.254/latest/meta-data/'), 'instance-g1');
+    const { stdout } = await g2.exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '3', 'http://169.254.169.254/']);
+    assert.equal(stdout, '404');
   });
 
   it('changes nothing when reconciled again with the same state', async () => {
@@ -180,6 +212,7 @@ describe('L3 agent: router namespace, SNAT, floating IPs, extra routes', () => {
     assert.ok(await ip.linkShow(routerNs, gatewayDevice(qgPort)));
     const res = await agent.reconcile([]);
     assert.deepEqual(res.removed, [routerId]);
+    assert.deepEqual(proxy.namespaces(), [], 'the metadata socket no longer holds the namespace');
     assert.equal(await ip.netnsExists(routerNs), false);
     assert.equal(await ip.linkShow(ext.name, tapDevice(qgPort)), undefined);
     assert.ok(await ip.linkShow(ext.name, bridgeName(extNet)), 'the external bridge is not the router’s');
