@@ -40,6 +40,8 @@ export interface DriverSubject {
   /** Another host to migrate to, and its driver. */
   otherHost(): Promise<{ driver: ComputeDriver; target: MigrationTarget; leftovers(uuid: string): Promise<string[]> }>;
   rescueImage(): ImageSpec;
+  /** Called before hot-plug: a real guest must have booted to acknowledge an unplug. */
+  beforeHotplug?(uuid: string): Promise<void>;
   /** A directory for snapshots. */
   scratchDir: string;
   teardown?(): Promise<void>;
@@ -140,6 +142,7 @@ export function computeDriverContract(name: string, setup: () => Promise<DriverS
 
     it('hot-plugs volumes and NICs, idempotently', async () => {
       const uuid = [...spawned].at(-1)!;
+      await s.beforeHotplug?.(uuid);
       const vol = await s.volume();
       await s.driver.attachVolume(uuid, vol);
       await s.driver.attachVolume(uuid, vol);

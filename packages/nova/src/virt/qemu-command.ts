@@ -1,0 +1,191 @@
+/**
+ * The QEMU command line of an instance, built from its persisted definition. Pure: no
+ * I/O, so every choice is unit-tested and a start after a restart, a resize or a
+ * migration rebuilds exactly what the definition says.
+ *
+ * Defaults are the ones measured on these machines (shared/notes/vms-and-networks.md):
+ * q35, `-cpu max`, TCG with a 64 MiB translation cache, virtio disks and NICs,
+ * `-nodefaults` (no stray IDE CD-ROM), spare pcie-root-ports for hot-plug (q35 cannot
+ * hot-plug on pcie.0), a serial chardev socket that also logs to a file, VGA + VNC.
+ */
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import type { BlockDeviceSpec, FlavorSpec, NicSpec } from './driver.ts';
+
+export type MachineType = 'q35' | 'pc';
+export type Accelerator = 'tcg' | 'kvm';
+
+/** A device hot-plugged (or to be plugged at next start) into a spare root port. */
+export interface SlottedVolume extends BlockDeviceSpec {
+  slot: number;
+}
+export interface SlottedNic extends NicSpec {
+  slot: number;
+}
+
+/** Everything needed to (re)start an instance: written to <instance dir>/instance.json. */
+export interface InstanceDefinition {
+  version: 1;
+  uuid: string;
+  name: string;
+  hostname: string;
+  flavor: FlavorSpec;
+  machine: MachineType;
+  nicModel: 'virtio' | 'e1000' | 'rtl8139';
+  imageId?: string;
+  /** Root disk: the overlay file `disk` in the instance dir, or a volume. */
+  rootVolume?: BlockDeviceSpec;
+  ephemeral: boolean;
+  swap: boolean;
+  configDrive: boolean;
+  rng: boolean;
+  /**
+   * Root ports (q35) fixed at spawn: one per NIC and extra volume of the request plus
+   * the spare hot-plug slots, so every NIC and volume, also those of the request, can
+   * be unplugged later (a device on pcie.0 cannot).
+   */
+  slots: number;
+  volumes: SlottedVolume[];
+  nics: SlottedNic[];
+  /** Set while rescued: the overlay `disk.rescue` boots, the own disk is the second. */
+  rescueImageId?: string;
+  /** Set while suspended (see QemuDriver.suspend). */
+  suspended?: boolean;
+}
+
+export interface LaunchOptions {
+  dir: string;
+  accel: Accelerator;
+  /** TCP VNC display (port 5900+N, websocket 5700+N), or a unix socket in the instance dir. */
+  vnc: { display: number } | 'unix';
+  tbSizeMb?: number;
+}
+
+/** File names inside an instance directory. */
+export const FILES = {
+  definition: 'instance.json',
+  disk: 'disk',
+  rescue: 'disk.rescue',
+  ephemeral: 'disk.eph0',
+  swap: 'disk.swap',
+  configDrive: 'disk.config',
+  console: 'console.log',
+  serial: 'serial.sock',
+  qmp: 'qmp.sock',
+  vnc: 'vnc.sock',
+  pid: 'qemu.pid',
+} as const;
+
+/** QEMU node names are limited to 31 characters: derive short, stable ids from the volume/port id. */
+export function volumeNode(volumeId: string): string {
+  return `vol${createHash('sha256').update(volumeId).digest('hex').slice(0, 16)}`;
+}
+export function nicId(portId: string): string {
+  return `nic${createHash('sha256').update(portId).digest('hex').slice(0, 16)}`;
+}
+
+/** virtio-blk carries 20 bytes of serial; upstream's guests see the volume id's first 20 characters too. */
+export function diskSerial(b: BlockDeviceSpec): string {
+  return (b.serial ?? b.volumeId).slice(0, 20);
+}
+
+/** QEMU's -blockdev in JSON form, so that no path needs comma escaping. */
+function blockdev(node: string, path: string, format: 'qcow2' | 'raw', readOnly = false): string[] {
+  return [
+    '-blockdev',
+    JSON.stringify({ driver: format, 'node-name': node, 'read-only': readOnly, file: { driver: 'file', filename: path, 'read-only': readOnly } }),
+  ];
+}
+
+function device(driver: string, props: Record<string, string | number | undefined>): string[] {
+  const parts = [driver];
+  for (const [k, v] of Object.entries(props)) if (v !== undefined) parts.push(`${k}=${v}`);
+  return ['-device', parts.join(',')];
+}
+
+/** What QMP's device_add/blockdev-add take for a volume (hot-plug) or what -device says at start. */
+export function volumeDeviceProps(v: BlockDeviceSpec, bus?: string): Record<string, string | number | undefined> {
+  const node = volumeNode(v.volumeId);
+  return { drive: node, id: `${node}-dev`, serial: diskSerial(v), bus, bootindex: v.bootIndex === 0 ? 1 : undefined };
+}
+
+export function nicDeviceProps(nic: NicSpec, model: InstanceDefinition['nicModel'], bus?: string): Record<string, string | number | undefined> {
+  const id = nicId(nic.portId);
+  const driver = model === 'virtio' ? 'virtio-net-pci' : model;
+  return { driver, netdev: `${id}-net`, id, mac: nic.mac, bus, host_mtu: model === 'virtio' ? nic.mtu : undefined };
+}
+
+export function rootPortId(slot: number): string {
+  return `rp${slot}`;
+}
+
+function nicArgs(nic: NicSpec, model: InstanceDefinition['nicModel'], bus?: string): string[] {
+  const { driver, ...props } = nicDeviceProps(nic, model, bus);
+  return ['-netdev', `tap,id=${nicId(nic.portId)}-net,ifname=${nic.tapName},script=no,downscript=no`, ...device(String(driver), props)];
+}
+
+export function slotBus(machine: MachineType, slot: number): string | undefined {
+  return machine === 'q35' ? rootPortId(slot) : undefined;
+}
+
+function volumeArgs(v: BlockDeviceSpec, bus?: string): string[] {
+  return [...blockdev(volumeNode(v.volumeId), v.path, v.format, v.readOnly), ...device('virtio-blk-pci', volumeDeviceProps(v, bus))];
+}
+
+export function buildQemuArgs(def: InstanceDefinition, opts: LaunchOptions): string[] {
+  const f = (name: string) => join(opts.dir, name);
+  const accel = opts.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', `tcg,tb-size=${opts.tbSizeMb ?? 64}`, '-cpu', 'max'];
+  const args = [
+    '-name', `guest=instance-${def.uuid},debug-threads=on`,
+    '-uuid', def.uuid,
+    '-machine', def.machine,
+    ...accel,
+    '-smp', String(def.flavor.vcpus),
+    '-m', String(def.flavor.memoryMb),
+    '-nodefaults',
+    '-no-user-config',
+    // What a guest reads in /sys/class/dmi/id, as upstream's libvirt driver sets it.
+    '-smbios', `type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova,version=onestack,serial=${def.uuid},uuid=${def.uuid},family=Virtual Machine`,
+  ];
+
+  // Root disk (or the rescue disk, with the own disk second), then ephemeral, swap, config drive.
+  const rootBoot = def.rescueImageId ? undefined : 1;
+  if (def.rescueImageId) args.push(...blockdev('rescue0', f(FILES.rescue), 'qcow2'), ...device('virtio-blk-pci', { drive: 'rescue0', id: 'virtio-rescue0', bootindex: 1 }));
+  if (def.rootVolume) {
+    args.push(...blockdev(volumeNode(def.rootVolume.volumeId), def.rootVolume.path, def.rootVolume.format, def.rootVolume.readOnly));
+    args.push(...device('virtio-blk-pci', { ...volumeDeviceProps(def.rootVolume), bootindex: rootBoot }));
+  } else {
+    args.push(...blockdev('disk0', f(FILES.disk), 'qcow2'), ...device('virtio-blk-pci', { drive: 'disk0', id: 'virtio-disk0', bootindex: rootBoot }));
+  }
+  if (def.ephemeral) args.push(...blockdev('eph0', f(FILES.ephemeral), 'qcow2'), ...device('virtio-blk-pci', { drive: 'eph0', id: 'virtio-eph0' }));
+  if (def.swap) args.push(...blockdev('swap0', f(FILES.swap), 'qcow2'), ...device('virtio-blk-pci', { drive: 'swap0', id: 'virtio-swap0' }));
+  if (def.configDrive) {
+    args.push(...blockdev('config0', f(FILES.configDrive), 'raw', true));
+    // The guest kernel has no AHCI: on q35 the drive is virtio-blk; on pc an IDE CD-ROM (piix), as upstream.
+    args.push(...(def.machine === 'q35' ? device('virtio-blk-pci', { drive: 'config0', id: 'configdrive', serial: 'config-2' }) : device('ide-cd', { drive: 'config0', id: 'configdrive' })));
+  }
+  if (def.rng) args.push(...device('virtio-rng-pci', { id: 'rng0' }));
+
+  // Hot-plug: q35 needs a root port per device, fixed at start; pc hot-plugs on its root bus.
+  if (def.machine === 'q35') {
+    for (let slot = 0; slot < def.slots; slot++) args.push(...device('pcie-root-port', { id: rootPortId(slot), bus: 'pcie.0', chassis: slot + 1 }));
+  }
+  for (const v of def.volumes) args.push(...volumeArgs(v, slotBus(def.machine, v.slot)));
+  for (const n of def.nics) args.push(...nicArgs(n, def.nicModel, slotBus(def.machine, n.slot)));
+
+  args.push(
+    '-chardev', `socket,id=charserial0,path=${f(FILES.serial)},server=on,wait=off,logfile=${f(FILES.console)},logappend=on`,
+    '-serial', 'chardev:charserial0',
+    '-device', 'VGA',
+    '-vnc', opts.vnc === 'unix' ? `unix:${f(FILES.vnc)}` : `127.0.0.1:${opts.vnc.display},websocket=on`,
+    '-qmp', `unix:${f(FILES.qmp)},server=on,wait=off`,
+    '-pidfile', f(FILES.pid),
+    '-daemonize',
+  );
+  return args;
+}
+
+/** With `websocket=on` QEMU listens for websockets on 5700 + display. */
+export function vncPorts(display: number): { port: number; websocketPort: number } {
+  return { port: 5900 + display, websocketPort: 5700 + display };
+}
