@@ -12,6 +12,7 @@ import { status } from './commands/status.ts';
 import { up } from './commands/up.ts';
 import { loadOrCreateSecrets } from './secrets.ts';
 import { ALL_GROUPS, loadSettings } from './settings.ts';
+import { registerSwiftRingCli } from './swift-ring-cli.ts';
 
 const program = new Command();
 program
@@ -89,6 +90,8 @@ program
   .option('-n, --lines <n>', 'how many recent lines', (v) => Number(v), 200)
   .option('--json', 'raw JSON lines')
   .action(async (service: string, o: { follow?: boolean; lines?: number; json?: boolean }) => logs(service, { configFile: cfg(), ...o }));
+
+registerSwiftRingCli(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   if (e instanceof ConfigError) console.error(e.message);
