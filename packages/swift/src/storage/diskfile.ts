@@ -178,7 +178,7 @@ export async function publish(tmp: string, loc: HashLocation, fileName: string):
       dirs.push(d.slice(0, d.lastIndexOf('/')));
     }
   }
-  for (const d of new Set(dirs)) await fsyncDir(d);
+  await Promise.all([...new Set(dirs)].map(fsyncDir));
 }
 
 /**

@@ -264,8 +264,7 @@ export function createObjectHandler(opts: ObjectServerOptions): Handler {
       if (deleteAt !== undefined) meta['X-Delete-At'] = deleteAt;
       await writer.commit(meta, a.loc, `${ts}.data`);
       committed = true;
-      await cleanupHashDir(a.loc.hashDir);
-      await invalidateSuffix(a.loc);
+      const housekeeping = cleanupHashDir(a.loc.hashDir).then(() => invalidateSuffix(a.loc));
       const up: Record<string, string> = {
         'x-size': meta['Content-Length'],
         'x-content-type': contentType,
@@ -278,7 +277,7 @@ export function createObjectHandler(opts: ObjectServerOptions): Handler {
       for (const [k, v] of Object.entries(req.headers)) {
         if (k.startsWith('x-backend-container-update-override-') && typeof v === 'string') up[`x-${k.slice('x-backend-container-update-override-'.length)}`] = v;
       }
-      await containerUpdate(req, 'PUT', a, ts, up);
+      await Promise.all([housekeeping, containerUpdate(req, 'PUT', a, ts, up)]);
       send(res, 201, '', { ETag: etag, 'Last-Modified': httpDateOf(ts) });
     } finally {
       if (!committed) await writer.abort();
