@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { createMechanismDrivers } from '../domain/ml2/mechanism-driver.ts';
 import { createTypeDrivers } from '../domain/ml2/type-drivers.ts';
-import { NetworkService, networkScope } from '../domain/networks.ts';
+import { NetworkService } from '../domain/networks.ts';
 import { PortRules } from '../domain/ports.ts';
 import { SubnetRules } from '../domain/subnets.ts';
 import type { ApiDeps, NeutronModule } from './context.ts';
@@ -60,6 +60,6 @@ export const coreModule: NeutronModule = {
     registerNetworkRoutes(app, deps, nets, networkDeleter(deps, nets, ports));
     const dhcp = registerPortRoutes(app, deps, nets, ports);
     registerSubnetRoutes(app, deps, nets, subnets, dhcp);
-    registerCoreExtras(app, deps, { networkScope });
+    registerCoreExtras(app, deps);
   },
 };
