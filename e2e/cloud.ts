@@ -51,6 +51,7 @@ export async function startCloud(extraEnv: Record<string, string> = {}, command:
     ONESTACK_DEFAULT__STATE_DIR: join(dir.path, 'state'),
     ONESTACK_KEYSTONE__PORT: String(await freePort()),
     ONESTACK_GLANCE__PORT: String(await freePort()),
+    ONESTACK_NEUTRON__PORT: String(await freePort()),
     ONESTACK_PLACEMENT__PORT: String(await freePort()),
     ONESTACK_KEYSTONE__PASSWORD_HASH_ROUNDS: '4',
     ONESTACK_CLOUDS_YAML: cloudsYaml,
