@@ -13,7 +13,7 @@ test('all-in-one rings: three rings over n device dirs, one zone each, kept on t
   t.after(() => rmSync(state, { recursive: true, force: true }));
   const first = buildAllInOneRing(state, { devices: 4, replicas: 3, ip: '127.0.0.1', ports: { account: 6202, container: 6201, object: 6200 } });
   assert.deepEqual(first.written, ['account', 'container', 'object']);
-  assert.deepEqual(first.devices, ['d1', 'd2', 'd3', 'd4']);
+  assert.deepEqual(first.devices, ['sd1', 'sd2', 'sd3', 'sd4']);
   for (const d of first.devices) assert.ok(statSync(join(first.devicesDir, d)).isDirectory());
   assert.ok(statSync(swiftConfPath(state)).isFile());
 

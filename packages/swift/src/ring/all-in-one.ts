@@ -37,8 +37,9 @@ export interface AllInOneRings {
   written: RingName[];
 }
 
+/** sd1, sd2 …: the names storage/services.ts creates under the devices dir, so the rings and the node agree. */
 export function deviceName(i: number): string {
-  return `d${i + 1}`;
+  return `sd${i + 1}`;
 }
 
 /**
