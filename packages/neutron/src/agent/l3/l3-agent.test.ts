@@ -34,8 +34,8 @@ async function httpFrom(ns: Netns, url: string, timeoutS = 3): Promise<string> {
   return (await ns.exec('curl', ['-sS', '--max-time', String(timeoutS), url])).stdout;
 }
 
-async function pings(ns: Netns, target: string): Promise<boolean> {
-  return ns.exec('busybox', ['ping', '-c', '1', '-W', '2', target]).then(
+async function pings(ns: Netns, target: string, waitS = 2): Promise<boolean> {
+  return ns.exec('busybox', ['ping', '-c', '1', '-W', String(waitS), target]).then(
     () => true,
     () => false,
   );
@@ -179,7 +179,7 @@ describe('L3 agent: router namespace, SNAT, floating IPs, extra routes', () => {
     assert.doesNotMatch(nft, /172\.24\.4\.100/);
     assert.match(nft, /snat to 172\.24\.4\.10/);
     assert.deepEqual(await ip.addrCidrs(routerNs, gatewayDevice(qgPort)), ['172.24.4.10/24']);
-    assert.equal(await pings(ext, '172.24.4.100'), false);
+    assert.equal(await pings(ext, '172.24.4.100', 1), false);
     assert.equal(await httpFrom(g1, 'http://172.24.4.1:8000/'), '172.24.4.10');
   });
 
