@@ -195,3 +195,20 @@ test('builder file round trip: a loaded builder continues exactly where the save
   assert.deepEqual(l.rebalance({ seed: 2, now: 7_000_100 }), b.rebalance({ seed: 2, now: 7_000_100 }));
   assert.deepEqual(l.getRing(), b.getRing());
 });
+
+test('overload: weights win by default (as upstream), enough overload keeps every partition in three zones', () => {
+  // zone 3 weighs half the cluster: by weight alone it would hold 1.5 replicas of each partition
+  const build = (overload: number) => {
+    const b = new RingBuilder(8, 3, 0);
+    [100, 100, 100, 100, 400].forEach((w, i) => b.addDevice({ region: 1, zone: i < 2 ? 1 : i < 4 ? 2 : 3, ip: `10.0.0.${i}`, port: 1, device: 'a', weight: w }));
+    b.addDevice({ region: 1, zone: 3, ip: '10.0.0.9', port: 1, device: 'a', weight: 400 });
+    if (overload) b.setOverload(overload);
+    b.rebalance({ seed: 1 });
+    return b;
+  };
+  const weightsFirst = build(0);
+  assert.ok(weightsFirst.dispersionReport().dispersion > 10);
+  const dispersed = build(1);
+  assert.equal(dispersed.dispersionReport().dispersion, 0);
+  for (let p = 0; p < dispersed.parts; p++) assert.equal(new Set(zonesOf(dispersed, p)).size, 3);
+});
