@@ -2,8 +2,7 @@ import pino from 'pino';
 import { ADMIN_PASSWORD, startKeystone, type KeystoneFixture } from '../../keystone/test/fixture.ts';
 import { createProxyApp, type ProxyApp } from '../src/proxy/app.ts';
 import { defaultSwiftValues, proxyConfig, type SwiftValues } from '../src/conf.ts';
-import type { RingNode } from '../src/proxy/ring.ts';
-import { FakeStorageNode, fakeRing } from './fake-storage.ts';
+import { startStorageCluster, type StorageCluster, type StorageNode } from './storage-cluster.ts';
 
 export { ADMIN_PASSWORD };
 
@@ -40,35 +39,30 @@ export interface SwiftFixture {
   url: string;
   ks: KeystoneFixture;
   proxy: ProxyApp;
-  nodes: FakeStorageNode[];
+  nodes: StorageNode[];
+  cluster: StorageCluster;
   anon: SwiftClient;
   project(name: string): Promise<SwiftProject>;
   close(): Promise<void>;
 }
 
 /**
- * A real Keystone and the proxy on loopback over storage nodes: three
- * primaries and one handoff (FAKE storage nodes until the real servers are
- * wired in).
+ * A real Keystone and the proxy on loopback over three real storage nodes
+ * (account, container and object servers each, own device directories, one
+ * zone each) and rings of three replicas built by RingBuilder.
  */
 export async function startSwift(opts: { config?: Partial<SwiftValues> } = {}): Promise<SwiftFixture> {
   const ks = await startKeystone();
-  const nodes: FakeStorageNode[] = [];
   const cleanups: (() => Promise<void>)[] = [() => ks.close()];
   const close = async () => {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
   };
   try {
-    for (let i = 0; i < 4; i++) {
-      const n = await new FakeStorageNode().start();
-      nodes.push(n);
-      cleanups.push(() => n.stop());
-    }
-    const ringNodes: RingNode[] = nodes.map((n, i) => ({ id: i, ip: '127.0.0.1', port: n.port, device: `d${i}`, zone: i }));
-    const ring = fakeRing(ringNodes);
     const logger = pino({ level: process.env.ONESTACK_TEST_LOG ?? 'silent' });
+    const cluster = await startStorageCluster({ logger });
+    cleanups.push(() => cluster.close());
     const config = proxyConfig({ ...defaultSwiftValues(), ...opts.config } as SwiftValues, { authUri: ks.url });
-    const proxy = await createProxyApp({ rings: { account: ring, container: ring, object: ring }, config, logger, tokens: ks.tokens, version: '0.1.0' });
+    const proxy = await createProxyApp({ rings: cluster.rings, config, logger, tokens: ks.tokens, version: '0.1.0' });
     cleanups.push(() => proxy.app.close());
     const url = await proxy.app.listen({ host: '127.0.0.1', port: 0 });
     const k = ks.ks;
@@ -85,7 +79,7 @@ export async function startSwift(opts: { config?: Partial<SwiftValues> } = {}): 
       }
       return { id: p.id, account: `AUTH_${p.id}`, member: clients.member, reader: clients.reader, memberUserId: ids.member, readerUserId: ids.reader };
     };
-    return { url, ks, proxy, nodes, anon: client, project, close };
+    return { url, ks, proxy, nodes: cluster.nodes, cluster, anon: client, project, close };
   } catch (e) {
     await close();
     throw e;
