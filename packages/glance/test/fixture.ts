@@ -29,13 +29,13 @@ export class GlanceClient extends JsonClient {
   }
 
   /** A request whose body is bytes or a stream, answered as a fetch Response. */
-  raw(method: string, path: string, body?: BodyInit, headers: Record<string, string> = {}): Promise<Response> {
+  raw(method: string, path: string, body?: BodyInit | Uint8Array, headers: Record<string, string> = {}): Promise<Response> {
     const h: Record<string, string> = { ...headers };
     if (this.token) h['x-auth-token'] = this.token;
-    return fetch(this.baseUrl + path, { method, headers: h, body, ...(body instanceof ReadableStream ? { duplex: 'half' } : {}) } as RequestInit);
+    return fetch(this.baseUrl + path, { method, headers: h, body: body as BodyInit | undefined, ...(body instanceof ReadableStream ? { duplex: 'half' } : {}) } as RequestInit);
   }
 
-  upload(id: string, data: BodyInit, headers: Record<string, string> = {}): Promise<Response> {
+  upload(id: string, data: BodyInit | Uint8Array, headers: Record<string, string> = {}): Promise<Response> {
     return this.raw('PUT', `/v2/images/${id}/file`, data, { 'content-type': 'application/octet-stream', ...headers });
   }
 

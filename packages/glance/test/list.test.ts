@@ -115,7 +115,7 @@ describe('glance image list: visibility, filters, sorting, paging', () => {
     const seen: string[] = [];
     let next: string | undefined = '/v2/images?visibility=all&sort_key=name&sort_dir=asc&limit=2';
     while (next) {
-      const page = await g.admin.get(next);
+      const page: { body: { images: { name: string }[]; next?: string } } = await g.admin.get(next);
       seen.push(...names(page));
       next = page.body.next;
     }
