@@ -34,6 +34,8 @@ export interface ServiceDefinition {
    * substitutions (Swift's `/v1/AUTH_%(project_id)s`); none by default.
    */
   catalogPath?: string;
+  /** false: an internal service (Swift's storage nodes) that clients never call: no catalog entry. */
+  catalog?: boolean;
   start(rt: ServiceRuntime): Promise<RunningService>;
 }
 
