@@ -36,6 +36,11 @@ export interface ServiceDefinition {
   catalogPath?: string;
   /** false: an internal service (Swift's storage nodes) that clients never call: no catalog entry. */
   catalog?: boolean;
+  /**
+   * A host agent that changes the data plane (namespaces, bridges, nftables,
+   * taps): `onestack up` without root leaves it out and says so.
+   */
+  requiresRoot?: boolean;
   start(rt: ServiceRuntime): Promise<RunningService>;
 }
 
