@@ -19,7 +19,8 @@ export async function serve(name: string, opts: { configFile?: string; workers?:
   for (const w of loaded.warnings) console.warn(`warning: ${w}`);
   const settings = { ...loaded, values: withServicePasswords(loaded.values, loadOrCreateSecrets(loaded.stateDir).secrets) };
   let tokens: HttpTokenValidator | undefined;
-  if (def.name !== 'keystone') {
+  // Internal services and host agents take no client tokens.
+  if (def.name !== 'keystone' && def.catalog !== false) {
     if (!def.serviceUser) throw new Error(`serving ${def.name} alone needs a Keystone service user to validate tokens, and ${def.name} declares none`);
     const { authUrl, credentials } = serviceIdentity(settings.values[def.name], identityUrl(settings));
     tokens = new HttpTokenValidator({ authUrl, serviceCredentials: credentials, logger: serviceLogger(settings, def.name) });

@@ -23,9 +23,12 @@ export async function up(opts: UpOptions): Promise<void> {
   if (pid) throw new Error(`onestack is already running (pid ${pid}); stop it with: onestack down`);
   if (opts.detach) return detach(loaded, opts);
   for (const w of loaded.warnings) console.warn(`warning: ${w}`);
-  if (process.getuid?.() !== 0) {
+  const root = process.getuid?.() === 0;
+  const services = root ? SERVICES : SERVICES.filter((s) => !s.requiresRoot);
+  if (!root) {
+    const off = SERVICES.filter((s) => s.requiresRoot).map((s) => s.name);
     console.warn(
-      'note: not running as root. Keystone runs fully; the data plane of later services (bridges, namespaces, nftables, QEMU taps) needs root and will be unavailable.',
+      `note: not running as root, so the data plane is OFF${off.length ? ` (not started: ${off.join(', ')})` : ''}: the APIs work, but no bridges, namespaces, DHCP, nftables or QEMU taps are made, ports stay DOWN and guests get no network. Run onestack up as root for it.`,
     );
   }
 
@@ -44,7 +47,7 @@ export async function up(opts: UpOptions): Promise<void> {
   process.once('SIGTERM', () => void stop('SIGTERM'));
   try {
     await bootstrapIdentity(settings, secrets);
-    cloud = await startServices(settings, SERVICES);
+    cloud = await startServices(settings, services);
   } catch (e) {
     removePid(settings.stateDir);
     throw e;
@@ -58,7 +61,7 @@ export async function up(opts: UpOptions): Promise<void> {
 
 function printSummary(settings: Settings, firstRun: boolean): void {
   console.log('onestack is up.');
-  for (const s of SERVICES) console.log(`  ${s.name.padEnd(10)} ${serviceUrl(settings, s.name)}`);
+  for (const s of SERVICES.filter((x) => x.catalog !== false)) console.log(`  ${s.name.padEnd(10)} ${serviceUrl(settings, s.name)}`);
   console.log(`\nCredentials are in ${cloudsYamlPath()} (clouds "${ADMIN_CLOUD}" and "${DEMO_CLOUD}")${firstRun ? ', with a freshly generated admin password' : ''}.`);
   console.log(`Try:  openstack --os-cloud ${ADMIN_CLOUD} token issue`);
   console.log(`State: ${settings.stateDir}   Logs: onestack logs keystone   Stop: onestack down (or Ctrl-C)`);
