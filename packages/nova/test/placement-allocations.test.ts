@@ -133,6 +133,51 @@ describe('placement: allocations', () => {
   });
 });
 
+describe('placement: reshaper', () => {
+  it('moves inventory and allocations from a root to a new child in one step (1.30), for services only', async () => {
+    await f.service.put('/resource_classes/CUSTOM_RESHAPE_GPU');
+    const root = await computeHost(f.service, 'reshape-root', { VCPU: { total: 4 }, CUSTOM_RESHAPE_GPU: { total: 4 } });
+    const consumer = randomUUID();
+    assert.equal((await f.service.put(`/allocations/${consumer}`, claim(root.uuid, { VCPU: 1, CUSTOM_RESHAPE_GPU: 2 }, null))).status, 204);
+    const child = (await f.service.post('/resource_providers', { name: 'reshape-gpu0', parent_provider_uuid: root.uuid })).body;
+    const rootGen = (await f.service.get(`/resource_providers/${root.uuid}`)).body.generation;
+    const body = (rootGeneration: number) => ({
+      inventories: {
+        [root.uuid]: { resource_provider_generation: rootGeneration, inventories: { VCPU: { total: 4 } } },
+        [child.uuid]: { resource_provider_generation: 0, inventories: { CUSTOM_RESHAPE_GPU: { total: 4 } } },
+      },
+      allocations: {
+        [consumer]: {
+          allocations: { [root.uuid]: { resources: { VCPU: 1 } }, [child.uuid]: { resources: { CUSTOM_RESHAPE_GPU: 2 } } },
+          project_id: PROJECT,
+          user_id: USER,
+          consumer_generation: 1,
+          consumer_type: 'INSTANCE',
+        },
+      },
+    });
+    assert.equal((await f.admin.post('/reshaper', body(rootGen))).status, 403);
+    const stale = await f.service.post('/reshaper', body(rootGen - 1));
+    assert.equal(stale.status, 409);
+    assert.equal(stale.body.errors[0].code, 'placement.concurrent_update');
+    const res = await f.service.post('/reshaper', body(rootGen));
+    assert.equal(res.status, 204, res.text);
+    const got = (await f.service.get(`/allocations/${consumer}`)).body.allocations;
+    assert.deepEqual(got[child.uuid].resources, { CUSTOM_RESHAPE_GPU: 2 });
+    assert.deepEqual(got[root.uuid].resources, { VCPU: 1 });
+    assert.deepEqual(Object.keys((await f.service.get(`/resource_providers/${root.uuid}/inventories`)).body.inventories), ['VCPU']);
+    // Dropping a class that keeps allocations is refused and changes nothing.
+    const gens = async (u: string) => (await f.service.get(`/resource_providers/${u}`)).body.generation;
+    const inUse = await f.service.post('/reshaper', {
+      inventories: { [child.uuid]: { resource_provider_generation: await gens(child.uuid), inventories: {} } },
+      allocations: {},
+    });
+    assert.equal(inUse.status, 409);
+    assert.equal(inUse.body.errors[0].code, 'placement.inventory.inuse');
+    assert.equal((await f.service.at('1.29').post('/reshaper', body(rootGen))).status, 404);
+  });
+});
+
 describe('placement: atomic claims under concurrency', () => {
   it('20 concurrent claims of 1 VCPU on a 5-VCPU provider: exactly 5 succeed, usage never exceeds capacity', async () => {
     const host = await computeHost(f.service, 'race-host', { VCPU: { total: 5 }, MEMORY_MB: { total: 100000 } });

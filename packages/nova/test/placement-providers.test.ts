@@ -22,6 +22,8 @@ describe('placement: version document, auth and policy', () => {
     const res = await f.admin.at('1.40').get('/resource_providers');
     assert.equal(res.status, 406);
     assert.equal(res.body.errors[0].status, 406);
+    assert.equal(res.body.errors[0].max_version, '1.39');
+    assert.equal(res.body.errors[0].min_version, '1.0');
   });
 
   it('refuses requests without a token (401) and project members without admin or service role (403)', async () => {

@@ -86,6 +86,8 @@ function errorCodeByVersion(req: FastifyRequest, status: number, payload: unknow
     for (const e of body.errors) {
       if (withCode) e.code ??= CODES.DEFAULT;
       else delete e.code;
+      // A microversion that could not be negotiated: say which ones would be.
+      if (status === 406 && !req.ctx?.microversion) Object.assign(e, { max_version: MAX_VERSION, min_version: MIN_VERSION });
     }
     return JSON.stringify(body);
   } catch {

@@ -21,7 +21,7 @@ import {
   uuidParam,
   type ApiDeps,
 } from './context.ts';
-import { cacheHeaders } from './provider-routes.ts';
+import { PUT_INVENTORIES, cacheHeaders, inventoryFrom } from './provider-routes.ts';
 
 type ConsumerReq = FastifyRequest<{ Params: { consumer_uuid: string } }>;
 
@@ -82,6 +82,10 @@ function consumerSchema(req: FastifyRequest): object {
   if (atLeast(req, '1.28')) {
     properties.consumer_generation = { type: ['integer', 'null'] };
     required.push('consumer_generation');
+  }
+  if (atLeast(req, '1.34')) {
+    // Accepted and not kept, as upstream: the request groups' providers, for the caller's bookkeeping.
+    properties.mappings = { type: 'object', minProperties: 1, additionalProperties: { type: 'array', minItems: 1, items: UUID } };
   }
   if (atLeast(req, '1.38')) {
     properties.consumer_type = CONSUMER_TYPE;
@@ -164,6 +168,33 @@ export function registerAllocationRoutes(app: FastifyInstance, deps: ApiDeps): v
       return claimOf(req, normalizeUuid(consumer), b);
     });
     await deps.allocations.write(claims);
+    return reply.code(204).send();
+  });
+
+  app.post('/reshaper', async (req, reply) => {
+    since(req, '1.30');
+    authorize(deps, req, 'placement:reshaper:reshape');
+    requireJson(req);
+    const schema = {
+      type: 'object',
+      properties: {
+        inventories: { type: 'object', minProperties: 1, patternProperties: { '^[0-9a-fA-F-]{32,36}$': PUT_INVENTORIES }, additionalProperties: false },
+        allocations: { type: 'object', patternProperties: { '^[0-9a-fA-F-]{32,36}$': consumerSchema(req) }, additionalProperties: false },
+      },
+      required: ['inventories', 'allocations'],
+      additionalProperties: false,
+    };
+    const data = body<{ inventories: Record<string, { resource_provider_generation: number; inventories: Record<string, Record<string, number>> }>; allocations: Record<string, ConsumerBody> }>(req, schema);
+    const inventories = Object.entries(data.inventories).map(([raw, i]) => {
+      if (!isUuid(raw)) throw badRequest(`JSON does not validate: '${raw}' is not a valid UUID`);
+      const uuid = normalizeUuid(raw);
+      return { uuid, generation: i.resource_provider_generation, inventories: Object.entries(i.inventories).map(([rc, d]) => inventoryFrom(req, uuid, rc, d)) };
+    });
+    const claims = Object.entries(data.allocations).map(([consumer, b]) => {
+      if (!isUuid(consumer)) throw badRequest(`JSON does not validate: '${consumer}' is not a valid UUID`);
+      return claimOf(req, normalizeUuid(consumer), b);
+    });
+    await deps.allocations.reshape(inventories, claims);
     return reply.code(204).send();
   });
 

@@ -51,7 +51,7 @@ const POST_INVENTORY = {
   required: ['total', 'resource_class'],
   additionalProperties: false,
 };
-const PUT_INVENTORIES = {
+export const PUT_INVENTORIES = {
   type: 'object',
   properties: {
     resource_provider_generation: { type: 'integer' },
@@ -127,7 +127,7 @@ function pathUuid(req: Req): string {
 }
 
 /** Upstream's make_inventory_object plus _validate_inventory_capacity. */
-function inventoryFrom(req: FastifyRequest, uuid: string, resourceClass: string, data: Record<string, number>): Inventory {
+export function inventoryFrom(req: FastifyRequest, uuid: string, resourceClass: string, data: Record<string, number>): Inventory {
   const inv: Inventory = {
     resourceClass,
     total: data.total,

@@ -3,7 +3,7 @@ import type { Clock } from '@onestack/core/clock.ts';
 import { casUpdate, isUniqueViolation } from '@onestack/core/db/index.ts';
 import type { ConsumerRow, PlacementDB } from '../db/schema.ts';
 import { CODES, GenerationConflict, badRequest, conflict, notFound } from './errors.ts';
-import { capacityOf, chunks, type Providers } from './providers.ts';
+import { capacityOf, chunks, type Inventory, type Providers } from './providers.ts';
 
 /** Upstream's [placement] incomplete_consumer_project_id / user_id: who owns allocations written before 1.8. */
 export const INCOMPLETE_CONSUMER_ID = '00000000-0000-0000-0000-000000000000';
@@ -49,7 +49,9 @@ export class Allocations {
     await this.checkReferences(claims);
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.providers.tx((trx) => this.writeOnce(trx, claims));
+        await this.providers.tx(async (trx) => {
+          await this.writeOnce(trx, claims);
+        });
         return;
       } catch (e) {
         if (!(e instanceof GenerationConflict || isRetryable(e)) || attempt >= MAX_ATTEMPTS) {
@@ -61,6 +63,47 @@ export class Allocations {
         }
         await new Promise((r) => setTimeout(r, Math.random() * 5 * attempt));
       }
+    }
+  }
+
+  /**
+   * POST /reshaper (1.30): new inventories for some providers and new
+   * allocations for some consumers in one transaction, so allocations can move
+   * from one class or provider to another (a root's VGPU to a child's) without
+   * ever being over capacity or orphaned. Provider generations are the caller's
+   * and are not retried.
+   */
+  async reshape(inventories: { uuid: string; generation: number; inventories: Inventory[] }[], claims: ConsumerClaim[]): Promise<void> {
+    for (const i of inventories) {
+      if (!(await this.providers.get(i.uuid))) {
+        throw badRequest(`Resource provider ${i.uuid} in inventories not found: No resource provider with uuid ${i.uuid} found`, CODES.RESOURCE_PROVIDER_NOT_FOUND);
+      }
+      for (const inv of i.inventories) {
+        if (!(await this.providers.resourceClassExists(inv.resourceClass))) throw badRequest(`malformed reshaper data: No such resource class ${inv.resourceClass}.`);
+      }
+    }
+    await this.checkReferences(claims);
+    try {
+      await this.providers.tx(async (trx) => {
+        const sorted = [...inventories].sort((a, b) => a.uuid.localeCompare(b.uuid));
+        for (const i of sorted) {
+          const row = await trx.selectFrom('resource_providers').select('generation').where('uuid', '=', i.uuid).executeTakeFirst();
+          const actual = Number(row?.generation);
+          if (actual !== i.generation) {
+            throw conflict(`resource provider generation conflict for provider ${i.uuid}: actual: ${actual}, given: ${i.generation}`, CODES.CONCURRENT_UPDATE);
+          }
+          await this.providers.upsertInventories(trx, i.uuid, i.inventories);
+        }
+        const moved = new Set(claims.length ? await this.writeOnce(trx, claims) : []);
+        for (const i of sorted) {
+          await this.providers.dropOtherInventories(trx, i.uuid, new Set(i.inventories.map((x) => x.resourceClass)), 'update conflict: ');
+          // Providers the allocation write touched have had their generation moved by CAS already.
+          if (!moved.has(i.uuid)) await this.providers.bump(trx, i.uuid, i.generation);
+        }
+      });
+    } catch (e) {
+      if (e instanceof GenerationConflict) throw conflict(`update conflict: ${e.detail}`, CODES.CONCURRENT_UPDATE);
+      throw e;
     }
   }
 
@@ -84,7 +127,8 @@ export class Allocations {
     }
   }
 
-  private async writeOnce(trx: Kysely<PlacementDB>, claims: ConsumerClaim[]): Promise<void> {
+  /** One attempt at a write inside `trx`; returns the providers whose generation it moved. */
+  private async writeOnce(trx: Kysely<PlacementDB>, claims: ConsumerClaim[]): Promise<string[]> {
     const now = this.clock.now();
     const consumerUuids = claims.map((c) => c.consumerUuid);
     for (const claim of claims) await this.advanceConsumer(trx, claim, now);
@@ -125,6 +169,7 @@ export class Allocations {
     // A consumer whose allocations are all gone is gone too (upstream's delete_consumers_if_no_allocations).
     const empty = claims.filter((c) => !Object.values(c.allocations).some((r) => Object.values(r).some((u) => u > 0))).map((c) => c.consumerUuid);
     if (empty.length) await trx.deleteFrom('consumers').where('uuid', 'in', empty).execute();
+    return touched;
   }
 
   /** Checks the consumer generation the caller expects and moves it on (CAS), creating the consumer if new. */

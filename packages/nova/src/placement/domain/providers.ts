@@ -208,7 +208,9 @@ export class Providers {
       for (const table of ['inventories', 'resource_provider_traits', 'resource_provider_aggregates', 'allocations'] as const) {
         await trx.deleteFrom(table).where('resource_provider_uuid', '=', uuid).execute();
       }
-      await trx.deleteFrom('resource_providers').where('uuid', '=', uuid).execute();
+      // The generation read first: a claim that committed since makes this match nothing.
+      const res = await trx.deleteFrom('resource_providers').where('uuid', '=', uuid).where('generation', '=', rp.generation).executeTakeFirst();
+      if (Number(res.numDeletedRows) !== 1) throw providerChanged();
     });
   }
 
@@ -295,37 +297,42 @@ export class Providers {
    * Replaces a provider's whole inventory (PUT …/inventories, DELETE …/inventories
    * with []), refusing to drop a class that has allocations.
    */
-  async setInventories(uuid: string, generation: number, inventories: Inventory[], onInUse = CODES.INVENTORY_INUSE): Promise<{ generation: number; inventories: Inventory[] }> {
+  async setInventories(uuid: string, generation: number, inventories: Inventory[]): Promise<{ generation: number; inventories: Inventory[] }> {
     for (const inv of inventories) await this.requireResourceClass(inv.resourceClass, `Unknown resource class in inventory for resource provider ${uuid}: No such resource class ${inv.resourceClass}.`);
     return this.tx(async (trx) => {
       const rp = await this.require(uuid, trx);
       if (rp.generation !== generation) throw providerChanged();
       const existing = await this.inventories(uuid, trx);
-      const keep = new Set(inventories.map((i) => i.resourceClass));
-      const dropped = existing.filter((i) => !keep.has(i.resourceClass)).map((i) => i.resourceClass);
-      if (dropped.length) {
-        const usage = (await this.usageOf([uuid], trx)).get(uuid) ?? new Map();
-        const inUse = dropped.filter((rc) => (usage.get(rc) ?? 0) > 0);
-        if (inUse.length) {
-          const detail = `Inventory for '${inUse.join(', ')}' on resource provider '${uuid}' in use.`;
-          throw conflict(inventories.length ? `update conflict: ${detail}` : detail, onInUse);
-        }
-        await trx.deleteFrom('inventories').where('resource_provider_uuid', '=', uuid).where('resource_class', 'in', dropped).execute();
-      }
-      const now = this.clock.now();
-      for (const inv of inventories) {
-        const had = existing.some((e) => e.resourceClass === inv.resourceClass);
-        const values = inventoryRow(uuid, inv, now);
-        if (had) {
-          const { created_at: _c, resource_provider_uuid: _r, resource_class: _k, ...set } = values;
-          await trx.updateTable('inventories').set(set).where('resource_provider_uuid', '=', uuid).where('resource_class', '=', inv.resourceClass).execute();
-        } else {
-          await trx.insertInto('inventories').values(values).execute();
-        }
-      }
+      await this.dropOtherInventories(trx, uuid, new Set(inventories.map((i) => i.resourceClass)), inventories.length ? 'update conflict: ' : '');
+      await this.upsertInventories(trx, uuid, inventories, existing);
       const gen = await this.bump(trx, uuid, generation);
       return { generation: gen, inventories: await this.inventories(uuid, trx) };
     });
+  }
+
+  /** Writes these inventories (insert or update), leaving the provider's other classes alone. */
+  async upsertInventories(trx: Kysely<PlacementDB>, uuid: string, inventories: Inventory[], existing?: Inventory[]): Promise<void> {
+    const had = new Set((existing ?? (await this.inventories(uuid, trx))).map((e) => e.resourceClass));
+    const now = this.clock.now();
+    for (const inv of inventories) {
+      const values = inventoryRow(uuid, inv, now);
+      if (had.has(inv.resourceClass)) {
+        const { created_at: _c, resource_provider_uuid: _r, resource_class: _k, ...set } = values;
+        await trx.updateTable('inventories').set(set).where('resource_provider_uuid', '=', uuid).where('resource_class', '=', inv.resourceClass).execute();
+      } else {
+        await trx.insertInto('inventories').values(values).execute();
+      }
+    }
+  }
+
+  /** Drops the classes of a provider not in `keep`: 409 inventory.inuse when one still has allocations. */
+  async dropOtherInventories(trx: Kysely<PlacementDB>, uuid: string, keep: Set<string>, prefix: string): Promise<void> {
+    const dropped = (await this.inventories(uuid, trx)).filter((i) => !keep.has(i.resourceClass)).map((i) => i.resourceClass);
+    if (!dropped.length) return;
+    const usage = (await this.usageOf([uuid], trx)).get(uuid) ?? new Map<string, number>();
+    const inUse = dropped.filter((rc) => (usage.get(rc) ?? 0) > 0);
+    if (inUse.length) throw conflict(`${prefix}Inventory for '${inUse.join(', ')}' on resource provider '${uuid}' in use.`, CODES.INVENTORY_INUSE);
+    await trx.deleteFrom('inventories').where('resource_provider_uuid', '=', uuid).where('resource_class', 'in', dropped).execute();
   }
 
   /** POST …/inventories: one new class; 409 when it exists (upstream's DBDuplicateEntry). */
