@@ -1,7 +1,8 @@
+import { inTransaction } from '../db/transaction.ts';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { ApiError, badRequest } from '@onestack/core/errors.ts';
-import { jsonFromDb, jsonToDb, withTransaction, insertIgnoringDuplicates } from '@onestack/core/db/index.ts';
+import { jsonFromDb, jsonToDb, insertIgnoringDuplicates } from '@onestack/core/db/index.ts';
 import { credentialsFromAuth } from '@onestack/core/policy/index.ts';
 import type { NeutronDB, SubnetPoolRow } from '../db/schema.ts';
 import { parseCidr } from '../domain/addresses.ts';
@@ -132,7 +133,7 @@ function registerQuotaRoutes(app: FastifyInstance, deps: ApiDeps): void {
       if (!deps.quotas.has(k)) throw badRequest(`Unrecognized attribute(s) '${k}'`, { type: 'HTTPBadRequest' });
       changes[k] = int(-1)(v, k) as number;
     }
-    await withTransaction(deps.database, async (trx) => {
+    await inTransaction(deps.database, async (trx) => {
       for (const [resource, limit] of Object.entries(changes)) {
         await trx.deleteFrom('quotas').where('project_id', '=', projectId).where('resource', '=', resource).execute();
         await trx.insertInto('quotas').values({ project_id: projectId, resource, limit }).execute();
@@ -202,7 +203,7 @@ function registerTagRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const body = (req.body ?? {}) as { tags?: unknown };
     if (!Array.isArray(body.tags)) throw badRequest("Invalid input for operation: 'tags' is not a list.", { type: 'InvalidInput' });
     const tags = body.tags.map(checkTag);
-    await withTransaction(deps.database, async (trx) => {
+    await inTransaction(deps.database, async (trx) => {
       await replaceTags(trx, id, tags);
       await touch(trx, req, id);
     });
@@ -211,7 +212,7 @@ function registerTagRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.put('/v2.0/:collection/:id/tags/:tag', async (req, reply) => {
     const { id } = await resolve(req, 'update');
     const tag = checkTag((req.params as { tag: string }).tag);
-    await withTransaction(deps.database, async (trx) => {
+    await inTransaction(deps.database, async (trx) => {
       await insertIgnoringDuplicates(trx, 'tags', { resource_id: id, tag }).execute();
       await touch(trx, req, id);
     });
@@ -220,7 +221,7 @@ function registerTagRoutes(app: FastifyInstance, deps: ApiDeps): void {
   });
   app.delete('/v2.0/:collection/:id/tags', async (req, reply) => {
     const { id } = await resolve(req, 'update');
-    await withTransaction(deps.database, async (trx) => {
+    await inTransaction(deps.database, async (trx) => {
       await replaceTags(trx, id, []);
       await touch(trx, req, id);
     });
@@ -345,7 +346,7 @@ function registerSubnetPoolRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const { items, bulk } = createBodies(req.body, 'subnetpool', 'subnetpools');
     const inputs = items.map((b) => memberBody(b, 'subnetpool', POOL_ATTRS));
     deps.notifier.start('subnetpool', 'create', req.body, req.ctx);
-    const rows = await withTransaction(deps.database, async (trx) => {
+    const rows = await inTransaction(deps.database, async (trx) => {
       const out: SubnetPoolRow[] = [];
       for (const a of inputs) {
         const projectId = owningProject(a, caller);
@@ -426,7 +427,7 @@ function registerSubnetPoolRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const p = await load(req, caller);
     authorizeAction(deps, caller, 'delete_subnetpool', target(p), { member: 'subnetpool', id: p.id, visible: deps.enforcer.enforce('get_subnetpool', target(p), credentialsFromAuth(caller.auth)) });
     const view = (await views([p]))[0];
-    await withTransaction(deps.database, async (trx) => {
+    await inTransaction(deps.database, async (trx) => {
       const used = await trx.selectFrom('subnets').select('id').where('subnetpool_id', '=', p.id).executeTakeFirst();
       if (used) throw new ApiError('conflict', `Subnet pool ${p.id} cannot be deleted because it is in use by one or more subnets.`, { type: 'SubnetPoolInUse' });
       await trx.deleteFrom('tags').where('resource_id', '=', p.id).execute();

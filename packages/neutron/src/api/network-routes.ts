@@ -1,5 +1,6 @@
+import { inTransaction } from '../db/transaction.ts';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { withTransaction, jsonFromDb } from '@onestack/core/db/index.ts';
+import { jsonFromDb } from '@onestack/core/db/index.ts';
 import type { Target } from '@onestack/core/policy/index.ts';
 import type { NetworkRow } from '../db/schema.ts';
 import { networkScope, type NetworkService } from '../domain/networks.ts';
@@ -131,7 +132,7 @@ export function registerNetworkRoutes(app: FastifyInstance, deps: ApiDeps, svc: 
     const { items, bulk } = createBodies(req.body, 'network', 'networks');
     const inputs = items.map((b) => memberBody(b, 'network', CREATE_ATTRS));
     deps.notifier.start('network', 'create', req.body, req.ctx);
-    const rows = await withTransaction(deps.database, async (trx) => {
+    const rows = await inTransaction(deps.database, async (trx) => {
       const out: NetworkRow[] = [];
       for (const a of inputs) {
         const projectId = owningProject(a, caller);
@@ -183,7 +184,7 @@ export function registerNetworkRoutes(app: FastifyInstance, deps: ApiDeps, svc: 
     if (a.mtu !== undefined) changes.mtu = a.mtu as number;
     if (a.port_security_enabled !== undefined) changes.port_security_enabled = a.port_security_enabled ? 1 : 0;
     if (a.dns_domain !== undefined) changes.dns_domain = a.dns_domain as string;
-    const updated = await withTransaction(deps.database, (trx) => svc.update(trx, net, changes));
+    const updated = await inTransaction(deps.database, (trx) => svc.update(trx, net, changes));
     const view = await viewOne(caller, updated);
     deps.notifier.end('network', 'update', view, req.ctx);
     return { network: view };

@@ -1,8 +1,9 @@
+import { inTransaction } from '../db/transaction.ts';
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { ApiError } from '@onestack/core/errors.ts';
-import { jsonFromDb, jsonToDb, withTransaction } from '@onestack/core/db/index.ts';
+import { jsonFromDb, jsonToDb } from '@onestack/core/db/index.ts';
 import { credentialsFromAuth, type Target } from '@onestack/core/policy/index.ts';
 import type { NetworkRow, NeutronDB, PortRow } from '../db/schema.ts';
 import { networkScope, type NetworkService } from '../domain/networks.ts';
@@ -234,7 +235,7 @@ export function registerPortRoutes(app: FastifyInstance, deps: ApiDeps, nets: Ne
       const net = id === undefined ? undefined : await nets.find(id, caller);
       if (net) found.set(net.id, net);
     }
-    const rows = await withTransaction(deps.database, async (trx) => {
+    const rows = await inTransaction(deps.database, async (trx) => {
       const out: PortRow[] = [];
       for (const a of inputs) {
         if (a.network_id === undefined) throw new ApiError('bad_request', "Failed to parse request. Required attribute 'network_id' not specified", { type: 'HTTPBadRequest' });
@@ -283,7 +284,7 @@ export function registerPortRoutes(app: FastifyInstance, deps: ApiDeps, nets: Ne
     if (a.device_owner !== undefined) authorizeAction(deps, caller, 'update_port:device_owner', portTarget({ ...port, device_owner: a.device_owner as string }, net));
     checkIfMatch(req, port.revision_number);
     deps.notifier.start('port', 'update', req.body, req.ctx);
-    const updated = await withTransaction(deps.database, async (trx) => {
+    const updated = await inTransaction(deps.database, async (trx) => {
       const changes: Partial<PortRow> = {};
       for (const [k, col] of [['name', 'name'], ['description', 'description'], ['device_id', 'device_id'], ['device_owner', 'device_owner'], ['dns_name', 'dns_name']] as const) {
         if (a[k] !== undefined) changes[col] = a[k] as string;
@@ -334,7 +335,7 @@ export function registerPortRoutes(app: FastifyInstance, deps: ApiDeps, nets: Ne
     checkIfMatch(req, port.revision_number);
     const view = (await views(caller, [port]))[0];
     deps.notifier.start('port', 'delete', { port_id: port.id }, req.ctx);
-    await withTransaction(deps.database, async (trx) => {
+    await inTransaction(deps.database, async (trx) => {
       for (const h of deps.hooks.portDeleting) await h(trx, port, true);
       await rules.remove(trx, port.id);
     });

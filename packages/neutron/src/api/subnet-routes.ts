@@ -1,7 +1,8 @@
+import { inTransaction } from '../db/transaction.ts';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { ApiError } from '@onestack/core/errors.ts';
-import { jsonFromDb, jsonToDb, withTransaction } from '@onestack/core/db/index.ts';
+import { jsonFromDb, jsonToDb } from '@onestack/core/db/index.ts';
 import { credentialsFromAuth, type Target } from '@onestack/core/policy/index.ts';
 import type { NetworkRow, NeutronDB, SubnetRow } from '../db/schema.ts';
 import { bigToIp, ipToBig, parseCidr } from '../domain/addresses.ts';
@@ -157,7 +158,7 @@ export function registerSubnetRoutes(app: FastifyInstance, deps: ApiDeps, nets: 
       const net = id === undefined ? undefined : await nets.find(id, caller);
       if (net) found.set(net.id, net);
     }
-    const rows = await withTransaction(deps.database, async (trx) => {
+    const rows = await inTransaction(deps.database, async (trx) => {
       const out: SubnetRow[] = [];
       for (const a of inputs) {
         if (a.network_id === undefined) throw new ApiError('bad_request', "Failed to parse request. Required attribute 'network_id' not specified", { type: 'HTTPBadRequest' });
@@ -224,7 +225,7 @@ export function registerSubnetRoutes(app: FastifyInstance, deps: ApiDeps, nets: 
     if (a.dns_nameservers !== undefined) changes.dns_nameservers = jsonToDb(rules.dns(a.dns_nameservers as string[]));
     if (a.host_routes !== undefined) changes.host_routes = jsonToDb(rules.routes(cidr, a.host_routes as { destination: string; nexthop: string }[]));
     if (a.service_types !== undefined) changes.service_types = jsonToDb(a.service_types);
-    const updated = await withTransaction(deps.database, async (trx) => {
+    const updated = await inTransaction(deps.database, async (trx) => {
       const next = { ...changes, revision_number: subnet.revision_number + 1, updated_at: Math.max(deps.clock.now(), subnet.updated_at) };
       const r = await trx.updateTable('subnets').set(next).where('id', '=', subnet.id).where('revision_number', '=', subnet.revision_number).executeTakeFirst();
       if (Number(r.numUpdatedRows) !== 1) throw new ApiError('conflict', `Subnet ${subnet.id} was changed concurrently; retry.`, { type: 'RetryRequest' });
@@ -243,7 +244,7 @@ export function registerSubnetRoutes(app: FastifyInstance, deps: ApiDeps, nets: 
     checkIfMatch(req, subnet.revision_number);
     const view = (await views(caller, [subnet]))[0];
     deps.notifier.start('subnet', 'delete', { subnet_id: subnet.id }, req.ctx);
-    await withTransaction(deps.database, async (trx) => {
+    await inTransaction(deps.database, async (trx) => {
       const users = await trx
         .selectFrom('ipallocations')
         .innerJoin('ports', 'ports.id', 'ipallocations.port_id')

@@ -52,6 +52,7 @@ export class Ipam {
     trx: Kysely<NeutronDB>,
     port: { id: string; networkId: string; mac: string; deviceOwner: string },
     requests: FixedIpRequest[] | undefined,
+    opts: { addAutoAddress?: boolean } = {},
   ): Promise<Allocation[]> {
     const subnets = await trx.selectFrom('subnets').selectAll().where('network_id', '=', port.networkId).orderBy('created_at').orderBy('id').execute();
     const isRouter = ROUTER_OWNERS.includes(port.deviceOwner);
@@ -109,6 +110,10 @@ export class Ipam {
         throw badRequest('Invalid input for operation: Duplicate IP address.', { type: 'InvalidInput' });
       }
       plan.push({ subnet, ip });
+    }
+    // As upstream, every port but a router's also gets its address on each SLAAC/DHCPv6-stateless subnet it did not name.
+    if (opts.addAutoAddress && !isRouter) {
+      for (const s of subnets.filter(isAutoAddressSubnet)) if (!plan.some((p) => p.subnet.id === s.id)) plan.push({ subnet: s });
     }
     for (const p of plan) out.push(await this.allocateFrom(trx, p.subnet, port, p.ip, isRouter));
     return out;

@@ -1,6 +1,7 @@
+import { inTransaction } from '../db/transaction.ts';
 import type { ExpressionBuilder, Kysely } from 'kysely';
 import { ApiError, badRequest } from '@onestack/core/errors.ts';
-import { jsonToDb, withTransaction, type Database } from '@onestack/core/db/index.ts';
+import { jsonToDb, type Database } from '@onestack/core/db/index.ts';
 import type { Clock } from '@onestack/core/clock.ts';
 import type { IdSource } from '@onestack/core/ids.ts';
 import type { NeutronConfig } from '../conf.ts';
@@ -231,7 +232,7 @@ export class NetworkService {
    * their type driver), RBAC entries and tags go.
    */
   async delete(net: NetworkRow, onPortDeleted: (trx: Kysely<NeutronDB>, portId: string) => Promise<void>): Promise<string[]> {
-    return withTransaction(this.deps.database, async (trx) => {
+    return inTransaction(this.deps.database, async (trx) => {
       const ports = await trx.selectFrom('ports').selectAll().where('network_id', '=', net.id).execute();
       const inUse = ports.filter((p) => !AUTO_DELETED_OWNERS.includes(p.device_owner));
       if (inUse.length > 0) {

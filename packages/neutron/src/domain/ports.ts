@@ -148,7 +148,7 @@ export class PortRules {
       dns_name: input.dnsName ?? '',
     };
     await trx.insertInto('ports').values(row).execute();
-    await this.ipam.allocate(trx, { id, networkId: net.id, mac, deviceOwner }, input.fixedIps);
+    await this.ipam.allocate(trx, { id, networkId: net.id, mac, deviceOwner }, input.fixedIps, { addAutoAddress: true });
     if (groups.length > 0) await trx.insertInto('port_security_group_bindings').values(groups.map((g) => ({ port_id: id, security_group_id: g }))).execute();
     return row;
   }
