@@ -4,6 +4,8 @@ import type { ServiceDefinition } from '@onestack/core/service.ts';
 import { createNeutronApp } from './app.ts';
 import { neutronConfig, neutronOptions, type NeutronValues } from './conf.ts';
 import { migrations } from './db/migrations/index.ts';
+import { NeutronServerRpc } from './rpc/server-rpc.ts';
+import { rpcTopics } from './rpc/topics.ts';
 
 export { neutronOptions };
 
@@ -25,6 +27,25 @@ export const neutronService: ServiceDefinition = {
       { database: rt.db, config, clock: rt.clock, ids: rt.ids, logger: rt.logger, notifications: rt.bus, tokens: rt.tokens, authUri: identity.authUrl.replace(/\/v3$/, '') },
       { tls: rt.tls, ops: { version: VERSION, metrics: rt.metrics } },
     );
-    return { app: na.app, close: () => na.app.close() };
+    // The agents' side of the bus; the network host (DHCP, routers) is this server's `host`.
+    const rpc = new NeutronServerRpc({
+      db: rt.db.db,
+      bus: rt.bus,
+      clock: rt.clock,
+      ids: rt.ids,
+      logger: rt.logger,
+      hooks: na.deps.hooks,
+      notifier: na.deps.notifier,
+      topics: rpcTopics(),
+      networkHost: config.host,
+    });
+    await rpc.start();
+    return {
+      app: na.app,
+      async close() {
+        await rpc.stop();
+        await na.app.close();
+      },
+    };
   },
 };
