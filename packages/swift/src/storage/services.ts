@@ -23,6 +23,8 @@ import { createContainerServer } from './container-server.ts';
 import { ContainerUpdater } from './container-updater.ts';
 import { createObjectServer } from './object-server.ts';
 import { ObjectUpdater } from './object-updater.ts';
+import { buildAllInOneRing } from '../ring/all-in-one.ts';
+import { createStorageNode } from './storage-node.ts';
 
 const common = {
   database_connection: opt.string({ default: '', secret: true, help: 'Unused (storage servers keep one SQLite file per account/container under their devices); present for the runtime.' }),
@@ -90,6 +92,7 @@ function base(rt: ServiceRuntime, group: string) {
 export const swiftObjectService: ServiceDefinition = {
   name: 'swift_object',
   type: 'object-store-backend',
+  catalog: false,
   defaultPort: 6200,
   configGroups: [swiftObjectOptions],
   migrations: [],
@@ -106,6 +109,7 @@ export const swiftObjectService: ServiceDefinition = {
 export const swiftContainerService: ServiceDefinition = {
   name: 'swift_container',
   type: 'object-store-backend',
+  catalog: false,
   defaultPort: 6201,
   configGroups: [swiftContainerOptions],
   migrations: [],
@@ -122,6 +126,7 @@ export const swiftContainerService: ServiceDefinition = {
 export const swiftAccountService: ServiceDefinition = {
   name: 'swift_account',
   type: 'object-store-backend',
+  catalog: false,
   defaultPort: 6202,
   configGroups: [swiftAccountOptions],
   migrations: [],
@@ -130,5 +135,59 @@ export const swiftAccountService: ServiceDefinition = {
     return wrapServer(createAccountServer(b));
   },
 };
+
+export const swiftStorageOptions = defineGroup('swift_storage', {
+  port: opt.port({ default: 6200, help: 'Port of the all-in-one storage node (account, container and object servers on one port).' }),
+  ...common,
+  ring_ip: opt.string({ default: '', help: "Address the rings give for this node. Empty: [DEFAULT] bind_host, or 127.0.0.1 when that is a wildcard." }),
+  replicas: opt.int({ default: 3, min: 1, help: 'Replica count of the all-in-one rings when they are first built (device_count must be at least this).' }),
+  container_update_timeout: swiftObjectOptions.options.container_update_timeout,
+  account_report_delay: swiftContainerOptions.options.account_report_delay,
+  updater_interval: opt.int({ default: 300, min: 0, help: 'Seconds between object and container updater passes; 0 disables them.' }),
+});
+
+function ringIp(rt: ServiceRuntime, v: Values): string {
+  if (v.ring_ip) return String(v.ring_ip);
+  const bind = String((rt.config.DEFAULT as { bind_host?: string }).bind_host ?? '');
+  return !bind || bind === '0.0.0.0' || bind === '::' ? '127.0.0.1' : bind;
+}
+
+/**
+ * The all-in-one storage node: account, container and object servers on one
+ * port (requests routed by X-Backend-Server-Type), the object and container
+ * updaters, and the account/container/object rings for this node built under
+ * <state_dir>/swift on first start (kept, or re-pointed when the port
+ * changes, afterwards). Scale-out runs swift_account/swift_container/
+ * swift_object per node with rings from `onestack swift ring`.
+ */
+export const swiftStorageService: ServiceDefinition = {
+  name: 'swift_storage',
+  type: 'object-store-backend',
+  catalog: false,
+  defaultPort: 6200,
+  configGroups: [swiftStorageOptions],
+  migrations: [],
+  async start(rt) {
+    const b = base(rt, 'swift_storage');
+    const stateDir = (rt.config.DEFAULT as { state_dir: string }).state_dir;
+    const count = readdirSync(b.devices).length;
+    buildAllInOneRing(stateDir, { devices: count, replicas: Math.min(Number(b.v.replicas), count), ip: ringIp(rt, b.v), ports: Number(b.v.port), devicesDir: b.devices });
+    const server = createStorageNode({
+      ...b,
+      containerUpdateTimeoutMs: Number(b.v.container_update_timeout) * 1000,
+      accountReportDelayMs: Number(b.v.account_report_delay) * 1000,
+      version: SWIFT_STORAGE_VERSION,
+    });
+    const interval = Number(b.v.updater_interval) * 1000;
+    const timeouts = { connTimeoutMs: b.connTimeoutMs, nodeTimeoutMs: b.nodeTimeoutMs };
+    const updaters = interval
+      ? [new ObjectUpdater({ devices: b.devices, logger: b.logger, intervalMs: interval, ...timeouts }), new ContainerUpdater(b.devices, { logger: b.logger, intervalMs: interval, ...timeouts })]
+      : [];
+    for (const u of updaters) u.start();
+    return wrapServer(server, () => updaters.forEach((u) => u.stop()));
+  },
+};
+
+const SWIFT_STORAGE_VERSION = '0.1.0';
 
 export const STORAGE_SERVICES: readonly ServiceDefinition[] = [swiftAccountService, swiftContainerService, swiftObjectService];

@@ -14,7 +14,7 @@ import type http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createAccountHandler, type AccountServerOptions } from './account-server.ts';
 import { createContainerHandler, type ContainerServerOptions } from './container-server.ts';
-import { backendVerb } from './http-util.ts';
+import { backendVerb, send } from './http-util.ts';
 import { createObjectHandler, createStorageHttpServer, type ObjectServerOptions } from './object-server.ts';
 
 export type StorageNodeOptions = ObjectServerOptions & ContainerServerOptions & AccountServerOptions;
@@ -39,11 +39,22 @@ export function routeStorageRequest(req: IncomingMessage): ServerType {
   return 'object';
 }
 
-export function createStorageNodeHandler(opts: StorageNodeOptions): (req: IncomingMessage, res: ServerResponse) => void {
+export function createStorageNodeHandler(opts: StorageNodeOptions & { version?: string }): (req: IncomingMessage, res: ServerResponse) => void {
   const handlers = { object: createObjectHandler(opts), container: createContainerHandler(opts), account: createAccountHandler(opts) };
-  return (req, res) => handlers[routeStorageRequest(req)](req, res);
+  return (req, res) => {
+    // Upstream's storage pipelines start with the healthcheck filter; `onestack status` reads it as JSON.
+    if (req.url === '/healthcheck' && (req.method === 'GET' || req.method === 'HEAD')) return healthcheck(req, res, opts.version ?? '');
+    handlers[routeStorageRequest(req)](req, res);
+  };
 }
 
-export function createStorageNode(opts: StorageNodeOptions): http.Server {
+export function createStorageNode(opts: StorageNodeOptions & { version?: string }): http.Server {
   return createStorageHttpServer(createStorageNodeHandler(opts));
+}
+
+function healthcheck(req: IncomingMessage, res: ServerResponse, version: string): void {
+  if (!String(req.headers.accept ?? '').includes('application/json')) return send(res, 200, 'OK', { 'Content-Type': 'text/plain' });
+  const mem = process.memoryUsage();
+  const body = { service: 'swift_storage', status: 'up', version, pid: process.pid, uptime_s: Math.round(process.uptime()), memory: { rss: mem.rss, heap_used: mem.heapUsed } };
+  send(res, 200, JSON.stringify(body), { 'Content-Type': 'application/json' });
 }
