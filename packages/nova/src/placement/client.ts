@@ -184,10 +184,8 @@ export class PlacementClient {
       const text = await res.text().catch(() => '');
       throw new ApiError('service_unavailable', `placement answered ${res.status}: ${text.slice(0, 500)}`);
     }
-    if (res.status === 204 || res.status === 404) {
-      await res.body?.cancel();
-      return undefined;
-    }
-    return res.json();
+    // 201 and 204 of PUT /traits, /resource_classes carry no body; a 404 accepted as "gone" is not parsed.
+    const text = res.status === 404 ? '' : await res.text();
+    return text ? JSON.parse(text) : undefined;
   }
 }
