@@ -44,7 +44,7 @@ export const coreModule: NeutronModule = {
     ext('network-ip-availability', 'Network IP Availability', 'Provides IP availability data for each network and subnet.'),
     ext('dns-integration', 'DNS Integration', 'Provides integration with DNS.'),
     ext('multi-provider', 'Multi Provider Network', 'Expose mapping of virtual networks to multiple physical networks'),
-  ].filter((e) => e.alias !== 'network-ip-availability' && e.alias !== 'multi-provider'),
+  ].filter((e) => !['network-ip-availability', 'multi-provider', 'rbac-policies'].includes(e.alias)),
   resources: [
     { name: 'network', collection: 'networks' },
     { name: 'subnet', collection: 'subnets' },
