@@ -24,6 +24,7 @@ export const neutronAgentOptions = defineGroup('neutron_agent', {
   host_namespace: opt.string({ default: 'onestack-host', help: 'Network namespace holding the bridges, VXLAN devices and taps; created when missing.' }),
   local_ip: opt.string({ default: '', help: 'VXLAN endpoint address of this host, inside host_namespace ([vxlan] local_ip). Empty: no VXLAN to other hosts.' }),
   physical_interface_mappings: opt.list({ default: [], help: 'physnet:interface pairs for flat and VLAN networks; interfaces inside host_namespace ([linux_bridge]).' }),
+  namespace_prefix: opt.string({ default: '', help: 'Put before qdhcp-<net> namespace names: keeps several clouds on one machine (tests) apart.' }),
   state_dir: opt.string({ default: '', help: 'dnsmasq files and firewall marks. Empty: <state_dir>/neutron-agent.' }),
   report_interval: opt.int({ default: 30, min: 1, help: 'Seconds between heartbeats ([agent] report_interval; the server\'s agent_down_time is 75).' }),
   polling_interval: opt.int({ default: 2, min: 1, help: 'Seconds between looks for taps of bound ports that are not plugged yet ([agent] polling_interval).' }),
@@ -55,7 +56,7 @@ export const neutronAgentService: ServiceDefinition = {
     const host = String(v.host || hostname());
     const ns = String(v.host_namespace);
     const mappings = parseMappings(v.physical_interface_mappings as string[]);
-    const agent = new HostAgent({ logger: rt.logger, hostNamespace: ns, namespacePrefix: '', stateDir, physicalInterfaceMappings: mappings, createHostNamespace: true });
+    const agent = new HostAgent({ logger: rt.logger, hostNamespace: ns, namespacePrefix: String(v.namespace_prefix ?? ''), stateDir, physicalInterfaceMappings: mappings, createHostNamespace: true });
     const rpc = new AgentRpc({
       bus: rt.bus,
       topics: rpcTopics(),
