@@ -18,6 +18,8 @@ import { backendVerb, drain, header, HttpError, send, sendError, splitBackendPat
 import { CorruptObjectFile, readObjectFile, type ObjectMetadata } from './object-file.ts';
 import { conditionalStatus, parseRange, type ByteRange } from './ranges.ts';
 import { getSuffixHashes } from './suffix-hashes.ts';
+import { handleReplicateList, handleReplicatePush } from '../replication/object-receiver.ts';
+import { LIST_VERB, PUSH_VERB } from '../replication/transfer.ts';
 import { httpDateOf, InvalidTimestamp, normalizeTimestamp, normalOf, timestampSeconds } from './timestamp.ts';
 
 export const MAX_FILE_SIZE = 5 * 1024 * 1024 * 1024 + 2;
@@ -487,6 +489,9 @@ export function createObjectHandler(opts: ObjectServerOptions): Handler {
     POST: post,
     DELETE: del,
     REPLICATE: replicate,
+    // The object replicator's file transfer (rsync's job upstream): replication/transfer.ts.
+    [LIST_VERB]: (req, res) => handleReplicateList(opts.devices, req, res),
+    [PUSH_VERB]: (req, res) => handleReplicatePush(opts.devices, req, res),
   };
 
   return (req, res) => {
