@@ -1,6 +1,7 @@
 import type { NeutronModule } from './context.ts';
 import { coreModule } from './core-module.ts';
 import { discoveryModule } from './discovery-routes.ts';
+import { l3Module } from './router-routes.ts';
 import { securityGroupsModule } from './security-group-routes.ts';
 
 /**
@@ -13,4 +14,5 @@ export const MODULES: readonly NeutronModule[] = [
   discoveryModule(() => MODULES),
   coreModule,
   securityGroupsModule(),
+  l3Module(),
 ];

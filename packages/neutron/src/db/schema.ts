@@ -1,3 +1,4 @@
+import type { RouterTables } from './router-schema.ts';
 import type { SecurityGroupTables } from './security-group-schema.ts';
 
 /**
@@ -147,7 +148,7 @@ export interface AgentRow {
   heartbeat_timestamp: number;
 }
 
-export interface NeutronDB extends SecurityGroupTables {
+export interface NeutronDB extends SecurityGroupTables, RouterTables {
   networks: NetworkRow;
   network_segments: SegmentRow;
   ml2_vlan_allocations: VlanAllocationRow;
