@@ -112,6 +112,7 @@ function fits(s: Snapshot, uuid: string, rc: string, amount: number): boolean {
 }
 
 function inAggregates(s: Snapshot, node: ProviderNode, g: RequestGroup): boolean {
+  if (g.memberOf.length === 0 && g.forbiddenAggs.length === 0) return true;
   const mine = new Set([...(s.aggregates.get(node.uuid) ?? []), ...(s.aggregates.get(node.root) ?? [])]);
   return g.memberOf.every((anyOf) => anyOf.some((a) => mine.has(a))) && !g.forbiddenAggs.some((a) => mine.has(a));
 }
@@ -164,6 +165,11 @@ function groupOptions(s: Snapshot, byUuid: Map<string, ProviderNode>, eligible: 
 
 function combine(s: Snapshot, byUuid: Map<string, ProviderNode>, q: CandidateQuery, perGroup: Option[][]): AllocationRequest[] {
   const out: AllocationRequest[] = [];
+  if (perGroup.length === 1 && q.sameSubtree.length === 0) {
+    // One group: its options are distinct already and fit on their own.
+    for (const o of perGroup[0]) out.push({ allocations: o.resources, mappings: { [q.groups[0].suffix]: o.providers } });
+    return out;
+  }
   const seen = new Set<string>();
   const walk = (i: number, picked: Option[]) => {
     if (out.length >= MAX_PER_TREE) return;
