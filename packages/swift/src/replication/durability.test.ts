@@ -1,0 +1,188 @@
+/**
+ * Durability with three storage nodes as separate processes, the real proxy
+ * and a real Keystone in front: a node down, a corrupt file, kill -9 during
+ * writes. Replicators and auditors run in this process over each node's
+ * devices (the daemons' runOnce), as the swift_replicator service would.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import pino from 'pino';
+import { startKeystone, type KeystoneFixture } from '../../../keystone/test/fixture.ts';
+import { defaultSwiftValues, proxyConfig } from '../conf.ts';
+import { createProxyApp, type ProxyApp } from '../proxy/app.ts';
+import { proxyRing } from '../proxy/ring-adapter.ts';
+import { ObjectAuditor } from './auditor.ts';
+import { ObjectReplicator } from './object-replicator.ts';
+import { startCluster, type Cluster } from './test-cluster.ts';
+
+const logger = pino({ level: process.env.ONESTACK_TEST_LOG ?? 'silent' });
+
+interface Env {
+  cluster: Cluster;
+  ks: KeystoneFixture;
+  proxy: ProxyApp;
+  url: string;
+  token: string;
+  account: string;
+}
+
+async function startEnv(): Promise<Env> {
+  const cluster = await startCluster();
+  const ks = await startKeystone();
+  const r = cluster.rings;
+  const config = proxyConfig(defaultSwiftValues(), { authUri: ks.url });
+  config.timeouts = { connMs: 500, nodeMs: 3000 };
+  const proxy = await createProxyApp({ rings: { account: proxyRing(r.account), container: proxyRing(r.container), object: proxyRing(r.object) }, config, logger, tokens: ks.tokens, version: '0.1.0' });
+  const url = await proxy.app.listen({ host: '127.0.0.1', port: 0 });
+  const k = ks.ks;
+  const p = await k.resource.createProject({ name: 'durable', domainId: 'default' });
+  const u = await k.identity.createUser({ name: 'durable-member', domainId: 'default', password: 'durable-pw' });
+  await k.assignment.grant({ userId: u.id }, { projectId: p.id }, ks.boot.roleIds.member);
+  const token = (await ks.login('durable-member', 'durable-pw', { project: { id: p.id } })).token;
+  return { cluster, ks, proxy, url, token: token!, account: `AUTH_${p.id}` };
+}
+
+function api(env: Env, method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${env.url}/v1/${env.account}${path}`, { method, body: body as BodyInit | undefined, headers: { 'x-auth-token': env.token, ...headers } });
+}
+
+function replicators(env: Env): ObjectReplicator[] {
+  return env.cluster.nodes.map((n) => new ObjectReplicator({ devices: n.devicesDir, ring: env.cluster.rings.object, node: { port: n.port }, logger, nodeTimeoutMs: 3000 }));
+}
+
+/** Replication passes on every running node until one changes nothing (at most `max`); answers the objects pushed. */
+async function replicateAll(env: Env, max = 4): Promise<number> {
+  const reps = replicators(env);
+  let pushed = 0;
+  for (let round = 1; round <= max; round++) {
+    let moved = 0;
+    for (const [i, r] of reps.entries()) {
+      if (!env.cluster.nodes[i].running) continue;
+      const s = await r.runOnce();
+      moved += s.objectsPushed + s.filesRemoved;
+      pushed += s.objectsPushed;
+    }
+    if (!moved) return pushed;
+  }
+  throw new Error(`replication still moving files after ${max} rounds`);
+}
+
+function body(name: string): Buffer {
+  return Buffer.from(`contents of ${name} `.repeat(1 + (name.length % 7)));
+}
+
+async function putAll(env: Env, container: string, names: string[]): Promise<void> {
+  for (const n of names) {
+    const res = await api(env, 'PUT', `/${container}/${n}`, body(n));
+    assert.equal(res.status, 201, `PUT ${n}`);
+  }
+}
+
+async function assertReadable(env: Env, container: string, names: string[]): Promise<void> {
+  for (const n of names) {
+    const res = await api(env, 'GET', `/${container}/${n}`);
+    assert.equal(res.status, 200, `GET ${n}`);
+    assert.deepEqual(Buffer.from(await res.arrayBuffer()), body(n), `content of ${n}`);
+  }
+}
+
+/** Every object has exactly three .data files across the nodes, all with the right body. */
+function assertThreeReplicas(env: Env, container: string, names: string[]): void {
+  for (const n of names) {
+    const files = env.cluster.objectFiles(env.account, container, n);
+    assert.equal(files.length, 3, `${n}: .data files ${JSON.stringify(files)}`);
+    for (const f of files) {
+      const raw = readFileSync(f);
+      const len = raw.length - raw.readUInt32BE(raw.length - 12) - 12;
+      assert.deepEqual(raw.subarray(0, len), body(n), `${f} body`);
+    }
+  }
+}
+
+describe('swift durability (three storage node processes)', { timeout: 120_000 }, () => {
+  let env: Env;
+  before(async () => {
+    env = await startEnv();
+    assert.equal((await api(env, 'PUT', '/c1')).status, 201);
+  });
+  after(async () => {
+    await env?.proxy.app.close().catch(() => undefined);
+    await env?.ks.close().catch(() => undefined);
+    await env?.cluster.close();
+  });
+
+  test('a stopped node: reads and writes go on; once back, replication restores every replica', async () => {
+    const first = Array.from({ length: 12 }, (_, i) => `before-${i}`);
+    await putAll(env, 'c1', first);
+    assertThreeReplicas(env, 'c1', first);
+
+    const down = env.cluster.nodes[2];
+    await down.stop('SIGTERM');
+    const during = Array.from({ length: 12 }, (_, i) => `during-${i}`);
+    await putAll(env, 'c1', during);
+    await assertReadable(env, 'c1', [...first, ...during]);
+    // The node's replicas went to handoffs on the live nodes.
+    for (const n of during) assert.equal(env.cluster.objectFiles(env.account, 'c1', n).length, 3, `${n} written to 2 primaries + 1 handoff`);
+
+    await down.start();
+    // Each object written meanwhile was missing on the returning node: a handoff or a primary pushed it there.
+    assert.ok((await replicateAll(env)) >= during.length);
+    assertThreeReplicas(env, 'c1', [...first, ...during]);
+    // Handoffs gave their copies back: each replica now sits on a primary.
+    for (const n of during) {
+      const { partition, nodes } = env.cluster.rings.object.getNodes(env.account, 'c1', n);
+      const files = env.cluster.objectFiles(env.account, 'c1', n);
+      for (const node of nodes) assert.ok(files.some((f) => f.includes(`/${node.device}/objects/${partition}/`)), `${n} on primary ${node.device}`);
+    }
+    await assertReadable(env, 'c1', [...first, ...during]);
+  });
+
+  test('a corrupt object file: the auditor quarantines it, replication puts a good copy back', async () => {
+    const names = ['victim', 'bystander'];
+    await putAll(env, 'c1', names);
+    const [file] = env.cluster.objectFiles(env.account, 'c1', 'victim');
+    const node = env.cluster.nodes.find((n) => file.startsWith(`${n.devicesDir}/`))!;
+    // Flip one byte of the body: the size and the trailer stay valid, only the md5 tells.
+    const raw = readFileSync(file);
+    raw[3] ^= 0x20;
+    writeFileSync(file, raw);
+
+    const stats = await new ObjectAuditor({ devices: node.devicesDir, logger }).runOnce();
+    assert.equal(stats.quarantined, 1);
+    assert.equal(stats.errors, 0);
+    assert.equal(env.cluster.objectFiles(env.account, 'c1', 'victim').length, 2, 'the bad copy left the object dir');
+
+    assert.ok((await replicateAll(env)) >= 1);
+    assertThreeReplicas(env, 'c1', names);
+    const again = await new ObjectAuditor({ devices: node.devicesDir, logger }).runOnce();
+    assert.equal(again.quarantined, 0);
+    await assertReadable(env, 'c1', names);
+  });
+
+  test('kill -9 of a node during concurrent writes loses no acknowledged write', async () => {
+    const names = Array.from({ length: 60 }, (_, i) => `k-${String(i).padStart(2, '0')}`);
+    const victim = env.cluster.nodes[1];
+    const acked: string[] = [];
+    let next = 0;
+    let killed: Promise<void> | undefined;
+    const writer = async () => {
+      while (next < names.length) {
+        const n = names[next++];
+        const res = await api(env, 'PUT', `/c1/${n}`, body(n)).catch(() => undefined);
+        if (res?.status === 201) acked.push(n);
+        if (next === 20) killed ??= victim.stop('SIGKILL');
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, writer));
+    await killed;
+    assert.ok(!victim.running);
+    assert.ok(acked.length >= 50, `acknowledged ${acked.length} of ${names.length}`);
+    await assertReadable(env, 'c1', acked);
+
+    await victim.start();
+    await replicateAll(env);
+    assertThreeReplicas(env, 'c1', acked);
+    await assertReadable(env, 'c1', acked);
+  });
+});
