@@ -50,6 +50,12 @@ describe('placement: allocations', () => {
     });
     assert.equal(dropInv.status, 409);
     assert.equal(dropInv.body.errors[0].code, 'placement.inventory.inuse');
+    // Before 1.28 a PUT must allocate something; from 1.28 an empty PUT releases everything, checked by generation.
+    assert.equal((await f.service.at('1.27').put(`/allocations/${consumer}`, { allocations: {}, project_id: PROJECT, user_id: USER })).status, 400);
+    assert.equal((await f.service.put(`/allocations/${consumer}`, { ...claim(host.uuid, {}, 1), allocations: {} })).status, 409);
+    assert.equal((await f.service.put(`/allocations/${consumer}`, { ...claim(host.uuid, {}, 2), allocations: {} })).status, 204);
+    assert.deepEqual((await f.service.get(`/allocations/${consumer}`)).body, { allocations: {} });
+    assert.equal((await f.service.put(`/allocations/${consumer}`, claim(host.uuid, { VCPU: 1 }, null))).status, 204);
     assert.equal((await f.service.delete(`/allocations/${consumer}`)).status, 204);
     assert.deepEqual((await f.service.get(`/allocations/${consumer}`)).body, { allocations: {} });
     assert.equal((await f.service.delete(`/allocations/${consumer}`)).status, 404);

@@ -57,14 +57,16 @@ function putSchema(req: FastifyRequest): object {
       additionalProperties: false,
     };
   }
-  return consumerSchema(req);
+  // Emptying a consumer with PUT needs its generation (1.28); POST could always.
+  return consumerSchema(req, atLeast(req, '1.28'));
 }
 
 /** One consumer's body in PUT /allocations/{c} (1.12+) and in POST /allocations. */
-function consumerSchema(req: FastifyRequest): object {
+function consumerSchema(req: FastifyRequest, deletable = true): object {
   const properties: Record<string, unknown> = {
     allocations: {
       type: 'object',
+      minProperties: deletable ? 0 : 1,
       patternProperties: {
         '^[0-9a-fA-F-]{32,36}$': {
           type: 'object',
