@@ -41,6 +41,12 @@ export interface ServiceDefinition {
    * taps): `onestack up` without root leaves it out and says so.
    */
   requiresRoot?: boolean;
+  /**
+   * Removes what the service made outside its state directory (a host agent's namespaces and
+   * daemons): `onestack down` calls it after the process has stopped. Given the configuration
+   * values (as ServiceRuntime.config); idempotent.
+   */
+  cleanup?(config: Record<string, Record<string, unknown>>, logger: Pick<Logger, 'info' | 'warn'>): Promise<void>;
   start(rt: ServiceRuntime): Promise<RunningService>;
 }
 
