@@ -9,9 +9,12 @@ import { ErrorLimiter, type BackendTimeouts } from './backend-client.ts';
 import type { Constraints } from './constraints.ts';
 import { InfoCache, type ProxyContext } from './controllers/base.ts';
 import { InfoRegistry, swiftSection } from './info.ts';
+import { bulk } from './middleware/bulk.ts';
 import { copyMiddleware } from './middleware/copy.ts';
+import { dlo } from './middleware/dlo.ts';
 import { gatekeeper } from './middleware/gatekeeper.ts';
 import { keystoneAuth, type KeystoneAuthConfig } from './middleware/keystoneauth.ts';
+import { slo } from './middleware/slo.ts';
 import { tempUrl } from './middleware/tempurl.ts';
 import { proxyServer } from './proxy-server.ts';
 import { plainError, respond } from './responses.ts';
@@ -65,7 +68,8 @@ const OWNER_HEADERS = [
 
 /** The middleware stack in upstream's pipeline order, ending in the proxy application. */
 export function buildPipeline(deps: ProxyDeps, ctx: ProxyContext, info: InfoRegistry): Handler {
-  const stages: Middleware[] = [gatekeeper, tempUrl(ctx, info), keystoneAuth(deps.tokens, deps.config.keystoneauth), copyMiddleware];
+  // bulk sits after auth (upstream: before): its subrequests then carry the caller's identity without re-validating the token per line.
+  const stages: Middleware[] = [gatekeeper, tempUrl(ctx, info), keystoneAuth(deps.tokens, deps.config.keystoneauth), bulk(info), copyMiddleware, slo(info), dlo(info)];
   return stages.reduceRight<Handler>((next, mw) => mw(next), proxyServer(ctx));
 }
 
