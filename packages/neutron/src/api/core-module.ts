@@ -9,6 +9,7 @@ import { registerNetworkRoutes } from './network-routes.ts';
 import { networkDeleter, registerPortRoutes } from './port-routes.ts';
 import { registerSubnetRoutes } from './subnet-routes.ts';
 import { registerCoreExtras } from './core-extras.ts';
+import { registerRbacRoutes } from './rbac-routes.ts';
 
 const ext = (alias: string, name: string, description: string) => ({ alias, name, description });
 
@@ -44,7 +45,7 @@ export const coreModule: NeutronModule = {
     ext('network-ip-availability', 'Network IP Availability', 'Provides IP availability data for each network and subnet.'),
     ext('dns-integration', 'DNS Integration', 'Provides integration with DNS.'),
     ext('multi-provider', 'Multi Provider Network', 'Expose mapping of virtual networks to multiple physical networks'),
-  ].filter((e) => !['network-ip-availability', 'multi-provider', 'rbac-policies'].includes(e.alias)),
+  ].filter((e) => !['network-ip-availability', 'multi-provider'].includes(e.alias)),
   resources: [
     { name: 'network', collection: 'networks' },
     { name: 'subnet', collection: 'subnets' },
@@ -61,5 +62,6 @@ export const coreModule: NeutronModule = {
     const dhcp = registerPortRoutes(app, deps, nets, ports);
     registerSubnetRoutes(app, deps, nets, subnets, dhcp);
     registerCoreExtras(app, deps);
+    registerRbacRoutes(app, deps, nets);
   },
 };

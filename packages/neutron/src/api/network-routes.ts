@@ -114,7 +114,7 @@ export function registerNetworkRoutes(app: FastifyInstance, deps: ApiDeps, svc: 
   app.get('/v2.0/networks', async (req) => {
     const caller = callerOf(deps, req);
     const { rows, fields, links } = await listRows<NetworkRow>(deps.database.db, req, NETWORK_LIST, networkScope(caller), { publicUrl: deps.config.publicUrl, maxLimit: deps.config.paginationMaxLimit });
-    const visible = rows.filter((n) => caller.isAdmin || deps.enforcer.enforce('get_network', networkTarget(n), credentials(caller)));
+    const visible = (await svc.forViewer(rows, caller)).filter((n) => caller.isAdmin || deps.enforcer.enforce('get_network', networkTarget(n), credentials(caller)));
     const views = (await networkViews(deps, svc, caller, visible)).map((v) => selectFields(v, fields));
     return { networks: views, ...(links ? { networks_links: links } : {}) };
   });

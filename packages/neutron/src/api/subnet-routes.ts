@@ -124,7 +124,8 @@ export function registerSubnetRoutes(app: FastifyInstance, deps: ApiDeps, nets: 
     if (scope) q = q.where(scope);
     const s = await q.executeTakeFirst();
     if (!s) throw resourceNotFound('subnet', id);
-    return { subnet: s, net: await netOf(s.network_id) };
+    const net = await netOf(s.network_id);
+    return { subnet: s, net: net && (await nets.forViewer([net], caller))[0] };
   };
   const views = async (caller: Caller, rows: SubnetRow[]) => {
     const tags = await tagsOf(db(), rows.map((r) => r.id));

@@ -80,7 +80,20 @@ export class NetworkService {
     let q = this.db.selectFrom('networks').selectAll('networks').where('networks.id', '=', id);
     const scope = networkScope(viewer);
     if (scope) q = q.where(scope);
-    return q.executeTakeFirst();
+    const row = await q.executeTakeFirst();
+    return row && (await this.forViewer([row], viewer))[0];
+  }
+
+  /**
+   * Rows as the viewer's policy checks must see them: `shared` is true for a
+   * project a network is shared with by an RBAC entry naming it, as
+   * upstream's per-context `shared` is.
+   */
+  async forViewer<T extends NetworkRow>(rows: T[], viewer: Viewer): Promise<T[]> {
+    if (viewer.isAdmin) return rows;
+    const candidates = rows.filter((r) => r.shared !== 1 && r.project_id !== viewer.projectId).map((r) => r.id);
+    const toViewer = await this.sharedWith(candidates, viewer.projectId);
+    return rows.map((r) => (toViewer.has(r.id) ? { ...r, shared: 1 } : r));
   }
 
   async segmentsOf(ids: string[]): Promise<Map<string, SegmentRow[]>> {
