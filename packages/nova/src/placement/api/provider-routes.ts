@@ -284,7 +284,7 @@ export function registerProviderRoutes(app: FastifyInstance, deps: ApiDeps): voi
     const rp = await p.get(uuid);
     if (!rp) throw notFoundProvider(uuid);
     const inv = (await p.inventories(uuid)).find((i) => i.resourceClass === rc);
-    if (!inv) throw notFoundMsg(`No inventory of class ${rc} for ${uuid}`);
+    if (!inv) throw notFound(`No inventory of class ${rc} for ${uuid}`);
     cacheHeaders(req, reply);
     return { resource_provider_generation: rp.generation, ...serializeInventory(inv) };
   });
@@ -387,7 +387,7 @@ export function registerProviderRoutes(app: FastifyInstance, deps: ApiDeps): voi
     authorize(deps, req, 'placement:resource_providers:usages');
     const uuid = pathUuid(req);
     const rp = await p.get(uuid);
-    if (!rp) throw notFoundMsg(`No resource provider with uuid ${uuid} found`);
+    if (!rp) throw notFound(`No resource provider with uuid ${uuid} found`);
     const invs = await p.inventories(uuid);
     const used = (await p.usageOf([uuid])).get(uuid) ?? new Map<string, number>();
     const usages: Record<string, number> = {};
@@ -401,7 +401,7 @@ export function registerProviderRoutes(app: FastifyInstance, deps: ApiDeps): voi
     authorize(deps, req, 'placement:resource_providers:allocations:list');
     const uuid = pathUuid(req);
     const rp = await p.get(uuid);
-    if (!rp) throw notFoundMsg(`Resource provider '${uuid}' not found: No resource provider with uuid ${uuid} found`);
+    if (!rp) throw notFound(`Resource provider '${uuid}' not found: No resource provider with uuid ${uuid} found`);
     const byConsumer = await deps.allocations.byProvider(uuid);
     const allocations: Record<string, unknown> = {};
     for (const [consumer, a] of byConsumer) {
@@ -415,5 +415,3 @@ export function registerProviderRoutes(app: FastifyInstance, deps: ApiDeps): voi
 function notFoundProvider(uuid: string) {
   return notFound(`No resource provider with uuid ${uuid} found`);
 }
-
-const notFoundMsg = (detail: string) => notFound(detail);

@@ -1,7 +1,4 @@
-import { badRequest } from './errors.ts';
-
-/** Upstream's RC_PATTERN and CUSTOM_RC_PATTERN (placement/schemas/common.py). */
-export const RC_PATTERN = /^[A-Z0-9_]+$/;
+/** Upstream's CUSTOM_RC_PATTERN and custom trait rule (placement/schemas/common.py, handlers/trait.py). */
 export const CUSTOM_RC_PATTERN = /^CUSTOM_[A-Z0-9_]+$/;
 export const CUSTOM_TRAIT_PATTERN = /^CUSTOM_[A-Z0-9_]+$/;
 const UUID = /^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$/;
@@ -14,10 +11,4 @@ export function isUuid(s: unknown): s is string {
 export function normalizeUuid(s: string): string {
   const h = s.replace(/-/g, '').toLowerCase();
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}
-
-export function requireUuid(s: string, what: string): string {
-  if (!isUuid(s)) throw badRequest(`Invalid uuid value: ${s}`, undefined);
-  void what;
-  return normalizeUuid(s);
 }
