@@ -28,6 +28,15 @@ describe('PlacementClient (what Nova uses, over HTTP with its service token)', (
     assert.equal(again.generation, inv.body.resource_provider_generation);
   });
 
+  it('retries inventory updates that race on the generation, and does not retry an inventory in use', async () => {
+    const host = await f.client.ensureProvider({ name: 'client-race', inventories: COMPUTE });
+    await Promise.all([1, 2, 3, 4].map((n) => f.client.ensureProvider({ name: 'client-race', inventories: { ...COMPUTE, DISK_GB: { total: 10 * n } } })));
+    const disk = (await f.service.get(`/resource_providers/${host.uuid}/inventories`)).body.inventories.DISK_GB.total;
+    assert.ok([10, 20, 30, 40].includes(disk));
+    await f.client.claim(randomUUID(), { [host.uuid]: { DISK_GB: 5 } }, { projectId: 'p', userId: 'u', consumerGeneration: null });
+    await assert.rejects(f.client.ensureProvider({ name: 'client-race', inventories: { VCPU: { total: 4 } } }), /placement answered 409.*placement\.inventory\.inuse/);
+  });
+
   it('finds candidates, claims with consumer generations, refuses a stale claim, and gives everything back', async () => {
     const host = await f.client.ensureProvider({ name: 'client-host-2', inventories: COMPUTE, traits: ['CUSTOM_CLIENT_TWO'] });
     const cands = await f.client.allocationCandidates({ resources: { VCPU: 2, MEMORY_MB: 1024 }, required: ['CUSTOM_CLIENT_TWO'], limit: 5 });

@@ -59,6 +59,18 @@ export class ClaimConflict extends Error {
 }
 
 const MICROVERSION = 'placement 1.39';
+
+/**
+ * A 409 that another writer's generation bump caused, worth a fresh read and
+ * another try (an inventory still in use is not); the body is consumed then.
+ */
+async function isGenerationConflict(res: Response): Promise<boolean> {
+  if (res.status !== 409) return false;
+  const body = (await res.clone().json().catch(() => ({}))) as { errors?: { code?: string }[] };
+  if (body.errors?.[0]?.code !== 'placement.concurrent_update') return false;
+  await res.body?.cancel();
+  return true;
+}
 const GENERATION_RETRIES = 5;
 
 /**
@@ -90,7 +102,7 @@ export class PlacementClient {
     for (const custom of [...(spec.traits ?? [])].filter((t) => t.startsWith('CUSTOM_'))) await this.expect(await this.request('PUT', `/traits/${custom}`), 201, 204);
     for (let attempt = 0; ; attempt++) {
       const res = await this.request('PUT', `/resource_providers/${rp.uuid}/inventories`, { resource_provider_generation: rp.generation, inventories: spec.inventories });
-      if (res.status === 409 && attempt < GENERATION_RETRIES) {
+      if ((await isGenerationConflict(res)) && attempt < GENERATION_RETRIES) {
         rp = (await this.expect(await this.request('GET', `/resource_providers/${rp.uuid}`), 200)) as { uuid: string; generation: number };
         continue;
       }
@@ -100,7 +112,7 @@ export class PlacementClient {
     if (spec.traits) {
       for (let attempt = 0; ; attempt++) {
         const res = await this.request('PUT', `/resource_providers/${rp.uuid}/traits`, { traits: spec.traits, resource_provider_generation: rp.generation });
-        if (res.status === 409 && attempt < GENERATION_RETRIES) {
+        if ((await isGenerationConflict(res)) && attempt < GENERATION_RETRIES) {
           rp = (await this.expect(await this.request('GET', `/resource_providers/${rp.uuid}`), 200)) as { uuid: string; generation: number };
           continue;
         }

@@ -104,7 +104,7 @@ export class Providers {
           const parent = await this.get(input.parentProviderUuid, trx);
           if (!parent) {
             throw badRequest(
-              `Unable to create resource provider "${input.name}", ${uuid}: No such resource provider ${input.parentProviderUuid}.`,
+              `Unable to create resource provider "${input.name}", ${uuid}: Object action create failed because: parent provider UUID does not exist.`,
             );
           }
           root = parent.root_provider_uuid;
