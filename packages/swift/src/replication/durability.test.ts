@@ -5,14 +5,17 @@
  * devices (the daemons' runOnce), as the swift_replicator service would.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { startKeystone, type KeystoneFixture } from '../../../keystone/test/fixture.ts';
+import { hashPath } from '../common/hash-path.ts';
 import { defaultSwiftValues, proxyConfig } from '../conf.ts';
 import { createProxyApp, type ProxyApp } from '../proxy/app.ts';
 import { proxyRing } from '../proxy/ring-adapter.ts';
 import { ObjectAuditor } from './auditor.ts';
+import { DbReplicator } from './db-replicator.ts';
 import { ObjectReplicator } from './object-replicator.ts';
 import { startCluster, type Cluster } from './test-cluster.ts';
 
@@ -68,6 +71,31 @@ async function replicateAll(env: Env, max = 4): Promise<number> {
   throw new Error(`replication still moving files after ${max} rounds`);
 }
 
+/** Container and account replication passes on every running node, twice (a handoff reverts, then primaries settle). */
+async function replicateDbs(env: Env): Promise<void> {
+  for (let round = 0; round < 2; round++) {
+    for (const n of env.cluster.nodes) {
+      if (!n.running) continue;
+      for (const kind of ['container', 'account'] as const) {
+        const s = await new DbReplicator({ kind, devices: n.devicesDir, ring: env.cluster.rings[kind], node: { port: n.port }, logger }).runOnce();
+        assert.equal(s.failures, 0, `${kind} replication failures on node ${n.index}`);
+      }
+    }
+  }
+}
+
+/** The object names one container replica lists, asked of its storage node directly. */
+async function replicaListing(env: Env, container: string): Promise<{ device: string; names: string[] }[]> {
+  const { partition, nodes } = env.cluster.rings.container.getNodes(env.account, container);
+  return Promise.all(
+    nodes.map(async (n) => {
+      const res = await fetch(`http://${n.ip}:${n.port}/${n.device}/${partition}/${env.account}/${container}?format=json`, { headers: { 'x-backend-server-type': 'container' } });
+      assert.equal(res.status, 200, `container ${container} on ${n.device}`);
+      return { device: n.device, names: ((await res.json()) as { name: string }[]).map((o) => o.name) };
+    }),
+  );
+}
+
 function body(name: string): Buffer {
   return Buffer.from(`contents of ${name} `.repeat(1 + (name.length % 7)));
 }
@@ -121,6 +149,9 @@ describe('swift durability (three storage node processes)', { timeout: 120_000 }
     await down.stop('SIGTERM');
     const during = Array.from({ length: 12 }, (_, i) => `during-${i}`);
     await putAll(env, 'c1', during);
+    // A container created meanwhile: its third DB goes to a handoff.
+    assert.equal((await api(env, 'PUT', '/c2')).status, 201);
+    await putAll(env, 'c2', ['in-c2']);
     await assertReadable(env, 'c1', [...first, ...during]);
     // The node's replicas went to handoffs on the live nodes.
     for (const n of during) assert.equal(env.cluster.objectFiles(env.account, 'c1', n).length, 3, `${n} written to 2 primaries + 1 handoff`);
@@ -136,6 +167,14 @@ describe('swift durability (three storage node processes)', { timeout: 120_000 }
       for (const node of nodes) assert.ok(files.some((f) => f.includes(`/${node.device}/objects/${partition}/`)), `${n} on primary ${node.device}`);
     }
     await assertReadable(env, 'c1', [...first, ...during]);
+
+    // Container DBs: the returning replica of c1 missed rows, c2's primary on it had no DB at all.
+    await replicateDbs(env);
+    for (const r of await replicaListing(env, 'c1')) assert.deepEqual(r.names.sort(), [...first, ...during].sort(), `c1 on ${r.device}`);
+    for (const r of await replicaListing(env, 'c2')) assert.deepEqual(r.names, ['in-c2'], `c2 on ${r.device}`);
+    const h = hashPath(env.cluster.hash, env.account, 'c2');
+    const dbs = env.cluster.nodes.flatMap((n) => n.devices.filter((d) => existsSync(join(n.devicesDir, d, 'containers')) && readdirSync(join(n.devicesDir, d, 'containers')).some((p) => existsSync(join(n.devicesDir, d, 'containers', p, h.slice(-3), h)))));
+    assert.deepEqual(dbs.sort(), env.cluster.rings.container.getNodes(env.account, 'c2').nodes.map((n) => n.device).sort(), 'c2 DBs only on its primaries');
   });
 
   test('a corrupt object file: the auditor quarantines it, replication puts a good copy back', async () => {
