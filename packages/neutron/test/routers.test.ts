@@ -197,6 +197,19 @@ describe('neutron routers', () => {
     assert.equal((await p.member.put(`/v2.0/routers/${r.id}/remove_router_interface`, { subnet_id: t.subnet.id })).status, 200);
   });
 
+  it('adds interfaces to one router concurrently, each once, and moves its revision', async () => {
+    const r = await createRouter(p.member);
+    const nets = await Promise.all(['10.7.1.0/24', '10.7.2.0/24', '10.7.3.0/24'].map((c) => tenantNetwork(p.member, c)));
+    const results = await Promise.all(nets.map((t) => p.member.put(`/v2.0/routers/${r.id}/add_router_interface`, { subnet_id: t.subnet.id })));
+    assert.deepEqual(results.map((x) => x.status), [200, 200, 200], results.map((x) => x.text).join('\n'));
+    const ports = (await p.member.get(`/v2.0/ports?device_id=${r.id}`)).body.ports;
+    assert.deepEqual(ports.map((x: any) => x.fixed_ips[0].ip_address).sort(), ['10.7.1.1', '10.7.2.1', '10.7.3.1']);
+    assert.equal((await p.member.get(`/v2.0/routers/${r.id}`)).body.router.revision_number, r.revision_number + 3);
+    for (const t of nets) assert.equal((await p.member.put(`/v2.0/routers/${r.id}/remove_router_interface`, { subnet_id: t.subnet.id })).status, 200);
+    assert.equal((await p.member.delete(`/v2.0/routers/${r.id}`, { 'If-Match': 'revision_number=1' })).status, 412);
+    assert.equal((await p.member.delete(`/v2.0/routers/${r.id}`)).status, 204);
+  });
+
   it('keeps projects apart and lets readers only read', async () => {
     const r = await createRouter(p.member, { name: 'private' });
     for (const res of [

@@ -308,6 +308,7 @@ function registerRouterRoutes(app: FastifyInstance, deps: ApiDeps, svc: RouterSe
       const { routes } = checkAttrs(inner as Record<string, unknown>, { routes: ROUTES }) as { routes: Route[] };
       const updated = action === 'add_extraroutes' ? await svc.addRoutes(r, routes) : await svc.removeRoutes(r, routes);
       const view = await one(caller, updated);
+      // Upstream's API layer sends nothing for this member action (its L3 RPC tells the agents); here the agents' resync listens for router.update.end.
       deps.notifier.end('router', 'update', view, req.ctx);
       return { router: view };
     });

@@ -22,6 +22,7 @@ import {
   portNotFound,
   routerBadRequest,
   routerInUse,
+  routerNotFound,
   routesExhausted,
   subnetNotFound,
 } from './l3-errors.ts';
@@ -230,6 +231,21 @@ export class RouterService {
     return { ...router, ...set };
   }
 
+  /**
+   * Moves the revision of a router whose ports changed. Not a compare-and-set
+   * on the revision read before the transaction: concurrent interface changes
+   * on one router all succeed (the row lock orders them), while a delete
+   * racing with them loses its compare-and-set and is refused.
+   */
+  private async touch(trx: Kysely<NeutronDB>, routerId: string): Promise<void> {
+    const r = await trx
+      .updateTable('routers')
+      .set((eb) => ({ revision_number: eb('revision_number', '+', 1), updated_at: this.deps.clock.now() }))
+      .where('id', '=', routerId)
+      .executeTakeFirst();
+    if (Number(r.numUpdatedRows) !== 1) throw routerNotFound(routerId);
+  }
+
   /** Deletes a router: refused while interfaces remain (RouterInUse); the gateway port, routes and tags go with it. */
   async delete(router: RouterRow): Promise<void> {
     const events: PortEvent[] = [];
@@ -429,7 +445,7 @@ export class RouterService {
           await this.deps.ports.replaceFixedIps(trx, v6, [...have.map((h) => ({ subnetId: h.subnet_id, ipAddress: h.ip_address })), { subnetId: subnet.id, ipAddress: subnet.gateway_ip }]);
           await trx.updateTable('ports').set({ revision_number: v6.revision_number + 1, updated_at: this.deps.clock.now() }).where('id', '=', v6.id).execute();
           events.push({ event: 'update', port: v6 });
-          await this.bump(trx, router, {});
+          await this.touch(trx, router.id);
           return this.info(router, v6.id, net.id, [...have.map((h) => h.subnet_id), subnet.id], subnet.id);
         }
       }
@@ -443,7 +459,7 @@ export class RouterService {
       });
       await trx.insertInto('router_ports').values({ router_id: router.id, port_id: port.id, port_type: OWNER_INTERFACE }).execute();
       events.push({ event: 'create', port });
-      await this.bump(trx, router, {});
+      await this.touch(trx, router.id);
       return this.info(router, port.id, net.id, [subnet.id], subnet.id);
     });
     this.portEvents(events);
@@ -486,7 +502,7 @@ export class RouterService {
       await trx.deleteFrom('port_security_group_bindings').where('port_id', '=', port.id).execute();
       await trx.insertInto('router_ports').values({ router_id: router.id, port_id: port.id, port_type: OWNER_INTERFACE }).execute();
       events.push({ event: 'update', port: { ...port, device_id: router.id, device_owner: OWNER_INTERFACE } });
-      await this.bump(trx, router, {});
+      await this.touch(trx, router.id);
       const ids = allocs.map((a) => a.subnet_id);
       return this.info(router, port.id, port.network_id, ids, ids[0]);
     });
@@ -511,7 +527,7 @@ export class RouterService {
         for (const s of subnetIds) await this.confirmNotInUse(trx, router.id, s);
         await trx.deleteFrom('router_ports').where('port_id', '=', port.id).execute();
         await this.removePort(trx, port, events);
-        await this.bump(trx, router, {});
+        await this.touch(trx, router.id);
         return this.info(router, port.id, port.network_id, subnetIds, subnetIds[0]);
       }
       const subnetId = by.subnetId!;
@@ -533,7 +549,7 @@ export class RouterService {
         await trx.deleteFrom('router_ports').where('port_id', '=', port.id).execute();
         await this.removePort(trx, port, events);
       }
-      await this.bump(trx, router, {});
+      await this.touch(trx, router.id);
       return this.info(router, port.id, port.network_id, [subnetId], subnetId);
     });
     this.portEvents(events);
