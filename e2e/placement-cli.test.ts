@@ -56,11 +56,13 @@ describe('openstack CLI (osc-placement) against Placement', () => {
     assert.ok(!tooBig.some((r: Record<string, string>) => r['resource provider'] === rp.uuid));
     const usages = await os('1.39', 'resource', 'provider', 'usage', 'show', rp.uuid);
     assert.deepEqual(Object.fromEntries(usages.map((u: { resource_class: string; usage: number }) => [u.resource_class, u.usage])), { VCPU: 2, MEMORY_MB: 512 });
+    const projectUsage = await os('1.9', 'resource', 'usage', 'show', project);
+    assert.deepEqual(Object.fromEntries(projectUsage.map((u: { resource_class: string; usage: number }) => [u.resource_class, u.usage])), { VCPU: 2, MEMORY_MB: 512 });
     await osRaw('1.39', 'resource', 'provider', 'allocation', 'delete', consumer);
     await osRaw('1.0', 'resource', 'provider', 'delete', rp.uuid);
   });
 
-  it('lists resource classes and traits, and creates custom ones', async () => {
+  it('lists resource classes and traits, creates custom ones, sets provider traits and aggregates', async () => {
     const classes = await os('1.2', 'resource', 'class', 'list');
     assert.ok(classes.some((r: { name: string }) => r.name === 'VCPU'));
     await osRaw('1.7', 'resource', 'class', 'set', 'CUSTOM_E2E');
@@ -70,5 +72,15 @@ describe('openstack CLI (osc-placement) against Placement', () => {
     await osRaw('1.6', 'trait', 'create', 'CUSTOM_E2E_TRAIT');
     const custom = await os('1.6', 'trait', 'list', '--name', 'startswith:CUSTOM_');
     assert.deepEqual(custom.map((t: { name: string }) => t.name), ['CUSTOM_E2E_TRAIT']);
+    const rp = await os('1.20', 'resource', 'provider', 'create', 'e2e-host-3');
+    const set = await os('1.6', 'resource', 'provider', 'trait', 'set', rp.uuid, '--trait', 'CUSTOM_E2E_TRAIT', '--trait', 'HW_CPU_X86_AVX2');
+    assert.deepEqual(set.map((t: { name: string }) => t.name).sort(), ['CUSTOM_E2E_TRAIT', 'HW_CPU_X86_AVX2']);
+    assert.equal((await os('1.6', 'resource', 'provider', 'trait', 'list', rp.uuid)).length, 2);
+    const agg = randomUUID();
+    const generation = (await os('1.20', 'resource', 'provider', 'show', rp.uuid)).generation;
+    const aggs = await os('1.19', 'resource', 'provider', 'aggregate', 'set', rp.uuid, '--aggregate', agg, '--generation', String(generation));
+    assert.deepEqual(aggs.map((a: { uuid: string }) => a.uuid), [agg]);
+    const members = await os('1.3', 'resource', 'provider', 'list', '--aggregate-uuid', agg);
+    assert.deepEqual(members.map((r: { uuid: string }) => r.uuid), [rp.uuid]);
   });
 });
