@@ -57,7 +57,7 @@ export async function createNeutronApp(deps: NeutronDeps, http: Pick<HttpServerO
     logger: deps.logger,
     notifier: new Notifier(deps.notifications, config.host, deps.logger),
     hooks: defaultHooks(),
-    quotas: new QuotaRegistry(config.quotas, config.defaultQuota),
+    quotas: new QuotaRegistry(config.quotas, config.defaultQuota, deps.database.dialect),
     tags: new TagRegistry(),
   };
   const app = createHttpServer({ service: 'neutron', faultFormat: 'neutron', logger: deps.logger, tokens: deps.tokens, authUri: deps.authUri, ...http });

@@ -121,6 +121,13 @@ export interface QuotaRow {
   limit: number;
 }
 
+/** The row a quota check locks (migrations/030-quota-locks.ts). */
+export interface QuotaLockRow {
+  project_id: string;
+  resource: string;
+  generation: number;
+}
+
 export interface RbacPolicyRow {
   id: string;
   project_id: string;
@@ -161,6 +168,7 @@ export interface NeutronDB extends SecurityGroupTables, RouterTables {
   port_security_group_bindings: PortSecurityGroupBindingRow;
   tags: TagRow;
   quotas: QuotaRow;
+  quota_locks: QuotaLockRow;
   rbac_policies: RbacPolicyRow;
   agents: AgentRow;
 }

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { Dialect } from '@onestack/core/db/index.ts';
 import { ApiError } from '@onestack/core/errors.ts';
 import type { NeutronDB } from '../db/schema.ts';
 
@@ -14,7 +15,8 @@ export interface QuotaResource {
  * Per-project limits: defaults from configuration ([quotas] quota_<name>,
  * else default_quota), overrides in the quotas table. Other areas add their
  * resources with register(); `check` runs inside the creating transaction so
- * the count and the insert commit together.
+ * the count and the insert commit together, after locking the project's
+ * quota_locks row for the resource so concurrent creates count one by one.
  */
 export class QuotaRegistry {
   private readonly resources = new Map<string, QuotaResource>();
@@ -22,6 +24,7 @@ export class QuotaRegistry {
   constructor(
     private readonly defaults: Record<string, number>,
     private readonly defaultQuota: number,
+    private readonly dialect: Dialect = 'sqlite',
   ) {}
 
   register(resource: QuotaResource): void {
@@ -65,9 +68,29 @@ export class QuotaRegistry {
     const row = await trx.selectFrom('quotas').select('limit').where('project_id', '=', projectId).where('resource', '=', name).executeTakeFirst();
     const limit = row ? Number(row.limit) : this.defaultOf(name);
     if (limit < 0) return;
+    await this.lock(trx, projectId, name);
     const used = await resource.count(trx, projectId);
     if (used + adding > limit) {
       throw new ApiError('conflict', `Quota exceeded for resources: ['${name}'].`, { type: 'OverQuota' });
+    }
+  }
+
+  /**
+   * Takes the row lock that orders concurrent checks of one project's
+   * resource until the transaction ends. An upsert, not insert-then-select:
+   * on MySQL a duplicate key under ON DUPLICATE KEY UPDATE waits for an
+   * exclusive lock, where INSERT IGNORE's shared lock and a later FOR UPDATE
+   * would deadlock two waiters; PostgreSQL's ON CONFLICT DO UPDATE waits for
+   * the inserting transaction and then locks the row. The count that follows
+   * runs at READ COMMITTED (db/transaction.ts), so it sees what the previous
+   * holder committed.
+   */
+  private async lock(trx: Kysely<NeutronDB>, projectId: string, resource: string): Promise<void> {
+    const q = trx.insertInto('quota_locks').values({ project_id: projectId, resource, generation: 1 });
+    if (this.dialect === 'mysql') {
+      await q.onDuplicateKeyUpdate((eb) => ({ generation: eb('generation', '+', 1) })).execute();
+    } else {
+      await q.onConflict((oc) => oc.columns(['project_id', 'resource']).doUpdateSet((eb) => ({ generation: eb('quota_locks.generation', '+', 1) }))).execute();
     }
   }
 }
