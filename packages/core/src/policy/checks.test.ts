@@ -118,4 +118,42 @@ describe('checks', () => {
     assert.equal(check('role:reader and not role:member'), false);
     assert.equal(check('role:reader and not role:admin'), true);
   });
+
+  it("compares neutron's field:resource:field=value against the target, converting to the target value's type", () => {
+    assert.equal(check('field:networks:shared=True', { shared: true }), true);
+    assert.equal(check('field:networks:shared=True', { shared: false }), false);
+    assert.equal(check('field:networks:shared=true', { shared: true }), true);
+    assert.equal(check('field:networks:shared=False', { shared: false }), true);
+    // A field the target lacks (or holds null) never matches, so its negation does.
+    assert.equal(check('field:networks:shared=True', {}), false);
+    assert.equal(check('field:networks:shared=True', { shared: null }), false);
+    assert.equal(check('not field:networks:shared=True', {}), true);
+    // The field may itself contain a colon; the value is everything after the first =.
+    assert.equal(check('field:networks:router:external=True', { 'router:external': true }), true);
+    assert.equal(check('field:networks:router:external=True', { 'router:external': false }), false);
+    assert.equal(check('field:rbac_policy:target_tenant=*', { target_tenant: '*' }), true);
+    assert.equal(check('field:rbac_policy:target_tenant=*', { target_tenant: 'p2' }), false);
+    assert.equal(check('field:ports:mtu=1500', { mtu: 1500 }), true);
+    assert.equal(check('field:ports:mtu=1500', { mtu: 1450 }), false);
+    // The target is never stringified: a string 'True' is not the boolean.
+    assert.equal(check('field:networks:shared=True', { shared: 'yes' }), false);
+  });
+
+  it('matches field:…=~REGEX from the start of the value, as re.match does', () => {
+    assert.equal(check('field:port:device_owner=~^network:', { device_owner: 'network:dhcp' }), true);
+    assert.equal(check('field:port:device_owner=~network:', { device_owner: 'network:router_interface' }), true);
+    assert.equal(check('field:port:device_owner=~network:', { device_owner: 'compute:nova' }), false);
+    assert.equal(check('field:port:device_owner=~network:', { device_owner: 'xnetwork:' }), false);
+    assert.equal(check('field:port:device_owner=~^network:', { device_owner: 7 }), false);
+  });
+
+  it('combines field checks as neutron writes them', () => {
+    const rule = '(rule:admin_only) or (not field:rbac_policy:target_tenant=* and not field:rbac_policy:target_project=*)';
+    const rules: RuleTable = new Map([['admin_only', parseRule('role:admin')]]);
+    assert.equal(check(rule, { target_tenant: 'p2', target_project: 'p2' }, member, rules), true);
+    assert.equal(check(rule, { target_tenant: '*', target_project: '*' }, member, rules), false);
+    assert.equal(check(rule, { target_tenant: '*', target_project: '*' }, { roles: ['admin'] }, rules), true);
+    assert.equal(parseRule('field:networks:router:external=True').toString(), 'field:networks:router:external=True');
+  });
 });
+

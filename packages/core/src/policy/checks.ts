@@ -182,6 +182,61 @@ export class GenericCheck extends Check {
   }
 }
 
+/**
+ * Neutron's `field:RESOURCE:FIELD=VALUE` (neutron/policy.py FieldCheck): the
+ * target's FIELD compared with VALUE, or matched from its start by the
+ * regular expression after a `~`. Upstream converts VALUE with the
+ * attribute's converter; here the target value's own type does that job
+ * (`True` for a boolean, a number for a number). A missing or null field
+ * never matches, so `not field:…` is true for targets without it.
+ */
+export class FieldCheck extends Check {
+  readonly resource: string;
+  readonly field: string;
+  readonly value: string;
+  private readonly regex: RegExp | undefined;
+
+  constructor(readonly match: string) {
+    super();
+    const colon = match.indexOf(':');
+    const eq = match.indexOf('=', colon + 1);
+    if (colon <= 0 || eq <= colon + 1) throw new Error(`field check "${match}" is not of the form resource:field=value`);
+    this.resource = match.slice(0, colon);
+    this.field = match.slice(colon + 1, eq);
+    this.value = match.slice(eq + 1);
+    this.regex = this.value.startsWith('~') ? new RegExp(`^(?:${this.value.slice(1)})`) : undefined;
+  }
+
+  evaluate(target: Target): boolean {
+    if (!Object.hasOwn(target, this.field)) return false;
+    const actual = target[this.field];
+    if (actual === undefined || actual === null) return false;
+    if (this.regex) return typeof actual === 'string' && this.regex.test(actual);
+    switch (typeof actual) {
+      case 'boolean':
+        return parseBoolean(this.value) === actual;
+      case 'number':
+        return this.value.trim() !== '' && Number(this.value) === actual;
+      case 'string':
+        return actual === this.value;
+      default:
+        return false;
+    }
+  }
+
+  toString(): string {
+    return `field:${this.resource}:${this.field}=${this.value}`;
+  }
+}
+
+/** neutron-lib's convert_to_boolean for the spellings a policy file uses; undefined when it is none of them. */
+function parseBoolean(value: string): boolean | undefined {
+  const v = value.toLowerCase();
+  if (['true', '1', 't', 'yes', 'y', 'on'].includes(v)) return true;
+  if (['false', '0', 'f', 'no', 'n', 'off'].includes(v)) return false;
+  return undefined;
+}
+
 function findInCredentials(value: unknown, path: readonly string[], i: number, match: string): boolean {
   if (i === path.length) return pyStr(value) === match;
   if (typeof value !== 'object' || value === null || !Object.hasOwn(value, path[i])) return false;

@@ -99,4 +99,12 @@ describe('parseRule: legacy list syntax', () => {
     assert.throws(() => parseRule([[1 as unknown as string]]), PolicyParseError);
     assert.throws(() => parseRule([3 as unknown as string]), PolicyParseError);
   });
+
+  it('parses field checks and rejects malformed ones', () => {
+    assert.equal(parseRule('field:networks:shared=True or role:admin').toString(), '(field:networks:shared=True or role:admin)');
+    for (const bad of ['field:networks', 'field:networks:shared', 'field::shared=True', 'field:networks:=True']) {
+      assert.throws(() => parseRule(bad), PolicyParseError, bad);
+    }
+  });
 });
+

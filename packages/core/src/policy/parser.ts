@@ -9,6 +9,7 @@ import {
   AndCheck,
   type Check,
   FalseCheck,
+  FieldCheck,
   GenericCheck,
   NotCheck,
   OrCheck,
@@ -164,6 +165,13 @@ function parseCheck(text: string): Check {
   }
   if (kind === 'rule') return new RuleCheck(match);
   if (kind === 'role') return new RoleCheck(parseTemplate(match));
+  if (kind === 'field') {
+    try {
+      return new FieldCheck(match);
+    } catch (e) {
+      throw new PolicyParseError(`Policy check "${text}": ${(e as Error).message}`);
+    }
+  }
   return new GenericCheck(kind, parseTemplate(match), pythonLiteral(kind));
 }
 
