@@ -118,6 +118,16 @@ describe('neutron floating IPs', () => {
     for (const id of [f.id, second.id]) assert.equal((await p.member.delete(`/v2.0/floatingips/${id}`)).status, 204);
   });
 
+  it('lets only one of two concurrent associations to the same fixed IP win', async () => {
+    const port = await vmPort();
+    const [f1, f2] = [await createFip(), await createFip()];
+    const results = await Promise.all([f1, f2].map((f) => p.member.put(`/v2.0/floatingips/${f.id}`, { floatingip: { port_id: port.id } })));
+    assert.deepEqual(results.map((r) => r.status).sort(), [200, 409], results.map((r) => r.text).join('\n'));
+    assert.equal(results.find((r) => r.status === 409)!.body.NeutronError.type, 'FloatingIPPortAlreadyAssociated');
+    assert.equal((await p.member.get(`/v2.0/floatingips?port_id=${port.id}`)).body.floatingips.length, 1);
+    for (const f of [f1, f2]) assert.equal((await p.member.delete(`/v2.0/floatingips/${f.id}`)).status, 204);
+  });
+
   it('associates at create, and loses the association when the port is deleted', async () => {
     const port = await vmPort();
     const ip = port.fixed_ips[0].ip_address;
