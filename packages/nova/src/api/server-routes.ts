@@ -1,0 +1,409 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { badRequest, conflict, notFound } from '@onestack/core/errors.ts';
+import type { Instance, InstanceFilters, RequestedNetwork } from '../domain/instances.ts';
+import type { CreateServerInput } from '../domain/servers.ts';
+import { vmStatesForStatus } from '../domain/states.ts';
+import { allowed, callerOf, enforce, isAdmin, mv, serverFor, ISO, type ApiDeps } from './context.ts';
+import { baseOf, serverBrief, serverDetail } from './server-views.ts';
+import { bool, int, invalid, metadata, name, noExtra, obj, str, tag, UUID } from './validate.ts';
+
+const CREATE_KEYS = [
+  'name', 'imageRef', 'flavorRef', 'networks', 'key_name', 'security_groups', 'user_data', 'metadata', 'availability_zone', 'config_drive', 'adminPass',
+  'description', 'tags', 'hostname', 'min_count', 'max_count', 'return_reservation_id', 'accessIPv4', 'accessIPv6', 'OS-DCF:diskConfig', 'block_device_mapping_v2',
+  'personality', 'trusted_image_certificates', 'host', 'hypervisor_hostname',
+];
+
+function parseNetworks(req: FastifyRequest, v: unknown): CreateServerInput['networks'] {
+  if (v === undefined) {
+    if (mv(req, '2.37')) throw badRequest("Invalid input for field/attribute server. Value: None. 'networks' is a required property");
+    return undefined;
+  }
+  if (v === 'auto' || v === 'none') {
+    if (!mv(req, '2.37')) throw invalid('networks', v, `'${v}' is not of type 'array'`);
+    return v;
+  }
+  if (!Array.isArray(v)) throw invalid('networks', v, `${JSON.stringify(v)} is not of type 'array'`);
+  const out: RequestedNetwork[] = [];
+  for (const n of v) {
+    const o = obj(n, 'networks');
+    noExtra(o, ['uuid', 'port', 'fixed_ip', 'tag'], 'networks');
+    const r: RequestedNetwork = {};
+    if (o.uuid !== undefined) {
+      const u = str(o.uuid, 'uuid');
+      if (!UUID.test(u)) throw badRequest(`Bad networks format: network uuid is not in proper format (${u})`);
+      r.networkId = u;
+    }
+    if (o.port !== undefined && o.port !== null) {
+      const p = str(o.port, 'port');
+      if (!UUID.test(p)) throw invalid('port', p, `'${p}' is not a 'uuid'`);
+      r.portId = p;
+    }
+    if (o.fixed_ip !== undefined) {
+      const ip = str(o.fixed_ip, 'fixed_ip');
+      if (!/^[\d.]+$|:/.test(ip)) throw badRequest(`Invalid fixed IP address (${ip})`);
+      r.fixedIp = ip;
+    }
+    if (o.tag !== undefined) r.tag = tag(o.tag);
+    if (!r.networkId && !r.portId) throw badRequest('Bad network format: missing uuid');
+    if (r.networkId && !r.portId && out.some((x) => x.networkId === r.networkId) && false) throw badRequest('duplicate network');
+    out.push(r);
+  }
+  return out;
+}
+
+function parseCreate(req: FastifyRequest, deps: ApiDeps, body: unknown): CreateServerInput & { returnReservationId: boolean } {
+  const root = obj(body, 'body');
+  if (root.server === undefined) throw badRequest("Invalid input for field/attribute server. Value: None. 'server' is a required property");
+  const s = obj(root.server, 'server');
+  noExtra(s, CREATE_KEYS);
+  for (const k of ['name', 'flavorRef'] as const) if (s[k] === undefined) throw badRequest(`Invalid input for field/attribute server. Value: ${JSON.stringify(s)}. '${k}' is a required property`);
+  if (s.block_device_mapping_v2 !== undefined) throw badRequest('Block device mapping is not supported yet (boot from volume awaits Cinder).');
+  if (s.imageRef === undefined || s.imageRef === '') throw badRequest('Cannot create a server without an image (boot from volume awaits Cinder).');
+  const imageRef = str(s.imageRef, 'imageRef');
+  const imageId = imageRef.split('/').pop()!;
+  if (!UUID.test(imageId)) throw badRequest(`Invalid image identifier (${imageRef})`);
+  const flavorRef = typeof s.flavorRef === 'number' ? String(s.flavorRef) : str(s.flavorRef, 'flavorRef', { min: 1 });
+  const md = s.metadata === undefined ? undefined : metadata(s.metadata);
+  let userData: string | undefined;
+  if (s.user_data !== undefined && s.user_data !== null) {
+    userData = str(s.user_data, 'user_data');
+    if (userData.length > 65535) throw invalid('user_data', userData.slice(0, 20) + '…', `'${userData.slice(0, 20)}…' is too long`);
+    if (!/^[A-Za-z0-9+/\s]*={0,2}\s*$/.test(userData) || userData.replace(/\s/g, '').length % 4 !== 0) throw badRequest('User data needs to be valid base 64.');
+  }
+  const minCount = s.min_count === undefined ? 1 : int(s.min_count, 'min_count', { min: 1 });
+  const maxCount = s.max_count === undefined ? minCount : int(s.max_count, 'max_count', { min: 1 });
+  if (minCount > maxCount) throw badRequest('min_count must be <= max_count');
+  const hintsRaw = (root['os:scheduler_hints'] ?? root['OS-SCH-HNT:scheduler_hints'] ?? {}) as Record<string, unknown>;
+  const list = (v: unknown) => (v === undefined ? undefined : (Array.isArray(v) ? v : [v]).map((x) => str(x, 'scheduler_hints')));
+  const hints = { sameHost: list(hintsRaw.same_host), differentHost: list(hintsRaw.different_host), group: hintsRaw.group === undefined ? undefined : str(hintsRaw.group, 'group') };
+  if (hints.group !== undefined && !UUID.test(hints.group)) throw invalid('group', hints.group, `'${hints.group}' is not a 'uuid'`);
+  const sgs = s.security_groups === undefined ? undefined : (s.security_groups as unknown[]).map((g) => str(obj(g, 'security_groups').name, 'name', { min: 1, max: 255 }));
+  const tags = s.tags === undefined ? undefined : (Array.isArray(s.tags) ? s.tags : [s.tags]).map(tag);
+  if (tags && !mv(req, '2.52')) throw badRequest("Additional properties are not allowed ('tags' was unexpected)");
+  if (tags && tags.length > 50) throw invalid('tags', tags, 'is too long');
+  if (s.description !== undefined && !mv(req, '2.19')) throw badRequest("Additional properties are not allowed ('description' was unexpected)");
+  if (s.hostname !== undefined && !mv(req, '2.90')) throw badRequest("Additional properties are not allowed ('hostname' was unexpected)");
+  if (s.personality !== undefined) throw badRequest("Additional properties are not allowed ('personality' was unexpected)");
+  return {
+    name: name(s.name),
+    imageRef,
+    flavorRef,
+    networks: parseNetworks(req, s.networks),
+    keyName: s.key_name === undefined || s.key_name === null ? undefined : str(s.key_name, 'key_name', { min: 1, max: 255 }),
+    securityGroups: sgs,
+    userData,
+    metadata: md,
+    availabilityZone: s.availability_zone === undefined || s.availability_zone === null ? undefined : str(s.availability_zone, 'availability_zone', { min: 1, max: 255 }),
+    configDrive: s.config_drive === undefined ? undefined : bool(s.config_drive, 'config_drive'),
+    adminPass: s.adminPass === undefined ? undefined : str(s.adminPass, 'adminPass'),
+    description: s.description === undefined ? undefined : s.description === null ? null : str(s.description, 'description', { max: 255 }),
+    tags,
+    hostname: s.hostname === undefined ? undefined : str(s.hostname, 'hostname', { min: 1, max: 63 }),
+    minCount,
+    maxCount,
+    hints,
+    accessIpV4: s.accessIPv4 === undefined ? undefined : str(s.accessIPv4, 'accessIPv4'),
+    accessIpV6: s.accessIPv6 === undefined ? undefined : str(s.accessIPv6, 'accessIPv6'),
+    returnReservationId: s.return_reservation_id === undefined ? false : bool(s.return_reservation_id, 'return_reservation_id'),
+  };
+}
+
+async function detailOf(deps: ApiDeps, req: FastifyRequest, list: Instance[]) {
+  const uuids = list.map((i) => i.uuid);
+  const [md, tags, faults] = await Promise.all([deps.instances.metadataOf(uuids), deps.instances.tagsOf(uuids), deps.instances.latestFaults(uuids)]);
+  const hostsUp = new Map((await deps.services.computes()).map((s) => [s.host, s.up]));
+  return list.map((i) => serverDetail(deps, req, i, { metadata: md.get(i.uuid) ?? {}, tags: [...(tags.get(i.uuid) ?? [])].sort(), fault: faults.get(i.uuid), hostUp: i.host ? hostsUp.get(i.host) : undefined }));
+}
+
+export async function showServer(deps: ApiDeps, req: FastifyRequest, i: Instance) {
+  return (await detailOf(deps, req, [i]))[0];
+}
+
+const time = (v: unknown, field: string): number => {
+  const t = Date.parse(String(v));
+  if (Number.isNaN(t)) throw invalid(field, v, `'${String(v)}' is not a 'date-time'`);
+  return t;
+};
+
+async function listServers(deps: ApiDeps, req: FastifyRequest, detail: boolean) {
+  const q = req.query as Record<string, string | string[]>;
+  const one = (k: string) => (Array.isArray(q[k]) ? (q[k] as string[]).at(-1) : (q[k] as string | undefined));
+  const admin = isAdmin(deps, req);
+  const auth = req.ctx.auth!;
+  enforce(deps, req, detail ? 'os_compute_api:servers:detail' : 'os_compute_api:servers:index');
+  const f: InstanceFilters = { deleted: false };
+  const allTenants = one('all_tenants') !== undefined && one('all_tenants') !== 'false' && one('all_tenants') !== '0';
+  if (allTenants) enforce(deps, req, detail ? 'os_compute_api:servers:detail:get_all_tenants' : 'os_compute_api:servers:index:get_all_tenants');
+  if (!allTenants) f.projectId = auth.projectId;
+  if (one('project_id') || one('tenant_id')) {
+    if (admin && allTenants) f.projectId = one('project_id') ?? one('tenant_id');
+  }
+  if (one('name')) f.name = one('name');
+  if (one('status')) {
+    const st = vmStatesForStatus(one('status')!);
+    if (!st) {
+      if (mv(req, '2.38')) throw badRequest(`Invalid status value`);
+      return { servers: [] };
+    }
+    f.vmStates = st.vm;
+    if (one('status')!.toUpperCase() === 'ACTIVE') f.taskStates = [null, 'image_snapshot', 'image_pending_upload', 'image_uploading', 'deleting', 'powering-off', 'powering-on', 'pausing', 'unpausing', 'suspending', 'resuming', 'block_device_mapping', 'networking', 'spawning', 'scheduling'];
+  }
+  if (one('image')) f.image = one('image')!.split('/').pop();
+  if (one('flavor')) f.flavor = one('flavor')!.split('/').pop();
+  if (one('reservation_id')) f.reservationId = one('reservation_id');
+  if (one('ip')) f.ip = one('ip');
+  if (one('ip6')) f.ip6 = one('ip6');
+  if (one('changes-since')) f.changesSince = time(one('changes-since'), 'changes-since');
+  if (one('changes-before')) f.changesBefore = time(one('changes-before'), 'changes-before');
+  if (f.changesSince !== undefined && f.changesBefore !== undefined && f.changesBefore < f.changesSince) throw badRequest(`The value of changes-since must be less than or equal to changes-before.`);
+  if (one('tags')) f.tags = one('tags')!.split(',');
+  if (one('tags-any')) f.tagsAny = one('tags-any')!.split(',');
+  if (one('not-tags')) f.notTags = one('not-tags')!.split(',');
+  if (one('not-tags-any')) f.notTagsAny = one('not-tags-any')!.split(',');
+  if (one('availability_zone') && admin) f.availabilityZone = one('availability_zone');
+  if (one('key_name') && admin) f.keyName = one('key_name');
+  if (one('locked') !== undefined && mv(req, '2.73')) f.lockedOnly = bool(one('locked'), 'locked');
+  if (admin && (one('host') || one('node'))) f.host = one('host');
+  if (admin && one('uuid')) f.uuid = one('uuid');
+  const delFilter = one('deleted');
+  if (delFilter !== undefined && admin) {
+    f.deleted = bool(delFilter, 'deleted');
+  }
+  if (f.changesSince !== undefined && delFilter === undefined) delete f.deleted;
+  const sortKeys = ([] as string[]).concat(q.sort_key ?? []);
+  const sortDirs = ([] as string[]).concat(q.sort_dir ?? []).map((d) => {
+    if (d !== 'asc' && d !== 'desc') throw badRequest(`Invalid sort_dir ${d}`);
+    return d as 'asc' | 'desc';
+  });
+  const limit = one('limit') === undefined ? undefined : Math.min(int(one('limit'), 'limit', { min: 0 }), deps.config.maxLimit);
+  let servers: Instance[];
+  try {
+    servers = await deps.instances.list(f, { sortKeys: sortKeys.length ? sortKeys : ['created_at'], sortDirs: sortDirs.length ? sortDirs : ['desc'], limit: limit ?? deps.config.maxLimit, marker: one('marker') });
+  } catch (e) {
+    const m = (e as { markerNotFound?: string }).markerNotFound;
+    if (m) throw badRequest(`marker [${m}] not found`);
+    throw e;
+  }
+  const body: Record<string, unknown> = { servers: detail ? await detailOf(deps, req, servers) : servers.map((i) => serverBrief(req, i)) };
+  const effLimit = limit ?? deps.config.maxLimit;
+  if (servers.length === effLimit && servers.length > 0) {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(q)) if (k !== 'marker') for (const x of ([] as string[]).concat(v)) params.append(k, x);
+    params.set('marker', servers[servers.length - 1].uuid);
+    body.servers_links = [{ rel: 'next', href: `${baseOf(req)}/v2.1/servers${detail ? '/detail' : ''}?${params}` }];
+  }
+  return body;
+}
+
+export function registerServerRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  for (const prefix of ['/v2.1']) {
+    app.post(`${prefix}/servers`, async (req, reply) => {
+      enforce(deps, req, 'os_compute_api:servers:create');
+      const input = parseCreate(req, deps, req.body);
+      if (input.networks && input.networks !== 'auto' && input.networks !== 'none') enforce(deps, req, 'os_compute_api:servers:create:attach_network');
+      const caller = callerOf(deps, req);
+      const r = await deps.compute.create(caller, input);
+      reply.code(202);
+      if (input.returnReservationId) return { reservation_id: r.reservationId };
+      const first = r.instances[0];
+      return {
+        server: {
+          id: first.uuid,
+          links: serverBrief(req, first).links,
+          'OS-DCF:diskConfig': 'MANUAL',
+          security_groups: first.requestSpec.securityGroups.map((n) => ({ name: n })),
+          adminPass: r.adminPass,
+        },
+      };
+    });
+    app.get(`${prefix}/servers`, async (req) => listServers(deps, req, false));
+    app.get(`${prefix}/servers/detail`, async (req) => listServers(deps, req, true));
+    app.get(`${prefix}/servers/:server_id`, async (req) => {
+      const id = (req.params as { server_id: string }).server_id;
+      // Admins see deleted servers by id, as upstream's read_deleted for show.
+      let inst = await deps.instances.find(id, { includeDeleted: isAdmin(deps, req) });
+      if (!inst || (inst.projectId !== req.ctx.auth?.projectId && !isAdmin(deps, req))) throw notFound(`Instance ${id} could not be found.`);
+      enforce(deps, req, 'os_compute_api:servers:show', { project_id: inst.projectId });
+      return { server: await showServer(deps, req, inst) };
+    });
+    app.put(`${prefix}/servers/:server_id`, async (req) => {
+      const inst = await serverFor(deps, req, 'os_compute_api:servers:update');
+      const body = obj(req.body, 'body');
+      const s = obj(body.server, 'server');
+      noExtra(s, ['name', 'description', 'accessIPv4', 'accessIPv6', 'OS-DCF:diskConfig', 'hostname']);
+      const set: Record<string, unknown> = {};
+      if (s.name !== undefined) set.display_name = name(s.name);
+      if (s.description !== undefined) {
+        if (!mv(req, '2.19')) throw badRequest("Additional properties are not allowed ('description' was unexpected)");
+        set.display_description = s.description === null ? null : str(s.description, 'description', { max: 255 });
+      }
+      if (s.accessIPv4 !== undefined) set.access_ip_v4 = s.accessIPv4 || null;
+      if (s.accessIPv6 !== undefined) set.access_ip_v6 = s.accessIPv6 || null;
+      if (s.hostname !== undefined) {
+        if (!mv(req, '2.90')) throw badRequest("Additional properties are not allowed ('hostname' was unexpected)");
+        set.hostname = str(s.hostname, 'hostname', { min: 1, max: 63 });
+      }
+      await deps.instances.update(inst.uuid, set);
+      return { server: await showServer(deps, req, await deps.instances.get(inst.uuid)) };
+    });
+    app.delete(`${prefix}/servers/:server_id`, async (req, reply) => {
+      const inst = await serverFor(deps, req, 'os_compute_api:servers:delete');
+      await deps.compute.delete(callerOf(deps, req), inst);
+      reply.code(204);
+      return '';
+    });
+
+    // server metadata
+    const md = `${prefix}/servers/:server_id/metadata`;
+    app.get(md, async (req) => {
+      const inst = await serverFor(deps, req, 'os_compute_api:server-metadata:index');
+      return { metadata: await deps.instances.metadata(inst.uuid) };
+    });
+    const writeMd = async (req: FastifyRequest, replace: boolean, rule: string) => {
+      const inst = await serverFor(deps, req, rule);
+      deps.compute.checkLock(inst, callerOf(deps, req));
+      const body = obj(req.body, 'body');
+      const m = metadata(body.metadata);
+      const current = replace ? {} : await deps.instances.metadata(inst.uuid);
+      const limit = (await deps.quotas.limits(inst.projectId)).metadata_items;
+      const total = Object.keys({ ...current, ...m }).length;
+      if (limit >= 0 && total > limit) throw Object.assign(new (await import('@onestack/core/errors.ts')).ApiError('forbidden', `Quota exceeded for metadata_items: Requested ${Object.keys(m).length}, but already used ${Object.keys(current).length} of ${limit} metadata_items`));
+      if (inst.vmState === 'building' && false) throw conflict('building');
+      await deps.instances.setMetadata(inst.uuid, m, replace);
+      return { metadata: await deps.instances.metadata(inst.uuid) };
+    };
+    app.post(md, async (req) => writeMd(req, false, 'os_compute_api:server-metadata:create'));
+    app.put(md, async (req) => writeMd(req, true, 'os_compute_api:server-metadata:update_all'));
+    app.get(`${md}/:key`, async (req) => {
+      const inst = await serverFor(deps, req, 'os_compute_api:server-metadata:show');
+      const key = (req.params as { key: string }).key;
+      const all = await deps.instances.metadata(inst.uuid);
+      if (!(key in all)) throw notFound('Metadata item was not found');
+      return { meta: { [key]: all[key] } };
+    });
+    app.put(`${md}/:key`, async (req) => {
+      const inst = await serverFor(deps, req, 'os_compute_api:server-metadata:update');
+      deps.compute.checkLock(inst, callerOf(deps, req));
+      const key = (req.params as { key: string }).key;
+      const body = obj(req.body, 'body');
+      const meta = metadata(body.meta, 'meta');
+      if (Object.keys(meta).length !== 1) throw badRequest('Request body contains too many items');
+      if (!(key in meta)) throw badRequest('Request body and URI mismatch');
+      await deps.instances.setMetadata(inst.uuid, meta, false);
+      return { meta };
+    });
+    app.delete(`${md}/:key`, async (req, reply) => {
+      const inst = await serverFor(deps, req, 'os_compute_api:server-metadata:delete');
+      deps.compute.checkLock(inst, callerOf(deps, req));
+      if (!(await deps.instances.deleteMetadataKey(inst.uuid, (req.params as { key: string }).key))) throw notFound('Metadata item was not found');
+      reply.code(204);
+      return '';
+    });
+
+    // server tags (2.26)
+    const tags = `${prefix}/servers/:server_id/tags`;
+    const needTags = (req: FastifyRequest) => {
+      if (!mv(req, '2.26')) throw notFound('The resource could not be found.');
+    };
+    app.get(tags, async (req) => {
+      needTags(req);
+      const inst = await serverFor(deps, req, 'os_compute_api:os-server-tags:index');
+      return { tags: await deps.instances.tags(inst.uuid) };
+    });
+    app.put(tags, async (req) => {
+      needTags(req);
+      const inst = await serverFor(deps, req, 'os_compute_api:os-server-tags:update_all');
+      const body = obj(req.body, 'body');
+      if (!Array.isArray(body.tags)) throw invalid('tags', body.tags, "is not of type 'array'");
+      const t = body.tags.map(tag);
+      if (t.length > 50) throw badRequest('The number of tags exceeded the per-server limit 50');
+      await deps.instances.setTags(inst.uuid, t);
+      return { tags: await deps.instances.tags(inst.uuid) };
+    });
+    app.delete(tags, async (req, reply) => {
+      needTags(req);
+      const inst = await serverFor(deps, req, 'os_compute_api:os-server-tags:delete_all');
+      await deps.instances.setTags(inst.uuid, []);
+      reply.code(204);
+      return '';
+    });
+    app.get(`${tags}/:tag`, async (req, reply) => {
+      needTags(req);
+      const inst = await serverFor(deps, req, 'os_compute_api:os-server-tags:show');
+      const t = (req.params as { tag: string }).tag;
+      if (!(await deps.instances.tags(inst.uuid)).includes(t)) throw notFound(`Tag ${t} could not be found.`);
+      reply.code(204);
+      return '';
+    });
+    app.put(`${tags}/:tag`, async (req, reply) => {
+      needTags(req);
+      const inst = await serverFor(deps, req, 'os_compute_api:os-server-tags:update');
+      const t = tag((req.params as { tag: string }).tag);
+      const current = await deps.instances.tags(inst.uuid);
+      if (!current.includes(t) && current.length >= 50) throw badRequest('The number of tags exceeded the per-server limit 50');
+      const added = await deps.instances.addTag(inst.uuid, t);
+      reply.code(added ? 201 : 204);
+      reply.header('location', `${baseOf(req)}/v2.1/servers/${inst.uuid}/tags/${t}`);
+      return '';
+    });
+    app.delete(`${tags}/:tag`, async (req, reply) => {
+      needTags(req);
+      const inst = await serverFor(deps, req, 'os_compute_api:os-server-tags:delete');
+      const t = (req.params as { tag: string }).tag;
+      if (!(await deps.instances.deleteTag(inst.uuid, t))) throw notFound(`Tag ${t} could not be found.`);
+      reply.code(204);
+      return '';
+    });
+
+    // instance actions
+    app.get(`${prefix}/servers/:server_id/os-instance-actions`, async (req) => {
+      const id = (req.params as { server_id: string }).server_id;
+      const inst = await deps.instances.find(id, { includeDeleted: true });
+      if (!inst || (inst.projectId !== req.ctx.auth?.projectId && !isAdmin(deps, req))) throw notFound(`Instance ${id} could not be found.`);
+      enforce(deps, req, 'os_compute_api:os-instance-actions:list', { project_id: inst.projectId });
+      const rows = await deps.actions.list(inst.uuid);
+      return {
+        instanceActions: rows.map((a) => ({
+          action: a.action,
+          instance_uuid: a.instance_uuid,
+          message: a.message,
+          project_id: a.project_id,
+          request_id: a.request_id,
+          start_time: ISO(Number(a.start_time))?.replace('Z', '.000000'),
+          user_id: a.user_id,
+          ...(mv(req, '2.58') ? { updated_at: ISO(Number(a.updated_at)) } : {}),
+        })),
+      };
+    });
+    app.get(`${prefix}/servers/:server_id/os-instance-actions/:request_id`, async (req) => {
+      const { server_id: id, request_id: rid } = req.params as { server_id: string; request_id: string };
+      const inst = await deps.instances.find(id, { includeDeleted: true });
+      if (!inst || (inst.projectId !== req.ctx.auth?.projectId && !isAdmin(deps, req))) throw notFound(`Instance ${id} could not be found.`);
+      enforce(deps, req, 'os_compute_api:os-instance-actions:show', { project_id: inst.projectId });
+      const r = await deps.actions.get(inst.uuid, rid);
+      if (!r) throw notFound(`Action ${rid} not found`);
+      const a = r.action;
+      const body: Record<string, unknown> = {
+        action: a.action,
+        instance_uuid: a.instance_uuid,
+        message: a.message,
+        project_id: a.project_id,
+        request_id: a.request_id,
+        start_time: ISO(Number(a.start_time))?.replace('Z', '.000000'),
+        user_id: a.user_id,
+      };
+      const admin = allowed(deps, req, 'os_compute_api:os-instance-actions:events', { project_id: inst.projectId });
+      if (admin || mv(req, '2.51')) {
+        body.events = r.events.map((e) => ({
+          event: e.event,
+          start_time: ISO(Number(e.start_time))?.replace('Z', '.000000'),
+          finish_time: e.finish_time === null ? null : ISO(Number(e.finish_time))?.replace('Z', '.000000'),
+          result: e.result,
+          ...(admin ? { traceback: e.traceback } : {}),
+          ...(admin && mv(req, '2.62') ? { host: e.host } : {}),
+        }));
+      }
+      return { instanceAction: body };
+    });
+  }
+}

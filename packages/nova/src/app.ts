@@ -1,0 +1,161 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { TokenValidator } from '@onestack/core/auth/token-validator.ts';
+import type { Bus } from '@onestack/core/bus/bus.ts';
+import type { Clock } from '@onestack/core/clock.ts';
+import type { Database } from '@onestack/core/db/index.ts';
+import { createHttpServer, type HttpServerOptions } from '@onestack/core/http/index.ts';
+import type { IdSource } from '@onestack/core/ids.ts';
+import { Enforcer } from '@onestack/core/policy/index.ts';
+import { PlacementClient } from './placement/client.ts';
+import { registerActionRoutes } from './api/action-routes.ts';
+import type { ApiDeps } from './api/context.ts';
+import { registerFlavorRoutes, registerKeypairRoutes } from './api/flavor-keypair-routes.ts';
+import { registerQuotaRoutes, registerServiceRoutes, registerVersionRoutes } from './api/misc-routes.ts';
+import { registerServerRoutes } from './api/server-routes.ts';
+import { MAX_MICROVERSION, MIN_MICROVERSION, type NovaConfig } from './conf.ts';
+import { Conductor } from './conductor/conductor.ts';
+import type { NovaDB } from './db/schema.ts';
+import { InstanceActions } from './domain/actions.ts';
+import { Flavors } from './domain/flavors.ts';
+import { InstanceRepo } from './domain/instances.ts';
+import { KeyPairs } from './domain/keypairs.ts';
+import { InstanceNotifier } from './domain/notifier.ts';
+import { Quotas } from './domain/quotas.ts';
+import { ComputeApi } from './domain/servers.ts';
+import { Endpoints, GlanceClient, NeutronClient, type TokenSource } from './domain/service-clients.ts';
+import { Services } from './domain/services.ts';
+import { novaPolicies } from './policies/index.ts';
+import { Scheduler } from './scheduler/scheduler.ts';
+
+export interface NovaDeps {
+  database: Database<NovaDB>;
+  config: NovaConfig;
+  clock: Clock;
+  ids: IdSource;
+  logger: Logger;
+  bus: Bus;
+  tokens?: TokenValidator;
+  authUri?: string;
+  /** The nova service user's Keystone session: Glance, Neutron and Placement are called with its token. */
+  session: TokenSource;
+}
+
+/** What the API, conductor, scheduler and compute managers of one process share. */
+export interface NovaCore {
+  instances: InstanceRepo;
+  actions: InstanceActions;
+  flavors: Flavors;
+  keypairs: KeyPairs;
+  quotas: Quotas;
+  services: Services;
+  placement: PlacementClient;
+  glance: GlanceClient;
+  neutron: NeutronClient;
+  notifier: InstanceNotifier;
+  endpoints: Endpoints;
+}
+
+export function createNovaCore(deps: NovaDeps): NovaCore {
+  const { database, clock, ids, config } = deps;
+  const endpoints = new Endpoints(deps.session, { image: config.glanceUrl, network: config.neutronUrl, placement: config.placementUrl });
+  const quotas = new Quotas(database, config.quotas);
+  const lazyPlacement = new PlacementClient('http://placement.invalid', deps.session);
+  // The placement URL may come from the catalog: resolved on first use.
+  const placement = new Proxy(lazyPlacement, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver);
+      if (typeof v !== 'function') return v;
+      return async (...args: unknown[]) => {
+        (target as unknown as { baseUrl: string }).baseUrl = await endpoints.url('placement');
+        return (v as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return {
+    instances: new InstanceRepo(database, clock, ids),
+    actions: new InstanceActions(database, clock, ids),
+    flavors: new Flavors(database, clock, ids),
+    keypairs: new KeyPairs(database, clock, ids, async () => config.quotas.key_pairs),
+    quotas,
+    services: new Services(database, clock, ids, config.serviceDownMs),
+    placement,
+    glance: new GlanceClient(endpoints),
+    neutron: new NeutronClient(endpoints),
+    notifier: new InstanceNotifier(deps.bus, config.host, deps.logger),
+    endpoints,
+  };
+}
+
+export interface NovaApp {
+  app: FastifyInstance;
+  core: NovaCore;
+  conductor: Conductor;
+  close(): Promise<void>;
+}
+
+/** The Compute API with the conductor and scheduler of this process (nova-api + nova-conductor + nova-scheduler). */
+export async function createNovaApp(deps: NovaDeps, http: Pick<HttpServerOptions, 'ops' | 'tls'> = {}): Promise<NovaApp> {
+  const core = createNovaCore(deps);
+  const enforcer = new Enforcer({
+    defaults: novaPolicies,
+    overrideFile: deps.config.policyFile,
+    enforceScope: deps.config.enforceScope,
+    enforceNewDefaults: true,
+    clock: deps.clock,
+    logger: { warn: (msg) => deps.logger.warn(msg) },
+  });
+  const compute = new ComputeApi({ ...core, bus: deps.bus, config: deps.config, clock: deps.clock, ids: deps.ids, logger: deps.logger, session: deps.session });
+  const scheduler = new Scheduler({
+    placement: core.placement,
+    services: core.services,
+    instances: core.instances,
+    defaultAz: deps.config.defaultAz,
+    logger: deps.logger,
+    groupHosts: async (group) => {
+      const rows = await core.instances.db
+        .selectFrom('server_group_members')
+        .innerJoin('instances', 'instances.uuid', 'server_group_members.instance_uuid')
+        .select('instances.host')
+        .where('server_group_members.group_uuid', '=', group)
+        .where('instances.deleted', '=', 0)
+        .execute();
+      return new Set(rows.map((r) => r.host).filter((h): h is string => !!h));
+    },
+  });
+  const conductor = new Conductor({ bus: deps.bus, scheduler, instances: core.instances, actions: core.actions, placement: core.placement, notifier: core.notifier, logger: deps.logger });
+  await conductor.start();
+  await core.services.register(deps.config.host, 'nova-conductor', 'conductor');
+  await core.services.register(deps.config.host, 'nova-scheduler', 'scheduler');
+  const beat = setInterval(() => {
+    void core.services.heartbeat(deps.config.host, 'nova-conductor').catch(() => undefined);
+    void core.services.heartbeat(deps.config.host, 'nova-scheduler').catch(() => undefined);
+  }, deps.config.reportIntervalMs);
+  const app = createHttpServer({
+    service: 'nova',
+    faultFormat: 'compute',
+    logger: deps.logger,
+    tokens: deps.tokens,
+    authUri: deps.authUri,
+    microversions: { serviceType: 'compute', min: MIN_MICROVERSION, max: MAX_MICROVERSION, legacyHeader: 'X-OpenStack-Nova-API-Version' },
+    ...http,
+  });
+  const apiDeps: ApiDeps = { config: deps.config, enforcer, flavors: core.flavors, keypairs: core.keypairs, instances: core.instances, actions: core.actions, quotas: core.quotas, services: core.services, compute };
+  registerVersionRoutes(app);
+  registerServerRoutes(app, apiDeps);
+  registerActionRoutes(app, apiDeps);
+  registerFlavorRoutes(app, apiDeps);
+  registerKeypairRoutes(app, apiDeps);
+  registerQuotaRoutes(app, apiDeps);
+  registerServiceRoutes(app, apiDeps);
+  return {
+    app,
+    core,
+    conductor,
+    close: async () => {
+      clearInterval(beat);
+      await conductor.stop();
+      await app.close();
+    },
+  };
+}

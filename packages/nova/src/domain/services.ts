@@ -1,0 +1,130 @@
+import type { Clock } from '@onestack/core/clock.ts';
+import { boolFromDb, isUniqueViolation, jsonFromDb, jsonToDb, type Database } from '@onestack/core/db/index.ts';
+import type { IdSource } from '@onestack/core/ids.ts';
+import type { NovaDB, ServiceRow } from '../db/schema.ts';
+
+export interface HypervisorRecord {
+  providerUuid: string;
+  hypervisorType: string;
+  hypervisorVersion: number;
+  hypervisorHostname: string;
+  vcpus: number;
+  memoryMb: number;
+  localGb: number;
+  vcpusUsed: number;
+  memoryMbUsed: number;
+  localGbUsed: number;
+  cpuInfo: unknown;
+  hostIp?: string;
+}
+
+export interface Service {
+  uuid: string;
+  host: string;
+  binary: string;
+  topic: string | null;
+  disabled: boolean;
+  disabledReason: string | null;
+  forcedDown: boolean;
+  lastSeenUp: number | null;
+  up: boolean;
+  hypervisor: HypervisorRecord | null;
+  updatedAt: number;
+  createdAt: number;
+}
+
+/** Nova services (nova-compute per host, nova-conductor, nova-scheduler) with their heartbeats (servicegroup's db driver). */
+export class Services {
+  constructor(
+    private readonly database: Database<NovaDB>,
+    private readonly clock: Clock,
+    private readonly ids: IdSource,
+    private readonly downAfterMs: number,
+  ) {}
+
+  private get db() {
+    return this.database.db;
+  }
+
+  view(r: ServiceRow): Service {
+    const lastSeen = r.last_seen_up === null ? null : Number(r.last_seen_up);
+    const up = !boolFromDb(r.forced_down) && lastSeen !== null && this.clock.now() - lastSeen <= this.downAfterMs;
+    return {
+      uuid: r.uuid,
+      host: r.host,
+      binary: r.binary,
+      topic: r.topic,
+      disabled: boolFromDb(r.disabled),
+      disabledReason: r.disabled_reason,
+      forcedDown: boolFromDb(r.forced_down),
+      lastSeenUp: lastSeen,
+      up,
+      hypervisor: r.hypervisor ? jsonFromDb<HypervisorRecord>(r.hypervisor) : null,
+      updatedAt: Number(r.updated_at),
+      createdAt: Number(r.created_at),
+    };
+  }
+
+  /** Creates the service's row on first start (or finds it) and reports it up. */
+  async register(host: string, binary: string, topic: string): Promise<Service> {
+    const now = this.clock.now();
+    try {
+      await this.db
+        .insertInto('services')
+        .values({ uuid: this.ids.uuid(), host, binary, topic, disabled: 0, disabled_reason: null, forced_down: 0, last_seen_up: now, report_count: 0, hypervisor: null, created_at: now, updated_at: now })
+        .execute();
+    } catch (e) {
+      if (!isUniqueViolation(e)) throw e;
+    }
+    await this.heartbeat(host, binary);
+    return (await this.find(host, binary))!;
+  }
+
+  async heartbeat(host: string, binary: string, hypervisor?: HypervisorRecord): Promise<void> {
+    const now = this.clock.now();
+    await this.db
+      .updateTable('services')
+      .set((eb) => ({ last_seen_up: now, updated_at: now, report_count: eb('report_count', '+', 1), ...(hypervisor ? { hypervisor: jsonToDb(hypervisor) } : {}) }))
+      .where('host', '=', host)
+      .where('binary', '=', binary)
+      .execute();
+  }
+
+  async find(host: string, binary: string): Promise<Service | undefined> {
+    const r = await this.db.selectFrom('services').selectAll().where('host', '=', host).where('binary', '=', binary).executeTakeFirst();
+    return r ? this.view(r) : undefined;
+  }
+
+  async get(uuid: string): Promise<Service | undefined> {
+    const r = await this.db.selectFrom('services').selectAll().where('uuid', '=', uuid).executeTakeFirst();
+    return r ? this.view(r) : undefined;
+  }
+
+  async list(o: { host?: string; binary?: string } = {}): Promise<Service[]> {
+    let q = this.db.selectFrom('services').selectAll();
+    if (o.host) q = q.where('host', '=', o.host);
+    if (o.binary) q = q.where('binary', '=', o.binary);
+    return (await q.orderBy('created_at').execute()).map((r) => this.view(r));
+  }
+
+  async computes(): Promise<Service[]> {
+    return this.list({ binary: 'nova-compute' });
+  }
+
+  async update(uuid: string, set: { disabled?: boolean; disabledReason?: string | null; forcedDown?: boolean }): Promise<void> {
+    await this.db
+      .updateTable('services')
+      .set({
+        ...(set.disabled !== undefined ? { disabled: set.disabled ? 1 : 0 } : {}),
+        ...(set.disabledReason !== undefined ? { disabled_reason: set.disabledReason } : {}),
+        ...(set.forcedDown !== undefined ? { forced_down: set.forcedDown ? 1 : 0 } : {}),
+        updated_at: this.clock.now(),
+      })
+      .where('uuid', '=', uuid)
+      .execute();
+  }
+
+  async delete(uuid: string): Promise<void> {
+    await this.db.deleteFrom('services').where('uuid', '=', uuid).execute();
+  }
+}

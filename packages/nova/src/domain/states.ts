@@ -1,0 +1,83 @@
+/** vm_state / task_state values and the API status they map to (nova/api/openstack/common.py _STATE_MAP). */
+export const VmState = {
+  ACTIVE: 'active',
+  BUILDING: 'building',
+  PAUSED: 'paused',
+  SUSPENDED: 'suspended',
+  STOPPED: 'stopped',
+  RESCUED: 'rescued',
+  RESIZED: 'resized',
+  SOFT_DELETED: 'soft-delete',
+  DELETED: 'deleted',
+  ERROR: 'error',
+  SHELVED: 'shelved',
+  SHELVED_OFFLOADED: 'shelved_offloaded',
+} as const;
+
+export const TaskState = {
+  SCHEDULING: 'scheduling',
+  BLOCK_DEVICE_MAPPING: 'block_device_mapping',
+  NETWORKING: 'networking',
+  SPAWNING: 'spawning',
+  IMAGE_SNAPSHOT: 'image_snapshot',
+  REBOOTING: 'rebooting',
+  REBOOTING_HARD: 'rebooting_hard',
+  PAUSING: 'pausing',
+  UNPAUSING: 'unpausing',
+  SUSPENDING: 'suspending',
+  RESUMING: 'resuming',
+  POWERING_OFF: 'powering-off',
+  POWERING_ON: 'powering-on',
+  DELETING: 'deleting',
+} as const;
+
+const STATE_MAP: Record<string, Record<string, string>> = {
+  active: { default: 'ACTIVE', rebooting: 'REBOOT', reboot_pending: 'REBOOT', reboot_started: 'REBOOT', rebooting_hard: 'HARD_REBOOT', reboot_pending_hard: 'HARD_REBOOT', reboot_started_hard: 'HARD_REBOOT', updating_password: 'PASSWORD', rebuilding: 'REBUILD', rebuild_block_device_mapping: 'REBUILD', rebuild_spawning: 'REBUILD', migrating: 'MIGRATING', resize_prep: 'RESIZE', resize_migrating: 'RESIZE', resize_migrated: 'RESIZE', resize_finish: 'RESIZE' },
+  building: { default: 'BUILD' },
+  stopped: { default: 'SHUTOFF', resize_prep: 'RESIZE', resize_migrating: 'RESIZE', resize_migrated: 'RESIZE', resize_finish: 'RESIZE', rebuilding: 'REBUILD', rebuild_block_device_mapping: 'REBUILD', rebuild_spawning: 'REBUILD' },
+  resized: { default: 'VERIFY_RESIZE', resize_reverting: 'REVERT_RESIZE' },
+  paused: { default: 'PAUSED', migrating: 'MIGRATING' },
+  suspended: { default: 'SUSPENDED' },
+  rescued: { default: 'RESCUE' },
+  error: { default: 'ERROR', rebuilding: 'REBUILD', rebuild_block_device_mapping: 'REBUILD', rebuild_spawning: 'REBUILD' },
+  deleted: { default: 'DELETED' },
+  'soft-delete': { default: 'SOFT_DELETED' },
+  shelved: { default: 'SHELVED' },
+  shelved_offloaded: { default: 'SHELVED_OFFLOADED' },
+};
+
+export function statusFromState(vmState: string, taskState: string | null): string {
+  const m = STATE_MAP[vmState];
+  if (!m) return 'UNKNOWN';
+  if (taskState && m[taskState]) return m[taskState];
+  return m.default;
+}
+
+/** The vm_states a status filter stands for (common.task_and_vm_state_from_status, simplified to vm_state). */
+export function vmStatesForStatus(status: string): { vm: string[]; task?: string[] } | undefined {
+  const s = status.toUpperCase();
+  const vm: string[] = [];
+  const task: string[] = [];
+  for (const [state, map] of Object.entries(STATE_MAP)) {
+    for (const [t, st] of Object.entries(map)) {
+      if (st !== s) continue;
+      if (!vm.includes(state)) vm.push(state);
+      if (t !== 'default') task.push(t);
+    }
+  }
+  if (vm.length === 0) return undefined;
+  // ACTIVE means vm_state active with no task that maps elsewhere; the caller filters task states.
+  return { vm, task: task.length ? task : undefined };
+}
+
+/** Valid vm_states for each action (nova/compute/api.py @check_instance_state). */
+export const ACTION_STATES: Record<string, { vm: string[]; task?: (string | null)[] }> = {
+  stop: { vm: ['active', 'error'], task: [null] },
+  start: { vm: ['stopped'], task: [null] },
+  reboot: { vm: ['active', 'stopped', 'paused', 'suspended', 'error'] },
+  pause: { vm: ['active'], task: [null] },
+  unpause: { vm: ['paused'], task: [null] },
+  suspend: { vm: ['active'], task: [null] },
+  resume: { vm: ['suspended'], task: [null] },
+  createImage: { vm: ['active', 'stopped', 'paused', 'suspended'], task: [null] },
+};

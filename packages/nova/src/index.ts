@@ -1,0 +1,72 @@
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { KeystoneSession } from '@onestack/core/auth/keystone-session.ts';
+import { serviceIdentity } from '@onestack/core/config/index.ts';
+import type { ServiceDefinition } from '@onestack/core/service.ts';
+import { createNovaApp, createNovaCore } from './app.ts';
+import { ComputeManager } from './compute/manager.ts';
+import { novaConfig, novaOptions, type NovaConfig, type NovaValues } from './conf.ts';
+import { migrations } from './db/migrations/index.ts';
+import { FakeDriver } from './virt/fake-driver.ts';
+import { ImageCache } from './virt/image-cache.ts';
+import { QemuDriver } from './virt/qemu-driver.ts';
+import type { ComputeDriver } from './virt/driver.ts';
+
+export { novaOptions };
+
+export const VERSION = '0.1.0';
+
+function sessionOf(values: Record<string, unknown>, identityUrl: string): KeystoneSession {
+  const identity = serviceIdentity(values, identityUrl);
+  return new KeystoneSession(identity.authUrl, identity.credentials);
+}
+
+/** Nova's API with its conductor and scheduler, as `onestack up` and `onestack serve nova` run it. */
+export const novaService: ServiceDefinition = {
+  name: 'nova',
+  type: 'compute',
+  defaultPort: 8774,
+  catalogPath: '/v2.1',
+  configGroups: [novaOptions],
+  migrations,
+  // admin: Neutron's port binding (binding:host_id) is an admin-only attribute.
+  serviceUser: { roles: ['admin', 'service'] },
+  async start(rt) {
+    const common = rt.config.DEFAULT as { state_dir: string };
+    const config = novaConfig(rt.config.nova as NovaValues, { stateDir: common.state_dir, hostname: hostname() });
+    const identity = serviceIdentity(rt.config.nova, rt.identityUrl);
+    const session = sessionOf(rt.config.nova, rt.identityUrl);
+    const na = await createNovaApp(
+      { database: rt.db, config, clock: rt.clock, ids: rt.ids, logger: rt.logger, bus: rt.bus, tokens: rt.tokens, authUri: identity.authUrl.replace(/\/v3$/, ''), session },
+      { tls: rt.tls, ops: { version: VERSION, metrics: rt.metrics } },
+    );
+    // Placement and the other services answer only once the process has started them all: the compute host registers after.
+    let compute: ComputeManager | undefined;
+    const timer = config.runCompute
+      ? setTimeout(() => void startCompute({ core: na.core, config, session, rt }).then((m) => (compute = m), (err) => rt.logger.error({ err }, 'nova-compute failed to start')), 2000)
+      : undefined;
+    return {
+      app: na.app,
+      close: async () => {
+        clearTimeout(timer);
+        await compute?.stop();
+        await na.close();
+      },
+    };
+  },
+};
+
+export function createDriver(config: NovaConfig, logger: import('pino').Logger): { driver: ComputeDriver; imageCache?: ImageCache } {
+  if (config.computeDriver === 'fake') return { driver: new FakeDriver({ hostname: config.host }) };
+  const imageCache = new ImageCache({ dir: join(config.stateDir, 'nova', 'image-cache'), logger });
+  return { driver: new QemuDriver({ instancesDir: config.instancesPath, imageCache, logger, hostname: config.host, netns: config.computeNetns }), imageCache };
+}
+
+/** nova-compute for this host, on Nova's database (upstream's computes reach it through the conductor instead). */
+export async function startCompute(o: { core: ReturnType<typeof createNovaCore>; config: NovaConfig; session: KeystoneSession; rt: Parameters<ServiceDefinition['start']>[0] }): Promise<ComputeManager> {
+  const { config, rt } = o;
+  const { driver, imageCache } = createDriver(config, rt.logger);
+  const manager = new ComputeManager({ ...o.core, host: config.host, driver, imageCache, session: o.session, bus: rt.bus, clock: rt.clock, logger: rt.logger, reportIntervalMs: config.reportIntervalMs, syncPowerStateMs: config.syncPowerStateMs, vifPluggingTimeoutMs: config.vifPluggingTimeoutMs, vifPluggingIsFatal: config.vifPluggingIsFatal, forceConfigDrive: config.forceConfigDrive });
+  await manager.start();
+  return manager;
+}

@@ -1,0 +1,209 @@
+import type { Logger } from 'pino';
+import { ClaimConflict, type AllocationCandidates, type PlacementClient } from '../placement/client.ts';
+import type { RequestSpec } from '../domain/instances.ts';
+import type { InstanceRepo } from '../domain/instances.ts';
+import type { Service, Services } from '../domain/services.ts';
+
+/** A compute host as the filters and weighers see it. */
+export interface HostState {
+  host: string;
+  node: string;
+  providerUuid: string;
+  service: Service;
+  availabilityZone: string;
+  instances: Set<string>;
+  freeRamMb: number;
+  freeVcpus: number;
+  freeDiskGb: number;
+  /** The allocation request placement offered for this host, absent when placement found it too small. */
+  allocation?: Record<string, Record<string, number>>;
+}
+
+export interface FilterContext {
+  spec: RequestSpec;
+  /** Hosts already picked for earlier instances of this request (affinity among them). */
+  chosen: string[];
+  /** Hosts of the members of the request's server group. */
+  groupHosts: Set<string>;
+  /** Hosts of the instances named by same_host / different_host. */
+  sameHosts: Set<string>;
+  differentHosts: Set<string>;
+}
+
+export interface HostFilter {
+  name: string;
+  /** Why the host fails, or undefined when it passes. */
+  reject(h: HostState, c: FilterContext): string | undefined;
+}
+
+const FILTERS: HostFilter[] = [
+  {
+    name: 'ComputeFilter',
+    reject: (h) => (h.service.disabled ? `disabled${h.service.disabledReason ? ` (${h.service.disabledReason})` : ''}` : !h.service.up ? 'compute service is down' : undefined),
+  },
+  {
+    name: 'PlacementFilter',
+    reject: (h, c) => {
+      if (h.allocation) return undefined;
+      const f = c.spec.flavor;
+      const need = [`VCPU ${f.vcpus} (free ${h.freeVcpus})`, `MEMORY_MB ${f.ram} (free ${h.freeRamMb})`, `DISK_GB ${diskGb(c.spec)} (free ${h.freeDiskGb})`];
+      return `not enough resources: needs ${need.join(', ')}`;
+    },
+  },
+  {
+    name: 'AvailabilityZoneFilter',
+    reject: (h, c) => (c.spec.availabilityZone && c.spec.availabilityZone !== h.availabilityZone ? `in availability zone ${h.availabilityZone}, not ${c.spec.availabilityZone}` : undefined),
+  },
+  { name: 'ForcedHostFilter', reject: (h, c) => (c.spec.forcedHost && c.spec.forcedHost !== h.host ? `not the requested host ${c.spec.forcedHost}` : undefined) },
+  { name: 'SameHostFilter', reject: (h, c) => (c.spec.hints.sameHost?.length && !c.sameHosts.has(h.host) ? 'does not hold the same_host instances' : undefined) },
+  { name: 'DifferentHostFilter', reject: (h, c) => (c.differentHosts.has(h.host) ? 'holds a different_host instance' : undefined) },
+  {
+    name: 'ServerGroupAntiAffinityFilter',
+    reject: (h, c) => {
+      if (c.spec.group?.policy !== 'anti-affinity') return undefined;
+      const maxPerHost = Number((c.spec.group.rules as { max_server_per_host?: number }).max_server_per_host ?? 1);
+      const n = [...c.chosen, ...c.groupHosts].filter((x) => x === h.host).length + (c.groupHosts.has(h.host) ? 0 : 0);
+      return n >= maxPerHost ? `already runs ${n} member(s) of anti-affinity group ${c.spec.group.uuid}` : undefined;
+    },
+  },
+  {
+    name: 'ServerGroupAffinityFilter',
+    reject: (h, c) => {
+      if (c.spec.group?.policy !== 'affinity') return undefined;
+      const hosts = new Set([...c.groupHosts, ...c.chosen]);
+      return hosts.size > 0 && !hosts.has(h.host) ? `not the host of affinity group ${c.spec.group.uuid}` : undefined;
+    },
+  },
+];
+
+export function diskGb(spec: RequestSpec): number {
+  return spec.flavor.disk + spec.flavor.ephemeral + Math.ceil(spec.flavor.swap / 1024);
+}
+
+export class NoValidHost extends Error {
+  constructor(readonly reason: string) {
+    super(`No valid host was found. ${reason}`);
+    this.name = 'NoValidHost';
+  }
+}
+
+export interface Selection {
+  uuid: string;
+  host: string;
+  node: string;
+  providerUuid: string;
+}
+
+/**
+ * The scheduler (nova/scheduler/manager.py select_destinations): allocation
+ * candidates from placement, then the filters (each rejection recorded with
+ * its reason, so that a failed boot says which filter removed which host), then
+ * the weighers, then an atomic claim in placement; a claim that lost a race
+ * moves on to the next host.
+ */
+export class Scheduler {
+  constructor(
+    private readonly deps: { placement: PlacementClient; services: Services; instances: InstanceRepo; defaultAz: string; logger: Pick<Logger, 'info' | 'warn'>; groupHosts: (groupUuid: string) => Promise<Set<string>> },
+  ) {}
+
+  async selectDestinations(spec: RequestSpec, uuids: string[], owner: { projectId: string; userId: string }): Promise<Selection[]> {
+    const chosen: string[] = [];
+    const out: Selection[] = [];
+    try {
+      for (const uuid of uuids) {
+        const s = await this.selectOne(spec, uuid, chosen, owner);
+        chosen.push(s.host);
+        out.push(s);
+      }
+      return out;
+    } catch (e) {
+      // All or nothing, as upstream: claims made for the earlier instances go back.
+      for (const s of out) await this.deps.placement.deleteAllocations(s.uuid).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private async selectOne(spec: RequestSpec, uuid: string, chosen: string[], owner: { projectId: string; userId: string }): Promise<Selection> {
+    const hosts = await this.hostStates(spec);
+    if (hosts.length === 0) throw new NoValidHost('There are no compute hosts.');
+    const ctx: FilterContext = {
+      spec,
+      chosen,
+      groupHosts: spec.group ? await this.deps.groupHosts(spec.group.uuid) : new Set(),
+      sameHosts: await this.hostsOf(spec.hints.sameHost),
+      differentHosts: await this.hostsOf(spec.hints.differentHost),
+    };
+    const removed: string[] = [];
+    let alive = hosts;
+    for (const f of FILTERS) {
+      const next: HostState[] = [];
+      for (const h of alive) {
+        const why = f.reject(h, ctx);
+        if (why) removed.push(`${f.name} removed ${h.host}: ${why}`);
+        else next.push(h);
+      }
+      alive = next;
+    }
+    if (alive.length === 0) throw new NoValidHost(`There are not enough hosts available. ${removed.join('; ')}.`);
+    for (const h of this.weigh(alive, spec)) {
+      try {
+        await this.deps.placement.claim(uuid, h.allocation!, { projectId: owner.projectId, userId: owner.userId, consumerGeneration: null });
+        return { uuid, host: h.host, node: h.node, providerUuid: h.providerUuid };
+      } catch (e) {
+        if (!(e instanceof ClaimConflict)) throw e;
+        removed.push(`claim on ${h.host} lost a race: ${e.detail}`);
+      }
+    }
+    throw new NoValidHost(`There are not enough hosts available. ${removed.join('; ')}.`);
+  }
+
+  /** RAM then CPU weighers, spreading (upstream's defaults: positive multipliers). */
+  private weigh(hosts: HostState[], spec: RequestSpec): HostState[] {
+    const norm = (vals: number[]) => {
+      const min = Math.min(...vals);
+      const max = Math.max(...vals);
+      return vals.map((v) => (max === min ? 0 : (v - min) / (max - min)));
+    };
+    const ram = norm(hosts.map((h) => h.freeRamMb - spec.flavor.ram));
+    const cpu = norm(hosts.map((h) => h.freeVcpus - spec.flavor.vcpus));
+    return hosts.map((h, i) => ({ h, w: ram[i] + cpu[i] })).sort((a, b) => b.w - a.w || a.h.host.localeCompare(b.h.host)).map((x) => x.h);
+  }
+
+  private async hostsOf(uuids: string[] | undefined): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const u of uuids ?? []) {
+      const i = await this.deps.instances.find(u);
+      if (i?.host) out.add(i.host);
+    }
+    return out;
+  }
+
+  private async hostStates(spec: RequestSpec): Promise<HostState[]> {
+    const computes = (await this.deps.services.computes()).filter((s) => s.hypervisor);
+    const f = spec.flavor;
+    const candidates: AllocationCandidates = await this.deps.placement.allocationCandidates({ resources: { VCPU: f.vcpus, MEMORY_MB: f.ram, ...(diskGb(spec) > 0 ? { DISK_GB: diskGb(spec) } : {}) } });
+    const offers = new Map<string, Record<string, Record<string, number>>>();
+    for (const ar of candidates.allocation_requests) {
+      const rps = Object.keys(ar.allocations);
+      if (rps.length !== 1) continue;
+      offers.set(rps[0], { [rps[0]]: ar.allocations[rps[0]].resources });
+    }
+    return computes.map((s) => {
+      const hv = s.hypervisor!;
+      const summary = candidates.provider_summaries[hv.providerUuid]?.resources;
+      const free = (rc: string, total: number, used: number) => (summary?.[rc] ? summary[rc].capacity - summary[rc].used : total - used);
+      return {
+        host: s.host,
+        node: hv.hypervisorHostname,
+        providerUuid: hv.providerUuid,
+        service: s,
+        availabilityZone: this.deps.defaultAz,
+        instances: new Set<string>(),
+        freeRamMb: free('MEMORY_MB', hv.memoryMb, hv.memoryMbUsed),
+        freeVcpus: free('VCPU', hv.vcpus, hv.vcpusUsed),
+        freeDiskGb: free('DISK_GB', hv.localGb, hv.localGbUsed),
+        allocation: offers.get(hv.providerUuid),
+      };
+    });
+  }
+}
