@@ -2,6 +2,7 @@ import type { ServiceDefinition } from '@onestack/core/service.ts';
 import { glanceService } from '@onestack/glance/index.ts';
 import { keystoneService } from '@onestack/keystone/index.ts';
 import { neutronService } from '@onestack/neutron/index.ts';
+import { novaService } from '@onestack/nova/index.ts';
 import { placementService } from '@onestack/nova/placement/index.ts';
 import { swiftService } from '@onestack/swift/index.ts';
 import { swiftStorageService } from '@onestack/swift/storage/services.ts';
@@ -10,7 +11,7 @@ import { swiftStorageService } from '@onestack/swift/storage/services.ts';
  * Every service onestack can run, in start order (Keystone first: the others
  * need tokens; Swift's storage node before its proxy: it builds the rings).
  */
-export const SERVICES: readonly ServiceDefinition[] = [keystoneService, glanceService, neutronService, placementService, swiftStorageService, swiftService];
+export const SERVICES: readonly ServiceDefinition[] = [keystoneService, glanceService, neutronService, placementService, novaService, swiftStorageService, swiftService];
 
 export function serviceByName(name: string): ServiceDefinition {
   const s = SERVICES.find((x) => x.name === name);
