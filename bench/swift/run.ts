@@ -234,7 +234,8 @@ async function main(): Promise<void> {
     for (const t of targets) await t.stop().catch(() => undefined);
     rmSync(scratch, { recursive: true, force: true });
   };
-  process.once('SIGINT', () => void cleanup().then(() => process.exit(130)));
+  // The servers and the anchor run detached: stop them on Ctrl-C and on a timeout's SIGTERM too.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void cleanup().then(() => process.exit(130)));
   try {
     const src = join(scratch, 'big.src');
     await run('dd', ['if=/dev/urandom', `of=${src}`, 'bs=1M', `count=${BIG_MIB}`, 'conv=fsync']);
