@@ -53,6 +53,7 @@ export async function startCloud(extraEnv: Record<string, string> = {}, command:
     ONESTACK_GLANCE__PORT: String(await freePort()),
     ONESTACK_NEUTRON__PORT: String(await freePort()),
     ONESTACK_PLACEMENT__PORT: String(await freePort()),
+    ONESTACK_NOVA__PORT: String(await freePort()),
     ONESTACK_SWIFT__PORT: String(await freePort()),
     ONESTACK_SWIFT_STORAGE__PORT: String(await freePort()),
     ONESTACK_KEYSTONE__PASSWORD_HASH_ROUNDS: '4',
