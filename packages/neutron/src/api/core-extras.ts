@@ -69,7 +69,7 @@ function registerTaggables(deps: ApiDeps): void {
         if (!r) return undefined;
         const net = await db.selectFrom('networks').select(['project_id', 'shared']).where('id', '=', r.network_id).executeTakeFirst();
         if (!caller.isAdmin && r.project_id !== caller.projectId && net?.project_id !== caller.projectId && !(member === 'subnet' && net?.shared === 1)) return undefined;
-        return { id: r.id, project_id: r.project_id, tenant_id: r.project_id, 'network:project_id': net?.project_id ?? null, 'network:tenant_id': net?.project_id ?? null, shared: net?.shared === 1, network_device: false };
+        return { id: r.id, project_id: r.project_id, tenant_id: r.project_id, 'network:project_id': net?.project_id ?? null, 'network:tenant_id': net?.project_id ?? null, shared: net?.shared === 1 };
       },
     });
   }
@@ -165,14 +165,15 @@ function checkTag(tag: unknown): string {
 /** `/v2.0/{collection}/{id}/tags` for every registered taggable resource, including those other modules register later. */
 function registerTagRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const db = () => deps.database.db;
-  const resolve = async (req: FastifyRequest, action: 'get' | 'update') => {
+  // Upstream's tagging controller: the parent must be visible, then `<action>_<member>:tags` decides.
+  const resolve = async (req: FastifyRequest, action: 'get' | 'create' | 'update' | 'delete') => {
     const { collection, id } = req.params as { collection: string; id: string };
     const res = deps.tags.get(collection);
     if (!res) throw new ApiError('not_found', 'The resource could not be found.', { type: 'HTTPNotFound' });
     const caller = callerOf(deps, req);
     const target = await res.find(db(), id, caller);
     if (!target) throw resourceNotFound(res.member, id);
-    authorizeAction(deps, caller, `${action}_${res.member}`, target);
+    authorizeAction(deps, caller, `${action}_${res.member}:tags`, target);
     return { id, caller };
   };
   const touch = async (trx: Kysely<NeutronDB>, req: FastifyRequest, id: string) => {
@@ -219,8 +220,20 @@ function registerTagRoutes(app: FastifyInstance, deps: ApiDeps): void {
     reply.code(201);
     return null;
   });
+  app.post('/v2.0/:collection/:id/tags', async (req, reply) => {
+    const { id } = await resolve(req, 'create');
+    const body = (req.body ?? {}) as { tags?: unknown };
+    if (!Array.isArray(body.tags)) throw badRequest("Invalid input for operation: 'tags' is not a list.", { type: 'InvalidInput' });
+    const tags = body.tags.map(checkTag);
+    await inTransaction(deps.database, async (trx) => {
+      for (const tag of new Set(tags)) await insertIgnoringDuplicates(trx, 'tags', { resource_id: id, tag }).execute();
+      await touch(trx, req, id);
+    });
+    reply.code(201);
+    return { tags };
+  });
   app.delete('/v2.0/:collection/:id/tags', async (req, reply) => {
-    const { id } = await resolve(req, 'update');
+    const { id } = await resolve(req, 'delete');
     await inTransaction(deps.database, async (trx) => {
       await replaceTags(trx, id, []);
       await touch(trx, req, id);
@@ -228,7 +241,7 @@ function registerTagRoutes(app: FastifyInstance, deps: ApiDeps): void {
     reply.code(204);
   });
   app.delete('/v2.0/:collection/:id/tags/:tag', async (req, reply) => {
-    const { id } = await resolve(req, 'update');
+    const { id } = await resolve(req, 'delete');
     const { tag } = req.params as { tag: string };
     const r = await db().deleteFrom('tags').where('resource_id', '=', id).where('tag', '=', tag).executeTakeFirst();
     if (Number(r.numDeletedRows) === 0) throw new ApiError('not_found', `Tag ${tag} could not be found.`, { type: 'TagNotFound' });

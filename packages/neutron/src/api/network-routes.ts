@@ -61,9 +61,23 @@ const UPDATE_ATTRS: Record<string, Validator> = {
   dns_domain: str(255),
 };
 
-/** The policy target of a network (upstream's resource dict with tenant_id). */
+/** The policy target of a network: upstream's resource dict with tenant_id, so `field:networks:<attr>=…` checks find the attribute. */
 export function networkTarget(n: NetworkRow): Target {
-  return { id: n.id, project_id: n.project_id, tenant_id: n.project_id, shared: n.shared === 1, 'router:external': n.router_external === 1, 'network:project_id': n.project_id, 'network:tenant_id': n.project_id };
+  return {
+    id: n.id,
+    project_id: n.project_id,
+    tenant_id: n.project_id,
+    name: n.name,
+    description: n.description,
+    status: n.status,
+    admin_state_up: n.admin_state_up === 1,
+    mtu: n.mtu,
+    port_security_enabled: n.port_security_enabled === 1,
+    shared: n.shared === 1,
+    'router:external': n.router_external === 1,
+    'network:project_id': n.project_id,
+    'network:tenant_id': n.project_id,
+  };
 }
 
 export async function networkViews(deps: ApiDeps, svc: NetworkService, caller: Caller, rows: NetworkRow[]): Promise<Record<string, unknown>[]> {

@@ -84,7 +84,6 @@ export function portTarget(p: Pick<PortRow, 'id' | 'project_id' | 'network_id' |
     tenant_id: p.project_id,
     network_id: p.network_id,
     device_owner: p.device_owner,
-    network_device: p.device_owner.startsWith('network:'),
     'network:project_id': net?.project_id ?? null,
     'network:tenant_id': net?.project_id ?? null,
     shared: net?.shared === 1,

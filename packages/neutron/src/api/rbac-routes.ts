@@ -33,7 +33,7 @@ const CREATE_ATTRS: Record<string, Validator> = {
 };
 const UPDATE_ATTRS: Record<string, Validator> = { target_tenant: str(255), target_project: str(255) };
 
-/** The policy target of an RBAC entry; `target_is_wildcard` feeds the rule that keeps `*` for admins. */
+/** The policy target of an RBAC entry (`field:rbac_policy:target_tenant=*` reads it). */
 export function rbacTarget(p: Pick<RbacPolicyRow, 'project_id' | 'object_type' | 'object_id' | 'action' | 'target_project'>): Target {
   return {
     project_id: p.project_id,
@@ -43,7 +43,6 @@ export function rbacTarget(p: Pick<RbacPolicyRow, 'project_id' | 'object_type' |
     action: p.action,
     target_tenant: p.target_project,
     target_project: p.target_project,
-    target_is_wildcard: p.target_project === '*',
   };
 }
 

@@ -2,9 +2,9 @@ import type { RuleDefault, ScopeType } from '@onestack/core/policy/index.ts';
 
 /**
  * Neutron's base rules (neutron/conf/policies/base.py) and the check strings
- * the resource rules are built from. Upstream spells the shared/external
- * checks as `field:networks:shared=True`; core's engine has no FieldCheck, so
- * they read the same attribute from the target (`'True':%(shared)s`).
+ * the resource rules are built from, with upstream's check strings
+ * (`field:networks:shared=True` reads `shared` from the target), so an
+ * operator's override file written for upstream means the same here.
  */
 export const ADMIN = 'rule:admin_only';
 export const PROJECT_MEMBER = 'role:member and project_id:%(project_id)s';
@@ -33,9 +33,9 @@ export const basePolicies: RuleDefault[] = [
   { name: 'admin_or_owner', checkStr: 'rule:context_is_admin or rule:owner', description: 'Rule for admin or owner access' },
   { name: 'context_is_advsvc', checkStr: 'role:advsvc', description: 'Rule for advsvc role access' },
   { name: 'admin_or_network_owner', checkStr: 'rule:context_is_admin or project_id:%(network:project_id)s', description: 'Rule for admin or network owner access' },
-  { name: 'network_device', checkStr: "'True':%(network_device)s", description: 'Definition of port with network device_owner' },
-  { name: 'shared', checkStr: "'True':%(shared)s", description: 'Definition of a shared resource' },
-  { name: 'external', checkStr: "'True':%(router:external)s", description: 'Definition of an external network' },
-  { name: 'shared_subnetpools', checkStr: "'True':%(shared)s", description: 'Definition of a shared subnetpool' },
+  { name: 'network_device', checkStr: 'field:port:device_owner=~^network:', description: 'Definition of port with network device_owner' },
+  { name: 'shared', checkStr: 'field:networks:shared=True', description: 'Definition of a shared resource' },
+  { name: 'external', checkStr: 'field:networks:router:external=True', description: 'Definition of an external network' },
+  { name: 'shared_subnetpools', checkStr: 'field:subnetpools:shared=True', description: 'Definition of a shared subnetpool' },
   { name: 'default', checkStr: 'rule:admin_or_owner', description: 'Default access rule' },
 ];

@@ -5,6 +5,8 @@ import {
   ADMIN_OR_NET_OWNER_READER,
   ADMIN_OR_PROJECT_MEMBER,
   ADMIN_OR_PROJECT_READER,
+  PROJECT_MEMBER,
+  PROJECT_READER,
   rule,
 } from './base.ts';
 
@@ -28,9 +30,47 @@ const attrs = (action: string, res: string, names: string[], check: string, path
   names.map((n) => rule(`${action}_${res}:${n}`, check, `Specify \`\`${n}\`\` attribute when ${action === 'get' ? 'getting' : `${action.replace(/e$/, '')}ing`} a ${res}`, path, method));
 
 const PROVIDER = ['provider:network_type', 'provider:physical_network', 'provider:segmentation_id', 'segments'];
+/** Only admins share with every project (`*`). */
+const NO_WILDCARD = '(not field:rbac_policy:target_tenant=* and not field:rbac_policy:target_project=*)';
 const NETWORK_DEVICE_OK = `not rule:network_device or rule:context_is_advsvc or (${ADMIN_OR_NET_OWNER_MEMBER})`;
 
+const ADVSVC = 'rule:context_is_advsvc';
+const PROJECT_MEMBER_OR_NET_OWNER = `(${PROJECT_MEMBER}) or (${ADMIN_OR_NET_OWNER_MEMBER})`;
+
+/** `<action>_<member>:tags` (upstream's names since 2025.1) for the tags API of networks, subnets, ports and subnet pools. */
+const tagRules = (member: string, path: string, checks: Record<'create' | 'get' | 'update' | 'delete', string>): RuleDefault[] => [
+  rule(`create_${member}:tags`, checks.create, `Create the ${member} tags`, `${path}/tags`, 'POST'),
+  rule(`get_${member}:tags`, checks.get, `Get the ${member} tags`, `${path}/tags`, 'GET'),
+  rule(`update_${member}:tags`, checks.update, `Update the ${member} tags`, `${path}/tags`, 'PUT'),
+  rule(`delete_${member}:tags`, checks.delete, `Delete the ${member} tags`, `${path}/tags`, 'DELETE'),
+];
+
 export const corePolicies: RuleDefault[] = [
+  { name: 'external_network', checkStr: 'field:subnets:router:external=True', description: 'Definition of a subnet that belongs to an external network' },
+  ...tagRules('network', NET, {
+    create: ADMIN_OR_PROJECT_MEMBER,
+    get: `${ADMIN_OR_PROJECT_READER} or rule:shared or rule:external or ${ADVSVC}`,
+    update: ADMIN_OR_PROJECT_MEMBER,
+    delete: ADMIN_OR_PROJECT_MEMBER,
+  }),
+  ...tagRules('subnet', SUBNET, {
+    create: PROJECT_MEMBER_OR_NET_OWNER,
+    get: `(${PROJECT_READER}) or rule:shared or rule:external_network or (${ADMIN_OR_NET_OWNER_READER})`,
+    update: PROJECT_MEMBER_OR_NET_OWNER,
+    delete: PROJECT_MEMBER_OR_NET_OWNER,
+  }),
+  ...tagRules('port', PORT, {
+    create: `${ADMIN_OR_PROJECT_MEMBER} or ${ADVSVC}`,
+    get: `${ADVSVC} or (${ADMIN_OR_NET_OWNER_READER}) or (${PROJECT_READER})`,
+    update: `${ADMIN_OR_PROJECT_MEMBER} or ${ADVSVC}`,
+    delete: `${ADVSVC} or (${PROJECT_MEMBER}) or (${ADMIN_OR_NET_OWNER_MEMBER})`,
+  }),
+  ...tagRules('subnetpool', POOL, {
+    create: ADMIN_OR_PROJECT_MEMBER,
+    get: `${ADMIN_OR_PROJECT_READER} or rule:shared_subnetpools`,
+    update: ADMIN_OR_PROJECT_MEMBER,
+    delete: ADMIN_OR_PROJECT_MEMBER,
+  }),
   rule('create_network', ADMIN_OR_PROJECT_MEMBER, 'Create a network', NETS, 'POST'),
   ...attrs('create', 'network', ['shared', 'router:external', 'is_default', ...PROVIDER, 'availability_zone_hints'], ADMIN, NETS, 'POST').map((r) =>
     r.name === 'create_network:availability_zone_hints' ? { ...r, checkStr: ADMIN_OR_PROJECT_MEMBER } : r,
@@ -85,10 +125,13 @@ export const corePolicies: RuleDefault[] = [
   rule('update_quota', ADMIN, 'Update a resource quota', '/quota/{id}', 'PUT'),
   rule('delete_quota', ADMIN, 'Delete a resource quota', '/quota/{id}', 'DELETE'),
 
+  { name: 'restrict_wildcard', checkStr: `${NO_WILDCARD} or ${ADMIN}`, description: 'Definition of a wildcard target_project' },
   rule('create_rbac_policy', ADMIN_OR_PROJECT_MEMBER, 'Create an RBAC policy', '/rbac-policies', 'POST'),
-  rule('create_rbac_policy:target_tenant', `(${ADMIN}) or (not 'True':%(target_is_wildcard)s)`, 'Specify ``target_tenant`` when creating an RBAC policy', '/rbac-policies', 'POST'),
+  rule('create_rbac_policy:target_tenant', `(${ADMIN}) or ${NO_WILDCARD}`, 'Specify ``target_tenant`` when creating an RBAC policy', '/rbac-policies', 'POST'),
+  rule('create_rbac_policy:target_project', `(${ADMIN}) or (not field:rbac_policy:target_project=*)`, 'Specify ``target_project`` when creating an RBAC policy', '/rbac-policies', 'POST'),
   rule('update_rbac_policy', ADMIN_OR_PROJECT_MEMBER, 'Update an RBAC policy', '/rbac-policies/{id}', 'PUT'),
-  rule('update_rbac_policy:target_tenant', `(${ADMIN}) or (not 'True':%(target_is_wildcard)s)`, 'Update ``target_tenant`` attribute of an RBAC policy', '/rbac-policies/{id}', 'PUT'),
+  rule('update_rbac_policy:target_tenant', `(${ADMIN}) or ${NO_WILDCARD}`, 'Update ``target_tenant`` attribute of an RBAC policy', '/rbac-policies/{id}', 'PUT'),
+  rule('update_rbac_policy:target_project', `(${ADMIN}) or (not field:rbac_policy:target_project=*)`, 'Update ``target_project`` attribute of an RBAC policy', '/rbac-policies/{id}', 'PUT'),
   rule('get_rbac_policy', ADMIN_OR_PROJECT_READER, 'Get an RBAC policy', '/rbac-policies/{id}', 'GET'),
   rule('delete_rbac_policy', ADMIN_OR_PROJECT_MEMBER, 'Delete an RBAC policy', '/rbac-policies/{id}', 'DELETE'),
 
