@@ -1,0 +1,135 @@
+/**
+ * The contract between the volume manager and a storage backend, modelled on
+ * upstream's cinder.volume.driver.VolumeDriver. The manager owns the database
+ * and the status state machine; a driver only moves bytes and answers for its
+ * backend. Every method may be retried after a crash of the manager, so each
+ * must tolerate being called again for the same id (create overwrites a
+ * half-made volume, delete of a missing volume succeeds).
+ *
+ * Sizes on this interface are GiB (as the API's `size`) unless the name says bytes.
+ */
+
+export const GiB = 1024 ** 3;
+
+export interface VolumeRef {
+  id: string;
+  /** GiB. */
+  size: number;
+}
+
+export interface SnapshotRef {
+  id: string;
+  volumeId: string;
+  /** GiB: the volume's size when the snapshot was taken. */
+  volumeSize: number;
+}
+
+/** What os-brick sends in upstream: where the consumer of a connection runs. */
+export interface Connector {
+  host?: string;
+  ip?: string;
+  initiator?: string;
+  multipath?: boolean;
+  [key: string]: unknown;
+}
+
+/** upstream's connection_info: what Nova's volume drivers need to reach the disk. */
+export interface ConnectionInfo {
+  driver_volume_type: string;
+  data: Record<string, unknown>;
+}
+
+/**
+ * One pool's report, as upstream's get_volume_stats: the scheduler's capacity
+ * filter and weigher read these. Capacities are GiB (fractions allowed).
+ */
+export interface PoolStats {
+  pool_name: string;
+  total_capacity_gb: number;
+  free_capacity_gb: number;
+  /** Sum of the sizes of the volumes and snapshots the pool holds (what thin provisioning has promised). */
+  provisioned_capacity_gb: number;
+  allocated_capacity_gb: number;
+  max_over_subscription_ratio: number;
+  /** Percentage of total_capacity_gb the scheduler must leave free. */
+  reserved_percentage: number;
+  thin_provisioning_support: boolean;
+  thick_provisioning_support: boolean;
+  multiattach: boolean;
+  QoS_support: boolean;
+}
+
+export interface BackendStats {
+  volume_backend_name: string;
+  vendor_name: string;
+  driver_version: string;
+  storage_protocol: string;
+  pools: PoolStats[];
+}
+
+/** Upstream's VolumeDriverException family: the manager sets the volume to error with this message. */
+export class VolumeDriverError extends Error {
+  constructor(
+    message: string,
+    readonly reason: 'setup' | 'not_found' | 'invalid_image' | 'capacity' | 'backend' = 'backend',
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'VolumeDriverError';
+  }
+}
+
+/** An image handed to copyImageToVolume: a local file already downloaded from Glance. */
+export interface LocalImage {
+  path: string;
+  /** Glance's disk_format as declared; the driver verifies the content agrees. */
+  diskFormat: string;
+}
+
+export interface VolumeDriver {
+  /** Backend name reported to the scheduler (volume_backend_name). */
+  readonly backendName: string;
+  /** Capabilities a volume type's extra specs can ask for (`thin_provisioning_support`, `multiattach` …). */
+  readonly capabilities: Readonly<Record<string, boolean | string>>;
+
+  /** Prepares the backend (directories, pools) once at start; must be safe to repeat. */
+  doSetup(): Promise<void>;
+  /** Throws VolumeDriverError('…', 'setup') when the backend cannot serve (missing tool, unusable pool). */
+  checkForSetupError(): Promise<void>;
+  /** Current capacity, read fresh from the backend (never a cached count of what the manager asked for). */
+  getVolumeStats(): Promise<BackendStats>;
+
+  /** A blank volume of volume.size GiB, reading as zeroes. */
+  createVolume(volume: VolumeRef): Promise<void>;
+  /** Removes the volume; a volume that does not exist is already deleted (no error). Refuses while snapshots depend on it only if the backend chains them. */
+  deleteVolume(volume: VolumeRef): Promise<void>;
+  /** Grows the volume to newSize GiB, keeping its data; newSize > volume.size is checked by the API. */
+  extendVolume(volume: VolumeRef, newSize: number): Promise<void>;
+
+  /** A point-in-time copy of the volume's data that survives later writes and the volume's deletion. */
+  createSnapshot(snapshot: SnapshotRef): Promise<void>;
+  /** Idempotent as deleteVolume. */
+  deleteSnapshot(snapshot: SnapshotRef): Promise<void>;
+  /** A new volume holding the snapshot's data, grown to volume.size (>= snapshot.volumeSize). */
+  createVolumeFromSnapshot(volume: VolumeRef, snapshot: SnapshotRef): Promise<void>;
+  /** A new volume holding the source's current data, grown to volume.size (>= source.size). */
+  createClonedVolume(volume: VolumeRef, source: VolumeRef): Promise<void>;
+
+  /**
+   * Writes a Glance image into an existing volume. The image is untrusted: a
+   * format other than declared, a backing file or an external data file is
+   * refused with reason 'invalid_image'; a virtual size above the volume's is
+   * 'capacity'.
+   */
+  copyImageToVolume(volume: VolumeRef, image: LocalImage): Promise<void>;
+  /** Writes the volume's data to destPath in diskFormat (raw or qcow2), for upload to Glance. */
+  copyVolumeToImage(volume: VolumeRef, destPath: string, diskFormat: 'raw' | 'qcow2'): Promise<void>;
+
+  /** How a host with this connector reaches the volume; may export it (and must be repeatable). */
+  initializeConnection(volume: VolumeRef, connector: Connector): Promise<ConnectionInfo>;
+  /** Ends what initializeConnection exported for this connector; absent exports are not an error. */
+  terminateConnection(volume: VolumeRef, connector: Connector | undefined): Promise<void>;
+
+  /** Bytes currently used on the backend by the volume (for tests and stats); undefined when absent. */
+  volumeUsage?(volume: VolumeRef): Promise<number | undefined>;
+}
