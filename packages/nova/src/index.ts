@@ -40,16 +40,15 @@ export const novaService: ServiceDefinition = {
       { database: rt.db, config, clock: rt.clock, ids: rt.ids, logger: rt.logger, bus: rt.bus, tokens: rt.tokens, authUri: identity.authUrl.replace(/\/v3$/, ''), session },
       { tls: rt.tls, ops: { version: VERSION, metrics: rt.metrics } },
     );
-    // Placement and the other services answer only once the process has started them all: the compute host registers after.
-    let compute: ComputeManager | undefined;
-    const timer = config.runCompute
-      ? setTimeout(() => void startCompute({ core: na.core, config, session, rt }).then((m) => (compute = m), (err) => rt.logger.error({ err }, 'nova-compute failed to start')), 2000)
-      : undefined;
+    // Placement, Neutron and Glance answer only once the process has started every service: the compute host
+    // registers after, retrying until they do (a slow machine must not lose the race a fixed delay would).
+    let closed = false;
+    const compute = config.runCompute ? startComputeWhenReady({ core: na.core, config, session, rt }, () => closed) : Promise.resolve(undefined);
     return {
       app: na.app,
       close: async () => {
-        clearTimeout(timer);
-        await compute?.stop();
+        closed = true;
+        await (await compute)?.stop();
         await na.close();
       },
     };
@@ -62,11 +61,34 @@ export function createDriver(config: NovaConfig, logger: import('pino').Logger):
   return { driver: new QemuDriver({ instancesDir: config.instancesPath, imageCache, logger, hostname: config.host, netns: config.computeNetns }), imageCache };
 }
 
+/** startCompute, again after a growing pause while the services it needs do not answer yet; undefined once closed. */
+export async function startComputeWhenReady(o: Parameters<typeof startCompute>[0], isClosed: () => boolean): Promise<ComputeManager | undefined> {
+  for (let attempt = 0; !isClosed(); attempt++) {
+    try {
+      const manager = await startCompute(o);
+      if (!isClosed()) return manager;
+      await manager.stop();
+      return undefined;
+    } catch (err) {
+      const level = attempt < 5 ? 'debug' : 'warn';
+      o.rt.logger[level]({ err, attempt }, 'nova-compute cannot start yet; retrying');
+      await new Promise((r) => setTimeout(r, Math.min(250 * 2 ** attempt, 5000)));
+    }
+  }
+  return undefined;
+}
+
 /** nova-compute for this host, on Nova's database (upstream's computes reach it through the conductor instead). */
 export async function startCompute(o: { core: ReturnType<typeof createNovaCore>; config: NovaConfig; session: KeystoneSession; rt: Parameters<ServiceDefinition['start']>[0] }): Promise<ComputeManager> {
   const { config, rt } = o;
   const { driver, imageCache } = createDriver(config, rt.logger);
   const manager = new ComputeManager({ ...o.core, host: config.host, driver, imageCache, session: o.session, bus: rt.bus, clock: rt.clock, logger: rt.logger, reportIntervalMs: config.reportIntervalMs, syncPowerStateMs: config.syncPowerStateMs, vifPluggingTimeoutMs: config.vifPluggingTimeoutMs, vifPluggingIsFatal: config.vifPluggingIsFatal, forceConfigDrive: config.forceConfigDrive });
-  await manager.start();
+  try {
+    await manager.start();
+  } catch (err) {
+    // A half-started manager holds bus subscriptions and timers: release them before a retry makes another.
+    await manager.stop().catch(() => undefined);
+    throw err;
+  }
   return manager;
 }
