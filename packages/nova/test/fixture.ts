@@ -89,10 +89,11 @@ function dbUrl(dir: string, name: string): string {
  * database (ONESTACK_TEST_DB); nova-compute hosts run the FakeDriver unless a
  * test gives another driver.
  */
-export async function startNova(opts: { config?: Partial<NovaValues> } = {}): Promise<NovaFixture> {
-  const ks = await startKeystone();
+export async function startNova(opts: { config?: Partial<NovaValues>; ks?: KeystoneFixture; neutronUrl?: string } = {}): Promise<NovaFixture> {
+  // A test that runs Neutron's agents brings its own Neutron stack (with its Keystone): Nova joins it, and leaves closing it to the test.
+  const ks = opts.ks ?? (await startKeystone());
   const dir = tempDir('onestack-nova-');
-  const cleanups: (() => Promise<void> | void)[] = [() => ks.close(), () => dir.remove()];
+  const cleanups: (() => Promise<void> | void)[] = [...(opts.ks ? [] : [() => ks.close()]), () => dir.remove()];
   const close = async () => {
     for (const c of cleanups.reverse()) await Promise.resolve().then(c).catch(() => undefined);
   };
@@ -103,6 +104,13 @@ export async function startNova(opts: { config?: Partial<NovaValues> } = {}): Pr
     cleanups.push(async () => dropDatabase(url).catch(() => undefined), () => db.close());
     await runMigrations(db, name, [...(ms as never[])]);
     return db;
+  };
+  const startNeutronApi = async () => {
+    const neutronDb = await open<any>('neutron', neutronMigrations);
+    const nconf = neutronConfig({ ...defaultNeutronValues() } as NeutronValues, { stateDir: dir.path, publicUrl: 'http://127.0.0.1:0', hostname: 'testhost' });
+    const na = await createNeutronApp({ database: neutronDb, config: nconf, clock: systemClock, ids: randomIds, logger, notifications: ks.bus, tokens: ks.tokens, authUri: ks.url });
+    cleanups.push(() => na.app.close());
+    return na.app.listen({ host: '127.0.0.1', port: 0 });
   };
   try {
     const k = ks.ks;
@@ -117,11 +125,7 @@ export async function startNova(opts: { config?: Partial<NovaValues> } = {}): Pr
     cleanups.push(() => ga.app.close());
     const glanceUrl = await ga.app.listen({ host: '127.0.0.1', port: 0 });
 
-    const neutronDb = await open<any>('neutron', neutronMigrations);
-    const nconf = neutronConfig({ ...defaultNeutronValues() } as NeutronValues, { stateDir: dir.path, publicUrl: 'http://127.0.0.1:0', hostname: 'testhost' });
-    const na = await createNeutronApp({ database: neutronDb, config: nconf, clock: systemClock, ids: randomIds, logger, notifications: ks.bus, tokens: ks.tokens, authUri: ks.url });
-    cleanups.push(() => na.app.close());
-    const neutronUrl = await na.app.listen({ host: '127.0.0.1', port: 0 });
+    const neutronUrl = opts.neutronUrl ?? (await startNeutronApi());
 
     const placementDb = await open<any>('placement', placementMigrations);
     const pa = createPlacementApp({ database: placementDb, config: placementConfig(defaultPlacementValues(), { stateDir: dir.path }), clock: systemClock, ids: randomIds, logger, tokens: ks.tokens, authUri: ks.url });
