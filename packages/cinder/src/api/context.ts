@@ -1,0 +1,82 @@
+import type { FastifyRequest } from 'fastify';
+import type { AuthContext } from '@onestack/core/context.ts';
+import { badRequest, forbidden, unauthorized } from '@onestack/core/errors.ts';
+import { isAtLeast } from '@onestack/core/http/microversion.ts';
+import { credentialsFromAuth, type Enforcer, type Target } from '@onestack/core/policy/index.ts';
+import type { CinderConfig } from '../conf.ts';
+import type { Quotas } from '../domain/quotas.ts';
+import type { Scheduler } from '../domain/scheduler.ts';
+import type { Services } from '../domain/services.ts';
+import type { VolumeTypes } from '../domain/volume-types.ts';
+import type { Caller, VolumeService } from '../domain/volumes.ts';
+
+export interface ApiDeps {
+  config: CinderConfig;
+  enforcer: Enforcer;
+  volumes: VolumeService;
+  types: VolumeTypes;
+  quotas: Quotas;
+  scheduler: Scheduler;
+  services: Services;
+}
+
+export function authOf(req: FastifyRequest): AuthContext {
+  if (!req.ctx.auth) throw unauthorized();
+  return req.ctx.auth;
+}
+
+export function allowed(deps: ApiDeps, req: FastifyRequest, rule: string, target: Target = {}): boolean {
+  const auth = authOf(req);
+  return deps.enforcer.enforce(rule, { project_id: auth.projectId ?? null, user_id: auth.userId, ...target }, credentialsFromAuth(auth));
+}
+
+/** upstream's PolicyNotAuthorized (403). */
+export function enforce(deps: ApiDeps, req: FastifyRequest, rule: string, target: Target = {}): void {
+  if (!allowed(deps, req, rule, target)) throw forbidden(`Policy doesn't allow ${rule} to be performed.`);
+}
+
+export function callerOf(deps: ApiDeps, req: FastifyRequest): Caller {
+  const auth = authOf(req);
+  return { projectId: auth.projectId ?? '', userId: auth.userId, isAdmin: allowed(deps, req, 'context_is_admin'), ctx: req.ctx };
+}
+
+export function mv(req: FastifyRequest, atLeast: string): boolean {
+  return isAtLeast(req.ctx.microversion, atLeast);
+}
+
+/** The project in the URL must be the token's (admins may name any). */
+export function projectOf(deps: ApiDeps, req: FastifyRequest): string {
+  const id = (req.params as { project_id: string }).project_id;
+  const caller = callerOf(deps, req);
+  if (id !== caller.projectId && !caller.isAdmin) throw badRequest('Malformed request url');
+  return id;
+}
+
+export function bodyObject(body: unknown, key: string): Record<string, unknown> {
+  const b = body as Record<string, unknown> | undefined;
+  const v = b?.[key];
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw badRequest(`Missing required element '${key}' in request body.`);
+  return v as Record<string, unknown>;
+}
+
+export const ISO = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString().replace('Z', '000'));
+
+export function boolParam(v: unknown, name: string): boolean {
+  if (typeof v === 'boolean') return v;
+  const s = String(v).toLowerCase();
+  if (['true', '1', 'yes', 'on', 't', 'y'].includes(s)) return true;
+  if (['false', '0', 'no', 'off', 'f', 'n'].includes(s)) return false;
+  throw badRequest(`Invalid input received: ${name} must be a boolean, got ${JSON.stringify(v)}.`);
+}
+
+export function stringMap(v: unknown, what: string): Record<string, string> {
+  if (v === undefined || v === null) return {};
+  if (typeof v !== 'object' || Array.isArray(v)) throw badRequest(`Invalid input received: ${what} must be a dictionary.`);
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(v)) {
+    if (typeof val !== 'string') throw badRequest(`Invalid input for field/attribute ${k}. Value: ${JSON.stringify(val)}. ${JSON.stringify(val)} is not of type 'string'`);
+    if (k.length === 0 || k.length > 255) throw badRequest(`Invalid input received: Metadata property key ${k} greater than 255 characters or empty.`);
+    out[k] = val;
+  }
+  return out;
+}

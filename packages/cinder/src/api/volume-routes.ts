@@ -1,0 +1,308 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { badRequest, notFound } from '@onestack/core/errors.ts';
+import type { Volume } from '../domain/volumes.ts';
+import { allowed, bodyObject, boolParam, callerOf, enforce, mv, projectOf, stringMap, type ApiDeps } from './context.ts';
+import { snapshotView, volumeDetail, volumeSummary } from './views.ts';
+
+const P = '/v3/:project_id';
+const SORT_KEYS = new Set(['id', 'name', 'status', 'size', 'created_at', 'updated_at', 'availability_zone', 'bootable']);
+
+async function volumeFor(deps: ApiDeps, req: FastifyRequest, rule: string): Promise<Volume> {
+  projectOf(deps, req);
+  const v = await deps.volumes.get((req.params as { volume_id: string }).volume_id, callerOf(deps, req));
+  enforce(deps, req, rule, { project_id: v.project_id });
+  return v;
+}
+
+function optionalString(v: unknown, field: string, max = 255): string | null | undefined {
+  if (v === undefined || v === null) return v as null | undefined;
+  if (typeof v !== 'string') throw badRequest(`Invalid input for field/attribute ${field}. Value: ${JSON.stringify(v)}. ${JSON.stringify(v)} is not of type 'string', 'null'`);
+  if (v.length > max) throw badRequest(`Invalid input for field/attribute ${field}. Value: ${v}. '${v}' is too long`);
+  return v;
+}
+
+/** Upstream accepts size as an integer or a string of one; anything else is a 400 with its validator's words. */
+function sizeOf(v: unknown, field = 'size'): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  const n = typeof v === 'string' && /^-?\d+$/.test(v.trim()) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n)) throw badRequest(`Invalid input for field/attribute ${field}. Value: ${JSON.stringify(v)}. ${JSON.stringify(v)} is not of type 'integer', 'string', 'null'`);
+  if (n < 1) throw badRequest(`Invalid input for field/attribute ${field}. Value: ${n}. ${n} is less than the minimum of 1`);
+  if (n > 2147483647) throw badRequest(`Invalid input for field/attribute ${field}. Value: ${n}. ${n} is greater than the maximum of 2147483647`);
+  return n;
+}
+
+function pageOf(deps: ApiDeps, q: Record<string, string>) {
+  const limit = q.limit === undefined ? deps.config.maxLimit : Number(q.limit);
+  if (!Number.isInteger(limit) || limit < 0) throw badRequest('Invalid input received: limit must be an integer 0 or greater');
+  const offset = q.offset === undefined ? undefined : Number(q.offset);
+  if (offset !== undefined && (!Number.isInteger(offset) || offset < 0)) throw badRequest('Invalid input received: offset must be an integer 0 or greater');
+  const sort: [string, 'asc' | 'desc'][] = [];
+  const keys = q.sort ? q.sort.split(',') : q.sort_key ? [`${q.sort_key}:${q.sort_dir ?? 'desc'}`] : [];
+  for (const part of keys) {
+    const [key, dir = 'desc'] = part.trim().split(':');
+    if (!SORT_KEYS.has(key)) throw badRequest(`Invalid input received: Invalid sort key ${key}`);
+    if (dir !== 'asc' && dir !== 'desc') throw badRequest(`Invalid input received: Unknown sort direction, must be 'desc' or 'asc'`);
+    sort.push([key, dir]);
+  }
+  return { limit: Math.min(limit, deps.config.maxLimit), offset, marker: q.marker, sort };
+}
+
+export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  const list = async (req: FastifyRequest, detail: boolean) => {
+    projectOf(deps, req);
+    enforce(deps, req, 'volume:get_all');
+    const caller = callerOf(deps, req);
+    const q = req.query as Record<string, string>;
+    const page = pageOf(deps, q);
+    const allTenants = caller.isAdmin && q.all_tenants !== undefined && boolParam(q.all_tenants, 'all_tenants');
+    const filters: Record<string, string> = {};
+    for (const k of ['name', 'status', 'availability_zone', 'bootable', 'size']) if (q[k] !== undefined) filters[k] = q[k];
+    let metadata: Record<string, string> | undefined;
+    if (q.metadata) {
+      try {
+        metadata = stringMap(JSON.parse(q.metadata.replace(/'/g, '"')), 'metadata');
+      } catch {
+        throw badRequest('Invalid input received: metadata filter must be a dictionary.');
+      }
+    }
+    const projectId = allTenants ? (q.project_id ?? undefined) : caller.projectId;
+    const rows = await deps.volumes.listRows({ projectId, filters, sort: page.sort, limit: page.limit, marker: page.marker, offset: page.offset, metadata });
+    const vols = await Promise.all(rows.map((r) => deps.volumes.hydrate(r)));
+    const out: Record<string, unknown> = { volumes: vols.map((v) => (detail ? volumeDetail(req, v, { admin: caller.isAdmin }) : volumeSummary(req, v))) };
+    if (rows.length === page.limit && rows.length > 0) {
+      const next = new URLSearchParams({ ...q, marker: rows[rows.length - 1].id });
+      next.delete('offset');
+      out.volumes_links = [{ href: `${req.protocol}://${req.headers.host}${req.url.split('?')[0]}?${next}`, rel: 'next' }];
+    }
+    if (mv(req, '3.45') && q.with_count !== undefined && boolParam(q.with_count, 'with_count')) {
+      out.count = (await deps.volumes.listRows({ projectId, filters, sort: [], limit: 1_000_000, metadata })).length;
+    }
+    return out;
+  };
+  app.get(`${P}/volumes`, (req) => list(req, false));
+  app.get(`${P}/volumes/detail`, (req) => list(req, true));
+
+  app.post(`${P}/volumes`, async (req, reply) => {
+    projectOf(deps, req);
+    const body = bodyObject(req.body, 'volume');
+    enforce(deps, req, 'volume:create');
+    const caller = callerOf(deps, req);
+    if (body.imageRef !== undefined || body.image_id !== undefined) {
+      throw badRequest('Invalid input received: volumes from images are not available yet on this cloud.');
+    }
+    if (body.backup_id !== undefined) throw badRequest('Invalid input received: volumes from backups are not available yet on this cloud.');
+    const volume = await deps.volumes.create(
+      {
+        size: sizeOf(body.size),
+        name: optionalString(body.name ?? body.display_name, 'name'),
+        description: optionalString(body.description ?? body.display_description, 'description'),
+        volumeType: optionalString(body.volume_type, 'volume_type') ?? undefined,
+        availabilityZone: optionalString(body.availability_zone, 'availability_zone') ?? undefined,
+        metadata: stringMap(body.metadata, 'metadata'),
+        snapshotId: optionalString(body.snapshot_id, 'snapshot_id') ?? undefined,
+        sourceVolid: optionalString(body.source_volid, 'source_volid') ?? undefined,
+        multiattach: body.multiattach === undefined ? undefined : boolParam(body.multiattach, 'multiattach'),
+      },
+      caller,
+    );
+    reply.code(202);
+    return { volume: volumeDetail(req, volume, { admin: caller.isAdmin }) };
+  });
+
+  app.get(`${P}/volumes/:volume_id`, async (req) => {
+    const v = await volumeFor(deps, req, 'volume:get');
+    return { volume: volumeDetail(req, v, { admin: callerOf(deps, req).isAdmin }) };
+  });
+
+  app.put(`${P}/volumes/:volume_id`, async (req) => {
+    const body = bodyObject(req.body, 'volume');
+    const v = await volumeFor(deps, req, 'volume:update');
+    const allowedKeys = ['name', 'description', 'display_name', 'display_description', 'metadata'];
+    const extra = Object.keys(body).filter((k) => !allowedKeys.includes(k));
+    if (extra.length) throw badRequest(`Invalid input for field/attribute volume. Value: ${JSON.stringify(body)}. Additional properties are not allowed ('${extra[0]}' was unexpected)`);
+    const updated = await deps.volumes.update(v, {
+      name: optionalString(body.name ?? body.display_name, 'name'),
+      description: optionalString(body.description ?? body.display_description, 'description'),
+      metadata: body.metadata === undefined ? undefined : stringMap(body.metadata, 'metadata'),
+    });
+    return { volume: volumeDetail(req, updated, { admin: callerOf(deps, req).isAdmin }) };
+  });
+
+  app.delete(`${P}/volumes/:volume_id`, async (req, reply) => {
+    const q = req.query as Record<string, string>;
+    const force = q.force !== undefined && boolParam(q.force, 'force');
+    const v = await volumeFor(deps, req, force ? 'volume:force_delete' : 'volume:delete');
+    await deps.volumes.delete(v, { cascade: q.cascade !== undefined && boolParam(q.cascade, 'cascade'), force }, callerOf(deps, req));
+    reply.code(202);
+    return '';
+  });
+
+  // ---- metadata
+  app.get(`${P}/volumes/:volume_id/metadata`, async (req) => ({ metadata: (await volumeFor(deps, req, 'volume:get_volume_metadata')).metadata }));
+  app.get(`${P}/volumes/:volume_id/metadata/:key`, async (req) => {
+    const v = await volumeFor(deps, req, 'volume:get_volume_metadata');
+    const key = (req.params as { key: string }).key;
+    if (!(key in v.metadata)) throw notFound(`Metadata item was not found`);
+    return { meta: { [key]: v.metadata[key] } };
+  });
+  app.post(`${P}/volumes/:volume_id/metadata`, async (req) => {
+    const v = await volumeFor(deps, req, 'volume:create_volume_metadata');
+    const md = stringMap(bodyObject(req.body, 'metadata'), 'metadata');
+    await deps.volumes.setMetadata(v.id, 'user', md, false);
+    return { metadata: (await deps.volumes.get(v.id, callerOf(deps, req))).metadata };
+  });
+  app.put(`${P}/volumes/:volume_id/metadata`, async (req) => {
+    const v = await volumeFor(deps, req, 'volume:update_volume_metadata');
+    const md = stringMap(bodyObject(req.body, 'metadata'), 'metadata');
+    await deps.volumes.setMetadata(v.id, 'user', md, true);
+    return { metadata: md };
+  });
+  app.put(`${P}/volumes/:volume_id/metadata/:key`, async (req) => {
+    const v = await volumeFor(deps, req, 'volume:update_volume_metadata');
+    const key = (req.params as { key: string }).key;
+    const meta = stringMap(bodyObject(req.body, 'meta'), 'meta');
+    if (Object.keys(meta).length !== 1 || !(key in meta)) throw badRequest('Request body and URI mismatch');
+    await deps.volumes.setMetadata(v.id, 'user', meta, false);
+    return { meta };
+  });
+  app.delete(`${P}/volumes/:volume_id/metadata/:key`, async (req) => {
+    const v = await volumeFor(deps, req, 'volume:delete_volume_metadata');
+    if (!(await deps.volumes.deleteMetadataKey(v.id, (req.params as { key: string }).key))) throw notFound('Metadata item was not found');
+    return '';
+  });
+
+  // ---- actions
+  app.post(`${P}/volumes/:volume_id/action`, async (req, reply) => {
+    const body = (req.body ?? {}) as Record<string, Record<string, unknown> | null>;
+    const [action] = Object.keys(body);
+    const args = (body[action] ?? {}) as Record<string, unknown>;
+    const caller = callerOf(deps, req);
+    reply.code(202);
+    switch (action) {
+      case 'os-extend': {
+        const v = await volumeFor(deps, req, 'volume:extend');
+        if (v.status === 'in-use') enforce(deps, req, 'volume:extend_attached_volume', { project_id: v.project_id });
+        const size = sizeOf(args.new_size, 'new_size');
+        if (size === undefined) throw badRequest("Invalid input for field/attribute extend. Value: {}. 'new_size' is a required property");
+        await deps.volumes.extend(v, size, caller);
+        return '';
+      }
+      case 'os-reset_status': {
+        const v = await volumeFor(deps, req, 'volume_extension:volume_admin_actions:reset_status');
+        await deps.volumes.resetStatus(v, args as Record<string, string>);
+        return '';
+      }
+      case 'os-force_delete': {
+        const v = await volumeFor(deps, req, 'volume_extension:volume_admin_actions:force_delete');
+        await deps.volumes.delete(v, { cascade: true, force: true }, caller);
+        return '';
+      }
+      case 'os-set_bootable': {
+        const v = await volumeFor(deps, req, 'volume:update');
+        if (args.bootable === undefined) throw badRequest("Invalid input for field/attribute set_bootable. Value: {}. 'bootable' is a required property");
+        await deps.volumes.setFlag(v, 'bootable', boolParam(args.bootable, 'bootable'));
+        reply.code(200);
+        return '';
+      }
+      case 'os-update_readonly_flag': {
+        const v = await volumeFor(deps, req, 'volume:update_readonly_flag');
+        if (args.readonly === undefined) throw badRequest("Invalid input for field/attribute update_readonly_flag. Value: {}. 'readonly' is a required property");
+        await deps.volumes.setFlag(v, 'readonly', boolParam(args.readonly, 'readonly'));
+        return '';
+      }
+      default:
+        throw badRequest(`There is no such action: ${action ?? ''}`);
+    }
+  });
+
+  // ---- snapshots
+  const snapList = async (req: FastifyRequest) => {
+    projectOf(deps, req);
+    enforce(deps, req, 'volume:get_all_snapshots');
+    const caller = callerOf(deps, req);
+    const q = req.query as Record<string, string>;
+    const page = pageOf(deps, q);
+    let query = deps.volumes.db.selectFrom('snapshots').selectAll().where('deleted', '=', 0);
+    const allTenants = caller.isAdmin && q.all_tenants !== undefined && boolParam(q.all_tenants, 'all_tenants');
+    if (!allTenants) query = query.where('project_id', '=', caller.projectId);
+    if (q.volume_id) query = query.where('volume_id', '=', q.volume_id);
+    if (q.status) query = query.where('status', '=', q.status);
+    if (q.name) query = query.where('name', '=', q.name);
+    const sort = page.sort.length ? page.sort : ([['created_at', 'desc']] as [string, 'asc' | 'desc'][]);
+    sort.push(['id', sort[0][1]]);
+    if (page.marker) {
+      const m = await deps.volumes.db.selectFrom('snapshots').selectAll().where('id', '=', page.marker).executeTakeFirst();
+      if (!m) throw badRequest(`Marker ${page.marker} could not be found.`);
+      query = query.where((eb) =>
+        eb.or(sort.map(([key, dir], i) => eb.and([...sort.slice(0, i).map(([k]) => eb(k as 'id', '=', (m as unknown as Record<string, never>)[k])), eb(key as 'id', dir === 'asc' ? '>' : '<', (m as unknown as Record<string, never>)[key])]))),
+      );
+    }
+    for (const [k, d] of sort) query = query.orderBy(k as 'id', d);
+    query = query.limit(page.limit);
+    if (page.offset) query = query.offset(page.offset);
+    return { caller, rows: await query.execute() };
+  };
+  app.get(`${P}/snapshots`, async (req) => ({ snapshots: (await snapList(req)).rows.map((s) => ({ id: s.id, name: s.name, status: s.status, size: s.volume_size, volume_id: s.volume_id, ...snapshotView(req, s) })) }));
+  app.get(`${P}/snapshots/detail`, async (req) => ({ snapshots: (await snapList(req)).rows.map((s) => snapshotView(req, s)) }));
+  app.post(`${P}/snapshots`, async (req, reply) => {
+    projectOf(deps, req);
+    const body = bodyObject(req.body, 'snapshot');
+    enforce(deps, req, 'volume:create_snapshot');
+    const caller = callerOf(deps, req);
+    if (typeof body.volume_id !== 'string') throw badRequest("Invalid input for field/attribute snapshot. Value: {}. 'volume_id' is a required property");
+    const v = await deps.volumes.get(body.volume_id, caller);
+    const snap = await deps.volumes.createSnapshot(
+      v,
+      {
+        name: optionalString(body.name ?? body.display_name, 'name'),
+        description: optionalString(body.description ?? body.display_description, 'description'),
+        force: body.force === undefined ? false : boolParam(body.force, 'force'),
+        metadata: stringMap(body.metadata, 'metadata'),
+      },
+      caller,
+    );
+    reply.code(202);
+    return { snapshot: snapshotView(req, snap) };
+  });
+  const snapFor = async (req: FastifyRequest, rule: string) => {
+    projectOf(deps, req);
+    const s = await deps.volumes.getSnapshotRow((req.params as { snapshot_id: string }).snapshot_id, callerOf(deps, req));
+    enforce(deps, req, rule, { project_id: s.project_id });
+    return s;
+  };
+  app.get(`${P}/snapshots/:snapshot_id`, async (req) => ({ snapshot: snapshotView(req, await snapFor(req, 'volume:get_snapshot')) }));
+  app.put(`${P}/snapshots/:snapshot_id`, async (req) => {
+    const body = bodyObject(req.body, 'snapshot');
+    const s = await snapFor(req, 'volume:update_snapshot');
+    const set: Record<string, unknown> = { updated_at: Date.now() };
+    if ('name' in body || 'display_name' in body) set.name = optionalString(body.name ?? body.display_name, 'name');
+    if ('description' in body || 'display_description' in body) set.description = optionalString(body.description ?? body.display_description, 'description');
+    await deps.volumes.db.updateTable('snapshots').set(set).where('id', '=', s.id).execute();
+    return { snapshot: snapshotView(req, await deps.volumes.getSnapshotRow(s.id, callerOf(deps, req))) };
+  });
+  app.delete(`${P}/snapshots/:snapshot_id`, async (req, reply) => {
+    const s = await snapFor(req, 'volume:delete_snapshot');
+    await deps.volumes.deleteSnapshot(s, callerOf(deps, req));
+    reply.code(202);
+    return '';
+  });
+  app.post(`${P}/snapshots/:snapshot_id/action`, async (req, reply) => {
+    const body = (req.body ?? {}) as Record<string, Record<string, unknown>>;
+    const [action] = Object.keys(body);
+    reply.code(202);
+    if (action === 'os-reset_status') {
+      const s = await snapFor(req, 'volume_extension:snapshot_admin_actions:reset_status');
+      const status = String(body[action]?.status ?? '');
+      if (!['available', 'error', 'creating', 'deleting', 'error_deleting'].includes(status)) throw badRequest('Invalid input received: Must specify a valid status');
+      await deps.volumes.db.updateTable('snapshots').set({ status }).where('id', '=', s.id).execute();
+      return '';
+    }
+    if (action === 'os-force_delete') {
+      const s = await snapFor(req, 'volume_extension:snapshot_admin_actions:force_delete');
+      await deps.volumes.deleteSnapshot(s, callerOf(deps, req), true);
+      return '';
+    }
+    throw badRequest(`There is no such action: ${action ?? ''}`);
+  });
+  void allowed;
+}

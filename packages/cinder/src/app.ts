@@ -1,0 +1,119 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { TokenValidator } from '@onestack/core/auth/token-validator.ts';
+import type { Bus } from '@onestack/core/bus/bus.ts';
+import type { Clock } from '@onestack/core/clock.ts';
+import type { Database } from '@onestack/core/db/index.ts';
+import { createHttpServer, type HttpServerOptions } from '@onestack/core/http/index.ts';
+import type { IdSource } from '@onestack/core/ids.ts';
+import { Enforcer } from '@onestack/core/policy/index.ts';
+import type { ApiDeps } from './api/context.ts';
+import { registerAdminRoutes, registerAttachmentRoutes, registerQuotaRoutes, registerTypeRoutes, registerVersionRoutes } from './api/misc-routes.ts';
+import { registerVolumeRoutes } from './api/volume-routes.ts';
+import { MAX_MICROVERSION, MIN_MICROVERSION, type CinderConfig } from './conf.ts';
+import type { CinderDB } from './db/schema.ts';
+import { CinderNotifier } from './domain/notifier.ts';
+import { Quotas } from './domain/quotas.ts';
+import { Scheduler } from './domain/scheduler.ts';
+import { Services } from './domain/services.ts';
+import { VolumeTypes } from './domain/volume-types.ts';
+import { VolumeService } from './domain/volumes.ts';
+import { FakeVolumeDriver } from './drivers/fake-driver.ts';
+import { FileVolumeDriver } from './drivers/file-driver.ts';
+import type { VolumeDriver } from './drivers/volume-driver.ts';
+import { cinderPolicies } from './policies/index.ts';
+
+export interface CinderDeps {
+  database: Database<CinderDB>;
+  config: CinderConfig;
+  clock: Clock;
+  ids: IdSource;
+  logger: Logger;
+  bus?: Pick<Bus, 'notify'>;
+  tokens?: TokenValidator;
+  authUri?: string;
+  /** Overrides the configured driver (tests hand in a FakeVolumeDriver they can inspect). */
+  driver?: VolumeDriver;
+}
+
+export interface CinderApp {
+  app: FastifyInstance;
+  volumes: VolumeService;
+  driver: VolumeDriver;
+  close(): Promise<void>;
+}
+
+export function createDriver(config: CinderConfig, logger: Logger): VolumeDriver {
+  if (config.volumeDriver === 'fake') return new FakeVolumeDriver({ backendName: config.backendName });
+  return new FileVolumeDriver({ dir: config.volumesDir, backendName: config.backendName, logger, maxOverSubscriptionRatio: config.maxOverSubscriptionRatio, reservedPercentage: config.reservedPercentage });
+}
+
+/**
+ * cinder-api, cinder-scheduler and one cinder-volume backend in one process:
+ * the API hands work to the volume manager in-process (no RPC over the bus yet).
+ */
+export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOptions, 'ops' | 'tls'> = {}): Promise<CinderApp> {
+  const { config, database, clock, ids, logger } = deps;
+  const driver = deps.driver ?? createDriver(config, logger);
+  await driver.doSetup();
+  await driver.checkForSetupError();
+  const types = new VolumeTypes(database.db, clock, ids);
+  await types.ensureDefault();
+  const quotas = new Quotas(database.db, config.quotas);
+  const volumeHost = `${config.host}@${driver.backendName}`;
+  const scheduler = new Scheduler([{ host: volumeHost, availabilityZone: config.availabilityZone, driver }]);
+  const services = new Services(database.db, clock, ids, 60_000);
+  await services.register(config.host, 'cinder-scheduler', config.availabilityZone);
+  await services.register(volumeHost, 'cinder-volume', config.availabilityZone);
+  const beat = setInterval(() => {
+    void services.heartbeat(config.host, 'cinder-scheduler').catch(() => undefined);
+    void services.heartbeat(volumeHost, 'cinder-volume').catch(() => undefined);
+  }, 10_000);
+  beat.unref();
+  const volumes = new VolumeService(database.db, {
+    clock,
+    ids,
+    logger,
+    types,
+    quotas,
+    scheduler,
+    drivers: new Map([[driver.backendName, driver]]),
+    notifier: new CinderNotifier(deps.bus, config.host, logger),
+    defaultType: config.defaultVolumeType,
+    defaultAz: config.availabilityZone,
+  });
+  const enforcer = new Enforcer({
+    defaults: cinderPolicies,
+    overrideFile: config.policyFile,
+    enforceScope: config.enforceScope,
+    enforceNewDefaults: true,
+    clock,
+    logger: { warn: (msg) => logger.warn(msg) },
+  });
+  const app = createHttpServer({
+    service: 'cinder',
+    faultFormat: 'compute',
+    logger,
+    tokens: deps.tokens,
+    authUri: deps.authUri,
+    microversions: { serviceType: 'volume', min: MIN_MICROVERSION, max: MAX_MICROVERSION },
+    ...http,
+  });
+  const apiDeps: ApiDeps = { config, enforcer, volumes, types, quotas, scheduler, services };
+  registerVersionRoutes(app);
+  registerVolumeRoutes(app, apiDeps);
+  registerTypeRoutes(app, apiDeps);
+  registerQuotaRoutes(app, apiDeps);
+  registerAdminRoutes(app, apiDeps);
+  registerAttachmentRoutes(app, apiDeps);
+  return {
+    app,
+    volumes,
+    driver,
+    close: async () => {
+      clearInterval(beat);
+      await app.close();
+      await volumes.drain();
+    },
+  };
+}

@@ -1,0 +1,92 @@
+import { join } from 'node:path';
+import { defineGroup, opt, serviceAuthOptions } from '@onestack/core/config/index.ts';
+
+export const MIN_MICROVERSION = '3.0';
+/** Highest microversion whose behaviour changes are all honoured (attachments API 3.27/3.44, 3.60 changes-since). */
+export const MAX_MICROVERSION = '3.60';
+
+/**
+ * Cinder's options in the [cinder] section, named as upstream's cinder.conf
+ * options ([DEFAULT] quota_volumes, default_volume_type …).
+ */
+export const cinderOptions = defineGroup('cinder', {
+  port: opt.port({ default: 8776, help: 'Port of the Block Storage API.' }),
+  database_connection: opt.string({ default: '', secret: true, help: 'Database URL. Empty: <state_dir>/cinder/cinder.db.' }),
+  volume_driver: opt.string({ default: 'file', choices: ['file', 'fake'], help: 'Backend driver: file (thin qcow2 files) or fake (memory, tests only).' }),
+  volumes_dir: opt.path({ help: 'Directory of the file driver. Empty: <state_dir>/cinder/volumes.' }),
+  volume_backend_name: opt.string({ default: 'file', help: 'Backend name the scheduler reports (and volume types can ask for).' }),
+  default_volume_type: opt.string({ default: '__DEFAULT__', help: 'Type of volumes created without one.' }),
+  storage_availability_zone: opt.string({ default: 'nova', help: 'Availability zone of this volume host.' }),
+  max_over_subscription_ratio: opt.int({ default: 20, min: 1, help: 'Thin provisioning over-subscription ratio.' }),
+  reserved_percentage: opt.int({ default: 0, min: 0, help: 'Percentage of backend capacity kept free.' }),
+  quota_volumes: opt.int({ default: 10, min: -1, help: 'Volumes per project; -1 is unlimited.' }),
+  quota_snapshots: opt.int({ default: 10, min: -1, help: 'Snapshots per project; -1 is unlimited.' }),
+  quota_gigabytes: opt.int({ default: 1000, min: -1, help: 'GiB of volumes and snapshots per project; -1 is unlimited.' }),
+  quota_backups: opt.int({ default: 10, min: -1, help: 'Backups per project.' }),
+  quota_backup_gigabytes: opt.int({ default: 1000, min: -1, help: 'GiB of backups per project.' }),
+  quota_groups: opt.int({ default: 10, min: -1, help: 'Groups per project.' }),
+  per_volume_size_limit: opt.int({ default: -1, min: -1, help: 'Largest single volume in GiB; -1 is unlimited.' }),
+  osapi_max_limit: opt.int({ default: 1000, min: 1, help: 'Most items one list page returns.' }),
+  ...serviceAuthOptions('cinder'),
+  policy_file: opt.string({ default: '', help: 'Policy overrides in upstream YAML format. Empty: <state_dir>/cinder/policy.yaml when it exists.' }),
+  enforce_scope: opt.bool({ default: true, help: "Refuse tokens whose scope a rule does not list ([oslo_policy] enforce_scope)." }),
+});
+
+export type CinderValues = { [K in keyof typeof cinderOptions.options]: unknown };
+
+export interface QuotaDefaults {
+  volumes: number;
+  snapshots: number;
+  gigabytes: number;
+  backups: number;
+  backup_gigabytes: number;
+  groups: number;
+  per_volume_gigabytes: number;
+}
+
+export interface CinderConfig {
+  stateDir: string;
+  host: string;
+  volumeDriver: 'file' | 'fake';
+  volumesDir: string;
+  backendName: string;
+  defaultVolumeType: string;
+  availabilityZone: string;
+  maxOverSubscriptionRatio: number;
+  reservedPercentage: number;
+  quotas: QuotaDefaults;
+  maxLimit: number;
+  policyFile: string;
+  enforceScope: boolean;
+}
+
+export function cinderConfig(v: CinderValues, o: { stateDir: string; hostname: string }): CinderConfig {
+  const dir = join(o.stateDir, 'cinder');
+  return {
+    stateDir: o.stateDir,
+    host: o.hostname,
+    volumeDriver: v.volume_driver as 'file' | 'fake',
+    volumesDir: String(v.volumes_dir || join(dir, 'volumes')),
+    backendName: String(v.volume_backend_name),
+    defaultVolumeType: String(v.default_volume_type),
+    availabilityZone: String(v.storage_availability_zone),
+    maxOverSubscriptionRatio: Number(v.max_over_subscription_ratio),
+    reservedPercentage: Number(v.reserved_percentage),
+    quotas: {
+      volumes: Number(v.quota_volumes),
+      snapshots: Number(v.quota_snapshots),
+      gigabytes: Number(v.quota_gigabytes),
+      backups: Number(v.quota_backups),
+      backup_gigabytes: Number(v.quota_backup_gigabytes),
+      groups: Number(v.quota_groups),
+      per_volume_gigabytes: Number(v.per_volume_size_limit),
+    },
+    maxLimit: Number(v.osapi_max_limit),
+    policyFile: String(v.policy_file || join(dir, 'policy.yaml')),
+    enforceScope: Boolean(v.enforce_scope),
+  };
+}
+
+export function defaultCinderValues(): CinderValues {
+  return Object.fromEntries(Object.entries(cinderOptions.options).map(([k, spec]) => [k, (spec as { default: unknown }).default])) as CinderValues;
+}

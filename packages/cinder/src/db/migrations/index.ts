@@ -1,0 +1,3 @@
+import { migration as initial } from './001-initial.ts';
+
+export const migrations = [initial];

@@ -1,0 +1,139 @@
+/** Row types of Cinder's schema (see migrations/001-initial.ts). Times are epoch ms, booleans 0/1. */
+export interface VolumeRow {
+  id: string;
+  project_id: string;
+  user_id: string;
+  name: string | null;
+  description: string | null;
+  size: number;
+  status: string;
+  attach_status: string;
+  migration_status: string | null;
+  error: string | null;
+  availability_zone: string;
+  volume_type_id: string;
+  host: string | null;
+  snapshot_id: string | null;
+  source_volid: string | null;
+  image_id: string | null;
+  bootable: number;
+  multiattach: number;
+  encrypted: number;
+  consistencygroup_id: string | null;
+  group_id: string | null;
+  created_at: number;
+  updated_at: number | null;
+  launched_at: number | null;
+  deleted: number;
+  deleted_at: number | null;
+}
+export interface VolumeMetadataRow {
+  volume_id: string;
+  kind: 'user' | 'admin' | 'image';
+  key: string;
+  value: string;
+}
+export interface VolumeTypeRow {
+  id: string;
+  name: string;
+  description: string | null;
+  is_public: number;
+  created_at: number;
+  updated_at: number | null;
+  deleted: number;
+  deleted_at: number | null;
+}
+export interface ExtraSpecRow {
+  volume_type_id: string;
+  key: string;
+  value: string;
+}
+export interface TypeProjectRow {
+  volume_type_id: string;
+  project_id: string;
+}
+export interface SnapshotRow {
+  id: string;
+  volume_id: string;
+  project_id: string;
+  user_id: string;
+  name: string | null;
+  description: string | null;
+  volume_size: number;
+  status: string;
+  progress: string | null;
+  error: string | null;
+  metadata: string | null;
+  created_at: number;
+  updated_at: number | null;
+  deleted: number;
+  deleted_at: number | null;
+}
+export interface AttachmentRow {
+  id: string;
+  volume_id: string;
+  instance_uuid: string | null;
+  attached_host: string | null;
+  mountpoint: string | null;
+  attach_mode: string;
+  attach_status: string;
+  connector: string | null;
+  connection_info: string | null;
+  attach_time: number | null;
+  detach_time: number | null;
+  created_at: number;
+  updated_at: number | null;
+  deleted: number;
+  deleted_at: number | null;
+}
+export interface QuotaRow {
+  project_id: string;
+  resource: string;
+  hard_limit: number;
+}
+export interface ServiceRow {
+  id: string;
+  host: string;
+  binary: string;
+  topic: string;
+  availability_zone: string;
+  disabled: number;
+  disabled_reason: string | null;
+  report_count: number;
+  frozen: number;
+  created_at: number;
+  updated_at: number | null;
+}
+export interface BackupRow {
+  id: string;
+  volume_id: string;
+  snapshot_id: string | null;
+  project_id: string;
+  user_id: string;
+  name: string | null;
+  description: string | null;
+  size: number;
+  object_count: number;
+  status: string;
+  fail_reason: string | null;
+  container: string | null;
+  parent_id: string | null;
+  service: string | null;
+  created_at: number;
+  updated_at: number | null;
+  deleted: number;
+  deleted_at: number | null;
+}
+
+export interface CinderDB {
+  volumes: VolumeRow;
+  volume_metadata: VolumeMetadataRow;
+  volume_types: VolumeTypeRow;
+  volume_type_extra_specs: ExtraSpecRow;
+  volume_type_projects: TypeProjectRow;
+  snapshots: SnapshotRow;
+  volume_attachment: AttachmentRow;
+  quotas: QuotaRow;
+  services: ServiceRow;
+  backups: BackupRow;
+}

@@ -1,0 +1,528 @@
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Clock } from '@onestack/core/clock.ts';
+import type { RequestContext } from '@onestack/core/context.ts';
+import { casUpdate } from '@onestack/core/db/index.ts';
+import { badRequest, conflict } from '@onestack/core/errors.ts';
+import type { IdSource } from '@onestack/core/ids.ts';
+import type { AttachmentRow, CinderDB, SnapshotRow, VolumeRow } from '../db/schema.ts';
+import type { Connector, VolumeDriver } from '../drivers/volume-driver.ts';
+import { attachmentNotFound, invalidVolume, snapshotNotFound, volumeNotFound } from './errors.ts';
+import type { CinderNotifier } from './notifier.ts';
+import type { Quotas } from './quotas.ts';
+import { NoValidBackend, type Scheduler } from './scheduler.ts';
+import type { VolumeType, VolumeTypes } from './volume-types.ts';
+
+export interface Caller {
+  projectId: string;
+  userId: string;
+  isAdmin: boolean;
+  ctx?: RequestContext;
+}
+
+export interface Volume extends VolumeRow {
+  metadata: Record<string, string>;
+  adminMetadata: Record<string, string>;
+  imageMetadata: Record<string, string>;
+  typeName: string;
+  attachments: AttachmentRow[];
+}
+
+export interface CreateVolumeInput {
+  size?: number;
+  name?: string | null;
+  description?: string | null;
+  volumeType?: string;
+  availabilityZone?: string;
+  metadata?: Record<string, string>;
+  snapshotId?: string;
+  sourceVolid?: string;
+  multiattach?: boolean;
+}
+
+/**
+ * The volume API and, in the same process, the volume manager: the API checks
+ * and records (status `creating`, `deleting` …), the manager runs the driver in
+ * the background and moves the status on by compare-and-swap, so two callers
+ * racing on one volume see one win and one 400/409.
+ */
+export class VolumeService {
+  private readonly inflight = new Set<Promise<void>>();
+
+  constructor(
+    readonly db: Kysely<CinderDB>,
+    private readonly o: {
+      clock: Clock;
+      ids: IdSource;
+      logger: Logger;
+      types: VolumeTypes;
+      quotas: Quotas;
+      scheduler: Scheduler;
+      drivers: Map<string, VolumeDriver>;
+      notifier: CinderNotifier;
+      defaultType: string;
+      defaultAz: string;
+    },
+  ) {}
+
+  /** Waits for the background work started so far (tests, shutdown). */
+  async drain(): Promise<void> {
+    while (this.inflight.size) await Promise.allSettled([...this.inflight]);
+  }
+
+  private background(what: string, fn: () => Promise<void>): void {
+    const p = fn()
+      .catch((err: unknown) => this.o.logger.error({ err }, `${what} failed`))
+      .finally(() => this.inflight.delete(p));
+    this.inflight.add(p);
+  }
+
+  private now(): number {
+    return this.o.clock.now();
+  }
+
+  // ---- reads
+
+  async hydrate(row: VolumeRow): Promise<Volume> {
+    const meta = await this.db.selectFrom('volume_metadata').selectAll().where('volume_id', '=', row.id).execute();
+    const pick = (kind: string) => Object.fromEntries(meta.filter((m) => m.kind === kind).map((m) => [m.key, m.value]));
+    const type = await this.db.selectFrom('volume_types').select('name').where('id', '=', row.volume_type_id).executeTakeFirst();
+    const attachments = await this.db.selectFrom('volume_attachment').selectAll().where('volume_id', '=', row.id).where('deleted', '=', 0).orderBy('created_at').execute();
+    return { ...row, metadata: pick('user'), adminMetadata: pick('admin'), imageMetadata: pick('image'), typeName: type?.name ?? row.volume_type_id, attachments };
+  }
+
+  /** The volume as the caller may see it: another project's is a 404. */
+  async get(id: string, caller: Caller): Promise<Volume> {
+    const row = await this.db.selectFrom('volumes').selectAll().where('id', '=', id).where('deleted', '=', 0).executeTakeFirst();
+    if (!row || (!caller.isAdmin && row.project_id !== caller.projectId)) throw volumeNotFound(id);
+    return this.hydrate(row);
+  }
+
+  async listRows(q: { projectId?: string; filters: Record<string, string>; sort: [string, 'asc' | 'desc'][]; limit: number; marker?: string; offset?: number; metadata?: Record<string, string> }): Promise<VolumeRow[]> {
+    let query = this.db.selectFrom('volumes').selectAll().where('deleted', '=', 0);
+    if (q.projectId) query = query.where('project_id', '=', q.projectId);
+    const columns: Record<string, keyof VolumeRow> = { name: 'name', status: 'status', availability_zone: 'availability_zone', bootable: 'bootable', size: 'size', volume_type_id: 'volume_type_id' };
+    for (const [k, v] of Object.entries(q.filters)) {
+      const col = columns[k];
+      if (!col) continue;
+      if (col === 'bootable') query = query.where('bootable', '=', ['true', '1', 'True'].includes(v) ? 1 : 0);
+      else if (col === 'size') query = query.where('size', '=', Number(v));
+      else query = query.where(col, '=', v);
+    }
+    for (const [k, v] of Object.entries(q.metadata ?? {})) {
+      query = query.where('id', 'in', this.db.selectFrom('volume_metadata').select('volume_id').where('kind', '=', 'user').where('key', '=', k).where('value', '=', v));
+    }
+    const sort = q.sort.length ? q.sort : ([['created_at', 'desc']] as [string, 'asc' | 'desc'][]);
+    if (!sort.some(([k]) => k === 'id')) sort.push(['id', sort[0][1]]);
+    if (q.marker) {
+      const m = await this.db.selectFrom('volumes').selectAll().where('id', '=', q.marker).where('deleted', '=', 0).executeTakeFirst();
+      if (!m) throw badRequest(`Marker ${q.marker} could not be found.`);
+      // Keyset paging on the sort keys, as upstream's paginate_query.
+      query = query.where((eb) =>
+        eb.or(
+          sort.map(([key, dir], i) =>
+            eb.and([
+              ...sort.slice(0, i).map(([k]) => eb(k as keyof VolumeRow, '=', (m as unknown as Record<string, never>)[k])),
+              eb(key as keyof VolumeRow, dir === 'asc' ? '>' : '<', (m as unknown as Record<string, never>)[key]),
+            ]),
+          ),
+        ),
+      );
+    }
+    for (const [k, d] of sort) query = query.orderBy(k as keyof VolumeRow, d);
+    query = query.limit(q.limit);
+    if (q.offset) query = query.offset(q.offset);
+    return query.execute();
+  }
+
+  // ---- create
+
+  async create(input: CreateVolumeInput, caller: Caller): Promise<Volume> {
+    let size = input.size;
+    let snapshot: SnapshotRow | undefined;
+    let source: Volume | undefined;
+    if (input.snapshotId) {
+      snapshot = await this.getSnapshotRow(input.snapshotId, caller);
+      if (snapshot.status !== 'available') throw invalidVolume(`Snapshot ${snapshot.id} status must be available`); // upstream: InvalidSnapshot
+      size ??= snapshot.volume_size;
+      if (size < snapshot.volume_size) throw badRequest(`Invalid input received: Volume size '${size}'GB cannot be smaller than the snapshot size ${snapshot.volume_size}GB. They must be >= original snapshot size.`);
+    }
+    if (input.sourceVolid) {
+      source = await this.get(input.sourceVolid, caller);
+      if (!['available', 'in-use'].includes(source.status)) throw invalidVolume(`Volume ${source.id} status must be available or in-use, but current status is: ${source.status}.`);
+      size ??= source.size;
+      if (size < source.size) throw badRequest(`Invalid input received: Volume size '${size}'GB cannot be smaller than original volume size ${source.size}GB. They must be >= original volume size.`);
+    }
+    if (size === undefined) throw badRequest('Invalid input received: Size must be specified.');
+    if (!Number.isInteger(size) || size <= 0) throw badRequest(`Invalid input received: Volume size '${size}' must be an integer and greater than 0`);
+    const type = await this.resolveType(input.volumeType, snapshot, source, caller);
+    const az = input.availabilityZone ?? this.o.defaultAz;
+    if (input.availabilityZone && input.availabilityZone !== this.o.defaultAz) throw badRequest(`Invalid input received: Availability zone '${input.availabilityZone}' is invalid.`);
+    await this.o.quotas.check(caller.projectId, { volumes: 1, gigabytes: size }, size);
+    const id = this.o.ids.uuid();
+    const multiattach = input.multiattach || type.extraSpecs.multiattach === '<is> True';
+    const row: VolumeRow = {
+      id,
+      project_id: caller.projectId,
+      user_id: caller.userId,
+      name: input.name ?? null,
+      description: input.description ?? null,
+      size,
+      status: 'creating',
+      attach_status: 'detached',
+      migration_status: null,
+      error: null,
+      availability_zone: az,
+      volume_type_id: type.id,
+      host: null,
+      snapshot_id: snapshot?.id ?? null,
+      source_volid: source?.id ?? null,
+      image_id: null,
+      bootable: source?.bootable ?? 0,
+      multiattach: multiattach ? 1 : 0,
+      encrypted: 0,
+      consistencygroup_id: null,
+      group_id: null,
+      created_at: this.now(),
+      updated_at: null,
+      launched_at: null,
+      deleted: 0,
+      deleted_at: null,
+    };
+    await this.db.insertInto('volumes').values(row).execute();
+    await this.setMetadata(id, 'user', input.metadata ?? {}, false);
+    if (source) await this.setMetadata(id, 'image', source.imageMetadata, false);
+    const volume = await this.hydrate(row);
+    this.o.notifier.send('volume.create.start', volumePayload(volume), caller.ctx);
+    this.background(`create volume ${id}`, () => this.runCreate(volume, type, caller, async (driver) => {
+      if (snapshot) await driver.createVolumeFromSnapshot({ id, size }, { id: snapshot.id, volumeId: snapshot.volume_id, volumeSize: snapshot.volume_size });
+      else if (source) await driver.createClonedVolume({ id, size }, { id: source.id, size: source.size });
+      else await driver.createVolume({ id, size });
+    }));
+    return volume;
+  }
+
+  private async resolveType(name: string | undefined, snapshot: SnapshotRow | undefined, source: Volume | undefined, caller: Caller): Promise<VolumeType> {
+    if (name !== undefined) return this.o.types.find(name, caller.projectId, caller.isAdmin);
+    const inherited = source?.volume_type_id ?? (snapshot ? (await this.db.selectFrom('volumes').select('volume_type_id').where('id', '=', snapshot.volume_id).executeTakeFirst())?.volume_type_id : undefined);
+    return this.o.types.find(inherited ?? this.o.defaultType);
+  }
+
+  /** Scheduler then driver; the volume ends `available`, or `error` with the reason kept for the admin. */
+  private async runCreate(volume: Volume, type: VolumeType, caller: Caller, make: (driver: VolumeDriver) => Promise<void>): Promise<void> {
+    let host: string;
+    let driver: VolumeDriver;
+    try {
+      const choice = await this.o.scheduler.choose({ size: volume.size, availabilityZone: volume.availability_zone, extraSpecs: type.extraSpecs });
+      host = choice.host;
+      driver = choice.backend.driver;
+    } catch (err) {
+      const reason = err instanceof NoValidBackend ? err.message : `scheduling failed: ${String(err)}`;
+      await this.failVolume(volume.id, 'creating', reason);
+      return;
+    }
+    await casUpdate(this.db, 'volumes', { set: { host, updated_at: this.now() }, where: { id: volume.id, status: 'creating' } });
+    try {
+      await make(driver);
+    } catch (err) {
+      await this.failVolume(volume.id, 'creating', err instanceof Error ? err.message : String(err));
+      await driver.deleteVolume({ id: volume.id, size: volume.size }).catch(() => undefined);
+      return;
+    }
+    const n = await casUpdate(this.db, 'volumes', { set: { status: 'available', launched_at: this.now(), updated_at: this.now() }, where: { id: volume.id, status: 'creating' } });
+    if (n === 1) this.o.notifier.send('volume.create.end', volumePayload({ ...volume, status: 'available', host }), caller.ctx);
+  }
+
+  private async failVolume(id: string, from: string, reason: string): Promise<void> {
+    this.o.logger.warn({ volume_id: id, reason }, 'volume failed');
+    await casUpdate(this.db, 'volumes', { set: { status: 'error', error: reason, updated_at: this.now() }, where: { id, status: from } });
+  }
+
+  driverFor(volume: Pick<VolumeRow, 'host'>): VolumeDriver | undefined {
+    const backend = volume.host?.split('#')[0].split('@')[1];
+    return backend ? this.o.drivers.get(backend) : undefined;
+  }
+
+  // ---- update, metadata
+
+  async update(volume: Volume, patch: { name?: string | null; description?: string | null; metadata?: Record<string, string> }): Promise<Volume> {
+    const set: Partial<VolumeRow> = { updated_at: this.now() };
+    if (patch.name !== undefined) set.name = patch.name;
+    if (patch.description !== undefined) set.description = patch.description;
+    await this.db.updateTable('volumes').set(set).where('id', '=', volume.id).execute();
+    if (patch.metadata) await this.setMetadata(volume.id, 'user', patch.metadata, true);
+    return this.hydrate((await this.db.selectFrom('volumes').selectAll().where('id', '=', volume.id).executeTakeFirstOrThrow()));
+  }
+
+  async setMetadata(volumeId: string, kind: 'user' | 'admin' | 'image', metadata: Record<string, string>, replace: boolean): Promise<void> {
+    if (replace) await this.db.deleteFrom('volume_metadata').where('volume_id', '=', volumeId).where('kind', '=', kind).execute();
+    for (const [key, value] of Object.entries(metadata)) {
+      await this.db.deleteFrom('volume_metadata').where('volume_id', '=', volumeId).where('kind', '=', kind).where('key', '=', key).execute();
+      await this.db.insertInto('volume_metadata').values({ volume_id: volumeId, kind, key, value: String(value) }).execute();
+    }
+  }
+
+  async deleteMetadataKey(volumeId: string, key: string): Promise<boolean> {
+    const r = await this.db.deleteFrom('volume_metadata').where('volume_id', '=', volumeId).where('kind', '=', 'user').where('key', '=', key).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  }
+
+  // ---- delete
+
+  async delete(volume: Volume, opts: { cascade: boolean; force: boolean }, caller: Caller): Promise<void> {
+    if (!opts.force) {
+      if (volume.attach_status === 'attached' || volume.attachments.length > 0) throw invalidVolume('Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer.');
+      if (!['available', 'error', 'error_restoring', 'error_extending', 'error_managing'].includes(volume.status)) {
+        throw invalidVolume('Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer.');
+      }
+    }
+    const snaps = await this.db.selectFrom('snapshots').selectAll().where('volume_id', '=', volume.id).where('deleted', '=', 0).execute();
+    if (snaps.length && !opts.cascade) throw invalidVolume('Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer.');
+    if (opts.cascade && snaps.some((s) => !['available', 'error'].includes(s.status))) throw invalidVolume('Snapshot status must be available or error to cascade-delete.');
+    const n = await casUpdate(this.db, 'volumes', { set: { status: 'deleting', updated_at: this.now() }, where: { id: volume.id, status: volume.status } });
+    if (n !== 1) throw invalidVolume(`Volume ${volume.id} changed status during the delete.`);
+    this.o.notifier.send('volume.delete.start', volumePayload(volume), caller.ctx);
+    this.background(`delete volume ${volume.id}`, async () => {
+      const driver = this.driverFor(volume);
+      try {
+        for (const s of snaps) {
+          await driver?.deleteSnapshot({ id: s.id, volumeId: volume.id, volumeSize: s.volume_size });
+          await this.db.updateTable('snapshots').set({ status: 'deleted', deleted: 1, deleted_at: this.now() }).where('id', '=', s.id).execute();
+        }
+        if (opts.force) for (const a of volume.attachments) await driver?.terminateConnection({ id: volume.id, size: volume.size }, parseJson(a.connector) as Connector | undefined);
+        await driver?.deleteVolume({ id: volume.id, size: volume.size });
+      } catch (err) {
+        await casUpdate(this.db, 'volumes', { set: { status: 'error_deleting', error: String(err), updated_at: this.now() }, where: { id: volume.id, status: 'deleting' } });
+        return;
+      }
+      await this.db.updateTable('volume_attachment').set({ deleted: 1, deleted_at: this.now(), attach_status: 'detached' }).where('volume_id', '=', volume.id).execute();
+      await this.db.deleteFrom('volume_metadata').where('volume_id', '=', volume.id).execute();
+      await casUpdate(this.db, 'volumes', { set: { status: 'deleted', deleted: 1, deleted_at: this.now() }, where: { id: volume.id, status: 'deleting' } });
+      this.o.notifier.send('volume.delete.end', volumePayload(volume), caller.ctx);
+    });
+  }
+
+  // ---- actions
+
+  async extend(volume: Volume, newSize: number, caller: Caller): Promise<void> {
+    if (!Number.isInteger(newSize) || newSize <= 0) throw badRequest(`Invalid input received: New size for extend must be an integer greater than 0`);
+    const attached = volume.status === 'in-use';
+    if (volume.status !== 'available' && !attached) throw invalidVolume(`Volume status must be 'available' or 'in-use' to extend, but current status is: ${volume.status}.`);
+    if (newSize <= volume.size) throw badRequest(`Invalid input received: New size for extend must be greater than current size. (current: ${volume.size}, extended: ${newSize}).`);
+    await this.o.quotas.check(caller.projectId, { gigabytes: newSize - volume.size }, newSize);
+    const n = await casUpdate(this.db, 'volumes', { set: { status: 'extending', updated_at: this.now() }, where: { id: volume.id, status: volume.status } });
+    if (n !== 1) throw invalidVolume(`Volume ${volume.id} changed status during the extend.`);
+    this.background(`extend volume ${volume.id}`, async () => {
+      try {
+        await this.driverFor(volume)?.extendVolume({ id: volume.id, size: volume.size }, newSize);
+      } catch (err) {
+        await casUpdate(this.db, 'volumes', { set: { status: 'error_extending', error: String(err), updated_at: this.now() }, where: { id: volume.id, status: 'extending' } });
+        return;
+      }
+      await casUpdate(this.db, 'volumes', { set: { status: volume.status, size: newSize, updated_at: this.now() }, where: { id: volume.id, status: 'extending' } });
+      this.o.notifier.send('volume.resize.end', volumePayload({ ...volume, size: newSize }), caller.ctx);
+    });
+  }
+
+  async resetStatus(volume: Volume, s: { status?: string; attach_status?: string; migration_status?: string }): Promise<void> {
+    const valid = ['available', 'error', 'creating', 'deleting', 'in-use', 'attaching', 'detaching', 'error_deleting', 'maintenance', 'reserved', 'error_extending', 'extending'];
+    if (s.status !== undefined && !valid.includes(s.status)) throw badRequest(`Invalid input received: Must specify a valid status`);
+    if (s.attach_status !== undefined && !['attached', 'detached'].includes(s.attach_status)) throw badRequest(`Invalid input received: Must specify a valid attach status`);
+    const set: Partial<VolumeRow> = { updated_at: this.now() };
+    if (s.status) set.status = s.status;
+    if (s.attach_status) set.attach_status = s.attach_status;
+    if (s.migration_status !== undefined) set.migration_status = s.migration_status;
+    await this.db.updateTable('volumes').set(set).where('id', '=', volume.id).execute();
+  }
+
+  async setFlag(volume: Volume, flag: 'bootable' | 'readonly', value: boolean): Promise<void> {
+    if (flag === 'bootable') await this.db.updateTable('volumes').set({ bootable: value ? 1 : 0, updated_at: this.now() }).where('id', '=', volume.id).execute();
+    else {
+      if (volume.status !== 'available') throw invalidVolume(`Volume status must be 'available' to update readonly flag, but current status is: ${volume.status}.`);
+      await this.setMetadata(volume.id, 'admin', { readonly: value ? 'True' : 'False' }, false);
+    }
+  }
+
+  // ---- snapshots
+
+  async getSnapshotRow(id: string, caller: Caller): Promise<SnapshotRow> {
+    const row = await this.db.selectFrom('snapshots').selectAll().where('id', '=', id).where('deleted', '=', 0).executeTakeFirst();
+    if (!row || (!caller.isAdmin && row.project_id !== caller.projectId)) throw snapshotNotFound(id);
+    return row;
+  }
+
+  async createSnapshot(volume: Volume, input: { name?: string | null; description?: string | null; force: boolean; metadata?: Record<string, string> }, caller: Caller): Promise<SnapshotRow> {
+    if (volume.status === 'in-use' && !input.force) throw invalidVolume('Volume status must be available, but current status is: in-use.');
+    if (!['available', 'in-use'].includes(volume.status)) throw invalidVolume(`Volume status must be available, but current status is: ${volume.status}.`);
+    await this.o.quotas.check(caller.projectId, { snapshots: 1, gigabytes: volume.size });
+    const row: SnapshotRow = {
+      id: this.o.ids.uuid(),
+      volume_id: volume.id,
+      project_id: caller.projectId,
+      user_id: caller.userId,
+      name: input.name ?? null,
+      description: input.description ?? null,
+      volume_size: volume.size,
+      status: 'creating',
+      progress: '0%',
+      error: null,
+      metadata: JSON.stringify(input.metadata ?? {}),
+      created_at: this.now(),
+      updated_at: null,
+      deleted: 0,
+      deleted_at: null,
+    };
+    await this.db.insertInto('snapshots').values(row).execute();
+    this.o.notifier.send('snapshot.create.start', snapshotPayload(row), caller.ctx);
+    this.background(`snapshot ${row.id}`, async () => {
+      try {
+        await this.driverFor(volume)?.createSnapshot({ id: row.id, volumeId: volume.id, volumeSize: volume.size });
+      } catch (err) {
+        await casUpdate(this.db, 'snapshots', { set: { status: 'error', error: String(err), updated_at: this.now() }, where: { id: row.id, status: 'creating' } });
+        return;
+      }
+      await casUpdate(this.db, 'snapshots', { set: { status: 'available', progress: '100%', updated_at: this.now() }, where: { id: row.id, status: 'creating' } });
+      this.o.notifier.send('snapshot.create.end', snapshotPayload({ ...row, status: 'available', progress: '100%' }), caller.ctx);
+    });
+    return row;
+  }
+
+  async deleteSnapshot(snap: SnapshotRow, caller: Caller, force = false): Promise<void> {
+    if (!force && !['available', 'error'].includes(snap.status)) throw badRequest(`Invalid snapshot: Snapshot status must be available or error and must not be part of a group.`);
+    const n = await casUpdate(this.db, 'snapshots', { set: { status: 'deleting', updated_at: this.now() }, where: { id: snap.id, status: snap.status } });
+    if (n !== 1) throw conflict('Snapshot changed status during the delete.');
+    const volume = await this.db.selectFrom('volumes').selectAll().where('id', '=', snap.volume_id).executeTakeFirst();
+    this.background(`delete snapshot ${snap.id}`, async () => {
+      try {
+        if (volume) await this.driverFor(volume)?.deleteSnapshot({ id: snap.id, volumeId: snap.volume_id, volumeSize: snap.volume_size });
+      } catch (err) {
+        await casUpdate(this.db, 'snapshots', { set: { status: 'error_deleting', error: String(err) }, where: { id: snap.id, status: 'deleting' } });
+        return;
+      }
+      await casUpdate(this.db, 'snapshots', { set: { status: 'deleted', deleted: 1, deleted_at: this.now() }, where: { id: snap.id, status: 'deleting' } });
+      this.o.notifier.send('snapshot.delete.end', snapshotPayload(snap), caller.ctx);
+    });
+  }
+
+  // ---- attachments (the path Nova uses, microversion 3.27+)
+
+  async createAttachment(volume: Volume, input: { instanceUuid?: string; connector?: Connector; mode?: string }, caller: Caller): Promise<AttachmentRow> {
+    const multi = volume.multiattach === 1;
+    const expected = volume.status;
+    if (!['available', 'in-use', 'downloading'].includes(expected) || (expected === 'in-use' && !multi)) {
+      throw badRequest(`Invalid volume: Volume ${volume.id} status must be available or downloading to reserve, but the current status is ${expected}.`);
+    }
+    if (expected === 'in-use' && volume.attachments.some((a) => a.instance_uuid && a.instance_uuid === input.instanceUuid)) {
+      throw badRequest(`Invalid volume: Volume ${volume.id} is already attached to instance ${input.instanceUuid}.`);
+    }
+    const next = input.connector ? 'attaching' : 'reserved';
+    const n = await casUpdate(this.db, 'volumes', { set: { status: expected === 'in-use' ? 'in-use' : next, updated_at: this.now() }, where: { id: volume.id, status: expected } });
+    if (n !== 1) throw conflict(`Volume ${volume.id} is being attached by another request.`);
+    const row: AttachmentRow = {
+      id: this.o.ids.uuid(),
+      volume_id: volume.id,
+      instance_uuid: input.instanceUuid ?? null,
+      attached_host: (input.connector?.host as string | undefined) ?? null,
+      mountpoint: (input.connector?.mountpoint as string | undefined) ?? null,
+      attach_mode: input.mode ?? (volume.adminMetadata.readonly === 'True' ? 'ro' : 'rw'),
+      attach_status: 'reserved',
+      connector: null,
+      connection_info: null,
+      attach_time: null,
+      detach_time: null,
+      created_at: this.now(),
+      updated_at: null,
+      deleted: 0,
+      deleted_at: null,
+    };
+    await this.db.insertInto('volume_attachment').values(row).execute();
+    if (input.connector) return this.connectAttachment(volume, row, input.connector);
+    return row;
+  }
+
+  async getAttachment(id: string, caller: Caller): Promise<{ attachment: AttachmentRow; volume: Volume }> {
+    const a = await this.db.selectFrom('volume_attachment').selectAll().where('id', '=', id).where('deleted', '=', 0).executeTakeFirst();
+    if (!a) throw attachmentNotFound(id);
+    const volume = await this.get(a.volume_id, caller).catch(() => {
+      throw attachmentNotFound(id);
+    });
+    return { attachment: a, volume };
+  }
+
+  async connectAttachment(volume: Volume, a: AttachmentRow, connector: Connector): Promise<AttachmentRow> {
+    const driver = this.driverFor(volume);
+    if (!driver) throw invalidVolume(`Volume ${volume.id} has no backend host.`);
+    const info = await driver.initializeConnection({ id: volume.id, size: volume.size }, connector);
+    const connectionInfo = { ...info.data, attachment_id: a.id, access_mode: a.attach_mode, driver_volume_type: info.driver_volume_type };
+    const set = {
+      connector: JSON.stringify(connector),
+      connection_info: JSON.stringify(connectionInfo),
+      attached_host: (connector.host as string | undefined) ?? a.attached_host,
+      mountpoint: (connector.mountpoint as string | undefined) ?? a.mountpoint,
+      attach_status: 'attaching',
+      updated_at: this.now(),
+    };
+    await this.db.updateTable('volume_attachment').set(set).where('id', '=', a.id).execute();
+    await casUpdate(this.db, 'volumes', { set: { status: 'attaching', updated_at: this.now() }, where: { id: volume.id, status: 'reserved' } });
+    return { ...a, ...set };
+  }
+
+  async completeAttachment(volume: Volume, a: AttachmentRow, caller: Caller): Promise<void> {
+    await this.db.updateTable('volume_attachment').set({ attach_status: 'attached', attach_time: this.now(), updated_at: this.now() }).where('id', '=', a.id).execute();
+    await this.db.updateTable('volumes').set({ status: 'in-use', attach_status: 'attached', updated_at: this.now() }).where('id', '=', volume.id).execute();
+    this.o.notifier.send('volume.attach.end', volumePayload({ ...volume, status: 'in-use', attach_status: 'attached' }), caller.ctx);
+  }
+
+  async deleteAttachment(volume: Volume, a: AttachmentRow, caller: Caller): Promise<void> {
+    if (a.connector) await this.driverFor(volume)?.terminateConnection({ id: volume.id, size: volume.size }, parseJson(a.connector) as Connector);
+    await this.db.updateTable('volume_attachment').set({ attach_status: 'detached', detach_time: this.now(), deleted: 1, deleted_at: this.now() }).where('id', '=', a.id).execute();
+    const left = await this.db.selectFrom('volume_attachment').select(['id', 'attach_status']).where('volume_id', '=', volume.id).where('deleted', '=', 0).execute();
+    const attached = left.some((l) => l.attach_status === 'attached');
+    const status = attached ? 'in-use' : left.length ? 'reserved' : 'available';
+    await this.db.updateTable('volumes').set({ status, attach_status: attached ? 'attached' : 'detached', updated_at: this.now() }).where('id', '=', volume.id).execute();
+    this.o.notifier.send('volume.detach.end', volumePayload({ ...volume, status }), caller.ctx);
+  }
+}
+
+export function parseJson(s: string | null): unknown {
+  if (!s) return undefined;
+  try {
+    return JSON.parse(s);
+  } catch {
+    return undefined;
+  }
+}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+/** upstream's _usage_from_volume. */
+export function volumePayload(v: VolumeRow & { typeName?: string }): Record<string, unknown> {
+  return {
+    tenant_id: v.project_id,
+    user_id: v.user_id,
+    volume_id: v.id,
+    display_name: v.name,
+    size: v.size,
+    status: v.status,
+    availability_zone: v.availability_zone,
+    volume_type: v.volume_type_id,
+    host: v.host,
+    created_at: iso(v.created_at),
+    launched_at: iso(v.launched_at),
+    snapshot_id: v.snapshot_id,
+    replication_status: null,
+  };
+}
+
+function snapshotPayload(s: SnapshotRow): Record<string, unknown> {
+  return {
+    tenant_id: s.project_id,
+    user_id: s.user_id,
+    snapshot_id: s.id,
+    display_name: s.name,
+    volume_id: s.volume_id,
+    volume_size: s.volume_size,
+    status: s.status,
+    created_at: iso(s.created_at),
+  };
+}
