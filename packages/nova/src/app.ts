@@ -140,6 +140,8 @@ export async function createNovaApp(deps: NovaDeps, http: Pick<HttpServerOptions
     microversions: { serviceType: 'compute', min: MIN_MICROVERSION, max: MAX_MICROVERSION, legacyHeader: 'X-OpenStack-Nova-API-Version' },
     ...http,
   });
+  // Nova's own name for the request id, which clients older than 2.46 read (2.46 only signals the common header).
+  app.addHook('onRequest', async (req, reply) => void reply.header('x-compute-request-id', req.id));
   const apiDeps: ApiDeps = { config: deps.config, enforcer, flavors: core.flavors, keypairs: core.keypairs, instances: core.instances, actions: core.actions, quotas: core.quotas, services: core.services, compute };
   registerVersionRoutes(app);
   registerServerRoutes(app, apiDeps);

@@ -115,7 +115,8 @@ export function registerQuotaRoutes(app: FastifyInstance, deps: ApiDeps): void {
       totalServerGroupsUsed: u.server_groups ?? 0,
     };
     if (!mv(req, '2.36')) Object.assign(absolute, { maxSecurityGroups: -1, maxSecurityGroupRules: -1, maxTotalFloatingIps: -1, totalSecurityGroupsUsed: 0, totalFloatingIpsUsed: 0 });
-    if (!mv(req, '2.57')) Object.assign(absolute, { maxPersonality: l.injected_files, maxPersonalitySize: l.injected_file_content_bytes, maxImageMeta: 128 });
+    if (!mv(req, '2.39')) absolute.maxImageMeta = 128;
+    if (!mv(req, '2.57')) Object.assign(absolute, { maxPersonality: l.injected_files, maxPersonalitySize: l.injected_file_content_bytes });
     return { limits: { rate: [], absolute } };
   });
 }
@@ -168,11 +169,22 @@ export function registerServiceRoutes(app: FastifyInstance, deps: ApiDeps): void
   });
   app.get('/v2.1/os-hypervisors/detail', async (req) => {
     enforce(deps, req, 'os_compute_api:os-hypervisors:list-detail');
+    const idOf = (s: Awaited<ReturnType<ApiDeps['services']['computes']>>[number]) => (mv(req, '2.53') ? s.hypervisor!.providerUuid : Number.parseInt(s.uuid.slice(0, 7), 16));
+    let all = (await deps.services.computes()).filter((s) => s.hypervisor);
+    // 2.33: paging by limit and marker (the id as this microversion shows it); earlier versions ignore both.
+    if (mv(req, '2.33')) {
+      const q = req.query as { limit?: string; marker?: string };
+      if (q.marker !== undefined) {
+        const at = all.findIndex((s) => String(idOf(s)) === q.marker);
+        if (at < 0) throw badRequest(`marker [${q.marker}] not found`);
+        all = all.slice(at + 1);
+      }
+      if (q.limit !== undefined) all = all.slice(0, Math.min(int(q.limit, 'limit', { min: 0 }), deps.config.maxLimit));
+    }
     return {
-      hypervisors: (await deps.services.computes())
-        .filter((s) => s.hypervisor)
+      hypervisors: all
         .map((s) => ({
-          id: mv(req, '2.53') ? s.hypervisor!.providerUuid : Number.parseInt(s.uuid.slice(0, 7), 16),
+          id: idOf(s),
           hypervisor_hostname: s.hypervisor!.hypervisorHostname,
           state: s.up ? 'up' : 'down',
           status: s.disabled ? 'disabled' : 'enabled',
@@ -186,7 +198,8 @@ export function registerServiceRoutes(app: FastifyInstance, deps: ApiDeps): void
           memory_mb_used: s.hypervisor!.memoryMbUsed,
           local_gb_used: s.hypervisor!.localGbUsed,
           service: { id: mv(req, '2.53') ? s.uuid : Number.parseInt(s.uuid.slice(0, 7), 16), host: s.host, disabled_reason: s.disabledReason },
-          cpu_info: JSON.stringify(s.hypervisor!.cpuInfo),
+          // 2.28: an object instead of its JSON text.
+          cpu_info: mv(req, '2.28') ? s.hypervisor!.cpuInfo : JSON.stringify(s.hypervisor!.cpuInfo),
         })),
     };
   });

@@ -43,7 +43,11 @@ function parseNetworks(req: FastifyRequest, v: unknown): CreateServerInput['netw
       if (!/^[\d.]+$|:/.test(ip)) throw badRequest(`Invalid fixed IP address (${ip})`);
       r.fixedIp = ip;
     }
-    if (o.tag !== undefined) r.tag = tag(o.tag);
+    if (o.tag !== undefined) {
+      // Tags on networks: 2.32–2.36, dropped by mistake in 2.37, back from 2.42.
+      if (!(mv(req, '2.42') || (mv(req, '2.32') && !mv(req, '2.37')))) throw badRequest("Additional properties are not allowed ('tag' was unexpected)");
+      r.tag = tag(o.tag);
+    }
     if (!r.networkId && !r.portId) throw badRequest('Bad network format: missing uuid');
     if (r.networkId && !r.portId && out.some((x) => x.networkId === r.networkId) && false) throw badRequest('duplicate network');
     out.push(r);
@@ -358,7 +362,8 @@ export function registerServerRoutes(app: FastifyInstance, deps: ApiDeps): void 
     // instance actions
     app.get(`${prefix}/servers/:server_id/os-instance-actions`, async (req) => {
       const id = (req.params as { server_id: string }).server_id;
-      const inst = await deps.instances.find(id, { includeDeleted: true });
+      // 2.21: actions of deleted servers too.
+      const inst = await deps.instances.find(id, { includeDeleted: mv(req, '2.21') });
       if (!inst || (inst.projectId !== req.ctx.auth?.projectId && !isAdmin(deps, req))) throw notFound(`Instance ${id} could not be found.`);
       enforce(deps, req, 'os_compute_api:os-instance-actions:list', { project_id: inst.projectId });
       const rows = await deps.actions.list(inst.uuid);
@@ -377,7 +382,7 @@ export function registerServerRoutes(app: FastifyInstance, deps: ApiDeps): void 
     });
     app.get(`${prefix}/servers/:server_id/os-instance-actions/:request_id`, async (req) => {
       const { server_id: id, request_id: rid } = req.params as { server_id: string; request_id: string };
-      const inst = await deps.instances.find(id, { includeDeleted: true });
+      const inst = await deps.instances.find(id, { includeDeleted: mv(req, '2.21') });
       if (!inst || (inst.projectId !== req.ctx.auth?.projectId && !isAdmin(deps, req))) throw notFound(`Instance ${id} could not be found.`);
       enforce(deps, req, 'os_compute_api:os-instance-actions:show', { project_id: inst.projectId });
       const r = await deps.actions.get(inst.uuid, rid);
