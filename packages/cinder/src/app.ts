@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { TokenValidator } from '@onestack/core/auth/token-validator.ts';
@@ -12,6 +13,7 @@ import { registerAdminRoutes, registerAttachmentRoutes, registerQuotaRoutes, reg
 import { registerVolumeRoutes } from './api/volume-routes.ts';
 import { MAX_MICROVERSION, MIN_MICROVERSION, type CinderConfig } from './conf.ts';
 import type { CinderDB } from './db/schema.ts';
+import { GlanceHttp, type ImageSource } from './domain/glance.ts';
 import { CinderNotifier } from './domain/notifier.ts';
 import { Quotas } from './domain/quotas.ts';
 import { Scheduler } from './domain/scheduler.ts';
@@ -32,6 +34,8 @@ export interface CinderDeps {
   bus?: Pick<Bus, 'notify'>;
   tokens?: TokenValidator;
   authUri?: string;
+  /** Glance: configured URL, else the caller's catalog through authUri. */
+  images?: ImageSource;
   /** Overrides the configured driver (tests hand in a FakeVolumeDriver they can inspect). */
   driver?: VolumeDriver;
 }
@@ -81,6 +85,8 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
     notifier: new CinderNotifier(deps.bus, config.host, logger),
     defaultType: config.defaultVolumeType,
     defaultAz: config.availabilityZone,
+    images: deps.images ?? new GlanceHttp({ glanceUrl: config.glanceUrl || undefined, identityUrl: deps.authUri }),
+    conversionDir: join(config.stateDir, 'cinder', 'conversion'),
   });
   const enforcer = new Enforcer({
     defaults: cinderPolicies,

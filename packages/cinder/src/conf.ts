@@ -15,6 +15,7 @@ export const cinderOptions = defineGroup('cinder', {
   volume_driver: opt.string({ default: 'file', choices: ['file', 'fake'], help: 'Backend driver: file (thin qcow2 files) or fake (memory, tests only).' }),
   volumes_dir: opt.path({ help: 'Directory of the file driver. Empty: <state_dir>/cinder/volumes.' }),
   volume_backend_name: opt.string({ default: 'file', help: 'Backend name the scheduler reports (and volume types can ask for).' }),
+  glance_api_servers: opt.string({ default: '', help: 'Image API URL. Empty: the image endpoint of the caller\'s catalog.' }),
   default_volume_type: opt.string({ default: '__DEFAULT__', help: 'Type of volumes created without one.' }),
   storage_availability_zone: opt.string({ default: 'nova', help: 'Availability zone of this volume host.' }),
   max_over_subscription_ratio: opt.int({ default: 20, min: 1, help: 'Thin provisioning over-subscription ratio.' }),
@@ -48,6 +49,7 @@ export interface CinderConfig {
   stateDir: string;
   host: string;
   volumeDriver: 'file' | 'fake';
+  glanceUrl: string;
   volumesDir: string;
   backendName: string;
   defaultVolumeType: string;
@@ -66,6 +68,7 @@ export function cinderConfig(v: CinderValues, o: { stateDir: string; hostname: s
     stateDir: o.stateDir,
     host: o.hostname,
     volumeDriver: v.volume_driver as 'file' | 'fake',
+    glanceUrl: String(v.glance_api_servers),
     volumesDir: String(v.volumes_dir || join(dir, 'volumes')),
     backendName: String(v.volume_backend_name),
     defaultVolumeType: String(v.default_volume_type),

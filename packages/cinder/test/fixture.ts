@@ -59,12 +59,13 @@ export interface CinderFixture extends CinderApp {
  * ONESTACK_TEST_DB names and the driver given (a FakeVolumeDriver by default,
  * which tests can inspect and make fail).
  */
-export async function startCinder(opts: { config?: Partial<CinderValues>; driver?: VolumeDriver } = {}): Promise<CinderFixture & { fake?: FakeVolumeDriver }> {
-  const ks = await startKeystone();
+export async function startCinder(opts: { config?: Partial<CinderValues>; driver?: (stateDir: string) => VolumeDriver; ks?: KeystoneFixture } = {}): Promise<CinderFixture & { fake?: FakeVolumeDriver }> {
+  // A Keystone handed in (shared with a Glance fixture) belongs to the caller, who closes it.
+  const ks = opts.ks ?? (await startKeystone());
   const dir = tempDir('onestack-cinder-');
   const dbUrl = testDatabaseUrl(dir.path);
   const database = await openDatabase<CinderDB>(dbUrl);
-  const cleanups: (() => Promise<void> | void)[] = [() => ks.close(), () => dir.remove(), async () => dropDatabase(dbUrl).catch(() => undefined), () => database.close()];
+  const cleanups: (() => Promise<void> | void)[] = [() => (opts.ks ? undefined : ks.close()), () => dir.remove(), async () => dropDatabase(dbUrl).catch(() => undefined), () => database.close()];
   const close = async () => {
     for (const c of cleanups.reverse()) await c();
   };
@@ -72,7 +73,7 @@ export async function startCinder(opts: { config?: Partial<CinderValues>; driver
     await runMigrations(database, 'cinder', [...migrations]);
     const config = cinderConfig({ ...defaultCinderValues(), ...opts.config } as CinderValues, { stateDir: dir.path, hostname: 'cinder-host' });
     const logger = pino({ level: process.env.ONESTACK_TEST_LOG ?? 'silent' });
-    const driver = opts.driver ?? new FakeVolumeDriver({ backendName: config.backendName });
+    const driver = opts.driver?.(dir.path) ?? new FakeVolumeDriver({ backendName: config.backendName });
     const ca = await createCinderApp({ database, config, clock: systemClock, ids: randomIds, logger, bus: ks.bus, tokens: ks.tokens, authUri: ks.url, driver });
     cleanups.push(() => ca.close());
     const url = await ca.app.listen({ host: '127.0.0.1', port: 0 });

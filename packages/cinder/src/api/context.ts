@@ -37,7 +37,8 @@ export function enforce(deps: ApiDeps, req: FastifyRequest, rule: string, target
 
 export function callerOf(deps: ApiDeps, req: FastifyRequest): Caller {
   const auth = authOf(req);
-  return { projectId: auth.projectId ?? '', userId: auth.userId, isAdmin: allowed(deps, req, 'context_is_admin'), ctx: req.ctx };
+  const token = req.headers['x-auth-token'];
+  return { projectId: auth.projectId ?? '', userId: auth.userId, isAdmin: allowed(deps, req, 'context_is_admin'), token: Array.isArray(token) ? token[0] : token, ctx: req.ctx };
 }
 
 export function mv(req: FastifyRequest, atLeast: string): boolean {

@@ -87,9 +87,8 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps): void 
     const body = bodyObject(req.body, 'volume');
     enforce(deps, req, 'volume:create');
     const caller = callerOf(deps, req);
-    if (body.imageRef !== undefined || body.image_id !== undefined) {
-      throw badRequest('Invalid input received: volumes from images are not available yet on this cloud.');
-    }
+    const imageId = optionalString(body.imageRef ?? body.image_id, 'imageRef') ?? undefined;
+    if (imageId) enforce(deps, req, 'volume:create_from_image');
     if (body.backup_id !== undefined) throw badRequest('Invalid input received: volumes from backups are not available yet on this cloud.');
     const volume = await deps.volumes.create(
       {
@@ -101,6 +100,7 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps): void 
         metadata: stringMap(body.metadata, 'metadata'),
         snapshotId: optionalString(body.snapshot_id, 'snapshot_id') ?? undefined,
         sourceVolid: optionalString(body.source_volid, 'source_volid') ?? undefined,
+        imageId,
         multiattach: body.multiattach === undefined ? undefined : boolParam(body.multiattach, 'multiattach'),
       },
       caller,

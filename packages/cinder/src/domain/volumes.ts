@@ -1,3 +1,5 @@
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Clock } from '@onestack/core/clock.ts';
@@ -7,16 +9,21 @@ import { badRequest, conflict } from '@onestack/core/errors.ts';
 import type { IdSource } from '@onestack/core/ids.ts';
 import type { AttachmentRow, CinderDB, SnapshotRow, VolumeRow } from '../db/schema.ts';
 import type { Connector, VolumeDriver } from '../drivers/volume-driver.ts';
+import { imageMetadataOf, type GlanceImage, type ImageSource } from './glance.ts';
 import { attachmentNotFound, invalidVolume, snapshotNotFound, volumeNotFound } from './errors.ts';
 import type { CinderNotifier } from './notifier.ts';
 import type { Quotas } from './quotas.ts';
 import { NoValidBackend, type Scheduler } from './scheduler.ts';
 import type { VolumeType, VolumeTypes } from './volume-types.ts';
 
+const GIB = 1024 ** 3;
+
 export interface Caller {
   projectId: string;
   userId: string;
   isAdmin: boolean;
+  /** The caller's token: Glance is asked with it, so the caller sees only the images they may use. */
+  token?: string;
   ctx?: RequestContext;
 }
 
@@ -37,6 +44,7 @@ export interface CreateVolumeInput {
   metadata?: Record<string, string>;
   snapshotId?: string;
   sourceVolid?: string;
+  imageId?: string;
   multiattach?: boolean;
 }
 
@@ -62,6 +70,9 @@ export class VolumeService {
       notifier: CinderNotifier;
       defaultType: string;
       defaultAz: string;
+      images?: ImageSource;
+      /** Images are downloaded here before the driver writes them into the volume. */
+      conversionDir: string;
     },
   ) {}
 
@@ -155,6 +166,7 @@ export class VolumeService {
     }
     if (size === undefined) throw badRequest('Invalid input received: Size must be specified.');
     if (!Number.isInteger(size) || size <= 0) throw badRequest(`Invalid input received: Volume size '${size}' must be an integer and greater than 0`);
+    const image = input.imageId ? await this.checkImage(input.imageId, size, caller) : undefined;
     const type = await this.resolveType(input.volumeType, snapshot, source, caller);
     const az = input.availabilityZone ?? this.o.defaultAz;
     if (input.availabilityZone && input.availabilityZone !== this.o.defaultAz) throw badRequest(`Invalid input received: Availability zone '${input.availabilityZone}' is invalid.`);
@@ -177,8 +189,8 @@ export class VolumeService {
       host: null,
       snapshot_id: snapshot?.id ?? null,
       source_volid: source?.id ?? null,
-      image_id: null,
-      bootable: source?.bootable ?? 0,
+      image_id: image?.id ?? null,
+      bootable: image ? 1 : (source?.bootable ?? 0),
       multiattach: multiattach ? 1 : 0,
       encrypted: 0,
       consistencygroup_id: null,
@@ -192,14 +204,40 @@ export class VolumeService {
     await this.db.insertInto('volumes').values(row).execute();
     await this.setMetadata(id, 'user', input.metadata ?? {}, false);
     if (source) await this.setMetadata(id, 'image', source.imageMetadata, false);
+    if (image) await this.setMetadata(id, 'image', imageMetadataOf(image), false);
     const volume = await this.hydrate(row);
     this.o.notifier.send('volume.create.start', volumePayload(volume), caller.ctx);
     this.background(`create volume ${id}`, () => this.runCreate(volume, type, caller, async (driver) => {
       if (snapshot) await driver.createVolumeFromSnapshot({ id, size }, { id: snapshot.id, volumeId: snapshot.volume_id, volumeSize: snapshot.volume_size });
       else if (source) await driver.createClonedVolume({ id, size }, { id: source.id, size: source.size });
+      else if (image) await this.copyImage(driver, { id, size }, image, caller.token ?? '');
       else await driver.createVolume({ id, size });
     }));
     return volume;
+  }
+
+  /** upstream's _validate_image_size / min_disk checks, before anything is recorded. */
+  private async checkImage(imageId: string, size: number, caller: Caller): Promise<GlanceImage> {
+    if (!this.o.images) throw badRequest('Invalid input received: no Image service is configured for this cloud.');
+    const image = await this.o.images.show(imageId, caller.token ?? '');
+    if (image.status !== 'active') throw badRequest(`Invalid input received: Image ${imageId} is not active.`);
+    if (!image.disk_format) throw badRequest(`Invalid input received: Image ${imageId} has no disk_format.`);
+    const imageGb = Math.ceil((image.virtual_size ?? image.size ?? 0) / GIB);
+    if (imageGb > size) throw badRequest(`Invalid input received: Size of specified image ${imageGb}GB is larger than volume size ${size}GB.`);
+    if (image.min_disk > size) throw badRequest(`Invalid input received: Volume size ${size}GB cannot be smaller than the image minDisk size ${image.min_disk}GB.`);
+    return image;
+  }
+
+  /** Downloads the image next to the volumes with the caller's token, then the driver checks and writes it. */
+  private async copyImage(driver: VolumeDriver, volume: { id: string; size: number }, image: GlanceImage, token: string): Promise<void> {
+    await mkdir(this.o.conversionDir, { recursive: true });
+    const tmp = join(this.o.conversionDir, `${volume.id}.${image.id}.img`);
+    try {
+      await this.o.images!.download(image.id, token, tmp);
+      await driver.copyImageToVolume(volume, { path: tmp, diskFormat: image.disk_format! });
+    } finally {
+      await rm(tmp, { force: true });
+    }
   }
 
   private async resolveType(name: string | undefined, snapshot: SnapshotRow | undefined, source: Volume | undefined, caller: Caller): Promise<VolumeType> {
