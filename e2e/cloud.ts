@@ -43,9 +43,15 @@ export interface Cloud {
  * clouds.yaml kept away from the user's. Extra environment (e.g. a PostgreSQL URL)
  * goes through `extraEnv`.
  */
+let cloudSeq = 0;
+
 export async function startCloud(extraEnv: Record<string, string> = {}, command: string[] = ['up', '--detach']): Promise<Cloud> {
   const dir = tempDir('onestack-e2e-');
+  // The neutron agent's namespaces are named as packages/testing/src/netns.ts names a test's
+  // (onestack-t<pid>-<n>-…): `down` removes them, and a later lab sweeps them if this process died.
+  const nsBase = `onestack-t${process.pid}-${900 + cloudSeq++}-`;
   const cloudsYaml = join(dir.path, 'clouds.yaml');
+  const storagePort = String(await freePort());
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     ONESTACK_DEFAULT__STATE_DIR: join(dir.path, 'state'),
@@ -55,7 +61,14 @@ export async function startCloud(extraEnv: Record<string, string> = {}, command:
     ONESTACK_PLACEMENT__PORT: String(await freePort()),
     ONESTACK_NOVA__PORT: String(await freePort()),
     ONESTACK_SWIFT__PORT: String(await freePort()),
-    ONESTACK_SWIFT_STORAGE__PORT: String(await freePort()),
+    ONESTACK_SWIFT_STORAGE__PORT: storagePort,
+    ONESTACK_SWIFT_REPLICATOR__PORT: String(await freePort()),
+    // The replicator finds this node's devices in the ring by the storage node's port.
+    ONESTACK_SWIFT_REPLICATOR__STORAGE_PORT: storagePort,
+    ONESTACK_NEUTRON_AGENT__PORT: String(await freePort()),
+    ONESTACK_NEUTRON_AGENT__HOST_NAMESPACE: `${nsBase}host`,
+    ONESTACK_NEUTRON_AGENT__NAMESPACE_PREFIX: nsBase,
+    ONESTACK_NEUTRON_AGENT__EXTERNAL_NAMESPACE: `${nsBase}ext`,
     ONESTACK_KEYSTONE__PASSWORD_HASH_ROUNDS: '4',
     ONESTACK_CLOUDS_YAML: cloudsYaml,
     OS_CLIENT_CONFIG_FILE: cloudsYaml,
