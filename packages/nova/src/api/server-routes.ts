@@ -156,14 +156,17 @@ async function listServers(deps: ApiDeps, req: FastifyRequest, detail: boolean) 
   if (one('flavor')) f.flavor = one('flavor')!.split('/').pop();
   if (one('reservation_id')) f.reservationId = one('reservation_id');
   if (one('ip')) f.ip = one('ip');
-  if (one('ip6')) f.ip6 = one('ip6');
+  // Non-admins' ip6 filter was silently dropped before 2.5.
+  if (one('ip6') && (admin || mv(req, '2.5'))) f.ip6 = one('ip6');
   if (one('changes-since')) f.changesSince = time(one('changes-since'), 'changes-since');
-  if (one('changes-before')) f.changesBefore = time(one('changes-before'), 'changes-before');
+  if (one('changes-before') && mv(req, '2.66')) f.changesBefore = time(one('changes-before'), 'changes-before');
   if (f.changesSince !== undefined && f.changesBefore !== undefined && f.changesBefore < f.changesSince) throw badRequest(`The value of changes-since must be less than or equal to changes-before.`);
-  if (one('tags')) f.tags = one('tags')!.split(',');
-  if (one('tags-any')) f.tagsAny = one('tags-any')!.split(',');
-  if (one('not-tags')) f.notTags = one('not-tags')!.split(',');
-  if (one('not-tags-any')) f.notTagsAny = one('not-tags-any')!.split(',');
+  if (mv(req, '2.26')) {
+    if (one('tags')) f.tags = one('tags')!.split(',');
+    if (one('tags-any')) f.tagsAny = one('tags-any')!.split(',');
+    if (one('not-tags')) f.notTags = one('not-tags')!.split(',');
+    if (one('not-tags-any')) f.notTagsAny = one('not-tags-any')!.split(',');
+  }
   if (one('availability_zone') && admin) f.availabilityZone = one('availability_zone');
   if (one('key_name') && admin) f.keyName = one('key_name');
   if (one('locked') !== undefined && mv(req, '2.73')) f.lockedOnly = bool(one('locked'), 'locked');
