@@ -28,8 +28,11 @@ const BIG_MIB = value('--big-mib', 256);
 const ROUNDS = QUICK ? 1 : 3;
 const SMALL = Buffer.alloc(4096, 'x');
 
-interface Target {
+export interface Target {
   name: string;
+  /** onestack only: where the storage node and proxy answer (their /healthcheck gives the pid). */
+  storageUrl?: string;
+  proxyUrl?: string;
   /** …/v1/AUTH_<project> */
   account: string;
   token: string;
@@ -71,7 +74,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /** `onestack bootstrap`, then keystone, swift_storage and swift each as `onestack serve` in a scratch state dir on free ports. */
-async function startOnestack(dir: string): Promise<Target> {
+export async function startOnestack(dir: string): Promise<Target> {
   mkdirSync(dir, { recursive: true });
   const configFile = join(dir, 'onestack.conf');
   writeFileSync(configFile, '');
@@ -93,10 +96,14 @@ async function startOnestack(dir: string): Promise<Target> {
   const stop = async () => {
     for (const c of children.reverse()) await stopChild(c);
   };
-  const serve = async (service: string, probe: string, extra: Record<string, string> = {}) => {
+  const serve = async (service: string, probe: string, extra: Record<string, string> = {}, nodeArgs = '') => {
     const log = join(dir, `serve-${service}.log`);
     const fd = openSync(log, 'a');
-    const child = spawn(onestack, ['serve', service], { env: { ...env, ...extra }, cwd: ROOT, detached: true, stdio: ['ignore', fd, fd] });
+    // With node flags (--cpu-prof is refused in NODE_OPTIONS) the CLI runs under node directly, as ./onestack would.
+    const [cmd, argv] = nodeArgs
+      ? [process.execPath, [...nodeArgs.split(/\s+/), '--import', `file://${ROOT}/node_modules/tsx/dist/loader.mjs`, join(ROOT, 'packages/onestack/src/cli.ts'), 'serve', service]]
+      : [onestack, ['serve', service]];
+    const child = spawn(cmd, argv, { env: { ...env, ...extra }, cwd: ROOT, detached: true, stdio: ['ignore', fd, fd] });
     closeSync(fd);
     children.push(child);
     for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(200)) {
@@ -108,11 +115,12 @@ async function startOnestack(dir: string): Promise<Target> {
   try {
     await serve('keystone', `http://127.0.0.1:${ports.keystone}/v3`);
     // Many fsyncs in flight at once: the storage node wants more than libuv's 4 threads.
-    await serve('swift_storage', `http://127.0.0.1:${ports.storage}/healthcheck`, { UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '64' });
-    await serve('swift', `http://127.0.0.1:${ports.swift}/healthcheck`);
+    // BENCH_SWIFT_{STORAGE,PROXY}_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profile one server alone.
+    await serve('swift_storage', `http://127.0.0.1:${ports.storage}/healthcheck`, { UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? '64' }, process.env.BENCH_SWIFT_STORAGE_NODE_ARGS);
+    await serve('swift', `http://127.0.0.1:${ports.swift}/healthcheck`, {}, process.env.BENCH_SWIFT_PROXY_NODE_ARGS);
     const { demo_password: password } = JSON.parse(readFileSync(join(stateDir, 'secrets.json'), 'utf8')) as { demo_password: string };
     const { token, projectId } = await projectToken(`http://127.0.0.1:${ports.keystone}`, 'demo', password, 'demo');
-    return { name: 'onestack', account: `http://127.0.0.1:${ports.swift}/v1/AUTH_${projectId}`, token, stop };
+    return { name: 'onestack', account: `http://127.0.0.1:${ports.swift}/v1/AUTH_${projectId}`, token, stop, storageUrl: `http://127.0.0.1:${ports.storage}`, proxyUrl: `http://127.0.0.1:${ports.swift}` };
   } catch (e) {
     await stop();
     throw e;
@@ -276,5 +284,8 @@ async function main(): Promise<void> {
   }
 }
 
-if (!existsSync(join(ROOT, 'onestack'))) throw new Error('run from the onestack checkout');
-await main();
+// Importable (tools that profile one target reuse startOnestack); runs only as the entry point.
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  if (!existsSync(join(ROOT, 'onestack'))) throw new Error('run from the onestack checkout');
+  await main();
+}

@@ -36,6 +36,26 @@ function configure(db: Sqlite): Sqlite {
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
   db.function('chexor', { deterministic: true }, (old: unknown, name: unknown, ts: unknown) => chexor(String(old ?? ''), String(name), String(ts)));
+  return cachePreparedStatements(db);
+}
+
+/**
+ * Brokers call db.prepare(sql) per operation; compiling the SQL each time was
+ * a visible share of a container row update. Statements are reused per handle
+ * (nothing here iterates a statement or switches it to raw/pluck mode, which
+ * would make sharing one unsafe); listing SQL varies, so the cache is bounded.
+ */
+function cachePreparedStatements(db: Sqlite): Sqlite {
+  const compile = db.prepare.bind(db);
+  const stmts = new Map<string, Database.Statement>();
+  db.prepare = ((sql: string) => {
+    let st = stmts.get(sql);
+    if (!st) {
+      st = compile(sql);
+      if (stmts.size < 256) stmts.set(sql, st);
+    }
+    return st;
+  }) as Sqlite['prepare'];
   return db;
 }
 
