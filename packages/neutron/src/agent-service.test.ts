@@ -2,13 +2,16 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { InProcessBus } from '@onestack/core/bus/index.ts';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { IpLib } from './agent/linux/ip-lib.ts';
 import { systemClock } from '@onestack/core/clock.ts';
 import { randomIds } from '@onestack/core/ids.ts';
 import { createMetrics } from '@onestack/core/metrics.ts';
 import { NetnsLab, requireRoot, type Netns } from '@onestack/testing/netns.ts';
 import { tempDir } from '@onestack/testing/temp-dir.ts';
 import { emptyHostState } from './agent/model.ts';
-import { neutronAgentService, parseMappings } from './agent-service.ts';
+import { cleanupNeutronAgent, neutronAgentService, parseMappings } from './agent-service.ts';
 import { rpcTopics } from './rpc/topics.ts';
 
 describe('neutron_agent service', () => {
@@ -69,6 +72,41 @@ describe('neutron_agent service', () => {
       await running.close();
       await server.stop();
       await bus.close();
+    }
+  });
+
+  it('cleanup (onestack down) removes the agent\'s namespaces with what runs in them, and nothing else', async () => {
+    const ip = new IpLib({ logger: { info: () => {}, warn: () => {} } });
+    const base = `${hostNs.name}-c-`;
+    const owned = [`${base}host`, `${base}ext`, `${base}qdhcp-${randomUUID()}`, `${base}qrouter-${randomUUID()}`];
+    // Same prefix but not a name the agent makes; and the lab's own namespace.
+    const foreign = `${base}qrouter-not-a-uuid`;
+    for (const ns of [...owned, foreign]) await ip.netnsAdd(ns);
+    const sleeper = lab.namespaces[0].spawn('sleep', ['30']);
+    try {
+      const inside = (await ip.exec(owned[2], 'sh', ['-c', 'sleep 30 >/dev/null 2>&1 & echo $!'])).stdout.trim();
+      const config = {
+        DEFAULT: { state_dir: dir.path },
+        neutron_agent: { host_namespace: owned[0], namespace_prefix: base, external_namespace: owned[1], state_dir: dir.path },
+      };
+      const removed = await cleanupNeutronAgent(config, { info: () => {}, warn: () => {} });
+      assert.deepEqual(removed.sort(), [...owned].sort());
+      const left = await ip.netnsList();
+      for (const ns of owned) assert.ok(!left.includes(ns), ns);
+      assert.ok(left.includes(foreign) && left.includes(hostNs.name), 'foreign namespaces stay');
+      // Killed and not yet reaped (a zombie: this container's init may never reap it) counts as gone.
+      const alive = () => {
+        try {
+          return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${inside}/stat`, 'utf8'));
+        } catch {
+          return false;
+        }
+      };
+      for (let i = 0; i < 50 && alive(); i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(alive(), false, 'the process inside a removed namespace is gone');
+      assert.equal(sleeper.exitCode, null, 'processes elsewhere live on');
+    } finally {
+      for (const ns of [...owned, foreign]) await ip.netnsDelete(ns, { mayNotExist: true });
     }
   });
 });

@@ -1,11 +1,13 @@
 /**
- * `neutron_agent`: the data plane of one host (linuxbridge L2, DHCP, firewall) as a service of
+ * `neutron_agent`: the data plane of one host (linuxbridge L2, DHCP, firewall, routers and the
+ * metadata proxy) as a service of
  * its own, one per host (`onestack serve neutron_agent` on each compute/network host; the
  * all-in-one runs it in its process when root). It talks to the Neutron server only over the
  * bus (rpc/agent-rpc.ts) and serves nothing but /healthcheck and /metrics.
  *
  * Everything it builds lives in namespaces: bridges, VXLAN devices and taps in the host
- * namespace (`host_namespace`, created when missing), DHCP in `qdhcp-<net>` namespaces. The
+ * namespace (`host_namespace`, created when missing), DHCP in `qdhcp-<net>` namespaces,
+ * routers in `qrouter-<id>` namespaces, the external networks' bridges in `external_namespace`. The
  * host's own interfaces, routes and firewall are never changed; `physical_interface_mappings`
  * name interfaces inside the host namespace (moving a real NIC there is the operator's choice).
  */
@@ -14,7 +16,12 @@ import { join } from 'node:path';
 import { defineGroup, opt } from '@onestack/core/config/index.ts';
 import { createHttpServer } from '@onestack/core/http/index.ts';
 import type { ServiceDefinition } from '@onestack/core/service.ts';
+import type { ExecLogger } from '@onestack/core/exec/privileged-exec.ts';
+import { cleanupHost } from './agent/host-cleanup.ts';
 import { HostAgent } from './agent/host-agent.ts';
+import { DEFAULT_EXTERNAL_NAMESPACE } from './agent/l3/external-network.ts';
+import { MetadataProxy } from './agent/metadata/metadata-proxy.ts';
+import { IpLib } from './agent/linux/ip-lib.ts';
 import { AgentRpc } from './rpc/agent-rpc.ts';
 import { rpcTopics } from './rpc/topics.ts';
 
@@ -27,6 +34,11 @@ export const neutronAgentOptions = defineGroup('neutron_agent', {
   namespace_prefix: opt.string({ default: '', help: 'Put before qdhcp-<net> namespace names: keeps several clouds on one machine (tests) apart.' }),
   state_dir: opt.string({ default: '', help: 'dnsmasq files and firewall marks. Empty: <state_dir>/neutron-agent.' }),
   report_interval: opt.int({ default: 30, min: 1, help: 'Seconds between heartbeats ([agent] report_interval; the server\'s agent_down_time is 75).' }),
+  external_namespace: opt.string({ default: DEFAULT_EXTERNAL_NAMESPACE, help: 'Namespace of the external networks\' bridges (the routers\' qg- peers plug in there); empty: this host runs no routers.' }),
+  external_gateway: opt.bool({ default: true, help: 'The external namespace takes the external subnets\' gateway addresses (devstack\'s 172.24.4.1 on br-ex), so floating IPs are reachable from it.' }),
+  enable_metadata_proxy: opt.bool({ default: true, help: 'Serve 169.254.169.254 in router namespaces (and DHCP namespaces of isolated subnets).' }),
+  nova_metadata_url: opt.string({ default: 'http://127.0.0.1:8775', help: 'Where the metadata proxy forwards to (Nova\'s metadata API; upstream\'s nova_metadata_host/port).' }),
+  metadata_proxy_shared_secret: opt.string({ default: '', secret: true, help: 'Signs X-Instance-ID (X-Instance-ID-Signature); Nova\'s [neutron] metadata_proxy_shared_secret must match.' }),
   polling_interval: opt.int({ default: 2, min: 1, help: 'Seconds between looks for taps of bound ports that are not plugged yet ([agent] polling_interval).' }),
 });
 
@@ -42,6 +54,24 @@ export function parseMappings(entries: readonly string[]): Record<string, string
   return out;
 }
 
+/** What `host`, `host_namespace`, `namespace_prefix`, `external_namespace` and `state_dir` resolve to. */
+function placement(config: Record<string, Record<string, unknown>>): { host: string; ns: string; prefix: string; ext: string; stateDir: string } {
+  const v = config.neutron_agent as Values;
+  return {
+    host: String(v.host || hostname()),
+    ns: String(v.host_namespace),
+    prefix: String(v.namespace_prefix ?? ''),
+    ext: String(v.external_namespace ?? ''),
+    stateDir: String(v.state_dir || join((config.DEFAULT as { state_dir: string }).state_dir, 'neutron-agent')),
+  };
+}
+
+/** `onestack down`: every namespace, dnsmasq and nftables table the agent made. */
+export async function cleanupNeutronAgent(config: Record<string, Record<string, unknown>>, logger: ExecLogger): Promise<string[]> {
+  const p = placement(config);
+  return cleanupHost({ logger, hostNamespace: p.ns, namespacePrefix: p.prefix, externalNamespace: p.ext || undefined, stateDir: p.stateDir });
+}
+
 export const neutronAgentService: ServiceDefinition = {
   name: 'neutron_agent',
   type: 'network-agent',
@@ -50,20 +80,42 @@ export const neutronAgentService: ServiceDefinition = {
   defaultPort: 9697,
   configGroups: [neutronAgentOptions],
   migrations: [],
+  cleanup: (config, logger) => cleanupNeutronAgent(config, logger).then(() => undefined),
   async start(rt) {
     const v = rt.config.neutron_agent as Values;
-    const stateDir = String(v.state_dir || join((rt.config.DEFAULT as { state_dir: string }).state_dir, 'neutron-agent'));
-    const host = String(v.host || hostname());
-    const ns = String(v.host_namespace);
+    const { host, ns, prefix, ext, stateDir } = placement(rt.config);
     const mappings = parseMappings(v.physical_interface_mappings as string[]);
-    const agent = new HostAgent({ logger: rt.logger, hostNamespace: ns, namespacePrefix: String(v.namespace_prefix ?? ''), stateDir, physicalInterfaceMappings: mappings, createHostNamespace: true });
-    const rpc = new AgentRpc({
+    // The proxy asks the server who is behind an address; the RPC client exists only below.
+    let rpc: AgentRpc | undefined;
+    const metadata =
+      ext && v.enable_metadata_proxy
+        ? new MetadataProxy({
+            ipLib: new IpLib({ logger: rt.logger }),
+            logger: rt.logger,
+            metadataUrl: String(v.nova_metadata_url),
+            sharedSecret: String(v.metadata_proxy_shared_secret ?? ''),
+            lookup: (q) => rpc!.lookupInstance(q),
+          })
+        : undefined;
+    const agent = new HostAgent({
+      logger: rt.logger,
+      hostNamespace: ns,
+      namespacePrefix: prefix,
+      stateDir,
+      physicalInterfaceMappings: mappings,
+      createHostNamespace: true,
+      externalNamespace: ext || undefined,
+      externalGateway: Boolean(v.external_gateway),
+      metadata,
+    });
+    rpc = new AgentRpc({
       bus: rt.bus,
       topics: rpcTopics(),
       host,
       reconciler: agent,
       localIp: v.local_ip ? String(v.local_ip) : null,
-      configurations: { interface_mappings: mappings, host_namespace: ns },
+      configurations: { interface_mappings: mappings, host_namespace: ns, ...(ext ? { external_namespace: ext } : {}) },
+      l3: Boolean(ext),
       reportIntervalMs: Number(v.report_interval) * 1000,
       pollIntervalMs: Number(v.polling_interval) * 1000,
       links: async () => (await agent.ip.linkList(ns)).map((l) => l.ifname),
@@ -75,7 +127,9 @@ export const neutronAgentService: ServiceDefinition = {
     return {
       app,
       async close() {
-        await rpc.stop();
+        await rpc!.stop();
+        // Sockets only: the namespaces and what is in them stay for the next start (or `onestack down`).
+        await metadata?.close();
         await app.close();
       },
     };

@@ -4,6 +4,7 @@ import type { ServiceDefinition } from '@onestack/core/service.ts';
 import { createNeutronApp } from './app.ts';
 import { neutronConfig, neutronOptions, type NeutronValues } from './conf.ts';
 import { migrations } from './db/migrations/index.ts';
+import { routerStates } from './domain/router-states.ts';
 import { NeutronServerRpc } from './rpc/server-rpc.ts';
 import { rpcTopics } from './rpc/topics.ts';
 
@@ -38,6 +39,7 @@ export const neutronService: ServiceDefinition = {
       notifier: na.deps.notifier,
       topics: rpcTopics(),
       networkHost: config.host,
+      routerStates,
     });
     await rpc.start();
     return {

@@ -11,7 +11,7 @@
 import type { Bus, RpcServer } from '@onestack/core/bus/bus.ts';
 import type { AgentReport } from '../domain/agents.ts';
 import { tapNameFor, type HostReport, type HostState } from '../agent/model.ts';
-import { AGENT_TYPES, type HostStateChanged, type PortsWired, type RpcTopics } from './topics.ts';
+import { AGENT_TYPES, type HostStateChanged, type MetadataLookup, type PortsWired, type RpcTopics } from './topics.ts';
 
 /** What the RPC loop needs of the host's reconcilers (agent/host-agent.ts composes them). */
 export interface Reconciler {
@@ -29,6 +29,8 @@ export interface AgentRpcOptions {
   configurations?: Record<string, unknown>;
   /** Also report a DHCP agent row (every host agent here can serve DHCP). Default true. */
   dhcp?: boolean;
+  /** Also report an L3 agent row (the host runs routers). */
+  l3?: boolean;
   /** Heartbeat period; upstream's report_interval is 30 s. */
   reportIntervalMs?: number;
   logger: { info(o: object, m: string): void; warn(o: object, m: string): void };
@@ -56,6 +58,7 @@ export class AgentRpc {
   private firstReport = true;
   private lastReport?: HostReport;
   private devices = 0;
+  private lastRouters = 0;
 
   constructor(private readonly opts: AgentRpcOptions) {}
 
@@ -107,6 +110,12 @@ export class AgentRpc {
     return this.syncing;
   }
 
+  /** The instance behind a metadata request, asked of the server (the metadata proxy's lookup). */
+  lookupInstance(query: MetadataLookup): Promise<{ instanceId: string; projectId: string } | undefined> {
+    const o = this.opts;
+    return o.bus.call<{ instanceId: string; projectId: string } | null>(o.topics.plugin, 'metadata_lookup', query, { timeoutMs: o.callTimeoutMs }).then((r) => r ?? undefined);
+  }
+
   private async syncOnce(): Promise<void> {
     const o = this.opts;
     const t0 = Date.now();
@@ -115,6 +124,7 @@ export class AgentRpc {
     const report = await o.reconciler.reconcile(state);
     this.lastReport = report;
     this.devices = state.ports.length;
+    this.lastRouters = state.routers?.length ?? 0;
     const wired: PortsWired = { host: o.host, wired: report.wiredPorts, unwired: report.unwiredPorts, dhcpNetworks: report.dhcpNetworks };
     await o.bus.call(o.topics.plugin, 'ports_wired', wired, { timeoutMs: o.callTimeoutMs });
     if (report.errors.length) o.logger.warn({ errors: report.errors }, 'host reconcile reported errors');
@@ -152,6 +162,7 @@ export class AgentRpc {
     const o = this.opts;
     const configurations = { ...o.configurations, ...(o.localIp ? { local_ip: o.localIp, tunneling_ip: o.localIp, tunnel_types: ['vxlan'] } : {}), devices: this.devices };
     const reports: AgentReport[] = [{ ...AGENT_TYPES.linuxbridge, host: o.host, configurations }];
+    if (o.l3) reports.push({ ...AGENT_TYPES.l3, host: o.host, configurations: { agent_mode: 'legacy', routers: this.lastRouters } });
     if (o.dhcp !== false) reports.push({ ...AGENT_TYPES.dhcp, host: o.host, configurations: { dhcp_driver: 'dnsmasq', networks: this.lastReport?.dhcpNetworks.length ?? 0 } });
     for (const r of reports) {
       await o.bus.call(o.topics.plugin, 'report_state', { agent: { ...r, startFlag: this.firstReport } }, { timeoutMs: o.callTimeoutMs });

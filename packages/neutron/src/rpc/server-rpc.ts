@@ -23,7 +23,7 @@ import { reportAgentState, type AgentReport } from '../domain/agents.ts';
 import type { Hooks } from '../domain/hooks.ts';
 import { buildHostState, vtepAddresses, type RouterStatesFn } from '../domain/host-states.ts';
 import type { Notifier } from '../domain/notifier.ts';
-import type { HostStateChanged, PortsWired, RpcTopics } from './topics.ts';
+import type { HostStateChanged, MetadataLookup, PortsWired, RpcTopics } from './topics.ts';
 
 export interface ServerRpcDeps {
   db: Kysely<NeutronDB>;
@@ -45,7 +45,7 @@ export interface ServerRpcDeps {
 }
 
 /** Events that change some host's desired state (ports come through the portChanged hook). */
-export const RESYNC_EVENTS = ['network.*.end', 'subnet.*.end', 'security_group.*.end', 'security_group_rule.*.end', 'router.*.end', 'floatingip.*.end'];
+export const RESYNC_EVENTS = ['network.*.end', 'subnet.*.end', 'security_group.*.end', 'security_group_rule.*.end', 'router.*.end', 'router.interface.*', 'floatingip.*.end'];
 
 export const VIF_PLUGGED = 'network-vif-plugged';
 export const VIF_UNPLUGGED = 'network-vif-unplugged';
@@ -68,6 +68,7 @@ export class NeutronServerRpc {
       get_host_state: async (a: { host: string }) => buildHostState(d.db, a.host, { networkHost: d.networkHost, routerStates: d.routerStates, isolatedMetadata: d.isolatedMetadata }),
       report_state: async (a: { agent: AgentReport }) => this.reportState(a.agent),
       ports_wired: async (a: PortsWired) => ({ changed: await this.portsWired(a) }),
+      metadata_lookup: async (a: MetadataLookup) => (await instanceForAddress(d.db, a)) ?? null,
     });
     d.hooks.portChanged.push(this.hook);
     this.subscription = await d.bus.subscribe('notifications', d.pool ?? `neutron-server-rpc-${d.topics.agent}`, async () => this.changed(), { eventTypes: RESYNC_EVENTS });
@@ -156,4 +157,19 @@ export class NeutronServerRpc {
       notifier.send(name, { name, server_uuid: p.device_id, tag: p.id, status: 'completed' });
     }
   }
+}
+
+/** An instance's port (device_owner compute:*) with fixed IP `ip` on one of `networkIds`. */
+export async function instanceForAddress(db: Kysely<NeutronDB>, q: MetadataLookup): Promise<{ instanceId: string; projectId: string } | undefined> {
+  if (!q?.ip || !Array.isArray(q.networkIds) || q.networkIds.length === 0) return undefined;
+  const row = await db
+    .selectFrom('ports')
+    .innerJoin('ipallocations', 'ipallocations.port_id', 'ports.id')
+    .select(['ports.device_id', 'ports.project_id'])
+    .where('ports.network_id', 'in', q.networkIds)
+    .where('ipallocations.ip_address', '=', q.ip)
+    .where('ports.device_owner', 'like', 'compute:%')
+    .where('ports.device_id', '!=', '')
+    .executeTakeFirst();
+  return row ? { instanceId: row.device_id, projectId: row.project_id ?? '' } : undefined;
 }

@@ -6,6 +6,8 @@
  * - `report_state {agent: AgentReport}` → agent id. Heartbeat; the agents table and `/v2.0/agents`.
  * - `get_host_state {host}` → HostState (agent/model.ts): the whole desired data plane of the host.
  * - `ports_wired {host, wired, unwired, dhcpNetworks}` → {changed}: port status ACTIVE/DOWN.
+ * - `metadata_lookup {ip, networkIds}` → {instanceId, projectId} | null: the instance behind a
+ *   metadata request (upstream's metadata agent asks get_ports by network and fixed IP).
  * Agent methods (topic `agent`, fan-out to every agent, or `host` for one):
  * - `host_state_changed {hosts?}`: the named hosts (all when absent) should resync.
  *
@@ -23,6 +25,11 @@ export function rpcTopics(suffix = ''): RpcTopics {
 
 export interface HostStateChanged {
   hosts?: string[];
+}
+
+export interface MetadataLookup {
+  ip: string;
+  networkIds: string[];
 }
 
 export interface PortsWired {

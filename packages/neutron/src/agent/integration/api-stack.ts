@@ -12,7 +12,10 @@ import { AgentRpc } from '../../rpc/agent-rpc.ts';
 import { NeutronServerRpc } from '../../rpc/server-rpc.ts';
 import { rpcTopics, type RpcTopics } from '../../rpc/topics.ts';
 import { quietLogger, removeAgentNamespaces, underlayHosts } from '../agent-test-kit.ts';
+import { IpLib } from '../linux/ip-lib.ts';
 import { HostAgent } from '../host-agent.ts';
+import { MetadataProxy } from '../metadata/metadata-proxy.ts';
+import { routerStates } from '../../domain/router-states.ts';
 
 export interface SimHost {
   name: string;
@@ -23,6 +26,9 @@ export interface SimHost {
   rpc: AgentRpc;
   /** Replaces agent and rpc by new instances (a restart of the agent process). */
   restart(): Promise<void>;
+  /** With `l3`: the namespace of the external networks' bridges (`<host ns>-ext`). */
+  externalNamespace?: string;
+  metadata?: MetadataProxy;
 }
 
 export interface ApiStack {
@@ -38,7 +44,18 @@ export interface ApiStack {
 
 let stackSeq = 0;
 
-export async function startApiStack(opts: { hosts: 1 | 2; tag: string; pollIntervalMs?: number }): Promise<ApiStack> {
+// DEBUG_STACK=1: every command the agents run, with its duration, on stderr.
+const agentLogger = process.env.DEBUG_STACK
+  ? ({ info: (o: unknown) => console.error('exec', Date.now() % 100000, JSON.stringify(o)), warn: (o: unknown, m?: string) => console.error('WARN', Date.now() % 100000, m, JSON.stringify(o)) } as unknown as typeof quietLogger)
+  : quietLogger;
+
+export interface StackL3Options {
+  /** The (fake) metadata service the proxies forward to. */
+  metadataUrl: string;
+  sharedSecret: string;
+}
+
+export async function startApiStack(opts: { hosts: 1 | 2; tag: string; pollIntervalMs?: number; l3?: StackL3Options }): Promise<ApiStack> {
   requireRoot('the Neutron API + agents stack');
   const fx = await startNeutron();
   const cleanups: (() => Promise<void> | void)[] = [() => fx.close()];
@@ -57,6 +74,8 @@ export async function startApiStack(opts: { hosts: 1 | 2; tag: string; pollInter
       notifier: fx.deps.notifier,
       topics,
       networkHost: fx.config.host,
+      routerStates,
+      isolatedMetadata: Boolean(opts.l3),
       debounceMs: 20,
     });
     await server.start();
@@ -64,6 +83,8 @@ export async function startApiStack(opts: { hosts: 1 | 2; tag: string; pollInter
     const lab = NetnsLab.create();
     cleanups.push(() => lab.cleanup());
     const { hosts: nss, vteps } = await underlayHosts(lab, opts.hosts, opts.tag);
+    // A lone host still has its VTEP address, as a deployment's would (a bridge: no dummy module here).
+    if (nss.length === 1) await nss[0].addBridge('ul0', { addresses: [`${vteps[0]}/24`] });
     const syncs: { host: string; ms: number }[] = [];
     const hosts: SimHost[] = [];
     for (let i = 0; i < nss.length; i++) {
@@ -73,9 +94,14 @@ export async function startApiStack(opts: { hosts: 1 | 2; tag: string; pollInter
       cleanups.push(() => d.remove());
       cleanups.push(() => removeAgentNamespaces(`${ns.name}-`));
       const name = i === 0 ? fx.config.host : `compute${i}`;
+      const externalNamespace = opts.l3 ? `${ns.name}-ext` : undefined;
       const make = () => {
-        const agent = new HostAgent({ logger: quietLogger, hostNamespace: ns.name, namespacePrefix: `${ns.name}-`, stateDir: d.path });
-        const rpc = new AgentRpc({
+        let rpc: AgentRpc | undefined;
+        const metadata = opts.l3
+          ? new MetadataProxy({ ipLib: new IpLib({ logger: agentLogger }), logger: agentLogger, metadataUrl: opts.l3.metadataUrl, sharedSecret: opts.l3.sharedSecret, lookup: (q) => rpc!.lookupInstance(q), timeoutMs: 5000 })
+          : undefined;
+        const agent = new HostAgent({ logger: agentLogger, hostNamespace: ns.name, namespacePrefix: `${ns.name}-`, stateDir: d.path, externalNamespace, externalGateway: true, metadata });
+        rpc = new AgentRpc({
           bus: fx.ks.bus,
           topics,
           host: name,
@@ -86,22 +112,28 @@ export async function startApiStack(opts: { hosts: 1 | 2; tag: string; pollInter
           pollIntervalMs: opts.pollIntervalMs ?? 200,
           links: async () => (await agent.ip.linkList(ns.name)).map((l) => l.ifname),
           onSynced: (_r, ms) => syncs.push({ host: name, ms }),
+          l3: Boolean(opts.l3),
         });
-        return { agent, rpc };
+        return { agent, rpc, metadata };
       };
       const h: SimHost = {
         name,
         ns,
         vtep: vteps[i] ?? '',
         dir: d.path,
+        externalNamespace,
         ...make(),
         async restart() {
           await h.rpc.stop();
+          await h.metadata?.close();
           Object.assign(h, make());
           await h.rpc.start();
         },
       };
-      cleanups.push(() => h.rpc.stop());
+      cleanups.push(async () => {
+        await h.rpc.stop();
+        await h.metadata?.close();
+      });
       hosts.push(h);
     }
     for (const h of hosts) await h.rpc.start();

@@ -163,7 +163,8 @@ export class LinuxBridgeAgent {
   private async ensureUplink(net: NetworkState, state: HostState, links: Map<string, IpLink>): Promise<void> {
     const seg = net.segment;
     const bridge = bridgeNameFor(net.id);
-    if (seg.networkType === 'local') return;
+    // Without a VTEP address (an all-in-one without local_ip) a vxlan network stays on this host.
+    if (seg.networkType === 'local' || (seg.networkType === 'vxlan' && !state.localVtepIp)) return;
     let name: string;
     if (seg.networkType === 'vxlan') {
       name = await this.ensureVxlan(net, state, links);

@@ -76,6 +76,7 @@ interface Entry {
   socket: Server;
   scope: ProxyScope;
   http: http.Server;
+  connections: Set<Socket>;
 }
 
 const DROPPED_REQUEST_HEADERS = new Set([
@@ -139,10 +140,14 @@ export class MetadataProxy implements RouterNamespaceHooks {
       await ip.addrAdd(namespace, scope.device, cidr, { mayExist: true });
     }
     const socket = await listenInNamespace(ip, this.opts.logger, namespace, { host: METADATA_ADDRESS, port: this.port });
-    const entry: Entry = { socket, scope, http: http.createServer() };
+    const entry: Entry = { socket, scope, http: http.createServer(), connections: new Set() };
     entry.http.on('request', (req, res) => void this.handle(entry, req, res));
     entry.http.requestTimeout = this.timeoutMs;
-    socket.on('connection', (conn: Socket) => entry.http.emit('connection', conn));
+    socket.on('connection', (conn: Socket) => {
+      entry.connections.add(conn);
+      conn.once('close', () => entry.connections.delete(conn));
+      entry.http.emit('connection', conn);
+    });
     this.entries.set(namespace, entry);
   }
 
@@ -151,8 +156,10 @@ export class MetadataProxy implements RouterNamespaceHooks {
     const entry = this.entries.get(namespace);
     if (!entry) return;
     this.entries.delete(namespace);
-    await new Promise<void>((resolve) => entry.socket.close(() => resolve()));
-    entry.http.closeAllConnections();
+    // close() waits for open connections (an idle keep-alive would hold it forever): end them too.
+    const closed = new Promise<void>((resolve) => entry.socket.close(() => resolve()));
+    for (const conn of entry.connections) conn.destroy();
+    await closed;
   }
 
   async close(): Promise<void> {
