@@ -1,6 +1,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { ADMIN_CLOUD, DEMO_CLOUD } from '../bootstrap-cloud.ts';
 import { removeClouds } from '../clouds-yaml.ts';
+import { SERVICES } from '../services.ts';
 import { secretsPath } from '../secrets.ts';
 import { loadSettings } from '../settings.ts';
 import { removePid, runningPid } from '../state.ts';
@@ -19,6 +20,7 @@ export async function down(opts: { configFile?: string; purge?: boolean }): Prom
     console.log('onestack is not running');
   }
   removePid(settings.stateDir);
+  await cleanupServices(settings.values);
   if (opts.purge) {
     // Only a directory onestack made is removed: it holds our secrets file.
     if (existsSync(secretsPath(settings.stateDir))) {
@@ -26,6 +28,21 @@ export async function down(opts: { configFile?: string; purge?: boolean }): Prom
       console.log(`removed ${settings.stateDir}`);
     }
     removeClouds([ADMIN_CLOUD, DEMO_CLOUD]);
+  }
+}
+
+/** What host agents made outside the state dir (namespaces, dnsmasq, nftables): only root made it. */
+async function cleanupServices(values: Record<string, Record<string, unknown>>): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const logger = { info: () => {}, warn: (o: object, m?: string) => console.warn(`warning: ${m ?? ''} ${JSON.stringify(o)}`) };
+  for (const s of SERVICES) {
+    if (!s.cleanup) continue;
+    try {
+      await s.cleanup(values, logger as never);
+      console.log(`cleaned up ${s.name}`);
+    } catch (e) {
+      console.warn(`warning: cleaning up ${s.name} failed: ${(e as Error).message}`);
+    }
   }
 }
 
