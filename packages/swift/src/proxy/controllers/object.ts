@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { Putter, type BackendResponse } from '../backend-client.ts';
+import { backendRequest, Putter, type BackendResponse } from '../backend-client.ts';
 import { checkDeleteHeaders, checkMetadata, checkObjectCreation } from '../constraints.ts';
 import { guessType } from '../mime.ts';
 import { discard, plainError, readBody, respond } from '../responses.ts';
@@ -153,9 +153,19 @@ export async function objectPut(ctx: ProxyContext, req: SwiftRequest, account: s
   const contentLength = req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) : undefined;
   const framing: Headers = contentLength !== undefined ? { 'content-length': String(contentLength) } : { 'transfer-encoding': 'chunked' };
   const iter = iterNodes(ctx, ctx.rings.object, partition, nodes);
-  const { putters, refusals } = await openPutters(ctx, iter, nodes.length, (n) => backendPath(n, partition, account, container, obj), (i) =>
-    backendHeaders(req, { ...fwd, ...cu[i], ...framing, 'x-timestamp': ts, 'x-backend-storage-policy-index': '0' }),
-  );
+  const pathFor = (n: RingNode) => backendPath(n, partition, account, container, obj);
+  const headersFor = (i: number) => backendHeaders(req, { ...fwd, ...cu[i], ...framing, 'x-timestamp': ts, 'x-backend-storage-policy-index': '0' });
+  if (contentLength !== undefined && contentLength <= WHOLE_PUT_LIMIT) {
+    const body = await readBody(req.body, contentLength).catch(() => undefined);
+    if (!body || body.length < contentLength) return respond(499);
+    const whole = await putWhole(ctx, iter, nodes.length, pathFor, headersFor, body);
+    const done = whole.filter((r) => r.status >= 200 && r.status < 300).length;
+    // Every node already has this or a newer write (409 on an older timestamp; 202 when upstream sees the same), or If-None-Match failed.
+    const refusals = whole.filter((r) => r.status === 409 || r.status === 412);
+    if (done < quorum && refusals.length >= quorum) return respond(refusals.some((r) => r.status === 409) ? 202 : refusals[0].status);
+    return putResult(ctx, req, whole, quorum, ts);
+  }
+  const { putters, refusals } = await openPutters(ctx, iter, nodes.length, pathFor, headersFor);
   if (putters.length < quorum) {
     for (const p of putters) p.abort();
     // Every node already has this or a newer write (409 on an older timestamp; 202 when upstream sees the same).
@@ -182,6 +192,11 @@ export async function objectPut(ctx: ProxyContext, req: SwiftRequest, account: s
     }),
   );
   while (responses.length < nodes.length) responses.push({ status: 503, headers: {} });
+  return putResult(ctx, req, responses, quorum, ts);
+}
+
+/** The client's answer from the nodes' answers: quorum status, one ETag. */
+function putResult(ctx: ProxyContext, req: SwiftRequest, responses: { status: number; headers: Headers }[], quorum: number, ts: string): SwiftResponse {
   const best = bestResponse(responses, quorum);
   if (best.status !== 201) return respond(best.status);
   const etags = new Set(best.responses.filter((r) => r.status === 201 && r.headers.etag).map((r) => r.headers.etag.replace(/"/g, '')));
@@ -193,6 +208,55 @@ export async function objectPut(ctx: ProxyContext, req: SwiftRequest, account: s
   const etag = [...etags][0];
   if (etag) h.etag = etag;
   return respond(201, undefined, { ...h, 'content-type': 'text/html; charset=UTF-8' });
+}
+
+/** Bodies up to this size with a Content-Length go to the nodes whole (putWhole) instead of streamed behind 100-continue. */
+const WHOLE_PUT_LIMIT = 64 * 1024;
+
+/**
+ * A small body is read whole and sent to each node in one request without
+ * `Expect: 100-continue`: for a 4 KiB object the continue round trip (one more
+ * write and wake-up on both sides) cost more than the body. What 100-continue
+ * buys a streamed PUT, trying a handoff when a primary cannot take the object,
+ * still holds: a node that cannot be reached or answers 507 (a device the
+ * object server refuses before reading the body) is replaced by the next node
+ * with the same bytes. Any other answer counts, as after a streamed upload.
+ */
+async function putWhole(ctx: ProxyContext, nodes: Iterator<RingNode>, count: number, path: (n: RingNode) => string, headersFor: (i: number) => Headers, body: Buffer): Promise<{ status: number; headers: Headers }[]> {
+  const one = async (i: number): Promise<{ status: number; headers: Headers }> => {
+    for (;;) {
+      const next = nodes.next();
+      if (next.done) return { status: 503, headers: {} };
+      const n = next.value;
+      let r: BackendResponse;
+      try {
+        r = await backendRequest(n, 'PUT', path(n), headersFor(i), ctx.timeouts, body);
+      } catch (e) {
+        ctx.limiter.record(n);
+        if (isConnectError(e)) continue;
+        return { status: 503, headers: {} };
+      }
+      try {
+        await readBody(r.body, 1024 * 1024);
+      } catch {
+        ctx.limiter.record(n);
+        return { status: 503, headers: {} };
+      }
+      if (r.status === 507) {
+        ctx.limiter.limitNow(n);
+        continue;
+      }
+      if (r.status >= 500) ctx.limiter.record(n);
+      return { status: r.status, headers: r.headers };
+    }
+  };
+  return Promise.all(Array.from({ length: count }, (_, i) => one(i)));
+}
+
+/** Errors that mean the node never saw the request. */
+function isConnectError(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ECONNRESET' || code === 'EADDRNOTAVAIL';
 }
 
 /**
