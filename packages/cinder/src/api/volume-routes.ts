@@ -89,7 +89,7 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps): void 
     const caller = callerOf(deps, req);
     const imageId = optionalString(body.imageRef ?? body.image_id, 'imageRef') ?? undefined;
     if (imageId) enforce(deps, req, 'volume:create_from_image');
-    if (body.backup_id !== undefined) throw badRequest('Invalid input received: volumes from backups are not available yet on this cloud.');
+    if (body.backup_id !== undefined && body.backup_id !== null) throw badRequest('Invalid input received: volumes from backups are not available yet on this cloud.');
     const volume = await deps.volumes.create(
       {
         size: sizeOf(body.size),
