@@ -14,6 +14,7 @@
  * quarantined. .meta and .ts files are a bare trailer (empty body). The whole
  * hash directory is self-contained, so replication can copy it file by file.
  */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 
 export const MAGIC = Buffer.from('OSWOBJ1\n', 'latin1');
@@ -77,6 +78,39 @@ export async function readObjectFile(fh: FileHandle): Promise<OpenedObjectFile> 
   const declared = decoded.meta['Content-Length'];
   if (declared !== undefined && Number(declared) !== bodyLength) throw new CorruptObjectFile(`Content-Length ${declared} but body is ${bodyLength} bytes`);
   return { meta: decoded.meta, bodyLength, body: whole?.subarray(0, bodyLength) };
+}
+
+/**
+ * A file of at most WHOLE_READ_LIMIT bytes read whole with synchronous calls
+ * (a small GET: open, fstat, one read of a page-cached file cost less than the
+ * threadpool round trips of the async path); undefined when the file is
+ * larger (use readObjectFile) or gone.
+ */
+export function readSmallObjectFileSync(path: string): OpenedObjectFile | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+  try {
+    const { size } = fstatSync(fd);
+    if (size > WHOLE_READ_LIMIT) return undefined;
+    const buf = Buffer.allocUnsafe(size);
+    for (let off = 0; off < size; ) {
+      const n = readSync(fd, buf, off, size - off, off);
+      if (n === 0) throw new CorruptObjectFile('short read');
+      off += n;
+    }
+    const decoded = decodeTrailer(buf, size) as { meta: ObjectMetadata; trailerLength: number };
+    const bodyLength = size - decoded.trailerLength;
+    const declared = decoded.meta['Content-Length'];
+    if (declared !== undefined && Number(declared) !== bodyLength) throw new CorruptObjectFile(`Content-Length ${declared} but body is ${bodyLength} bytes`);
+    return { meta: decoded.meta, bodyLength, body: buf.subarray(0, bodyLength) };
+  } finally {
+    closeSync(fd);
+  }
 }
 
 async function readFully(fh: FileHandle, buf: Buffer, position: number): Promise<void> {

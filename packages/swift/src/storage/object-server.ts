@@ -15,7 +15,7 @@ import { hashPath, type HashPathConf } from '../common/hash-path.ts';
 import { updateContainers, type UpdateTarget } from './async-pending.ts';
 import { cleanupHashDir, hashLocation, invalidateSuffix, ObjectWriter, objectsDirName, quarantineHashDir, readState, writeMarker, type HashLocation, type OnDiskState } from './diskfile.ts';
 import { backendVerb, drain, header, HttpError, send, sendError, splitBackendPath, updateTargets } from './http-util.ts';
-import { CorruptObjectFile, readObjectFile, type ObjectMetadata } from './object-file.ts';
+import { CorruptObjectFile, readObjectFile, readSmallObjectFileSync, type ObjectMetadata } from './object-file.ts';
 import { conditionalStatus, parseRange, type ByteRange } from './ranges.ts';
 import { getSuffixHashes } from './suffix-hashes.ts';
 import { handleReplicateList, handleReplicatePush } from '../replication/object-receiver.ts';
@@ -104,7 +104,8 @@ interface OpenObject {
   dataTimestamp: string;
   bodyLength: number;
   body?: Buffer;
-  fh: import('node:fs/promises').FileHandle;
+  /** Open only for a body too large to have been read whole. */
+  fh?: import('node:fs/promises').FileHandle;
 }
 
 /** Keys of the .data metadata that a .meta cannot replace (upstream RESERVED_DATAFILE_META + DATAFILE_SYSTEM_META + object sysmeta). */
@@ -139,25 +140,35 @@ export function createObjectHandler(opts: ObjectServerOptions): Handler {
   /** Opens the object's current .data (and .meta), quarantining files that never completed. */
   async function openObject(loc: HashLocation, state: OnDiskState): Promise<OpenObject | undefined> {
     if (!state.data) return undefined;
-    const fh = await open(join(loc.hashDir, state.data.name), 'r').catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') return undefined;
-      throw e;
-    });
-    if (!fh) return undefined;
+    let fh: import('node:fs/promises').FileHandle | undefined;
     try {
-      const data = await readObjectFile(fh);
+      const dataPath = join(loc.hashDir, state.data.name);
+      let data = readSmallObjectFileSync(dataPath);
+      if (!data) {
+        fh = await open(dataPath, 'r').catch((e: NodeJS.ErrnoException) => {
+          if (e.code === 'ENOENT') return undefined;
+          throw e;
+        });
+        if (!fh) return undefined;
+        data = await readObjectFile(fh);
+      }
       let metaMeta: ObjectMetadata | undefined;
       if (state.meta) {
-        const mfh = await open(join(loc.hashDir, state.meta.name), 'r');
-        try {
-          metaMeta = (await readObjectFile(mfh)).meta;
-        } finally {
-          await mfh.close();
+        const metaPath = join(loc.hashDir, state.meta.name);
+        const small = readSmallObjectFileSync(metaPath);
+        if (small) metaMeta = small.meta;
+        else {
+          const mfh = await open(metaPath, 'r');
+          try {
+            metaMeta = (await readObjectFile(mfh)).meta;
+          } finally {
+            await mfh.close();
+          }
         }
       }
       return { state, meta: mergeMeta(data.meta, metaMeta), dataTimestamp: state.data.timestamp, bodyLength: data.bodyLength, body: data.body, fh };
     } catch (e) {
-      await fh.close().catch(() => undefined);
+      await fh?.close().catch(() => undefined);
       if (e instanceof CorruptObjectFile) {
         const to = await quarantineHashDir(loc).catch(() => undefined);
         opts.logger?.warn({ hashDir: loc.hashDir, quarantinedTo: to, reason: e.message }, 'quarantined object');
@@ -231,7 +242,7 @@ export function createObjectHandler(opts: ObjectServerOptions): Handler {
     if (ifNoneMatch !== undefined && state.data) {
       const cur = await openObject(a.loc, state);
       if (cur) {
-        await cur.fh.close();
+        await cur.fh?.close();
         const etags = ifNoneMatch.split(',').map((s) => s.trim().replace(/^"|"$/g, ''));
         if (!isExpired(cur.meta, req) && (etags.includes('*') || etags.includes(cur.meta.ETag))) throw new HttpError(412);
       }
@@ -318,7 +329,7 @@ export function createObjectHandler(opts: ObjectServerOptions): Handler {
     const close = () => {
       if (!closed) {
         closed = true;
-        void o.fh.close().catch(() => undefined);
+        void o.fh?.close().catch(() => undefined);
       }
     };
     try {
@@ -382,7 +393,7 @@ export function createObjectHandler(opts: ObjectServerOptions): Handler {
       }
       res.end(closing);
     } finally {
-      await o.fh.close().catch(() => undefined);
+      await o.fh?.close().catch(() => undefined);
     }
   }
 
@@ -392,7 +403,7 @@ export function createObjectHandler(opts: ObjectServerOptions): Handler {
       res.write(o.body.subarray(start, end + 1));
       return;
     }
-    const stream = o.fh.createReadStream({ start, end, autoClose: false, highWaterMark: 1 << 20 });
+    const stream = o.fh!.createReadStream({ start, end, autoClose: false, highWaterMark: 1 << 20 });
     for await (const chunk of stream) {
       if (!res.write(chunk)) await new Promise<void>((r, j) => {
         res.once('drain', r);
@@ -408,7 +419,7 @@ export function createObjectHandler(opts: ObjectServerOptions): Handler {
     const state = await readState(a.loc.hashDir);
     const o = await openObject(a.loc, state);
     if (!o) throw new HttpError(404, '', state.ts ? { 'X-Backend-Timestamp': state.ts.timestamp } : {});
-    await o.fh.close();
+    await o.fh?.close();
     if (isExpired(o.meta, req)) throw new HttpError(404, '', { 'X-Backend-Timestamp': o.meta['X-Timestamp'] });
     const orig = o.meta['X-Timestamp'];
     if (orig >= ts) throw new HttpError(409, '', { 'X-Backend-Timestamp': orig });
@@ -444,7 +455,7 @@ export function createObjectHandler(opts: ObjectServerOptions): Handler {
     let status = 404;
     const o = await openObject(a.loc, state);
     if (o) {
-      await o.fh.close();
+      await o.fh?.close();
       origDeleteAt = o.meta['X-Delete-At'] ?? '0';
       if (isExpired(o.meta, req)) {
         origTs = o.meta['X-Timestamp'];
