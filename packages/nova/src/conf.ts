@@ -38,6 +38,8 @@ export const novaOptions = defineGroup('nova', {
   quota_injected_files: opt.int({ default: 5, min: -1, help: '[quota] injected_files' }),
   quota_injected_file_content_bytes: opt.int({ default: 10240, min: -1, help: '[quota] injected_file_content_bytes' }),
   quota_injected_file_path_length: opt.int({ default: 255, min: -1, help: '[quota] injected_file_path_length' }),
+  metadata_listen_port: opt.int({ default: 8775, min: 0, max: 65535, help: '[DEFAULT] metadata_listen_port: the metadata API for guests (through Neutron\'s metadata proxy); 0: not served.' }),
+  metadata_proxy_shared_secret: opt.string({ default: '', secret: true, help: '[neutron] metadata_proxy_shared_secret: verifies X-Instance-ID-Signature; the metadata agent must sign with the same.' }),
   max_limit: opt.int({ default: 1000, min: 1, help: '[api] max_limit: most items one list page returns.' }),
   ...serviceAuthOptions('nova'),
   policy_file: opt.string({ default: '', help: 'Policy overrides in upstream YAML format. Empty: <state_dir>/nova/policy.yaml when it exists.' }),
@@ -78,6 +80,8 @@ export interface NovaConfig {
   placementUrl: string;
   quotas: QuotaDefaults;
   maxLimit: number;
+  metadataPort: number;
+  metadataSharedSecret: string;
   policyFile: string;
   enforceScope: boolean;
 }
@@ -114,6 +118,8 @@ export function novaConfig(v: NovaValues, o: { stateDir: string; hostname: strin
       injected_file_path_length: Number(v.quota_injected_file_path_length),
     },
     maxLimit: Number(v.max_limit),
+    metadataPort: Number(v.metadata_listen_port),
+    metadataSharedSecret: String(v.metadata_proxy_shared_secret ?? ''),
     policyFile: String(v.policy_file || join(dir, 'policy.yaml')),
     enforceScope: Boolean(v.enforce_scope),
   };

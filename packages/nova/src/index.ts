@@ -7,6 +7,7 @@ import { createNovaApp, createNovaCore } from './app.ts';
 import { ComputeManager } from './compute/manager.ts';
 import { novaConfig, novaOptions, type NovaConfig, type NovaValues } from './conf.ts';
 import { migrations } from './db/migrations/index.ts';
+import { createMetadataApp } from './metadata/app.ts';
 import { FakeDriver } from './virt/fake-driver.ts';
 import { ImageCache } from './virt/image-cache.ts';
 import { QemuDriver } from './virt/qemu-driver.ts';
@@ -40,6 +41,15 @@ export const novaService: ServiceDefinition = {
       { database: rt.db, config, clock: rt.clock, ids: rt.ids, logger: rt.logger, bus: rt.bus, tokens: rt.tokens, authUri: identity.authUrl.replace(/\/v3$/, ''), session },
       { tls: rt.tls, ops: { version: VERSION, metrics: rt.metrics } },
     );
+    // The metadata API in plain HTTP: only Neutron's metadata proxy on this host calls it.
+    const bindHost = (rt.config.DEFAULT as { bind_host?: string }).bind_host ?? '127.0.0.1';
+    const metadata = config.metadataPort ? createMetadataApp({ instances: na.core.instances, sharedSecret: config.metadataSharedSecret, logger: rt.logger }) : undefined;
+    try {
+      await metadata?.listen({ host: bindHost, port: config.metadataPort });
+    } catch (err) {
+      await na.close();
+      throw err;
+    }
     // Placement, Neutron and Glance answer only once the process has started every service: the compute host
     // registers after, retrying until they do (a slow machine must not lose the race a fixed delay would).
     let closed = false;
@@ -49,6 +59,7 @@ export const novaService: ServiceDefinition = {
       close: async () => {
         closed = true;
         await (await compute)?.stop();
+        await metadata?.close();
         await na.close();
       },
     };
