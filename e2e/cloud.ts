@@ -60,6 +60,7 @@ export async function startCloud(extraEnv: Record<string, string> = {}, command:
     ONESTACK_NEUTRON__PORT: String(await freePort()),
     ONESTACK_PLACEMENT__PORT: String(await freePort()),
     ONESTACK_NOVA__PORT: String(await freePort()),
+    ONESTACK_NOVA__METADATA_LISTEN_PORT: String(await freePort()),
     ONESTACK_SWIFT__PORT: String(await freePort()),
     ONESTACK_SWIFT_STORAGE__PORT: storagePort,
     ONESTACK_SWIFT_REPLICATOR__PORT: String(await freePort()),
