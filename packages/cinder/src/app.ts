@@ -88,6 +88,7 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
     images: deps.images ?? new GlanceHttp({ glanceUrl: config.glanceUrl || undefined, identityUrl: deps.authUri }),
     conversionDir: join(config.stateDir, 'cinder', 'conversion'),
   });
+  await volumes.recoverInterrupted();
   const enforcer = new Enforcer({
     defaults: cinderPolicies,
     overrideFile: config.policyFile,

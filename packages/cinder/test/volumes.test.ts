@@ -205,3 +205,42 @@ describe('cinder volumes API (fake driver)', () => {
     assert.equal(az.body.availabilityZoneInfo[0].zoneName, 'nova');
   });
 });
+
+describe('cinder volume manager: races and restarts', () => {
+  let f: Awaited<ReturnType<typeof startCinder>>;
+  let p: Project;
+  before(async () => {
+    f = await startCinder();
+    p = await f.project('race');
+  });
+  after(() => f?.close());
+
+  test('two deletes of one volume race: one is accepted, the other refused (compare-and-swap on status)', async () => {
+    const v = (await p.member.post('/volumes', { volume: { size: 1 } })).body.volume;
+    await f.waitFor(p.member, 'volumes', v.id, ['available']);
+    // Both callers read the volume as available before either writes: only the status CAS can tell them apart.
+    const caller = { projectId: p.id, userId: 'u', isAdmin: false };
+    const seen = await f.volumes.get(v.id, caller);
+    const results = await Promise.allSettled([f.volumes.delete(seen, { cascade: false, force: false }, caller), f.volumes.delete(seen, { cascade: false, force: false }, caller)]);
+    assert.deepEqual(results.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+    const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    assert.equal(refused.reason.status, 400);
+    await f.volumes.drain();
+    assert.equal(f.fake!.has(v.id), false);
+  });
+
+  test('a restart settles half-done work: creating ends in error with the reason, deleting is finished', async () => {
+    const a = (await p.member.post('/volumes', { volume: { size: 1 } })).body.volume;
+    const b = (await p.member.post('/volumes', { volume: { size: 1 } })).body.volume;
+    await f.volumes.drain();
+    // As a crash leaves them: the rows say creating / deleting, the process that ran them is gone.
+    await f.volumes.db.updateTable('volumes').set({ status: 'creating' }).where('id', '=', a.id).execute();
+    await f.volumes.db.updateTable('volumes').set({ status: 'deleting' }).where('id', '=', b.id).execute();
+    await f.volumes.recoverInterrupted();
+    const row = await f.volumes.db.selectFrom('volumes').select(['status', 'error']).where('id', '=', a.id).executeTakeFirstOrThrow();
+    assert.deepEqual(row, { status: 'error', error: 'The volume service restarted while this operation ran.' });
+    assert.equal(f.fake!.has(a.id), false, 'the half-made volume is removed from the backend');
+    assert.equal((await p.member.get(`/volumes/${b.id}`)).status, 404);
+    assert.equal(f.fake!.has(b.id), false);
+  });
+});

@@ -81,6 +81,34 @@ export class VolumeService {
     while (this.inflight.size) await Promise.allSettled([...this.inflight]);
   }
 
+  /**
+   * At start, before the API takes requests: work a previous process left
+   * half-done (it ran in that process's memory) is settled as upstream's
+   * init_host does. Creates and extends end in error with the reason, deletes
+   * are resumed (driver deletes are idempotent). Assumes one volume manager
+   * per database, as the all-in-one runs.
+   */
+  async recoverInterrupted(): Promise<void> {
+    const reason = 'The volume service restarted while this operation ran.';
+    for (const v of await this.db.selectFrom('volumes').selectAll().where('deleted', '=', 0).where('status', 'in', ['creating', 'extending', 'deleting']).execute()) {
+      const driver = this.driverFor(v);
+      if (v.status === 'creating') {
+        await driver?.deleteVolume({ id: v.id, size: v.size }).catch(() => undefined);
+        await this.failVolume(v.id, 'creating', reason);
+      } else if (v.status === 'extending') {
+        await casUpdate(this.db, 'volumes', { set: { status: 'error_extending', error: reason, updated_at: this.now() }, where: { id: v.id, status: 'extending' } });
+      } else {
+        await this.hydrate(v).then((vol) => this.finishDelete(vol, [], false, undefined));
+      }
+    }
+    for (const snap of await this.db.selectFrom('snapshots').selectAll().where('deleted', '=', 0).where('status', 'in', ['creating', 'deleting']).execute()) {
+      const set = snap.status === 'creating' ? { status: 'error', error: reason } : { status: 'deleted', deleted: 1, deleted_at: this.now() };
+      const vol = await this.db.selectFrom('volumes').select('host').where('id', '=', snap.volume_id).executeTakeFirst();
+      await this.driverFor(vol ?? { host: null })?.deleteSnapshot({ id: snap.id, volumeId: snap.volume_id, volumeSize: snap.volume_size }).catch(() => undefined);
+      await casUpdate(this.db, 'snapshots', { set, where: { id: snap.id, status: snap.status } });
+    }
+  }
+
   private background(what: string, fn: () => Promise<void>): void {
     const p = fn()
       .catch((err: unknown) => this.o.logger.error({ err }, `${what} failed`))
@@ -320,24 +348,27 @@ export class VolumeService {
     const n = await casUpdate(this.db, 'volumes', { set: { status: 'deleting', updated_at: this.now() }, where: { id: volume.id, status: volume.status } });
     if (n !== 1) throw invalidVolume(`Volume ${volume.id} changed status during the delete.`);
     this.o.notifier.send('volume.delete.start', volumePayload(volume), caller.ctx);
-    this.background(`delete volume ${volume.id}`, async () => {
-      const driver = this.driverFor(volume);
-      try {
-        for (const s of snaps) {
-          await driver?.deleteSnapshot({ id: s.id, volumeId: volume.id, volumeSize: s.volume_size });
-          await this.db.updateTable('snapshots').set({ status: 'deleted', deleted: 1, deleted_at: this.now() }).where('id', '=', s.id).execute();
-        }
-        if (opts.force) for (const a of volume.attachments) await driver?.terminateConnection({ id: volume.id, size: volume.size }, parseJson(a.connector) as Connector | undefined);
-        await driver?.deleteVolume({ id: volume.id, size: volume.size });
-      } catch (err) {
-        await casUpdate(this.db, 'volumes', { set: { status: 'error_deleting', error: String(err), updated_at: this.now() }, where: { id: volume.id, status: 'deleting' } });
-        return;
+    this.background(`delete volume ${volume.id}`, () => this.finishDelete(volume, snaps, opts.force, caller));
+  }
+
+  /** The manager's half of a delete: snapshots (cascade), exports (force), then the volume; idempotent. */
+  private async finishDelete(volume: Volume, snaps: SnapshotRow[], force: boolean, caller: Caller | undefined): Promise<void> {
+    const driver = this.driverFor(volume);
+    try {
+      for (const s of snaps) {
+        await driver?.deleteSnapshot({ id: s.id, volumeId: volume.id, volumeSize: s.volume_size });
+        await this.db.updateTable('snapshots').set({ status: 'deleted', deleted: 1, deleted_at: this.now() }).where('id', '=', s.id).execute();
       }
-      await this.db.updateTable('volume_attachment').set({ deleted: 1, deleted_at: this.now(), attach_status: 'detached' }).where('volume_id', '=', volume.id).execute();
-      await this.db.deleteFrom('volume_metadata').where('volume_id', '=', volume.id).execute();
-      await casUpdate(this.db, 'volumes', { set: { status: 'deleted', deleted: 1, deleted_at: this.now() }, where: { id: volume.id, status: 'deleting' } });
-      this.o.notifier.send('volume.delete.end', volumePayload(volume), caller.ctx);
-    });
+      if (force) for (const a of volume.attachments) await driver?.terminateConnection({ id: volume.id, size: volume.size }, parseJson(a.connector) as Connector | undefined);
+      await driver?.deleteVolume({ id: volume.id, size: volume.size });
+    } catch (err) {
+      await casUpdate(this.db, 'volumes', { set: { status: 'error_deleting', error: String(err), updated_at: this.now() }, where: { id: volume.id, status: 'deleting' } });
+      return;
+    }
+    await this.db.updateTable('volume_attachment').set({ deleted: 1, deleted_at: this.now(), attach_status: 'detached' }).where('volume_id', '=', volume.id).execute();
+    await this.db.deleteFrom('volume_metadata').where('volume_id', '=', volume.id).execute();
+    await casUpdate(this.db, 'volumes', { set: { status: 'deleted', deleted: 1, deleted_at: this.now() }, where: { id: volume.id, status: 'deleting' } });
+    this.o.notifier.send('volume.delete.end', volumePayload(volume), caller?.ctx);
   }
 
   // ---- actions
