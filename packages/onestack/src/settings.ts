@@ -10,6 +10,10 @@ export const onestackOptions = defineGroup('onestack', {
     default: true,
     help: 'On `onestack up`, build the guest image (images/build.sh, cached) and register it in Glance as the public image onestack-guest.',
   }),
+  create_public_network: opt.bool({
+    default: true,
+    help: "On `onestack up`, create devstack's external network `public` (flat, physnet public, 172.24.4.0/24, gateway 172.24.4.1) when there is none.",
+  }),
   guest_image_dir: opt.path({ help: 'Where the guest image is built and kept between runs. Empty: <state_dir>/images.' }),
 });
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { keystoneService } from '@onestack/keystone/index.ts';
 import { bootstrapIdentity } from './bootstrap.ts';
 import { GUEST_IMAGE_TIMEOUT_MS, provideGuestImage } from './guest-image.ts';
+import { ensurePublicNetwork, PUBLIC_NETWORK } from './public-network.ts';
 import { cloudEntries, ADMIN_CLOUD, DEMO_CLOUD } from '../bootstrap-cloud.ts';
 import { cloudsYamlPath, mergeClouds } from '../clouds-yaml.ts';
 import { startServices } from '../runtime.ts';
@@ -54,6 +55,12 @@ export async function up(opts: UpOptions): Promise<void> {
   }
   const identityUrl = `${serviceUrl(settings, keystoneService.name)}/v3`;
   mergeClouds(cloudEntries(identityUrl, secrets));
+  if ((settings.values.onestack as { create_public_network?: boolean }).create_public_network) {
+    await ensurePublicNetwork({ identityUrl, adminPassword: secrets.admin_password }).then(
+      (r) => r === 'created' && console.log(`External network ${PUBLIC_NETWORK} (172.24.4.0/24, gateway 172.24.4.1) created.`),
+      (e: Error) => console.warn(`warning: the ${PUBLIC_NETWORK} network could not be created: ${e.message}`),
+    );
+  }
   await provideGuestImage(settings, { identityUrl, adminPassword: secrets.admin_password });
   printSummary(settings, created);
   process.send?.('up');
