@@ -22,7 +22,7 @@ export const cinderService: ServiceDefinition = {
   catalogPath: '/v3/%(project_id)s',
   configGroups: [cinderOptions],
   migrations,
-  serviceUser: { roles: ['admin', 'service'] },
+  serviceUser: { roles: ['service'] },
   async start(rt) {
     const common = rt.config.DEFAULT as { state_dir: string };
     const config = cinderConfig(rt.config.cinder as CinderValues, { stateDir: common.state_dir, hostname: hostname() });

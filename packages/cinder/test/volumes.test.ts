@@ -244,3 +244,40 @@ describe('cinder volume manager: races and restarts', () => {
     assert.equal(f.fake!.has(b.id), false);
   });
 });
+
+describe('cinder legacy attach actions (os-reserve … os-detach)', () => {
+  let f: Awaited<ReturnType<typeof startCinder>>;
+  let p: Project;
+  before(async () => {
+    f = await startCinder();
+    p = await f.project('legacy');
+  });
+  after(() => f?.close());
+
+  test('reserve → initialize_connection → attach → in-use; reserve again 400; begin/roll detaching; detach → available', async () => {
+    const v = (await p.member.post('/volumes', { volume: { size: 1 } })).body.volume;
+    await f.waitFor(p.member, 'volumes', v.id, ['available']);
+    const act = (body: unknown) => p.member.post(`/volumes/${v.id}/action`, body);
+    assert.equal((await act({ 'os-reserve': {} })).status, 202);
+    assert.equal((await p.member.get(`/volumes/${v.id}`)).body.volume.status, 'attaching');
+    const conn = await act({ 'os-initialize_connection': { connector: { host: 'compute-1' } } });
+    assert.equal(conn.status, 200, conn.text);
+    assert.equal(conn.body.connection_info.driver_volume_type, 'file');
+    assert.equal(conn.body.connection_info.data.access_mode, 'rw');
+    assert.equal((await act({ 'os-attach': { instance_uuid: '33333333-3333-4333-8333-333333333333', mountpoint: '/dev/vdb', mode: 'rw' } })).status, 202);
+    const inUse = (await p.member.get(`/volumes/${v.id}`)).body.volume;
+    assert.equal(inUse.status, 'in-use');
+    assert.equal(inUse.attachments[0].device, '/dev/vdb');
+    assert.equal((await act({ 'os-reserve': {} })).status, 400);
+    assert.equal((await act({ 'os-begin_detaching': {} })).status, 202);
+    assert.equal((await p.member.get(`/volumes/${v.id}`)).body.volume.status, 'detaching');
+    assert.equal((await act({ 'os-roll_detaching': {} })).status, 202);
+    assert.equal((await p.member.get(`/volumes/${v.id}`)).body.volume.status, 'in-use');
+    assert.equal((await act({ 'os-terminate_connection': { connector: { host: 'compute-1' } } })).status, 202);
+    assert.equal((await act({ 'os-detach': { attachment_id: inUse.attachments[0].attachment_id } })).status, 202);
+    const after1 = (await p.member.get(`/volumes/${v.id}`)).body.volume;
+    assert.equal(after1.status, 'available');
+    assert.deepEqual(after1.attachments, []);
+    assert.equal((await act({ 'os-bogus': {} })).status, 400);
+  });
+});

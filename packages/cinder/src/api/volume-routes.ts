@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { badRequest, notFound } from '@onestack/core/errors.ts';
-import type { Volume } from '../domain/volumes.ts';
+import { LegacyAttach, type Volume } from '../domain/volumes.ts';
+import type { Connector } from '../drivers/volume-driver.ts';
 import { allowed, bodyObject, boolParam, callerOf, enforce, mv, projectOf, stringMap, type ApiDeps } from './context.ts';
 import { snapshotView, volumeDetail, volumeSummary } from './views.ts';
 
@@ -48,6 +49,7 @@ function pageOf(deps: ApiDeps, q: Record<string, string>) {
 }
 
 export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  const legacy = new LegacyAttach(deps.volumes);
   const list = async (req: FastifyRequest, detail: boolean) => {
     projectOf(deps, req);
     enforce(deps, req, 'volume:get_all');
@@ -208,6 +210,42 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps): void 
         const v = await volumeFor(deps, req, 'volume:update_readonly_flag');
         if (args.readonly === undefined) throw badRequest("Invalid input for field/attribute update_readonly_flag. Value: {}. 'readonly' is a required property");
         await deps.volumes.setFlag(v, 'readonly', boolParam(args.readonly, 'readonly'));
+        return '';
+      }
+      case 'os-reserve':
+        await legacy.reserve(await volumeFor(deps, req, 'volume_extension:volume_actions:reserve'));
+        return '';
+      case 'os-unreserve':
+        await legacy.unreserve(await volumeFor(deps, req, 'volume_extension:volume_actions:unreserve'));
+        return '';
+      case 'os-begin_detaching':
+        await legacy.beginDetaching(await volumeFor(deps, req, 'volume_extension:volume_actions:begin_detaching'));
+        return '';
+      case 'os-roll_detaching':
+        await legacy.rollDetaching(await volumeFor(deps, req, 'volume_extension:volume_actions:roll_detaching'));
+        return '';
+      case 'os-initialize_connection': {
+        const v = await volumeFor(deps, req, 'volume_extension:volume_actions:initialize_connection');
+        if (typeof args.connector !== 'object' || args.connector === null) throw badRequest("Invalid input for field/attribute initialize_connection. 'connector' is a required property");
+        reply.code(200);
+        return { connection_info: await legacy.initializeConnection(v, args.connector as Connector) };
+      }
+      case 'os-terminate_connection': {
+        const v = await volumeFor(deps, req, 'volume_extension:volume_actions:terminate_connection');
+        await legacy.terminateConnection(v, (args.connector ?? {}) as Connector);
+        return '';
+      }
+      case 'os-attach': {
+        const v = await volumeFor(deps, req, 'volume_extension:volume_actions:attach');
+        if (typeof args.mountpoint !== 'string') throw badRequest("Invalid input for field/attribute attach. 'mountpoint' is a required property");
+        const mode = String(args.mode ?? 'rw');
+        if (!['rw', 'ro'].includes(mode)) throw badRequest(`Invalid input received: Invalid attaching mode '${mode}' for volume ${v.id}.`);
+        await legacy.attach(v, { instanceUuid: args.instance_uuid as string | undefined, hostName: args.host_name as string | undefined, mountpoint: args.mountpoint, mode }, caller);
+        return '';
+      }
+      case 'os-detach': {
+        const v = await volumeFor(deps, req, 'volume_extension:volume_actions:detach');
+        await legacy.detach(v, args.attachment_id as string | undefined, caller);
         return '';
       }
       default:

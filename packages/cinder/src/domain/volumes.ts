@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
@@ -538,6 +539,10 @@ export class VolumeService {
 
   async completeAttachment(volume: Volume, a: AttachmentRow, caller: Caller): Promise<void> {
     await this.db.updateTable('volume_attachment').set({ attach_status: 'attached', attach_time: this.now(), updated_at: this.now() }).where('id', '=', a.id).execute();
+    await this.markInUse(volume, caller);
+  }
+
+  async markInUse(volume: Volume, caller: Caller): Promise<void> {
     await this.db.updateTable('volumes').set({ status: 'in-use', attach_status: 'attached', updated_at: this.now() }).where('id', '=', volume.id).execute();
     this.o.notifier.send('volume.attach.end', volumePayload({ ...volume, status: 'in-use', attach_status: 'attached' }), caller.ctx);
   }
@@ -550,6 +555,64 @@ export class VolumeService {
     const status = attached ? 'in-use' : left.length ? 'reserved' : 'available';
     await this.db.updateTable('volumes').set({ status, attach_status: attached ? 'attached' : 'detached', updated_at: this.now() }).where('id', '=', volume.id).execute();
     this.o.notifier.send('volume.detach.end', volumePayload({ ...volume, status }), caller.ctx);
+  }
+}
+
+/** The pre-3.27 attach actions Nova used before the attachments API; upstream keeps them. */
+export class LegacyAttach {
+  constructor(private readonly v: VolumeService) {}
+
+  private async cas(volume: Volume, from: string[], to: string, what: string): Promise<void> {
+    if (!from.includes(volume.status)) throw invalidVolume(`Volume status must be ${from.join(' or ')} to ${what}, but current status is: ${volume.status}.`);
+    const n = await casUpdate(this.v.db, 'volumes', { set: { status: to, updated_at: Date.now() }, where: { id: volume.id, status: volume.status } });
+    if (n !== 1) throw conflict(`Volume ${volume.id} changed status during ${what}.`);
+  }
+
+  reserve(volume: Volume): Promise<void> {
+    return this.cas(volume, volume.multiattach ? ['available', 'in-use'] : ['available'], 'attaching', 'reserve');
+  }
+
+  async unreserve(volume: Volume): Promise<void> {
+    if (volume.status !== 'attaching') return;
+    await this.cas(volume, ['attaching'], volume.attachments.some((a) => a.attach_status === 'attached') ? 'in-use' : 'available', 'unreserve');
+  }
+
+  beginDetaching(volume: Volume): Promise<void> {
+    return this.cas(volume, ['in-use'], 'detaching', 'begin detaching');
+  }
+
+  async rollDetaching(volume: Volume): Promise<void> {
+    if (volume.status === 'detaching') await this.cas(volume, ['detaching'], 'in-use', 'roll detaching');
+  }
+
+  async initializeConnection(volume: Volume, connector: Connector): Promise<Record<string, unknown>> {
+    const driver = this.v.driverFor(volume);
+    if (!driver) throw invalidVolume(`Volume ${volume.id} has no backend host.`);
+    const info = await driver.initializeConnection({ id: volume.id, size: volume.size }, connector);
+    return { driver_volume_type: info.driver_volume_type, data: { ...info.data, access_mode: volume.adminMetadata.readonly === 'True' ? 'ro' : 'rw' } };
+  }
+
+  async terminateConnection(volume: Volume, connector: Connector): Promise<void> {
+    await this.v.driverFor(volume)?.terminateConnection({ id: volume.id, size: volume.size }, connector);
+  }
+
+  async attach(volume: Volume, a: { instanceUuid?: string; hostName?: string; mountpoint: string; mode: string }, caller: Caller): Promise<void> {
+    if (!['attaching', 'available'].includes(volume.status) && !(volume.multiattach && volume.status === 'in-use')) {
+      throw invalidVolume(`Volume status must be attaching to attach, but current status is: ${volume.status}.`);
+    }
+    const now = Date.now();
+    await this.v.db
+      .insertInto('volume_attachment')
+      .values({ id: randomUUID(), volume_id: volume.id, instance_uuid: a.instanceUuid ?? null, attached_host: a.hostName ?? null, mountpoint: a.mountpoint, attach_mode: a.mode, attach_status: 'attached', connector: null, connection_info: null, attach_time: now, detach_time: null, created_at: now, updated_at: null, deleted: 0, deleted_at: null })
+      .execute();
+    await this.v.markInUse(volume, caller);
+  }
+
+  async detach(volume: Volume, attachmentId: string | undefined, caller: Caller): Promise<void> {
+    const live = volume.attachments;
+    const target = attachmentId ? live.find((a) => a.id === attachmentId) : live.length === 1 ? live[0] : undefined;
+    if (!target) throw invalidVolume(attachmentId ? `Volume ${volume.id} has no attachment ${attachmentId}.` : `Volume ${volume.id} has several attachments: attachment_id is required.`);
+    await this.v.deleteAttachment(volume, target, caller);
   }
 }
 

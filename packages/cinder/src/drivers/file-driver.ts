@@ -1,4 +1,4 @@
-import { mkdir, rename, rm, stat, statfs, readdir } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { positional, type ExecLogger } from '@onestack/core/exec/privileged-exec.ts';
 import { QemuImg } from './qemu-img.ts';
@@ -69,9 +69,7 @@ export class FileVolumeDriver implements VolumeDriver {
     const fs = await statfs(this.opts.dir);
     let provisioned = 0;
     for (const f of await readdir(this.opts.dir)) {
-      if (!f.endsWith('.qcow2')) continue;
-      const info = await this.qemuImg.info(join(this.opts.dir, f)).catch(() => undefined);
-      provisioned += (info?.['virtual-size'] ?? 0) / GiB;
+      if (f.endsWith('.qcow2')) provisioned += (await qcow2VirtualSize(join(this.opts.dir, f))) / GiB;
     }
     const round = (n: number) => Math.round(n * 100) / 100;
     return {
@@ -185,6 +183,24 @@ export class FileVolumeDriver implements VolumeDriver {
   async volumeUsage(volume: VolumeRef): Promise<number | undefined> {
     const s = await stat(this.volumePath(volume.id)).catch(() => undefined);
     return s ? s.blocks * 512 : undefined;
+  }
+}
+
+/**
+ * The virtual size from a qcow2 header this driver wrote (magic, then the size
+ * as a big-endian u64 at offset 24): stats run before every placement, and a
+ * qemu-img process per volume there would make scheduling O(volumes) spawns.
+ */
+async function qcow2VirtualSize(path: string): Promise<number> {
+  const fh = await open(path, 'r').catch(() => undefined);
+  if (!fh) return 0; // deleted meanwhile
+  try {
+    const head = Buffer.alloc(32);
+    const { bytesRead } = await fh.read(head, 0, 32, 0);
+    if (bytesRead < 32 || head.readUInt32BE(0) !== 0x514649fb) return 0;
+    return Number(head.readBigUInt64BE(24));
+  } finally {
+    await fh.close();
   }
 }
 

@@ -48,6 +48,9 @@ export const cinderPolicies: RuleDefault[] = [
   r('volume:extend_attached_volume', MEMBER_OR_ADMIN, 'Extend a attached volume.', 'POST', ACTION),
   r('volume:update_readonly_flag', MEMBER_OR_ADMIN, 'Update volume read-only mode.', 'POST', ACTION),
   r('volume_extension:volume_actions:upload_image', MEMBER_OR_ADMIN, 'Upload a volume to image.', 'POST', ACTION),
+  ...['reserve', 'unreserve', 'begin_detaching', 'roll_detaching', 'initialize_connection', 'terminate_connection', 'attach', 'detach'].map((a) =>
+    r(`volume_extension:volume_actions:${a}`, MEMBER_OR_ADMIN, `Legacy attach action os-${a}.`, 'POST', ACTION),
+  ),
   r('volume_extension:volume_admin_actions:reset_status', ADMIN, 'Reset status of a volume.', 'POST', ACTION),
   r('volume_extension:volume_admin_actions:force_delete', ADMIN, 'Force delete a volume.', 'POST', ACTION),
   r('volume_extension:snapshot_admin_actions:reset_status', ADMIN, 'Reset status of a snapshot.', 'POST', '/snapshots/{snapshot_id}/action'),
