@@ -12,6 +12,7 @@ import { registerActionRoutes } from './api/action-routes.ts';
 import type { ApiDeps } from './api/context.ts';
 import { registerFlavorRoutes, registerKeypairRoutes } from './api/flavor-keypair-routes.ts';
 import { registerQuotaRoutes, registerServiceRoutes, registerVersionRoutes } from './api/misc-routes.ts';
+import { registerServerGroupRoutes } from './api/server-group-routes.ts';
 import { registerServerRoutes } from './api/server-routes.ts';
 import { MAX_MICROVERSION, MIN_MICROVERSION, type NovaConfig } from './conf.ts';
 import { Conductor } from './conductor/conductor.ts';
@@ -150,6 +151,7 @@ export async function createNovaApp(deps: NovaDeps, http: Pick<HttpServerOptions
   registerKeypairRoutes(app, apiDeps);
   registerQuotaRoutes(app, apiDeps);
   registerServiceRoutes(app, apiDeps);
+  registerServerGroupRoutes(app, apiDeps);
   return {
     app,
     core,

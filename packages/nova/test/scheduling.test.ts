@@ -45,6 +45,45 @@ describe('nova scheduling under concurrency and service liveness', () => {
     assert.deepEqual(ports, []);
   });
 
+  it('anti-affinity: two members of a group land on different hosts, a third has nowhere to go; affinity keeps members together', async () => {
+    const g = await p.member.post('/v2.1/os-server-groups', { server_group: { name: 'spread', policies: ['anti-affinity'] } });
+    assert.equal(g.status, 200, g.text);
+    assert.equal(g.body.server_group.project_id, p.id);
+    const soft = await p.member.at('2.14').post('/v2.1/os-server-groups', { server_group: { name: 'x', policies: ['soft-affinity'] } });
+    assert.equal(soft.status, 400, 'soft policies only from 2.15');
+    const boot = (name: string, group: string) =>
+      p.member.post('/v2.1/servers', { server: { name, imageRef: f.imageId, flavorRef: '1', networks: [{ uuid: netId }] }, 'os:scheduler_hints': { group } });
+    const ids: string[] = [];
+    for (const n of ['a1', 'a2', 'a3']) {
+      const r = await boot(n, g.body.server_group.id);
+      assert.equal(r.status, 202, r.text);
+      ids.push(r.body.server.id);
+      await f.waitFor(f.admin, r.body.server.id, undefined, 60_000);
+    }
+    const servers = await Promise.all(ids.map((id) => f.admin.get(`/v2.1/servers/${id}`).then((r) => r.body.server)));
+    assert.deepEqual(servers.map((s) => s.status), ['ACTIVE', 'ACTIVE', 'ERROR']);
+    assert.notEqual(servers[0]['OS-EXT-SRV-ATTR:host'], servers[1]['OS-EXT-SRV-ATTR:host']);
+    assert.match(servers[2].fault.message, /anti-affinity/);
+    const shown = await p.member.get(`/v2.1/os-server-groups/${g.body.server_group.id}`);
+    // Membership is the request's, as upstream: the member that found no host stays one until deleted.
+    assert.deepEqual([...shown.body.server_group.members].sort(), [...ids].sort());
+
+    const together = (await p.member.post('/v2.1/os-server-groups', { server_group: { name: 'pack', policies: ['affinity'] } })).body.server_group.id;
+    const b1 = (await boot('b1', together)).body.server.id;
+    const s1 = await f.waitFor(f.admin, b1, undefined, 60_000);
+    const b2 = (await boot('b2', together)).body.server.id;
+    const s2 = await f.waitFor(f.admin, b2, undefined, 60_000);
+    assert.equal(s2.status, 'ACTIVE', JSON.stringify(s2.fault));
+    assert.equal(s2['OS-EXT-SRV-ATTR:host'], s1['OS-EXT-SRV-ATTR:host']);
+
+    for (const id of [...ids, b1, b2]) await p.member.delete(`/v2.1/servers/${id}`);
+    for (const id of [...ids, b1, b2]) await f.waitFor(p.member, id, (s) => s.status === 'DELETED', 60_000);
+    assert.equal((await p.member.delete(`/v2.1/os-server-groups/${together}`)).status, 204);
+    assert.equal((await p.member.get(`/v2.1/os-server-groups/${together}`)).status, 404);
+    const listed = (await p.member.get('/v2.1/os-server-groups')).body.server_groups.map((x: { name: string }) => x.name);
+    assert.deepEqual(listed, ['spread']);
+  });
+
   it('a compute host that stops heartbeating shows down after service_down_time; the other stays up', async () => {
     const state = async () => {
       const r = await f.admin.at('2.53').get('/v2.1/os-services?binary=nova-compute');
