@@ -19,7 +19,7 @@ export interface Binding {
 /**
  * An ML2 mechanism driver: decides whether and how a port is bound on a host.
  *
- * Contract (test/mechanism-driver-contract.ts): `bindPort` is pure — it
+ * Contract (ml2/mechanism-driver-contract.ts, run by mechanism-driver.test.ts): `bindPort` is pure — it
  * returns a binding on one of the request's segments, or undefined when it
  * cannot bind this port (unsupported vnic_type or network type), and it never
  * throws for an ordinary refusal. The first driver in [ml2] mechanism_drivers

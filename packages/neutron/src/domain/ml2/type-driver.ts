@@ -21,7 +21,7 @@ export interface TypeDriverCapabilities {
  * An ML2 type driver (upstream's TypeDriver): validates, reserves, allocates
  * and releases segments of one network type.
  *
- * Contract (test/type-driver-contract.ts runs it against every driver):
+ * Contract (ml2/type-driver-contract.ts; type-drivers.test.ts runs it against every driver):
  * - `validateProvider` normalizes a provider request or throws 400 InvalidInput;
  *   it does not touch the database.
  * - `reserveProvider` claims exactly that segment inside `trx`; a segment
