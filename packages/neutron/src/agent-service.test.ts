@@ -11,7 +11,7 @@ import { createMetrics } from '@onestack/core/metrics.ts';
 import { NetnsLab, requireRoot, type Netns } from '@onestack/testing/netns.ts';
 import { tempDir } from '@onestack/testing/temp-dir.ts';
 import { emptyHostState } from './agent/model.ts';
-import { cleanupNeutronAgent, neutronAgentService, parseMappings } from './agent-service.ts';
+import { cleanupNeutronAgent, metadataTarget, neutronAgentService, parseMappings } from './agent-service.ts';
 import { rpcTopics } from './rpc/topics.ts';
 
 describe('neutron_agent service', () => {
@@ -32,6 +32,16 @@ describe('neutron_agent service', () => {
   it('parses physnet:interface mappings and refuses malformed ones', () => {
     assert.deepEqual(parseMappings(['public:eth1', ' physnet1 : eth2 ']), { public: 'eth1', physnet1: 'eth2' });
     assert.throws(() => parseMappings(['public']), /physnet:interface/);
+  });
+
+  it('forwards metadata to the configured URL, else to the all-in-one\'s Nova metadata port, signing with its secret', () => {
+    const own = { nova_metadata_url: 'http://nova:8775', metadata_proxy_shared_secret: 's1' };
+    assert.deepEqual(metadataTarget({ neutron_agent: own, nova: { metadata_listen_port: 18775, metadata_proxy_shared_secret: 's2' } }), { metadataUrl: 'http://nova:8775', sharedSecret: 's1' });
+    assert.deepEqual(metadataTarget({ neutron_agent: { nova_metadata_url: '', metadata_proxy_shared_secret: '' }, nova: { metadata_listen_port: 18775, metadata_proxy_shared_secret: 's2' } }), {
+      metadataUrl: 'http://127.0.0.1:18775',
+      sharedSecret: 's2',
+    });
+    assert.deepEqual(metadataTarget({ neutron_agent: {} }), { metadataUrl: 'http://127.0.0.1:8775', sharedSecret: '' });
   });
 
   it('starts on the bus: reports both agents, asks for its host state, answers /healthcheck, stops cleanly', async () => {

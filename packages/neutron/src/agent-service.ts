@@ -37,8 +37,8 @@ export const neutronAgentOptions = defineGroup('neutron_agent', {
   external_namespace: opt.string({ default: DEFAULT_EXTERNAL_NAMESPACE, help: 'Namespace of the external networks\' bridges (the routers\' qg- peers plug in there); empty: this host runs no routers.' }),
   external_gateway: opt.bool({ default: true, help: 'The external namespace takes the external subnets\' gateway addresses (devstack\'s 172.24.4.1 on br-ex), so floating IPs are reachable from it.' }),
   enable_metadata_proxy: opt.bool({ default: true, help: 'Serve 169.254.169.254 in router namespaces (and DHCP namespaces of isolated subnets).' }),
-  nova_metadata_url: opt.string({ default: 'http://127.0.0.1:8775', help: 'Where the metadata proxy forwards to (Nova\'s metadata API; upstream\'s nova_metadata_host/port).' }),
-  metadata_proxy_shared_secret: opt.string({ default: '', secret: true, help: 'Signs X-Instance-ID (X-Instance-ID-Signature); Nova\'s [neutron] metadata_proxy_shared_secret must match.' }),
+  nova_metadata_url: opt.string({ default: '', help: 'Where the metadata proxy forwards to (Nova\'s metadata API; upstream\'s nova_metadata_host/port). Empty: http://127.0.0.1:<[nova] metadata_listen_port> (8775).' }),
+  metadata_proxy_shared_secret: opt.string({ default: '', secret: true, help: 'Signs X-Instance-ID (X-Instance-ID-Signature); Nova\'s metadata_proxy_shared_secret must match. Empty: [nova] metadata_proxy_shared_secret of the same configuration.' }),
   polling_interval: opt.int({ default: 2, min: 1, help: 'Seconds between looks for taps of bound ports that are not plugged yet ([agent] polling_interval).' }),
 });
 
@@ -63,6 +63,19 @@ function placement(config: Record<string, Record<string, unknown>>): { host: str
     prefix: String(v.namespace_prefix ?? ''),
     ext: String(v.external_namespace ?? ''),
     stateDir: String(v.state_dir || join((config.DEFAULT as { state_dir: string }).state_dir, 'neutron-agent')),
+  };
+}
+
+/**
+ * Where the proxy forwards and how it signs: the explicit options, else (one configuration
+ * for the whole all-in-one) Nova's metadata port and shared secret.
+ */
+export function metadataTarget(config: Record<string, Record<string, unknown>>): { metadataUrl: string; sharedSecret: string } {
+  const v = config.neutron_agent as Values;
+  const nova = (config.nova ?? {}) as { metadata_listen_port?: number; metadata_proxy_shared_secret?: string };
+  return {
+    metadataUrl: String(v.nova_metadata_url || `http://127.0.0.1:${nova.metadata_listen_port || 8775}`),
+    sharedSecret: String(v.metadata_proxy_shared_secret || nova.metadata_proxy_shared_secret || ''),
   };
 }
 
@@ -92,8 +105,7 @@ export const neutronAgentService: ServiceDefinition = {
         ? new MetadataProxy({
             ipLib: new IpLib({ logger: rt.logger }),
             logger: rt.logger,
-            metadataUrl: String(v.nova_metadata_url),
-            sharedSecret: String(v.metadata_proxy_shared_secret ?? ''),
+            ...metadataTarget(rt.config),
             lookup: (q) => rpc!.lookupInstance(q),
           })
         : undefined;
