@@ -183,7 +183,11 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps): void 
     switch (action) {
       case 'os-extend': {
         const v = await volumeFor(deps, req, 'volume:extend');
-        if (v.status === 'in-use') enforce(deps, req, 'volume:extend_attached_volume', { project_id: v.project_id });
+        if (v.status === 'in-use') {
+          // Extending an attached volume arrived in 3.42; below it upstream answers as for any other non-available status.
+          if (!mv(req, '3.42')) throw badRequest(`Invalid volume: Volume status must be 'available' to extend, but current status is: in-use.`);
+          enforce(deps, req, 'volume:extend_attached_volume', { project_id: v.project_id });
+        }
         const size = sizeOf(args.new_size, 'new_size');
         if (size === undefined) throw badRequest("Invalid input for field/attribute extend. Value: {}. 'new_size' is a required property");
         await deps.volumes.extend(v, size, caller);
