@@ -1,9 +1,10 @@
 import type { Kysely } from 'kysely';
 import { ApiError, conflict, notFound } from '@onestack/core/errors.ts';
-import { insertIgnoringDuplicates, withTransaction, type Database } from '@onestack/core/db/index.ts';
+import { insertIgnoringDuplicates, type Database } from '@onestack/core/db/index.ts';
 import type { Clock } from '@onestack/core/clock.ts';
 import type { IdSource } from '@onestack/core/ids.ts';
 import type { NeutronDB } from '../db/schema.ts';
+import { inTransaction } from '../db/transaction.ts';
 import type { SecurityGroupRow, SecurityGroupRuleRow } from '../db/security-group-schema.ts';
 import type { Hooks } from './hooks.ts';
 import type { QuotaRegistry } from './quotas.ts';
@@ -75,9 +76,8 @@ export class SecurityGroupService {
     const id = this.deps.ids.uuid();
     const res = await insertIgnoringDuplicates(trx, 'default_security_groups', { project_id: projectId, security_group_id: id }).executeTakeFirst();
     if (Number(res.numInsertedOrUpdatedRows ?? 0) === 0) {
-      // A locking read: under MySQL's repeatable read a plain SELECT would still see the snapshot without the winner's row.
-      const q = trx.selectFrom('default_security_groups').select('security_group_id').where('project_id', '=', projectId);
-      const winner = await (this.deps.database.dialect === 'sqlite' ? q : q.forUpdate()).executeTakeFirstOrThrow();
+      // Read committed (inTransaction) lets this read see the row of the transaction that won.
+      const winner = await trx.selectFrom('default_security_groups').select('security_group_id').where('project_id', '=', projectId).executeTakeFirstOrThrow();
       return winner.security_group_id;
     }
     await this.insertGroup(trx, { id, projectId, name: 'default', description: DEFAULT_SG_DESCRIPTION, stateful: true }, true);
@@ -85,12 +85,12 @@ export class SecurityGroupService {
   }
 
   async ensureDefaultNow(projectId: string): Promise<string> {
-    return withTransaction(this.deps.database, (trx) => this.ensureDefault(trx, projectId));
+    return inTransaction(this.deps.database, (trx) => this.ensureDefault(trx, projectId));
   }
 
   async create(input: { projectId: string; name: string; description: string; stateful: boolean }): Promise<SecurityGroupRow> {
     if (input.name.toLowerCase() === 'default') throw conflict('Default security group already exists.', { type: 'SecurityGroupDefaultAlreadyExists' });
-    return withTransaction(this.deps.database, async (trx) => {
+    return inTransaction(this.deps.database, async (trx) => {
       await this.ensureDefault(trx, input.projectId);
       await this.deps.quotas.check(trx, input.projectId, 'security_group');
       await this.deps.quotas.check(trx, input.projectId, 'security_group_rule', TEMPLATE.filter((t) => t.inNonDefault).length);
@@ -174,7 +174,7 @@ export class SecurityGroupService {
   }
 
   async update(sg: SecurityGroupRow, changes: { name?: string; description?: string; stateful?: boolean }): Promise<SecurityGroupRow> {
-    return withTransaction(this.deps.database, async (trx) => {
+    return inTransaction(this.deps.database, async (trx) => {
       const isDefault = (await trx.selectFrom('default_security_groups').select('project_id').where('security_group_id', '=', sg.id).executeTakeFirst()) !== undefined;
       if (isDefault && changes.name !== undefined) throw conflict('Updating default security group not allowed.', { type: 'SecurityGroupCannotUpdateDefault' });
       if (changes.name !== undefined && changes.name.toLowerCase() === 'default') {
@@ -202,7 +202,7 @@ export class SecurityGroupService {
 
   /** Deletes a group: refused while ports use it, and for `default` unless an admin asks; rules naming it as their remote group go too, as upstream's cascade does. */
   async delete(sg: SecurityGroupRow, byAdmin: boolean): Promise<void> {
-    const touched = await withTransaction(this.deps.database, async (trx) => {
+    const touched = await inTransaction(this.deps.database, async (trx) => {
       if ((await this.portCount(trx, sg.id)) > 0) throw groupInUse(sg.id);
       const isDefault = await trx.selectFrom('default_security_groups').select('project_id').where('security_group_id', '=', sg.id).executeTakeFirst();
       if (isDefault && !byAdmin) throw conflict('Insufficient rights for removing default security group.', { type: 'SecurityGroupCannotRemoveDefault' });
@@ -228,7 +228,7 @@ export class SecurityGroupService {
    */
   async createRules(sg: SecurityGroupRow, inputs: RuleInput[]): Promise<SecurityGroupRuleRow[]> {
     const rules = inputs.map((i) => ({ ...i, ...canonicalRule(i) }));
-    const rows = await withTransaction(this.deps.database, async (trx) => {
+    const rows = await inTransaction(this.deps.database, async (trx) => {
       for (const r of rules) {
         if (!r.remoteGroupId) continue;
         const remote = await trx.selectFrom('security_groups').select(['id', 'project_id']).where('id', '=', r.remoteGroupId).executeTakeFirst();
@@ -277,7 +277,7 @@ export class SecurityGroupService {
   }
 
   async deleteRule(rule: SecurityGroupRuleRow): Promise<void> {
-    await withTransaction(this.deps.database, async (trx) => {
+    await inTransaction(this.deps.database, async (trx) => {
       const r = await trx.deleteFrom('security_group_rules').where('id', '=', rule.id).executeTakeFirst();
       if (Number(r.numDeletedRows) !== 1) throw ruleNotFound(rule.id);
       await deleteTags(trx, rule.id);
