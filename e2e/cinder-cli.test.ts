@@ -1,17 +1,16 @@
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { tempDir } from '@onestack/testing/index.ts';
 import { ensureEndpoints } from '@onestack/keystone/index.ts';
-import { ADMIN_PASSWORD } from '../../keystone/test/fixture.ts';
-import { startGlance, type GlanceFixture } from '../../glance/test/fixture.ts';
-import { startCinder, type CinderFixture } from './fixture.ts';
-
-const HAVE_OPENSTACK_CLI = spawnSync('openstack', ['--version']).status === 0;
+import { ADMIN_PASSWORD } from '../packages/keystone/test/fixture.ts';
+import { startGlance, type GlanceFixture } from '../packages/glance/test/fixture.ts';
+import { startCinder, type CinderFixture } from '../packages/cinder/test/fixture.ts';
+import { OPENSTACK } from './cloud.ts';
 
 /** The unmodified openstack CLI against Cinder (fake driver), found through the catalog as block-storage. */
-describe('openstack CLI on cinder', { skip: !HAVE_OPENSTACK_CLI && 'no openstack CLI' }, () => {
+describe('openstack CLI on cinder', () => {
   let f: CinderFixture;
   let g: GlanceFixture;
   const home = tempDir('onestack-cinder-cli-');
@@ -19,7 +18,7 @@ describe('openstack CLI on cinder', { skip: !HAVE_OPENSTACK_CLI && 'no openstack
   const osRaw = async (...args: string[]) => {
     // Only these variables, so no clouds.yaml or OS_* of the caller's leaks in.
     const env = { PATH: process.env.PATH, HOME: home.path, OS_AUTH_URL: `${f.ks.url}/v3`, OS_IDENTITY_API_VERSION: '3', OS_USERNAME: 'admin', OS_USER_DOMAIN_NAME: 'Default', OS_PASSWORD: ADMIN_PASSWORD, OS_PROJECT_NAME: 'admin', OS_PROJECT_DOMAIN_ID: 'default' };
-    return (await promisify(execFile)('openstack', args, { env })).stdout;
+    return (await promisify(execFile)(OPENSTACK, args, { env })).stdout;
   };
 
   before(async () => {
