@@ -16,10 +16,12 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify from 'fastify';
 import { defineGroup, opt } from '@onestack/core/config/index.ts';
+import { registerOpsRoutes } from '@onestack/core/http/ops-routes.ts';
 import type { ServiceDefinition } from '@onestack/core/service.ts';
 import { loadOrCreateHashPathConf, swiftDir } from '../common/hash-path.ts';
 import { ObjectExpirer } from '../expirer/expirer.ts';
 import { Ring } from '../ring/ring.ts';
+import { VERSION } from '../index.ts';
 import { devicesDir } from '../storage/services.ts';
 import { ObjectAuditor } from './auditor.ts';
 import { DbReplicator } from './db-replicator.ts';
@@ -88,7 +90,8 @@ export const swiftReplicatorService: ServiceDefinition = {
     startRingDaemons();
 
     const app = Fastify({ logger: false });
-    app.get('/healthcheck', async (_req, reply) => reply.type('text/plain').send('OK'));
+    // The JSON form of /healthcheck is what `onestack status` reads.
+    registerOpsRoutes(app, { service: 'swift_replicator', version: VERSION, metrics: rt.metrics });
     app.get<{ Params: { kind: string } }>('/recon/replication/:kind', async (req, reply) => {
       const d = daemons[req.params.kind];
       if (!d || req.params.kind === 'auditor' || req.params.kind === 'expirer') return reply.code(404).send({ error: 'unknown replicator' });
