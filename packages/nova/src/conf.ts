@@ -24,7 +24,7 @@ export const novaOptions = defineGroup('nova', {
   run_compute: opt.bool({ default: true, help: 'Run nova-compute for this host inside the nova service (the all-in-one).' }),
   compute_driver: opt.string({ default: 'qemu', choices: ['qemu', 'fake'], help: 'qemu runs guests; fake only records them (control-plane tests).' }),
   instances_path: opt.path({ help: 'Instance directories. Empty: <state_dir>/nova/instances.' }),
-  compute_netns: opt.string({ default: '', help: 'Network namespace QEMU runs in (where Neutron wires the taps). Empty: the host namespace.' }),
+  compute_netns: opt.string({ default: '', help: 'Network namespace QEMU runs in (where Neutron wires the taps). Empty: [neutron_agent] host_namespace in the all-in-one, else the host namespace.' }),
   default_availability_zone: opt.string({ default: 'nova', help: 'Availability zone of compute hosts in no aggregate.' }),
   report_interval: opt.int({ default: 10, min: 1, help: 'Seconds between compute service heartbeats.' }),
   service_down_time: opt.int({ default: 60, min: 1, help: 'A service with no heartbeat for this long is down.' }),

@@ -35,6 +35,9 @@ export const novaService: ServiceDefinition = {
   async start(rt) {
     const common = rt.config.DEFAULT as { state_dir: string };
     const config = novaConfig(rt.config.nova as NovaValues, { stateDir: common.state_dir, hostname: hostname() });
+    // One configuration for the all-in-one: QEMU's taps go where this host's Neutron agent wires them.
+    const agent = rt.config.neutron_agent as { host_namespace?: string } | undefined;
+    if (!config.computeNetns && agent?.host_namespace) config.computeNetns = agent.host_namespace;
     const identity = serviceIdentity(rt.config.nova, rt.identityUrl);
     const session = sessionOf(rt.config.nova, rt.identityUrl);
     const na = await createNovaApp(

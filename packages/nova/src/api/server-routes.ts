@@ -227,8 +227,8 @@ export function registerServerRoutes(app: FastifyInstance, deps: ApiDeps): void 
     app.get(`${prefix}/servers/detail`, async (req) => listServers(deps, req, true));
     app.get(`${prefix}/servers/:server_id`, async (req) => {
       const id = (req.params as { server_id: string }).server_id;
-      // Admins see deleted servers by id, as upstream's read_deleted for show.
-      let inst = await deps.instances.find(id, { includeDeleted: isAdmin(deps, req) });
+      // A deleted server is gone for admins too (upstream reads with read_deleted=no): `server delete --wait` polls for this 404.
+      let inst = await deps.instances.find(id);
       if (!inst || (inst.projectId !== req.ctx.auth?.projectId && !isAdmin(deps, req))) throw notFound(`Instance ${id} could not be found.`);
       enforce(deps, req, 'os_compute_api:servers:show', { project_id: inst.projectId });
       return { server: await showServer(deps, req, inst) };
