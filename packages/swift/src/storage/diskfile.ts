@@ -216,6 +216,11 @@ export class ObjectWriter {
   private pendingBytes = 0;
   written = 0;
   private closed = false;
+  private unsynced = 0;
+  private syncing?: Promise<void>;
+  private syncError?: unknown;
+  private writing?: Promise<void>;
+  private writeError?: unknown;
   private constructor(
     private readonly fd: number,
     readonly tmpPath: string,
@@ -240,10 +245,35 @@ export class ObjectWriter {
     this.pending = [];
     this.pendingBytes = 0;
     const buf = bufs.length === 1 ? bufs[0] : Buffer.concat(bufs);
+    // One large write stays in flight while the next MiB is read from the socket; writes append at the
+    // file offset, so each waits for the one before.
+    await this.writing;
+    if (this.writeError) throw this.writeError;
     if (buf.length <= SYNC_WRITE_LIMIT) {
       for (let off = 0; off < buf.length; ) off += writeSync(this.fd, buf, off, buf.length - off);
       return;
     }
+    this.writing = this.writeAll(buf).catch((e: unknown) => {
+      this.writeError ??= e;
+    });
+    this.unsynced += buf.length;
+    if (this.unsynced >= BACKGROUND_SYNC_BYTES && !this.syncing) {
+      // Start writeback while the body still streams in, so the final fdatasync has only the tail to flush
+      // (upstream's bytes_per_sync). Its error is kept: the kernel reports a writeback error to one fsync only.
+      this.unsynced = 0;
+      this.syncing = fdatasyncFd(this.fd).then(
+        () => {
+          this.syncing = undefined;
+        },
+        (e: unknown) => {
+          this.syncing = undefined;
+          this.syncError ??= e;
+        },
+      );
+    }
+  }
+
+  private async writeAll(buf: Buffer): Promise<void> {
     for (let off = 0; off < buf.length; ) off += (await writeFd(this.fd, buf, off, buf.length - off, null)).bytesWritten;
   }
 
@@ -258,16 +288,25 @@ export class ObjectWriter {
     this.pending.push(encodeTrailer(meta));
     this.pendingBytes = Infinity;
     await this.flush();
+    await this.writing;
+    if (this.writeError) throw this.writeError;
+    await this.syncing;
+    if (this.syncError) throw this.syncError;
     await fdatasyncFd(this.fd);
     this.closeFd();
     await publish(this.tmpPath, loc, fileName);
   }
 
   async abort(): Promise<void> {
+    await this.writing;
+    await this.syncing;
     ignoreErrors(() => this.closeFd());
     ignoreErrors(() => unlinkSync(this.tmpPath));
   }
 }
+
+/** A large body starts an fdatasync in the background after every this many bytes. */
+const BACKGROUND_SYNC_BYTES = 8 * 1024 * 1024;
 
 /** Writes up to this size go straight to the page cache from the event loop. */
 const SYNC_WRITE_LIMIT = 256 * 1024;
