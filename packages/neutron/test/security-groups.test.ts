@@ -121,6 +121,8 @@ describe('neutron security groups', () => {
     assert.deepEqual(ingress.body.security_group_rules.map((x: Rule) => x.protocol), ['icmp', 'ipv6-icmp', 'tcp']);
     const bad = await p.reader.get('/v2.0/security-group-rules?colour=blue');
     assert.equal(bad.status, 400);
+    const named = await p.reader.get('/v2.0/security-group-rules?name=x');
+    assert.equal(named.status, 400, 'rules have no name to filter on');
     const del = await p.member.delete(`/v2.0/security-group-rules/${r.id}`);
     assert.equal(del.status, 204);
     assert.equal((await p.member.get(`/v2.0/security-group-rules/${r.id}`)).status, 404);

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { badRequest } from '@onestack/core/errors.ts';
 import { credentialsFromAuth, type Target } from '@onestack/core/policy/index.ts';
 import type { SecurityGroupRow, SecurityGroupRuleRow } from '../db/security-group-schema.ts';
 import { convertEthertype, convertIpPrefix, convertPort, convertProtocol, normalizedCidr } from '../domain/security-group-rules.ts';
@@ -7,7 +8,6 @@ import { tagsOf } from '../domain/tags.ts';
 import { authorizeAction, callerOf, type ApiDeps, type Caller, type NeutronModule } from './context.ts';
 import { checkIfMatch, isoTime, listRows, selectFields, type ListSpec } from './list.ts';
 import { STANDARD_ATTRS, any, bool, createBodies, memberBody, oneOf, owningProject, str, strOrNull, uuid, uuidOrNull, type Validator } from './validate.ts';
-import { badRequest } from '@onestack/core/errors.ts';
 
 const GROUP_LIST: ListSpec = {
   table: 'security_groups',
@@ -29,10 +29,14 @@ const RULE_LIST: ListSpec = {
     remote_ip_prefix: { column: 'remote_ip_prefix', type: 'string', sortable: true },
     remote_group_id: { column: 'remote_group_id', type: 'string', sortable: true },
     remote_address_group_id: { column: 'remote_address_group_id', type: 'string', sortable: true },
+    description: { column: 'description', type: 'string', sortable: true },
+    revision_number: { column: 'revision_number', type: 'int', sortable: true },
+    created_at: { column: 'created_at', type: 'string', sortable: true },
+    updated_at: { column: 'updated_at', type: 'string', sortable: true },
   },
   ignored: ['normalized_cidr', 'belongs_to_default_sg', 'tags'],
-  // Rules have no name.
-  standard: true,
+  // Rules have the standard attributes but no name.
+  standard: false,
 };
 
 const GROUP_CREATE: Record<string, Validator> = { ...STANDARD_ATTRS, stateful: bool };
