@@ -1,5 +1,6 @@
 import type { CreateTableBuilder, Kysely } from 'kysely';
 import { booleanColumn, jsonColumn, timestampColumn, type Dialect } from '@onestack/core/db/index.ts';
+import { withStandardColumns } from './standard-columns.ts';
 
 /**
  * The core Networking API schema: networks with their segments, subnets,
@@ -15,15 +16,7 @@ export const migration = {
   name: 'initial',
   async up(db: Kysely<any>, dialect: Dialect): Promise<void> {
     const s = db.schema;
-    const standard = <T extends string>(t: CreateTableBuilder<T, any>) =>
-      t
-        .addColumn('id', 'varchar(36)', (c) => c.primaryKey())
-        .addColumn('project_id', 'varchar(255)')
-        .addColumn('name', 'varchar(255)', (c) => c.notNull().defaultTo(''))
-        .addColumn('description', 'varchar(255)', (c) => c.notNull().defaultTo(''))
-        .addColumn('revision_number', 'integer', (c) => c.notNull().defaultTo(0))
-        .addColumn('created_at', timestampColumn(dialect), (c) => c.notNull())
-        .addColumn('updated_at', timestampColumn(dialect), (c) => c.notNull());
+    const standard = <T extends string>(t: CreateTableBuilder<T, any>) => withStandardColumns(t, dialect);
     const bool = booleanColumn(dialect);
     const json = jsonColumn(dialect);
 

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { booleanColumn, timestampColumn, type Dialect } from '@onestack/core/db/index.ts';
+import { withStandardColumns } from './standard-columns.ts';
 
 /**
  * Security groups and their rules. `default_security_groups` holds one row
@@ -12,15 +13,7 @@ export const migration = {
   async up(db: Kysely<any>, dialect: Dialect): Promise<void> {
     const s = db.schema;
     const time = timestampColumn(dialect);
-    await s
-      .createTable('security_groups')
-      .addColumn('id', 'varchar(36)', (c) => c.primaryKey())
-      .addColumn('project_id', 'varchar(255)')
-      .addColumn('name', 'varchar(255)', (c) => c.notNull().defaultTo(''))
-      .addColumn('description', 'varchar(255)', (c) => c.notNull().defaultTo(''))
-      .addColumn('revision_number', 'integer', (c) => c.notNull().defaultTo(0))
-      .addColumn('created_at', time, (c) => c.notNull())
-      .addColumn('updated_at', time, (c) => c.notNull())
+    await withStandardColumns(s.createTable('security_groups'), dialect)
       .addColumn('stateful', booleanColumn(dialect), (c) => c.notNull().defaultTo(1))
       .execute();
     await s.createIndex('security_groups_project').on('security_groups').column('project_id').execute();

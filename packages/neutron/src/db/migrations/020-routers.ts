@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
-import { booleanColumn, jsonColumn, timestampColumn, type Dialect } from '@onestack/core/db/index.ts';
+import { booleanColumn, jsonColumn, type Dialect } from '@onestack/core/db/index.ts';
+import { withStandardColumns } from './standard-columns.ts';
 
 /**
  * Routers (with the ports they own and their extra routes) and floating IPs.
@@ -11,17 +12,8 @@ export const migration = {
   name: 'routers and floating IPs',
   async up(db: Kysely<any>, dialect: Dialect): Promise<void> {
     const s = db.schema;
-    const time = timestampColumn(dialect);
     const bool = booleanColumn(dialect);
-    await s
-      .createTable('routers')
-      .addColumn('id', 'varchar(36)', (c) => c.primaryKey())
-      .addColumn('project_id', 'varchar(255)')
-      .addColumn('name', 'varchar(255)', (c) => c.notNull().defaultTo(''))
-      .addColumn('description', 'varchar(255)', (c) => c.notNull().defaultTo(''))
-      .addColumn('revision_number', 'integer', (c) => c.notNull().defaultTo(0))
-      .addColumn('created_at', time, (c) => c.notNull())
-      .addColumn('updated_at', time, (c) => c.notNull())
+    await withStandardColumns(s.createTable('routers'), dialect)
       .addColumn('status', 'varchar(16)', (c) => c.notNull())
       .addColumn('admin_state_up', bool, (c) => c.notNull())
       .addColumn('gw_port_id', 'varchar(36)')
@@ -46,15 +38,7 @@ export const migration = {
       .addPrimaryKeyConstraint('router_routes_pk', ['router_id', 'destination', 'nexthop'])
       .execute();
 
-    await s
-      .createTable('floatingips')
-      .addColumn('id', 'varchar(36)', (c) => c.primaryKey())
-      .addColumn('project_id', 'varchar(255)')
-      .addColumn('name', 'varchar(255)', (c) => c.notNull().defaultTo(''))
-      .addColumn('description', 'varchar(255)', (c) => c.notNull().defaultTo(''))
-      .addColumn('revision_number', 'integer', (c) => c.notNull().defaultTo(0))
-      .addColumn('created_at', time, (c) => c.notNull())
-      .addColumn('updated_at', time, (c) => c.notNull())
+    await withStandardColumns(s.createTable('floatingips'), dialect)
       .addColumn('floating_ip_address', 'varchar(64)', (c) => c.notNull())
       .addColumn('floating_network_id', 'varchar(36)', (c) => c.notNull())
       .addColumn('floating_port_id', 'varchar(36)', (c) => c.notNull())
