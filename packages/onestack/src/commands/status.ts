@@ -28,10 +28,12 @@ export async function status(opts: { configFile?: string; json?: boolean }): Pro
   if (opts.json) {
     console.log(JSON.stringify({ pid: runningPid(settings.stateDir) ?? null, services: rows }, null, 2));
   } else {
-    console.log(`${'SERVICE'.padEnd(15)}${'STATUS'.padEnd(8)}${'URL'.padEnd(28)}${'VERSION'.padEnd(10)}${'PID'.padEnd(9)}MEMORY`);
+    // The service column fits the longest name (swift_replicator), with a space after it.
+    const w = Math.max(...rows.map((r) => r.service.length), 'SERVICE'.length) + 2;
+    console.log(`${'SERVICE'.padEnd(w)}${'STATUS'.padEnd(8)}${'URL'.padEnd(28)}${'VERSION'.padEnd(10)}${'PID'.padEnd(9)}MEMORY`);
     for (const r of rows) {
       const mem = r.rss ? `${(r.rss / 1048576).toFixed(0)} MiB` : '-';
-      console.log(`${r.service.padEnd(15)}${r.status.padEnd(8)}${r.url.padEnd(28)}${(r.version ?? '-').padEnd(10)}${String(r.pid ?? '-').padEnd(9)}${mem}`);
+      console.log(`${r.service.padEnd(w)}${r.status.padEnd(8)}${r.url.padEnd(28)}${(r.version ?? '-').padEnd(10)}${String(r.pid ?? '-').padEnd(9)}${mem}`);
     }
   }
   return rows.every((r) => r.status === 'up');
