@@ -80,6 +80,9 @@ export function diskGb(spec: RequestSpec): number {
   return spec.flavor.disk + spec.flavor.ephemeral + Math.ceil(spec.flavor.swap / 1024);
 }
 
+/** How many fresh candidate lists one instance may try when its claims keep losing races. */
+const CLAIM_ROUNDS = 5;
+
 export class NoValidHost extends Error {
   constructor(readonly reason: string) {
     super(`No valid host was found. ${reason}`);
@@ -123,7 +126,25 @@ export class Scheduler {
     }
   }
 
+  /**
+   * Candidates are a snapshot: when every claim on it lost a race, the hosts may still have
+   * room that the winners did not take, so ask placement again (a bounded number of times)
+   * before answering NoValidHost.
+   */
   private async selectOne(spec: RequestSpec, uuid: string, chosen: string[], owner: { projectId: string; userId: string }): Promise<Selection> {
+    for (let round = 1; ; round++) {
+      const { selection, reasons, raced } = await this.tryClaim(spec, uuid, chosen, owner);
+      if (selection) return selection;
+      if (!raced || round >= CLAIM_ROUNDS) throw new NoValidHost(`There are not enough hosts available. ${reasons.join('; ')}.`);
+    }
+  }
+
+  private async tryClaim(
+    spec: RequestSpec,
+    uuid: string,
+    chosen: string[],
+    owner: { projectId: string; userId: string },
+  ): Promise<{ selection?: Selection; reasons: string[]; raced: boolean }> {
     const hosts = await this.hostStates(spec);
     if (hosts.length === 0) throw new NoValidHost('There are no compute hosts.');
     const ctx: FilterContext = {
@@ -133,28 +154,29 @@ export class Scheduler {
       sameHosts: await this.hostsOf(spec.hints.sameHost),
       differentHosts: await this.hostsOf(spec.hints.differentHost),
     };
-    const removed: string[] = [];
+    const reasons: string[] = [];
     let alive = hosts;
     for (const f of FILTERS) {
       const next: HostState[] = [];
       for (const h of alive) {
         const why = f.reject(h, ctx);
-        if (why) removed.push(`${f.name} removed ${h.host}: ${why}`);
+        if (why) reasons.push(`${f.name} removed ${h.host}: ${why}`);
         else next.push(h);
       }
       alive = next;
     }
-    if (alive.length === 0) throw new NoValidHost(`There are not enough hosts available. ${removed.join('; ')}.`);
+    let raced = false;
     for (const h of this.weigh(alive, spec)) {
       try {
         await this.deps.placement.claim(uuid, h.allocation!, { projectId: owner.projectId, userId: owner.userId, consumerGeneration: null });
-        return { uuid, host: h.host, node: h.node, providerUuid: h.providerUuid };
+        return { selection: { uuid, host: h.host, node: h.node, providerUuid: h.providerUuid }, reasons, raced };
       } catch (e) {
         if (!(e instanceof ClaimConflict)) throw e;
-        removed.push(`claim on ${h.host} lost a race: ${e.detail}`);
+        raced = true;
+        reasons.push(`claim on ${h.host} lost a race: ${e.detail}`);
       }
     }
-    throw new NoValidHost(`There are not enough hosts available. ${removed.join('; ')}.`);
+    return { reasons, raced };
   }
 
   /** RAM then CPU weighers, spreading (upstream's defaults: positive multipliers). */
