@@ -2,7 +2,7 @@ import { pipeline } from 'node:stream';
 import { ApiError, badRequest, conflict, notFound } from '@onestack/core/errors.ts';
 import { StoreSizeLimitError, type ImageStore, type StoreWriteResult } from '../drivers/image-store.ts';
 import type { StagingArea } from '../drivers/staging-area.ts';
-import { checkDiskFormat, createInspector, qemuImgInfo, virtualSizeFor, type Inspection } from './format-inspector.ts';
+import { checkDiskFormat, createInspector, qemuImgInfo, virtualSizeFor, type Inspection } from '@onestack/core/images/format-inspector.ts';
 import { missingFormats, transitionMessage, type Image } from './image.ts';
 import type { ImageService, Viewer } from './images.ts';
 

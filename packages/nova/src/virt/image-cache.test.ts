@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { tempDir } from '@onestack/testing/temp-dir.ts';
 import { ImageUnacceptableError } from './driver.ts';
-import { ImageCache, inspectHeader } from './image-cache.ts';
+import { ImageCache } from './image-cache.ts';
 
 const scratch = tempDir('onestack-image-cache-');
 after(() => scratch.remove());
@@ -54,12 +54,10 @@ describe('ImageCache', () => {
     qemuImg('create', '-q', '-f', 'qcow2', '-b', '/etc/passwd', '-F', 'raw', backed);
     const dataFile = join(scratch.path, 'datafile.qcow2');
     qemuImg('create', '-q', '-f', 'qcow2', '-o', `data_file=${join(scratch.path, 'datafile.bin')}`, dataFile, '1M');
-    assert.equal((await inspectHeader(backed)).unsafe, 'the qcow2 image names a backing file');
-    assert.equal((await inspectHeader(dataFile)).unsafe, 'the qcow2 image names an external data file');
-    await assert.rejects(c.ensure('backed', 'qcow2', copyFrom(backed)), ImageUnacceptableError);
+    await assert.rejects(c.ensure('backed', 'qcow2', copyFrom(backed)), (e) => e instanceof ImageUnacceptableError && /backing file/i.test(e.message));
     // Declared raw, a qcow2 with a backing file inside: still refused, not served as raw bytes.
     await assert.rejects(c.ensure('backed-as-raw', 'raw', copyFrom(backed)), ImageUnacceptableError);
-    await assert.rejects(c.ensure('datafile', 'qcow2', copyFrom(dataFile)), /external data file/);
+    await assert.rejects(c.ensure('datafile', 'qcow2', copyFrom(dataFile)), /data_file set/);
     await assert.rejects(c.ensure('raw-as-qcow2', 'qcow2', copyFrom(raw)), /declared qcow2 but the content is raw/);
     await assert.rejects(c.ensure('../escape', 'raw', copyFrom(raw)), /invalid image id/);
     await assert.rejects(c.ensure('failing', 'qcow2', async () => { throw new Error('glance said 503'); }), /503/);

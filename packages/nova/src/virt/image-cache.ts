@@ -5,16 +5,18 @@
  *
  * The caller downloads from Glance (the driver does not talk to services): ensure()
  * gives it a temporary path to write to, then checks what arrived before anything
- * opens it as a disk. A qcow2 that names a backing file or an external data file would
- * make QEMU open a host file of the uploader's choosing (the 2024 disk-image CVEs), so
- * it is refused, as is content whose format is not the declared one. Raw images are
+ * opens it as a disk (core's checkUntrustedFile): a qcow2 that names a backing file or
+ * an external data file would make QEMU open a host file of the uploader's choosing
+ * (the 2024 disk-image CVEs), so it is refused, as is content whose format is not the
+ * declared one. Raw images are
  * converted to qcow2, so every base is qcow2 and overlays name it with `-F qcow2`.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { open, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
+import { readdir, rename, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { positional, runCommand, which, type ExecLogger } from '@onestack/core/exec/privileged-exec.ts';
+import { checkUntrustedFile } from '@onestack/core/images/untrusted-file.ts';
 import { ImageUnacceptableError } from './driver.ts';
 
 export type DiskFormat = 'qcow2' | 'raw';
@@ -23,38 +25,6 @@ const IMAGE_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 /** qemu-img parses hostile headers: bound its memory and CPU as Glance does. */
 const QEMU_IMG_AS_BYTES = 1024 * 1024 * 1024;
 const QEMU_IMG_CPU_SECONDS = 30;
-
-export interface HeaderVerdict {
-  format: DiskFormat | 'other';
-  unsafe?: string;
-}
-
-/** Reads the first bytes of a disk image and says what it is and whether QEMU may open it. */
-export async function inspectHeader(path: string): Promise<HeaderVerdict> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(512);
-    const { bytesRead } = await fh.read(buf, 0, 512, 0);
-    const h = buf.subarray(0, bytesRead);
-    const magic = h.subarray(0, 4).toString('latin1');
-    if (magic === 'QFI\xfb' && h.length >= 72) {
-      const version = h.readUInt32BE(4);
-      if (h.readBigUInt64BE(8) !== 0n) return { format: 'qcow2', unsafe: 'the qcow2 image names a backing file' };
-      // Incompatible feature bit 2: the guest data lives in an external file the header names.
-      if (version >= 3 && h.length >= 80 && (h.readBigUInt64BE(72) & 4n) !== 0n) {
-        return { format: 'qcow2', unsafe: 'the qcow2 image names an external data file' };
-      }
-      return { format: 'qcow2' };
-    }
-    if (magic === 'QFI\xfe') return { format: 'other', unsafe: 'QED images are not accepted' };
-    if (magic === 'KDMV' || h.subarray(0, 8).toString('latin1') === 'vhdxfile' || h.subarray(0, 21).toString('latin1').startsWith('# Disk DescriptorFile')) {
-      return { format: 'other' };
-    }
-    return { format: 'raw' };
-  } finally {
-    await fh.close();
-  }
-}
 
 export interface ImageCacheOptions {
   dir: string;
@@ -111,15 +81,8 @@ export class ImageCache {
     const converted = join(this.dir, '.partial', `${tag}.qcow2`);
     try {
       await fetch(download);
-      const verdict = await inspectHeader(download);
-      if (verdict.unsafe) throw new ImageUnacceptableError(`image ${imageId}: ${verdict.unsafe}`);
-      if (verdict.format !== diskFormat) {
-        throw new ImageUnacceptableError(`image ${imageId}: declared ${diskFormat} but the content is ${verdict.format}`);
-      }
-      const info = await this.qemuImgInfo(download, diskFormat);
-      if (info['backing-filename'] || info['format-specific']?.data?.['data-file']) {
-        throw new ImageUnacceptableError(`image ${imageId}: qemu-img sees a backing or data file`);
-      }
+      const verdict = await checkUntrustedFile(download, diskFormat, { logger: this.logger, timeoutMs: this.timeoutMs });
+      if ('unsafe' in verdict) throw new ImageUnacceptableError(`image ${imageId}: ${verdict.unsafe}`);
       if (diskFormat === 'qcow2') {
         await this.qemuImg(['check', '-q', '-f', 'qcow2', positional(download)]).catch((err) => {
           throw new ImageUnacceptableError(`image ${imageId}: qcow2 check failed`, { cause: err });

@@ -1,19 +1,19 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, before, describe, it } from 'node:test';
-import { runCommand, which, type ExecLogger } from '@onestack/core/exec/privileged-exec.ts';
-import { tempDir } from '@onestack/testing/temp-dir.ts';
+import { runCommand, which, type ExecLogger } from '../exec/privileged-exec.ts';
 import { checkDiskFormat, createInspector, qemuImgInfo, virtualSizeFor, type Inspection } from './format-inspector.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const quiet: ExecLogger = { info: () => {}, warn: () => {} };
-const dir = tempDir('onestack-inspector-');
-const at = (name: string) => join(dir.path, name);
+const dir = mkdtempSync(join(tmpdir(), 'onestack-inspector-'));
+const at = (name: string) => join(dir, name);
 
 async function qemuImg(...args: string[]): Promise<void> {
   await runCommand('qemu-img', args, { logger: quiet, timeoutMs: 60_000 });
@@ -138,7 +138,7 @@ before(async () => {
   await qemuImg('create', '-f', 'vdi', at('disk.vdi'), '10M');
   await qemuImg('create', '-f', 'qed', at('disk.qed'), '10M');
 });
-after(() => dir.remove());
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('format inspector: qcow2', () => {
   it('reads the format and virtual size of a plain qcow2', async () => {

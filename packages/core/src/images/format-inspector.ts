@@ -16,7 +16,7 @@
  * parsing is simply out of the running, as upstream's.
  */
 import { Transform } from 'node:stream';
-import { CommandError, positional, runCommand, which, type ExecLogger } from '@onestack/core/exec/privileged-exec.ts';
+import { CommandError, positional, runCommand, which, type ExecLogger } from '../exec/privileged-exec.ts';
 
 export type DetectedFormat = 'raw' | 'qcow2' | 'vmdk' | 'vhd' | 'vhdx' | 'vdi' | 'iso' | 'qed' | 'gpt' | 'luks';
 
