@@ -126,6 +126,14 @@ export interface ServerGroupRow {
   created_at: number;
 }
 
+export interface AggregateRow {
+  id: number;
+  uuid: string;
+  name: string;
+  created_at: number;
+  updated_at: number | null;
+}
+
 export interface NovaDB {
   instances: InstanceRow;
   instance_metadata: { instance_uuid: string; key: string; value: string };
@@ -155,4 +163,7 @@ export interface NovaDB {
   services: ServiceRow;
   server_groups: ServerGroupRow;
   server_group_members: { group_uuid: string; instance_uuid: string };
+  aggregates: AggregateRow;
+  aggregate_hosts: { aggregate_id: number; host: string };
+  aggregate_metadata: { aggregate_id: number; key: string; value: string };
 }

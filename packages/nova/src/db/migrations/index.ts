@@ -1,4 +1,5 @@
 import { migration as initial } from './001-initial.ts';
 import { migration as defaultFlavors } from './002-default-flavors.ts';
+import { migration as aggregates } from './003-aggregates.ts';
 
-export const migrations = [initial, defaultFlavors];
+export const migrations = [initial, defaultFlavors, aggregates];
