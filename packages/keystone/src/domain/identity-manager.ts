@@ -1,13 +1,11 @@
 import type { Kysely, Transaction } from 'kysely';
-import { badRequest, forbidden, isApiError, notFound, unauthorized, type ApiError } from '@onestack/core/errors.ts';
-import type { GroupRow, IdMappingRow, KeystoneDB, PasswordRow, UserRow } from '../db/schema.ts';
-import type { DriverGroup, DriverUser, IdentityDriver } from '../drivers/identity-driver.ts';
-import { LdapIdentityDriver } from '../drivers/ldap-identity-driver.ts';
-import { loadDomainConfigs, publicIdFor } from './domain-config.ts';
+import { badRequest, notFound, unauthorized } from '@onestack/core/errors.ts';
+import { insertIgnoringDuplicates } from '@onestack/core/db/index.ts';
+import type { GroupRow, KeystoneDB, UserRow } from '../db/schema.ts';
+import { DomainDirectories, driverGroup, driverUser, type Mapped } from './domain-directories.ts';
 import { bool, int, mergeOptions, parseJson } from './json-columns.ts';
 import type { Keystone } from './keystone.ts';
-import { hashPassword, verifyPassword } from './passwords.ts';
-import { insertIgnoringDuplicates } from '@onestack/core/db/index.ts';
+import { PasswordRules } from './password-rules.ts';
 
 export interface User {
   id: string;
@@ -71,27 +69,9 @@ export const EXPIRY_OPERATORS: Record<ExpiryOperator, (a: number, b: number) => 
 };
 
 const AUTH_FAILED = 'The request you have made requires authentication.';
-const DAY_MS = 86_400_000;
-/**
- * How long a directory's answer may be served from the token cache: upstream's
- * [cache] expiration_time default, after which a user disabled or removed in
- * LDAP stops validating.
- */
-const DIRECTORY_CACHE_MS = 600_000;
-/** id_mapping rows per insert, well under every database's bound-parameter limit. */
-const MAPPING_BATCH = 200;
 
 const passwordExpired = (userId: string) => unauthorized(`The password is expired and needs to be changed for user: ${userId}.`);
 const notInGroup = (userId: string, groupId: string) => notFound(`User '${userId}' not found in group '${groupId}'`);
-
-type EntityType = IdMappingRow['entity_type'];
-
-/** What a public id from a domain-specific backend stands for: its domain's driver and the driver's own id. */
-interface Mapped {
-  domainId: string;
-  localId: string;
-  driver: IdentityDriver;
-}
 
 /**
  * Users, groups and passwords, with upstream's security compliance rules
@@ -101,143 +81,42 @@ interface Mapped {
  * id_mapping, are read through the domain's driver and are never written.
  */
 export class IdentityManager {
-  /** Domain id → its directory; domains not listed are SQL. */
-  private readonly drivers = new Map<string, IdentityDriver>();
-  /** Public ids known to be in id_mapping, so listing a directory again writes nothing. */
-  private readonly mappedIds = new Set<string>();
-  private expiry: NodeJS.Timeout | undefined;
+  private readonly dirs: DomainDirectories;
+  private readonly passwords: PasswordRules;
 
-  constructor(private readonly ks: Keystone) {}
+  constructor(private readonly ks: Keystone) {
+    this.dirs = new DomainDirectories(ks);
+    this.passwords = new PasswordRules(ks);
+  }
 
   private get db(): Kysely<KeystoneDB> {
     return this.ks.db;
   }
 
-  private get conf() {
-    return this.ks.config;
+  /** Upstream's domain-specific drivers from files (keystone.<domain name>.conf), read once at start-up. */
+  loadDomainDrivers(dir: string): Promise<void> {
+    return this.dirs.load(dir);
   }
 
-  // ---- domain-specific backends --------------------------------------------
-
-  /**
-   * Upstream's domain-specific drivers from files, read once at start-up: one
-   * LDAP driver per keystone.<domain name>.conf. A broken file stops start-up
-   * (ConfigError); a file naming no existing domain is skipped, as upstream.
-   */
-  async loadDomainDrivers(dir: string): Promise<void> {
-    const { configs, warnings } = loadDomainConfigs(dir);
-    for (const w of warnings) this.ks.logger.warn(w);
-    for (const c of configs) {
-      const domain = await this.ks.resource.getDomainByName(c.domainName).catch((e: unknown) => {
-        if (isApiError(e) && e.status === 404) return undefined;
-        throw e;
-      });
-      if (!domain) {
-        this.ks.logger.warn(`Invalid domain name (${c.domainName}) found in config file name`);
-        continue;
-      }
-      this.drivers.set(domain.id, new LdapIdentityDriver(c.ldap, this.ks.logger.child({ domain_id: domain.id })));
-      this.ks.logger.info({ domain_id: domain.id, file: c.file }, 'domain-specific identity driver loaded');
-    }
-    if (this.drivers.size && !this.expiry) {
-      this.expiry = setInterval(() => this.ks.invalidateLocal(), DIRECTORY_CACHE_MS);
-      this.expiry.unref();
-    }
+  close(): Promise<void> {
+    return this.dirs.close();
   }
 
-  async close(): Promise<void> {
-    clearInterval(this.expiry);
-    this.expiry = undefined;
-    const drivers = [...this.drivers.values()];
-    this.drivers.clear();
-    await Promise.all(drivers.map((d) => d.close?.()));
-  }
-
-  /** The directory entity behind a public id; undefined for SQL entities (their ids are their own). */
-  private async mapped(publicId: string, type: EntityType): Promise<Mapped | undefined> {
-    if (this.drivers.size === 0) return undefined;
-    const row = await this.db.selectFrom('id_mapping').selectAll().where('public_id', '=', publicId).executeTakeFirst();
-    const driver = row?.entity_type === type ? this.drivers.get(row.domain_id) : undefined;
-    return driver && { domainId: row!.domain_id, localId: row!.local_id, driver };
-  }
-
-  /**
-   * Entities read from a domain's directory, with their public ids (upstream's
-   * sha256 generator) recorded in id_mapping, as the hash cannot be reversed.
-   */
-  private async withPublicIds<T extends { id: string }, R>(domainId: string, type: EntityType, items: T[], to: (item: T, publicId: string) => R): Promise<R[]> {
-    const rows = new Map<string, IdMappingRow>();
-    const ids = items.map((item) => {
-      const id = publicIdFor(domainId, item.id, type);
-      if (!this.mappedIds.has(id)) rows.set(id, { public_id: id, domain_id: domainId, local_id: item.id, entity_type: type });
-      return id;
-    });
-    const missing = [...rows.values()];
-    for (let i = 0; i < missing.length; i += MAPPING_BATCH) {
-      await insertIgnoringDuplicates(this.db, 'id_mapping', missing.slice(i, i + MAPPING_BATCH)).execute();
-    }
-    for (const id of rows.keys()) this.mappedIds.add(id);
-    return items.map((item, i) => to(item, ids[i]!));
-  }
-
-  private usersFrom(domainId: string, users: DriverUser[]): Promise<User[]> {
-    return this.withPublicIds(domainId, 'user', users, (u, id) => driverUser(domainId, id, u));
-  }
-
-  private groupsFrom(domainId: string, groups: DriverGroup[]): Promise<Group[]> {
-    return this.withPublicIds(domainId, 'group', groups, (g, id) => driverGroup(domainId, id, g));
-  }
-
-  /** Upstream's answer to a write on a read-only backend: the generic 403, the reason only in the log. */
-  private readOnly(domainId: string): ApiError {
-    this.ks.logger.warn({ domain_id: domainId }, 'LDAP does not support write operations');
-    return forbidden('You are not authorized to perform the requested action.');
-  }
-
-  private async refuseMapped(id: string, type: EntityType): Promise<void> {
-    const m = await this.mapped(id, type);
-    if (m) throw this.readOnly(m.domainId);
-  }
-
-  /**
-   * A membership joins a user and a group of the same backend; upstream names
-   * the entities by the backends' own ids here. Returns the directory both
-   * live in, if any.
-   */
-  private async sameBackend(userId: string, groupId: string): Promise<Mapped | undefined> {
-    const [user, group] = await Promise.all([this.mapped(userId, 'user'), this.mapped(groupId, 'group')]);
-    if (user?.driver !== group?.driver) {
-      throw forbidden(
-        `Group membership across backend boundaries is not allowed. Group in question is ${group?.localId ?? groupId}, user is ${user?.localId ?? userId}.`,
-      );
-    }
-    return group;
-  }
-
-  /**
-   * A deleted domain's directory users and groups: their public ids and
-   * everything granted to them go; the directory itself is never touched.
-   */
-  async purgeMappings(tx: Transaction<KeystoneDB>, domainId: string): Promise<void> {
-    const rows = await tx.selectFrom('id_mapping').select(['public_id', 'entity_type']).where('domain_id', '=', domainId).execute();
-    for (const kind of ['user', 'group'] as const) {
-      const ids = rows.filter((r) => r.entity_type === kind).map((r) => r.public_id);
-      for (let i = 0; i < ids.length; i += MAPPING_BATCH) await this.purgeActors(tx, kind, ids.slice(i, i + MAPPING_BATCH));
-    }
-    await tx.deleteFrom('id_mapping').where('domain_id', '=', domainId).execute();
-    for (const r of rows) this.mappedIds.delete(r.public_id);
+  /** A deleted domain's directory users and groups: their public ids and everything granted to them go. */
+  purgeMappings(tx: Transaction<KeystoneDB>, domainId: string): Promise<void> {
+    return this.dirs.purgeMappings(tx, domainId, (kind, ids) => this.purgeActors(tx, kind, ids));
   }
 
   // ---- users -------------------------------------------------------------
 
   async findUser(id: string): Promise<User | undefined> {
-    const m = await this.mapped(id, 'user');
+    const m = await this.dirs.mapped(id, 'user');
     if (m) {
       const u = await m.driver.getUser(m.localId);
       return u && driverUser(m.domainId, id, u);
     }
     const row = await this.db.selectFrom('user').selectAll().where('id', '=', id).executeTakeFirst();
-    return row ? this.toUser(row, (await this.currentPassword(id))?.expires_at ?? null) : undefined;
+    return row ? this.toUser(row, (await this.passwords.current(id))?.expires_at ?? null) : undefined;
   }
 
   async getUser(id: string): Promise<User> {
@@ -247,22 +126,22 @@ export class IdentityManager {
   }
 
   async getUserByName(name: string, domainId: string): Promise<User> {
-    const driver = this.drivers.get(domainId);
+    const driver = this.dirs.driverFor(domainId);
     if (driver) {
       const u = await driver.getUserByName(name);
       if (!u) throw notFound(`Could not find user: ${name}.`);
-      return (await this.usersFrom(domainId, [u]))[0]!;
+      return (await this.dirs.usersFrom(domainId, [u]))[0]!;
     }
     const row = await this.db.selectFrom('user').selectAll().where('name', '=', name).where('domain_id', '=', domainId).executeTakeFirst();
     if (!row) throw notFound(`Could not find user: ${name}.`);
-    return this.toUser(row, (await this.currentPassword(row.id))?.expires_at ?? null);
+    return this.toUser(row, (await this.passwords.current(row.id))?.expires_at ?? null);
   }
 
   async listUsers(filter: UserFilter = {}): Promise<User[]> {
-    const driver = filter.domainId === undefined ? undefined : this.drivers.get(filter.domainId);
+    const driver = this.dirs.driverFor(filter.domainId);
     if (driver) {
       // The directory matches names as its schema says (usually case-insensitively), as upstream.
-      const users = await this.usersFrom(filter.domainId!, await driver.listUsers({ name: filter.name, enabled: filter.enabled }));
+      const users = await this.dirs.usersFrom(filter.domainId!, await driver.listUsers({ name: filter.name, enabled: filter.enabled }));
       return users.filter((u) => matches(u, { ids: filter.ids, passwordExpires: filter.passwordExpires }));
     }
     let q = this.db.selectFrom('user').selectAll();
@@ -278,7 +157,7 @@ export class IdentityManager {
 
   async createUser(input: UserCreate): Promise<User> {
     await this.ks.resource.getDomain(input.domainId);
-    if (this.drivers.has(input.domainId)) throw this.readOnly(input.domainId);
+    if (this.dirs.driverFor(input.domainId)) throw this.dirs.readOnly(input.domainId);
     await this.assertDefaultProjectNotDomain(input.defaultProjectId);
     const id = input.id ?? this.ks.ids.hex();
     const now = this.ks.clock.now();
@@ -299,12 +178,12 @@ export class IdentityManager {
       failed_auth_count: 0,
       failed_auth_at: null,
     };
-    if (input.password) this.checkPasswordStrength(input.password);
-    const hash = input.password ? await this.hash(input.password) : undefined;
+    if (input.password) this.passwords.checkStrength(input.password);
+    const hash = input.password ? await this.passwords.hash(input.password) : undefined;
     await this.ks.unique('user', `Duplicate entry found with name ${name} at domain ID ${input.domainId}.`, () =>
       this.db.transaction().execute(async (tx) => {
         await tx.insertInto('user').values(row).execute();
-        if (hash) await this.insertPassword(tx, id, hash, { selfService: false, now, options });
+        if (hash) await this.passwords.insert(tx, id, hash, { selfService: false, now, options });
       }),
     );
     this.ks.notifier.emit('user', 'created', id);
@@ -319,7 +198,7 @@ export class IdentityManager {
    */
   async updateUser(id: string, patch: UserUpdate): Promise<User> {
     const current = await this.getUser(id);
-    await this.refuseMapped(id, 'user');
+    await this.dirs.refuseMapped(id, 'user');
     await this.assertDefaultProjectNotDomain(patch.defaultProjectId);
     const set: Partial<UserRow> = {};
     if (patch.name !== undefined) set.name = patch.name.trim();
@@ -335,13 +214,13 @@ export class IdentityManager {
       set.failed_auth_count = 0;
       set.failed_auth_at = null;
     }
-    if (patch.password) this.checkPasswordStrength(patch.password);
-    const hash = patch.password ? await this.hash(patch.password) : undefined;
+    if (patch.password) this.passwords.checkStrength(patch.password);
+    const hash = patch.password ? await this.passwords.hash(patch.password) : undefined;
     const passwordChanged = patch.password !== undefined;
     await this.ks.unique('user', `Duplicate entry found with name ${set.name} at domain ID ${current.domainId}.`, () =>
       this.db.transaction().execute(async (tx) => {
         if (Object.keys(set).length) await tx.updateTable('user').set(set).where('id', '=', id).execute();
-        if (hash) await this.insertPassword(tx, id, hash, { selfService: false, now: this.ks.clock.now(), options });
+        if (hash) await this.passwords.insert(tx, id, hash, { selfService: false, now: this.ks.clock.now(), options });
         else if (patch.password === null) await tx.deleteFrom('password').where('user_id', '=', id).execute();
         // A disabled user's delegations die with it, as upstream.
         if (patch.enabled === false) await this.ks.appCreds.purge(tx, { userIds: [id] });
@@ -356,7 +235,7 @@ export class IdentityManager {
 
   async deleteUser(id: string): Promise<void> {
     await this.getUser(id);
-    await this.refuseMapped(id, 'user');
+    await this.dirs.refuseMapped(id, 'user');
     await this.db.transaction().execute((tx) => this.purgeActors(tx, 'user', [id]));
     await this.ks.revocations.revoke({ userId: id });
     this.ks.notifier.emit('user', 'deleted', id);
@@ -400,7 +279,7 @@ export class IdentityManager {
    * even with the right password. A wrong password never says why.
    */
   async authenticate(userId: string, password: string): Promise<User> {
-    const m = await this.mapped(userId, 'user');
+    const m = await this.dirs.mapped(userId, 'user');
     if (m) return this.authenticateMapped(userId, m, password);
     const checked = await this.verify(userId, password);
     if (!checked) throw unauthorized(AUTH_FAILED);
@@ -430,35 +309,20 @@ export class IdentityManager {
   private async verify(userId: string, password: string): Promise<{ user: User; expired: boolean } | undefined> {
     const row = await this.db.selectFrom('user').selectAll().where('id', '=', userId).executeTakeFirst();
     if (!row) return undefined;
-    const pw = await this.currentPassword(userId);
+    const pw = await this.passwords.current(userId);
     const user = this.toUser(row, pw?.expires_at ?? null);
     const now = this.ks.clock.now();
-    if (this.isLockedOut(row, user, now)) throw unauthorized(`The account is locked for user: ${userId}.`);
-    if (!pw || !(await verifyPassword(password, pw.hash, this.passwordPolicy))) {
-      await this.recordFailure(row, now);
+    if (this.passwords.isLockedOut(row, user, now)) throw unauthorized(`The account is locked for user: ${userId}.`);
+    if (!pw || !(await this.passwords.matches(password, pw.hash))) {
+      await this.passwords.recordFailure(row, now);
       return undefined;
     }
     if (!user.enabled) throw unauthorized(`The account is disabled for user: ${userId}.`);
-    if (row.failed_auth_count > 0 || this.conf.disableUserAccountDaysInactive !== null) {
+    if (row.failed_auth_count > 0 || this.ks.config.disableUserAccountDaysInactive !== null) {
       await this.db.updateTable('user').set({ failed_auth_count: 0, failed_auth_at: null, last_active_at: now }).where('id', '=', userId).execute();
     }
     const expired = pw.expires_at !== null && now >= Number(pw.expires_at) && user.options.ignore_password_expiry !== true;
     return { user, expired };
-  }
-
-  private isLockedOut(row: UserRow, user: User, now: number): boolean {
-    const max = this.conf.lockoutFailureAttempts;
-    if (!max || user.options.ignore_lockout_failure_attempts === true) return false;
-    if (row.failed_auth_count < max || row.failed_auth_at === null) return false;
-    return now < Number(row.failed_auth_at) + this.conf.lockoutDuration * 1000;
-  }
-
-  private async recordFailure(row: UserRow, now: number): Promise<void> {
-    if (!this.conf.lockoutFailureAttempts) return;
-    // A lockout that has expired starts a fresh count.
-    const expired = row.failed_auth_at !== null && now >= Number(row.failed_auth_at) + this.conf.lockoutDuration * 1000;
-    const count = expired ? 1 : row.failed_auth_count + 1;
-    await this.db.updateTable('user').set({ failed_auth_count: count, failed_auth_at: now }).where('id', '=', row.id).execute();
   }
 
   /**
@@ -468,107 +332,29 @@ export class IdentityManager {
    * minimum age of a self-chosen password and the history.
    */
   async changePassword(userId: string, original: string, next: string): Promise<void> {
-    const m = await this.mapped(userId, 'user');
+    const m = await this.dirs.mapped(userId, 'user');
     if (m) {
       // As upstream: the original password is checked before the backend refuses the write.
       await this.authenticateMapped(userId, m, original);
-      throw this.readOnly(m.domainId);
+      throw this.dirs.readOnly(m.domainId);
     }
     const checked = await this.verify(userId, original);
     if (!checked) throw unauthorized(AUTH_FAILED);
     const { user } = checked;
-    this.checkPasswordStrength(next);
+    this.passwords.checkStrength(next);
     if (user.options.lock_password === true) {
       throw badRequest(
         'You cannot change your password at this time due to password policy disallowing password changes. Please contact your administrator to reset your password.',
       );
     }
     const now = this.ks.clock.now();
-    const current = await this.currentPassword(userId);
-    const days = this.conf.minimumPasswordAge;
-    if (days > 0 && current && bool(current.self_service) && now < Number(current.created_at) + days * DAY_MS) {
-      const daysLeft = Math.floor((Number(current.created_at) + days * DAY_MS - now) / DAY_MS);
-      throw badRequest(
-        `You cannot change your password at this time due to the minimum password age. Once you change your password, it must be used for ${days} day(s) before it can be changed. Please try again in ${daysLeft} day(s) or contact your administrator to reset your password.`,
-      );
-    }
-    await this.checkPasswordHistory(userId, next);
-    const hash = await this.hash(next);
-    await this.db.transaction().execute((tx) => this.insertPassword(tx, userId, hash, { selfService: true, now, options: user.options }));
+    this.passwords.checkMinimumAge(await this.passwords.current(userId), now);
+    await this.passwords.checkHistory(userId, next);
+    const hash = await this.passwords.hash(next);
+    await this.db.transaction().execute((tx) => this.passwords.insert(tx, userId, hash, { selfService: true, now, options: user.options }));
     await this.ks.revocations.revoke({ userId });
     this.ks.notifier.emit('user', 'updated', userId);
     this.ks.invalidate();
-  }
-
-  private checkPasswordStrength(password: string): void {
-    const pattern = this.conf.passwordRegex;
-    // Python's re.match: anchored at the start only.
-    if (pattern && !new RegExp(`^(?:${pattern})`).test(password)) {
-      throw badRequest(`The password does not match the requirements: ${this.conf.passwordRegexDescription ?? 'None'}.`);
-    }
-  }
-
-  /** The new password may not be any of the last unique_last_password_count ones (the current one included). */
-  private async checkPasswordHistory(userId: string, password: string): Promise<void> {
-    const n = this.conf.uniqueLastPasswordCount;
-    if (n <= 0) return;
-    const recent = await this.db.selectFrom('password').select('hash').where('user_id', '=', userId).orderBy('created_at', 'desc').limit(n).execute();
-    for (const r of recent) {
-      if (await verifyPassword(password, r.hash, this.passwordPolicy)) {
-        throw badRequest(`The new password cannot be identical to a previous password. The total number which includes the new password must be unique is ${n}.`);
-      }
-    }
-  }
-
-  private async insertPassword(
-    tx: Transaction<KeystoneDB>,
-    userId: string,
-    hash: string,
-    o: { selfService: boolean; now: number; options: Record<string, unknown> },
-  ): Promise<void> {
-    // Creation times order a user's passwords, so they must differ even within one millisecond.
-    const previous = await tx.selectFrom('password').select('created_at').where('user_id', '=', userId).orderBy('created_at', 'desc').limit(1).executeTakeFirst();
-    const createdAt = previous ? Math.max(o.now, Number(previous.created_at) + 1) : o.now;
-    await tx
-      .insertInto('password')
-      .values({
-        id: this.ks.ids.hex(),
-        user_id: userId,
-        hash,
-        created_at: createdAt,
-        expires_at: this.passwordExpiry(createdAt, o.selfService, o.options),
-        self_service: int(o.selfService),
-      })
-      .execute();
-    // Old passwords beyond the history window are useless; keep the table small.
-    const keep = Math.max(this.conf.uniqueLastPasswordCount, 1);
-    const old = await tx.selectFrom('password').select('id').where('user_id', '=', userId).orderBy('created_at', 'desc').offset(keep).limit(1000).execute();
-    if (old.length) await tx.deleteFrom('password').where('id', 'in', old.map((o2) => o2.id)).execute();
-    await tx.updateTable('user').set({ failed_auth_count: 0, failed_auth_at: null }).where('id', '=', userId).execute();
-  }
-
-  /**
-   * As upstream: a password an administrator set must be changed before use
-   * (it is born expired) when change_password_upon_first_use is on; otherwise it
-   * lives password_expires_days, to the second; the user options exempt.
-   */
-  private passwordExpiry(createdAt: number, selfService: boolean, options: Record<string, unknown>): number | null {
-    if (!selfService && this.conf.changePasswordUponFirstUse && options.ignore_change_password_upon_first_use !== true) return createdAt;
-    const days = this.conf.passwordExpiresDays;
-    if (!days || options.ignore_password_expiry === true) return null;
-    return Math.floor((createdAt + days * DAY_MS) / 1000) * 1000;
-  }
-
-  private get passwordPolicy() {
-    return { algorithm: this.conf.passwordHashAlgorithm, maxPasswordLength: this.conf.maxPasswordLength };
-  }
-
-  private hash(password: string): Promise<string> {
-    return hashPassword(password, { ...this.passwordPolicy, rounds: this.conf.passwordHashRounds });
-  }
-
-  private async currentPassword(userId: string): Promise<PasswordRow | undefined> {
-    return this.db.selectFrom('password').selectAll().where('user_id', '=', userId).orderBy('created_at', 'desc').limit(1).executeTakeFirst();
   }
 
   /** Users with their current password's expiry, optionally filtered on it as `?password_expires_at=op:time` does. */
@@ -586,7 +372,7 @@ export class IdentityManager {
   // ---- groups ------------------------------------------------------------
 
   async findGroup(id: string): Promise<Group | undefined> {
-    const m = await this.mapped(id, 'group');
+    const m = await this.dirs.mapped(id, 'group');
     if (m) {
       const g = await m.driver.getGroup(m.localId);
       return g && driverGroup(m.domainId, id, g);
@@ -602,11 +388,11 @@ export class IdentityManager {
   }
 
   async getGroupByName(name: string, domainId: string): Promise<Group> {
-    const driver = this.drivers.get(domainId);
+    const driver = this.dirs.driverFor(domainId);
     if (driver) {
       const g = await driver.getGroupByName(name);
       if (!g) throw notFound(`Could not find group: ${name}.`);
-      return (await this.groupsFrom(domainId, [g]))[0]!;
+      return (await this.dirs.groupsFrom(domainId, [g]))[0]!;
     }
     const row = await this.db.selectFrom('group').selectAll().where('name', '=', name).where('domain_id', '=', domainId).executeTakeFirst();
     if (!row) throw notFound(`Could not find group: ${name}.`);
@@ -614,8 +400,8 @@ export class IdentityManager {
   }
 
   async listGroups(filter: { domainId?: string; name?: string } = {}): Promise<Group[]> {
-    const driver = filter.domainId === undefined ? undefined : this.drivers.get(filter.domainId);
-    if (driver) return this.groupsFrom(filter.domainId!, await driver.listGroups({ name: filter.name }));
+    const driver = this.dirs.driverFor(filter.domainId);
+    if (driver) return this.dirs.groupsFrom(filter.domainId!, await driver.listGroups({ name: filter.name }));
     let q = this.db.selectFrom('group').selectAll();
     if (filter.domainId !== undefined) q = q.where('domain_id', '=', filter.domainId);
     if (filter.name !== undefined) q = q.where('name', '=', filter.name);
@@ -624,7 +410,7 @@ export class IdentityManager {
 
   async createGroup(input: { name: string; domainId: string; description?: string; extra?: Record<string, unknown> }): Promise<Group> {
     await this.ks.resource.getDomain(input.domainId);
-    if (this.drivers.has(input.domainId)) throw this.readOnly(input.domainId);
+    if (this.dirs.driverFor(input.domainId)) throw this.dirs.readOnly(input.domainId);
     const name = input.name.trim();
     const row: GroupRow = {
       id: this.ks.ids.hex(),
@@ -640,7 +426,7 @@ export class IdentityManager {
 
   async updateGroup(id: string, patch: { name?: string; description?: string; extra?: Record<string, unknown> }): Promise<Group> {
     const current = await this.getGroup(id);
-    await this.refuseMapped(id, 'group');
+    await this.dirs.refuseMapped(id, 'group');
     const set: Partial<GroupRow> = {};
     if (patch.name !== undefined) set.name = patch.name.trim();
     if (patch.description !== undefined) set.description = patch.description;
@@ -654,7 +440,7 @@ export class IdentityManager {
 
   async deleteGroup(id: string): Promise<void> {
     await this.getGroup(id);
-    await this.refuseMapped(id, 'group');
+    await this.dirs.refuseMapped(id, 'group');
     const members = await this.db.selectFrom('user_group_membership').select('user_id').where('group_id', '=', id).execute();
     await this.db.transaction().execute((tx) => this.purgeActors(tx, 'group', [id]));
     for (const m of members) await this.ks.revocations.revoke({ userId: m.user_id });
@@ -665,8 +451,8 @@ export class IdentityManager {
   async addUserToGroup(userId: string, groupId: string): Promise<void> {
     await this.getUser(userId);
     await this.getGroup(groupId);
-    const directory = await this.sameBackend(userId, groupId);
-    if (directory) throw this.readOnly(directory.domainId);
+    const directory = await this.dirs.sameBackend(userId, groupId);
+    if (directory) throw this.dirs.readOnly(directory.domainId);
     await insertIgnoringDuplicates(this.db, 'user_group_membership', { user_id: userId, group_id: groupId }).execute();
     this.ks.notifier.emit('group', 'updated', groupId);
     this.ks.invalidate();
@@ -675,8 +461,8 @@ export class IdentityManager {
   async removeUserFromGroup(userId: string, groupId: string): Promise<void> {
     await this.getUser(userId);
     await this.getGroup(groupId);
-    const directory = await this.sameBackend(userId, groupId);
-    if (directory) throw this.readOnly(directory.domainId);
+    const directory = await this.dirs.sameBackend(userId, groupId);
+    if (directory) throw this.dirs.readOnly(directory.domainId);
     const res = await this.db.deleteFrom('user_group_membership').where('user_id', '=', userId).where('group_id', '=', groupId).executeTakeFirst();
     if (Number(res.numDeletedRows) === 0) throw notInGroup(userId, groupId);
     await this.ks.revocations.revoke({ userId });
@@ -688,20 +474,20 @@ export class IdentityManager {
   async checkUserInGroup(userId: string, groupId: string): Promise<void> {
     await this.getGroup(groupId);
     await this.getUser(userId);
-    await this.sameBackend(userId, groupId);
+    await this.dirs.sameBackend(userId, groupId);
     if (!(await this.isUserInGroup(userId, groupId))) throw notInGroup(userId, groupId);
   }
 
   async isUserInGroup(userId: string, groupId: string): Promise<boolean> {
-    const [user, group] = await Promise.all([this.mapped(userId, 'user'), this.mapped(groupId, 'group')]);
+    const [user, group] = await Promise.all([this.dirs.mapped(userId, 'user'), this.dirs.mapped(groupId, 'group')]);
     if (user || group) return user !== undefined && user.driver === group?.driver && user.driver.isUserInGroup(user.localId, group.localId);
     const row = await this.db.selectFrom('user_group_membership').select('user_id').where('user_id', '=', userId).where('group_id', '=', groupId).executeTakeFirst();
     return row !== undefined;
   }
 
   async listGroupsForUser(userId: string): Promise<Group[]> {
-    const m = await this.mapped(userId, 'user');
-    if (m) return this.groupsFrom(m.domainId, await m.driver.listGroupsForUser(m.localId));
+    const m = await this.dirs.mapped(userId, 'user');
+    if (m) return this.dirs.groupsFrom(m.domainId, await m.driver.listGroupsForUser(m.localId));
     const rows = await this.db
       .selectFrom('group')
       .innerJoin('user_group_membership as m', 'm.group_id', 'group.id')
@@ -714,8 +500,8 @@ export class IdentityManager {
 
   async listUsersInGroup(groupId: string, filter: UserFilter = {}): Promise<User[]> {
     await this.getGroup(groupId);
-    const m = await this.mapped(groupId, 'group');
-    if (m) return (await this.usersFrom(m.domainId, await m.driver.listUsersInGroup(m.localId))).filter((u) => matches(u, filter));
+    const m = await this.dirs.mapped(groupId, 'group');
+    if (m) return (await this.dirs.usersFrom(m.domainId, await m.driver.listUsersInGroup(m.localId))).filter((u) => matches(u, filter));
     let q = this.db
       .selectFrom('user')
       .innerJoin('user_group_membership as m', 'm.user_id', 'user.id')
@@ -749,26 +535,6 @@ export class IdentityManager {
 
 function toGroup(row: GroupRow): Group {
   return { id: row.id, name: row.name, domainId: row.domain_id, description: row.description ?? '', extra: parseJson(row.extra) };
-}
-
-/** A directory user as Keystone shows it: no options, no password expiry (those are SQL's). */
-function driverUser(domainId: string, id: string, u: DriverUser): User {
-  return {
-    id,
-    name: u.name,
-    domainId,
-    enabled: u.enabled,
-    defaultProjectId: u.defaultProjectId ?? null,
-    description: u.description ?? null,
-    email: u.email ?? null,
-    extra: u.extra ?? {},
-    options: {},
-    passwordExpiresAt: null,
-  };
-}
-
-function driverGroup(domainId: string, id: string, g: DriverGroup): Group {
-  return { id, name: g.name, domainId, description: g.description ?? '', extra: g.extra ?? {} };
 }
 
 /** The user list filters, applied in memory: to what a directory cannot filter, and to password expiry. */
