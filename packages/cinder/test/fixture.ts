@@ -11,6 +11,7 @@ import { migrations } from '../src/db/migrations/index.ts';
 import type { CinderDB } from '../src/db/schema.ts';
 import { FakeVolumeDriver } from '../src/drivers/fake-driver.ts';
 import type { VolumeDriver } from '../src/drivers/volume-driver.ts';
+import { testDatabaseUrl } from '@onestack/testing/test-database.ts';
 
 export interface Project {
   id: string;
@@ -63,7 +64,7 @@ export async function startCinder(opts: { config?: Partial<CinderValues>; driver
   // A Keystone handed in (shared with a Glance fixture) belongs to the caller, who closes it.
   const ks = opts.ks ?? (await startKeystone());
   const dir = tempDir('onestack-cinder-');
-  const dbUrl = testDatabaseUrl(dir.path);
+  const dbUrl = testDatabaseUrl(dir.path, 'cinder');
   const database = await openDatabase<CinderDB>(dbUrl);
   const cleanups: (() => Promise<void> | void)[] = [() => (opts.ks ? undefined : ks.close()), () => dir.remove(), async () => dropDatabase(dbUrl).catch(() => undefined), () => database.close()];
   const close = async () => {
@@ -104,14 +105,3 @@ export async function startCinder(opts: { config?: Partial<CinderValues>; driver
   }
 }
 
-function testDatabaseUrl(dir: string): string {
-  const name = `onestack_cinder_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-  switch (process.env.ONESTACK_TEST_DB) {
-    case 'postgres':
-      return `postgresql://postgres@127.0.0.1:5432/${name}`;
-    case 'mysql':
-      return `mysql://root@127.0.0.1:3306/${name}`;
-    default:
-      return `sqlite://${join(dir, 'cinder.db')}`;
-  }
-}

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import pino from 'pino';
 import { KeystoneSession } from '@onestack/core/auth/keystone-session.ts';
 import { systemClock } from '@onestack/core/clock.ts';
@@ -11,6 +10,7 @@ import { createGlanceApp, type GlanceApp } from '../src/app.ts';
 import { defaultGlanceValues, glanceConfig, type GlanceConfig, type GlanceValues } from '../src/conf.ts';
 import { migrations } from '../src/db/migrations/index.ts';
 import type { GlanceDB } from '../src/db/schema.ts';
+import { testDatabaseUrl } from '@onestack/testing/test-database.ts';
 
 export { ADMIN_PASSWORD };
 
@@ -82,7 +82,7 @@ export interface GlanceFixture extends GlanceApp {
 export async function startGlance(opts: { config?: Partial<GlanceValues> } = {}): Promise<GlanceFixture> {
   const ks = await startKeystone();
   const dir = tempDir('onestack-glance-');
-  const dbUrl = testDatabaseUrl(dir.path);
+  const dbUrl = testDatabaseUrl(dir.path, 'glance');
   const database = await openDatabase<GlanceDB>(dbUrl);
   const cleanups: (() => Promise<void> | void)[] = [() => ks.close(), () => dir.remove(), async () => dropDatabase(dbUrl).catch(() => undefined), () => database.close()];
   const close = async () => {
@@ -130,14 +130,3 @@ export async function startGlance(opts: { config?: Partial<GlanceValues> } = {})
   }
 }
 
-function testDatabaseUrl(dir: string): string {
-  const name = `onestack_glance_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-  switch (process.env.ONESTACK_TEST_DB) {
-    case 'postgres':
-      return `postgresql://postgres@127.0.0.1:5432/${name}`;
-    case 'mysql':
-      return `mysql://root@127.0.0.1:3306/${name}`;
-    default:
-      return `sqlite://${join(dir, 'glance.db')}`;
-  }
-}

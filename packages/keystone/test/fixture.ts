@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import pino from 'pino';
 import { ManualClock, systemClock, type Clock } from '@onestack/core/clock.ts';
 import { randomIds } from '@onestack/core/ids.ts';
@@ -11,6 +10,7 @@ import { migrations } from '../src/db/migrations/index.ts';
 import { bootstrap, type BootstrapResult } from '../src/domain/bootstrap.ts';
 import { Keystone } from '../src/domain/keystone.ts';
 import type { KeystoneDB } from '../src/db/schema.ts';
+import { testDatabaseUrl } from '@onestack/testing/test-database.ts';
 
 export const ADMIN_PASSWORD = 'secret-admin-pw';
 
@@ -47,7 +47,7 @@ export async function startKeystone(
   } = {},
 ): Promise<KeystoneFixture> {
   const dir = tempDir('onestack-ks-');
-  const dbUrl = opts.dbUrl ?? testDatabaseUrl(dir.path);
+  const dbUrl = opts.dbUrl ?? testDatabaseUrl(dir.path, 'keystone');
   const database = await openDatabase<KeystoneDB>(dbUrl);
   // On RabbitMQ: names private to this fixture, deleted on close, so runs never see each other.
   const bus = await openBus(process.env.ONESTACK_TEST_BUS === 'amqp' ? 'amqp://guest:guest@127.0.0.1:5672/' : 'inprocess://', {
@@ -96,18 +96,6 @@ export async function startKeystone(
   } catch (e) {
     await cleanup();
     throw e;
-  }
-}
-
-function testDatabaseUrl(dir: string): string {
-  const name = `onestack_ks_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-  switch (process.env.ONESTACK_TEST_DB) {
-    case 'postgres':
-      return `postgresql://postgres@127.0.0.1:5432/${name}`;
-    case 'mysql':
-      return `mysql://root@127.0.0.1:3306/${name}`;
-    default:
-      return `sqlite://${join(dir, 'keystone.db')}`;
   }
 }
 

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import pino from 'pino';
 import type { Notification } from '@onestack/core/bus/bus.ts';
 import { ManualClock, systemClock, type Clock } from '@onestack/core/clock.ts';
@@ -11,6 +10,7 @@ import type { NeutronModule } from '../src/api/context.ts';
 import { defaultNeutronValues, neutronConfig, type NeutronConfig, type NeutronValues } from '../src/conf.ts';
 import { migrations } from '../src/db/migrations/index.ts';
 import type { NeutronDB } from '../src/db/schema.ts';
+import { testDatabaseUrl } from '@onestack/testing/test-database.ts';
 
 export { ADMIN_PASSWORD };
 
@@ -50,7 +50,7 @@ export async function startNeutron(
 ): Promise<NeutronFixture> {
   const ks = await startKeystone();
   const dir = tempDir('onestack-neutron-');
-  const dbUrl = testDatabaseUrl(dir.path);
+  const dbUrl = testDatabaseUrl(dir.path, 'neutron');
   const database = await openDatabase<NeutronDB>(dbUrl);
   const cleanups: (() => Promise<void> | void)[] = [() => ks.close(), () => dir.remove(), async () => dropDatabase(dbUrl).catch(() => undefined), () => database.close()];
   const close = async () => {
@@ -107,14 +107,3 @@ export async function startNeutron(
 
 export { ManualClock };
 
-function testDatabaseUrl(dir: string): string {
-  const name = `onestack_neutron_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-  switch (process.env.ONESTACK_TEST_DB) {
-    case 'postgres':
-      return `postgresql://postgres@127.0.0.1:5432/${name}`;
-    case 'mysql':
-      return `mysql://root@127.0.0.1:3306/${name}`;
-    default:
-      return `sqlite://${join(dir, 'neutron.db')}`;
-  }
-}

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import pino from 'pino';
 import { KeystoneSession } from '@onestack/core/auth/keystone-session.ts';
 import { systemClock } from '@onestack/core/clock.ts';
@@ -23,6 +22,7 @@ import type { NovaDB } from '../src/db/schema.ts';
 import { FakeDriver } from '../src/virt/fake-driver.ts';
 import type { ComputeDriver } from '../src/virt/driver.ts';
 import type { ImageCache } from '../src/virt/image-cache.ts';
+import { testDatabaseUrl } from '@onestack/testing/test-database.ts';
 
 /** A JsonClient asking for one compute microversion. */
 export class NovaClient extends JsonClient {
@@ -71,18 +71,6 @@ export interface NovaFixture {
   close(): Promise<void>;
 }
 
-function dbUrl(dir: string, name: string): string {
-  const n = `onestack_${name}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-  switch (process.env.ONESTACK_TEST_DB) {
-    case 'postgres':
-      return `postgresql://postgres@127.0.0.1:5432/${n}`;
-    case 'mysql':
-      return `mysql://root@127.0.0.1:3306/${n}`;
-    default:
-      return `sqlite://${join(dir, `${name}.db`)}`;
-  }
-}
-
 /**
  * A real Keystone, Glance, Neutron, Placement and Nova over HTTP on loopback,
  * sharing the Keystone fixture's bus (ONESTACK_TEST_BUS), each on its own
@@ -99,7 +87,7 @@ export async function startNova(opts: { config?: Partial<NovaValues>; ks?: Keyst
   };
   const logger = pino({ level: process.env.ONESTACK_TEST_LOG ?? 'silent' });
   const open = async <DB,>(name: string, ms: readonly unknown[]) => {
-    const url = dbUrl(dir.path, name);
+    const url = testDatabaseUrl(dir.path, name);
     const db = await openDatabase<DB>(url);
     cleanups.push(async () => dropDatabase(url).catch(() => undefined), () => db.close());
     await runMigrations(db, name, [...(ms as never[])]);

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import pino from 'pino';
 import { KeystoneSession } from '@onestack/core/auth/keystone-session.ts';
 import { systemClock } from '@onestack/core/clock.ts';
@@ -11,6 +10,7 @@ import { PlacementClient } from '../src/placement/client.ts';
 import { defaultPlacementValues, placementConfig } from '../src/placement/conf.ts';
 import { migrations } from '../src/placement/db/migrations/index.ts';
 import type { PlacementDB } from '../src/placement/db/schema.ts';
+import { testDatabaseUrl } from '@onestack/testing/test-database.ts';
 
 /** A JsonClient that asks for one placement microversion on every request. */
 export class PlacementHttp extends JsonClient {
@@ -61,7 +61,7 @@ export interface PlacementFixture extends PlacementApp {
 export async function startPlacement(): Promise<PlacementFixture> {
   const ks = await startKeystone();
   const dir = tempDir('onestack-placement-');
-  const dbUrl = testDatabaseUrl(dir.path);
+  const dbUrl = testDatabaseUrl(dir.path, 'placement');
   const database = await openDatabase<PlacementDB>(dbUrl);
   const cleanups: (() => Promise<void> | void)[] = [() => ks.close(), () => dir.remove(), async () => dropDatabase(dbUrl).catch(() => undefined), () => database.close()];
   const close = async () => {
@@ -102,18 +102,6 @@ export async function startPlacement(): Promise<PlacementFixture> {
   } catch (e) {
     await close();
     throw e;
-  }
-}
-
-function testDatabaseUrl(dir: string): string {
-  const name = `onestack_placement_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-  switch (process.env.ONESTACK_TEST_DB) {
-    case 'postgres':
-      return `postgresql://postgres@127.0.0.1:5432/${name}`;
-    case 'mysql':
-      return `mysql://root@127.0.0.1:3306/${name}`;
-    default:
-      return `sqlite://${join(dir, 'placement.db')}`;
   }
 }
 

@@ -6,7 +6,6 @@
  * concurrency checks mean something).
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import type { Kysely } from 'kysely';
 import { ApiError } from '@onestack/core/errors.ts';
@@ -16,6 +15,7 @@ import { migrations } from '../../db/migrations/index.ts';
 import type { NeutronDB } from '../../db/schema.ts';
 import { inTransaction } from '../../db/transaction.ts';
 import type { Segment, TypeDriver } from './type-driver.ts';
+import { testDatabaseUrl } from '@onestack/testing/test-database.ts';
 
 export interface TypeDriverSubject {
   /** The driver as configured for the suite; it is built once per test. */
@@ -28,18 +28,6 @@ export interface TypeDriverSubject {
   exclusive: boolean;
   /** Tenant segments the configured ranges hold: 0 when the type is not tenant-allocatable, Infinity when unlimited. */
   tenantCapacity: number;
-}
-
-function testDatabaseUrl(dir: string): string {
-  const name = `onestack_ml2_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-  switch (process.env.ONESTACK_TEST_DB) {
-    case 'postgres':
-      return `postgresql://postgres@127.0.0.1:5432/${name}`;
-    case 'mysql':
-      return `mysql://root@127.0.0.1:3306/${name}`;
-    default:
-      return `sqlite://${join(dir, 'ml2.db')}`;
-  }
 }
 
 /** Every allocation table, ordered, to compare before and after. */
@@ -66,7 +54,7 @@ export function typeDriverContract(name: string, subject: TypeDriverSubject): vo
     const tx = <T,>(fn: (trx: Kysely<NeutronDB>) => Promise<T>) => inTransaction(database, fn);
 
     beforeEach(async () => {
-      url = testDatabaseUrl(dir.path);
+      url = testDatabaseUrl(dir.path, 'ml2');
       database = await openDatabase<NeutronDB>(url);
       await runMigrations(database, 'neutron', [...migrations]);
       driver = subject.create();

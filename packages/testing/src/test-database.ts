@@ -1,0 +1,18 @@
+import { join } from 'node:path';
+
+/**
+ * The database a functional test runs on: a file in `dir` on SQLite, or, with
+ * ONESTACK_TEST_DB=postgres (or mysql), a fresh database of the local server, named
+ * so that parallel test processes never share one (the caller drops it afterwards).
+ */
+export function testDatabaseUrl(dir: string, name: string): string {
+  const unique = `onestack_${name}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  switch (process.env.ONESTACK_TEST_DB) {
+    case 'postgres':
+      return `postgresql://postgres@127.0.0.1:5432/${unique}`;
+    case 'mysql':
+      return `mysql://root@127.0.0.1:3306/${unique}`;
+    default:
+      return `sqlite://${join(dir, `${name}.db`)}`;
+  }
+}
