@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { startSwift, type SwiftFixture, type SwiftProject } from './fixture.ts';
+import { multipartParts, startSwift, type SwiftFixture, type SwiftProject } from './fixture.ts';
 
 describe('swift proxy API', () => {
   let f: SwiftFixture;
@@ -34,6 +34,12 @@ describe('swift proxy API', () => {
     r = await p.member.req('GET', `${acct}/c1/dir/a.txt`, { headers: { range: 'bytes=1-2' } });
     assert.equal(r.status, 206);
     assert.equal(await r.text(), 'el');
+    r = await p.member.req('GET', `${acct}/c1/dir/a.txt`, { headers: { range: 'bytes=0-0,-2' } });
+    assert.equal(r.status, 206);
+    assert.deepEqual(multipartParts(r.headers.get('content-type'), Buffer.from(await r.arrayBuffer())), [
+      { range: 'bytes 0-0/5', type: 'text/plain', body: Buffer.from('h') },
+      { range: 'bytes 3-4/5', type: 'text/plain', body: Buffer.from('lo') },
+    ]);
     r = await p.member.req('GET', `${acct}/c1/dir/a.txt`, { headers: { range: 'bytes=10-20' } });
     assert.equal(r.status, 416);
     await r.text();

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import pino from 'pino';
 import { ADMIN_PASSWORD, startKeystone, type KeystoneFixture } from '../../keystone/test/fixture.ts';
 import { createProxyApp, type ProxyApp } from '../src/proxy/app.ts';
@@ -83,5 +84,24 @@ export async function startSwift(opts: { config?: Partial<SwiftValues> } = {}): 
   } catch (e) {
     await close();
     throw e;
+  }
+}
+
+/** Splits a multipart/byteranges body into its parts' Content-Range, Content-Type and bytes. */
+export function multipartParts(contentType: string | null, body: Buffer): { range: string; type: string; body: Buffer }[] {
+  const m = /^multipart\/byteranges;\s*boundary=(\S+)$/.exec(contentType ?? '');
+  assert.ok(m, `multipart content type: ${contentType}`);
+  const delim = Buffer.from(`--${m[1]}`);
+  const out: { range: string; type: string; body: Buffer }[] = [];
+  let at = body.indexOf(delim);
+  for (;;) {
+    const start = at + delim.length;
+    if (body.subarray(start, start + 2).toString() === '--') return out;
+    const headEnd = body.indexOf('\r\n\r\n', start);
+    const head = body.subarray(start + 2, headEnd).toString();
+    const next = body.indexOf(delim, headEnd);
+    const h = Object.fromEntries(head.split('\r\n').map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+    out.push({ range: h['content-range'], type: h['content-type'], body: body.subarray(headEnd + 4, next - 2) });
+    at = next;
   }
 }

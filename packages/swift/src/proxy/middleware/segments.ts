@@ -4,7 +4,9 @@
  * the rest of the pipeline (so the caller's authorization applies to every
  * segment), streamed back to back, with a client Range cut across them.
  */
+import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { parseRange } from '../../storage/ranges.ts';
 import { discard, isSuccess } from '../responses.ts';
 import type { Handler, Headers, SwiftRequest, SwiftResponse } from '../types.ts';
 
@@ -35,9 +37,8 @@ export function subRequest(req: SwiftRequest, source: string, method: string, pa
 export type ByteRange = { first: number; last: number };
 
 /**
- * One `bytes=` range resolved against `size` (upstream's swob Range); several
- * ranges are served whole here (upstream answers them multipart), a syntax
- * error is ignored as upstream does, and a range wholly past the end is 416.
+ * One `bytes=` range resolved against `size` (upstream's swob Range); a
+ * syntax error is ignored as upstream does, and a range wholly past the end is 416.
  */
 export function resolveRange(header: string | undefined, size: number): ByteRange | 'unsatisfiable' | undefined {
   if (!header) return undefined;
@@ -129,7 +130,9 @@ export async function segmentBody(handler: Handler, req: SwiftRequest, source: s
 
 /**
  * A large object's GET/HEAD answer over its segments: the whole of it, or
- * the client's Range (206 with Content-Range, 416 past the end).
+ * the client's Range (206 with Content-Range, 416 past the end). Several
+ * ranges are a multipart/byteranges answer as swob builds it when the
+ * middleware allows them (SLO); DLO serves the whole object instead.
  */
 export async function largeObjectResponse(
   handler: Handler,
@@ -137,6 +140,7 @@ export async function largeObjectResponse(
   source: string,
   segments: Segment[],
   headers: Headers,
+  o: { multiRange?: boolean } = {},
 ): Promise<SwiftResponse> {
   const size = segments.reduce((n, s) => n + s.length, 0);
   const h: Headers = { ...headers, 'accept-ranges': 'bytes' };
@@ -146,19 +150,58 @@ export async function largeObjectResponse(
   if (inm && etag && (inm.trim() === '*' || inm.split(',').some((t) => t.trim() === etag))) return { status: 304, headers: h };
   const im = req.headers['if-match'];
   if (im && etag && im.trim() !== '*' && !im.split(',').some((t) => t.trim() === etag)) return { status: 412, headers: { ...h, 'content-length': '0' } };
-  const range = resolveRange(req.headers.range, size);
+  const multi = req.headers.range?.includes(',') ? parseRange(req.headers.range, size) : null;
+  if (multi && (!o.multiRange || multi.length === 0)) {
+    if (multi.length === 0 && o.multiRange) return { status: 416, headers: { ...h, 'content-range': `bytes */${size}`, 'content-length': '0' } };
+    return wholeOrRange(handler, req, source, segments, h, size, undefined);
+  }
+  if (multi && multi.length > 1) return multipartResponse(handler, req, source, segments, h, size, multi);
+  const range = multi ? { first: multi[0].start, last: multi[0].end } : resolveRange(req.headers.range, size);
   if (range === 'unsatisfiable') return { status: 416, headers: { ...h, 'content-range': `bytes */${size}`, 'content-length': '0' } };
+  return wholeOrRange(handler, req, source, segments, h, size, range);
+}
+
+async function wholeOrRange(handler: Handler, req: SwiftRequest, source: string, segments: Segment[], h: Headers, size: number, range: ByteRange | undefined): Promise<SwiftResponse> {
   const parts = range ? cutSegments(segments, range) : segments;
   h['content-length'] = String(range ? range.last - range.first + 1 : size);
   if (range) h['content-range'] = `bytes ${range.first}-${range.last}/${size}`;
   const status = range ? 206 : 200;
   if (req.method === 'HEAD') return { status, headers: h };
+  return withSegmentErrors(async () => ({ status, headers: h, body: await segmentBody(handler, req, source, parts) }));
+}
+
+async function withSegmentErrors(fn: () => Promise<SwiftResponse>): Promise<SwiftResponse> {
   try {
-    return { status, headers: h, body: await segmentBody(handler, req, source, parts) };
+    return await fn();
   } catch (e) {
     if (e instanceof SegmentError) return { status: 409, headers: { 'content-type': 'text/plain' }, body: e.message };
     throw e;
   }
+}
+
+/** swob's multipart/byteranges: one part per range, each with the object's type and its Content-Range. */
+async function multipartResponse(handler: Handler, req: SwiftRequest, source: string, segments: Segment[], h: Headers, size: number, ranges: { start: number; end: number }[]): Promise<SwiftResponse> {
+  const boundary = randomBytes(16).toString('hex');
+  const ctype = h['content-type'] ?? 'application/octet-stream';
+  const heads = ranges.map((r) => Buffer.from(`--${boundary}\r\nContent-Type: ${ctype}\r\nContent-Range: bytes ${r.start}-${r.end}/${size}\r\n\r\n`));
+  const closing = Buffer.from(`--${boundary}--`);
+  const total = ranges.reduce((n, r, i) => n + heads[i].length + (r.end - r.start + 1) + 2, 0) + closing.length;
+  const out: Headers = { ...h, 'content-type': `multipart/byteranges;boundary=${boundary}`, 'content-length': String(total) };
+  if (req.method === 'HEAD') return { status: 206, headers: out };
+  return withSegmentErrors(async () => {
+    // Each part's segments are fetched as it is reached; only the first is checked before the answer starts.
+    const first = await segmentBody(handler, req, source, cutSegments(segments, { first: ranges[0].start, last: ranges[0].end }));
+    async function* gen(): AsyncGenerator<Buffer> {
+      for (const [i, r] of ranges.entries()) {
+        yield heads[i];
+        const body = i === 0 ? first : await segmentBody(handler, req, source, cutSegments(segments, { first: r.start, last: r.end }));
+        for await (const c of body) yield c as Buffer;
+        yield Buffer.from('\r\n');
+      }
+      yield closing;
+    }
+    return { status: 206, headers: out, body: Readable.from(gen(), { objectMode: false }) };
+  });
 }
 
 /** A manifest's own answer was cut by the client's Range or conditions: ask again for all of it. */

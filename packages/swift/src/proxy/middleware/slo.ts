@@ -89,7 +89,7 @@ export function slo(info: InfoRegistry): Middleware {
         return plainError(500, 'Unable to load SLO manifest');
       }
       const segments = manifest.map((m) => toSegment(parts.version, parts.account, m));
-      return largeObjectResponse(self, req, 'SLO', segments, publicHeaders(res, manifest));
+      return largeObjectResponse(self, req, 'SLO', segments, publicHeaders(res, manifest), { multiRange: true });
     };
     return self;
   };
