@@ -14,6 +14,7 @@ import { copyMiddleware } from './middleware/copy.ts';
 import { dlo } from './middleware/dlo.ts';
 import { gatekeeper } from './middleware/gatekeeper.ts';
 import { keystoneAuth, type KeystoneAuthConfig } from './middleware/keystoneauth.ts';
+import { accountQuotas, containerQuotas } from './middleware/quotas.ts';
 import { slo } from './middleware/slo.ts';
 import { tempUrl } from './middleware/tempurl.ts';
 import { proxyServer } from './proxy-server.ts';
@@ -69,7 +70,7 @@ const OWNER_HEADERS = [
 /** The middleware stack in upstream's pipeline order, ending in the proxy application. */
 export function buildPipeline(deps: ProxyDeps, ctx: ProxyContext, info: InfoRegistry): Handler {
   // bulk sits after auth (upstream: before): its subrequests then carry the caller's identity without re-validating the token per line.
-  const stages: Middleware[] = [gatekeeper, tempUrl(ctx, info), keystoneAuth(deps.tokens, deps.config.keystoneauth), bulk(info), copyMiddleware, slo(info), dlo(info)];
+  const stages: Middleware[] = [gatekeeper, tempUrl(ctx, info), keystoneAuth(deps.tokens, deps.config.keystoneauth), bulk(info), copyMiddleware, containerQuotas(ctx, info), accountQuotas(ctx, info), slo(info), dlo(info)];
   return stages.reduceRight<Handler>((next, mw) => mw(next), proxyServer(ctx));
 }
 

@@ -26,6 +26,8 @@ export interface RequestEnv {
   authorize?: (req: SwiftRequest) => SwiftResponse | undefined;
   /** Set by authorize when the caller owns the account (swift_owner). */
   swiftOwner?: boolean;
+  /** Set by keystoneauth for a reseller admin (reseller_request): only such callers set account quotas. */
+  resellerRequest?: boolean;
   /** Set by auth when a token named a user (REMOTE_USER): a denial is then 403, not 401. */
   remoteUser?: boolean;
   identity?: Identity;

@@ -17,6 +17,10 @@ import {
   type ProxyContext,
 } from './base.ts';
 
+function pickPrefixed(h: Headers, prefix: string): Headers {
+  return Object.fromEntries(Object.entries(h).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+}
+
 /** HEAD of the account, cached (get_account_info). */
 export async function accountInfo(ctx: ProxyContext, req: SwiftRequest, account: string): Promise<AccountInfo> {
   const cached = ctx.infoCache.get<AccountInfo>(accountKey(account));
@@ -30,7 +34,8 @@ export async function accountInfo(ctx: ProxyContext, req: SwiftRequest, account:
     containerCount: Number(h['x-account-container-count'] ?? 0),
     objectCount: Number(h['x-account-object-count'] ?? 0),
     bytes: Number(h['x-account-bytes-used'] ?? 0),
-    meta: Object.fromEntries(Object.entries(h).filter(([k]) => k.startsWith('x-account-meta-')).map(([k, v]) => [k.slice('x-account-meta-'.length), v])),
+    meta: pickPrefixed(h, 'x-account-meta-'),
+    sysmeta: pickPrefixed(h, 'x-account-sysmeta-'),
     headers: h,
   };
   if (info.status >= 200 && info.status < 300) ctx.infoCache.set(accountKey(account), info);

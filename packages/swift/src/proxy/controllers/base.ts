@@ -28,6 +28,8 @@ export interface AccountInfo {
   objectCount: number;
   bytes: number;
   meta: Headers;
+  /** x-account-sysmeta-* without the prefix. */
+  sysmeta: Headers;
   headers: Headers;
 }
 

@@ -119,6 +119,7 @@ export function keystoneAuth(tokens: TokenValidator | undefined, conf: KeystoneA
       if (st && tokens) svcRoles = (await tokens.validate(st).catch(() => undefined))?.roles ?? [];
       const id = toIdentity(auth, svcRoles);
       req.env.identity = id;
+      if (lower(id.roles).includes(resellerAdmin)) req.env.resellerRequest = true;
       req.env.remoteUser = true;
       req.env.authorize = authorize(id);
     } else if (!req.env.authorize) {
