@@ -9,8 +9,10 @@ import type { IdSource } from '@onestack/core/ids.ts';
 import { Enforcer } from '@onestack/core/policy/index.ts';
 import { PlacementClient } from './placement/client.ts';
 import { registerActionRoutes } from './api/action-routes.ts';
+import { registerAggregateRoutes, registerAvailabilityZoneRoutes } from './api/az-aggregate-routes.ts';
 import type { ApiDeps } from './api/context.ts';
 import { registerFlavorRoutes, registerKeypairRoutes } from './api/flavor-keypair-routes.ts';
+import { registerHypervisorRoutes, registerUsageRoutes } from './api/hypervisor-routes.ts';
 import { registerQuotaRoutes, registerServiceRoutes, registerVersionRoutes } from './api/misc-routes.ts';
 import { registerServerGroupRoutes } from './api/server-group-routes.ts';
 import { registerServerRoutes } from './api/server-routes.ts';
@@ -18,6 +20,7 @@ import { MAX_MICROVERSION, MIN_MICROVERSION, type NovaConfig } from './conf.ts';
 import { Conductor } from './conductor/conductor.ts';
 import type { NovaDB } from './db/schema.ts';
 import { InstanceActions } from './domain/actions.ts';
+import { Aggregates } from './domain/aggregates.ts';
 import { Flavors } from './domain/flavors.ts';
 import { InstanceRepo } from './domain/instances.ts';
 import { KeyPairs } from './domain/keypairs.ts';
@@ -50,6 +53,7 @@ export interface NovaCore {
   keypairs: KeyPairs;
   quotas: Quotas;
   services: Services;
+  aggregates: Aggregates;
   placement: PlacementClient;
   glance: GlanceClient;
   neutron: NeutronClient;
@@ -80,6 +84,7 @@ export function createNovaCore(deps: NovaDeps): NovaCore {
     keypairs: new KeyPairs(database, clock, ids, async () => config.quotas.key_pairs),
     quotas,
     services: new Services(database, clock, ids, config.serviceDownMs),
+    aggregates: new Aggregates(database, clock, ids, config.defaultAz),
     placement,
     glance: new GlanceClient(endpoints),
     neutron: new NeutronClient(endpoints),
@@ -112,6 +117,7 @@ export async function createNovaApp(deps: NovaDeps, http: Pick<HttpServerOptions
     services: core.services,
     instances: core.instances,
     defaultAz: deps.config.defaultAz,
+    hostZones: () => core.aggregates.hostZones(),
     logger: deps.logger,
     groupHosts: async (group) => {
       const rows = await core.instances.db
@@ -143,7 +149,7 @@ export async function createNovaApp(deps: NovaDeps, http: Pick<HttpServerOptions
   });
   // Nova's own name for the request id, which clients older than 2.46 read (2.46 only signals the common header).
   app.addHook('onRequest', async (req, reply) => void reply.header('x-compute-request-id', req.id));
-  const apiDeps: ApiDeps = { config: deps.config, enforcer, flavors: core.flavors, keypairs: core.keypairs, instances: core.instances, actions: core.actions, quotas: core.quotas, services: core.services, compute };
+  const apiDeps: ApiDeps = { config: deps.config, enforcer, flavors: core.flavors, keypairs: core.keypairs, instances: core.instances, actions: core.actions, quotas: core.quotas, services: core.services, aggregates: core.aggregates, neutron: core.neutron, compute };
   registerVersionRoutes(app);
   registerServerRoutes(app, apiDeps);
   registerActionRoutes(app, apiDeps);
@@ -152,6 +158,10 @@ export async function createNovaApp(deps: NovaDeps, http: Pick<HttpServerOptions
   registerQuotaRoutes(app, apiDeps);
   registerServiceRoutes(app, apiDeps);
   registerServerGroupRoutes(app, apiDeps);
+  registerAvailabilityZoneRoutes(app, apiDeps);
+  registerAggregateRoutes(app, apiDeps);
+  registerHypervisorRoutes(app, apiDeps);
+  registerUsageRoutes(app, apiDeps);
   return {
     app,
     core,

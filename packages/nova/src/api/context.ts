@@ -5,12 +5,14 @@ import { isAtLeast } from '@onestack/core/http/microversion.ts';
 import { credentialsFromAuth, type Enforcer, type Target } from '@onestack/core/policy/index.ts';
 import type { NovaConfig } from '../conf.ts';
 import type { InstanceActions } from '../domain/actions.ts';
+import type { Aggregates } from '../domain/aggregates.ts';
 import type { Flavors } from '../domain/flavors.ts';
 import type { Instance, InstanceRepo } from '../domain/instances.ts';
 import type { KeyPairs } from '../domain/keypairs.ts';
 import type { Quotas } from '../domain/quotas.ts';
 import type { Caller, ComputeApi } from '../domain/servers.ts';
 import type { Services } from '../domain/services.ts';
+import type { NeutronClient } from '../domain/service-clients.ts';
 import { instanceNotFound } from '../domain/errors.ts';
 
 export interface ApiDeps {
@@ -22,6 +24,8 @@ export interface ApiDeps {
   actions: InstanceActions;
   quotas: Quotas;
   services: Services;
+  aggregates: Aggregates;
+  neutron: NeutronClient;
   compute: ComputeApi;
 }
 

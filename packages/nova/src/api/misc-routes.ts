@@ -122,11 +122,11 @@ export function registerQuotaRoutes(app: FastifyInstance, deps: ApiDeps): void {
 }
 
 export function registerServiceRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  const view = (req: FastifyRequest, s: Awaited<ReturnType<ApiDeps['services']['list']>>[number]) => ({
+  const view = (req: FastifyRequest, s: Awaited<ReturnType<ApiDeps['services']['list']>>[number], zones: Map<string, string>) => ({
     id: mv(req, '2.53') ? s.uuid : Number.parseInt(s.uuid.slice(0, 7), 16),
     binary: s.binary,
     host: s.host,
-    zone: s.binary === 'nova-compute' ? deps.config.defaultAz : 'internal',
+    zone: s.binary === 'nova-compute' ? (zones.get(s.host) ?? deps.config.defaultAz) : 'internal',
     status: s.disabled ? 'disabled' : 'enabled',
     state: s.up ? 'up' : 'down',
     updated_at: ISO(s.updatedAt)?.replace('Z', '.000000'),
@@ -136,7 +136,8 @@ export function registerServiceRoutes(app: FastifyInstance, deps: ApiDeps): void
   app.get('/v2.1/os-services', async (req) => {
     enforce(deps, req, 'os_compute_api:os-services:list');
     const q = req.query as { host?: string; binary?: string };
-    return { services: (await deps.services.list({ host: q.host, binary: q.binary })).map((s) => view(req, s)) };
+    const zones = await deps.aggregates.hostZones();
+    return { services: (await deps.services.list({ host: q.host, binary: q.binary })).map((s) => view(req, s, zones)) };
   });
   app.put('/v2.1/os-services/:id', async (req) => {
     enforce(deps, req, 'os_compute_api:os-services:update');
@@ -154,53 +155,12 @@ export function registerServiceRoutes(app: FastifyInstance, deps: ApiDeps): void
     } else if (b.disabled_reason !== undefined) throw badRequest('Specifying a disabled_reason is only supported when the status is disabled.');
     if (b.forced_down !== undefined) set.forcedDown = bool(b.forced_down, 'forced_down');
     await deps.services.update(id, set);
-    return { service: view(req, (await deps.services.get(id))!) };
+    return { service: view(req, (await deps.services.get(id))!, await deps.aggregates.hostZones()) };
   });
   app.delete('/v2.1/os-services/:id', async (req, reply) => {
     enforce(deps, req, 'os_compute_api:os-services:delete');
     await deps.services.delete((req.params as { id: string }).id);
     reply.code(204);
     return '';
-  });
-  app.get('/v2.1/os-availability-zone', async (req) => {
-    enforce(deps, req, 'os_compute_api:os-availability-zone:list');
-    const up = (await deps.services.computes()).some((s) => s.up && !s.disabled);
-    return { availabilityZoneInfo: [{ zoneName: deps.config.defaultAz, zoneState: { available: up }, hosts: null }] };
-  });
-  app.get('/v2.1/os-hypervisors/detail', async (req) => {
-    enforce(deps, req, 'os_compute_api:os-hypervisors:list-detail');
-    const idOf = (s: Awaited<ReturnType<ApiDeps['services']['computes']>>[number]) => (mv(req, '2.53') ? s.hypervisor!.providerUuid : Number.parseInt(s.uuid.slice(0, 7), 16));
-    let all = (await deps.services.computes()).filter((s) => s.hypervisor);
-    // 2.33: paging by limit and marker (the id as this microversion shows it); earlier versions ignore both.
-    if (mv(req, '2.33')) {
-      const q = req.query as { limit?: string; marker?: string };
-      if (q.marker !== undefined) {
-        const at = all.findIndex((s) => String(idOf(s)) === q.marker);
-        if (at < 0) throw badRequest(`marker [${q.marker}] not found`);
-        all = all.slice(at + 1);
-      }
-      if (q.limit !== undefined) all = all.slice(0, Math.min(int(q.limit, 'limit', { min: 0 }), deps.config.maxLimit));
-    }
-    return {
-      hypervisors: all
-        .map((s) => ({
-          id: idOf(s),
-          hypervisor_hostname: s.hypervisor!.hypervisorHostname,
-          state: s.up ? 'up' : 'down',
-          status: s.disabled ? 'disabled' : 'enabled',
-          hypervisor_type: s.hypervisor!.hypervisorType,
-          hypervisor_version: s.hypervisor!.hypervisorVersion,
-          host_ip: s.hypervisor!.hostIp ?? '127.0.0.1',
-          vcpus: s.hypervisor!.vcpus,
-          memory_mb: s.hypervisor!.memoryMb,
-          local_gb: s.hypervisor!.localGb,
-          vcpus_used: s.hypervisor!.vcpusUsed,
-          memory_mb_used: s.hypervisor!.memoryMbUsed,
-          local_gb_used: s.hypervisor!.localGbUsed,
-          service: { id: mv(req, '2.53') ? s.uuid : Number.parseInt(s.uuid.slice(0, 7), 16), host: s.host, disabled_reason: s.disabledReason },
-          // 2.28: an object instead of its JSON text.
-          cpu_info: mv(req, '2.28') ? s.hypervisor!.cpuInfo : JSON.stringify(s.hypervisor!.cpuInfo),
-        })),
-    };
   });
 }

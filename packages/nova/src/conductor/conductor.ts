@@ -72,7 +72,7 @@ export class Conductor {
       return;
     }
     for (const s of selections) {
-      const ok = await d.instances.cas(s.uuid, { taskState: [TaskState.SCHEDULING] }, { host: s.host, node: s.node });
+      const ok = await d.instances.cas(s.uuid, { taskState: [TaskState.SCHEDULING] }, { host: s.host, node: s.node, availability_zone: s.availabilityZone });
       if (!ok) {
         // Deleted while it was being scheduled: give back its claim.
         await d.placement.deleteAllocations(s.uuid).catch(() => undefined);

@@ -16,6 +16,7 @@ import type { KeyPairs } from './keypairs.ts';
 import type { InstanceNotifier } from './notifier.ts';
 import type { Quotas } from './quotas.ts';
 import type { GlanceClient, NeutronClient } from './service-clients.ts';
+import type { Aggregates } from './aggregates.ts';
 import type { Services } from './services.ts';
 import { ACTION_STATES, TaskState, VmState } from './states.ts';
 
@@ -71,6 +72,7 @@ export class ComputeApi {
       keypairs: KeyPairs;
       quotas: Quotas;
       services: Services;
+      aggregates: Aggregates;
       glance: GlanceClient;
       neutron: NeutronClient;
       placement: PlacementClient;
@@ -152,7 +154,7 @@ export class ComputeApi {
       az = zone || undefined;
       forcedHost = host || undefined;
     }
-    if (az && az !== d.config.defaultAz) throw badRequest('The requested availability zone is not available');
+    if (az && az !== d.config.defaultAz && !(await d.aggregates.computeZones()).available.includes(az)) throw badRequest('The requested availability zone is not available');
     const networks = await this.networks(caller, input.networks);
     const securityGroups = input.securityGroups?.length ? input.securityGroups : [];
     for (const sg of securityGroups) {

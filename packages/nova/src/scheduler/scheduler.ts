@@ -93,6 +93,7 @@ export class NoValidHost extends Error {
 export interface Selection {
   uuid: string;
   host: string;
+  availabilityZone: string;
   node: string;
   providerUuid: string;
 }
@@ -106,7 +107,7 @@ export interface Selection {
  */
 export class Scheduler {
   constructor(
-    private readonly deps: { placement: PlacementClient; services: Services; instances: InstanceRepo; defaultAz: string; logger: Pick<Logger, 'info' | 'warn'>; groupHosts: (groupUuid: string) => Promise<Set<string>> },
+    private readonly deps: { placement: PlacementClient; services: Services; instances: InstanceRepo; defaultAz: string; hostZones: () => Promise<Map<string, string>>; logger: Pick<Logger, 'info' | 'warn'>; groupHosts: (groupUuid: string) => Promise<Set<string>> },
   ) {}
 
   async selectDestinations(spec: RequestSpec, uuids: string[], owner: { projectId: string; userId: string }): Promise<Selection[]> {
@@ -169,7 +170,7 @@ export class Scheduler {
     for (const h of this.weigh(alive, spec)) {
       try {
         await this.deps.placement.claim(uuid, h.allocation!, { projectId: owner.projectId, userId: owner.userId, consumerGeneration: null });
-        return { selection: { uuid, host: h.host, node: h.node, providerUuid: h.providerUuid }, reasons, raced };
+        return { selection: { uuid, host: h.host, availabilityZone: h.availabilityZone, node: h.node, providerUuid: h.providerUuid }, reasons, raced };
       } catch (e) {
         if (!(e instanceof ClaimConflict)) throw e;
         raced = true;
@@ -210,6 +211,7 @@ export class Scheduler {
       if (rps.length !== 1) continue;
       offers.set(rps[0], { [rps[0]]: ar.allocations[rps[0]].resources });
     }
+    const zones = await this.deps.hostZones();
     return computes.map((s) => {
       const hv = s.hypervisor!;
       const summary = candidates.provider_summaries[hv.providerUuid]?.resources;
@@ -219,7 +221,7 @@ export class Scheduler {
         node: hv.hypervisorHostname,
         providerUuid: hv.providerUuid,
         service: s,
-        availabilityZone: this.deps.defaultAz,
+        availabilityZone: zones.get(s.host) ?? this.deps.defaultAz,
         instances: new Set<string>(),
         freeRamMb: free('MEMORY_MB', hv.memoryMb, hv.memoryMbUsed),
         freeVcpus: free('VCPU', hv.vcpus, hv.vcpusUsed),
