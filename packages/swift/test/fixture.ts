@@ -21,7 +21,8 @@ export class SwiftClient {
   req(method: string, path: string, opts: { body?: BodyInit; headers?: Record<string, string> } = {}): Promise<Response> {
     const h: Record<string, string> = { ...(opts.headers ?? {}) };
     if (this.token) h['x-auth-token'] = this.token;
-    return fetch(this.baseUrl + path, { method, headers: h, body: opts.body, ...(opts.body instanceof ReadableStream ? { duplex: 'half' } : {}) } as RequestInit);
+    // Redirects (formpost, staticweb) are asserted, never followed.
+    return fetch(this.baseUrl + path, { method, headers: h, body: opts.body, redirect: 'manual', ...(opts.body instanceof ReadableStream ? { duplex: 'half' } : {}) } as RequestInit);
   }
 }
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { startSwift, type SwiftClient, type SwiftFixture, type SwiftProject } from './fixture.ts';
 
@@ -78,5 +79,54 @@ describe('swift proxy middleware: quotas, versioning, formpost, CORS, staticweb,
     assert.equal(r.status, 201);
     const info = await (await f.anon.req('GET', '/info')).json();
     assert.deepEqual([info.container_quotas, info.account_quotas], [{}, {}]);
+  });
+
+  it('formpost: signed forms upload their files without a token; bad signature, expiry, size and count refused', async () => {
+    await p.member.req('PUT', `${acct}/fp`, { headers: { 'x-container-meta-temp-url-key': 'sekrit' } });
+    const path = `${acct}/fp/up/`;
+    const expires = String(Math.floor(Date.now() / 1000) + 300);
+    const sign = (o: { redirect?: string; size?: string; count?: string; expires?: string; key?: string }) =>
+      createHmac('sha256', o.key ?? 'sekrit').update([path, o.redirect ?? '', o.size ?? '100', o.count ?? '2', o.expires ?? expires].join('\n')).digest('hex');
+    const boundary = 'XyZ0123';
+    const form = (fields: Record<string, string>, files: [string, string][]) =>
+      Buffer.concat([
+        ...Object.entries(fields).map(([k, v]) => Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`)),
+        ...files.map(([name, body], i) => Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="file${i}"; filename="${name}"\r\nContent-Type: text/x-test\r\n\r\n${body}\r\n`)),
+        Buffer.from(`--${boundary}--\r\n`),
+      ]);
+    const post = (body: Buffer) => f.anon.req('POST', path, { body: new Uint8Array(body), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } });
+    const fields = { max_file_size: '100', max_file_count: '2', expires, signature: sign({}) };
+    let r = await post(form(fields, [['a.txt', 'alpha'], ['b.txt', 'x'.repeat(4000)]]));
+    assert.equal(r.status, 400);
+    assert.equal(await r.text(), 'FormPost: max_file_size exceeded');
+    r = await p.member.req('GET', `${acct}/fp/up/a.txt`);
+    assert.equal(await r.text(), 'alpha', 'the first file was stored before the second failed');
+    assert.equal(r.headers.get('content-type'), 'text/x-test');
+    assert.equal((await p.member.req('HEAD', `${acct}/fp/up/b.txt`)).status, 404);
+    r = await post(form({ ...fields, redirect: 'http://127.0.0.1:9/done', signature: sign({ redirect: 'http://127.0.0.1:9/done' }) }, [['c.txt', 'gamma']]));
+    assert.equal(r.status, 303);
+    assert.equal(r.headers.get('location'), 'http://127.0.0.1:9/done?status=201&message=');
+    await r.text();
+    assert.equal(await (await p.member.req('GET', `${acct}/fp/up/c.txt`)).text(), 'gamma');
+    r = await post(form(fields, [['d', '1'], ['e', '2'], ['f', '3']]));
+    assert.equal(r.status, 400);
+    assert.equal(await r.text(), '400 Bad Request\r\nFormPost: Max File Count Exceeded');
+    r = await post(form({ ...fields, signature: sign({ key: 'wrong' }) }, [['g', '1']]));
+    assert.equal(r.status, 401);
+    assert.equal(await r.text(), 'FormPost: Invalid Signature');
+    const past = String(Math.floor(Date.now() / 1000) - 10);
+    r = await post(form({ ...fields, expires: past, signature: sign({ expires: past }) }, [['g', '1']]));
+    assert.equal(r.status, 401);
+    assert.equal(await r.text(), 'FormPost: Form Expired');
+    r = await post(form(fields, []));
+    assert.equal(await r.text(), '400 Bad Request\r\nFormPost: No Files To Process');
+    r = await f.anon.req('POST', path, { body: 'garbage', headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } });
+    assert.equal(r.status, 400);
+    assert.equal(await r.text(), 'FormPost: invalid starting boundary');
+    r = await post(form(fields, [['ok.txt', 'fine']]));
+    assert.equal(r.status, 201);
+    assert.equal(await r.text(), '201 Created');
+    const info = await (await f.anon.req('GET', '/info')).json();
+    assert.deepEqual(info.formpost.allowed_digests, ['sha1', 'sha256', 'sha512']);
   });
 });

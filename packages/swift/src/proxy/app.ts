@@ -12,6 +12,7 @@ import { InfoRegistry, swiftSection } from './info.ts';
 import { bulk } from './middleware/bulk.ts';
 import { copyMiddleware } from './middleware/copy.ts';
 import { dlo } from './middleware/dlo.ts';
+import { formPost } from './middleware/formpost.ts';
 import { gatekeeper } from './middleware/gatekeeper.ts';
 import { keystoneAuth, type KeystoneAuthConfig } from './middleware/keystoneauth.ts';
 import { accountQuotas, containerQuotas } from './middleware/quotas.ts';
@@ -70,7 +71,7 @@ const OWNER_HEADERS = [
 /** The middleware stack in upstream's pipeline order, ending in the proxy application. */
 export function buildPipeline(deps: ProxyDeps, ctx: ProxyContext, info: InfoRegistry): Handler {
   // bulk sits after auth (upstream: before): its subrequests then carry the caller's identity without re-validating the token per line.
-  const stages: Middleware[] = [gatekeeper, tempUrl(ctx, info), keystoneAuth(deps.tokens, deps.config.keystoneauth), bulk(info), copyMiddleware, containerQuotas(ctx, info), accountQuotas(ctx, info), slo(info), dlo(info)];
+  const stages: Middleware[] = [gatekeeper, tempUrl(ctx, info), formPost(ctx, info), keystoneAuth(deps.tokens, deps.config.keystoneauth), bulk(info), copyMiddleware, containerQuotas(ctx, info), accountQuotas(ctx, info), slo(info), dlo(info)];
   return stages.reduceRight<Handler>((next, mw) => mw(next), proxyServer(ctx));
 }
 

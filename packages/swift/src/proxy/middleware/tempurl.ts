@@ -17,7 +17,7 @@ export const DEFAULT_TEMPURL: TempUrlConfig = { methods: ['GET', 'HEAD', 'PUT', 
 const HEX_LENGTHS: Record<number, string> = { 40: 'sha1', 64: 'sha256', 128: 'sha512' };
 
 /** The digest and the hex signature of temp_url_sig (hex, or `<digest>:<base64>` as upstream's extract_digest_and_algorithm). */
-function parseSig(sig: string): { algo: string; hex: string } | undefined {
+export function parseSig(sig: string): { algo: string; hex: string } | undefined {
   const i = sig.indexOf(':');
   if (i > 0) {
     const algo = sig.slice(0, i);
@@ -51,7 +51,7 @@ function invalid(req: SwiftRequest): SwiftResponse {
   };
 }
 
-const equal = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+export const equal = (a: string, b: string) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 
 /**
  * Temporary URLs as upstream's tempurl middleware: an HMAC of method,
