@@ -31,6 +31,9 @@ export const swiftOptions = defineGroup('swift', {
   max_file_size: opt.int({ default: DEFAULT_CONSTRAINTS.max_file_size, min: 1, help: 'Largest object accepted in one PUT, bytes ([swift-constraints]).' }),
   container_listing_limit: opt.int({ default: DEFAULT_CONSTRAINTS.container_listing_limit, min: 1, help: 'Most objects one container listing returns.' }),
   account_listing_limit: opt.int({ default: DEFAULT_CONSTRAINTS.account_listing_limit, min: 1, help: 'Most containers one account listing returns.' }),
+  cors_allow_origin: opt.list({ default: [], help: 'Origins every container allows for CORS, besides its own X-Container-Meta-Access-Control-Allow-Origin.' }),
+  cors_expose_headers: opt.list({ default: [], help: 'Headers exposed to CORS clients on every container and object response.' }),
+  strict_cors_mode: opt.bool({ default: true, help: 'Add CORS headers only for origins a container (or cors_allow_origin) allows.' }),
   ...serviceAuthOptions('swift'),
 });
 
@@ -61,6 +64,7 @@ export function proxyConfig(v: SwiftValues, o: { authUri?: string } = {}): Proxy
       defaultDomainId: 'default',
       authUri: o.authUri,
     },
+    cors: { allowOrigin: [...(v.cors_allow_origin as string[])], exposeHeaders: [...(v.cors_expose_headers as string[])], strict: Boolean(v.strict_cors_mode) },
     middleware: [],
   };
 }

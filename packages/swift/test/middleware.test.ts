@@ -129,4 +129,40 @@ describe('swift proxy middleware: quotas, versioning, formpost, CORS, staticweb,
     const info = await (await f.anon.req('GET', '/info')).json();
     assert.deepEqual(info.formpost.allowed_digests, ['sha1', 'sha256', 'sha512']);
   });
+
+  it('CORS: preflight from the container metadata, allowed origins get Access-Control headers', async () => {
+    await p.member.req('PUT', `${acct}/cors`, {
+      headers: { 'x-container-meta-access-control-allow-origin': 'http://a.example http://b.example', 'x-container-meta-access-control-max-age': '60', 'x-container-meta-access-control-expose-headers': 'X-Custom' },
+    });
+    await p.member.req('PUT', `${acct}/cors/o`, { body: 'x', headers: { 'x-object-meta-color': 'red' } });
+    let r = await f.anon.req('OPTIONS', `${acct}/cors/o`, { headers: { origin: 'http://a.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'x-auth-token, content-type' } });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('access-control-allow-origin'), 'http://a.example');
+    assert.equal(r.headers.get('access-control-max-age'), '60');
+    assert.deepEqual(r.headers.get('access-control-allow-methods')?.split(', ').sort(), ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT']);
+    assert.equal(r.headers.get('access-control-allow-headers'), 'x-auth-token, content-type');
+    assert.equal(r.headers.get('vary'), 'Origin, Access-Control-Request-Headers');
+    r = await f.anon.req('OPTIONS', `${acct}/cors/o`, { headers: { origin: 'http://evil.example', 'access-control-request-method': 'GET' } });
+    assert.equal(r.status, 401);
+    await r.text();
+    r = await f.anon.req('OPTIONS', `${acct}/cors/o`, { headers: { origin: 'http://a.example', 'access-control-request-method': 'PATCH' } });
+    assert.equal(r.status, 401);
+    await r.text();
+    r = await f.anon.req('OPTIONS', `${acct}/cors`);
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.headers.get('allow')?.split(', ').sort(), ['DELETE', 'GET', 'HEAD', 'OPTIONS', 'POST', 'PUT']);
+    r = await p.member.req('GET', `${acct}/cors/o`, { headers: { origin: 'http://b.example' } });
+    assert.equal(await r.text(), 'x');
+    assert.equal(r.headers.get('access-control-allow-origin'), 'http://b.example');
+    const exposed = r.headers.get('access-control-expose-headers')?.split(', ') ?? [];
+    for (const h of ['etag', 'x-trans-id', 'x-object-meta-color', 'x-custom']) assert.ok(exposed.includes(h), h);
+    r = await p.member.req('GET', `${acct}/cors/o`, { headers: { origin: 'http://evil.example' } });
+    assert.equal(r.headers.get('access-control-allow-origin'), null, 'strict_cors_mode: nothing for an origin not allowed');
+    await r.text();
+    // A denial still tells the browser it may read the answer.
+    r = await f.anon.req('GET', `${acct}/cors/o`, { headers: { origin: 'http://a.example' } });
+    assert.equal(r.status, 401);
+    assert.equal(r.headers.get('access-control-allow-origin'), 'http://a.example');
+    await r.text();
+  });
 });

@@ -8,6 +8,7 @@ import type { Metrics } from '@onestack/core/metrics.ts';
 import { ErrorLimiter, type BackendTimeouts } from './backend-client.ts';
 import type { Constraints } from './constraints.ts';
 import { InfoCache, type ProxyContext } from './controllers/base.ts';
+import type { CorsConfig } from './cors.ts';
 import { InfoRegistry, swiftSection } from './info.ts';
 import { bulk } from './middleware/bulk.ts';
 import { copyMiddleware } from './middleware/copy.ts';
@@ -34,6 +35,7 @@ export interface ProxyConfig {
   errorSuppressionLimit: number;
   errorSuppressionIntervalMs: number;
   keystoneauth: KeystoneAuthConfig;
+  cors: CorsConfig;
   /** Enabled optional middleware, by upstream's filter names. */
   middleware: string[];
 }
@@ -72,7 +74,7 @@ const OWNER_HEADERS = [
 export function buildPipeline(deps: ProxyDeps, ctx: ProxyContext, info: InfoRegistry): Handler {
   // bulk sits after auth (upstream: before): its subrequests then carry the caller's identity without re-validating the token per line.
   const stages: Middleware[] = [gatekeeper, tempUrl(ctx, info), formPost(ctx, info), keystoneAuth(deps.tokens, deps.config.keystoneauth), bulk(info), copyMiddleware, containerQuotas(ctx, info), accountQuotas(ctx, info), slo(info), dlo(info)];
-  return stages.reduceRight<Handler>((next, mw) => mw(next), proxyServer(ctx));
+  return stages.reduceRight<Handler>((next, mw) => mw(next), proxyServer(ctx, deps.config.cors));
 }
 
 export async function createProxyApp(deps: ProxyDeps): Promise<ProxyApp> {
@@ -90,7 +92,7 @@ export async function createProxyApp(deps: ProxyDeps): Promise<ProxyApp> {
     policyName: c.policyName,
   };
   const info = new InfoRegistry();
-  info.register('swift', swiftSection(c.constraints, { accountAutocreate: c.accountAutocreate, policyName: c.policyName }));
+  info.register('swift', swiftSection(c.constraints, { accountAutocreate: c.accountAutocreate, policyName: c.policyName, strictCorsMode: c.cors.strict }));
   const pipeline = buildPipeline(deps, ctx, info);
   const handle: Handler = async (req) => {
     try {

@@ -19,10 +19,10 @@ export class InfoRegistry {
   }
 }
 
-export function swiftSection(c: Constraints, o: { accountAutocreate: boolean; policyName: string }): Record<string, unknown> {
+export function swiftSection(c: Constraints, o: { accountAutocreate: boolean; policyName: string; strictCorsMode: boolean }): Record<string, unknown> {
   return {
     version: SWIFT_API_VERSION,
-    strict_cors_mode: true,
+    strict_cors_mode: o.strictCorsMode,
     policies: [{ name: o.policyName, aliases: o.policyName, default: true }],
     allow_account_management: false,
     account_autocreate: o.accountAutocreate,

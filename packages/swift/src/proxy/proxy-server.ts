@@ -1,3 +1,4 @@
+import { preflight, withCors, type CorsConfig } from './cors.ts';
 import { respond } from './responses.ts';
 import { splitSwiftPath } from './paths.ts';
 import type { Handler, SwiftRequest, SwiftResponse } from './types.ts';
@@ -40,25 +41,29 @@ const OBJECT: Record<string, Route> = {
  * controller, refuses methods it lacks with 405, and authorizes at once those
  * that do not wait for an ACL.
  */
-export function proxyServer(ctx: ProxyContext): Handler {
+export function proxyServer(ctx: ProxyContext, cors: CorsConfig): Handler {
   return async (req) => {
     const parts = splitSwiftPath(req.path);
     if (!parts || !parts.account) return respond(404);
     if (!ctx.constraints.valid_api_versions.includes(parts.version)) return respond(400, `Invalid path: ${req.path}`);
     const table = parts.obj !== undefined ? OBJECT : parts.container !== undefined ? CONTAINER : ACCOUNT;
+    if (req.method === 'OPTIONS') return preflight(ctx, cors, req, [...Object.keys(table), 'OPTIONS'], parts.account, parts.container);
     const route = table[req.method];
     if (!route) {
       const r = respond(405);
       r.headers.allow = Object.keys(table).sort().join(', ');
       return r;
     }
-    if (!route.delayDenial && req.env.authorize && !req.env.preAuthed) {
-      req.env.acl = undefined;
-      const denied = req.env.authorize(req);
-      if (denied) return denied;
-    }
-    if (req.env.preAuthed) req.env.authorize = undefined;
     const names = [parts.account, parts.container, parts.obj].filter((x): x is string => x !== undefined);
-    return route.fn(ctx, req, ...names);
+    const call = async (r: SwiftRequest): Promise<SwiftResponse> => {
+      if (!route.delayDenial && r.env.authorize && !r.env.preAuthed) {
+        r.env.acl = undefined;
+        const denied = r.env.authorize(r);
+        if (denied) return denied;
+      }
+      if (r.env.preAuthed) r.env.authorize = undefined;
+      return route.fn(ctx, r, ...names);
+    };
+    return parts.container === undefined ? call(req) : withCors(ctx, cors, req, parts.account, parts.container, call);
   };
 }
