@@ -13,6 +13,7 @@ import { registerAggregateRoutes, registerAvailabilityZoneRoutes } from './api/a
 import type { ApiDeps } from './api/context.ts';
 import { registerFlavorRoutes, registerKeypairRoutes } from './api/flavor-keypair-routes.ts';
 import { registerHypervisorRoutes, registerUsageRoutes } from './api/hypervisor-routes.ts';
+import { registerFloatingIpProxyRoutes, registerNetworkProxyRoutes, registerSecurityGroupProxyRoutes } from './api/proxy-routes.ts';
 import { registerQuotaRoutes, registerServiceRoutes, registerVersionRoutes } from './api/misc-routes.ts';
 import { registerServerGroupRoutes } from './api/server-group-routes.ts';
 import { registerServerRoutes } from './api/server-routes.ts';
@@ -162,6 +163,9 @@ export async function createNovaApp(deps: NovaDeps, http: Pick<HttpServerOptions
   registerAggregateRoutes(app, apiDeps);
   registerHypervisorRoutes(app, apiDeps);
   registerUsageRoutes(app, apiDeps);
+  registerSecurityGroupProxyRoutes(app, apiDeps);
+  registerFloatingIpProxyRoutes(app, apiDeps);
+  registerNetworkProxyRoutes(app, apiDeps);
   return {
     app,
     core,

@@ -47,6 +47,7 @@ export const novaOptions = defineGroup('nova', {
   quota_injected_file_path_length: opt.int({ default: 255, min: -1, help: '[quota] injected_file_path_length' }),
   metadata_listen_port: opt.int({ default: 8775, min: 0, max: 65535, help: '[DEFAULT] metadata_listen_port: the metadata API for guests (through Neutron\'s metadata proxy); 0: not served.' }),
   metadata_proxy_shared_secret: opt.string({ default: '', secret: true, help: '[neutron] metadata_proxy_shared_secret: verifies X-Instance-ID-Signature; the metadata agent must sign with the same.' }),
+  default_floating_pool: opt.string({ default: 'public', help: "[neutron] default_floating_pool: the external network os-floating-ips allocates from when no pool is named (upstream's default is 'nova'; onestack's external network is 'public')." }),
   max_limit: opt.int({ default: 1000, min: 1, help: '[api] max_limit: most items one list page returns.' }),
   ...serviceAuthOptions('nova'),
   policy_file: opt.string({ default: '', help: 'Policy overrides in upstream YAML format. Empty: <state_dir>/nova/policy.yaml when it exists.' }),
@@ -87,6 +88,7 @@ export interface NovaConfig {
   placementUrl: string;
   quotas: QuotaDefaults;
   maxLimit: number;
+  defaultFloatingPool: string;
   metadataPort: number;
   metadataSharedSecret: string;
   policyFile: string;
@@ -125,6 +127,7 @@ export function novaConfig(v: NovaValues, o: { stateDir: string; hostname: strin
       injected_file_path_length: Number(v.quota_injected_file_path_length),
     },
     maxLimit: Number(v.max_limit),
+    defaultFloatingPool: String(v.default_floating_pool),
     metadataPort: Number(v.metadata_listen_port),
     metadataSharedSecret: String(v.metadata_proxy_shared_secret ?? ''),
     policyFile: String(v.policy_file || join(dir, 'policy.yaml')),

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { isAtLeast, parseVersion } from '@onestack/core/http/microversion.ts';
 import { MAX_MICROVERSION } from '../src/conf.ts';
@@ -97,12 +98,12 @@ describe('nova hypervisors and simple tenant usage', () => {
 
   it('simple tenant usage: a project reads its own, admins all; deleted servers count; 2.40 pages', async () => {
     const end = new Date(Date.now() + 60_000).toISOString().slice(0, 19);
-    const mine = await p.reader.get(`/v2.1/os-simple-tenant-usage/${f.ks.admin.projectId}?start=${t0}&end=${end}`);
+    const mine = await p.reader.get(`/v2.1/os-simple-tenant-usage/${randomUUID()}?start=${t0}&end=${end}`);
     assert.equal(mine.status, 403, "another project's usage");
     assert.equal((await p.reader.get('/v2.1/os-simple-tenant-usage')).status, 403);
     const all = await f.admin.get(`/v2.1/os-simple-tenant-usage?start=${t0}&end=${end}&detailed=1`);
     assert.equal(all.status, 200, all.text);
-    const u = all.body.tenant_usages.find((x: { tenant_id: string }) => x.server_usages?.some((s: { instance_id: string }) => s.instance_id === serverId));
+    const u = all.body.tenant_usages.find((x: { server_usages?: { instance_id: string }[] }) => x.server_usages?.some((s: { instance_id: string }) => s.instance_id === serverId));
     assert.ok(u, JSON.stringify(all.body));
     const byId = Object.fromEntries(u.server_usages.map((s: { instance_id: string }) => [s.instance_id, s]));
     assert.equal(byId[serverId].state, 'active');

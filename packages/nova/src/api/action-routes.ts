@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { badRequest, conflict } from '@onestack/core/errors.ts';
 import { TaskState } from '../domain/states.ts';
 import { callerOf, enforce, isAdmin, serverFor, type ApiDeps } from './context.ts';
+import { PROXY_ACTIONS } from './proxy-routes.ts';
 import { int, obj, str } from './validate.ts';
 
 type Handler = (deps: ApiDeps, req: FastifyRequest, arg: unknown) => Promise<{ status: number; body?: unknown }>;
@@ -14,6 +15,7 @@ const power = (method: string, rule: string, action: string, taskState: string, 
 
 /** POST /servers/{id}/action: one key names the action (upstream's wsgi action dispatch). */
 const ACTIONS: Record<string, Handler> = {
+  ...PROXY_ACTIONS,
   'os-stop': power('stop', 'os_compute_api:servers:stop', 'stop', TaskState.POWERING_OFF, 'stop_instance'),
   'os-start': power('start', 'os_compute_api:servers:start', 'start', TaskState.POWERING_ON, 'start_instance'),
   pause: power('pause', 'os_compute_api:os-pause-server:pause', 'pause', TaskState.PAUSING, 'pause_instance'),

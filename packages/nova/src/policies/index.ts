@@ -146,7 +146,7 @@ export const novaPolicies: RuleDefault[] = [
   r('os_compute_api:os-floating-ips:add', PROJECT_MEMBER_OR_ADMIN, 'Associate floating IPs to server. This API is deprecated.', `${A} (addFloatingIp)`, 'POST'),
   r('os_compute_api:os-floating-ips:remove', PROJECT_MEMBER_OR_ADMIN, 'Disassociate floating IPs to server. This API is deprecated.', `${A} (removeFloatingIp)`, 'POST'),
   r('os_compute_api:os-networks:list', PROJECT_READER_OR_ADMIN, 'List networks for the project. This API is proxy calls to the Network service. This is deprecated.', '/os-networks', 'GET'),
-  r('os_compute_api:os-networks:view', PROJECT_READER_OR_ADMIN, 'Show network details. This API is proxy calls to the Network service. This is deprecated.', '/os-networks/{network_id}', 'GET'),
+  r('os_compute_api:os-networks:show', PROJECT_READER_OR_ADMIN, 'Show network details. This API is proxy calls to the Network service. This is deprecated.', '/os-networks/{network_id}', 'GET'),
   r('os_compute_api:os-server-groups:create', PROJECT_MEMBER_OR_ADMIN, 'Create a new server group', '/os-server-groups', 'POST'),
   r('os_compute_api:os-server-groups:delete', PROJECT_MEMBER_OR_ADMIN, 'Delete a server group', '/os-server-groups/{server_group_id}', 'DELETE'),
   r('os_compute_api:os-server-groups:index', PROJECT_READER_OR_ADMIN, 'List all server groups', '/os-server-groups', 'GET'),
