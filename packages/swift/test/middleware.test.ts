@@ -165,4 +165,62 @@ describe('swift proxy middleware: quotas, versioning, formpost, CORS, staticweb,
     assert.equal(r.headers.get('access-control-allow-origin'), 'http://a.example');
     await r.text();
   });
+
+  it('versioned writes: X-Versions-Location stacks overwrites and pops them on DELETE; X-History-Location keeps history and delete markers', async () => {
+    const get = async (path: string) => {
+      const r = await p.member.req('GET', `${acct}/${path}`);
+      return r.status === 200 ? r.text() : (await r.text(), r.status);
+    };
+    const names = async (c: string) => ((await (await p.member.req('GET', `${acct}/${c}?format=json`)).json()) as { name: string; content_type: string }[]).map((o) => [o.name.replace(/\d{10}\.\d{5}$/, 'TS'), o.content_type.startsWith('application/x-deleted') ? 'marker' : 'data']);
+    await p.member.req('PUT', `${acct}/vers`);
+    let r = await p.member.req('PUT', `${acct}/vc`, { headers: { 'x-versions-location': 'vers', 'x-history-location': 'vers' } });
+    assert.equal(r.status, 400);
+    assert.equal(await r.text(), 'Only one of x-versions-location or x-history-location may be specified');
+    r = await p.member.req('PUT', `${acct}/vc`, { headers: { 'x-versions-location': 'vers' } });
+    assert.equal(r.status, 201);
+    r = await p.member.req('HEAD', `${acct}/vc`);
+    assert.equal(r.headers.get('x-versions-location'), 'vers');
+    assert.equal(r.headers.get('x-container-sysmeta-versions-location'), null);
+    for (const v of ['v1', 'v2', 'v3']) assert.equal((await p.member.req('PUT', `${acct}/vc/o`, { body: v, headers: { 'x-object-meta-v': v } })).status, 201);
+    assert.equal(await get('vc/o'), 'v3');
+    assert.deepEqual(await names('vers'), [['001o/TS', 'data'], ['001o/TS', 'data']]);
+    // A reader may not overwrite, so nothing is archived for it.
+    r = await p.reader.req('PUT', `${acct}/vc/o`, { body: 'nope' });
+    assert.equal(r.status, 403);
+    await r.text();
+    assert.equal((await names('vers')).length, 2);
+    assert.equal((await p.member.req('DELETE', `${acct}/vc/o`)).status, 204);
+    assert.equal(await get('vc/o'), 'v2');
+    r = await p.member.req('HEAD', `${acct}/vc/o`);
+    assert.equal(r.headers.get('x-object-meta-v'), 'v2');
+    assert.equal((await p.member.req('DELETE', `${acct}/vc/o`)).status, 204);
+    assert.equal(await get('vc/o'), 'v1');
+    assert.equal((await p.member.req('DELETE', `${acct}/vc/o`)).status, 204);
+    assert.equal(await get('vc/o'), 404);
+    assert.deepEqual(await names('vers'), []);
+
+    r = await p.member.req('POST', `${acct}/vc`, { headers: { 'x-history-location': 'vers' } });
+    assert.equal(r.status, 204);
+    r = await p.member.req('HEAD', `${acct}/vc`);
+    assert.equal(r.headers.get('x-history-location'), 'vers');
+    await p.member.req('PUT', `${acct}/vc/h`, { body: 'h1' });
+    await p.member.req('PUT', `${acct}/vc/h`, { body: 'h2' });
+    assert.equal((await p.member.req('DELETE', `${acct}/vc/h`)).status, 204);
+    assert.equal(await get('vc/h'), 404);
+    assert.deepEqual(await names('vers'), [
+      ['001h/TS', 'data'],
+      ['001h/TS', 'data'],
+      ['001h/TS', 'marker'],
+    ]);
+    r = await p.member.req('POST', `${acct}/vc`, { headers: { 'x-remove-history-location': '1' } });
+    assert.equal(r.status, 204);
+    r = await p.member.req('HEAD', `${acct}/vc`);
+    assert.equal(r.headers.get('x-history-location'), null);
+    assert.equal(r.headers.get('x-versions-location'), null);
+    await p.member.req('PUT', `${acct}/vc/h`, { body: 'h3' });
+    await p.member.req('PUT', `${acct}/vc/h`, { body: 'h4' });
+    assert.equal((await names('vers')).length, 3, 'no versioning once removed');
+    const info = await (await f.anon.req('GET', '/info')).json();
+    assert.deepEqual(info.versioned_writes, { allowed_flags: ['x-versions-location', 'x-history-location'] });
+  });
 });
