@@ -166,4 +166,5 @@ export interface NovaDB {
   aggregates: AggregateRow;
   aggregate_hosts: { aggregate_id: number; host: string };
   aggregate_metadata: { aggregate_id: number; key: string; value: string };
+  quota_classes: { class_name: string; resource: string; hard_limit: number };
 }

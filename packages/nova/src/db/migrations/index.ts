@@ -1,5 +1,6 @@
 import { migration as initial } from './001-initial.ts';
 import { migration as defaultFlavors } from './002-default-flavors.ts';
 import { migration as aggregates } from './003-aggregates.ts';
+import { migration as quotaClasses } from './004-quota-classes.ts';
 
-export const migrations = [initial, defaultFlavors, aggregates];
+export const migrations = [initial, defaultFlavors, aggregates, quotaClasses];
