@@ -1,5 +1,10 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { createHmac } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { startSwift, type SwiftClient, type SwiftFixture, type SwiftProject } from './fixture.ts';
 
@@ -222,5 +227,46 @@ describe('swift proxy middleware: quotas, versioning, formpost, CORS, staticweb,
     assert.equal((await names('vers')).length, 3, 'no versioning once removed');
     const info = await (await f.anon.req('GET', '/info')).json();
     assert.deepEqual(info.versioned_writes, { allowed_flags: ['x-versions-location', 'x-history-location'] });
+  });
+
+  it('extract-archive: tar, tar.gz and tar.bz2 (made by tar(1)) become containers and objects; reports as upstream', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'swift-ea-'));
+    try {
+      const src = join(dir, 'src');
+      for (const d of ['ea1/sub', 'ea2']) mkdirSync(join(src, d), { recursive: true });
+      writeFileSync(join(src, 'ea1/a.txt'), 'alpha');
+      writeFileSync(join(src, 'ea1/sub/b.bin'), Buffer.alloc(70000, 7));
+      writeFileSync(join(src, 'ea2/ü'), 'unicode');
+      writeFileSync(join(src, 'top.txt'), 'ignored: no container');
+      const run = promisify(execFile);
+      const archives: Record<string, string> = { tar: '-cf', 'tar.gz': '-czf', 'tar.bz2': '-cjf' };
+      for (const [kind, flag] of Object.entries(archives)) await run('tar', [flag, join(dir, `a.${kind}`), '-C', src, 'ea1', 'ea2', 'top.txt']);
+      let r = await p.member.req('PUT', `${acct}?extract-archive=tar`, { body: new Uint8Array(readFileSync(join(dir, 'a.tar'))), headers: { accept: 'application/json', 'x-object-meta-batch': '1' } });
+      assert.equal(r.status, 200);
+      assert.deepEqual(await r.json(), { 'Number Files Created': 3, 'Response Body': '', 'Response Status': '201 Created', Errors: [] });
+      assert.equal(await (await p.member.req('GET', `${acct}/ea1/a.txt`)).text(), 'alpha');
+      r = await p.member.req('GET', `${acct}/ea1/sub/b.bin`);
+      assert.ok(Buffer.from(await r.arrayBuffer()).equals(Buffer.alloc(70000, 7)));
+      assert.equal(r.headers.get('x-object-meta-batch'), '1');
+      assert.equal(await (await p.member.req('GET', `${acct}/ea2/%C3%BC`)).text(), 'unicode');
+      r = await p.member.req('PUT', `${acct}/eagz/pre?extract-archive=tar.gz`, { body: new Uint8Array(readFileSync(join(dir, 'a.tar.gz'))) });
+      assert.equal(await r.text(), 'Number Files Created: 4\nResponse Body: \nResponse Status: 201 Created\nErrors:\n');
+      assert.equal(await (await p.member.req('GET', `${acct}/eagz/pre/top.txt`)).text(), 'ignored: no container');
+      r = await p.member.req('PUT', `${acct}/eabz?extract-archive=.tar.bz2.`, { body: new Uint8Array(readFileSync(join(dir, 'a.tar.bz2'))), headers: { accept: 'application/json' } });
+      assert.equal((await r.json())['Number Files Created'], 4);
+      r = await p.reader.req('PUT', `${acct}/ea1?extract-archive=tar`, { body: new Uint8Array(readFileSync(join(dir, 'a.tar'))), headers: { accept: 'application/json' } });
+      const denied = await r.json();
+      assert.equal(denied['Response Status'], '400 Bad Request');
+      assert.deepEqual(denied.Errors.sort(), [['ea1/ea1/a.txt', '403 Forbidden'], ['ea1/ea1/sub/b.bin', '403 Forbidden'], ['ea1/ea2/%C3%BC', '403 Forbidden'], ['ea1/top.txt', '403 Forbidden']]);
+      r = await p.member.req('PUT', `${acct}?extract-archive=tar.gz`, { body: 'not gzip at all', headers: { accept: 'application/xml' } });
+      assert.match(await r.text(), /^<\?xml version="1.0" encoding="UTF-8"\?>\n<extract>\n<number_files_created>0<\/number_files_created>\n<response_body>Invalid Tar File: .+<\/response_body>\n<response_status>400 Bad Request<\/response_status>\n<errors>\n<\/errors>\n<\/extract>\n$/);
+      r = await p.member.req('PUT', `${acct}?extract-archive=zip`, { body: 'x' });
+      assert.equal(r.status, 400);
+      assert.equal(await r.text(), 'Unsupported archive format');
+      const info = await (await f.anon.req('GET', '/info')).json();
+      assert.deepEqual(info.bulk_upload, { max_containers_per_extraction: 10000, max_failed_extractions: 1000 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

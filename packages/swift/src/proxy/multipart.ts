@@ -27,7 +27,7 @@ export function parseDisposition(value: string): { type: string; attrs: Record<s
 
 export async function* multipartParts(source: AsyncIterable<Buffer | string>, boundary: string): AsyncGenerator<MimePart> {
   const it = source[Symbol.asyncIterator]();
-  let buf = Buffer.alloc(0);
+  let buf: Buffer = Buffer.alloc(0);
   let eof = false;
   const fill = async (): Promise<boolean> => {
     if (eof) return false;

@@ -1,13 +1,15 @@
 /**
- * upstream's bulk middleware, its delete half: `POST|DELETE …?bulk-delete`
+ * upstream's bulk middleware. Its delete half: `POST|DELETE …?bulk-delete`
  * with a body of URL-encoded `/container/object` or `/container` lines,
  * each deleted by a subrequest carrying the caller's authorization. The
  * answer is always 200 (the request itself worked); the outcome is in the
- * body, in the format the Accept header asks for.
+ * body, in the format the Accept header asks for. Its upload half,
+ * `PUT …?extract-archive=tar|tar.gz|tar.bz2`, is in extract-archive.ts.
  */
 import { splitSwiftPath } from '../paths.ts';
 import type { InfoRegistry } from '../info.ts';
-import { discard, isSuccess, plainError, readBody, statusTitle } from '../responses.ts';
+import { discard, isSuccess, plainError, readBody, respond, statusTitle } from '../responses.ts';
+import { extractArchive, EXTRACT_LIMITS } from './extract-archive.ts';
 import type { Middleware, SwiftRequest, SwiftResponse } from '../types.ts';
 import { quote } from '../wsgi-strings.ts';
 import { subRequest } from './segments.ts';
@@ -26,27 +28,43 @@ export interface BulkResult {
   body?: string;
 }
 
-/** Body of a bulk (or SLO delete) answer: JSON, XML or upstream's plain "Key: value" lines. */
+const ACCEPTABLE = ['text/plain', 'application/json', 'application/xml', 'text/xml'];
+
+/** The Accept header's best match among upstream's report formats (swob best_match, q-values honoured); undefined when none fits. */
+function reportFormat(req: SwiftRequest): string | undefined {
+  const accept = req.headers.accept;
+  if (!accept) return 'text/plain';
+  let best: { type: string; q: number } | undefined;
+  for (const part of accept.split(',')) {
+    const [range, ...params] = part.trim().split(';').map((x) => x.trim());
+    const qp = params.find((x) => x.startsWith('q='));
+    const q = qp ? Number(qp.slice(2)) : 1;
+    if (!(q > 0)) continue;
+    const type = ACCEPTABLE.find((t) => range === '*/*' || range === t || (range.endsWith('/*') && t.startsWith(range.slice(0, -1))));
+    if (type && (!best || q > best.q)) best = { type, q };
+  }
+  return best?.type;
+}
+
+/** A bulk report (get_response_body): JSON, XML or "Key: value" lines, keys sorted, then the failures. */
+function reportBody(format: string | undefined, doc: Record<string, unknown>, errors: [string, string][], root: string): SwiftResponse {
+  const keys = Object.keys(doc).sort();
+  if (format === 'application/json') return { status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify({ ...doc, Errors: errors }) };
+  if (format?.endsWith('/xml')) {
+    const esc = (v: string) => v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+    const tag = (k: string) => k.toLowerCase().replace(/ /g, '_');
+    const fields = keys.map((k) => `<${tag(k)}>${esc(String(doc[k]))}</${tag(k)}>\n`).join('');
+    const errs = errors.map(([n, st]) => `<object><name>${esc(n)}</name><status>${esc(st)}</status></object>\n`).join('');
+    return { status: 200, headers: { 'content-type': `${format}; charset=utf-8` }, body: `<?xml version="1.0" encoding="UTF-8"?>\n<${root}>\n${fields}<errors>\n${errs}</errors>\n</${root}>\n` };
+  }
+  const lines = keys.map((k) => `${k}: ${doc[k]}\n`).join('') + 'Errors:\n' + errors.map(([n, st]) => `${n}, ${st}\n`).join('');
+  return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: lines };
+}
+
+/** Body of a bulk delete (or SLO delete) answer. */
 export function bulkResponse(req: SwiftRequest, r: BulkResult): SwiftResponse {
   const status = r.status ?? (r.errors.length ? '400 Bad Request' : '200 OK');
-  const doc = { 'Number Deleted': r.deleted, 'Number Not Found': r.notFound, 'Response Body': r.body ?? '', 'Response Status': status, Errors: r.errors };
-  const accept = (req.headers.accept ?? '').toLowerCase();
-  if (accept.includes('application/json')) return { status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(doc) };
-  if (accept.includes('/xml')) {
-    const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-    const tag = (k: string) => k.toLowerCase().replace(/ /g, '_');
-    const fields = Object.entries(doc)
-      .filter(([k]) => k !== 'Errors')
-      .map(([k, v]) => `<${tag(k)}>${esc(String(v))}</${tag(k)}>`)
-      .join('');
-    const errors = r.errors.map(([n, s]) => `<object><name>${esc(n)}</name><status>${esc(s)}</status></object>`).join('');
-    return { status: 200, headers: { 'content-type': 'application/xml; charset=utf-8' }, body: `<?xml version="1.0" encoding="UTF-8"?>\n<delete>${fields}<errors>${errors}</errors></delete>\n` };
-  }
-  const lines = Object.entries(doc)
-    .filter(([k]) => k !== 'Errors')
-    .map(([k, v]) => `${k}: ${v}`);
-  lines.push('Errors:', ...r.errors.map(([n, s]) => `${n}, ${s}`));
-  return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: lines.join('\n') + '\n' };
+  return reportBody(reportFormat(req), { 'Number Deleted': r.deleted, 'Number Not Found': r.notFound, 'Response Body': r.body ?? '', 'Response Status': status }, r.errors, 'delete');
 }
 
 /**
@@ -75,9 +93,18 @@ export async function deletePaths(next: (r: SwiftRequest) => Promise<SwiftRespon
   await Promise.all(inflight);
 }
 
-export function bulk(info: InfoRegistry): Middleware {
+export function bulk(info: InfoRegistry, maxFileSize: number): Middleware {
   info.register('bulk_delete', BULK_DELETE_LIMITS);
+  info.register('bulk_upload', EXTRACT_LIMITS);
   return (next) => async (req) => {
+    const archive = req.query.get('extract-archive');
+    if (archive !== null && req.method === 'PUT') {
+      const kind = archive.toLowerCase().replace(/^\.+|\.+$/g, '');
+      if (kind !== 'tar' && kind !== 'tar.gz' && kind !== 'tar.bz2') return respond(400, 'Unsupported archive format');
+      const format = reportFormat(req);
+      const report = format ? await extractArchive(next, req, kind, maxFileSize) : { doc: { 'Response Status': '406 Not Acceptable', 'Response Body': '', 'Number Files Created': 0 }, errors: [] };
+      return reportBody(format, report.doc, report.errors, 'extract');
+    }
     if (!req.query.has('bulk-delete') || (req.method !== 'POST' && req.method !== 'DELETE')) return next(req);
     const parts = splitSwiftPath(req.path);
     if (!parts?.account) return next(req);
