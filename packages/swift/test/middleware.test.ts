@@ -269,4 +269,56 @@ describe('swift proxy middleware: quotas, versioning, formpost, CORS, staticweb,
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('staticweb: index, listings, error pages and slash redirects for anonymous readers', async () => {
+    await p.member.req('PUT', `${acct}/web`, { headers: { 'x-container-read': '.r:*,.rlistings', 'x-container-meta-web-index': 'index.html', 'x-container-meta-web-error': 'error.html' } });
+    for (const [name, body] of [
+      ['index.html', '<h1>home</h1>'],
+      ['404error.html', 'custom not found'],
+      ['docs/a.txt', 'doc a'],
+      ['docs/index.html', 'docs home'],
+      ['files/x y.txt', 'xy'],
+    ]) assert.equal((await p.member.req('PUT', `${acct}/web/${encodeURI(name)}`, { body })).status, 201);
+    let r = await f.anon.req('GET', `${acct}/web`);
+    assert.equal(r.status, 301);
+    assert.equal(r.headers.get('location'), `${acct}/web/`);
+    await r.text();
+    r = await f.anon.req('GET', `${acct}/web/`);
+    assert.equal(r.status, 200);
+    assert.equal(await r.text(), '<h1>home</h1>');
+    r = await f.anon.req('GET', `${acct}/web/docs`);
+    assert.equal(r.status, 301);
+    assert.equal(r.headers.get('location'), `${acct}/web/docs/`);
+    await r.text();
+    assert.equal(await (await f.anon.req('GET', `${acct}/web/docs/`)).text(), 'docs home');
+    r = await f.anon.req('GET', `${acct}/web/missing`);
+    assert.equal(r.status, 404);
+    assert.equal(await r.text(), 'custom not found');
+    // Without listings, a directory without an index is the "listing disabled" page.
+    r = await f.anon.req('GET', `${acct}/web/files/`);
+    assert.equal(r.status, 404);
+    assert.match(await r.text(), /custom not found/);
+    await p.member.req('POST', `${acct}/web`, { headers: { 'x-container-meta-web-listings': 'true', 'x-container-meta-web-error': '' } });
+    r = await f.anon.req('GET', `${acct}/web/files/`);
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('content-type'), 'text/html; charset=UTF-8');
+    const html = await r.text();
+    assert.match(html, /<title>Listing of \/v1\/AUTH_[0-9a-f]+\/web\/files\/<\/title>/);
+    assert.match(html, /<a href="\.\.\/">\.\.\/<\/a>/);
+    assert.match(html, /<tr class="item type-text type-plain;charset=utf-8">\n    <td class="colname"><a href="\.\/x%20y%2Etxt">x y\.txt<\/a><\/td>\n    <td class="colsize">2<\/td>/);
+    // A token user gets the plain API unless asking for web mode.
+    r = await p.member.req('GET', `${acct}/web/files/`);
+    assert.equal(r.status, 404);
+    await r.text();
+    r = await p.member.req('GET', `${acct}/web/files/`, { headers: { 'x-web-mode': 'true' } });
+    assert.equal(r.status, 200);
+    await r.text();
+    // Without .rlistings anonymous readers may not list the container.
+    await p.member.req('POST', `${acct}/web`, { headers: { 'x-container-read': '.r:*' } });
+    r = await f.anon.req('GET', `${acct}/web/`);
+    assert.equal(r.status, 401);
+    await r.text();
+    const info = await (await f.anon.req('GET', '/info')).json();
+    assert.deepEqual(info.staticweb, {});
+  });
 });
