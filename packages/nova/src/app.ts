@@ -14,6 +14,7 @@ import type { ApiDeps } from './api/context.ts';
 import { registerFlavorRoutes, registerKeypairRoutes } from './api/flavor-keypair-routes.ts';
 import { registerHypervisorRoutes, registerUsageRoutes } from './api/hypervisor-routes.ts';
 import { registerFloatingIpProxyRoutes, registerNetworkProxyRoutes, registerSecurityGroupProxyRoutes } from './api/proxy-routes.ts';
+import { registerQuotaClassRoutes } from './api/quota-class-routes.ts';
 import { registerQuotaRoutes, registerServiceRoutes, registerVersionRoutes } from './api/misc-routes.ts';
 import { registerServerGroupRoutes } from './api/server-group-routes.ts';
 import { registerServerRoutes } from './api/server-routes.ts';
@@ -166,6 +167,7 @@ export async function createNovaApp(deps: NovaDeps, http: Pick<HttpServerOptions
   registerSecurityGroupProxyRoutes(app, apiDeps);
   registerFloatingIpProxyRoutes(app, apiDeps);
   registerNetworkProxyRoutes(app, apiDeps);
+  registerQuotaClassRoutes(app, apiDeps);
   return {
     app,
     core,

@@ -4,12 +4,12 @@ import { defineGroup, opt, serviceAuthOptions } from '@onestack/core/config/inde
 /**
  * Highest compute microversion whose request and response changes this Nova implements for every API it
  * serves (upstream's rest_api_version_history.rst, checked change by change up to here). APIs not served at
- * all yet (remote consoles, evacuate/live migration and server migrations, os-aggregates, diagnostics,
- * os-migrations, createImage/createBackup, rebuild, resize, shelve, rescue, os-interface, volume attachments,
- * os-simple-tenant-usage, os-quota-class-sets) answer 404
- * at every version; their per-version changes come with them.
+ * all yet (remote consoles, evacuate/live migration and server migrations, diagnostics, os-migrations,
+ * createImage/createBackup, rebuild, resize, migrate, shelve, rescue, os-interface, volume attachments)
+ * answer 404 at every version; their per-version changes come with them (2.56 migrate's host, 2.57
+ * rebuild's user_data). Next: 2.59 (os-migrations paging); docs/nova-microversions.md lists the rest.
  */
-export const MAX_MICROVERSION = '2.55';
+export const MAX_MICROVERSION = '2.58';
 export const MIN_MICROVERSION = '2.1';
 
 /**
@@ -66,7 +66,7 @@ export interface QuotaDefaults {
   server_group_members: number;
   injected_files: number;
   injected_file_content_bytes: number;
-  injected_file_path_length: number;
+  injected_file_path_bytes: number;
 }
 
 export interface NovaConfig {
@@ -124,7 +124,7 @@ export function novaConfig(v: NovaValues, o: { stateDir: string; hostname: strin
       server_group_members: Number(v.quota_server_group_members),
       injected_files: Number(v.quota_injected_files),
       injected_file_content_bytes: Number(v.quota_injected_file_content_bytes),
-      injected_file_path_length: Number(v.quota_injected_file_path_length),
+      injected_file_path_bytes: Number(v.quota_injected_file_path_length),
     },
     maxLimit: Number(v.max_limit),
     defaultFloatingPool: String(v.default_floating_pool),

@@ -34,6 +34,9 @@ export function registerVersionRoutes(app: FastifyInstance): void {
   app.get('/v2.1', { config: { public: true } }, async (req) => ({ version: versionDoc(baseOf(req)) }));
 }
 
+const NETWORK_QUOTAS = ['fixed_ips', 'floating_ips', 'security_group_rules', 'security_groups'];
+const INJECTED_QUOTAS = ['injected_files', 'injected_file_content_bytes', 'injected_file_path_bytes'];
+
 export function registerQuotaRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const usage = async (projectId: string) => {
     const u = await deps.instances.usage(projectId);
@@ -45,7 +48,7 @@ export function registerQuotaRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const out: Record<string, unknown> = { id };
     for (const r of QUOTA_RESOURCES) out[r] = l[r];
     if (!mv(req, '2.36')) Object.assign(out, { fixed_ips: -1, floating_ips: -1, security_group_rules: -1, security_groups: -1 });
-    if (mv(req, '2.57')) for (const r of ['injected_files', 'injected_file_content_bytes', 'injected_file_path_length']) delete out[r];
+    if (mv(req, '2.57')) for (const r of INJECTED_QUOTAS) delete out[r];
     return out;
   };
   app.get('/v2.1/os-quota-sets/:project_id', async (req) => {
@@ -56,15 +59,16 @@ export function registerQuotaRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.get('/v2.1/os-quota-sets/:project_id/defaults', async (req) => {
     const id = (req.params as { project_id: string }).project_id;
     enforce(deps, req, 'os_compute_api:os-quota-sets:defaults', { project_id: id });
-    return { quota_set: quotaSet(id, { ...deps.quotas.defaults }, req) };
+    return { quota_set: quotaSet(id, { ...(await deps.quotas.classLimits('default')) }, req) };
   });
   app.get('/v2.1/os-quota-sets/:project_id/detail', async (req) => {
     const id = (req.params as { project_id: string }).project_id;
     enforce(deps, req, 'os_compute_api:os-quota-sets:detail', { project_id: id });
     const l = await deps.quotas.limits(id);
     const u = await usage(id);
+    const limits = quotaSet(id, { ...l }, req);
     const out: Record<string, unknown> = { id };
-    for (const r of QUOTA_RESOURCES) out[r] = { limit: l[r], in_use: u[r] ?? 0, reserved: 0 };
+    for (const [r, limit] of Object.entries(limits)) if (r !== 'id') out[r] = { limit, in_use: u[r as QuotaResource] ?? 0, reserved: 0 };
     return { quota_set: out };
   });
   app.put('/v2.1/os-quota-sets/:project_id', async (req) => {
@@ -77,7 +81,12 @@ export function registerQuotaRoutes(app: FastifyInstance, deps: ApiDeps): void {
         bool(v, 'force');
         continue;
       }
-      if (!(QUOTA_RESOURCES as string[]).includes(k)) throw badRequest(`Additional properties are not allowed ('${k}' was unexpected)`);
+      // Before 2.36 the nova-network quotas are accepted and mean nothing; from 2.57 injected files are gone.
+      if (!mv(req, '2.36') && NETWORK_QUOTAS.includes(k)) {
+        int(v, k, { min: -1 });
+        continue;
+      }
+      if (!(QUOTA_RESOURCES as string[]).includes(k) || (mv(req, '2.57') && INJECTED_QUOTAS.includes(k))) throw badRequest(`Additional properties are not allowed ('${k}' was unexpected)`);
       values[k] = int(v, k, { min: -1 });
     }
     await deps.quotas.set(id, values);

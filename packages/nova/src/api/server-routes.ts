@@ -4,8 +4,29 @@ import type { Instance, InstanceFilters, RequestedNetwork } from '../domain/inst
 import type { CreateServerInput } from '../domain/servers.ts';
 import { vmStatesForStatus } from '../domain/states.ts';
 import { allowed, callerOf, enforce, isAdmin, mv, serverFor, ISO, type ApiDeps } from './context.ts';
-import { baseOf, serverBrief, serverDetail } from './server-views.ts';
+import { baseOf, obfuscatedHost, serverBrief, serverDetail } from './server-views.ts';
 import { bool, int, invalid, metadata, name, noExtra, obj, str, tag, UUID } from './validate.ts';
+
+/**
+ * 2.58 paging of instance actions (limit, marker = request id) and its changes-since filter,
+ * with 2.66's changes-before; from 2.58 other query parameters are refused.
+ */
+function actionsPage(req: FastifyRequest, maxLimit: number): { limit: number; marker?: string; since?: number; before?: number } {
+  const q = req.query as Record<string, string>;
+  const allowedKeys = ['limit', 'marker', 'changes-since', ...(mv(req, '2.66') ? ['changes-before'] : [])];
+  noExtra(q, allowedKeys);
+  const when = (k: string) => {
+    if (q[k] === undefined) return undefined;
+    const t = Date.parse(q[k]);
+    if (Number.isNaN(t)) throw invalid(k, q[k], `'${q[k]}' is not a 'date-time'`);
+    return t;
+  };
+  const since = when('changes-since');
+  const before = when('changes-before');
+  if (since !== undefined && before !== undefined && before < since) throw badRequest('The value of changes-since must be less than or equal to changes-before.');
+  const limit = q.limit === undefined ? maxLimit : Math.min(int(q.limit, 'limit', { min: 0 }) || maxLimit, maxLimit);
+  return { limit, marker: q.marker, since, before };
+}
 
 const CREATE_KEYS = [
   'name', 'imageRef', 'flavorRef', 'networks', 'key_name', 'security_groups', 'user_data', 'metadata', 'availability_zone', 'config_drive', 'adminPass',
@@ -369,8 +390,23 @@ export function registerServerRoutes(app: FastifyInstance, deps: ApiDeps): void 
       const inst = await deps.instances.find(id, { includeDeleted: mv(req, '2.21') });
       if (!inst || (inst.projectId !== req.ctx.auth?.projectId && !isAdmin(deps, req))) throw notFound(`Instance ${id} could not be found.`);
       enforce(deps, req, 'os_compute_api:os-instance-actions:list', { project_id: inst.projectId });
-      const rows = await deps.actions.list(inst.uuid);
+      const page = mv(req, '2.58') ? actionsPage(req, deps.config.maxLimit) : undefined;
+      let rows = await deps.actions.list(inst.uuid);
+      if (page) {
+        rows = rows.filter((a) => (page.since === undefined || Number(a.updated_at) >= page.since) && (page.before === undefined || Number(a.updated_at) <= page.before));
+        if (page.marker !== undefined) {
+          const at = rows.findIndex((a) => a.request_id === page.marker);
+          if (at < 0) throw badRequest(`Marker ${page.marker} could not be found.`);
+          rows = rows.slice(at + 1);
+        }
+        rows = rows.slice(0, page.limit);
+      }
+      const links =
+        page && rows.length === page.limit && rows.length > 0
+          ? { links: [{ rel: 'next', href: `${baseOf(req)}/v2.1/servers/${inst.uuid}/os-instance-actions?limit=${page.limit}&marker=${encodeURIComponent(rows.at(-1)!.request_id)}` }] }
+          : {};
       return {
+        ...links,
         instanceActions: rows.map((a) => ({
           action: a.action,
           instance_uuid: a.instance_uuid,
@@ -409,6 +445,8 @@ export function registerServerRoutes(app: FastifyInstance, deps: ApiDeps): void 
           result: e.result,
           ...(admin ? { traceback: e.traceback } : {}),
           ...(admin && mv(req, '2.62') ? { host: e.host } : {}),
+          // 2.62: everyone who sees events sees the obfuscated host, as servers show hostId.
+          ...(mv(req, '2.62') ? { hostId: obfuscatedHost(inst.projectId, e.host) } : {}),
         }));
       }
       return { instanceAction: body };

@@ -10,8 +10,13 @@ export interface ViewExtras {
   hostUp?: boolean;
 }
 
+/** utils.generate_hostid: the host hashed with the project, so projects cannot compare hosts. */
+export function obfuscatedHost(projectId: string, host: string | null): string {
+  return host ? createHash('sha224').update(projectId + host).digest('hex') : '';
+}
+
 export function hostId(i: Instance): string {
-  return i.host ? createHash('sha224').update(i.projectId + i.host).digest('hex') : '';
+  return obfuscatedHost(i.projectId, i.host);
 }
 
 export function addresses(i: Instance): Record<string, unknown[]> {

@@ -54,7 +54,7 @@ export class InstanceActions {
   }
 
   async list(uuid: string) {
-    return this.database.db.selectFrom('instance_actions').selectAll().where('instance_uuid', '=', uuid).orderBy('start_time', 'desc').execute();
+    return this.database.db.selectFrom('instance_actions').selectAll().where('instance_uuid', '=', uuid).orderBy('start_time', 'desc').orderBy('id', 'desc').execute();
   }
 
   async get(uuid: string, requestId: string) {

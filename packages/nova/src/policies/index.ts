@@ -127,6 +127,8 @@ export const novaPolicies: RuleDefault[] = [
   r('os_compute_api:os-aggregates:add_host', ADMIN, 'Add a host to an aggregate', '/os-aggregates/{aggregate_id}/action (add_host)', 'POST'),
   r('os_compute_api:os-aggregates:remove_host', ADMIN, 'Remove a host from an aggregate', '/os-aggregates/{aggregate_id}/action (remove_host)', 'POST'),
   r('os_compute_api:os-aggregates:set_metadata', ADMIN, 'Create or replace metadata for an aggregate', '/os-aggregates/{aggregate_id}/action (set_metadata)', 'POST'),
+  r('os_compute_api:os-quota-class-sets:show', ADMIN, 'List quotas for specific quota classes', '/os-quota-class-sets/{quota_class}', 'GET'),
+  r('os_compute_api:os-quota-class-sets:update', ADMIN, 'Update quotas for specific quota class', '/os-quota-class-sets/{quota_class}', 'PUT'),
   r('os_compute_api:os-simple-tenant-usage:list', ADMIN, 'List per tenant usage statistics for all tenants', '/os-simple-tenant-usage', 'GET'),
   r('os_compute_api:os-simple-tenant-usage:show', PROJECT_READER_OR_ADMIN, 'Show usage statistics for a specific tenant', '/os-simple-tenant-usage/{tenant_id}', 'GET'),
   r('os_compute_api:os-security-groups:get', PROJECT_READER_OR_ADMIN, 'List security groups. This API is deprecated.', '/os-security-groups', 'GET'),
