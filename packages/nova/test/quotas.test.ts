@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startNova, type NovaFixture, type Project } from './fixture.ts';
 
-/** os-quota-class-sets, os-quota-sets per microversion (2.36, 2.57) and 2.58's instance action paging. */
+/** os-quota-class-sets, os-quota-sets per microversion (2.36, 2.57), 2.58's instance action paging, later fields refused. */
 describe('nova quota classes, quota sets per microversion, instance action paging', () => {
   let f: NovaFixture;
   let p: Project;
@@ -89,5 +89,10 @@ describe('nova quota classes, quota sets per microversion, instance action pagin
     assert.deepEqual((await c.get(`/v2.1/servers/${id}/os-instance-actions?changes-since=${future}`)).body.instanceActions, []);
     assert.equal((await c.get(`/v2.1/servers/${id}/os-instance-actions?changes-since=yesterday`)).status, 400);
     await f.admin.delete(`/v2.1/servers/${id}`);
+    // Fields of later microversions are refused at the advertised maximum, not silently ignored.
+    for (const extra of [{ host: 'q-h1' }, { trusted_image_certificates: ['x'] }]) {
+      const refused = await c.post('/v2.1/servers', { server: { name: 'x', imageRef: f.imageId, flavorRef: '1', networks: 'none', ...extra } });
+      assert.equal(refused.status, 400, JSON.stringify(extra));
+    }
   });
 });

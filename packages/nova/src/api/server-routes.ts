@@ -109,6 +109,10 @@ function parseCreate(req: FastifyRequest, deps: ApiDeps, body: unknown): CreateS
   if (s.description !== undefined && !mv(req, '2.19')) throw badRequest("Additional properties are not allowed ('description' was unexpected)");
   if (s.hostname !== undefined && !mv(req, '2.90')) throw badRequest("Additional properties are not allowed ('hostname' was unexpected)");
   if (s.personality !== undefined) throw badRequest("Additional properties are not allowed ('personality' was unexpected)");
+  // Accepted from 2.63 and 2.74 upstream; refused before, as the schema of those versions does.
+  for (const [k, v] of [['trusted_image_certificates', '2.63'], ['host', '2.74'], ['hypervisor_hostname', '2.74']] as const) {
+    if (s[k] !== undefined && !mv(req, v)) throw badRequest(`Additional properties are not allowed ('${k}' was unexpected)`);
+  }
   return {
     name: name(s.name),
     imageRef,
