@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { badRequest, notFound } from '@onestack/core/errors.ts';
 import type { Flavor } from '../domain/flavors.ts';
 import type { KeyPair } from '../domain/keypairs.ts';
-import { ISO, authOf, enforce, isAdmin, mv, type ApiDeps } from './context.ts';
+import { ISO, allowed, authOf, enforce, isAdmin, mv, type ApiDeps } from './context.ts';
 import { baseOf } from './server-views.ts';
 import { bool, int, invalid, name, noExtra, obj, str } from './validate.ts';
 
@@ -29,15 +29,17 @@ function flavorView(req: FastifyRequest, f: Flavor, detail: boolean) {
   return v;
 }
 
+/** 2.61: a flavor shows its extra specs, unless policy hides them from this caller. */
+const extraSpecsOf = (deps: ApiDeps, req: FastifyRequest, f: Flavor) =>
+  mv(req, '2.61') && allowed(deps, req, 'os_compute_api:os-flavor-extra-specs:index') ? { extra_specs: f.extraSpecs } : {};
+
 const viewer = (deps: ApiDeps, req: FastifyRequest) => ({ projectId: authOf(req).projectId, isAdmin: isAdmin(deps, req) });
 
-function keypairView(req: FastifyRequest, k: KeyPair & { privateKey?: string }, full: boolean, admin: boolean) {
+function keypairView(req: FastifyRequest, k: KeyPair & { privateKey?: string }, full: boolean) {
   const v: Record<string, unknown> = { name: k.name, public_key: k.publicKey, fingerprint: k.fingerprint };
   if (mv(req, '2.2')) v.type = k.type;
   if (k.privateKey) v.private_key = k.privateKey;
   if (full) Object.assign(v, { user_id: k.userId, created_at: ISO(k.createdAt)?.replace('Z', '.000000'), deleted: false, deleted_at: null, updated_at: null, id: 0 });
-  else if (!k.privateKey && full === false && admin) void 0;
-  if (k.privateKey === undefined && !full && !mv(req, '2.2')) void 0;
   return v;
 }
 
@@ -56,13 +58,13 @@ export function registerFlavorRoutes(app: FastifyInstance, deps: ApiDeps): void 
       limit: q.limit === undefined ? undefined : Math.min(int(q.limit, 'limit', { min: 0 }), deps.config.maxLimit),
       marker: q.marker,
     });
-    return { flavors: flavors.map((f) => ({ ...flavorView(req, f, detail), ...(detail && mv(req, '2.61') ? { extra_specs: f.extraSpecs } : {}) })) };
+    return { flavors: flavors.map((f) => ({ ...flavorView(req, f, detail), ...(detail ? extraSpecsOf(deps, req, f) : {}) })) };
   };
   app.get('/v2.1/flavors', async (req) => list(req, false));
   app.get('/v2.1/flavors/detail', async (req) => list(req, true));
   app.get('/v2.1/flavors/:flavor_id', async (req) => {
     const f = await deps.flavors.getVisible((req.params as { flavor_id: string }).flavor_id, viewer(deps, req));
-    return { flavor: { ...flavorView(req, f, true), ...(mv(req, '2.61') ? { extra_specs: f.extraSpecs } : {}) } };
+    return { flavor: { ...flavorView(req, f, true), ...extraSpecsOf(deps, req, f) } };
   });
   app.post('/v2.1/flavors', async (req) => {
     enforce(deps, req, 'os_compute_api:os-flavor-manage:create');
@@ -82,7 +84,7 @@ export function registerFlavorRoutes(app: FastifyInstance, deps: ApiDeps): void 
       isPublic: f['os-flavor-access:is_public'] === undefined ? true : bool(f['os-flavor-access:is_public'], 'os-flavor-access:is_public'),
       description: f.description === undefined ? null : f.description === null ? null : str(f.description, 'description', { max: 65535 }),
     });
-    return { flavor: { ...flavorView(req, created, true), ...(mv(req, '2.61') ? { extra_specs: {} } : {}) } };
+    return { flavor: { ...flavorView(req, created, true), ...extraSpecsOf(deps, req, created) } };
   });
   app.put('/v2.1/flavors/:flavor_id', async (req) => {
     if (!mv(req, '2.55')) throw Object.assign(badRequest('Method not allowed before 2.55'), { status: 405 });
@@ -91,7 +93,7 @@ export function registerFlavorRoutes(app: FastifyInstance, deps: ApiDeps): void 
     noExtra(f, ['description']);
     if (!('description' in f)) throw badRequest("Invalid input for field/attribute flavor. 'description' is a required property");
     const updated = await deps.flavors.update((req.params as { flavor_id: string }).flavor_id, f.description === null ? null : str(f.description, 'description', { max: 65535 }));
-    return { flavor: flavorView(req, updated, true) };
+    return { flavor: { ...flavorView(req, updated, true), ...extraSpecsOf(deps, req, updated) } };
   });
   app.delete('/v2.1/flavors/:flavor_id', async (req, reply) => {
     enforce(deps, req, 'os_compute_api:os-flavor-manage:delete');
@@ -173,7 +175,7 @@ export function registerKeypairRoutes(app: FastifyInstance, deps: ApiDeps): void
     const q = req.query as { limit?: string; marker?: string };
     const limit = q.limit !== undefined && mv(req, '2.35') ? int(q.limit, 'limit', { min: 0 }) : undefined;
     const list = await deps.keypairs.list(userId, { limit, marker: mv(req, '2.35') ? q.marker : undefined });
-    const body: Record<string, unknown> = { keypairs: list.map((k) => ({ keypair: keypairView(req, k, false, false) })) };
+    const body: Record<string, unknown> = { keypairs: list.map((k) => ({ keypair: keypairView(req, k, false) })) };
     if (limit !== undefined && list.length === limit && list.length > 0) body.keypairs_links = [{ rel: 'next', href: `${baseOf(req)}/v2.1/os-keypairs?limit=${limit}&marker=${encodeURIComponent(list.at(-1)!.name)}` }];
     return body;
   });
@@ -188,12 +190,12 @@ export function registerKeypairRoutes(app: FastifyInstance, deps: ApiDeps): void
     if (k.public_key === undefined && mv(req, '2.92')) throw badRequest("'public_key' is a required property");
     const created = await deps.keypairs.create({ userId, name: str(k.name, 'name', { min: 1, max: 255 }), type, publicKey: k.public_key === undefined ? undefined : str(k.public_key, 'public_key'), relaxedNames: mv(req, '2.92') });
     if (mv(req, '2.2')) reply.code(201);
-    return { keypair: { ...keypairView(req, created, false, false), user_id: created.userId } };
+    return { keypair: { ...keypairView(req, created, false), user_id: created.userId } };
   });
   app.get('/v2.1/os-keypairs/:name', async (req) => {
     const userId = userOf(req, 'os_compute_api:os-keypairs:show');
     const k = await deps.keypairs.get(userId, (req.params as { name: string }).name);
-    return { keypair: keypairView(req, k, true, false) };
+    return { keypair: keypairView(req, k, true) };
   });
   app.delete('/v2.1/os-keypairs/:name', async (req, reply) => {
     const userId = userOf(req, 'os_compute_api:os-keypairs:delete');
