@@ -133,6 +133,47 @@ describe('swift and openstack object-store CLIs against onestack up', () => {
     assert.deepEqual(lines(await swift('list')), ['c1_segments']);
   });
 
+  it('swift CLI drives the middleware: capabilities, multi-range, container quotas, versions, extract-archive, staticweb, CORS', async () => {
+    const caps = await swift('capabilities', '--json');
+    const info = JSON.parse(caps);
+    for (const k of ['container_quotas', 'account_quotas', 'versioned_writes', 'formpost', 'staticweb', 'bulk_upload']) assert.ok(k in info, `capabilities list ${k}`);
+    await swift('upload', 'mw', 'small.txt');
+    await swift('download', 'mw', 'small.txt', '-o', 'ranges.out', '--ignore-checksum', '-H', 'Range: bytes=0-1,-2');
+    const parts = readFileSync(file('ranges.out')).toString('latin1');
+    assert.match(parts, /Content-Range: bytes 0-1\/4000\r\n/);
+    assert.match(parts, /Content-Range: bytes 3998-3999\/4000\r\n/);
+
+    await swift('post', 'mwq', '-H', 'X-Container-Meta-Quota-Bytes: 100');
+    await assert.rejects(swift('upload', 'mwq', 'small.txt'), /413|Upload exceeds quota/);
+
+    await swift('post', 'mwv-archive');
+    await swift('post', 'mwv', '-H', 'X-Versions-Location: mwv-archive');
+    writeFileSync(file('v.txt'), 'one');
+    await swift('upload', 'mwv', 'v.txt');
+    writeFileSync(file('v.txt'), 'two');
+    await swift('upload', 'mwv', 'v.txt');
+    assert.equal(lines(await swift('list', 'mwv-archive')).length, 1, 'the overwritten version archived');
+    await swift('delete', 'mwv', 'v.txt');
+    await swift('download', 'mwv', 'v.txt', '-o', 'v.out');
+    assert.equal(readFileSync(file('v.out'), 'utf8'), 'one', 'DELETE restored the previous version');
+
+    await run('tar', ['-cf', file('site.tar'), '-C', files.path, 'dir']);
+    const storageUrl = /OS_STORAGE_URL=(\S+)/.exec(await swift('auth'))![1];
+    const token = /OS_AUTH_TOKEN=(\S+)/.exec(await swift('auth'))![1];
+    let r = await fetch(`${storageUrl}/mwweb?extract-archive=tar`, { method: 'PUT', body: new Uint8Array(readFileSync(file('site.tar'))), headers: { 'x-auth-token': token, accept: 'application/json' } });
+    assert.equal((await r.json())['Number Files Created'], 2);
+    assert.deepEqual(lines(await swift('list', 'mwweb')), ['dir/a.txt', 'dir/b.txt']);
+    await swift('post', 'mwweb', '-r', '.r:*,.rlistings', '-m', 'web-listings:true', '-m', 'Access-Control-Allow-Origin:http://app.example');
+    r = await fetch(`${storageUrl}/mwweb/dir/`, { redirect: 'manual' });
+    assert.equal(r.status, 200);
+    assert.match(await r.text(), /<a href="\.\/a%2Etxt">a\.txt<\/a>/);
+    r = await fetch(`${storageUrl}/mwweb/dir/a.txt`, { method: 'OPTIONS', headers: { origin: 'http://app.example', 'access-control-request-method': 'GET' } });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('access-control-allow-origin'), 'http://app.example');
+    await r.text();
+    for (const cont of ['mw', 'mwq', 'mwv', 'mwv-archive', 'mwweb']) await swift('delete', cont);
+  });
+
   it('openstack container create/list/show/delete and object create/list/show/save/delete', async () => {
     const created = JSON.parse(await openstack('container', 'create', 'oc1', '-f', 'json'));
     assert.equal(created[0].container, 'oc1');
