@@ -281,14 +281,14 @@ describe('swift proxy middleware: quotas, versioning, formpost, CORS, staticweb,
     ]) assert.equal((await p.member.req('PUT', `${acct}/web/${encodeURI(name)}`, { body })).status, 201);
     let r = await f.anon.req('GET', `${acct}/web`);
     assert.equal(r.status, 301);
-    assert.equal(r.headers.get('location'), `${acct}/web/`);
+    assert.equal(r.headers.get('location'), `${f.url}${acct}/web/`);
     await r.text();
     r = await f.anon.req('GET', `${acct}/web/`);
     assert.equal(r.status, 200);
     assert.equal(await r.text(), '<h1>home</h1>');
     r = await f.anon.req('GET', `${acct}/web/docs`);
     assert.equal(r.status, 301);
-    assert.equal(r.headers.get('location'), `${acct}/web/docs/`);
+    assert.equal(r.headers.get('location'), `${f.url}${acct}/web/docs/`);
     await r.text();
     assert.equal(await (await f.anon.req('GET', `${acct}/web/docs/`)).text(), 'docs home');
     r = await f.anon.req('GET', `${acct}/web/missing`);

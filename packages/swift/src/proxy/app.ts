@@ -118,7 +118,8 @@ export async function createProxyApp(deps: ProxyDeps): Promise<ProxyApp> {
   // Upstream's server-side copy verb; fastify only routes methods it was told of.
   app.addHttpMethod('COPY', { hasBody: true });
   const methods = ['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'COPY', 'OPTIONS'];
-  const route = (req: FastifyRequest, reply: FastifyReply) => serve(req, reply, handle);
+  const scheme = deps.tls ? 'https' : 'http';
+  const route = (req: FastifyRequest, reply: FastifyReply) => serve(req, reply, handle, scheme);
   app.route({ method: methods, url: '/*', handler: route });
   keepRawUrls(app);
   app.route({ method: methods, url: '/', handler: route });
@@ -151,7 +152,7 @@ function requestHeaders(raw: FastifyRequest['raw']): Headers {
   return h;
 }
 
-async function serve(req: FastifyRequest, reply: FastifyReply, handle: Handler): Promise<void> {
+async function serve(req: FastifyRequest, reply: FastifyReply, handle: Handler, scheme: string): Promise<void> {
   const transId = newTransId();
   const url = (req.raw as { [RAW_URL]?: string })[RAW_URL] ?? req.raw.url ?? '/';
   const q = url.indexOf('?');
@@ -169,7 +170,7 @@ async function serve(req: FastifyRequest, reply: FastifyReply, handle: Handler):
       query: new URLSearchParams(q >= 0 ? url.slice(q + 1) : ''),
       headers,
       body: hasBody ? req.raw : undefined,
-      env: { transId, extra: {} },
+      env: { transId, extra: {}, ...(headers.host ? { hostUrl: `${scheme}://${headers.host}` } : {}) },
       remoteAddr: req.ip,
     };
     res = await handle(sreq);

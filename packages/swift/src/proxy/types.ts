@@ -22,6 +22,8 @@ export interface Identity {
 /** Per-request state shared along the pipeline (upstream's WSGI environ keys). */
 export interface RequestEnv {
   transId: string;
+  /** scheme://host the client addressed, for absolute Location headers as swob makes them. */
+  hostUrl?: string;
   /** swift.authorize: undefined when allowed, else the denial. */
   authorize?: (req: SwiftRequest) => SwiftResponse | undefined;
   /** Set by authorize when the caller owns the account (swift_owner). */

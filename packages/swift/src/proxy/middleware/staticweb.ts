@@ -72,7 +72,7 @@ class Site {
   }
 
   redirectWithSlash(): SwiftResponse {
-    return respond(301, undefined, { location: quote(`${this.req.path}/`) });
+    return respond(301, undefined, { location: `${this.req.env.hostUrl ?? ''}${quote(`${this.req.path}/`)}` });
   }
 
   private cssLink(prefix: string): string {
