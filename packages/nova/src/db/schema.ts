@@ -134,6 +134,25 @@ export interface AggregateRow {
   updated_at: number | null;
 }
 
+export interface MigrationRow {
+  id: number;
+  uuid: string;
+  instance_uuid: string;
+  migration_type: string;
+  status: string;
+  source_compute: string | null;
+  source_node: string | null;
+  dest_compute: string | null;
+  dest_node: string | null;
+  dest_host: string | null;
+  old_flavor_id: string;
+  new_flavor_id: string;
+  project_id: string | null;
+  user_id: string | null;
+  created_at: number;
+  updated_at: number | null;
+}
+
 export interface NovaDB {
   instances: InstanceRow;
   instance_metadata: { instance_uuid: string; key: string; value: string };
@@ -167,4 +186,5 @@ export interface NovaDB {
   aggregate_hosts: { aggregate_id: number; host: string };
   aggregate_metadata: { aggregate_id: number; key: string; value: string };
   quota_classes: { class_name: string; resource: string; hard_limit: number };
+  migrations: MigrationRow;
 }

@@ -2,5 +2,6 @@ import { migration as initial } from './001-initial.ts';
 import { migration as defaultFlavors } from './002-default-flavors.ts';
 import { migration as aggregates } from './003-aggregates.ts';
 import { migration as quotaClasses } from './004-quota-classes.ts';
+import { migration as migrationRecords } from './005-migrations.ts';
 
-export const migrations = [initial, defaultFlavors, aggregates, quotaClasses];
+export const migrations = [initial, defaultFlavors, aggregates, quotaClasses, migrationRecords];
