@@ -1,9 +1,12 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { parse, stringify } from 'yaml';
 import { tempDir } from '@onestack/testing/index.ts';
 
 const run = promisify(execFile);
@@ -13,6 +16,9 @@ const ONESTACK = join(ROOT, 'onestack');
 /** The real openstack CLI lives under Debian's python, whatever python3 is first on PATH. */
 export const OPENSTACK = '/usr/bin/openstack';
 export const PYTHON = '/usr/bin/python3';
+
+/** Set by `scripts/test.sh` during its e2e phase: the JSON file describing the cloud every sharedCloud() attaches to. */
+export const SHARED_CLOUD_VAR = 'ONESTACK_E2E_SHARED_CLOUD';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -28,7 +34,10 @@ export async function freePort(): Promise<number> {
 export interface Cloud {
   env: NodeJS.ProcessEnv;
   stateDir: string;
+  /** Holds the clouds `onestack` (admin) and `onestack-demo` (a member of `project`). */
   cloudsYaml: string;
+  /** The project of the `onestack-demo` cloud: `demo` for startCloud(), one of the test file's own for sharedCloud(). */
+  project: string;
   /** `onestack ARGS` with this cloud's environment. */
   onestack(...args: string[]): Promise<{ stdout: string; stderr: string }>;
   /** `openstack --os-cloud CLOUD ARGS -f json`, parsed; throws with stderr on failure. */
@@ -39,22 +48,17 @@ export interface Cloud {
 }
 
 /**
- * `onestack up --detach` in a scratch state directory on free ports, with its
- * clouds.yaml kept away from the user's. Extra environment (e.g. a PostgreSQL URL)
- * goes through `extraEnv`.
+ * What a cloud in `dir` differs by from the caller's environment: free ports, a clouds.yaml
+ * kept away from the user's, and the neutron agent's namespaces named as
+ * packages/testing/src/netns.ts names a test's (onestack-t<pid>-<n>-…), `ownerPid` being a
+ * process that lives as long as the cloud: a later lab sweeps them only once it has died.
  */
-let cloudSeq = 0;
-
-export async function startCloud(extraEnv: Record<string, string> = {}, command: string[] = ['up', '--detach']): Promise<Cloud> {
-  const dir = tempDir('onestack-e2e-');
-  // The neutron agent's namespaces are named as packages/testing/src/netns.ts names a test's
-  // (onestack-t<pid>-<n>-…): `down` removes them, and a later lab sweeps them if this process died.
-  const nsBase = `onestack-t${process.pid}-${900 + cloudSeq++}-`;
-  const cloudsYaml = join(dir.path, 'clouds.yaml');
+async function cloudVars(dir: string, ownerPid: number, seq: number): Promise<Record<string, string>> {
+  const nsBase = `onestack-t${ownerPid}-${900 + seq}-`;
+  const cloudsYaml = join(dir, 'clouds.yaml');
   const storagePort = String(await freePort());
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    ONESTACK_DEFAULT__STATE_DIR: join(dir.path, 'state'),
+  return {
+    ONESTACK_DEFAULT__STATE_DIR: join(dir, 'state'),
     ONESTACK_KEYSTONE__PORT: String(await freePort()),
     ONESTACK_GLANCE__PORT: String(await freePort()),
     ONESTACK_NEUTRON__PORT: String(await freePort()),
@@ -75,9 +79,30 @@ export async function startCloud(extraEnv: Record<string, string> = {}, command:
     OS_CLIENT_CONFIG_FILE: cloudsYaml,
     // Every cloud of every run shares one guest image build (build.sh --reuse under a lock): after the first, `up` spends about a second on it.
     ONESTACK_ONESTACK__GUEST_IMAGE_DIR: process.env.ONESTACK_ONESTACK__GUEST_IMAGE_DIR || join(homedir(), '.cache', 'onestack', 'guest-image'),
-    ...extraEnv,
   };
-  const onestack = (...args: string[]) => run(ONESTACK, args, { env, timeout: 120_000 });
+}
+
+function onestackWith(env: NodeJS.ProcessEnv) {
+  return (...args: string[]) => run(ONESTACK, args, { env, timeout: 120_000 });
+}
+
+/** Network namespaces whose names start with `prefix`. */
+export async function namespaces(prefix: string): Promise<string[]> {
+  const { stdout } = await run('ip', ['netns', 'list']);
+  return stdout
+    .split('\n')
+    .map((l) => l.split(' ')[0])
+    .filter((n): n is string => !!n && n.startsWith(prefix));
+}
+
+/** `onestack down --purge`, then proof that it left none of the cloud's namespaces behind. */
+async function downAndCheck(env: NodeJS.ProcessEnv): Promise<void> {
+  await onestackWith(env)('down', '--purge').catch(() => undefined);
+  const left = await namespaces(env.ONESTACK_NEUTRON_AGENT__NAMESPACE_PREFIX!);
+  if (left.length) throw new Error(`onestack down --purge left namespaces behind: ${left.join(' ')}`);
+}
+
+function handle(env: NodeJS.ProcessEnv, project: string, stop: () => Promise<void>): Cloud {
   const osRaw = async (cloud: string, ...args: string[]) => {
     try {
       return (await run(OPENSTACK, ['--os-cloud', cloud, ...args], { env, timeout: 60_000 })).stdout;
@@ -86,21 +111,141 @@ export async function startCloud(extraEnv: Record<string, string> = {}, command:
       throw new Error(`openstack ${args.join(' ')} failed: ${err.stderr ?? err.message}`);
     }
   };
-  const os = async (cloud: string, ...args: string[]) => {
-    const out = await osRaw(cloud, ...args, '-f', 'json');
-    return out.trim() ? JSON.parse(out) : undefined;
-  };
-  await onestack(...command);
   return {
     env,
     stateDir: env.ONESTACK_DEFAULT__STATE_DIR!,
-    cloudsYaml,
-    onestack,
-    os,
+    cloudsYaml: env.OS_CLIENT_CONFIG_FILE!,
+    project,
+    onestack: onestackWith(env),
     osRaw,
-    async stop() {
-      await onestack('down', '--purge').catch(() => undefined);
-      dir.remove();
+    async os(cloud: string, ...args: string[]) {
+      const out = await osRaw(cloud, ...args, '-f', 'json');
+      return out.trim() ? JSON.parse(out) : undefined;
     },
+    stop,
+  };
+}
+
+let cloudSeq = 0;
+
+/**
+ * A cloud of the test file's own: `onestack up --detach` in a scratch state directory on free
+ * ports. For files that need a configuration of their own (`extraEnv`, e.g. a size cap or a
+ * PostgreSQL URL) or another command; every other file uses sharedCloud().
+ */
+export async function startCloud(extraEnv: Record<string, string> = {}, command: string[] = ['up', '--detach']): Promise<Cloud> {
+  const dir = tempDir('onestack-e2e-');
+  const env = { ...process.env, ...(await cloudVars(dir.path, process.pid, cloudSeq++)), ...extraEnv };
+  const stop = async () => {
+    try {
+      await downAndCheck(env);
+    } finally {
+      dir.remove();
+    }
+  };
+  try {
+    await onestackWith(env)(...command);
+  } catch (e) {
+    await stop().catch(() => undefined);
+    throw e;
+  }
+  return handle(env, 'demo', stop);
+}
+
+interface SharedCloudFile {
+  /** cloudVars() of the running cloud. */
+  vars: Record<string, string>;
+  dir: string;
+}
+
+/** The e2e phase's cloud (scripts/test.sh): `onestack up` in a scratch directory, its description written to `file`. */
+export async function upSharedCloud(file: string, ownerPid: number): Promise<void> {
+  const dir = tempDir('onestack-e2e-shared-');
+  const desc: SharedCloudFile = { vars: await cloudVars(dir.path, ownerPid, 0), dir: dir.path };
+  // Written first, so that downSharedCloud() cleans up after an `up` that failed half-way.
+  writeFileSync(file, JSON.stringify(desc), { mode: 0o600 });
+  await onestackWith({ ...process.env, ...desc.vars })('up', '--detach');
+}
+
+export async function downSharedCloud(file: string): Promise<void> {
+  const desc = JSON.parse(readFileSync(file, 'utf8')) as SharedCloudFile;
+  try {
+    await downAndCheck({ ...process.env, ...desc.vars });
+  } finally {
+    rmSync(desc.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The cloud most e2e files run on: the one scripts/test.sh started for the whole e2e phase,
+ * or, when the file runs alone, one of its own (stopped by stop()). Either way the file gets a
+ * project and user of its own, `e2e-<name>`, behind the `onestack-demo` cloud of its
+ * clouds.yaml, so files do not see each other's networks, containers or quotas. The admin
+ * (`onestack` cloud) is shared: what a file makes as admin takes names no other file uses.
+ */
+export async function sharedCloud(name: string): Promise<Cloud> {
+  const descFile = process.env[SHARED_CLOUD_VAR];
+  const base = descFile ? attach(descFile) : await startCloud();
+  const dir = tempDir(`onestack-e2e-${name}-`);
+  try {
+    const cloudsYaml = join(dir.path, 'clouds.yaml');
+    const project = `e2e-${name}`;
+    writeFileSync(cloudsYaml, stringify({ clouds: await withOwnProject(base.cloudsYaml, project) }), { mode: 0o600 });
+    const env = { ...base.env, OS_CLIENT_CONFIG_FILE: cloudsYaml };
+    return handle(env, project, async () => {
+      dir.remove();
+      await base.stop();
+    });
+  } catch (e) {
+    dir.remove();
+    await base.stop().catch(() => undefined);
+    throw e;
+  }
+}
+
+function attach(descFile: string): Cloud {
+  const desc = JSON.parse(readFileSync(descFile, 'utf8')) as SharedCloudFile;
+  // scripts/test.sh stops it once every file has run.
+  return handle({ ...process.env, ...desc.vars }, 'demo', async () => undefined);
+}
+
+type CloudsEntry = { auth: Record<string, string> } & Record<string, unknown>;
+
+/** The admin cloud of `cloudsYaml` as is, and a demo cloud for a new member of a new project `project`. */
+async function withOwnProject(cloudsYaml: string, project: string): Promise<Record<string, CloudsEntry>> {
+  const admin = (parse(readFileSync(cloudsYaml, 'utf8')) as { clouds: Record<string, CloudsEntry> }).clouds.onestack!;
+  const keystone = keystoneAdmin(admin.auth);
+  const projectId = (await keystone('POST', '/projects', { project: { name: project, domain_id: 'default' } })).project.id;
+  const password = randomBytes(12).toString('hex');
+  const userId = (await keystone('POST', '/users', { user: { name: project, password, domain_id: 'default', default_project_id: projectId } })).user.id;
+  const member = (await keystone('GET', '/roles?name=member')).roles[0].id;
+  await keystone('PUT', `/projects/${projectId}/users/${userId}/roles/${member}`);
+  const auth = { ...admin.auth, username: project, password, project_name: project };
+  return { onestack: admin, 'onestack-demo': { ...admin, auth } };
+}
+
+/** Keystone's REST API as the cloud admin: faster than three runs of the CLI for setting up a project. */
+function keystoneAdmin(auth: Record<string, string>) {
+  const v3 = `${auth.auth_url!.replace(/\/v3\/?$/, '')}/v3`;
+  let token: Promise<string> | undefined;
+  const call = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(`${v3}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json', ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`keystone ${method} ${path}: ${res.status} ${await res.text()}`);
+    return res;
+  };
+  const login = async () => {
+    const scope = { project: { name: auth.project_name, domain: { name: auth.project_domain_name } } };
+    const user = { name: auth.username, password: auth.password, domain: { name: auth.user_domain_name } };
+    const res = await call('POST', '/auth/tokens', { auth: { identity: { methods: ['password'], password: { user } }, scope } });
+    return res.headers.get('x-subject-token')!;
+  };
+  return async (method: string, path: string, body?: unknown): Promise<any> => {
+    token ??= login();
+    const res = await call(method, path, body, { 'x-auth-token': await token });
+    return res.status === 204 ? undefined : res.json();
   };
 }

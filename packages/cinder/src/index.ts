@@ -13,13 +13,14 @@ export const VERSION = '0.1.0';
  * Cinder as `onestack serve cinder` runs it. Catalog type `block-storage`:
  * upstream's current official type (service-types-authority), which the
  * openstack CLI and openstacksdk look up with `volumev3` as an alias; bootstrap
- * registers one type per service. Not yet in packages/onestack/src/services.ts.
+ * registers it also as `volumev3` (name cinderv3), as devstack does.
  */
 export const cinderService: ServiceDefinition = {
   name: 'cinder',
   type: 'block-storage',
   defaultPort: 8776,
   catalogPath: '/v3/%(project_id)s',
+  catalogAliases: [{ type: 'volumev3', name: 'cinderv3' }],
   configGroups: [cinderOptions],
   migrations,
   serviceUser: { roles: ['service'] },

@@ -34,6 +34,11 @@ export interface ServiceDefinition {
    * substitutions (Swift's `/v1/AUTH_%(project_id)s`); none by default.
    */
   catalogPath?: string;
+  /**
+   * More catalog entries for the same endpoint under other types (devstack registers Cinder
+   * as `block-storage` named cinder and `volumev3` named cinderv3: older clients look for the latter).
+   */
+  catalogAliases?: readonly { type: string; name: string }[];
   /** false: an internal service (Swift's storage nodes) that clients never call: no catalog entry. */
   catalog?: boolean;
   /**

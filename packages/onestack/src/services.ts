@@ -1,4 +1,5 @@
 import type { ServiceDefinition } from '@onestack/core/service.ts';
+import { cinderService } from '@onestack/cinder/index.ts';
 import { glanceService } from '@onestack/glance/index.ts';
 import { keystoneService } from '@onestack/keystone/index.ts';
 import { neutronAgentService } from '@onestack/neutron/agent-service.ts';
@@ -13,7 +14,7 @@ import { swiftStorageService } from '@onestack/swift/storage/services.ts';
  * Every service onestack can run, in start order (Keystone first: the others
  * need tokens; Swift's storage node before its proxy: it builds the rings).
  */
-export const SERVICES: readonly ServiceDefinition[] = [keystoneService, glanceService, neutronService, neutronAgentService, placementService, novaService, swiftStorageService, swiftReplicatorService, swiftService];
+export const SERVICES: readonly ServiceDefinition[] = [keystoneService, glanceService, neutronService, neutronAgentService, placementService, novaService, swiftStorageService, swiftReplicatorService, swiftService, cinderService];
 
 export function serviceByName(name: string): ServiceDefinition {
   const s = SERVICES.find((x) => x.name === name);

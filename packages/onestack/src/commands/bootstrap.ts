@@ -15,7 +15,10 @@ export async function bootstrapIdentity(settings: Settings, secrets: CloudSecret
   const db = await syncDatabase(settings, keystoneService, logger);
   const ks = await openKeystoneDomain({ config: settings.values, publicUrl: serviceUrl(settings, 'keystone'), db, logger });
   try {
-    const services = SERVICES.filter((s) => s.name !== 'keystone' && s.catalog !== false).map((s) => ({ type: s.type, name: s.name, serviceUser: s.serviceUser, url: serviceUrl(settings, s.name) + (s.catalogPath ?? '') }));
+    const services = SERVICES.filter((s) => s.name !== 'keystone' && s.catalog !== false).flatMap((s) => {
+      const url = serviceUrl(settings, s.name) + (s.catalogPath ?? '');
+      return [{ type: s.type, name: s.name, serviceUser: s.serviceUser, url }, ...(s.catalogAliases ?? []).map((a) => ({ ...a, url }))];
+    });
     await bootstrapCloud(ks, { identityUrl: identityUrl(settings), secrets, services });
   } finally {
     await ks.close();
