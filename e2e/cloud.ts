@@ -66,6 +66,7 @@ async function cloudVars(dir: string, ownerPid: number, seq: number): Promise<Re
     ONESTACK_NOVA__PORT: String(await freePort()),
     ONESTACK_NOVA__METADATA_LISTEN_PORT: String(await freePort()),
     ONESTACK_SWIFT__PORT: String(await freePort()),
+    ONESTACK_CINDER__PORT: String(await freePort()),
     ONESTACK_SWIFT_STORAGE__PORT: storagePort,
     ONESTACK_SWIFT_REPLICATOR__PORT: String(await freePort()),
     // The replicator finds this node's devices in the ring by the storage node's port.
