@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { PYTHON, startCloud, type Cloud } from './cloud.ts';
+import { PYTHON, sharedCloud, type Cloud } from './cloud.ts';
 
 const run = promisify(execFile);
 
@@ -10,7 +10,7 @@ const run = promisify(execFile);
 describe('openstack CLI against onestack up', () => {
   let c: Cloud;
   before(async () => {
-    c = await startCloud();
+    c = await sharedCloud('keystone-cli');
   });
   after(() => c?.stop());
 
@@ -98,9 +98,9 @@ describe('openstack CLI against onestack up', () => {
   });
 
   it('changes its own password', async () => {
-    await c.os('onestack', 'user', 'create', '--password', 'first-pass-1', '--project', 'demo', 'pw-user');
-    await c.osRaw('onestack', 'role', 'add', '--project', 'demo', '--user', 'pw-user', 'member');
-    const env = { ...c.env, OS_AUTH_URL: authUrl(c), OS_USERNAME: 'pw-user', OS_PASSWORD: 'first-pass-1', OS_PROJECT_NAME: 'demo', OS_USER_DOMAIN_NAME: 'Default', OS_PROJECT_DOMAIN_NAME: 'Default', OS_IDENTITY_API_VERSION: '3' };
+    await c.os('onestack', 'user', 'create', '--password', 'first-pass-1', '--project', c.project, 'pw-user');
+    await c.osRaw('onestack', 'role', 'add', '--project', c.project, '--user', 'pw-user', 'member');
+    const env = { ...c.env, OS_AUTH_URL: authUrl(c), OS_USERNAME: 'pw-user', OS_PASSWORD: 'first-pass-1', OS_PROJECT_NAME: c.project, OS_USER_DOMAIN_NAME: 'Default', OS_PROJECT_DOMAIN_NAME: 'Default', OS_IDENTITY_API_VERSION: '3' };
     await run('/usr/bin/openstack', ['user', 'password', 'set', '--original-password', 'first-pass-1', '--password', 'second-pass-2'], { env });
     const { stdout } = await run('/usr/bin/openstack', ['token', 'issue', '-f', 'json'], { env: { ...env, OS_PASSWORD: 'second-pass-2' } });
     assert.ok(JSON.parse(stdout).id);
@@ -110,10 +110,14 @@ describe('openstack CLI against onestack up', () => {
     const svc = await c.os('onestack', 'service', 'create', '--name', 'nova-e2e', 'compute');
     const reg = await c.os('onestack', 'registered', 'limit', 'create', '--service', svc.id, '--default-limit', '20', '--region', 'RegionOne', 'cores');
     assert.equal(reg.default_limit, 20);
-    const lim = await c.os('onestack', 'limit', 'create', '--project', 'demo', '--service', svc.id, '--resource-limit', '10', '--region', 'RegionOne', 'cores');
+    const lim = await c.os('onestack', 'limit', 'create', '--project', c.project, '--service', svc.id, '--resource-limit', '10', '--region', 'RegionOne', 'cores');
     assert.equal((await c.os('onestack', 'limit', 'show', lim.id)).resource_limit, 10);
     const listed = await c.os('onestack-demo', 'limit', 'list');
     assert.equal(listed.length, 1);
+    // A second compute service left in the shared cloud's catalog would be there for the files after this one.
+    await c.osRaw('onestack', 'limit', 'delete', lim.id);
+    await c.osRaw('onestack', 'registered', 'limit', 'delete', reg.id);
+    await c.osRaw('onestack', 'service', 'delete', svc.id);
   });
 
   it('lists projects with openstacksdk through clouds.yaml', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startCloud, type Cloud } from './cloud.ts';
+import { sharedCloud, type Cloud } from './cloud.ts';
 
 /**
  * More of the unmodified openstack CLI against Neutron in `onestack up`:
@@ -10,7 +10,7 @@ import { startCloud, type Cloud } from './cloud.ts';
 describe('openstack CLI against Neutron (more)', () => {
   let c: Cloud;
   before(async () => {
-    c = await startCloud();
+    c = await sharedCloud('neutron-cli-more');
   });
   after(() => c?.stop());
 
@@ -86,7 +86,7 @@ describe('openstack CLI against Neutron (more)', () => {
   });
 
   it('network rbac create, list, show, delete: the target project sees the network', async () => {
-    const demo = await c.os('onestack', 'project', 'show', 'demo');
+    const demo = await c.os('onestack', 'project', 'show', c.project);
     const net = await c.os('onestack', 'network', 'create', 'e2e-rbac');
     assert.ok(!(await c.os('onestack-demo', 'network', 'list')).some((n: { ID: string }) => n.ID === net.id));
     const rbac = await c.os('onestack', 'network', 'rbac', 'create', '--type', 'network', '--action', 'access_as_shared', '--target-project', demo.id, net.id);
@@ -103,8 +103,8 @@ describe('openstack CLI against Neutron (more)', () => {
   });
 
   it('quota set --networks, then quota list --network --detail', async () => {
-    await c.osRaw('onestack', 'quota', 'set', '--networks', '7', 'demo');
-    const quota = await c.os('onestack', 'quota', 'list', '--network', '--detail', '--project', 'demo');
+    await c.osRaw('onestack', 'quota', 'set', '--networks', '7', c.project);
+    const quota = await c.os('onestack', 'quota', 'list', '--network', '--detail', '--project', c.project);
     const networks = quota.find((r: { Resource: string }) => r.Resource === 'networks');
     assert.equal(networks.Limit, 7);
   });

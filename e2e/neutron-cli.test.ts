@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startCloud, type Cloud } from './cloud.ts';
+import { sharedCloud, type Cloud } from './cloud.ts';
 
 /** The unmodified openstack CLI against Neutron in `onestack up`: networks, subnets, ports, subnet pools, quotas, agents. */
 describe('openstack CLI against Neutron', () => {
   let c: Cloud;
   before(async () => {
-    c = await startCloud();
+    c = await sharedCloud('neutron-cli');
   });
   after(() => c?.stop());
 
@@ -49,7 +49,7 @@ describe('openstack CLI against Neutron', () => {
     const pool = await c.os('onestack-demo', 'subnet', 'pool', 'create', '--pool-prefix', '10.200.0.0/16', '--default-prefix-length', '24', 'e2e-pool');
     assert.deepEqual(pool.prefixes, ['10.200.0.0/16']);
     // This client's `quota show` needs a compute endpoint; `quota list --network --detail` asks Neutron alone.
-    const quota = await c.os('onestack', 'quota', 'list', '--network', '--detail', '--project', 'demo');
+    const quota = await c.os('onestack', 'quota', 'list', '--network', '--detail', '--project', c.project);
     const networks = quota.find((r: { Resource: string }) => r.Resource === 'networks');
     assert.equal(networks.Limit, 100);
     const agents = await c.os('onestack', 'network', 'agent', 'list');
