@@ -10,9 +10,13 @@ import type { IdSource } from '@onestack/core/ids.ts';
 import { Enforcer } from '@onestack/core/policy/index.ts';
 import type { ApiDeps } from './api/context.ts';
 import { registerAdminRoutes, registerAttachmentRoutes, registerQuotaRoutes, registerTypeRoutes, registerVersionRoutes } from './api/misc-routes.ts';
+import { registerBackupRoutes } from './api/backup-routes.ts';
 import { registerVolumeRoutes } from './api/volume-routes.ts';
+import { SwiftStore } from './backup/swift-store.ts';
 import { MAX_MICROVERSION, MIN_MICROVERSION, type CinderConfig } from './conf.ts';
 import type { CinderDB } from './db/schema.ts';
+import { BackupService } from './domain/backups.ts';
+import { catalogUrl } from './domain/catalog.ts';
 import { GlanceHttp, type ImageSource } from './domain/glance.ts';
 import { CinderNotifier } from './domain/notifier.ts';
 import { Quotas } from './domain/quotas.ts';
@@ -74,6 +78,7 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
     void services.heartbeat(volumeHost, 'cinder-volume').catch(() => undefined);
   }, 10_000);
   beat.unref();
+  const notifier = new CinderNotifier(deps.bus, config.host, logger);
   const volumes = new VolumeService(database.db, {
     clock,
     ids,
@@ -82,13 +87,32 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
     quotas,
     scheduler,
     drivers: new Map([[driver.backendName, driver]]),
-    notifier: new CinderNotifier(deps.bus, config.host, logger),
+    notifier,
     defaultType: config.defaultVolumeType,
     defaultAz: config.availabilityZone,
     images: deps.images ?? new GlanceHttp({ glanceUrl: config.glanceUrl || undefined, identityUrl: deps.authUri }),
     conversionDir: join(config.stateDir, 'cinder', 'conversion'),
   });
   await volumes.recoverInterrupted();
+  const backups = new BackupService(database.db, {
+    clock,
+    ids,
+    logger,
+    volumes,
+    quotas,
+    notifier,
+    storeFor: async (caller) => {
+      const token = caller.token ?? '';
+      const url = config.backup.swiftUrl ? `${config.backup.swiftUrl}${caller.projectId}` : await catalogUrl(deps.authUri, token, 'object-store', 'Object Storage');
+      return new SwiftStore(url, token);
+    },
+    defaultContainer: config.backup.container,
+    chunks: { chunkSize: config.backup.objectSize, blockSize: config.backup.blockSize },
+    az: config.availabilityZone,
+    host: config.host,
+    workDir: join(config.stateDir, 'cinder', 'backup'),
+  });
+  await backups.recoverInterrupted();
   const enforcer = new Enforcer({
     defaults: cinderPolicies,
     overrideFile: config.policyFile,
@@ -113,6 +137,7 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
   registerQuotaRoutes(app, apiDeps);
   registerAdminRoutes(app, apiDeps);
   registerAttachmentRoutes(app, apiDeps);
+  registerBackupRoutes(app, apiDeps, backups);
   return {
     app,
     volumes,

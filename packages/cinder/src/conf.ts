@@ -27,6 +27,10 @@ export const cinderOptions = defineGroup('cinder', {
   quota_backup_gigabytes: opt.int({ default: 1000, min: -1, help: 'GiB of backups per project.' }),
   quota_groups: opt.int({ default: 10, min: -1, help: 'Groups per project.' }),
   per_volume_size_limit: opt.int({ default: -1, min: -1, help: 'Largest single volume in GiB; -1 is unlimited.' }),
+  backup_swift_url: opt.string({ default: '', help: "Swift account URL prefix the caller's project id is appended to (e.g. http://host:8080/v1/AUTH_). Empty: the object-store endpoint of the caller's catalog." }),
+  backup_swift_container: opt.string({ default: 'volumebackups', help: 'Container of backups created without one.' }),
+  backup_swift_object_size: opt.int({ default: 52428800, min: 65536, help: 'Bytes of volume data per backup object.' }),
+  backup_swift_block_size: opt.int({ default: 32768, min: 512, help: 'Bytes per sha256 incremental backups compare; backup_swift_object_size must be a multiple of it.' }),
   osapi_max_limit: opt.int({ default: 1000, min: 1, help: 'Most items one list page returns.' }),
   ...serviceAuthOptions('cinder'),
   policy_file: opt.string({ default: '', help: 'Policy overrides in upstream YAML format. Empty: <state_dir>/cinder/policy.yaml when it exists.' }),
@@ -58,6 +62,7 @@ export interface CinderConfig {
   reservedPercentage: number;
   quotas: QuotaDefaults;
   maxLimit: number;
+  backup: { swiftUrl: string; container: string; objectSize: number; blockSize: number };
   policyFile: string;
   enforceScope: boolean;
 }
@@ -85,6 +90,7 @@ export function cinderConfig(v: CinderValues, o: { stateDir: string; hostname: s
       per_volume_gigabytes: Number(v.per_volume_size_limit),
     },
     maxLimit: Number(v.osapi_max_limit),
+    backup: { swiftUrl: String(v.backup_swift_url), container: String(v.backup_swift_container), objectSize: Number(v.backup_swift_object_size), blockSize: Number(v.backup_swift_block_size) },
     policyFile: String(v.policy_file || join(dir, 'policy.yaml')),
     enforceScope: Boolean(v.enforce_scope),
   };

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import type { AttachmentRow, SnapshotRow } from '../db/schema.ts';
+import type { AttachmentRow, BackupRow, SnapshotRow } from '../db/schema.ts';
 import type { VolumeType } from '../domain/volume-types.ts';
 import type { Volume } from '../domain/volumes.ts';
 import { parseJson } from '../domain/volumes.ts';
@@ -10,7 +10,7 @@ export function baseUrl(req: FastifyRequest): string {
   return `${proto}://${req.headers.host}`;
 }
 
-function links(req: FastifyRequest, projectId: string, kind: string, id: string) {
+export function links(req: FastifyRequest, projectId: string, kind: string, id: string) {
   const base = baseUrl(req);
   return [
     { href: `${base}/v3/${projectId}/${kind}/${id}`, rel: 'self' },
@@ -110,4 +110,33 @@ export function attachmentView(a: AttachmentRow, opts: { detail: boolean }) {
     attach_mode: a.attach_mode,
     connection_info: (parseJson(a.connection_info) as Record<string, unknown> | undefined) ?? {},
   };
+}
+
+export function backupSummary(req: FastifyRequest, b: BackupRow) {
+  return { id: b.id, name: b.name, links: links(req, b.project_id, 'backups', b.id) };
+}
+
+export function backupDetail(req: FastifyRequest, b: BackupRow, opts: { projectAttr: boolean }) {
+  const out: Record<string, unknown> = {
+    id: b.id,
+    status: b.status,
+    size: b.size,
+    object_count: b.object_count,
+    availability_zone: b.availability_zone,
+    container: b.container,
+    created_at: ISO(b.created_at),
+    updated_at: ISO(b.updated_at),
+    name: b.name,
+    description: b.description,
+    fail_reason: b.fail_reason,
+    volume_id: b.volume_id,
+    links: links(req, b.project_id, 'backups', b.id),
+    is_incremental: b.parent_id !== null,
+    has_dependent_backups: b.num_dependent_backups > 0,
+    snapshot_id: b.snapshot_id,
+    data_timestamp: ISO(b.data_timestamp),
+  };
+  if (mv(req, '3.18') && opts.projectAttr) out['os-backup-project-attr:project_id'] = b.project_id;
+  if (mv(req, '3.56')) out.user_id = b.user_id;
+  return out;
 }

@@ -15,7 +15,7 @@ async function volumeFor(deps: ApiDeps, req: FastifyRequest, rule: string): Prom
   return v;
 }
 
-function optionalString(v: unknown, field: string, max = 255): string | null | undefined {
+export function optionalString(v: unknown, field: string, max = 255): string | null | undefined {
   if (v === undefined || v === null) return v as null | undefined;
   if (typeof v !== 'string') throw badRequest(`Invalid input for field/attribute ${field}. Value: ${JSON.stringify(v)}. ${JSON.stringify(v)} is not of type 'string', 'null'`);
   if (v.length > max) throw badRequest(`Invalid input for field/attribute ${field}. Value: ${v}. '${v}' is too long`);

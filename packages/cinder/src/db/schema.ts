@@ -119,6 +119,11 @@ export interface BackupRow {
   container: string | null;
   parent_id: string | null;
   service: string | null;
+  availability_zone: string | null;
+  /** Object name prefix of the chunked drivers. */
+  service_metadata: string | null;
+  data_timestamp: number | null;
+  num_dependent_backups: number;
   created_at: number;
   updated_at: number | null;
   deleted: number;

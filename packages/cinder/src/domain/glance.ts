@@ -1,7 +1,8 @@
 import { createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
-import { badRequest, notFound } from '@onestack/core/errors.ts';
+import { notFound } from '@onestack/core/errors.ts';
+import { catalogUrl } from './catalog.ts';
 
 export interface GlanceImage {
   id: string;
@@ -32,12 +33,7 @@ export class GlanceHttp implements ImageSource {
 
   private async base(token: string): Promise<string> {
     if (this.o.glanceUrl) return this.o.glanceUrl.replace(/\/$/, '');
-    if (!this.o.identityUrl) throw badRequest('Invalid input received: no Image service is configured for this cloud.');
-    const res = await fetch(`${this.o.identityUrl.replace(/\/$/, '')}/v3/auth/catalog`, { headers: { 'x-auth-token': token, accept: 'application/json' } });
-    const body = (await res.json().catch(() => ({}))) as { catalog?: { type: string; endpoints: { interface: string; url: string }[] }[] };
-    const url = body.catalog?.find((s) => s.type === 'image')?.endpoints.find((e) => e.interface === 'public')?.url;
-    if (!url) throw badRequest('Invalid input received: the Image service is not in the catalog.');
-    return url.replace(/\/$/, '');
+    return catalogUrl(this.o.identityUrl, token, 'image', 'Image');
   }
 
   async show(imageId: string, token: string): Promise<GlanceImage> {

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Bus } from '@onestack/core/bus/bus.ts';
 import type { RequestContext } from '@onestack/core/context.ts';
 
-/** Volume and snapshot notifications as upstream's volume_utils sends them (publisher volume.<host>), for Ceilometer. */
+/** Volume, snapshot and backup notifications as upstream's volume_utils sends them (publisher volume.<host>), for Ceilometer. */
 export class CinderNotifier {
   constructor(
     private readonly bus: Pick<Bus, 'notify'> | undefined,
@@ -12,7 +12,7 @@ export class CinderNotifier {
 
   send(eventType: string, payload: Record<string, unknown>, ctx?: RequestContext, priority: 'INFO' | 'ERROR' = 'INFO'): void {
     if (!this.bus) return;
-    const publisher = eventType.startsWith('snapshot.') ? 'snapshot' : 'volume';
+    const publisher = eventType.startsWith('snapshot.') ? 'snapshot' : eventType.startsWith('backup.') ? 'backup' : 'volume';
     this.bus
       .notify({ eventType, publisherId: `${publisher}.${this.host}`, priority, payload, ctx })
       .catch((err: unknown) => this.logger.warn({ err, event_type: eventType }, 'notification failed'));

@@ -47,6 +47,8 @@ export interface CreateVolumeInput {
   sourceVolid?: string;
   imageId?: string;
   multiattach?: boolean;
+  /** Runs once the new volume is available, in the same background job (a restore into a new volume). */
+  afterCreate?: () => Promise<void>;
 }
 
 /**
@@ -110,7 +112,8 @@ export class VolumeService {
     }
   }
 
-  private background(what: string, fn: () => Promise<void>): void {
+  /** Work after the API has answered; drain() waits for it. */
+  background(what: string, fn: () => Promise<void>): void {
     const p = fn()
       .catch((err: unknown) => this.o.logger.error({ err }, `${what} failed`))
       .finally(() => this.inflight.delete(p));
@@ -241,7 +244,7 @@ export class VolumeService {
       else if (source) await driver.createClonedVolume({ id, size }, { id: source.id, size: source.size });
       else if (image) await this.copyImage(driver, { id, size }, image, caller.token ?? '');
       else await driver.createVolume({ id, size });
-    }));
+    }, input.afterCreate));
     return volume;
   }
 
@@ -276,7 +279,7 @@ export class VolumeService {
   }
 
   /** Scheduler then driver; the volume ends `available`, or `error` with the reason kept for the admin. */
-  private async runCreate(volume: Volume, type: VolumeType, caller: Caller, make: (driver: VolumeDriver) => Promise<void>): Promise<void> {
+  private async runCreate(volume: Volume, type: VolumeType, caller: Caller, make: (driver: VolumeDriver) => Promise<void>, after?: () => Promise<void>): Promise<void> {
     let host: string;
     let driver: VolumeDriver;
     try {
@@ -298,6 +301,7 @@ export class VolumeService {
     }
     const n = await casUpdate(this.db, 'volumes', { set: { status: 'available', launched_at: this.now(), updated_at: this.now() }, where: { id: volume.id, status: 'creating' } });
     if (n === 1) this.o.notifier.send('volume.create.end', volumePayload({ ...volume, status: 'available', host }), caller.ctx);
+    if (n === 1) await after?.();
   }
 
   private async failVolume(id: string, from: string, reason: string): Promise<void> {

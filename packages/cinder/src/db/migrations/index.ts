@@ -1,3 +1,4 @@
 import { migration as initial } from './001-initial.ts';
+import { migration as backupFields } from './002-backup-fields.ts';
 
-export const migrations = [initial];
+export const migrations = [initial, backupFields];

@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { open, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { inflateSync } from 'node:zlib';
+import pino from 'pino';
+import { ensureEndpoints } from '@onestack/keystone/index.ts';
+import { startKeystone, type KeystoneFixture } from '../../keystone/test/fixture.ts';
+import { createProxyApp, type ProxyApp } from '../../swift/src/proxy/app.ts';
+import { defaultSwiftValues, proxyConfig, type SwiftValues } from '../../swift/src/conf.ts';
+import { startStorageCluster, type StorageCluster } from '../../swift/test/storage-cluster.ts';
+import { SwiftStore } from '../src/backup/swift-store.ts';
+import { FileVolumeDriver } from '../src/drivers/file-driver.ts';
+import { GiB } from '../src/drivers/volume-driver.ts';
+import { startCinder, type CinderFixture, type Project } from './fixture.ts';
+
+/**
+ * Backups with the Swift chunked driver against the real Swift proxy and three
+ * storage nodes, and the file driver's qcow2 volumes: what goes into Swift is
+ * upstream's layout, and restores are byte-identical.
+ */
+describe('cinder backups to swift', () => {
+  let ks: KeystoneFixture;
+  let cluster: StorageCluster;
+  let proxy: ProxyApp;
+  let f: CinderFixture;
+  let p: Project;
+  let swiftUrl: string;
+  const events: { event_type: string; payload: any; publisher_id: string }[] = [];
+  const logger = pino({ level: process.env.ONESTACK_TEST_LOG ?? 'silent' });
+
+  before(async () => {
+    ks = await startKeystone();
+    cluster = await startStorageCluster({ logger });
+    proxy = await createProxyApp({ rings: cluster.rings, config: proxyConfig({ ...defaultSwiftValues() } as SwiftValues, { authUri: ks.url }), logger, tokens: ks.tokens, version: '0.1.0' });
+    swiftUrl = await proxy.app.listen({ host: '127.0.0.1', port: 0 });
+    await ensureEndpoints(ks.ks, { type: 'object-store', name: 'swift', regionId: 'RegionOne', urls: { public: `${swiftUrl}/v1/AUTH_%(project_id)s` } });
+    f = await startCinder({ ks, driver: (dir) => new FileVolumeDriver({ dir: join(dir, 'volumes'), backendName: 'file', logger }) });
+    p = await f.project('bk');
+    await ks.bus.subscribe('notifications', `cinder-backup-test-${process.pid}`, async (n) => void events.push(n as never), { eventTypes: ['backup.*'] });
+  });
+  after(async () => {
+    await f?.close();
+    await proxy?.app.close();
+    await cluster?.close();
+    await ks?.close();
+  });
+
+  const scratch = () => join(f.config.stateDir, `scratch-${randomBytes(4).toString('hex')}.raw`);
+  /** Writes `pieces` into the volume through the driver, as a guest would (the rest of the raw image stays as it was). */
+  const writeVolume = async (volumeId: string, base: string | undefined, pieces: [number, Buffer][]): Promise<string> => {
+    const raw = scratch();
+    if (base) await f.driver.copyVolumeToImage({ id: volumeId, size: 1 }, raw, 'raw');
+    else await (await open(raw, 'wx')).close();
+    const fh = await open(raw, 'r+');
+    await fh.truncate(GiB);
+    for (const [offset, data] of pieces) await fh.write(data, 0, data.length, offset);
+    await fh.close();
+    await f.driver.copyImageToVolume({ id: volumeId, size: 1 }, { path: raw, diskFormat: 'raw' });
+    const digest = createHash('sha256').update(await readFile(raw)).digest('hex');
+    await rm(raw);
+    return digest;
+  };
+  const digestOf = async (volumeId: string): Promise<string> => {
+    const raw = scratch();
+    await f.driver.copyVolumeToImage({ id: volumeId, size: 1 }, raw, 'raw');
+    const digest = createHash('sha256').update(await readFile(raw)).digest('hex');
+    await rm(raw);
+    return digest;
+  };
+  const waitBackup = async (id: string, status: string) => {
+    await f.volumes.drain();
+    const b = (await p.member.get(`/backups/${id}`)).body.backup;
+    assert.equal(b.status, status, JSON.stringify(b));
+    return b;
+  };
+
+  test('full and incremental backups in swift as upstream lays them out, restores byte-identical after the volume file is gone, delete order, records', async () => {
+    const vol = (await p.member.post('/volumes', { volume: { size: 1, name: 'data' } })).body.volume;
+    await f.waitFor(p.member, 'volumes', vol.id, ['available']);
+    const first = await writeVolume(vol.id, undefined, [[0, randomBytes(65536)], [100 * 1024 * 1024 + 5, randomBytes(40000)]]);
+
+    assert.equal((await p.reader.post('/backups', { backup: { volume_id: vol.id } })).status, 403);
+    const created = await p.member.post('/backups', { backup: { volume_id: vol.id, name: 'full' } });
+    assert.equal(created.status, 202);
+    assert.deepEqual(Object.keys(created.body.backup).sort(), ['id', 'links', 'name']);
+    const full = await waitBackup(created.body.backup.id, 'available');
+    assert.equal(full.container, 'volumebackups');
+    assert.equal(full.is_incremental, false);
+    assert.equal(full.size, 1);
+    // 50 MiB objects (upstream's backup_swift_object_size): 21 for 1 GiB, and the metadata and sha256 files.
+    assert.equal(full.object_count, 21 + 2);
+    assert.equal((await f.waitFor(p.member, 'volumes', vol.id, ['available'])).status, 'available');
+    for (let i = 0; i < 100 && !events.some((e) => e.event_type === 'backup.create.end'); i++) await new Promise((r) => setTimeout(r, 50));
+    const end = events.find((e) => e.event_type === 'backup.create.end');
+    assert.equal(end?.payload.backup_id, full.id);
+    assert.match(end!.publisher_id, /^backup\./);
+
+    // Swift holds upstream's objects in the member's own account.
+    const store = new SwiftStore(`${swiftUrl}/v1/AUTH_${p.id}`, p.member.token!);
+    const names = await store.list('volumebackups', `volume_${vol.id}/`);
+    assert.equal(names.length, 23);
+    const prefix = names.find((n) => n.endsWith('_metadata'))!.replace(/_metadata$/, '');
+    assert.match(prefix, new RegExp(`^volume_${vol.id}/\\d{14}/az_nova_backup_${full.id}$`));
+    const meta = JSON.parse((await store.get('volumebackups', `${prefix}_metadata`)).toString());
+    assert.equal(meta.version, '1.0.0');
+    assert.equal(meta.objects.length, 21);
+    const [name0, obj0] = Object.entries(meta.objects[0])[0] as [string, any];
+    assert.equal(name0, `${prefix}-00001`);
+    assert.equal(obj0.compression, 'zlib');
+    assert.equal(inflateSync(await store.get('volumebackups', name0)).length, 52428800);
+    const shas = JSON.parse((await store.get('volumebackups', `${prefix}_sha256file`)).toString());
+    assert.equal(shas.chunk_size, 32768);
+    assert.equal(shas.sha256s.length, GiB / 32768);
+
+    // Incremental: only the changed 32 KiB block goes to Swift.
+    const second = await writeVolume(vol.id, 'keep', [[200 * 1024 * 1024, randomBytes(32768)]]);
+    const inc = await waitBackup((await p.member.post('/backups', { backup: { volume_id: vol.id, name: 'inc', incremental: true } })).body.backup.id, 'available');
+    assert.equal(inc.is_incremental, true);
+    assert.equal(inc.object_count, 1 + 2);
+    assert.equal((await p.member.get(`/backups/${full.id}`)).body.backup.has_dependent_backups, true);
+    const refused = await p.member.delete(`/backups/${full.id}`);
+    assert.equal(refused.status, 400);
+    assert.match(refused.body.badRequest.message, /Incremental backups exist/);
+
+    // The volume's file is lost: the backups are in Swift, not beside it.
+    await rm(join(f.config.stateDir, 'volumes', `volume-${vol.id}.qcow2`));
+    const restored = await p.member.post(`/backups/${inc.id}/restore`, { restore: { name: 'back' } });
+    assert.equal(restored.status, 202);
+    assert.equal(restored.body.restore.backup_id, inc.id);
+    assert.equal(restored.body.restore.volume_name, 'back');
+    await f.waitFor(p.member, 'volumes', restored.body.restore.volume_id, ['available']);
+    assert.equal(await digestOf(restored.body.restore.volume_id), second);
+    await waitBackup(inc.id, 'available');
+
+    // Into an existing volume: the full backup alone.
+    const target = (await p.member.post('/volumes', { volume: { size: 1 } })).body.volume;
+    await f.waitFor(p.member, 'volumes', target.id, ['available']);
+    assert.equal((await p.member.post(`/backups/${full.id}/restore`, { restore: { volume_id: target.id } })).status, 202);
+    await f.waitFor(p.member, 'volumes', target.id, ['available']);
+    assert.equal(await digestOf(target.id), first);
+
+    // Records: admin only; a record of a backup still present is refused on import.
+    assert.equal((await p.member.get(`/backups/${full.id}/export_record`)).status, 403);
+    const rec = (await f.admin.get(`/v3/${p.id}/backups/${full.id}/export_record`)).body['backup-record'];
+    assert.equal(rec.backup_service, 'cinder.backup.drivers.swift.SwiftBackupDriver');
+    assert.equal(JSON.parse(Buffer.from(rec.backup_url, 'base64').toString()).service_metadata, prefix);
+    assert.equal((await f.admin.post(`/v3/${p.id}/backups/import_record`, { 'backup-record': rec })).status, 400);
+
+    const listed = (await p.member.get('/backups/detail')).body.backups;
+    assert.deepEqual(listed.map((b: { name: string }) => b.name).sort(), ['full', 'inc']);
+    assert.equal((await p.member.delete(`/backups/${inc.id}`)).status, 202);
+    await f.volumes.drain();
+    assert.equal((await p.member.delete(`/backups/${full.id}`)).status, 202);
+    await f.volumes.drain();
+    assert.equal((await p.member.get(`/backups/${full.id}`)).status, 404);
+    assert.deepEqual(await store.list('volumebackups', `volume_${vol.id}/`), []);
+  });
+
+  test('incremental without a full backup and in-use without force are refused', async () => {
+    const vol = (await p.member.post('/volumes', { volume: { size: 1 } })).body.volume;
+    await f.waitFor(p.member, 'volumes', vol.id, ['available']);
+    const inc = await p.member.post('/backups', { backup: { volume_id: vol.id, incremental: true } });
+    assert.equal(inc.status, 400);
+    assert.equal(inc.body.badRequest.message, 'Invalid backup: No backups available to do an incremental backup.');
+    await f.admin.post(`/v3/${p.id}/volumes/${vol.id}/action`, { 'os-reset_status': { status: 'in-use', attach_status: 'attached' } });
+    const inUse = await p.member.post('/backups', { backup: { volume_id: vol.id } });
+    assert.equal(inUse.status, 400);
+    assert.match(inUse.body.badRequest.message, /must be available or in-use/);
+  });
+});
