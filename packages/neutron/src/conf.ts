@@ -18,6 +18,10 @@ export const neutronOptions = defineGroup('neutron', {
     help: 'Database URL (sqlite:///path, postgresql://…, mysql://…). Empty: <state_dir>/neutron/neutron.db.',
   }),
   host: opt.string({ default: '', help: 'Name of this host as agents report it ([DEFAULT] host). Empty: the hostname.' }),
+  network_host: opt.string({
+    default: '',
+    help: 'The host whose agent serves DHCP and runs every router (static scheduling instead of upstream\'s DHCP/L3 agent schedulers); DHCP ports are bound to it. Empty: this server\'s host.',
+  }),
   base_mac: opt.string({ default: 'fa:16:3e:00:00:00', help: 'MAC prefix of ports; the first three octets are kept, the rest random ([DEFAULT] base_mac).' }),
   mac_generation_retries: opt.int({ default: 16, min: 1, help: 'Attempts to find a free MAC on a network before giving up.' }),
   global_physnet_mtu: opt.int({ default: 1500, min: 68, help: 'MTU of the underlying physical networks ([DEFAULT] global_physnet_mtu).' }),
@@ -66,6 +70,8 @@ export interface VlanRange {
 export interface NeutronConfig {
   publicUrl: string;
   host: string;
+  /** The host serving DHCP and routers. */
+  networkHost: string;
   stateDir: string;
   baseMac: string;
   macGenerationRetries: number;
@@ -123,6 +129,7 @@ export function neutronConfig(v: NeutronValues, o: { stateDir: string; publicUrl
   return {
     publicUrl: o.publicUrl,
     host: String(v.host || o.hostname),
+    networkHost: String(v.network_host || v.host || o.hostname),
     stateDir: o.stateDir,
     baseMac,
     macGenerationRetries: Number(v.mac_generation_retries),

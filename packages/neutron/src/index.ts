@@ -28,7 +28,7 @@ export const neutronService: ServiceDefinition = {
       { database: rt.db, config, clock: rt.clock, ids: rt.ids, logger: rt.logger, notifications: rt.bus, tokens: rt.tokens, authUri: identity.authUrl.replace(/\/v3$/, '') },
       { tls: rt.tls, ops: { version: VERSION, metrics: rt.metrics } },
     );
-    // The agents' side of the bus; the network host (DHCP, routers) is this server's `host`.
+    // The agents' side of the bus; DHCP and routers run on [neutron] network_host.
     const rpc = new NeutronServerRpc({
       db: rt.db.db,
       bus: rt.bus,
@@ -38,7 +38,7 @@ export const neutronService: ServiceDefinition = {
       hooks: na.deps.hooks,
       notifier: na.deps.notifier,
       topics: rpcTopics(),
-      networkHost: config.host,
+      networkHost: config.networkHost,
       routerStates,
     });
     await rpc.start();

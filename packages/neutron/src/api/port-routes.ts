@@ -12,6 +12,7 @@ import { tagsOf } from '../domain/tags.ts';
 import { authorizeAction, callerOf, hideRefused, resourceNotFound, type ApiDeps, type Caller } from './context.ts';
 import { checkIfMatch, isoTime, listRows, selectFields, type ListSpec } from './list.ts';
 import type { DhcpPorts } from './subnet-routes.ts';
+import type { PortChangeContext } from '../domain/affected-hosts.ts';
 import { STANDARD_ATTRS, any, bool, createBodies, dict, listOf, memberBody, oneOf, owningProject, str, uuid, type Validator } from './validate.ts';
 
 export const PORT_LIST: ListSpec = {
@@ -170,10 +171,12 @@ export function registerPortRoutes(app: FastifyInstance, deps: ApiDeps, nets: Ne
     if (!f) return {};
     return { fixed_ips: f, 'fixed_ips:ip_address': f.some((x) => x.ip_address !== undefined) ? true : undefined, 'fixed_ips:subnet_id': f.some((x) => x.subnet_id !== undefined) ? true : undefined };
   };
-  const changed = (event: 'create' | 'update' | 'delete', p: PortRow) => {
+  const groupIds = async (portIds: string[]) =>
+    portIds.length ? (await deps.database.db.selectFrom('port_security_group_bindings').select('security_group_id').where('port_id', 'in', portIds).execute()).map((r) => r.security_group_id) : [];
+  const changed = (event: 'create' | 'update' | 'delete', p: PortRow, ctx: PortChangeContext = {}) => {
     for (const h of deps.hooks.portChanged) {
       try {
-        h(event, p);
+        h(event, p, ctx);
       } catch (err) {
         deps.logger.warn({ err, port_id: p.id }, 'port change hook failed');
       }
@@ -195,7 +198,7 @@ export function registerPortRoutes(app: FastifyInstance, deps: ApiDeps, nets: Ne
         await rules.create(
           trx,
           net,
-          { projectId: net.project_id ?? '', deviceOwner: 'network:dhcp', deviceId: dhcpDeviceId(deps.config.host, net.id), fixedIps: requests, hostId: deps.config.host },
+          { projectId: net.project_id ?? '', deviceOwner: 'network:dhcp', deviceId: dhcpDeviceId(deps.config.networkHost, net.id), fixedIps: requests, hostId: deps.config.networkHost },
           { quota: false },
         );
         return;
@@ -268,7 +271,7 @@ export function registerPortRoutes(app: FastifyInstance, deps: ApiDeps, nets: Ne
     });
     const vs = await views(caller, rows);
     for (const v of vs) deps.notifier.end('port', 'create', v, req.ctx);
-    for (const r of rows) changed('create', r);
+    for (const r of rows) changed('create', r, { securityGroups: await groupIds([r.id]) });
     reply.code(201);
     return bulk ? { ports: vs } : { port: vs[0] };
   });
@@ -283,6 +286,7 @@ export function registerPortRoutes(app: FastifyInstance, deps: ApiDeps, nets: Ne
     if (a.device_owner !== undefined) authorizeAction(deps, caller, 'update_port:device_owner', portTarget({ ...port, device_owner: a.device_owner as string }, net));
     checkIfMatch(req, port.revision_number);
     deps.notifier.start('port', 'update', req.body, req.ctx);
+    const groupsBefore = await groupIds([port.id]);
     const updated = await inTransaction(deps.database, async (trx) => {
       const changes: Partial<PortRow> = {};
       for (const [k, col] of [['name', 'name'], ['description', 'description'], ['device_id', 'device_id'], ['device_owner', 'device_owner'], ['dns_name', 'dns_name']] as const) {
@@ -323,7 +327,7 @@ export function registerPortRoutes(app: FastifyInstance, deps: ApiDeps, nets: Ne
     });
     const view = (await views(caller, [updated]))[0];
     deps.notifier.end('port', 'update', view, req.ctx);
-    changed('update', updated);
+    changed('update', updated, { previousHost: port.binding_host_id, securityGroups: [...new Set([...groupsBefore, ...(await groupIds([port.id]))])] });
     return { port: view };
   });
 
@@ -334,12 +338,13 @@ export function registerPortRoutes(app: FastifyInstance, deps: ApiDeps, nets: Ne
     checkIfMatch(req, port.revision_number);
     const view = (await views(caller, [port]))[0];
     deps.notifier.start('port', 'delete', { port_id: port.id }, req.ctx);
+    const groups = await groupIds([port.id]);
     await inTransaction(deps.database, async (trx) => {
       for (const h of deps.hooks.portDeleting) await h(trx, port, true);
       await rules.remove(trx, port.id);
     });
     deps.notifier.deleted('port', port.id, view, req.ctx);
-    changed('delete', port);
+    changed('delete', port, { securityGroups: groups });
     reply.code(204);
   });
 

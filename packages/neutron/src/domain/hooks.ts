@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import { notFound } from '@onestack/core/errors.ts';
 import type { NeutronDB, PortRow } from '../db/schema.ts';
+import type { PortChangeContext } from './affected-hosts.ts';
 
 /**
  * Extension points of the core resources that other areas fill at start
@@ -17,7 +18,7 @@ export interface Hooks {
   /** Before a port is deleted; throw to refuse (409 for a router interface deleted through /ports). `viaApi` is false when the network or a router deletes it. */
   portDeleting: ((trx: Kysely<NeutronDB>, port: PortRow, viaApi: boolean) => Promise<void>)[];
   /** After a port is created, updated or deleted and the change committed (data plane resync, nova notifications). */
-  portChanged: ((event: 'create' | 'update' | 'delete', port: { id: string; network_id: string; device_owner: string; device_id: string; binding_host_id: string }) => void)[];
+  portChanged: ((event: 'create' | 'update' | 'delete', port: { id: string; network_id: string; device_owner: string; device_id: string; binding_host_id: string }, ctx?: PortChangeContext) => void)[];
   /** Before a network is deleted, after its own ports were checked; throw to refuse. */
   networkDeleting: ((trx: Kysely<NeutronDB>, networkId: string) => Promise<void>)[];
   /** Before a subnet is deleted; throw to refuse (a router interface on it: 409 SubnetInUse). */

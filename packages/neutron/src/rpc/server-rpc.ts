@@ -5,7 +5,8 @@
  * Change detection: the core's portChanged hooks (in process, right after commit) and the
  * resource notifications every API server publishes (networks, subnets, security groups and
  * rules, routers, floating IPs), so a change made through any API server reaches the agents.
- * Casts are debounced: a burst of API calls is one resync per host.
+ * Only the hosts a change affects are told (domain/affected-hosts.ts); casts are debounced:
+ * a burst of API calls is one resync per affected host.
  *
  * Port status: the agent reports which ports it wired; a port becoming ACTIVE (or DOWN again)
  * bumps its revision, sends `port.update.end` and, for an instance's port (device_owner
@@ -21,6 +22,7 @@ import type { Logger } from 'pino';
 import type { NeutronDB, PortRow } from '../db/schema.ts';
 import { reportAgentState, type AgentReport } from '../domain/agents.ts';
 import type { Hooks } from '../domain/hooks.ts';
+import { hostsForNotification, hostsForPort, type ChangedPort, type PortChangeContext } from '../domain/affected-hosts.ts';
 import { buildHostState, vtepAddresses, type RouterStatesFn } from '../domain/host-states.ts';
 import type { Notifier } from '../domain/notifier.ts';
 import type { HostStateChanged, MetadataLookup, PortsWired, RpcTopics } from './topics.ts';
@@ -58,7 +60,7 @@ export class NeutronServerRpc {
   private pendingHosts: Set<string> | undefined = new Set();
   private pending = false;
   private stopped = false;
-  private readonly hook = () => this.changed();
+  private readonly hook = (_event: string, port: ChangedPort, ctx?: PortChangeContext) => this.changedFor(() => hostsForPort(this.deps.db, this.deps.networkHost, port, ctx));
 
   constructor(private readonly deps: ServerRpcDeps) {}
 
@@ -71,7 +73,7 @@ export class NeutronServerRpc {
       metadata_lookup: async (a: MetadataLookup) => (await instanceForAddress(d.db, a)) ?? null,
     });
     d.hooks.portChanged.push(this.hook);
-    this.subscription = await d.bus.subscribe('notifications', d.pool ?? `neutron-server-rpc-${d.topics.agent}`, async () => this.changed(), { eventTypes: RESYNC_EVENTS });
+    this.subscription = await d.bus.subscribe('notifications', d.pool ?? `neutron-server-rpc-${d.topics.agent}`, async (n) => this.changedFor(() => hostsForNotification(d.db, d.networkHost, n.event_type, n.payload)), { eventTypes: RESYNC_EVENTS });
   }
 
   async stop(): Promise<void> {
@@ -81,6 +83,19 @@ export class NeutronServerRpc {
     if (i >= 0) this.deps.hooks.portChanged.splice(i, 1);
     await this.subscription?.stop();
     await this.server?.stop();
+  }
+
+  /** Schedules a cast for the hosts `affected` finds; every host when it cannot tell or fails. */
+  private changedFor(affected: () => Promise<string[] | undefined>): void {
+    if (this.stopped) return;
+    affected()
+      .catch((err: unknown) => {
+        this.deps.logger.warn({ err }, 'could not tell which hosts a change affects; resyncing all');
+        return undefined;
+      })
+      .then((hosts) => {
+        this.changed(hosts);
+      });
   }
 
   /** Schedules a `host_state_changed` cast for these hosts (all when absent). */
@@ -98,6 +113,7 @@ export class NeutronServerRpc {
     const args: HostStateChanged = this.pendingHosts ? { hosts: [...this.pendingHosts] } : {};
     this.pending = false;
     this.pendingHosts = new Set();
+    if (args.hosts?.length === 0) return;
     await this.deps.bus.fanout(this.deps.topics.agent, 'host_state_changed', args).catch((err: unknown) => this.deps.logger.warn({ err }, 'host_state_changed cast failed'));
   }
 

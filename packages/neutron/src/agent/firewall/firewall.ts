@@ -4,6 +4,9 @@
  * in one `nft -f -` transaction — unless the live table already carries the same content hash,
  * so that a restart with an unchanged state leaves the ruleset (handles included) as it was.
  *
+ * When the rules change, the conntrack entries of flows a port's lost rules had allowed are
+ * deleted (./conntrack.ts), so an established flow the new rules forbid is cut.
+ *
  * Port marks come from a small allocator persisted in the state directory, so a port keeps its
  * mark across restarts and an unchanged state renders byte-identical rules.
  */
@@ -14,6 +17,7 @@ import type { ExecLogger } from '@onestack/core/exec/privileged-exec.ts';
 import { CommandError } from '@onestack/core/exec/privileged-exec.ts';
 import type { IpLib } from '../linux/ip-lib.ts';
 import type { HostState } from '../model.ts';
+import { conntrackDeletions, removedRules, type FirewallView } from './conntrack.ts';
 import { BRIDGE_TABLE, INET_TABLE, renderBridgeTable, renderInetTable, replaceTableScript, type FirewallPort } from './nft-ruleset.ts';
 
 const MAX_INDEX = 0xffff;
@@ -65,6 +69,8 @@ export interface FirewallReport {
 
 export class Firewall {
   private readonly marks: MarkAllocator;
+  /** What the last reconcile applied: the rules a port loses are found against it. */
+  private last?: FirewallView;
 
   constructor(private readonly opts: FirewallOptions) {
     this.marks = new MarkAllocator(join(opts.stateDir, 'firewall', 'port-marks.json'));
@@ -103,12 +109,29 @@ export class Firewall {
         if (after === null) rmSync(listingFile, { force: true });
         else writeFileSync(listingFile, after);
         report.applied.push(`${family} ${name}`);
+        if (family === 'inet') await this.cutRemovedFlows(state, report);
       } catch (err) {
         report.errors.push({ what: `nft ${family} ${name}`, message: (err as Error).message });
         this.opts.logger.warn({ table: name, err: (err as Error).message }, 'firewall apply failed');
       }
     }
+    this.last = { ports: state.ports, securityGroups: state.securityGroups };
     return report;
+  }
+
+  private async cutRemovedFlows(state: HostState, report: FirewallReport): Promise<void> {
+    if (!this.last) return;
+    for (const { port, rule } of removedRules(this.last, state)) {
+      for (const args of conntrackDeletions(port, rule)) {
+        try {
+          await this.opts.ip.exec(this.opts.hostNamespace, 'conntrack', args);
+        } catch (err) {
+          // Exit status 1 with "0 flow entries": nothing to cut.
+          if (err instanceof CommandError && /0 flow entries/.test(err.stderrTail)) continue;
+          report.errors.push({ what: `conntrack ${args.join(' ')}`, message: (err as Error).message });
+        }
+      }
+    }
   }
 
   /** `nft list table` (no handles: stable across listings); null when the table does not exist. */

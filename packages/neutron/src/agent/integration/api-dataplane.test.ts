@@ -97,15 +97,17 @@ describe('data plane through the API: server RPC + two host agents', () => {
     console.log(`# api → ACTIVE in ${activeMs} ms; both leases ${Date.now() - t0} ms after the first API call`);
   });
 
-  it('security group rules added through the API allow ICMP and TCP 22, removing them blocks again; a spoofed source is dropped', async () => {
+  it('security group rules added through the API allow ICMP and TCP 22, removing them blocks again and cuts established flows (conntrack); a spoofed source is dropped', async () => {
     const { fx } = stack;
     const target = ports[1].fixed_ips[0].ip_address;
     tcpServer(guests[1]);
+    guests[1].spawn(process.execPath, ['-e', "require('net').createServer(s=>s.pipe(s)).listen(2222);"]);
     assert.equal(await tcpReaches(guests[0], target, 22), false);
     const rules = [];
     for (const r of [
       { protocol: 'icmp' },
       { protocol: 'tcp', port_range_min: 22, port_range_max: 22 },
+      { protocol: 'tcp', port_range_min: 2222, port_range_max: 2222 },
     ]) {
       const res = await fx.admin.post('/v2.0/security-group-rules', { security_group_rule: { security_group_id: sg.id, direction: 'ingress', ethertype: 'IPv4', ...r } });
       assert.equal(res.status, 201, res.text);
@@ -121,13 +123,50 @@ describe('data plane through the API: server RPC + two host agents', () => {
     await assert.rejects(guests[0].exec('busybox', ['ping', '-c', '1', '-W', '1', '-I', '10.72.0.250', target]));
     await guests[0].ip('addr', 'del', '10.72.0.250/24', 'dev', 'eth0');
 
-    for (const id of rules) assert.equal((await fx.admin.delete(`/v2.0/security-group-rules/${id}`)).status, 204);
-    await eventually(async () => assert.equal(await pings(guests[0], target), false));
+    // Flows open while the rules go: a steady ping and a TCP connection echoing every 200 ms.
+    const pinger = guests[0].spawn('busybox', ['ping', '-i', '0.2', target]);
+    const talker = guests[0].spawn(process.execPath, ['-e', `const s=require('net').connect({host:'${target}',port:2222});s.on('data',()=>console.log('echo'));setInterval(()=>s.write('x'),200);`]);
+    const replies = { ping: 0, tcp: 0 };
+    pinger.stdout!.on('data', (c: Buffer) => (replies.ping += (c.toString().match(/bytes from/g) ?? []).length));
+    talker.stdout!.on('data', (c: Buffer) => (replies.tcp += (c.toString().match(/echo/g) ?? []).length));
+    try {
+      await eventually(async () => assert.ok(replies.ping > 2 && replies.tcp > 2, `flows running: ${JSON.stringify(replies)}`));
+      for (const id of rules) assert.equal((await fx.admin.delete(`/v2.0/security-group-rules/${id}`)).status, 204);
+      await settled(stack);
+      // Conntrack entries of the removed rules' flows are deleted: both established flows stop.
+      const atRemoval = { ...replies };
+      await new Promise((r) => setTimeout(r, 1500));
+      const settledAt = { ...replies };
+      await new Promise((r) => setTimeout(r, 2000));
+      assert.deepEqual(replies, settledAt, `flows cut after the rules went (at removal ${JSON.stringify(atRemoval)})`);
+    } finally {
+      pinger.kill();
+      talker.kill();
+    }
+    assert.equal(await pings(guests[0], target), false);
     assert.equal(await tcpReaches(guests[0], target, 22), false);
     // Back on for the restart test.
     await fx.admin.post('/v2.0/security-group-rules', { security_group_rule: { security_group_id: sg.id, direction: 'ingress', ethertype: 'IPv4', protocol: 'icmp' } });
     await eventually(() => ping(guests[0], target, { timeoutS: 1 }));
     console.log(`# rule via API → traffic passes in ${ruleMs} ms`);
+  });
+
+  it('a network and port only host 0 has: host 0 resyncs, the other agent does not', async () => {
+    const { fx, hosts } = stack;
+    await settled(stack);
+    const syncsOf = (h: SimHost) => stack.syncs.filter((s) => s.host === h.name).length;
+    const before = syncsOf(hosts[1]);
+    const start0 = syncsOf(hosts[0]);
+    const other = (await fx.admin.post('/v2.0/networks', { network: { name: 'api-host0-only' } })).body.network;
+    assert.equal((await fx.admin.post('/v2.0/subnets', { subnet: { network_id: other.id, cidr: '10.73.0.0/24', ip_version: 4 } })).status, 201);
+    const p = (await fx.admin.post('/v2.0/ports', { port: { network_id: other.id, device_owner: 'compute:nova', device_id: randomUUID(), 'binding:host_id': hosts[0].name } })).body.port;
+    await eventually(async () => assert.ok(await hosts[0].agent.ip.netnsExists(hosts[0].agent.dhcp.namespaceFor(other.id)), 'DHCP of the new network on host 0'));
+    assert.equal((await fx.admin.delete(`/v2.0/ports/${p.id}`)).status, 204);
+    assert.equal((await fx.admin.delete(`/v2.0/networks/${other.id}`)).status, 204);
+    await eventually(async () => assert.equal(await hosts[0].agent.ip.netnsExists(hosts[0].agent.dhcp.namespaceFor(other.id)), false));
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.ok(syncsOf(hosts[0]) > start0, 'host 0 resynced');
+    assert.equal(syncsOf(hosts[1]), before, 'host 1 was not asked to resync');
   });
 
   it('restarting both agents (new instances) changes nothing on either host', async () => {

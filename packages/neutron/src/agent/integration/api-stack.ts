@@ -73,7 +73,7 @@ export async function startApiStack(opts: { hosts: 1 | 2; tag: string; pollInter
       hooks: fx.deps.hooks,
       notifier: fx.deps.notifier,
       topics,
-      networkHost: fx.config.host,
+      networkHost: fx.config.networkHost,
       routerStates,
       isolatedMetadata: Boolean(opts.l3),
       debounceMs: 20,
@@ -93,7 +93,7 @@ export async function startApiStack(opts: { hosts: 1 | 2; tag: string; pollInter
       chmodSync(d.path, 0o755);
       cleanups.push(() => d.remove());
       cleanups.push(() => removeAgentNamespaces(`${ns.name}-`));
-      const name = i === 0 ? fx.config.host : `compute${i}`;
+      const name = i === 0 ? fx.config.networkHost : `compute${i}`;
       const externalNamespace = opts.l3 ? `${ns.name}-ext` : undefined;
       const make = () => {
         let rpc: AgentRpc | undefined;
