@@ -7,9 +7,10 @@ import { defineGroup, opt, serviceAuthOptions } from '@onestack/core/config/inde
  * all yet (remote consoles, evacuate/live migration and server migrations, diagnostics, os-migrations,
  * createImage/createBackup, rebuild, resize, migrate, shelve, rescue, os-interface, volume attachments)
  * answer 404 at every version; their per-version changes come with them (2.56 migrate's host, 2.57
- * rebuild's user_data). Next: 2.59 (os-migrations paging); docs/nova-microversions.md lists the rest.
+ * rebuild's user_data, 2.59 os-migrations paging). Next: 2.63 (trusted_image_certificates);
+ * docs/nova-microversions.md lists what each later version needs.
  */
-export const MAX_MICROVERSION = '2.58';
+export const MAX_MICROVERSION = '2.62';
 export const MIN_MICROVERSION = '2.1';
 
 /**

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
-import { ApiError, notFound } from '@onestack/core/errors.ts';
+import { ApiError, badRequest, notFound } from '@onestack/core/errors.ts';
 import type { ServerGroupRow } from '../db/schema.ts';
 import { authOf, enforce, isAdmin, mv, type ApiDeps } from './context.ts';
 import { int, invalid, name, noExtra, obj, str } from './validate.ts';
@@ -10,7 +10,29 @@ function policiesAt(req: FastifyRequest): string[] {
   return mv(req, '2.15') ? ['anti-affinity', 'affinity', 'soft-anti-affinity', 'soft-affinity'] : ['anti-affinity', 'affinity'];
 }
 
-/** os-server-groups up to 2.63: `policies` is a one-item list; project_id and user_id from 2.13. */
+function onePolicy(req: FastifyRequest, g: Record<string, unknown>): string {
+  noExtra(g, ['name', 'policies'], 'server_group');
+  if (!Array.isArray(g.policies) || g.policies.length !== 1) throw invalid('policies', g.policies, 'must hold exactly one policy');
+  const policy = str(g.policies[0], 'policies');
+  if (!policiesAt(req).includes(policy)) throw invalid('policies', g.policies, `'${policy}' is not one of ${JSON.stringify(policiesAt(req))}`);
+  return policy;
+}
+
+/** 2.64: one `policy` and optional `rules`, of which anti-affinity takes max_server_per_host. */
+function policyAndRules(g: Record<string, unknown>): { policy: string; rules: { max_server_per_host?: number } } {
+  noExtra(g, ['name', 'policy', 'rules'], 'server_group');
+  if (g.policy === undefined) throw badRequest("Invalid input for field/attribute server_group. 'policy' is a required property");
+  const policy = str(g.policy, 'policy');
+  const all = ['anti-affinity', 'affinity', 'soft-anti-affinity', 'soft-affinity'];
+  if (!all.includes(policy)) throw invalid('policy', policy, `'${policy}' is not one of ${JSON.stringify(all)}`);
+  const raw = g.rules === undefined ? {} : obj(g.rules, 'rules');
+  noExtra(raw, ['max_server_per_host'], 'rules');
+  const rules = raw.max_server_per_host === undefined ? {} : { max_server_per_host: int(raw.max_server_per_host, 'max_server_per_host', { min: 1 }) };
+  if (policy !== 'anti-affinity' && Object.keys(rules).length) throw badRequest('Only anti-affinity policy supports rules.');
+  return { policy, rules };
+}
+
+/** os-server-groups: `policies` (a one-item list) and `metadata` until 2.63, `policy` and `rules` from 2.64; project_id and user_id from 2.13. */
 export function registerServerGroupRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const db = deps.instances.db;
   const members = async (uuid: string) =>
@@ -18,9 +40,8 @@ export function registerServerGroupRoutes(app: FastifyInstance, deps: ApiDeps): 
   const view = async (req: FastifyRequest, g: ServerGroupRow) => ({
     id: g.uuid,
     name: g.name,
-    policies: [g.policy],
+    ...(mv(req, '2.64') ? { policy: g.policy, rules: JSON.parse(g.rules) } : { policies: [g.policy], metadata: {} }),
     members: await members(g.uuid),
-    metadata: {},
     ...(mv(req, '2.13') ? { project_id: g.project_id, user_id: g.user_id } : {}),
   });
   const find = async (req: FastifyRequest, rule: string) => {
@@ -50,16 +71,13 @@ export function registerServerGroupRoutes(app: FastifyInstance, deps: ApiDeps): 
     const auth = authOf(req);
     enforce(deps, req, 'os_compute_api:os-server-groups:create', { project_id: auth.projectId });
     const g = obj(obj(req.body, 'body').server_group, 'server_group');
-    noExtra(g, ['name', 'policies'], 'server_group');
     const groupName = name(g.name);
-    if (!Array.isArray(g.policies) || g.policies.length !== 1) throw invalid('policies', g.policies, 'must hold exactly one policy');
-    const policy = str(g.policies[0], 'policies');
-    if (!policiesAt(req).includes(policy)) throw invalid('policies', g.policies, `'${policy}' is not one of ${JSON.stringify(policiesAt(req))}`);
+    const { policy, rules } = mv(req, '2.64') ? policyAndRules(g) : { policy: onePolicy(req, g), rules: {} };
     const projectId = auth.projectId ?? '';
     const quota = (await deps.quotas.limits(projectId)).server_groups;
     const used = Number((await db.selectFrom('server_groups').select((eb) => eb.fn.countAll().as('n')).where('project_id', '=', projectId).executeTakeFirstOrThrow()).n);
     if (quota >= 0 && used >= quota) throw new ApiError('forbidden', 'Quota exceeded, too many server groups.');
-    const row: ServerGroupRow = { uuid: randomUUID(), name: groupName, project_id: projectId, user_id: auth.userId ?? '', policy, rules: '{}', created_at: Date.now() };
+    const row: ServerGroupRow = { uuid: randomUUID(), name: groupName, project_id: projectId, user_id: auth.userId ?? '', policy, rules: JSON.stringify(rules), created_at: Date.now() };
     await db.insertInto('server_groups').values(row).execute();
     reply.code(200);
     return { server_group: await view(req, row) };

@@ -97,6 +97,8 @@ export function serverDetail(deps: ApiDeps, req: FastifyRequest, i: Instance, x:
   }
   if (mv(req, '2.19')) s.description = i.description;
   if (mv(req, '2.26')) s.tags = x.tags;
+  if (mv(req, '2.63')) s.trusted_image_certificates = i.systemMetadata.trusted_image_certificates ? JSON.parse(i.systemMetadata.trusted_image_certificates) : null;
+  if (mv(req, '2.73')) s.locked_reason = i.lockedReason;
   if (x.fault && (i.vmState === 'error' || i.vmState === 'deleted')) {
     const f: Record<string, unknown> = { code: x.fault.code, created: ISO(x.fault.createdAt), message: x.fault.message };
     if (admin || x.fault.code !== 500) f.details = x.fault.details ?? '';

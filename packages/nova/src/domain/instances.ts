@@ -43,6 +43,9 @@ export interface RequestSpec {
   securityGroups: string[];
   availabilityZone?: string;
   forcedHost?: string;
+  /** 2.74: a destination asked for by host and/or node; unlike forcedHost the filters still run. */
+  requestedHost?: string;
+  requestedNode?: string;
   hints: { sameHost?: string[]; differentHost?: string[]; group?: string };
   group?: { uuid: string; policy: string; rules: Record<string, unknown> };
   numInstances: number;

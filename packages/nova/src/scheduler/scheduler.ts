@@ -54,6 +54,11 @@ const FILTERS: HostFilter[] = [
     name: 'AvailabilityZoneFilter',
     reject: (h, c) => (c.spec.availabilityZone && c.spec.availabilityZone !== h.availabilityZone ? `in availability zone ${h.availabilityZone}, not ${c.spec.availabilityZone}` : undefined),
   },
+  {
+    name: 'RequestedDestinationFilter',
+    reject: (h, c) =>
+      (c.spec.requestedHost && c.spec.requestedHost !== h.host) || (c.spec.requestedNode && c.spec.requestedNode !== h.node) ? `not the requested destination ${c.spec.requestedHost ?? ''}${c.spec.requestedNode ? `:${c.spec.requestedNode}` : ''}` : undefined,
+  },
   { name: 'ForcedHostFilter', reject: (h, c) => (c.spec.forcedHost && c.spec.forcedHost !== h.host ? `not the requested host ${c.spec.forcedHost}` : undefined) },
   { name: 'SameHostFilter', reject: (h, c) => (c.spec.hints.sameHost?.length && !c.sameHosts.has(h.host) ? 'does not hold the same_host instances' : undefined) },
   { name: 'DifferentHostFilter', reject: (h, c) => (c.differentHosts.has(h.host) ? 'holds a different_host instance' : undefined) },

@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { isAtLeast, parseVersion } from '@onestack/core/http/microversion.ts';
+import { MAX_MICROVERSION } from '../src/conf.ts';
+import { startNova, type NovaFixture, type Project } from './fixture.ts';
+
+/** Skips what lies above the advertised maximum: it runs once the maximum gets there. */
+const above = (v: string) => (isAtLeast(parseVersion(MAX_MICROVERSION), v) ? false : `max microversion ${MAX_MICROVERSION} < ${v}`);
+
+/** Request and response changes of the microversions above 2.55, one by one. */
+describe('nova microversions 2.56 and later', () => {
+  let f: NovaFixture;
+  let p: Project;
+  before(async () => {
+    f = await startNova();
+    for (const h of ['mv-h1', 'mv-h2']) await f.addCompute(h);
+    p = await f.project('mv');
+  });
+  after(() => f?.close());
+
+  it('2.58: instance actions page by limit and marker, filter by changes-since, refuse other parameters', async () => {
+    const r = await f.admin.post('/v2.1/servers', { server: { name: 'acts', imageRef: f.imageId, flavorRef: '1', networks: 'none' } });
+    assert.equal(r.status, 202, r.text);
+    const id = r.body.server.id;
+    await f.waitFor(f.admin, id);
+    for (const a of ['lock', 'unlock', 'lock']) {
+      // Distinct start times, so the newest-first order is the order they were made in.
+      await new Promise((res) => setTimeout(res, 5));
+      assert.equal((await f.admin.post(`/v2.1/servers/${id}/action`, { [a]: null })).status, 202);
+    }
+    const c = f.admin.at('2.58');
+    const all = (await c.get(`/v2.1/servers/${id}/os-instance-actions`)).body;
+    assert.deepEqual(all.instanceActions.map((a: { action: string }) => a.action), ['lock', 'unlock', 'lock', 'create']);
+    assert.ok(!('links' in all));
+    const first = (await c.get(`/v2.1/servers/${id}/os-instance-actions?limit=2`)).body;
+    assert.equal(first.instanceActions.length, 2);
+    const next = new URL(first.links[0].href);
+    assert.equal(next.searchParams.get('marker'), first.instanceActions[1].request_id);
+    const second = (await c.get(`/v2.1/servers/${id}/os-instance-actions${next.search}`)).body;
+    assert.deepEqual(second.instanceActions.map((a: { action: string }) => a.action), ['lock', 'create']);
+    assert.equal((await c.get(`/v2.1/servers/${id}/os-instance-actions?marker=nope`)).status, 400);
+    assert.equal((await c.get(`/v2.1/servers/${id}/os-instance-actions?foo=1`)).status, 400);
+    assert.equal((await f.admin.at('2.57').get(`/v2.1/servers/${id}/os-instance-actions?foo=1`)).status, 200, 'before 2.58 extra parameters are ignored');
+    const future = new Date(Date.now() + 3_600_000).toISOString();
+    assert.deepEqual((await c.get(`/v2.1/servers/${id}/os-instance-actions?changes-since=${future}`)).body.instanceActions, []);
+    assert.equal((await c.get(`/v2.1/servers/${id}/os-instance-actions?changes-since=yesterday`)).status, 400);
+    await f.admin.delete(`/v2.1/servers/${id}`);
+    // Fields of later microversions are refused at the advertised maximum, not silently ignored.
+    for (const extra of [{ host: 'q-h1' }, { trusted_image_certificates: ['x'] }]) {
+      const refused = await c.post('/v2.1/servers', { server: { name: 'x', imageRef: f.imageId, flavorRef: '1', networks: 'none', ...extra } });
+      assert.equal(refused.status, 400, JSON.stringify(extra));
+    }
+  });
+
+  it('2.64: server groups take one policy and rules, and show them instead of policies and metadata', { skip: above('2.64') }, async () => {
+    const c = p.member.at('2.64');
+    assert.equal((await c.post('/v2.1/os-server-groups', { server_group: { name: 'g', policies: ['affinity'] } })).status, 400);
+    const bad = await c.post('/v2.1/os-server-groups', { server_group: { name: 'g', policy: 'affinity', rules: { max_server_per_host: 2 } } });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.badRequest.message, 'Only anti-affinity policy supports rules.');
+    assert.equal((await c.post('/v2.1/os-server-groups', { server_group: { name: 'g', policy: 'anti-affinity', rules: { max_server_per_host: 0 } } })).status, 400);
+    const g = await c.post('/v2.1/os-server-groups', { server_group: { name: 'g', policy: 'anti-affinity', rules: { max_server_per_host: 2 } } });
+    assert.equal(g.status, 200, g.text);
+    const sg = g.body.server_group;
+    assert.equal(sg.policy, 'anti-affinity');
+    assert.deepEqual(sg.rules, { max_server_per_host: 2 });
+    assert.ok(!('policies' in sg) && !('metadata' in sg));
+    const old = (await p.member.at('2.63').get(`/v2.1/os-server-groups/${sg.id}`)).body.server_group;
+    assert.deepEqual(old.policies, ['anti-affinity']);
+    assert.deepEqual(old.metadata, {});
+    assert.ok(!('rules' in old));
+    assert.equal((await p.member.at('2.63').post('/v2.1/os-server-groups', { server_group: { name: 'h', policy: 'affinity' } })).status, 400);
+    // The rule is the scheduler's: three members fit on two hosts with two per host.
+    const ids: string[] = [];
+    for (const n of ['a', 'b', 'c']) {
+      const r = await f.admin.post('/v2.1/servers', { server: { name: n, imageRef: f.imageId, flavorRef: '1', networks: 'none' }, 'os:scheduler_hints': { group: sg.id } });
+      assert.equal(r.status, 202, r.text);
+      ids.push(r.body.server.id);
+      assert.equal((await f.waitFor(f.admin, r.body.server.id)).status, 'ACTIVE');
+    }
+    for (const id of ids) await f.admin.delete(`/v2.1/servers/${id}`);
+  });
+
+  it('2.63, 2.71, 2.73: trusted certificates, server groups and the lock reason in the server view', { skip: above('2.73') }, async () => {
+    const g = (await p.member.at('2.64').post('/v2.1/os-server-groups', { server_group: { name: 'sg', policy: 'affinity' } })).body.server_group;
+    const boot = (c: typeof p.member, extra: Record<string, unknown>) =>
+      c.post('/v2.1/servers', { server: { name: 'v', imageRef: f.imageId, flavorRef: '1', networks: 'none', ...extra }, 'os:scheduler_hints': { group: g.id } });
+    assert.equal((await boot(p.member.at('2.63'), { trusted_image_certificates: [] })).status, 400);
+    assert.equal((await boot(p.member.at('2.63'), { trusted_image_certificates: ['a', 'a'] })).status, 400);
+    const r = await boot(p.member.at('2.63'), { trusted_image_certificates: ['cert-1', 'cert-2'] });
+    assert.equal(r.status, 202, r.text);
+    const id = r.body.server.id;
+    await f.waitFor(p.member, id);
+    const c = p.member.at('2.74');
+    const shown = (await c.get(`/v2.1/servers/${id}`)).body.server;
+    assert.deepEqual(shown.trusted_image_certificates, ['cert-1', 'cert-2']);
+    assert.deepEqual(shown.server_groups, [g.id]);
+    assert.equal(shown.locked_reason, null);
+    assert.ok(!('trusted_image_certificates' in (await p.member.at('2.62').get(`/v2.1/servers/${id}`)).body.server));
+    assert.ok(!('server_groups' in (await p.member.at('2.70').get(`/v2.1/servers/${id}`)).body.server));
+    const listed = (await c.get('/v2.1/servers/detail')).body.servers.find((s: { id: string }) => s.id === id);
+    assert.ok(!('server_groups' in listed), 'not in lists');
+    assert.deepEqual(listed.trusted_image_certificates, ['cert-1', 'cert-2']);
+    const updated = (await c.put(`/v2.1/servers/${id}`, { server: { name: 'v2' } })).body.server;
+    assert.deepEqual(updated.server_groups, [g.id]);
+
+    assert.equal((await c.post(`/v2.1/servers/${id}/action`, { lock: { locked_reason: '' } })).status, 400);
+    assert.equal((await c.post(`/v2.1/servers/${id}/action`, { lock: { locked_reason: 'maintenance' } })).status, 202);
+    assert.equal((await c.get(`/v2.1/servers/${id}`)).body.server.locked_reason, 'maintenance');
+    const lockedOnly = (await c.get('/v2.1/servers/detail?locked=true')).body.servers.map((s: { id: string }) => s.id);
+    assert.deepEqual(lockedOnly, [id]);
+    await c.post(`/v2.1/servers/${id}/action`, { unlock: null });
+    // Before 2.73 the lock body is not read: no reason is kept.
+    assert.equal((await p.member.at('2.72').post(`/v2.1/servers/${id}/action`, { lock: { locked_reason: 'ignored' } })).status, 202);
+    assert.equal((await c.get(`/v2.1/servers/${id}`)).body.server.locked_reason, null);
+    await c.post(`/v2.1/servers/${id}/action`, { unlock: null });
+    await p.member.delete(`/v2.1/servers/${id}`);
+  });
+
+  it('2.74: a requested host or node is checked and kept, by admins only, and not with zone:host', { skip: above('2.74') }, async () => {
+    const c = f.admin.at('2.74');
+    const boot = (who: typeof c, extra: Record<string, unknown>) => who.post('/v2.1/servers', { server: { name: 'd', imageRef: f.imageId, flavorRef: '1', networks: 'none', ...extra } });
+    assert.equal((await boot(f.admin.at('2.73'), { host: 'mv-h2' })).status, 400, 'not before 2.74');
+    assert.equal((await boot(p.member.at('2.74'), { host: 'mv-h2' })).status, 403);
+    const missing = await boot(c, { host: 'nowhere' });
+    assert.equal(missing.status, 400);
+    assert.equal(missing.body.badRequest.message, 'Compute host nowhere could not be found.');
+    assert.equal((await boot(c, { host: 'mv-h2', availability_zone: 'nova:mv-h2' })).status, 400);
+    const ids: string[] = [];
+    for (const extra of [{ host: 'mv-h2' }, { hypervisor_hostname: 'mv-h1' }, { host: 'mv-h2', hypervisor_hostname: 'mv-h2' }]) {
+      const r = await boot(c, extra);
+      assert.equal(r.status, 202, r.text);
+      const s = await f.waitFor(f.admin, r.body.server.id);
+      assert.equal(s['OS-EXT-SRV-ATTR:host'], extra.host ?? extra.hypervisor_hostname, JSON.stringify(extra));
+      ids.push(s.id);
+    }
+    // Filters still run: a disabled requested host is no destination.
+    const svc = (await f.admin.at('2.53').get('/v2.1/os-services?host=mv-h1&binary=nova-compute')).body.services[0];
+    await f.admin.at('2.53').put(`/v2.1/os-services/${svc.id}`, { status: 'disabled' });
+    const r = await boot(c, { host: 'mv-h1' });
+    const s = await f.waitFor(f.admin, r.body.server.id);
+    assert.equal(s.status, 'ERROR');
+    assert.match(s.fault.message, /ComputeFilter removed mv-h1/);
+    await f.admin.at('2.53').put(`/v2.1/os-services/${svc.id}`, { status: 'enabled' });
+    for (const id of [...ids, s.id]) await f.admin.delete(`/v2.1/servers/${id}`);
+  });
+});
