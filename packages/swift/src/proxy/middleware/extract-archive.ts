@@ -81,7 +81,6 @@ export async function extractArchive(next: Handler, req: SwiftRequest, kind: str
   const doc: Record<string, unknown> = { 'Response Status': statusLine(201), 'Response Body': '', 'Number Files Created': 0 };
   const errors: [string, string][] = [];
   const p = splitSwiftPath(req.path);
-  let created = 0;
   let failedType = 400;
   let cleanup = () => {};
   try {
