@@ -4,6 +4,8 @@ import { ApiError } from '@onestack/core/errors.ts';
 import type { PlacementClient } from '../placement/client.ts';
 import type { InstanceActions } from '../domain/actions.ts';
 import type { InstanceRepo } from '../domain/instances.ts';
+import type { Migrations } from '../domain/migrations.ts';
+import type { MigrateRequest } from '../domain/server-moves.ts';
 import type { InstanceNotifier } from '../domain/notifier.ts';
 import { TaskState, VmState } from '../domain/states.ts';
 import type { Scheduler, Selection } from '../scheduler/scheduler.ts';
@@ -28,7 +30,7 @@ export interface BuildRequest {
 export class Conductor {
   private servers: RpcServer[] = [];
 
-  constructor(private readonly d: { bus: Bus; scheduler: Scheduler; instances: InstanceRepo; actions: InstanceActions; placement: PlacementClient; notifier: InstanceNotifier; logger: Logger }) {}
+  constructor(private readonly d: { bus: Bus; scheduler: Scheduler; instances: InstanceRepo; actions: InstanceActions; migrations: Migrations; placement: PlacementClient; notifier: InstanceNotifier; logger: Logger }) {}
 
   async start(): Promise<void> {
     const d = this.d;
@@ -44,6 +46,9 @@ export class Conductor {
       await d.bus.serve(CONDUCTOR_TOPIC, undefined, {
         build_instances: async (a: BuildRequest) => {
           void this.build(a).catch((err) => d.logger.error({ err }, 'build_instances failed'));
+        },
+        migrate_server: async (a: MigrateRequest) => {
+          void this.migrate(a).catch((err) => d.logger.error({ err }, 'migrate_server failed'));
         },
       }),
     );
@@ -80,5 +85,45 @@ export class Conductor {
       }
       await d.bus.cast(COMPUTE_TOPIC, 'build_and_run_instance', { uuid: s.uuid, requestId: a.requestId }, { host: s.host });
     }
+  }
+
+  /**
+   * ComputeTaskManager.migrate_server (cold): the source host's allocation moves to the
+   * migration consumer, the scheduler claims the new flavor for the instance on the
+   * destination, then the source host starts the move. When no host fits, the
+   * allocation goes back, the migration is in error and the instance as it was, with a fault.
+   */
+  async migrate(a: MigrateRequest): Promise<void> {
+    const d = this.d;
+    const inst = await d.instances.get(a.uuid);
+    const migration = await d.migrations.byUuid(a.migrationUuid);
+    const flavor = JSON.parse(inst.systemMetadata.new_flavor);
+    const spec = {
+      ...inst.requestSpec,
+      flavor,
+      forcedHost: a.host,
+      requestedHost: undefined,
+      requestedNode: undefined,
+      numInstances: 1,
+      // different_host with the instance itself keeps the source host out of the candidates.
+      hints: { ...inst.requestSpec.hints, differentHost: a.avoidSource ? [...(inst.requestSpec.hints.differentHost ?? []), inst.uuid] : inst.requestSpec.hints.differentHost },
+    };
+    let selection: Selection;
+    try {
+      [selection] = await d.actions.event(a.uuid, a.requestId, 'conductor_migrate_server', null, async () => {
+        await d.placement.moveAllocations(inst.uuid, migration.uuid, 'MIGRATION');
+        return d.scheduler.selectDestinations(spec, [inst.uuid], { projectId: inst.projectId, userId: inst.userId });
+      });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      await d.placement.moveAllocations(migration.uuid, inst.uuid, 'INSTANCE').catch((e) => d.logger.error({ err: e }, 'allocation rollback failed'));
+      await d.migrations.update(migration.uuid, { status: 'error' });
+      await d.instances.update(a.uuid, { task_state: null });
+      await d.instances.addFault(a.uuid, { code: 400, message: message.startsWith('No valid host') ? message : `No valid host was found. ${message}` });
+      d.notifier.send(await d.instances.get(a.uuid), 'resize', 'error', { fault: { message } });
+      return;
+    }
+    await d.migrations.update(migration.uuid, { dest_compute: selection.host, dest_node: selection.node, dest_host: selection.host });
+    await d.bus.cast(COMPUTE_TOPIC, 'resize_instance', { uuid: a.uuid, migrationUuid: migration.uuid, requestId: a.requestId }, { host: inst.host! });
   }
 }

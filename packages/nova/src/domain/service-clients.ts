@@ -79,6 +79,10 @@ export class GlanceClient {
     return callJson(`${await this.endpoints.url('image')}/v2/images`, token, 'POST', body);
   }
 
+  async deleteImage(token: string, id: string): Promise<HttpAnswer> {
+    return callJson(`${await this.endpoints.url('image')}/v2/images/${encodeURIComponent(id)}`, token, 'DELETE');
+  }
+
   async upload(token: string, id: string, data: Readable): Promise<number> {
     const res = await fetch(`${await this.endpoints.url('image')}/v2/images/${id}/file`, {
       method: 'PUT',

@@ -167,6 +167,28 @@ export class PlacementClient {
     return (await this.expect(await this.request('GET', `/allocations/${consumerUuid}`), 200)) as ConsumerAllocations;
   }
 
+  /**
+   * Moves everything `from` holds to `to` in one write (POST /allocations), as upstream's
+   * move_allocations: a resize parks the source host's allocation on the migration
+   * consumer, a revert gives it back. No-op when `from` holds nothing.
+   */
+  async moveAllocations(from: string, to: string, toType: 'INSTANCE' | 'MIGRATION'): Promise<void> {
+    const src = await this.allocations(from);
+    if (Object.keys(src.allocations).length === 0) return;
+    const target = await this.allocations(to);
+    const owner = { project_id: src.project_id, user_id: src.user_id };
+    const res = await this.request('POST', '/allocations', {
+      [from]: { allocations: {}, ...owner, consumer_generation: src.consumer_generation ?? null, consumer_type: src.consumer_type ?? (toType === 'MIGRATION' ? 'INSTANCE' : 'MIGRATION') },
+      [to]: {
+        allocations: Object.fromEntries(Object.entries(src.allocations).map(([rp, a]) => [rp, { resources: a.resources }])),
+        ...owner,
+        consumer_generation: target.consumer_generation ?? null,
+        consumer_type: toType,
+      },
+    });
+    await this.expect(res, 204);
+  }
+
   /** Gives back everything a consumer holds; false when it held nothing. */
   async deleteAllocations(consumerUuid: string): Promise<boolean> {
     const res = await this.request('DELETE', `/allocations/${consumerUuid}`);

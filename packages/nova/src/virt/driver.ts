@@ -159,6 +159,8 @@ export interface MigrationTarget {
 
 export interface ComputeDriver {
   readonly capabilities: DriverCapabilities;
+  /** What another host's migrateDisks() is given as MigrationTarget.instancesDir to copy here. */
+  readonly instancesDir: string;
 
   /** Totals and use of this host for placement's inventory and the hypervisors API. Cheap; no side effects. */
   getHostInfo(): Promise<HostInfo>;

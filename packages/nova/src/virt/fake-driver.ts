@@ -212,11 +212,14 @@ export class FakeDriver implements ComputeDriver {
     this.get(uuid).nics.delete(portId);
   }
 
-  /** The fake writes a small marker file, so callers' upload-and-clean-up paths run for real. */
+  /**
+   * The fake writes an empty qcow2 of the root disk's size, so callers' upload-and-clean-up
+   * paths run for real and Glance's format checks (its inspector, qemu-img info) accept it.
+   */
   async snapshot(uuid: string, outDir: string): Promise<SnapshotResult> {
     const i = this.get(uuid);
     const path = join(outDir, `${uuid}-snapshot.qcow2`);
-    await writeFile(path, `fake snapshot of ${uuid} (${i.spec.image?.id ?? 'volume'})\n`);
+    await writeFile(path, emptyQcow2(Math.max(i.flavor.rootGb, 1) * 1024 ** 3));
     return { path, format: 'qcow2', live: true };
   }
 
@@ -293,4 +296,25 @@ export class FakeDriver implements ComputeDriver {
       throw new NoFreeSlotError(`instance ${i.spec.uuid} has no free hot-plug slot`);
     }
   }
+}
+
+/**
+ * What `qemu-img create -f qcow2 -o compat=0.10` makes: 64 KiB clusters; header, refcount
+ * table, one refcount block (clusters 0-3 in use) and an all-zero L1 table, one cluster each.
+ */
+function emptyQcow2(virtualSize: number): Buffer {
+  const cluster = 0x10000;
+  const l1Size = Math.ceil(virtualSize / (cluster * (cluster / 8)));
+  const b = Buffer.alloc(3 * cluster + 8 * l1Size);
+  b.write('QFI\xfb', 0, 'latin1');
+  b.writeUInt32BE(2, 4);
+  b.writeUInt32BE(16, 20);
+  b.writeBigUInt64BE(BigInt(virtualSize), 24);
+  b.writeUInt32BE(l1Size, 36);
+  b.writeBigUInt64BE(BigInt(3 * cluster), 40);
+  b.writeBigUInt64BE(BigInt(cluster), 48);
+  b.writeUInt32BE(1, 56);
+  b.writeBigUInt64BE(BigInt(2 * cluster), cluster);
+  for (let c = 0; c < 4; c++) b.writeUInt16BE(1, 2 * cluster + 2 * c);
+  return b;
 }

@@ -1,0 +1,99 @@
+import type { FastifyRequest } from 'fastify';
+import { badRequest } from '@onestack/core/errors.ts';
+import type { RebuildInput } from '../domain/server-moves.ts';
+import { callerOf, enforce, mv, serverFor, type ApiDeps } from './context.ts';
+import { serverDetail } from './server-views.ts';
+import { bool, metadata, noExtra, obj, str } from './validate.ts';
+
+type Handler = (deps: ApiDeps, req: FastifyRequest, arg: unknown) => Promise<{ status: number; body?: unknown; headers?: Record<string, string> }>;
+
+const flavorRef = (v: unknown): string => {
+  if (typeof v === 'number' && Number.isInteger(v) && v > 0) return String(v);
+  return str(v, 'flavorRef', { min: 1, max: 255 });
+};
+
+function rebuildInput(req: FastifyRequest, arg: unknown): RebuildInput {
+  const a = obj(arg, 'rebuild');
+  const allowedKeys = ['imageRef', 'name', 'adminPass', 'metadata', 'preserve_ephemeral', 'OS-DCF:diskConfig', 'accessIPv4', 'accessIPv6'];
+  if (!mv(req, '2.57')) allowedKeys.push('personality');
+  if (mv(req, '2.19')) allowedKeys.push('description');
+  if (mv(req, '2.54')) allowedKeys.push('key_name');
+  if (mv(req, '2.57')) allowedKeys.push('user_data');
+  noExtra(a, allowedKeys);
+  if (a.imageRef === undefined) throw badRequest("'imageRef' is a required property");
+  const input: RebuildInput = { imageRef: str(a.imageRef, 'imageRef', { min: 1 }), preserveEphemeral: a.preserve_ephemeral === undefined ? false : bool(a.preserve_ephemeral, 'preserve_ephemeral') };
+  if (a.name !== undefined) input.name = str(a.name, 'name', { min: 1, max: 255 });
+  if (a.adminPass !== undefined) input.adminPass = str(a.adminPass, 'adminPass');
+  if (a.metadata !== undefined) input.metadata = metadata(a.metadata);
+  if (a.description !== undefined) input.description = a.description === null ? null : str(a.description, 'description', { max: 255 });
+  if (a.key_name !== undefined) input.keyName = a.key_name === null ? null : str(a.key_name, 'key_name', { min: 1, max: 255 });
+  if (a.user_data !== undefined) {
+    input.userData = a.user_data === null ? null : str(a.user_data, 'user_data', { max: 65535 });
+    if (input.userData !== null && Buffer.from(input.userData, 'base64').toString('base64').replace(/=+$/, '') !== input.userData.replace(/\s/g, '').replace(/=+$/, '')) throw badRequest('User data needs to be valid base 64.');
+  }
+  return input;
+}
+
+/** Resize, migrate, confirm/revert, createImage and rebuild as actions of POST /servers/{id}/action. */
+export const MOVE_ACTIONS: Record<string, Handler> = {
+  resize: async (deps, req, arg) => {
+    const a = obj(arg, 'resize');
+    noExtra(a, ['flavorRef', 'OS-DCF:diskConfig']);
+    if (a.flavorRef === undefined) throw badRequest("'flavorRef' is a required property");
+    const ref = flavorRef(a.flavorRef);
+    const inst = await serverFor(deps, req, 'os_compute_api:servers:resize');
+    await deps.moves.resize(callerOf(deps, req), inst, ref);
+    return { status: 202 };
+  },
+  confirmResize: async (deps, req) => {
+    const inst = await serverFor(deps, req, 'os_compute_api:servers:confirm_resize');
+    await deps.moves.confirmResize(callerOf(deps, req), inst);
+    return { status: 204 };
+  },
+  revertResize: async (deps, req) => {
+    const inst = await serverFor(deps, req, 'os_compute_api:servers:revert_resize');
+    await deps.moves.revertResize(callerOf(deps, req), inst);
+    return { status: 202 };
+  },
+  migrate: async (deps, req, arg) => {
+    // Before 2.56 the action takes no body; from 2.56 an optional target host.
+    let host: string | undefined;
+    if (arg !== null && arg !== undefined) {
+      if (!mv(req, '2.56')) throw badRequest(`Invalid input for field/attribute migrate. Value: ${JSON.stringify(arg)}. ${JSON.stringify(arg)} is not of type 'null'`);
+      const a = obj(arg, 'migrate');
+      noExtra(a, ['host']);
+      if (a.host !== undefined && a.host !== null) host = str(a.host, 'host', { min: 1, max: 255 });
+    }
+    const inst = await serverFor(deps, req, 'os_compute_api:os-migrate-server:migrate');
+    if (host) enforce(deps, req, 'os_compute_api:os-migrate-server:migrate:host', { project_id: inst.projectId });
+    await deps.moves.migrate(callerOf(deps, req), inst, host);
+    return { status: 202 };
+  },
+  createImage: async (deps, req, arg) => {
+    const a = obj(arg, 'createImage');
+    noExtra(a, ['name', 'metadata']);
+    if (a.name === undefined) throw badRequest("'name' is a required property");
+    const name = str(a.name, 'name', { min: 1, max: 255 });
+    const md = a.metadata === undefined ? {} : metadata(a.metadata);
+    const inst = await serverFor(deps, req, 'os_compute_api:servers:create_image');
+    const { imageId, location } = await deps.moves.createImage(callerOf(deps, req), inst, name, md);
+    // 2.45: the image id in the body instead of a Location header.
+    return mv(req, '2.45') ? { status: 202, body: { image_id: imageId } } : { status: 202, headers: { location } };
+  },
+  rebuild: async (deps, req, arg) => {
+    const input = rebuildInput(req, arg);
+    const inst = await serverFor(deps, req, 'os_compute_api:servers:rebuild');
+    const caller = callerOf(deps, req);
+    const image = await deps.compute.image(caller, input.imageRef);
+    await deps.moves.rebuild(caller, inst, input, image);
+    const now = await deps.instances.get(inst.uuid);
+    const server: Record<string, unknown> = serverDetail(deps, req, now, { metadata: await deps.instances.metadata(inst.uuid), tags: await deps.instances.tags(inst.uuid) });
+    // enable_instance_password defaults to on upstream: the response carries the (new) admin password.
+    server.adminPass = input.adminPass ?? randomPass();
+    return { status: 202, body: { server } };
+  },
+};
+
+function randomPass(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => 'abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789'[b % 57]).join('');
+}

@@ -1,0 +1,294 @@
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { jsonToDb } from '@onestack/core/db/index.ts';
+import type { FlavorSnapshot, Instance } from '../domain/instances.ts';
+import type { Migration, Migrations } from '../domain/migrations.ts';
+import { TaskState, VmState } from '../domain/states.ts';
+import { PowerState, type FlavorSpec, type InstanceSpec, type MigrationTarget } from '../virt/driver.ts';
+import type { ComputeManagerDeps } from './manager.ts';
+
+export interface MoveArgs {
+  uuid: string;
+  migrationUuid: string;
+  requestId: string;
+}
+
+export interface ImageArgs {
+  uuid: string;
+  imageId: string;
+  requestId: string;
+}
+
+export interface RebuildArgs {
+  uuid: string;
+  requestId: string;
+  preserveEphemeral?: boolean;
+}
+
+const flavorSpec = (f: FlavorSnapshot): FlavorSpec => ({ name: f.name, vcpus: f.vcpus, memoryMb: f.ram, rootGb: f.disk, ephemeralGb: f.ephemeral, swapMb: f.swap, extraSpecs: f.extraSpecs });
+const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/** The system_metadata keys a move keeps until it is confirmed or reverted, as upstream's instance.old_flavor / new_flavor. */
+const MOVE_KEYS = ['old_flavor', 'new_flavor', 'old_vm_state'];
+
+/**
+ * The compute host's half of resize, cold migrate, confirm/revert, snapshot and
+ * rebuild (nova/compute/manager.py): resize_instance runs on the source, finish_resize
+ * and revert_resize on the destination, confirm_resize and finish_revert_resize on the
+ * source again. Every step is an instance action event; a failure before the guest
+ * moved puts the instance back as it was, with a fault.
+ */
+export class ComputeMoves {
+  constructor(
+    private readonly d: ComputeManagerDeps & { migrations: Migrations },
+    private readonly h: {
+      instanceSpec: (inst: Instance) => Promise<InstanceSpec>;
+      /** The instance's image in this host's cache ('' when the driver keeps none). */
+      imagePath: (inst: Instance) => Promise<string>;
+      serviceToken: () => Promise<string>;
+      cast: (method: string, args: unknown, host: string) => Promise<void>;
+      call: <T>(method: string, args: unknown, host: string) => Promise<T>;
+    },
+  ) {}
+
+  handlers(run: (fn: () => Promise<void>) => void): Record<string, (a: any) => Promise<unknown>> {
+    return {
+      resize_instance: async (a: MoveArgs) => run(() => this.resizeInstance(a)),
+      finish_resize: async (a: MoveArgs) => run(() => this.finishResize(a)),
+      confirm_resize: async (a: MoveArgs) => run(() => this.confirmResize(a)),
+      revert_resize: async (a: MoveArgs) => run(() => this.revertResize(a)),
+      finish_revert_resize: async (a: MoveArgs) => run(() => this.finishRevertResize(a)),
+      migration_target: async (a: { uuid: string }) => this.migrationTarget(a.uuid),
+      snapshot_instance: async (a: ImageArgs) => run(() => this.snapshot(a)),
+      rebuild_instance: async (a: RebuildArgs) => run(() => this.rebuild(a)),
+    };
+  }
+
+  private async migrationTarget(uuid: string): Promise<MigrationTarget> {
+    const inst = await this.d.instances.get(uuid);
+    const imagePath = await this.h.imagePath(inst);
+    return { instancesDir: this.d.driver.instancesDir, ...(imagePath ? { imagePath } : {}) };
+  }
+
+  private async sysmeta(uuid: string, patch: Record<string, string | undefined>): Promise<void> {
+    const inst = await this.d.instances.get(uuid);
+    const next: Record<string, string> = { ...inst.systemMetadata };
+    for (const [k, v] of Object.entries(patch)) {
+      if (v === undefined) delete next[k];
+      else next[k] = v;
+    }
+    await this.d.instances.update(uuid, { system_metadata: jsonToDb(next) });
+  }
+
+  private async fail(inst: Instance, m: Migration, notify: string, err: unknown): Promise<void> {
+    const d = this.d;
+    d.logger.warn({ err, instance: inst.uuid }, `${notify} failed`);
+    await d.migrations.update(m.uuid, { status: 'error' });
+    await d.instances.update(inst.uuid, { task_state: null });
+    await d.instances.addFault(inst.uuid, { code: 500, message: errorText(err), details: err instanceof Error ? err.stack : undefined, host: d.host });
+    d.notifier.send(await d.instances.get(inst.uuid), notify, 'error', { fault: { message: errorText(err) } });
+  }
+
+  /** On the source: power off, copy the disks to the destination (unless it is this host), hand over. */
+  async resizeInstance(a: MoveArgs): Promise<void> {
+    const d = this.d;
+    const inst = await d.instances.get(a.uuid);
+    const m = await d.migrations.byUuid(a.migrationUuid);
+    d.notifier.send(inst, 'resize', 'start');
+    try {
+      await d.actions.event(a.uuid, a.requestId, 'compute_resize_instance', d.host, async () => {
+        await d.instances.update(a.uuid, { task_state: TaskState.RESIZE_MIGRATING });
+        await d.migrations.update(m.uuid, { status: 'migrating' });
+        await this.sysmeta(a.uuid, { old_vm_state: inst.vmState });
+        await d.driver.powerOff(a.uuid);
+        if (m.dest_compute !== d.host) {
+          const target = await this.h.call<MigrationTarget>('migration_target', { uuid: a.uuid }, m.dest_compute!);
+          await d.driver.migrateDisks(a.uuid, target);
+        }
+        await d.instances.update(a.uuid, { task_state: TaskState.RESIZE_MIGRATED, power_state: PowerState.SHUTDOWN });
+        await d.migrations.update(m.uuid, { status: 'post-migrating' });
+      });
+    } catch (err) {
+      // Nothing moved yet: the destination's claim goes, the source's allocation comes back.
+      await d.placement.deleteAllocations(a.uuid).catch(() => undefined);
+      await d.placement.moveAllocations(m.uuid, a.uuid, 'INSTANCE').catch((e) => d.logger.error({ err: e }, 'allocation rollback failed'));
+      if (inst.vmState === VmState.ACTIVE) await d.driver.powerOn(a.uuid).catch(() => undefined);
+      const info = await d.driver.getInfo(a.uuid).catch(() => undefined);
+      if (info) await d.instances.update(a.uuid, { power_state: info.powerState });
+      await this.fail(inst, m, 'resize', err);
+      return;
+    }
+    d.notifier.send(await d.instances.get(a.uuid), 'resize', 'end');
+    await this.h.cast('finish_resize', a, m.dest_compute!);
+  }
+
+  /** Points the instance's ports at this host (upstream's migrate_instance_finish). */
+  private async bindPorts(inst: Instance): Promise<void> {
+    const token = await this.h.serviceToken();
+    for (const v of inst.networkInfo) await this.d.neutron.expect(token, 'PUT', `/ports/${v.portId}`, { port: { 'binding:host_id': this.d.host } }, 200);
+  }
+
+  private async setFlavor(uuid: string, f: FlavorSnapshot, host: string, node: string | null): Promise<void> {
+    const inst = await this.d.instances.get(uuid);
+    await this.d.instances.update(uuid, { flavor: jsonToDb(f), vcpus: f.vcpus, memory_mb: f.ram, root_gb: f.disk, host, node, request_spec: jsonToDb({ ...inst.requestSpec, flavor: f }) });
+  }
+
+  private async powerAs(uuid: string, vmState: string | undefined): Promise<number> {
+    if (vmState !== VmState.STOPPED) await this.d.driver.powerOn(uuid);
+    return (await this.d.driver.getInfo(uuid)).powerState;
+  }
+
+  /** On the destination: the new flavor (the driver grows the disk), ports bound here, guest started if it ran; VERIFY_RESIZE. */
+  async finishResize(a: MoveArgs): Promise<void> {
+    const d = this.d;
+    const inst = await d.instances.get(a.uuid);
+    const m = await d.migrations.byUuid(a.migrationUuid);
+    const to = JSON.parse(inst.systemMetadata.new_flavor) as FlavorSnapshot;
+    d.notifier.send(inst, 'resize_finish', 'start');
+    try {
+      await d.actions.event(a.uuid, a.requestId, 'compute_finish_resize', d.host, async () => {
+        await d.instances.update(a.uuid, { task_state: TaskState.RESIZE_FINISH });
+        if (to.id !== inst.flavor.id) await d.driver.resize(a.uuid, flavorSpec(to));
+        if (m.source_compute !== d.host) await this.bindPorts(inst);
+        await this.setFlavor(a.uuid, to, d.host, m.dest_node);
+        const power = await this.powerAs(a.uuid, inst.systemMetadata.old_vm_state);
+        await d.instances.update(a.uuid, { vm_state: VmState.RESIZED, task_state: null, power_state: power });
+        await d.migrations.update(m.uuid, { status: 'finished' });
+      });
+    } catch (err) {
+      // Upstream leaves a failed finish in ERROR: the guest may be half on each host.
+      await this.fail(inst, m, 'resize_finish', err);
+      await d.instances.update(a.uuid, { vm_state: VmState.ERROR });
+      return;
+    }
+    d.notifier.send(await d.instances.get(a.uuid), 'resize_finish', 'end');
+  }
+
+  /** On the source: its copy goes (unless it is the same host) and so does the migration's allocation. */
+  async confirmResize(a: MoveArgs): Promise<void> {
+    const d = this.d;
+    const inst = await d.instances.get(a.uuid);
+    const m = await d.migrations.byUuid(a.migrationUuid);
+    d.notifier.send(inst, 'resize_confirm', 'start');
+    try {
+      await d.actions.event(a.uuid, a.requestId, 'compute_confirm_resize', d.host, async () => {
+        if (m.dest_compute !== d.host) await d.driver.destroy(a.uuid);
+        await d.placement.deleteAllocations(m.uuid);
+        await this.sysmeta(a.uuid, Object.fromEntries(MOVE_KEYS.map((k) => [k, undefined])));
+        const running = inst.powerState === PowerState.RUNNING;
+        await d.instances.update(a.uuid, { vm_state: running ? VmState.ACTIVE : VmState.STOPPED, task_state: null });
+        await d.migrations.update(m.uuid, { status: 'confirmed' });
+      });
+    } catch (err) {
+      await this.fail(inst, m, 'resize_confirm', err);
+      return;
+    }
+    d.notifier.send(await d.instances.get(a.uuid), 'resize_confirm', 'end');
+  }
+
+  /** On the destination: its copy goes, then the source takes the instance back; on one host, all here. */
+  async revertResize(a: MoveArgs): Promise<void> {
+    const d = this.d;
+    const inst = await d.instances.get(a.uuid);
+    const m = await d.migrations.byUuid(a.migrationUuid);
+    d.notifier.send(inst, 'resize_revert', 'start');
+    try {
+      await d.actions.event(a.uuid, a.requestId, 'compute_revert_resize', d.host, async () => {
+        if (m.source_compute !== d.host) {
+          await d.driver.destroy(a.uuid);
+          return;
+        }
+        // One host: the disk stays as grown (drivers cannot shrink it); memory and vCPUs go back.
+        const from = JSON.parse(inst.systemMetadata.old_flavor) as FlavorSnapshot;
+        await d.driver.powerOff(a.uuid);
+        await d.driver.resize(a.uuid, { ...flavorSpec(from), rootGb: Math.max(from.disk, inst.flavor.disk), ephemeralGb: Math.max(from.ephemeral, inst.flavor.ephemeral) });
+      });
+    } catch (err) {
+      await this.fail(inst, m, 'resize_revert', err);
+      return;
+    }
+    if (m.source_compute !== d.host) await this.h.cast('finish_revert_resize', a, m.source_compute!);
+    else await this.finishRevertResize(a);
+  }
+
+  /** On the source: old flavor, ports and allocation back, the guest started again if it ran. */
+  async finishRevertResize(a: MoveArgs): Promise<void> {
+    const d = this.d;
+    const inst = await d.instances.get(a.uuid);
+    const m = await d.migrations.byUuid(a.migrationUuid);
+    const from = JSON.parse(inst.systemMetadata.old_flavor) as FlavorSnapshot;
+    const oldState = inst.systemMetadata.old_vm_state;
+    try {
+      await d.actions.event(a.uuid, a.requestId, 'compute_finish_revert_resize', d.host, async () => {
+        if (m.dest_compute !== d.host) await this.bindPorts(inst);
+        await this.setFlavor(a.uuid, from, d.host, m.source_node);
+        await d.placement.deleteAllocations(a.uuid);
+        await d.placement.moveAllocations(m.uuid, a.uuid, 'INSTANCE');
+        const power = await this.powerAs(a.uuid, oldState);
+        await this.sysmeta(a.uuid, Object.fromEntries(MOVE_KEYS.map((k) => [k, undefined])));
+        await d.instances.update(a.uuid, { vm_state: oldState === VmState.STOPPED ? VmState.STOPPED : VmState.ACTIVE, task_state: null, power_state: power });
+        await d.migrations.update(m.uuid, { status: 'reverted' });
+      });
+    } catch (err) {
+      await this.fail(inst, m, 'resize_revert', err);
+      return;
+    }
+    d.notifier.send(await d.instances.get(a.uuid), 'resize_revert', 'end');
+  }
+
+  /** Snapshot of the root disk uploaded into the image the API made; the instance keeps running. */
+  async snapshot(a: ImageArgs): Promise<void> {
+    const d = this.d;
+    const inst = await d.instances.get(a.uuid);
+    d.notifier.send(inst, 'snapshot', 'start');
+    const dir = await mkdtemp(join(tmpdir(), 'nova-snapshot-'));
+    try {
+      await d.actions.event(a.uuid, a.requestId, 'compute_snapshot_instance', d.host, async () => {
+        await d.instances.update(a.uuid, { task_state: TaskState.IMAGE_PENDING_UPLOAD });
+        const snap = await d.driver.snapshot(a.uuid, dir);
+        await d.instances.update(a.uuid, { task_state: TaskState.IMAGE_UPLOADING });
+        const status = await d.glance.upload(await this.h.serviceToken(), a.imageId, createReadStream(snap.path));
+        if (status !== 204) throw new Error(`glance answered ${status} to the snapshot upload of image ${a.imageId}`);
+      });
+      await d.instances.update(a.uuid, { task_state: null });
+      d.notifier.send(await d.instances.get(a.uuid), 'snapshot', 'end');
+    } catch (err) {
+      // As upstream: the instance is fine, the half-made image goes.
+      d.logger.warn({ err, instance: a.uuid }, 'snapshot failed');
+      await d.glance.deleteImage(await this.h.serviceToken(), a.imageId).catch(() => undefined);
+      await d.instances.update(a.uuid, { task_state: null });
+      d.notifier.send(await d.instances.get(a.uuid), 'snapshot', 'error', { fault: { message: errorText(err) } });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * The guest is destroyed and spawned again from the new image with the same ports;
+   * a stopped instance is stopped again afterwards (upstream's rebuild of a SHUTOFF server).
+   * preserve_ephemeral is accepted but, as with upstream's libvirt driver, the disks are new.
+   */
+  async rebuild(a: RebuildArgs): Promise<void> {
+    const d = this.d;
+    const inst = await d.instances.get(a.uuid);
+    d.notifier.send(inst, 'rebuild', 'start');
+    try {
+      await d.actions.event(a.uuid, a.requestId, 'compute_rebuild_instance', d.host, async () => {
+        await d.instances.update(a.uuid, { task_state: TaskState.REBUILD_SPAWNING });
+        await d.driver.destroy(a.uuid);
+        await d.driver.spawn(await this.h.instanceSpec(inst));
+        if (inst.vmState === VmState.STOPPED) await d.driver.powerOff(a.uuid);
+        const info = await d.driver.getInfo(a.uuid);
+        await d.instances.update(a.uuid, { vm_state: inst.vmState === VmState.STOPPED ? VmState.STOPPED : VmState.ACTIVE, task_state: null, power_state: info.powerState, launched_at: d.clock.now() });
+      });
+    } catch (err) {
+      await d.instances.update(a.uuid, { vm_state: VmState.ERROR, task_state: null, power_state: PowerState.NOSTATE });
+      await d.instances.addFault(a.uuid, { code: 500, message: errorText(err), details: err instanceof Error ? err.stack : undefined, host: d.host });
+      d.notifier.send(await d.instances.get(a.uuid), 'rebuild', 'error', { fault: { message: errorText(err) } });
+      return;
+    }
+    d.notifier.send(await d.instances.get(a.uuid), 'rebuild', 'end');
+  }
+}

@@ -1,0 +1,217 @@
+import type { Bus } from '@onestack/core/bus/bus.ts';
+import { jsonToDb } from '@onestack/core/db/index.ts';
+import { COMPUTE_TOPIC } from '../compute/manager.ts';
+import { CONDUCTOR_TOPIC } from '../conductor/conductor.ts';
+import type { InstanceActions } from './actions.ts';
+import { badRequest, conflict, forbidden, invalidState } from './errors.ts';
+import type { Flavors } from './flavors.ts';
+import type { KeyPairs } from './keypairs.ts';
+import type { FlavorSnapshot, ImageSnapshot, Instance, InstanceRepo } from './instances.ts';
+import type { Migrations } from './migrations.ts';
+import type { Quotas } from './quotas.ts';
+import type { Caller, ComputeApi } from './servers.ts';
+import type { Endpoints, GlanceClient } from './service-clients.ts';
+import type { Services } from './services.ts';
+import { TaskState, VmState } from './states.ts';
+
+/** What the conductor's migrate_server gets: the migration names source, flavors and the request. */
+export interface MigrateRequest {
+  uuid: string;
+  migrationUuid: string;
+  requestId: string;
+  /** 2.56 `host` of migrate: the only host the scheduler may pick. */
+  host?: string;
+  /** Cold migrate, or resize with allow_resize_to_same_host off: the source host is not a destination. */
+  avoidSource: boolean;
+}
+
+export interface RebuildInput {
+  imageRef: string;
+  name?: string;
+  metadata?: Record<string, string>;
+  adminPass?: string;
+  preserveEphemeral: boolean;
+  keyName?: string | null;
+  userData?: string | null;
+  description?: string | null;
+}
+
+const MOVABLE = { vm: [VmState.ACTIVE, VmState.STOPPED], task: [null] };
+
+export const flavorSnapshot = (f: { id: string; name: string; vcpus: number; ram: number; disk: number; ephemeral: number; swap: number; extraSpecs: Record<string, string> }): FlavorSnapshot => ({
+  id: f.id,
+  name: f.name,
+  vcpus: f.vcpus,
+  ram: f.ram,
+  disk: f.disk,
+  ephemeral: f.ephemeral,
+  swap: f.swap,
+  extraSpecs: f.extraSpecs,
+});
+
+/**
+ * The moving and re-imaging server actions of nova/compute/api.py: resize, cold
+ * migrate, confirm/revert, rebuild and createImage. Each checks state and lock,
+ * claims the task_state, records the instance action and casts to the conductor
+ * (moves, which need the scheduler) or the instance's host.
+ */
+export class ServerMoves {
+  constructor(
+    private readonly d: {
+      instances: InstanceRepo;
+      actions: InstanceActions;
+      migrations: Migrations;
+      flavors: Flavors;
+      keypairs: KeyPairs;
+      quotas: Quotas;
+      services: Services;
+      glance: GlanceClient;
+      endpoints: Endpoints;
+      bus: Bus;
+      compute: ComputeApi;
+      allowResizeToSameHost: boolean;
+    },
+  ) {}
+
+  /** check_instance_state plus the task_state compare-and-swap that makes concurrent actions lose with a 409. */
+  private async claimTask(caller: Caller, inst: Instance, method: string, allowed: { vm: string[]; task?: (string | null)[] }, taskState: string, action: string): Promise<void> {
+    this.d.compute.checkLock(inst, caller);
+    if (!allowed.vm.includes(inst.vmState)) throw invalidState(inst.uuid, 'vm_state', inst.vmState, method);
+    if (allowed.task && !allowed.task.includes(inst.taskState)) throw invalidState(inst.uuid, 'task_state', inst.taskState, method);
+    const ok = await this.d.instances.cas(inst.uuid, { vmState: allowed.vm, ...(allowed.task ? { taskState: allowed.task } : {}) }, { task_state: taskState });
+    if (!ok) throw invalidState(inst.uuid, 'task_state', (await this.d.instances.get(inst.uuid)).taskState, method);
+    await this.d.actions.start({ uuid: inst.uuid, action, requestId: caller.requestId, projectId: caller.projectId, userId: caller.userId });
+  }
+
+  /** Upsizing counts against cores and ram quota by the difference, as upstream's resize quota check. */
+  private async checkResizeQuota(inst: Instance, to: FlavorSnapshot): Promise<void> {
+    const delta = { cores: to.vcpus - inst.flavor.vcpus, ram: to.ram - inst.flavor.ram };
+    const used = await this.d.instances.usage(inst.projectId);
+    const lim = await this.d.quotas.limits(inst.projectId);
+    const overs = (['cores', 'ram'] as const).filter((r) => delta[r] > 0 && lim[r] >= 0 && used[r] + delta[r] > lim[r]);
+    if (overs.length) {
+      throw forbidden(`Quota exceeded for ${overs.join(', ')}: Requested ${overs.map((o) => delta[o]).join(', ')}, but already used ${overs.map((o) => used[o]).join(', ')} of ${overs.map((o) => lim[o]).join(', ')} ${overs.join(', ')}`);
+    }
+  }
+
+  async resize(caller: Caller, inst: Instance, flavorRef: string): Promise<void> {
+    const flavor = await this.d.flavors.get(flavorRef).catch(() => {
+      throw badRequest('Unable to locate requested flavor.');
+    });
+    const to = flavorSnapshot(flavor);
+    if (to.id === inst.flavor.id) throw badRequest('When resizing, instances must change flavor!');
+    if (to.disk === 0 && inst.flavor.disk !== 0) throw badRequest('Resize to zero disk flavor is not allowed.');
+    // Upstream's drivers refuse shrinking at migrate time (and roll back); refused here before anything moves.
+    if (to.disk < inst.flavor.disk || to.ephemeral < inst.flavor.ephemeral) throw badRequest('Unable to resize disk down.');
+    await this.checkResizeQuota(inst, to);
+    await this.move(caller, inst, 'resize', to, { avoidSource: !this.d.allowResizeToSameHost });
+  }
+
+  async migrate(caller: Caller, inst: Instance, host?: string): Promise<void> {
+    if (host && !(await this.d.services.find(host, 'nova-compute'))) throw badRequest(`Compute host ${host} could not be found.`);
+    if (host && host === inst.host) throw badRequest(`The target host can't be the same one.`);
+    await this.move(caller, inst, 'migrate', inst.flavor, { avoidSource: true, host });
+  }
+
+  private async move(caller: Caller, inst: Instance, method: 'resize' | 'migrate', to: FlavorSnapshot, o: { avoidSource: boolean; host?: string }): Promise<void> {
+    await this.claimTask(caller, inst, method, MOVABLE, TaskState.RESIZE_PREP, method);
+    const migration = await this.d.migrations.create({
+      instance_uuid: inst.uuid,
+      migration_type: method === 'resize' ? 'resize' : 'migration',
+      status: 'pre-migrating',
+      source_compute: inst.host,
+      source_node: inst.node,
+      dest_compute: null,
+      dest_node: null,
+      dest_host: null,
+      old_flavor_id: inst.flavor.id,
+      new_flavor_id: to.id,
+      project_id: inst.projectId,
+      user_id: inst.userId,
+    });
+    const sys = { ...inst.systemMetadata, old_flavor: JSON.stringify(inst.flavor), new_flavor: JSON.stringify(to) };
+    await this.d.instances.update(inst.uuid, { system_metadata: jsonToDb(sys) });
+    const req: MigrateRequest = { uuid: inst.uuid, migrationUuid: migration.uuid, requestId: caller.requestId, host: o.host, avoidSource: o.avoidSource };
+    await this.d.bus.cast(CONDUCTOR_TOPIC, 'migrate_server', req);
+  }
+
+  private async unconfirmed(inst: Instance, method: string) {
+    const m = await this.d.migrations.inProgress(inst.uuid, ['finished']);
+    if (!m) throw badRequest(`Instance has not been resized.`);
+    if (inst.vmState !== VmState.RESIZED) throw invalidState(inst.uuid, 'vm_state', inst.vmState, method);
+    return m;
+  }
+
+  async confirmResize(caller: Caller, inst: Instance): Promise<void> {
+    const m = await this.unconfirmed(inst, 'confirm_resize');
+    await this.claimTask(caller, inst, 'confirm_resize', { vm: [VmState.RESIZED], task: [null] }, TaskState.RESIZE_CONFIRMING, 'confirmResize');
+    await this.d.migrations.update(m.uuid, { status: 'confirming' });
+    await this.d.bus.cast(COMPUTE_TOPIC, 'confirm_resize', { uuid: inst.uuid, migrationUuid: m.uuid, requestId: caller.requestId }, { host: m.source_compute! });
+  }
+
+  async revertResize(caller: Caller, inst: Instance): Promise<void> {
+    const m = await this.unconfirmed(inst, 'revert_resize');
+    await this.claimTask(caller, inst, 'revert_resize', { vm: [VmState.RESIZED], task: [null] }, TaskState.RESIZE_REVERTING, 'revertResize');
+    await this.d.migrations.update(m.uuid, { status: 'reverting' });
+    await this.d.bus.cast(COMPUTE_TOPIC, 'revert_resize', { uuid: inst.uuid, migrationUuid: m.uuid, requestId: caller.requestId }, { host: m.dest_compute! });
+  }
+
+  /**
+   * The image record is made here, with the caller's token (so the caller's project
+   * owns it), queued; the host uploads the snapshot into it. Properties as upstream's
+   * create_snapshot: the base image's, plus image_type, instance_uuid, base_image_ref.
+   */
+  async createImage(caller: Caller, inst: Instance, name: string, metadata: Record<string, string>): Promise<{ imageId: string; location: string }> {
+    const base = inst.requestSpec.image;
+    const inherited = Object.fromEntries(Object.entries(base.properties).filter(([k]) => !['image_type', 'instance_uuid', 'base_image_ref', 'owner_project_name', 'owner_user_name', 'image_location', 'image_state'].includes(k)));
+    await this.claimTask(caller, inst, 'snapshot', { vm: [VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED], task: [null] }, TaskState.IMAGE_SNAPSHOT, 'createImage');
+    let imageId: string;
+    try {
+      const r = await this.d.glance.createImage(caller.token, {
+        name,
+        disk_format: 'qcow2',
+        container_format: 'bare',
+        min_ram: Math.max(base.minRam, 0),
+        min_disk: Math.max(inst.flavor.disk, base.minDisk),
+        ...inherited,
+        ...metadata,
+        image_type: 'snapshot',
+        instance_uuid: inst.uuid,
+        base_image_ref: base.id,
+        user_id: caller.userId,
+      });
+      if (r.status === 413) throw forbidden('Quota exceeded for images.');
+      if (r.status >= 400 && r.status < 500) throw badRequest(String((r.body as { message?: string })?.message ?? `glance answered ${r.status}`));
+      if (r.status !== 201) throw new Error(`glance answered ${r.status} creating the snapshot image`);
+      imageId = String((r.body as { id: string }).id);
+    } catch (e) {
+      await this.d.instances.cas(inst.uuid, { taskState: [TaskState.IMAGE_SNAPSHOT] }, { task_state: null });
+      throw e;
+    }
+    await this.d.bus.cast(COMPUTE_TOPIC, 'snapshot_instance', { uuid: inst.uuid, imageId, requestId: caller.requestId }, { host: inst.host! });
+    return { imageId, location: `${await this.d.endpoints.url('image')}/images/${imageId}` };
+  }
+
+  async rebuild(caller: Caller, inst: Instance, input: RebuildInput, image: ImageSnapshot): Promise<void> {
+    if (image.minDisk > inst.flavor.disk && inst.flavor.disk > 0) throw badRequest(`Flavor's disk is too small for requested image. Flavor disk is ${inst.flavor.disk * 1024 ** 3} bytes, image is ${image.minDisk * 1024 ** 3} bytes.`);
+    if (image.minRam > inst.flavor.ram) throw badRequest(`Flavor's memory is too small for requested image.`);
+    if (input.keyName) await this.d.keypairs.get(caller.userId, input.keyName).catch(() => {
+      throw badRequest('Invalid key_name provided.');
+    });
+    await this.claimTask(caller, inst, 'rebuild', { vm: [VmState.ACTIVE, VmState.STOPPED, VmState.ERROR], task: [null] }, TaskState.REBUILDING, 'rebuild');
+    const set: Parameters<InstanceRepo['update']>[1] = {
+      image_ref: image.id,
+      request_spec: jsonToDb({ ...inst.requestSpec, image }),
+      system_metadata: jsonToDb({ ...inst.systemMetadata, image_base_image_ref: image.id, image_disk_format: image.diskFormat, image_min_ram: String(image.minRam), image_min_disk: String(image.minDisk) }),
+    };
+    if (input.name !== undefined) set.display_name = input.name;
+    if (input.description !== undefined) set.display_description = input.description;
+    if (input.userData !== undefined) set.user_data = input.userData;
+    if (input.keyName === null) Object.assign(set, { key_name: null, key_data: null });
+    else if (input.keyName !== undefined) Object.assign(set, { key_name: input.keyName, key_data: (await this.d.keypairs.get(caller.userId, input.keyName)).publicKey });
+    await this.d.instances.update(inst.uuid, set);
+    if (input.metadata) await this.d.instances.setMetadata(inst.uuid, input.metadata, true);
+    if (!inst.host) throw conflict(`Instance ${inst.uuid} has no host`);
+    await this.d.bus.cast(COMPUTE_TOPIC, 'rebuild_instance', { uuid: inst.uuid, requestId: caller.requestId, preserveEphemeral: input.preserveEphemeral }, { host: inst.host });
+  }
+}

@@ -1,0 +1,220 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startNova, type NovaFixture, type Project } from './fixture.ts';
+
+/** Resize, cold migrate, confirm/revert, createImage and rebuild on two fake hosts. */
+describe('nova server actions: moves and images', () => {
+  let f: NovaFixture;
+  let p: Project;
+  let other: Project;
+  let netId: string;
+
+  const boot = async (name: string, flavorRef = '42', imageRef = f.imageId) => {
+    const r = await p.member.post('/v2.1/servers', { server: { name, imageRef, flavorRef, networks: [{ uuid: netId }] } });
+    assert.equal(r.status, 202, r.text);
+    const s = await f.waitFor(p.member, r.body.server.id);
+    assert.equal(s.status, 'ACTIVE', JSON.stringify(s));
+    return r.body.server.id as string;
+  };
+  const act = (c = p.member, id: string, body: unknown) => c.post(`/v2.1/servers/${id}/action`, body);
+  const adminView = async (id: string) => (await f.admin.get(`/v2.1/servers/${id}`)).body.server;
+  const usage = async (consumer: string) => {
+    const a = (await f.nova.core.placement.allocations(consumer)).allocations;
+    return Object.values(a).map((x) => x.resources);
+  };
+  const migrationsOf = async (id: string, version = '2.59') => (await f.admin.at(version).get(`/v2.1/os-migrations?instance_uuid=${id}`)).body.migrations;
+
+  before(async () => {
+    f = await startNova();
+    await f.addCompute('host1');
+    await f.addCompute('host2');
+    p = await f.project('movers');
+    other = await f.project('others');
+    const net = await p.net.post('/v2.0/networks', { network: { name: 'private' } });
+    netId = net.body.network.id;
+    await p.net.post('/v2.0/subnets', { subnet: { network_id: netId, cidr: '10.1.0.0/24', ip_version: 4 } });
+  });
+  after(() => f?.close());
+
+  it('resizes to VERIFY_RESIZE with the old allocation on the migration consumer, then confirms', async () => {
+    const id = await boot('rs1');
+    assert.equal((await act(p.member, id, { resize: { flavorRef: '1' } })).status, 202);
+    const s = await f.waitFor(p.member, id, (x) => x.status === 'VERIFY_RESIZE' || x.status === 'ERROR');
+    assert.equal(s.status, 'VERIFY_RESIZE', JSON.stringify(s));
+    assert.equal(s.flavor.original_name, 'm1.tiny');
+    assert.equal(s['OS-EXT-STS:power_state'], 1);
+    const [m] = await migrationsOf(id);
+    assert.equal(m.status, 'finished');
+    assert.equal(m.migration_type, 'resize');
+    assert.equal(m.old_instance_type_id, '42');
+    assert.equal(m.new_instance_type_id, '1');
+    assert.deepEqual(await usage(id), [{ VCPU: 1, MEMORY_MB: 256, DISK_GB: 1 }]);
+    assert.deepEqual(await usage(m.uuid), [{ VCPU: 1, MEMORY_MB: 128, DISK_GB: 1 }]);
+    const host = (await adminView(id))['OS-EXT-SRV-ATTR:host'];
+    const info = await f.computes.get(host)!.driver.getInfo(id);
+    assert.equal(info.memoryMb, 256, 'the guest runs with the new flavor');
+
+    const confirm = await act(p.member, id, { confirmResize: null });
+    assert.equal(confirm.status, 204, confirm.text);
+    const done = await f.waitFor(p.member, id, (x) => x.status === 'ACTIVE');
+    assert.equal(done.flavor.original_name, 'm1.tiny');
+    assert.deepEqual(await usage(m.uuid), []);
+    assert.equal((await migrationsOf(id))[0].status, 'confirmed');
+    const actions = (await p.member.get(`/v2.1/servers/${id}/os-instance-actions`)).body.instanceActions.map((a: { action: string }) => a.action);
+    assert.deepEqual(actions.slice(0, 2), ['confirmResize', 'resize']);
+    const resize = (await p.member.get(`/v2.1/servers/${id}/os-instance-actions`)).body.instanceActions.find((a: { action: string }) => a.action === 'resize');
+    const events = (await f.admin.get(`/v2.1/servers/${id}/os-instance-actions/${resize.request_id}`)).body.instanceAction.events.map((e: { event: string; result: string }) => `${e.event}:${e.result}`);
+    assert.deepEqual(events.sort(), ['compute_finish_resize:Success', 'compute_resize_instance:Success', 'conductor_migrate_server:Success']);
+    assert.equal((await act(p.member, id, { confirmResize: null })).status, 400, 'nothing left to confirm');
+  });
+
+  it('reverts a resize: old flavor, allocation and power state back', async () => {
+    const id = await boot('rs2');
+    assert.equal((await act(p.member, id, { 'os-stop': null })).status, 202);
+    await f.waitFor(p.member, id, (x) => x.status === 'SHUTOFF');
+    assert.equal((await act(p.member, id, { resize: { flavorRef: 84 } })).status, 202);
+    const s = await f.waitFor(p.member, id, (x) => x.status === 'VERIFY_RESIZE' || x.status === 'ERROR');
+    assert.equal(s.status, 'VERIFY_RESIZE');
+    assert.equal(s['OS-EXT-STS:power_state'], 4, 'a stopped server stays stopped');
+    const [m] = await migrationsOf(id);
+    assert.equal((await act(p.member, id, { revertResize: null })).status, 202);
+    const back = await f.waitFor(p.member, id, (x) => x.status === 'SHUTOFF' && !x['OS-EXT-STS:task_state']);
+    assert.equal(back.flavor.original_name, 'm1.nano');
+    assert.deepEqual(await usage(id), [{ VCPU: 1, MEMORY_MB: 128, DISK_GB: 1 }]);
+    assert.deepEqual(await usage(m.uuid), []);
+    assert.equal((await migrationsOf(id))[0].status, 'reverted');
+  });
+
+  it('refuses resizes as upstream: same flavor, unknown flavor, shrinking, wrong state, lock, quota, other project', async () => {
+    const id = await boot('rs3', '2');
+    const same = await act(p.member, id, { resize: { flavorRef: '2' } });
+    assert.equal(same.status, 400);
+    assert.equal(same.body.badRequest.message, 'When resizing, instances must change flavor!');
+    assert.equal((await act(p.member, id, { resize: { flavorRef: 'nope' } })).body.badRequest.message, 'Unable to locate requested flavor.');
+    assert.equal((await act(p.member, id, { resize: { flavorRef: '1' } })).status, 400, 'disk 2 to 1');
+    assert.equal((await act(p.member, id, { resize: {} })).status, 400);
+    assert.equal((await act(other.member, id, { resize: { flavorRef: '3' } })).status, 404);
+    assert.equal((await act(p.member, id, { pause: null })).status, 202);
+    await f.waitFor(p.member, id, (x) => x.status === 'PAUSED');
+    const paused = await act(p.member, id, { resize: { flavorRef: '3' } });
+    assert.equal(paused.status, 409);
+    assert.equal(paused.body.conflictingRequest.message, `Cannot 'resize' instance ${id} while it is in vm_state paused`);
+    assert.equal((await act(p.member, id, { unpause: null })).status, 202);
+    await f.waitFor(p.member, id, (x) => x.status === 'ACTIVE');
+    assert.equal((await act(f.admin, id, { lock: null })).status, 202);
+    assert.equal((await act(p.member, id, { resize: { flavorRef: '3' } })).status, 409);
+    assert.equal((await act(f.admin, id, { unlock: null })).status, 202);
+    const used = (await f.admin.get(`/v2.1/os-quota-sets/${p.id}/detail`)).body.quota_set.cores.in_use;
+    assert.equal((await f.admin.put(`/v2.1/os-quota-sets/${p.id}`, { quota_set: { cores: used } })).status, 200);
+    const quota = await act(p.member, id, { resize: { flavorRef: '3' } });
+    assert.equal(quota.status, 403);
+    assert.match(quota.body.forbidden.message, /^Quota exceeded for cores: Requested 1, but already used \d+ of \d+ cores/);
+    assert.equal((await f.admin.put(`/v2.1/os-quota-sets/${p.id}`, { quota_set: { cores: -1 } })).status, 200);
+    assert.equal((await act(p.member, id, { confirmResize: null })).status, 400);
+  });
+
+  it('cold migrates (admin only; host from 2.56) to the other host, ports follow, revert comes back', async () => {
+    const id = await boot('mig1');
+    const src = (await adminView(id))['OS-EXT-SRV-ATTR:host'];
+    const dst = src === 'host1' ? 'host2' : 'host1';
+    assert.equal((await act(p.member, id, { migrate: null })).status, 403);
+    assert.equal((await act(f.admin, id, { migrate: { host: dst } })).status, 400, 'a body before 2.56');
+    assert.equal((await act(f.admin.at('2.56'), id, { migrate: { host: src } })).status, 400);
+    assert.equal((await act(f.admin.at('2.56'), id, { migrate: { host: 'nohost' } })).status, 400);
+    assert.equal((await act(f.admin.at('2.56'), id, { migrate: { host: dst } })).status, 202);
+    const s = await f.waitFor(f.admin, id, (x) => x.status === 'VERIFY_RESIZE' || x.status === 'ERROR');
+    assert.equal(s.status, 'VERIFY_RESIZE', JSON.stringify(s));
+    assert.equal(s['OS-EXT-SRV-ATTR:host'], dst);
+    assert.ok((await f.computes.get(dst)!.driver.listInstances()).includes(id));
+    assert.ok((await f.computes.get(src)!.driver.listInstances()).includes(id), 'the source keeps its copy until confirmed');
+    assert.equal((await f.neutronAdmin.get(`/v2.0/ports?device_id=${id}`)).body.ports[0]['binding:host_id'], dst);
+    const [m] = await migrationsOf(id);
+    assert.deepEqual([m.migration_type, m.source_compute, m.dest_compute, m.status], ['migration', src, dst, 'finished']);
+
+    assert.equal((await act(p.member, id, { revertResize: null })).status, 202);
+    const back = await f.waitFor(f.admin, id, (x) => x.status === 'ACTIVE' && !x['OS-EXT-STS:task_state']);
+    assert.equal(back['OS-EXT-SRV-ATTR:host'], src);
+    assert.ok(!(await f.computes.get(dst)!.driver.listInstances()).includes(id));
+    assert.equal((await f.neutronAdmin.get(`/v2.0/ports?device_id=${id}`)).body.ports[0]['binding:host_id'], src);
+
+    assert.equal((await act(f.admin, id, { migrate: null })).status, 202);
+    const moved = await f.waitFor(f.admin, id, (x) => x.status === 'VERIFY_RESIZE' || x.status === 'ERROR');
+    assert.equal(moved['OS-EXT-SRV-ATTR:host'], dst, 'the scheduler never picks the source');
+    assert.equal((await act(p.member, id, { confirmResize: null })).status, 204);
+    await f.waitFor(f.admin, id, (x) => x.status === 'ACTIVE');
+    assert.ok(!(await f.computes.get(src)!.driver.listInstances()).includes(id), 'confirm removes the source copy');
+    assert.deepEqual(await usage(id), [{ VCPU: 1, MEMORY_MB: 128, DISK_GB: 1 }]);
+  });
+
+  it('lists migrations per microversion with filters and 2.59 paging', async () => {
+    const all = (await f.admin.at('2.1').get('/v2.1/os-migrations')).body.migrations;
+    assert.ok(all.length >= 4);
+    assert.equal(all[0].migration_type, undefined, 'migration_type from 2.23');
+    assert.equal(all[0].uuid, undefined, 'uuid from 2.59');
+    assert.ok((await f.admin.at('2.23').get('/v2.1/os-migrations?migration_type=migration')).body.migrations.every((m: { migration_type: string }) => m.migration_type === 'migration'));
+    assert.ok((await f.admin.get('/v2.1/os-migrations?status=reverted')).body.migrations.length >= 2);
+    const page1 = (await f.admin.at('2.59').get('/v2.1/os-migrations?limit=2')).body;
+    assert.equal(page1.migrations.length, 2);
+    assert.match(page1.migrations_links[0].href, /marker=/);
+    const page2 = (await f.admin.at('2.59').get(`/v2.1/os-migrations?limit=2&marker=${page1.migrations[1].uuid}`)).body;
+    assert.ok(page2.migrations.every((m: { id: number }) => m.id < page1.migrations[1].id));
+    assert.equal((await f.admin.at('2.59').get('/v2.1/os-migrations?marker=00000000-0000-0000-0000-000000000000')).status, 400);
+    assert.equal((await p.member.get('/v2.1/os-migrations')).status, 403);
+  });
+
+  it('creates a snapshot image in Glance (Location before 2.45, image_id from 2.45) that boots', async () => {
+    const id = await boot('snap1');
+    const old = await act(p.member.at('2.44'), id, { createImage: { name: 'snap-old', metadata: { purpose: 'test' } } });
+    assert.equal(old.status, 202, old.text);
+    const location = old.headers.get('location')!;
+    assert.match(location, /\/images\/[0-9a-f-]{36}$/);
+    const busy = await act(p.member.at('2.45'), id, { createImage: { name: 'snap-busy' } });
+    if (busy.status === 409) assert.match(busy.body.conflictingRequest.message, /while it is in task_state image_/);
+    await f.waitFor(p.member, id, (x) => !x['OS-EXT-STS:task_state']);
+    const r = await act(p.member.at('2.45'), id, { createImage: { name: 'snap-new' } });
+    assert.equal(r.status, 202, r.text);
+    const imageId = r.body.image_id;
+    assert.match(imageId, /^[0-9a-f-]{36}$/);
+    const waitImage = async (img: string) => {
+      for (let i = 0; i < 200; i++) {
+        const g = await f.glanceAdmin.get(`/v2/images/${img}`);
+        if (g.body.status === 'active') return g.body;
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      throw new Error(`image ${img} never became active`);
+    };
+    const img = await waitImage(imageId);
+    assert.equal(img.image_type, 'snapshot');
+    assert.equal(img.instance_uuid, id);
+    assert.equal(img.base_image_ref, f.imageId);
+    assert.equal(img.owner, p.id);
+    assert.equal((await waitImage(location.split('/').pop()!)).purpose, 'test');
+    await f.waitFor(p.member, id, (x) => x.status === 'ACTIVE' && !x['OS-EXT-STS:task_state']);
+    await boot('from-snap', '42', imageId);
+    assert.equal((await act(p.member, id, { createImage: {} })).status, 400);
+  });
+
+  it('rebuilds onto another image with a new name, metadata and key (2.54), returning adminPass', async () => {
+    const id = await boot('rb1');
+    const up = await f.glanceAdmin.post('/v2/images', { name: 'other-image', disk_format: 'raw', container_format: 'bare', visibility: 'public' });
+    const put = await fetch(`${f.glanceAdmin.baseUrl}/v2/images/${up.body.id}/file`, { method: 'PUT', headers: { 'x-auth-token': f.ks.admin.token!, 'content-type': 'application/octet-stream' }, body: new Uint8Array(4096) });
+    assert.equal(put.status, 204);
+    assert.equal((await p.member.post('/v2.1/os-keypairs', { keypair: { name: 'k1' } })).status, 201);
+    assert.equal((await act(p.member.at('2.53'), id, { rebuild: { imageRef: up.body.id, key_name: 'k1' } })).status, 400, 'key_name from 2.54');
+    assert.equal((await act(p.member.at('2.54'), id, { rebuild: { imageRef: up.body.id, key_name: 'nokey' } })).status, 400);
+    const r = await act(p.member.at('2.54'), id, { rebuild: { imageRef: up.body.id, name: 'rb1-new', metadata: { v: '2' }, key_name: 'k1', adminPass: 'Secret-1' } });
+    assert.equal(r.status, 202, r.text);
+    assert.equal(r.body.server.adminPass, 'Secret-1');
+    assert.equal(r.body.server.status, 'REBUILD');
+    assert.equal(r.body.server.image.id, up.body.id);
+    const s = await f.waitFor(p.member, id, (x) => x.status === 'ACTIVE' && !x['OS-EXT-STS:task_state']);
+    assert.equal(s.name, 'rb1-new');
+    assert.deepEqual(s.metadata, { v: '2' });
+    assert.equal(s.key_name, 'k1');
+    assert.equal(s.image.id, up.body.id);
+    const rebuild = (await p.member.get(`/v2.1/servers/${id}/os-instance-actions`)).body.instanceActions[0];
+    assert.equal(rebuild.action, 'rebuild');
+    assert.equal((await act(p.member, id, { rebuild: { name: 'x' } })).status, 400, 'imageRef is required');
+    assert.equal((await act(p.member, id, { rebuild: { imageRef: '00000000-0000-0000-0000-000000000000' } })).status, 400);
+  });
+});
