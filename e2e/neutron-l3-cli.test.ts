@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startCloud, type Cloud } from './cloud.ts';
+import { sharedCloud, type Cloud } from './cloud.ts';
 
 /** The unmodified openstack CLI against Neutron's L3 API: routers (gateway, interfaces, routes) and floating IPs. */
 describe('openstack CLI against Neutron routers and floating IPs', () => {
   let c: Cloud;
   before(async () => {
-    c = await startCloud();
+    c = await sharedCloud('neutron-l3-cli');
   });
   after(() => c?.stop());
 

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { tempDir } from '@onestack/testing/index.ts';
-import { OPENSTACK, startCloud, type Cloud } from './cloud.ts';
+import { OPENSTACK, sharedCloud, type Cloud } from './cloud.ts';
 
 const run = promisify(execFile);
 const SWIFT = '/usr/bin/swift';
@@ -45,7 +45,7 @@ describe('swift and openstack object-store CLIs against onestack up', () => {
   const stat = async (...args: string[]) => Object.fromEntries(lines(await swift('stat', ...args)).map((l) => l.split(/:\s+(.*)/s).map((x) => x.trim()).slice(0, 2)));
 
   before(async () => {
-    c = await startCloud({ ONESTACK_ONESTACK__REGISTER_GUEST_IMAGE: 'false' });
+    c = await sharedCloud('swift-cli');
     // The swift CLI reads no clouds.yaml: the demo cloud's credentials as OS_* variables, Identity v3.
     const auth = parse(readFileSync(c.cloudsYaml, 'utf8')).clouds['onestack-demo'].auth as Record<string, string>;
     swiftEnv = {
