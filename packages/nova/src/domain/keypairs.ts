@@ -1,4 +1,9 @@
+import { execFile } from 'node:child_process';
 import { X509Certificate, createHash, generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Clock } from '@onestack/core/clock.ts';
 import { isUniqueViolation, type Database } from '@onestack/core/db/index.ts';
 import type { IdSource } from '@onestack/core/ids.ts';
@@ -30,6 +35,30 @@ export function generateSshKey(comment: string): { publicKey: string; privateKey
   const jwk = publicKey.export({ format: 'jwk' }) as { n: string; e: string };
   const blob = Buffer.concat([sshString(Buffer.from('ssh-rsa')), mpint(Buffer.from(jwk.e, 'base64url')), mpint(Buffer.from(jwk.n, 'base64url'))]);
   return { publicKey: `ssh-rsa ${blob.toString('base64')} ${comment}`, privateKey: privateKey.export({ type: 'pkcs1', format: 'pem' }) as string };
+}
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * A self-signed client certificate for the user (nova.crypto.generate_winrm_x509_cert, what
+ * WinRM takes for passwordless logins): PEM certificate as the public key, the key and
+ * certificate as a base64 PKCS#12 bundle with an empty password as the private key.
+ */
+export async function generateX509Cert(userId: string): Promise<{ publicKey: string; privateKey: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'nova-x509-'));
+  try {
+    const conf = join(dir, 'req.conf');
+    const key = join(dir, 'key.pem');
+    const cert = join(dir, 'cert.pem');
+    const p12 = join(dir, 'bundle.p12');
+    await writeFile(conf, `distinguished_name = req_distinguished_name\n[req_distinguished_name]\n[v3_req_client]\nextendedKeyUsage = clientAuth\nsubjectAltName = otherName:1.3.6.1.4.1.311.20.2.3;UTF8:${userId}@localhost\n`);
+    const opts = { timeout: 120_000 };
+    await execFileAsync('openssl', ['req', '-x509', '-nodes', '-days', '3650', '-config', conf, '-newkey', 'rsa:2048', '-outform', 'PEM', '-keyout', key, '-out', cert, '-subj', `/CN=${userId}`, '-extensions', 'v3_req_client'], opts);
+    await execFileAsync('openssl', ['pkcs12', '-export', '-inkey', key, '-in', cert, '-out', p12, '-password', 'pass:'], opts);
+    return { publicKey: await readFile(cert, 'utf8'), privateKey: (await readFile(p12)).toString('base64') };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 const SSH_TYPES = ['ssh-rsa', 'ssh-ed25519', 'ssh-dss', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521', 'sk-ssh-ed25519@openssh.com', 'sk-ecdsa-sha2-nistp256@openssh.com'];
@@ -85,10 +114,7 @@ export class KeyPairs {
     }
     let publicKey = o.publicKey;
     let privateKey: string | undefined;
-    if (publicKey === undefined) {
-      if (o.type === 'x509') throw badRequest('Keypair data is invalid: generating x509 key pairs is not supported; import a certificate');
-      ({ publicKey, privateKey } = generateSshKey(`Generated-by-Nova`));
-    }
+    if (publicKey === undefined) ({ publicKey, privateKey } = o.type === 'x509' ? await generateX509Cert(o.userId) : generateSshKey(`Generated-by-Nova`));
     const fingerprint = o.type === 'x509' ? x509Fingerprint(publicKey) : sshFingerprint(publicKey);
     const row: KeyPairRow = { id: this.ids.uuid(), name, user_id: o.userId, fingerprint, public_key: publicKey, type: o.type, created_at: this.clock.now() };
     try {
