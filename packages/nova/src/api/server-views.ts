@@ -91,6 +91,8 @@ export function serverDetail(deps: ApiDeps, req: FastifyRequest, i: Instance, x:
       s['OS-EXT-SRV-ATTR:user_data'] = i.userData;
     }
   }
+  // 2.90: every caller sees the hostname the guest was given.
+  if (mv(req, '2.90')) s['OS-EXT-SRV-ATTR:hostname'] = i.hostname;
   if (mv(req, '2.9')) s.locked = i.lockedBy !== null;
   if (mv(req, '2.16') && allowed(deps, req, 'os_compute_api:servers:show:host_status', { project_id: i.projectId })) {
     s.host_status = !i.host ? '' : x.hostUp === false ? 'DOWN' : 'UP';
