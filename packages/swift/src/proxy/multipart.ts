@@ -92,7 +92,14 @@ export async function* multipartParts(source: AsyncIterable<Buffer | string>, bo
           buf = buf.subarray(safe);
           yield out;
         }
-        if (!(await fill())) throw new MimeInvalid('unexpected end of MIME document');
+        if (!(await fill())) {
+          // A document cut short ends its last part where the bytes end, as upstream's reader does.
+          const rest = buf;
+          buf = Buffer.alloc(0);
+          done = true;
+          if (rest.length) yield rest;
+          return;
+        }
       }
     }
     yield { headers, body: body() };

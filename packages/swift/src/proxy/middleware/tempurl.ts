@@ -68,6 +68,7 @@ export function tempUrl(ctx: ProxyContext, info: InfoRegistry, conf: TempUrlConf
     outgoing_remove_headers: ['x-object-meta-*'],
     outgoing_allow_headers: ['x-object-meta-public-*'],
     allowed_digests: conf.allowedDigests,
+    ...(conf.allowedDigests.includes('sha1') ? { deprecated_digests: ['sha1'] } : {}),
   });
   return (next) => async (req) => {
     if (req.method === 'OPTIONS') return next(req);
