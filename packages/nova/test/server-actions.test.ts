@@ -217,4 +217,58 @@ describe('nova server actions: moves and images', () => {
     assert.equal((await act(p.member, id, { rebuild: { name: 'x' } })).status, 400, 'imageRef is required');
     assert.equal((await act(p.member, id, { rebuild: { imageRef: '00000000-0000-0000-0000-000000000000' } })).status, 400);
   });
+
+  it('shelves (offloaded at once: no host, no allocation, ports unbound) and unshelves through the scheduler', async () => {
+    const id = await boot('shelf1');
+    assert.equal((await act(p.member, id, { unshelve: null })).status, 409);
+    assert.equal((await act(p.member, id, { shelve: null })).status, 202);
+    const s = await f.waitFor(f.admin, id, (x) => x.status === 'SHELVED_OFFLOADED' && !x['OS-EXT-STS:task_state']);
+    assert.equal(s['OS-EXT-SRV-ATTR:host'], null);
+    assert.deepEqual(await usage(id), []);
+    assert.equal((await f.neutronAdmin.get(`/v2.0/ports?device_id=${id}`)).body.ports[0]['binding:host_id'], '');
+    const images = (await f.glanceAdmin.get('/v2/images?name=shelf1-shelved')).body.images;
+    assert.equal(images.length, 1);
+    assert.equal(images[0].image_type, 'snapshot');
+    assert.equal(images[0].instance_uuid, id);
+    assert.equal((await act(p.member, id, { shelveOffload: null })).status, 403);
+    assert.equal((await act(p.member, id, { unshelve: { availability_zone: 'nova' } })).status, 400, 'a body from 2.77');
+    assert.equal((await act(p.member, id, { unshelve: null })).status, 202);
+    const back = await f.waitFor(f.admin, id, (x) => x.status === 'ACTIVE' && !x['OS-EXT-STS:task_state']);
+    assert.ok(['host1', 'host2'].includes(back['OS-EXT-SRV-ATTR:host']));
+    assert.deepEqual(await usage(id), [{ VCPU: 1, MEMORY_MB: 128, DISK_GB: 1 }]);
+    assert.equal((await f.neutronAdmin.get(`/v2.0/ports?device_id=${id}`)).body.ports[0]['binding:host_id'], back['OS-EXT-SRV-ATTR:host']);
+    assert.equal((await f.glanceAdmin.get(`/v2/images/${images[0].id}`)).status, 404, 'the shelved image is deleted after unshelve');
+    const actions = (await p.member.get(`/v2.1/servers/${id}/os-instance-actions`)).body.instanceActions.map((a: { action: string }) => a.action);
+    assert.deepEqual(actions.slice(0, 2), ['unshelve', 'shelve']);
+  });
+
+  it('rescues and unrescues; changePassword answers 409 without a guest agent; password and diagnostics', async () => {
+    const id = await boot('res1');
+    const r = await act(p.member, id, { rescue: { adminPass: 'Rescue-1' } });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.body, { adminPass: 'Rescue-1' });
+    assert.equal((await f.waitFor(p.member, id, (x) => x.status === 'RESCUE')).status, 'RESCUE');
+    assert.equal((await act(p.member, id, { rescue: null })).status, 409);
+    assert.equal((await act(p.member, id, { unrescue: null })).status, 202);
+    assert.equal((await f.waitFor(p.member, id, (x) => x.status === 'ACTIVE' && !x['OS-EXT-STS:task_state'])).status, 'ACTIVE');
+    assert.equal((await act(p.member, id, { unrescue: null })).status, 409);
+
+    const pw = await act(p.member, id, { changePassword: { adminPass: 'x' } });
+    assert.equal(pw.status, 409);
+    assert.equal(pw.body.conflictingRequest.message, 'QEMU guest agent is not enabled');
+    assert.equal((await act(p.member, id, { changePassword: {} })).status, 400);
+
+    assert.deepEqual((await p.member.get(`/v2.1/servers/${id}/os-server-password`)).body, { password: '' });
+    assert.equal((await p.member.delete(`/v2.1/servers/${id}/os-server-password`)).status, 204);
+    assert.equal((await other.member.get(`/v2.1/servers/${id}/os-server-password`)).status, 404);
+
+    assert.equal((await p.member.get(`/v2.1/servers/${id}/diagnostics`)).status, 403);
+    const d = (await f.admin.at('2.48').get(`/v2.1/servers/${id}/diagnostics`)).body;
+    assert.equal(d.state, 'running');
+    assert.equal(d.num_cpus, 1);
+    assert.equal(d.num_nics, 1);
+    assert.equal(d.memory_details.maximum, 128);
+    assert.equal(d.nic_details[0].mac_address.slice(0, 8), 'fa:16:3e');
+    assert.deepEqual((await f.admin.at('2.47').get(`/v2.1/servers/${id}/diagnostics`)).body, { memory: 128 * 1024, 'memory-actual': 128 * 1024 });
+  });
 });

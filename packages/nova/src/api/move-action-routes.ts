@@ -1,5 +1,7 @@
 import type { FastifyRequest } from 'fastify';
-import { badRequest } from '@onestack/core/errors.ts';
+import { badRequest, conflict } from '@onestack/core/errors.ts';
+import { invalidState } from '../domain/errors.ts';
+import { VmState } from '../domain/states.ts';
 import type { RebuildInput } from '../domain/server-moves.ts';
 import { callerOf, enforce, mv, serverFor, type ApiDeps } from './context.ts';
 import { serverDetail } from './server-views.ts';
@@ -34,7 +36,7 @@ function rebuildInput(req: FastifyRequest, arg: unknown): RebuildInput {
   return input;
 }
 
-/** Resize, migrate, confirm/revert, createImage and rebuild as actions of POST /servers/{id}/action. */
+/** Resize, migrate, confirm/revert, createImage, rebuild, shelve, rescue and changePassword as actions of POST /servers/{id}/action. */
 export const MOVE_ACTIONS: Record<string, Handler> = {
   resize: async (deps, req, arg) => {
     const a = obj(arg, 'resize');
@@ -92,7 +94,57 @@ export const MOVE_ACTIONS: Record<string, Handler> = {
     server.adminPass = input.adminPass ?? randomPass();
     return { status: 202, body: { server } };
   },
+  shelve: async (deps, req) => {
+    const inst = await serverFor(deps, req, 'os_compute_api:os-shelve:shelve');
+    await deps.moves.shelve(callerOf(deps, req), inst);
+    return { status: 202 };
+  },
+  shelveOffload: async (deps, req) => {
+    const inst = await serverFor(deps, req, 'os_compute_api:os-shelve:shelve_offload');
+    await deps.moves.shelveOffload(callerOf(deps, req), inst);
+    return { status: 202 };
+  },
+  unshelve: async (deps, req, arg) => {
+    // 2.77: an availability zone to unshelve into; before, the action takes no body.
+    const a = nullOr(arg, 'unshelve');
+    if (a && !mv(req, '2.77')) throw badRequest(`Invalid input for field/attribute unshelve. Value: ${JSON.stringify(arg)}. ${JSON.stringify(arg)} is not of type 'null'`);
+    if (a) noExtra(a, ['availability_zone']);
+    const az = a?.availability_zone === undefined ? undefined : str(a.availability_zone, 'availability_zone', { min: 1, max: 255 });
+    const inst = await serverFor(deps, req, 'os_compute_api:os-shelve:unshelve');
+    await deps.moves.unshelve(callerOf(deps, req), inst, az);
+    return { status: 202 };
+  },
+  rescue: async (deps, req, arg) => {
+    const a = nullOr(arg, 'rescue') ?? {};
+    noExtra(a, ['adminPass', 'rescue_image_ref']);
+    const adminPass = a.adminPass === undefined ? randomPass() : str(a.adminPass, 'adminPass');
+    const inst = await serverFor(deps, req, 'os_compute_api:os-rescue');
+    const caller = callerOf(deps, req);
+    const image = a.rescue_image_ref === undefined ? undefined : await deps.compute.image(caller, str(a.rescue_image_ref, 'rescue_image_ref'));
+    await deps.moves.rescue(caller, inst, { adminPass, image });
+    return { status: 200, body: { adminPass } };
+  },
+  unrescue: async (deps, req) => {
+    const inst = await serverFor(deps, req, 'os_compute_api:os-unrescue');
+    await deps.moves.unrescue(callerOf(deps, req), inst);
+    return { status: 202 };
+  },
+  changePassword: async (deps, req, arg) => {
+    const a = obj(arg, 'changePassword');
+    noExtra(a, ['adminPass']);
+    if (a.adminPass === undefined) throw badRequest("'adminPass' is a required property");
+    str(a.adminPass, 'adminPass');
+    const inst = await serverFor(deps, req, 'os_compute_api:os-admin-password');
+    deps.compute.checkLock(inst, callerOf(deps, req));
+    if (inst.vmState !== VmState.ACTIVE) throw invalidState(inst.uuid, 'vm_state', inst.vmState, 'changePassword');
+    if (inst.taskState !== null) throw invalidState(inst.uuid, 'task_state', inst.taskState, 'changePassword');
+    // Setting it needs a guest agent; neither driver has one (upstream's libvirt answers the same without hw_qemu_guest_agent).
+    const agent = ['yes', 'true', '1'].includes(String(inst.requestSpec.image.properties.hw_qemu_guest_agent ?? '').toLowerCase());
+    throw conflict(agent ? 'Set admin password is not supported' : 'QEMU guest agent is not enabled');
+  },
 };
+
+const nullOr = (arg: unknown, action: string): Record<string, unknown> | null => (arg === null || arg === undefined ? null : obj(arg, action));
 
 function randomPass(): string {
   return Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => 'abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789'[b % 57]).join('');

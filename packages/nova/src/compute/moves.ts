@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jsonToDb } from '@onestack/core/db/index.ts';
-import type { FlavorSnapshot, Instance } from '../domain/instances.ts';
+import type { FlavorSnapshot, ImageSnapshot, Instance } from '../domain/instances.ts';
 import type { Migration, Migrations } from '../domain/migrations.ts';
 import { TaskState, VmState } from '../domain/states.ts';
 import { PowerState, type FlavorSpec, type InstanceSpec, type MigrationTarget } from '../virt/driver.ts';
@@ -19,6 +19,19 @@ export interface ImageArgs {
   uuid: string;
   imageId: string;
   requestId: string;
+}
+
+export interface ShelveArgs {
+  uuid: string;
+  requestId: string;
+  imageId?: string;
+  offload?: boolean;
+}
+
+export interface RescueArgs {
+  uuid: string;
+  requestId: string;
+  image: ImageSnapshot;
 }
 
 export interface RebuildArgs {
@@ -61,8 +74,14 @@ export class ComputeMoves {
       revert_resize: async (a: MoveArgs) => run(() => this.revertResize(a)),
       finish_revert_resize: async (a: MoveArgs) => run(() => this.finishRevertResize(a)),
       migration_target: async (a: { uuid: string }) => this.migrationTarget(a.uuid),
+      get_instance_diagnostics: async (a: { uuid: string }) => ({ ...(await this.d.driver.getInfo(a.uuid)), hypervisorType: this.d.driver.capabilities.hypervisorType }),
       snapshot_instance: async (a: ImageArgs) => run(() => this.snapshot(a)),
       rebuild_instance: async (a: RebuildArgs) => run(() => this.rebuild(a)),
+      shelve_instance: async (a: ShelveArgs) => run(() => this.shelve(a)),
+      shelve_offload_instance: async (a: ShelveArgs) => run(() => this.shelveOffload(a)),
+      unshelve_instance: async (a: ShelveArgs) => run(() => this.unshelve(a)),
+      rescue_instance: async (a: RescueArgs) => run(() => this.rescue(a)),
+      unrescue_instance: async (a: RescueArgs) => run(() => this.unrescue(a)),
     };
   }
 
@@ -124,10 +143,10 @@ export class ComputeMoves {
     await this.h.cast('finish_resize', a, m.dest_compute!);
   }
 
-  /** Points the instance's ports at this host (upstream's migrate_instance_finish). */
-  private async bindPorts(inst: Instance): Promise<void> {
+  /** Points the instance's ports at this host (upstream's migrate_instance_finish), or at none (''). */
+  private async bindPorts(inst: Instance, host = this.d.host): Promise<void> {
     const token = await this.h.serviceToken();
-    for (const v of inst.networkInfo) await this.d.neutron.expect(token, 'PUT', `/ports/${v.portId}`, { port: { 'binding:host_id': this.d.host } }, 200);
+    for (const v of inst.networkInfo) await this.d.neutron.expect(token, 'PUT', `/ports/${v.portId}`, { port: { 'binding:host_id': host } }, 200);
   }
 
   private async setFlavor(uuid: string, f: FlavorSnapshot, host: string, node: string | null): Promise<void> {
@@ -238,6 +257,15 @@ export class ComputeMoves {
     d.notifier.send(await d.instances.get(a.uuid), 'resize_revert', 'end');
   }
 
+  /** The root disk into the image the API made, with the task states of the upload's two phases. */
+  private async upload(uuid: string, imageId: string, dir: string, phases: [string, string]): Promise<void> {
+    await this.d.instances.update(uuid, { task_state: phases[0] });
+    const snap = await this.d.driver.snapshot(uuid, dir);
+    await this.d.instances.update(uuid, { task_state: phases[1] });
+    const status = await this.d.glance.upload(await this.h.serviceToken(), imageId, createReadStream(snap.path));
+    if (status !== 204) throw new Error(`glance answered ${status} to the snapshot upload of image ${imageId}`);
+  }
+
   /** Snapshot of the root disk uploaded into the image the API made; the instance keeps running. */
   async snapshot(a: ImageArgs): Promise<void> {
     const d = this.d;
@@ -246,11 +274,7 @@ export class ComputeMoves {
     const dir = await mkdtemp(join(tmpdir(), 'nova-snapshot-'));
     try {
       await d.actions.event(a.uuid, a.requestId, 'compute_snapshot_instance', d.host, async () => {
-        await d.instances.update(a.uuid, { task_state: TaskState.IMAGE_PENDING_UPLOAD });
-        const snap = await d.driver.snapshot(a.uuid, dir);
-        await d.instances.update(a.uuid, { task_state: TaskState.IMAGE_UPLOADING });
-        const status = await d.glance.upload(await this.h.serviceToken(), a.imageId, createReadStream(snap.path));
-        if (status !== 204) throw new Error(`glance answered ${status} to the snapshot upload of image ${a.imageId}`);
+        await this.upload(a.uuid, a.imageId, dir, [TaskState.IMAGE_PENDING_UPLOAD, TaskState.IMAGE_UPLOADING]);
       });
       await d.instances.update(a.uuid, { task_state: null });
       d.notifier.send(await d.instances.get(a.uuid), 'snapshot', 'end');
@@ -290,5 +314,131 @@ export class ComputeMoves {
       return;
     }
     d.notifier.send(await d.instances.get(a.uuid), 'rebuild', 'end');
+  }
+
+  /** Power off, snapshot into the shelved image, SHELVED; with shelved_offload_time 0, offloaded at once. */
+  async shelve(a: ShelveArgs): Promise<void> {
+    const d = this.d;
+    const inst = await d.instances.get(a.uuid);
+    d.notifier.send(inst, 'shelve', 'start');
+    const dir = await mkdtemp(join(tmpdir(), 'nova-shelve-'));
+    try {
+      await d.actions.event(a.uuid, a.requestId, 'compute_shelve_instance', d.host, async () => {
+        await d.driver.powerOff(a.uuid);
+        await this.upload(a.uuid, a.imageId!, dir, [TaskState.SHELVING_IMAGE_PENDING_UPLOAD, TaskState.SHELVING_IMAGE_UPLOADING]);
+        await this.sysmeta(a.uuid, { shelved_at: new Date(d.clock.now()).toISOString(), shelved_image_id: a.imageId, shelved_host: d.host });
+        await d.instances.update(a.uuid, { vm_state: VmState.SHELVED, task_state: a.offload ? TaskState.SHELVING_OFFLOADING : null, power_state: PowerState.SHUTDOWN });
+      });
+    } catch (err) {
+      await d.glance.deleteImage(await this.h.serviceToken(), a.imageId!).catch(() => undefined);
+      if (inst.vmState === VmState.ACTIVE) await d.driver.powerOn(a.uuid).catch(() => undefined);
+      const info = await d.driver.getInfo(a.uuid).catch(() => undefined);
+      await d.instances.update(a.uuid, { task_state: null, ...(info ? { power_state: info.powerState } : {}) });
+      await d.instances.addFault(a.uuid, { code: 500, message: errorText(err), host: d.host });
+      d.notifier.send(await d.instances.get(a.uuid), 'shelve', 'error', { fault: { message: errorText(err) } });
+      return;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    d.notifier.send(await d.instances.get(a.uuid), 'shelve', 'end');
+    if (a.offload) await this.offload(a);
+  }
+
+  async shelveOffload(a: ShelveArgs): Promise<void> {
+    await this.offload(a);
+  }
+
+  /** The guest goes, its ports are unbound and its allocation given back: no host holds the instance. */
+  private async offload(a: ShelveArgs): Promise<void> {
+    const d = this.d;
+    const inst = await d.instances.get(a.uuid);
+    d.notifier.send(inst, 'shelve_offload', 'start');
+    try {
+      await d.actions.event(a.uuid, a.requestId, 'compute_shelve_offload_instance', d.host, async () => {
+        await d.driver.destroy(a.uuid);
+        await this.bindPorts(inst, '');
+        await d.placement.deleteAllocations(a.uuid);
+        await d.instances.update(a.uuid, { vm_state: VmState.SHELVED_OFFLOADED, task_state: null, power_state: PowerState.NOSTATE, host: null, node: null });
+      });
+    } catch (err) {
+      await d.instances.update(a.uuid, { task_state: null });
+      await d.instances.addFault(a.uuid, { code: 500, message: errorText(err), host: d.host });
+      return;
+    }
+    d.notifier.send(await d.instances.get(a.uuid), 'shelve_offload', 'end');
+  }
+
+  /** Back to ACTIVE: started in place when only shelved, spawned here from the shelved image when offloaded. */
+  async unshelve(a: ShelveArgs): Promise<void> {
+    const d = this.d;
+    const inst = await d.instances.get(a.uuid);
+    const imageId = inst.systemMetadata.shelved_image_id;
+    d.notifier.send(inst, 'unshelve', 'start');
+    try {
+      await d.actions.event(a.uuid, a.requestId, 'compute_unshelve_instance', d.host, async () => {
+        if (inst.vmState === VmState.SHELVED) {
+          await d.driver.powerOn(a.uuid);
+        } else {
+          await this.bindPorts(inst);
+          const image: ImageSnapshot = { ...inst.requestSpec.image, id: imageId, diskFormat: 'qcow2' };
+          await d.driver.spawn(await this.h.instanceSpec({ ...inst, requestSpec: { ...inst.requestSpec, image } }));
+        }
+        const info = await d.driver.getInfo(a.uuid);
+        await this.sysmeta(a.uuid, { shelved_at: undefined, shelved_image_id: undefined, shelved_host: undefined });
+        await d.instances.update(a.uuid, { vm_state: VmState.ACTIVE, task_state: null, power_state: info.powerState, launched_at: d.clock.now() });
+      });
+    } catch (err) {
+      if (inst.vmState === VmState.SHELVED_OFFLOADED) {
+        await d.driver.destroy(a.uuid).catch(() => undefined);
+        await d.placement.deleteAllocations(a.uuid).catch(() => undefined);
+        await d.instances.update(a.uuid, { host: null, node: null });
+      }
+      await d.instances.update(a.uuid, { task_state: null });
+      await d.instances.addFault(a.uuid, { code: 500, message: errorText(err), host: d.host });
+      d.notifier.send(await d.instances.get(a.uuid), 'unshelve', 'error', { fault: { message: errorText(err) } });
+      return;
+    }
+    // As upstream, the shelved image has served its purpose.
+    if (imageId) await d.glance.deleteImage(await this.h.serviceToken(), imageId).catch((err) => d.logger.warn({ err }, 'shelved image cleanup failed'));
+    d.notifier.send(await d.instances.get(a.uuid), 'unshelve', 'end');
+  }
+
+  /** Boots the rescue image with the instance's disk attached second; RESCUE. A failure leaves it in ERROR, as upstream. */
+  async rescue(a: RescueArgs): Promise<void> {
+    const d = this.d;
+    const inst = await d.instances.get(a.uuid);
+    d.notifier.send(inst, 'rescue', 'start');
+    try {
+      await d.actions.event(a.uuid, a.requestId, 'compute_rescue_instance', d.host, async () => {
+        const path = await this.h.imagePath({ ...inst, requestSpec: { ...inst.requestSpec, image: a.image } });
+        await d.driver.rescue(a.uuid, { id: a.image.id, path, properties: a.image.properties });
+        const info = await d.driver.getInfo(a.uuid);
+        await d.instances.update(a.uuid, { vm_state: VmState.RESCUED, task_state: null, power_state: info.powerState });
+      });
+    } catch (err) {
+      await d.instances.update(a.uuid, { vm_state: VmState.ERROR, task_state: null });
+      await d.instances.addFault(a.uuid, { code: 500, message: errorText(err), host: d.host });
+      d.notifier.send(await d.instances.get(a.uuid), 'rescue', 'error', { fault: { message: errorText(err) } });
+      return;
+    }
+    d.notifier.send(await d.instances.get(a.uuid), 'rescue', 'end');
+  }
+
+  async unrescue(a: RescueArgs): Promise<void> {
+    const d = this.d;
+    const inst = await d.instances.get(a.uuid);
+    d.notifier.send(inst, 'unrescue', 'start');
+    try {
+      await d.actions.event(a.uuid, a.requestId, 'compute_unrescue_instance', d.host, async () => {
+        await d.driver.unrescue(a.uuid);
+        const info = await d.driver.getInfo(a.uuid);
+        await d.instances.update(a.uuid, { vm_state: VmState.ACTIVE, task_state: null, power_state: info.powerState });
+      });
+    } catch (err) {
+      await d.instances.update(a.uuid, { task_state: null });
+      await d.instances.addFault(a.uuid, { code: 500, message: errorText(err), host: d.host });
+      return;
+    }
+    d.notifier.send(await d.instances.get(a.uuid), 'unrescue', 'end');
   }
 }

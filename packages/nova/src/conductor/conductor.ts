@@ -5,7 +5,7 @@ import type { PlacementClient } from '../placement/client.ts';
 import type { InstanceActions } from '../domain/actions.ts';
 import type { InstanceRepo } from '../domain/instances.ts';
 import type { Migrations } from '../domain/migrations.ts';
-import type { MigrateRequest } from '../domain/server-moves.ts';
+import type { MigrateRequest, UnshelveRequest } from '../domain/server-moves.ts';
 import type { InstanceNotifier } from '../domain/notifier.ts';
 import { TaskState, VmState } from '../domain/states.ts';
 import type { Scheduler, Selection } from '../scheduler/scheduler.ts';
@@ -46,6 +46,9 @@ export class Conductor {
       await d.bus.serve(CONDUCTOR_TOPIC, undefined, {
         build_instances: async (a: BuildRequest) => {
           void this.build(a).catch((err) => d.logger.error({ err }, 'build_instances failed'));
+        },
+        unshelve_instance: async (a: UnshelveRequest) => {
+          void this.unshelve(a).catch((err) => d.logger.error({ err }, 'unshelve_instance failed'));
         },
         migrate_server: async (a: MigrateRequest) => {
           void this.migrate(a).catch((err) => d.logger.error({ err }, 'migrate_server failed'));
@@ -125,5 +128,23 @@ export class Conductor {
     }
     await d.migrations.update(migration.uuid, { dest_compute: selection.host, dest_node: selection.node, dest_host: selection.host });
     await d.bus.cast(COMPUTE_TOPIC, 'resize_instance', { uuid: a.uuid, migrationUuid: migration.uuid, requestId: a.requestId }, { host: inst.host! });
+  }
+
+  /** ComputeTaskManager.unshelve_instance for an offloaded instance: scheduled again, like a build. */
+  async unshelve(a: UnshelveRequest): Promise<void> {
+    const d = this.d;
+    const inst = await d.instances.get(a.uuid);
+    const spec = { ...inst.requestSpec, numInstances: 1, forcedHost: undefined, requestedHost: undefined, requestedNode: undefined, ...(a.availabilityZone ? { availabilityZone: a.availabilityZone } : {}) };
+    let selection: Selection;
+    try {
+      [selection] = await d.actions.event(a.uuid, a.requestId, 'schedule_instances', null, () => d.scheduler.selectDestinations(spec, [inst.uuid], { projectId: inst.projectId, userId: inst.userId }));
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      await d.instances.update(a.uuid, { task_state: null });
+      await d.instances.addFault(a.uuid, { code: 400, message: message.startsWith('No valid host') ? message : `No valid host was found. ${message}` });
+      return;
+    }
+    await d.instances.update(a.uuid, { host: selection.host, node: selection.node, availability_zone: selection.availabilityZone });
+    await d.bus.cast(COMPUTE_TOPIC, 'unshelve_instance', { uuid: a.uuid, requestId: a.requestId }, { host: selection.host });
   }
 }

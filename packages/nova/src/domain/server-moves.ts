@@ -36,6 +36,13 @@ export interface RebuildInput {
   description?: string | null;
 }
 
+/** What the conductor's unshelve_instance gets (2.77: a zone to schedule into). */
+export interface UnshelveRequest {
+  uuid: string;
+  requestId: string;
+  availabilityZone?: string;
+}
+
 const MOVABLE = { vm: [VmState.ACTIVE, VmState.STOPPED], task: [null] };
 
 export const flavorSnapshot = (f: { id: string; name: string; vcpus: number; ram: number; disk: number; ephemeral: number; swap: number; extraSpecs: Record<string, string> }): FlavorSnapshot => ({
@@ -70,6 +77,8 @@ export class ServerMoves {
       bus: Bus;
       compute: ComputeApi;
       allowResizeToSameHost: boolean;
+      /** shelved_offload_time: 0 offloads at once (upstream's default), -1 never. */
+      shelvedOffloadTime: number;
     },
   ) {}
 
@@ -161,35 +170,84 @@ export class ServerMoves {
    * owns it), queued; the host uploads the snapshot into it. Properties as upstream's
    * create_snapshot: the base image's, plus image_type, instance_uuid, base_image_ref.
    */
-  async createImage(caller: Caller, inst: Instance, name: string, metadata: Record<string, string>): Promise<{ imageId: string; location: string }> {
+  /**
+   * The image record is made here, with the caller's token (so the caller's project
+   * owns it), queued; the host uploads the snapshot into it. Properties as upstream's
+   * create_snapshot: the base image's, plus image_type, instance_uuid, base_image_ref.
+   */
+  private async snapshotImage(caller: Caller, inst: Instance, name: string, metadata: Record<string, string>): Promise<string> {
     const base = inst.requestSpec.image;
     const inherited = Object.fromEntries(Object.entries(base.properties).filter(([k]) => !['image_type', 'instance_uuid', 'base_image_ref', 'owner_project_name', 'owner_user_name', 'image_location', 'image_state'].includes(k)));
-    await this.claimTask(caller, inst, 'snapshot', { vm: [VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED], task: [null] }, TaskState.IMAGE_SNAPSHOT, 'createImage');
-    let imageId: string;
+    const r = await this.d.glance.createImage(caller.token, {
+      name,
+      disk_format: 'qcow2',
+      container_format: 'bare',
+      min_ram: Math.max(base.minRam, 0),
+      min_disk: Math.max(inst.flavor.disk, base.minDisk),
+      ...inherited,
+      ...metadata,
+      image_type: 'snapshot',
+      instance_uuid: inst.uuid,
+      base_image_ref: base.id,
+      user_id: caller.userId,
+    });
+    if (r.status === 413) throw forbidden('Quota exceeded for images.');
+    if (r.status >= 400 && r.status < 500) throw badRequest(String((r.body as { message?: string })?.message ?? `glance answered ${r.status}`));
+    if (r.status !== 201) throw new Error(`glance answered ${r.status} creating the snapshot image`);
+    return String((r.body as { id: string }).id);
+  }
+
+  /** The task_state goes back when the step after claiming it fails in the API. */
+  private async orUntask<T>(inst: Instance, taskState: string, fn: () => Promise<T>): Promise<T> {
     try {
-      const r = await this.d.glance.createImage(caller.token, {
-        name,
-        disk_format: 'qcow2',
-        container_format: 'bare',
-        min_ram: Math.max(base.minRam, 0),
-        min_disk: Math.max(inst.flavor.disk, base.minDisk),
-        ...inherited,
-        ...metadata,
-        image_type: 'snapshot',
-        instance_uuid: inst.uuid,
-        base_image_ref: base.id,
-        user_id: caller.userId,
-      });
-      if (r.status === 413) throw forbidden('Quota exceeded for images.');
-      if (r.status >= 400 && r.status < 500) throw badRequest(String((r.body as { message?: string })?.message ?? `glance answered ${r.status}`));
-      if (r.status !== 201) throw new Error(`glance answered ${r.status} creating the snapshot image`);
-      imageId = String((r.body as { id: string }).id);
+      return await fn();
     } catch (e) {
-      await this.d.instances.cas(inst.uuid, { taskState: [TaskState.IMAGE_SNAPSHOT] }, { task_state: null });
+      await this.d.instances.cas(inst.uuid, { taskState: [taskState] }, { task_state: null });
       throw e;
     }
+  }
+
+  async createImage(caller: Caller, inst: Instance, name: string, metadata: Record<string, string>): Promise<{ imageId: string; location: string }> {
+    await this.claimTask(caller, inst, 'snapshot', { vm: [VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED], task: [null] }, TaskState.IMAGE_SNAPSHOT, 'createImage');
+    const imageId = await this.orUntask(inst, TaskState.IMAGE_SNAPSHOT, () => this.snapshotImage(caller, inst, name, metadata));
     await this.d.bus.cast(COMPUTE_TOPIC, 'snapshot_instance', { uuid: inst.uuid, imageId, requestId: caller.requestId }, { host: inst.host! });
     return { imageId, location: `${await this.d.endpoints.url('image')}/images/${imageId}` };
+  }
+
+  /** Shelve: a snapshot named `<name>-shelved` in Glance, then (shelved_offload_time 0) the host's resources go. */
+  async shelve(caller: Caller, inst: Instance): Promise<void> {
+    await this.claimTask(caller, inst, 'shelve', { vm: [VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED], task: [null] }, TaskState.SHELVING, 'shelve');
+    const imageId = await this.orUntask(inst, TaskState.SHELVING, () => this.snapshotImage(caller, inst, `${inst.name}-shelved`, {}));
+    await this.d.bus.cast(COMPUTE_TOPIC, 'shelve_instance', { uuid: inst.uuid, imageId, requestId: caller.requestId, offload: this.d.shelvedOffloadTime === 0 }, { host: inst.host! });
+  }
+
+  async shelveOffload(caller: Caller, inst: Instance): Promise<void> {
+    await this.claimTask(caller, inst, 'shelve_offload', { vm: [VmState.SHELVED], task: [null] }, TaskState.SHELVING_OFFLOADING, 'shelveOffload');
+    await this.d.bus.cast(COMPUTE_TOPIC, 'shelve_offload_instance', { uuid: inst.uuid, requestId: caller.requestId }, { host: inst.host! });
+  }
+
+  /** A shelved instance starts again on its host; an offloaded one is scheduled again by the conductor. */
+  async unshelve(caller: Caller, inst: Instance, availabilityZone?: string): Promise<void> {
+    if (availabilityZone !== undefined && inst.vmState !== VmState.SHELVED_OFFLOADED) {
+      throw conflict(`The availability_zone parameter can only be used on a shelved offloaded instance. Instance ${inst.uuid} is in vm_state ${inst.vmState}.`);
+    }
+    await this.claimTask(caller, inst, 'unshelve', { vm: [VmState.SHELVED, VmState.SHELVED_OFFLOADED], task: [null] }, TaskState.UNSHELVING, 'unshelve');
+    if (inst.vmState === VmState.SHELVED) {
+      await this.d.bus.cast(COMPUTE_TOPIC, 'unshelve_instance', { uuid: inst.uuid, requestId: caller.requestId }, { host: inst.host! });
+      return;
+    }
+    const req: UnshelveRequest = { uuid: inst.uuid, requestId: caller.requestId, availabilityZone };
+    await this.d.bus.cast(CONDUCTOR_TOPIC, 'unshelve_instance', req);
+  }
+
+  async rescue(caller: Caller, inst: Instance, o: { adminPass: string; image?: ImageSnapshot }): Promise<void> {
+    await this.claimTask(caller, inst, 'rescue', { vm: [VmState.ACTIVE, VmState.STOPPED, VmState.ERROR], task: [null] }, TaskState.RESCUING, 'rescue');
+    await this.d.bus.cast(COMPUTE_TOPIC, 'rescue_instance', { uuid: inst.uuid, requestId: caller.requestId, image: o.image ?? inst.requestSpec.image }, { host: inst.host! });
+  }
+
+  async unrescue(caller: Caller, inst: Instance): Promise<void> {
+    await this.claimTask(caller, inst, 'unrescue', { vm: [VmState.RESCUED], task: [null] }, TaskState.UNRESCUING, 'unrescue');
+    await this.d.bus.cast(COMPUTE_TOPIC, 'unrescue_instance', { uuid: inst.uuid, requestId: caller.requestId }, { host: inst.host! });
   }
 
   async rebuild(caller: Caller, inst: Instance, input: RebuildInput, image: ImageSnapshot): Promise<void> {
