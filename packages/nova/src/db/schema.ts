@@ -187,4 +187,18 @@ export interface NovaDB {
   aggregate_metadata: { aggregate_id: number; key: string; value: string };
   quota_classes: { class_name: string; resource: string; hard_limit: number };
   migrations: MigrationRow;
+  console_auth_tokens: ConsoleAuthTokenRow;
+}
+
+export interface ConsoleAuthTokenRow {
+  token_hash: string;
+  console_type: string;
+  instance_uuid: string;
+  host: string | null;
+  port: number | null;
+  internal_access_path: string | null;
+  netns: string | null;
+  access_url_base: string;
+  expires: number;
+  created_at: number;
 }

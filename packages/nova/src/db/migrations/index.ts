@@ -3,5 +3,6 @@ import { migration as defaultFlavors } from './002-default-flavors.ts';
 import { migration as aggregates } from './003-aggregates.ts';
 import { migration as quotaClasses } from './004-quota-classes.ts';
 import { migration as migrationRecords } from './005-migrations.ts';
+import { migration as consoleAuthTokens } from './006-console-auth-tokens.ts';
 
-export const migrations = [initial, defaultFlavors, aggregates, quotaClasses, migrationRecords];
+export const migrations = [initial, defaultFlavors, aggregates, quotaClasses, migrationRecords, consoleAuthTokens];
