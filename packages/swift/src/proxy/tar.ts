@@ -106,9 +106,11 @@ export async function* tarEntries(source: AsyncIterable<Buffer | string>): Async
     local = {};
     longName = undefined;
     let left = entrySize;
+    // A read the consumer abandoned may still be in flight: skipping waits for it, so the two never read at once.
+    let inflight: Promise<boolean> = Promise.resolve(true);
     async function* body(): AsyncGenerator<Buffer> {
       while (left > 0) {
-        if (!buf.length && !(await need(1))) throw new TarError('unexpected end of data');
+        if (!buf.length && !(await (inflight = need(1)))) throw new TarError('unexpected end of data');
         const n = Math.min(left, buf.length);
         const out = buf.subarray(0, n);
         buf = buf.subarray(n);
@@ -118,6 +120,7 @@ export async function* tarEntries(source: AsyncIterable<Buffer | string>): Async
     }
     yield { name, size: entrySize, type, pax, body: body() };
     // Whatever the consumer left unread is skipped, then the block padding.
+    await inflight.catch(() => false);
     for await (const _ of body());
     await take(padded(entrySize) - entrySize);
   }
