@@ -174,3 +174,62 @@ export async function dhcpLease(ns: Netns, dev: string, scriptDir: string): Prom
   if (!words.length && lease.router) await ns.ip('route', 'replace', 'default', 'via', lease.router, 'dev', dev);
   return lease;
 }
+
+export interface Dhcpv6Reply {
+  /** IA_NA addresses (a stateful server's answer to Solicit). */
+  addresses: string[];
+  /** DNS recursive name servers (option 23). */
+  dns: string[];
+}
+
+/**
+ * One DHCPv6 exchange from `dev` in `ns` (busybox here has no udhcpc6): a Solicit for an
+ * address (stateful) or an Information-Request for options only (stateless), retried each
+ * second; resolves with the first Advertise/Reply. A child node in the namespace sends it
+ * from the link-local address to ff02::1:2, as a guest's client does.
+ */
+export async function dhcpv6(ns: Netns, dev: string, kind: 'solicit' | 'information-request'): Promise<Dhcpv6Reply> {
+  const script = `
+const dgram = require('dgram'), fs = require('fs');
+const dev = process.argv[1], kind = process.argv[2];
+const mac = Buffer.from(fs.readFileSync('/sys/class/net/' + dev + '/address', 'utf8').trim().split(':').map((h) => parseInt(h, 16)));
+const opt = (code, data) => Buffer.concat([Buffer.from([code >> 8, code & 255, data.length >> 8, data.length & 255]), data]);
+const duid = Buffer.concat([Buffer.from([0, 3, 0, 1]), mac]);
+const parts = [Buffer.from([kind === 'solicit' ? 1 : 11, 0x12, 0x34, 0x56]), opt(1, duid), opt(8, Buffer.alloc(2)), opt(6, Buffer.from([0, 23]))];
+if (kind === 'solicit') parts.push(opt(3, Buffer.concat([mac.subarray(2), Buffer.alloc(8)])));
+const msg = Buffer.concat(parts);
+const addr = (b) => b.toString('hex').match(/.{4}/g).join(':');
+const options = (b, out) => {
+  for (let i = 0; i + 4 <= b.length; ) {
+    const code = b.readUInt16BE(i), len = b.readUInt16BE(i + 2), d = b.subarray(i + 4, i + 4 + len);
+    if (code === 3) options(d.subarray(12), out);
+    if (code === 5) out.addresses.push(addr(d.subarray(0, 16)));
+    if (code === 23) for (let j = 0; j + 16 <= d.length; j += 16) out.dns.push(addr(d.subarray(j, j + 16)));
+    i += 4 + len;
+  }
+  return out;
+};
+const s = dgram.createSocket({ type: 'udp6', reuseAddr: true });
+s.on('message', (m) => { if (m[0] === 2 || m[0] === 7) { console.log(JSON.stringify(options(m.subarray(4), { addresses: [], dns: [] }))); process.exit(0); } });
+s.bind(546, '::', () => {
+  const send = () => s.send(msg, 547, 'ff02::1:2%' + dev);
+  send();
+  setInterval(send, 1000);
+  setTimeout(() => process.exit(3), 10000);
+});`;
+  const { stdout } = await ns.exec(process.execPath, ['-e', script, dev, kind], { timeoutMs: 20_000 });
+  const r = JSON.parse(stdout.trim().split('\n').pop()!) as Dhcpv6Reply;
+  return { addresses: r.addresses.map(canonicalV6), dns: r.dns.map(canonicalV6) };
+}
+
+/** The global IPv6 addresses of `dev` in `ns` (SLAAC's, once the RA arrived and DAD ended). */
+export async function globalV6(ns: Netns, dev: string): Promise<string[]> {
+  const out = JSON.parse((await ns.exec('ip', ['-j', '-6', 'addr', 'show', 'dev', dev, 'scope', 'global'])).stdout) as { addr_info: { local?: string; tentative?: boolean }[] }[];
+  // `ip -j` lists filtered-out addresses as empty objects.
+  return out.flatMap((l) => l.addr_info.flatMap((a) => (a.local && !a.tentative ? [a.local] : [])));
+}
+
+/** RFC 5952 text of an IPv6 address (as the API and `ip -j` print it). */
+export function canonicalV6(a: string): string {
+  return new URL(`http://[${a}]/`).hostname.slice(1, -1);
+}

@@ -80,6 +80,7 @@ export class HostAgent {
         externalNamespace: opts.externalNamespace,
         namespacePrefix: opts.namespacePrefix,
         hooks: opts.metadata,
+        stateDir: opts.stateDir,
       });
     }
   }

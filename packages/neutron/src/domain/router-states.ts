@@ -24,7 +24,7 @@ export async function routerStates(db: Kysely<NeutronDB>, routerIds?: string[]):
   const allocs = portIds.length ? await db.selectFrom('ipallocations').selectAll().where('port_id', 'in', portIds).orderBy('ip_address').execute() : [];
   const netIds = [...new Set(ports.map((p) => p.network_id))];
   const nets = netIds.length ? await db.selectFrom('networks').select(['id', 'mtu']).where('id', 'in', netIds).execute() : [];
-  const subnets = netIds.length ? await db.selectFrom('subnets').select(['id', 'network_id', 'cidr', 'gateway_ip', 'ip_version']).where('network_id', 'in', netIds).orderBy('ip_version').orderBy('id').execute() : [];
+  const subnets = netIds.length ? await db.selectFrom('subnets').select(['id', 'network_id', 'cidr', 'gateway_ip', 'ip_version', 'ipv6_ra_mode']).where('network_id', 'in', netIds).orderBy('ip_version').orderBy('id').execute() : [];
   const routes = await db.selectFrom('router_routes').selectAll().where('router_id', 'in', ids).orderBy('destination').orderBy('nexthop').execute();
   const fips = await db.selectFrom('floatingips').selectAll().where('router_id', 'in', ids).where('fixed_port_id', 'is not', null).orderBy('floating_ip_address').execute();
 
@@ -34,7 +34,7 @@ export async function routerStates(db: Kysely<NeutronDB>, routerIds?: string[]):
       .filter((a) => a.port_id === portId)
       .map((a) => {
         const s = subnets.find((x) => x.id === a.subnet_id);
-        return { ipAddress: a.ip_address, prefixlen: s ? parseCidr(s.cidr)!.prefix : a.ip_address.includes(':') ? 128 : 32, subnetId: a.subnet_id };
+        return { ipAddress: a.ip_address, prefixlen: s ? parseCidr(s.cidr)!.prefix : a.ip_address.includes(':') ? 128 : 32, subnetId: a.subnet_id, ...(s?.ipv6_ra_mode ? { ipv6RaMode: s.ipv6_ra_mode } : {}) };
       });
 
   return routers.map((r) => {

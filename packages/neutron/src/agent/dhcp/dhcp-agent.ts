@@ -209,7 +209,8 @@ export class DhcpAgent {
   }
 }
 
-function readCmdline(pid: number): string[] | undefined {
+/** A process's argv from /proc, or undefined when it is gone. */
+export function readCmdline(pid: number): string[] | undefined {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
   } catch {
@@ -217,7 +218,8 @@ function readCmdline(pid: number): string[] | undefined {
   }
 }
 
-function sameArgs(cmdline: string[] | undefined, args: string[]): boolean {
+/** Does a running dnsmasq's argv (after the program) equal `args`? */
+export function sameArgs(cmdline: string[] | undefined, args: string[]): boolean {
   if (!cmdline) return false;
   const i = cmdline.findIndex((a) => a.endsWith('dnsmasq'));
   return i >= 0 && JSON.stringify(cmdline.slice(i + 1)) === JSON.stringify(args);

@@ -6,8 +6,9 @@
  * namespace only); per interface a veth `qr-<port[:11]>` whose peer `tap<port[:11]>` sits
  * on the tenant network's bridge `brq<net[:11]>` in the host namespace; for the gateway
  * `qg-<port[:11]>` with its peer on the external network's bridge in the external
- * namespace; addresses, default routes via the external gateway, extra routes, and the NAT
- * table (nat-rules.ts). Every step compares with what is there first, so a reconcile of an
+ * namespace; addresses, default routes via the external gateway, extra routes, the NAT
+ * table (nat-rules.ts) and IPv6 router advertisements (router-advertisements.ts, when the
+ * agent has a state directory). Every step compares with what is there first, so a reconcile of an
  * unchanged state changes nothing, and removal deletes exactly what the router had:
  * devices by prefix in the router's namespace, routes the agent added (protocol `boot`),
  * the namespace last.
@@ -25,6 +26,7 @@ import {
   tapDevice,
 } from './device-names.ts';
 import { NAT_TABLE, natDeleteScript, natScript, natTableMatches, renderNat } from './nat-rules.ts';
+import { RouterAdvertisements } from './router-advertisements.ts';
 import type { RouterState } from './router-state.ts';
 
 /** What the metadata proxy needs to know about router namespaces (metadata/proxy-manager.ts implements it). */
@@ -45,6 +47,8 @@ export interface L3AgentOptions {
   /** Gratuitous ARP for a newly configured floating IP (arping from iputils-arping); on by default. */
   gratuitousArp?: boolean;
   hooks?: RouterNamespaceHooks;
+  /** Where the routers' IPv6 advertisers keep their pid files; without it no router advertises. */
+  stateDir?: string;
 }
 
 export interface ReconcileResult {
@@ -99,11 +103,14 @@ export class L3Agent {
   private readonly garp: boolean;
   private arpingWarned = false;
 
+  private readonly advertisements?: RouterAdvertisements;
+
   constructor(private readonly opts: L3AgentOptions) {
     this.ip = opts.ipLib;
     this.logger = opts.logger;
     this.prefix = opts.namespacePrefix ?? '';
     this.garp = opts.gratuitousArp ?? true;
+    if (opts.stateDir) this.advertisements = new RouterAdvertisements({ ip: opts.ipLib, logger: opts.logger, stateDir: opts.stateDir });
   }
 
   namespaceOf(routerId: string): string {
@@ -146,6 +153,7 @@ export class L3Agent {
     const ns = this.namespaceOf(routerId);
     if (!(await this.ip.netnsExists(ns))) return;
     await this.opts.hooks?.routerRemoving(ns, routerId);
+    await this.advertisements?.stop(routerId);
     // Deleting the veths explicitly first: a namespace kept alive by a straggling process
     // would otherwise keep its devices (and their peers on the bridges) too.
     for (const link of await this.ip.linkList(ns)) {
@@ -232,6 +240,7 @@ export class L3Agent {
     if (newAddresses.length > 0) changed = true;
     if (await this.syncRoutes(ns, router)) changed = true;
     if (await this.syncNat(ns, router)) changed = true;
+    if (await this.advertisements?.sync(ns, router)) changed = true;
 
     if (router.gateway && this.garp) {
       const qg = gatewayDevice(router.gateway.portId);

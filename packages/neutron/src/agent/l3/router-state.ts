@@ -9,6 +9,8 @@ export interface RouterFixedIp {
   /** The subnet's prefix length: the address is configured as ipAddress/prefixlen. */
   prefixlen: number;
   subnetId: string;
+  /** The v6 subnet's ipv6_ra_mode: this router advertises the subnet (slaac, dhcpv6-stateless, dhcpv6-stateful). */
+  ipv6RaMode?: string;
 }
 
 /** A router port on a tenant network: qr-<port[:11]> in the router namespace, its peer on the network's bridge. */
