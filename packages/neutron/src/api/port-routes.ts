@@ -271,7 +271,9 @@ export function registerPortRoutes(app: FastifyInstance, deps: ApiDeps, nets: Ne
     });
     const vs = await views(caller, rows);
     for (const v of vs) deps.notifier.end('port', 'create', v, req.ctx);
-    for (const r of rows) changed('create', r, { securityGroups: await groupIds([r.id]) });
+    // One query for the whole bulk; a port without a group binds none.
+    const bindings = rows.length ? await deps.database.db.selectFrom('port_security_group_bindings').selectAll().where('port_id', 'in', rows.map((r) => r.id)).execute() : [];
+    for (const r of rows) changed('create', r, { securityGroups: bindings.filter((b) => b.port_id === r.id).map((b) => b.security_group_id) });
     reply.code(201);
     return bulk ? { ports: vs } : { port: vs[0] };
   });

@@ -49,11 +49,12 @@ export async function hostsOfGroups(db: Kysely<NeutronDB>, groupIds: string[]): 
   return new Set(rows.map((r) => r.binding_host_id));
 }
 
-export async function hostsForPort(db: Kysely<NeutronDB>, networkHost: string, port: ChangedPort, ctx: PortChangeContext = {}): Promise<string[]> {
-  const out = await hostsOfNetworks(db, [port.network_id], networkHost);
-  for (const h of [port.binding_host_id, ctx.previousHost]) if (h) out.add(h);
-  // The port's addresses are members of its groups, expanded by ports whose rules name them.
-  for (const h of await hostsOfGroups(db, ctx.securityGroups ?? [])) out.add(h);
+/** Hosts a batch of port changes concerns (a bulk create is one batch: a few queries, not a few per port). */
+export async function hostsForPorts(db: Kysely<NeutronDB>, networkHost: string, changes: { port: ChangedPort; ctx?: PortChangeContext }[]): Promise<string[]> {
+  const out = await hostsOfNetworks(db, [...new Set(changes.map((c) => c.port.network_id))], networkHost);
+  for (const { port, ctx } of changes) for (const h of [port.binding_host_id, ctx?.previousHost]) if (h) out.add(h);
+  // The ports' addresses are members of their groups, expanded by ports whose rules name them.
+  for (const h of await hostsOfGroups(db, [...new Set(changes.flatMap((c) => c.ctx?.securityGroups ?? []))])) out.add(h);
   return [...out];
 }
 

@@ -22,7 +22,7 @@ import type { Logger } from 'pino';
 import type { NeutronDB, PortRow } from '../db/schema.ts';
 import { reportAgentState, type AgentReport } from '../domain/agents.ts';
 import type { Hooks } from '../domain/hooks.ts';
-import { hostsForNotification, hostsForPort, type ChangedPort, type PortChangeContext } from '../domain/affected-hosts.ts';
+import { hostsForNotification, hostsForPorts, type ChangedPort, type PortChangeContext } from '../domain/affected-hosts.ts';
 import { buildHostState, vtepAddresses, type RouterStatesFn } from '../domain/host-states.ts';
 import type { Notifier } from '../domain/notifier.ts';
 import type { HostStateChanged, MetadataLookup, PortsWired, RpcTopics } from './topics.ts';
@@ -60,7 +60,13 @@ export class NeutronServerRpc {
   private pendingHosts: Set<string> | undefined = new Set();
   private pending = false;
   private stopped = false;
-  private readonly hook = (_event: string, port: ChangedPort, ctx?: PortChangeContext) => this.changedFor(() => hostsForPort(this.deps.db, this.deps.networkHost, port, ctx));
+  /** Port changes since the last cast: their hosts are found at the flush, in one go. */
+  private pendingPorts: { port: ChangedPort; ctx?: PortChangeContext }[] = [];
+  private readonly hook = (_event: string, port: ChangedPort, ctx?: PortChangeContext) => {
+    if (this.stopped) return;
+    this.pendingPorts.push({ port: { network_id: port.network_id, binding_host_id: port.binding_host_id }, ctx });
+    this.changed([]);
+  };
 
   constructor(private readonly deps: ServerRpcDeps) {}
 
@@ -110,10 +116,21 @@ export class NeutronServerRpc {
   private async flush(): Promise<void> {
     this.timer = undefined;
     if (!this.pending || this.stopped) return;
-    const args: HostStateChanged = this.pendingHosts ? { hosts: [...this.pendingHosts] } : {};
+    let hosts = this.pendingHosts;
+    const ports = this.pendingPorts;
     this.pending = false;
     this.pendingHosts = new Set();
-    if (args.hosts?.length === 0) return;
+    this.pendingPorts = [];
+    if (hosts && ports.length) {
+      try {
+        for (const h of await hostsForPorts(this.deps.db, this.deps.networkHost, ports)) hosts.add(h);
+      } catch (err) {
+        this.deps.logger.warn({ err }, 'could not tell which hosts port changes affect; resyncing all');
+        hosts = undefined;
+      }
+    }
+    if (hosts?.size === 0) return;
+    const args: HostStateChanged = hosts ? { hosts: [...hosts] } : {};
     await this.deps.bus.fanout(this.deps.topics.agent, 'host_state_changed', args).catch((err: unknown) => this.deps.logger.warn({ err }, 'host_state_changed cast failed'));
   }
 
