@@ -49,9 +49,14 @@ IMAGE_VERSION=0.1.0
 # Bumped with IMAGE_VERSION; every file in the image carries this time.
 : "${SOURCE_DATE_EPOCH:=1764028800}"
 export SOURCE_DATE_EPOCH
-GUEST_USER=onestack
-GUEST_UID=1000
-GUEST_PASSWORD=onestack # console only: dropbear runs with -s (keys only)
+# The login users, as name:uid:password. The first is the default user: `cirros`,
+# as in upstream's CirrOS, so that guides and tests written for CirrOS log in
+# unchanged; `onestack` is kept for this image's earlier users. The metadata's
+# keys go to each of them and to root. Passwords are for the console only:
+# dropbear runs with -s (keys only).
+GUEST_USERS=(cirros:1000:gocubsgo onestack:1001:onestack)
+GUEST_USER=${GUEST_USERS[0]%%:*}
+GUEST_PASSWORD=${GUEST_USERS[0]##*:}
 PASSWORD_SALT=0nestackguest
 ROOT_LABEL=onestack-root
 ROOT_UUID=0e57ac00-0000-4000-8000-000000000001
@@ -185,7 +190,8 @@ bb=$pkg/busybox-static/bin/busybox
 # ---------------------------------------------------------------- root tree
 say "assembling the root file system (kernel $kver)"
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,usr/lib,lib/x86_64-linux-gnu,lib64,etc/dropbear} \
-	"$root"/{dev,proc,sys,run,tmp,mnt/config,newroot,root,var/lib/onestack,var/log,home/$GUEST_USER}
+	"$root"/{dev,proc,sys,run,tmp,mnt/config,newroot,root,var/lib/onestack,var/log}
+for u in "${GUEST_USERS[@]}"; do mkdir -p "$root/home/${u%%:*}"; done
 ln -s ../run "$root/var/run"
 
 install -m 755 "$bb" "$root/bin/busybox"
@@ -246,13 +252,14 @@ cp -R "$here/rootfs/." "$root/"
 	cat "$work/modules"
 } >"$root/etc/modules"
 ln -s ../run/resolv.conf "$root/etc/resolv.conf"
-hash=$("$bb" mkpasswd -m sha512 "$GUEST_PASSWORD" "$PASSWORD_SALT")
 days=$((SOURCE_DATE_EPOCH / 86400))
-cat >"$root/etc/shadow" <<EOF
-root:*:$days:0:99999:7:::
-$GUEST_USER:$hash:$days:0:99999:7:::
-nobody:*:$days:0:99999:7:::
-EOF
+{
+	echo "root:*:$days:0:99999:7:::"
+	for u in "${GUEST_USERS[@]}"; do
+		echo "${u%%:*}:$("$bb" mkpasswd -m sha512 "${u##*:}" "$PASSWORD_SALT"):$days:0:99999:7:::"
+	done
+	echo "nobody:*:$days:0:99999:7:::"
+} >"$root/etc/shadow"
 cat >"$root/etc/os-release" <<EOF
 NAME="onestack guest"
 ID=onestack-guest
@@ -304,7 +311,10 @@ mke2fs -q -F -t ext4 -T default -N 4096 -m 0 -J size=4 -O ^64bit,^resize_inode \
 		p=${p#.}
 		p=${p:-/}
 		owner=0
-		case $p in "/home/$GUEST_USER" | "/home/$GUEST_USER"/*) owner=$GUEST_UID ;; esac
+		for u in "${GUEST_USERS[@]}"; do
+			name=${u%%:*} uid=${u#*:}
+			case $p in "/home/$name" | "/home/$name"/*) owner=${uid%%:*} ;; esac
+		done
 		for f in atime ctime mtime crtime; do echo "sif $p $f @$SOURCE_DATE_EPOCH"; done
 		echo "sif $p uid $owner"
 		echo "sif $p gid $owner"
