@@ -82,6 +82,16 @@ describe('swift proxy middleware: quotas, versioning, formpost, CORS, staticweb,
     assert.equal(r.status, 204);
     r = await p.member.req('PUT', `${acct}/aq/o2`, { body: 'xxxx' });
     assert.equal(r.status, 201);
+    r = await reseller.req('POST', acct, { headers: { 'x-account-quota-bytes-policy-policy-0': '0' } });
+    assert.equal(r.status, 204);
+    assert.equal((await p.member.req('HEAD', acct)).headers.get('x-account-quota-bytes-policy-policy-0'), '0');
+    r = await p.member.req('PUT', `${acct}/aq/o3`, { body: 'x' });
+    assert.equal(r.status, 413);
+    assert.equal(await r.text(), 'Upload exceeds policy quota.');
+    r = await p.member.req('POST', acct, { headers: { 'x-remove-account-quota-bytes-policy-policy-0': '1' } });
+    assert.equal(r.status, 403, 'only a reseller admin removes it');
+    await r.text();
+    assert.equal((await reseller.req('POST', acct, { headers: { 'x-remove-account-quota-bytes-policy-policy-0': '1' } })).status, 204);
     const info = await (await f.anon.req('GET', '/info')).json();
     assert.deepEqual([info.container_quotas, info.account_quotas], [{}, {}]);
   });
