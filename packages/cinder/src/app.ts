@@ -11,6 +11,7 @@ import { Enforcer } from '@onestack/core/policy/index.ts';
 import type { ApiDeps } from './api/context.ts';
 import { registerAdminRoutes, registerAttachmentRoutes, registerQuotaRoutes, registerTypeRoutes, registerVersionRoutes } from './api/misc-routes.ts';
 import { registerBackupRoutes } from './api/backup-routes.ts';
+import { registerTransferRoutes } from './api/transfer-routes.ts';
 import { registerVolumeRoutes } from './api/volume-routes.ts';
 import { SwiftStore } from './backup/swift-store.ts';
 import { MAX_MICROVERSION, MIN_MICROVERSION, type CinderConfig } from './conf.ts';
@@ -22,6 +23,7 @@ import { CinderNotifier } from './domain/notifier.ts';
 import { Quotas } from './domain/quotas.ts';
 import { Scheduler } from './domain/scheduler.ts';
 import { Services } from './domain/services.ts';
+import { TransferService } from './domain/transfers.ts';
 import { VolumeTypes } from './domain/volume-types.ts';
 import { VolumeService } from './domain/volumes.ts';
 import { FakeVolumeDriver } from './drivers/fake-driver.ts';
@@ -138,6 +140,7 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
   registerAdminRoutes(app, apiDeps);
   registerAttachmentRoutes(app, apiDeps);
   registerBackupRoutes(app, apiDeps, backups);
+  registerTransferRoutes(app, apiDeps, new TransferService(database.db, { clock, ids, volumes, quotas, notifier }));
   return {
     app,
     volumes,

@@ -130,6 +130,22 @@ export interface BackupRow {
   deleted_at: number | null;
 }
 
+export interface TransferRow {
+  id: string;
+  volume_id: string;
+  display_name: string | null;
+  salt: string;
+  crypt_hash: string;
+  no_snapshots: number;
+  source_project_id: string;
+  destination_project_id: string | null;
+  accepted: number;
+  created_at: number;
+  updated_at: number | null;
+  deleted: number;
+  deleted_at: number | null;
+}
+
 export interface CinderDB {
   volumes: VolumeRow;
   volume_metadata: VolumeMetadataRow;
@@ -141,4 +157,5 @@ export interface CinderDB {
   quotas: QuotaRow;
   services: ServiceRow;
   backups: BackupRow;
+  transfers: TransferRow;
 }

@@ -1,4 +1,5 @@
 import { migration as initial } from './001-initial.ts';
 import { migration as backupFields } from './002-backup-fields.ts';
+import { migration as transfers } from './003-transfers.ts';
 
-export const migrations = [initial, backupFields];
+export const migrations = [initial, backupFields, transfers];
