@@ -28,9 +28,17 @@ import { InstanceRepo } from './domain/instances.ts';
 import { KeyPairs } from './domain/keypairs.ts';
 import { InstanceNotifier } from './domain/notifier.ts';
 import { Quotas } from './domain/quotas.ts';
+import { Migrations } from './domain/migrations.ts';
+import { ServerMoves } from './domain/server-moves.ts';
 import { ComputeApi } from './domain/servers.ts';
 import { Endpoints, GlanceClient, NeutronClient, type TokenSource } from './domain/service-clients.ts';
 import { Services } from './domain/services.ts';
+import { registerMigrationRoutes } from './api/migration-routes.ts';
+import { registerServerInfoRoutes } from './api/server-info-routes.ts';
+import { consolePolicies, registerConsoleRoutes } from './api/console-routes.ts';
+import { interfacePolicies, registerInterfaceRoutes } from './api/interface-routes.ts';
+import { consoleConfig, type ConsoleConfig } from './console/conf.ts';
+import { ConsoleTokens } from './domain/console-tokens.ts';
 import { novaPolicies } from './policies/index.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 
@@ -45,6 +53,8 @@ export interface NovaDeps {
   authUri?: string;
   /** The nova service user's Keystone session: Glance, Neutron and Placement are called with its token. */
   session: TokenSource;
+  /** Console proxies' URLs and token lifetime; defaults as upstream's. */
+  consoles?: ConsoleConfig;
 }
 
 /** What the API, conductor, scheduler and compute managers of one process share. */
@@ -61,6 +71,8 @@ export interface NovaCore {
   neutron: NeutronClient;
   notifier: InstanceNotifier;
   endpoints: Endpoints;
+  migrations: Migrations;
+  consoleTokens: ConsoleTokens;
 }
 
 export function createNovaCore(deps: NovaDeps): NovaCore {
@@ -92,6 +104,8 @@ export function createNovaCore(deps: NovaDeps): NovaCore {
     neutron: new NeutronClient(endpoints),
     notifier: new InstanceNotifier(deps.bus, config.host, deps.logger),
     endpoints,
+    migrations: new Migrations(database, clock, ids),
+    consoleTokens: new ConsoleTokens(database, clock, (deps.consoles ?? consoleConfig()).tokenTtlMs),
   };
 }
 
@@ -106,7 +120,7 @@ export interface NovaApp {
 export async function createNovaApp(deps: NovaDeps, http: Pick<HttpServerOptions, 'ops' | 'tls'> = {}): Promise<NovaApp> {
   const core = createNovaCore(deps);
   const enforcer = new Enforcer({
-    defaults: novaPolicies,
+    defaults: [...novaPolicies, ...consolePolicies, ...interfacePolicies],
     overrideFile: deps.config.policyFile,
     enforceScope: deps.config.enforceScope,
     enforceNewDefaults: true,
@@ -114,6 +128,8 @@ export async function createNovaApp(deps: NovaDeps, http: Pick<HttpServerOptions
     logger: { warn: (msg) => deps.logger.warn(msg) },
   });
   const compute = new ComputeApi({ ...core, bus: deps.bus, config: deps.config, clock: deps.clock, ids: deps.ids, logger: deps.logger, session: deps.session });
+  // allow_resize_to_same_host: on, as an all-in-one needs it (upstream's default is off); shelved_offload_time 0 as upstream.
+  const moves = new ServerMoves({ ...core, bus: deps.bus, compute, allowResizeToSameHost: true, shelvedOffloadTime: 0 });
   const scheduler = new Scheduler({
     placement: core.placement,
     services: core.services,
@@ -132,7 +148,7 @@ export async function createNovaApp(deps: NovaDeps, http: Pick<HttpServerOptions
       return new Set(rows.map((r) => r.host).filter((h): h is string => !!h));
     },
   });
-  const conductor = new Conductor({ bus: deps.bus, scheduler, instances: core.instances, actions: core.actions, placement: core.placement, notifier: core.notifier, logger: deps.logger });
+  const conductor = new Conductor({ bus: deps.bus, scheduler, instances: core.instances, actions: core.actions, migrations: core.migrations, placement: core.placement, notifier: core.notifier, logger: deps.logger });
   await conductor.start();
   await core.services.register(deps.config.host, 'nova-conductor', 'conductor');
   await core.services.register(deps.config.host, 'nova-scheduler', 'scheduler');
@@ -151,7 +167,7 @@ export async function createNovaApp(deps: NovaDeps, http: Pick<HttpServerOptions
   });
   // Nova's own name for the request id, which clients older than 2.46 read (2.46 only signals the common header).
   app.addHook('onRequest', async (req, reply) => void reply.header('x-compute-request-id', req.id));
-  const apiDeps: ApiDeps = { config: deps.config, enforcer, flavors: core.flavors, keypairs: core.keypairs, instances: core.instances, actions: core.actions, quotas: core.quotas, services: core.services, aggregates: core.aggregates, neutron: core.neutron, compute };
+  const apiDeps: ApiDeps = { config: deps.config, enforcer, flavors: core.flavors, keypairs: core.keypairs, instances: core.instances, actions: core.actions, quotas: core.quotas, services: core.services, aggregates: core.aggregates, neutron: core.neutron, compute, migrations: core.migrations, moves, consoles: { tokens: core.consoleTokens, config: deps.consoles ?? consoleConfig(), bus: deps.bus } };
   registerVersionRoutes(app);
   registerServerRoutes(app, apiDeps);
   registerActionRoutes(app, apiDeps);
@@ -168,6 +184,10 @@ export async function createNovaApp(deps: NovaDeps, http: Pick<HttpServerOptions
   registerFloatingIpProxyRoutes(app, apiDeps);
   registerNetworkProxyRoutes(app, apiDeps);
   registerQuotaClassRoutes(app, apiDeps);
+  registerMigrationRoutes(app, apiDeps);
+  registerServerInfoRoutes(app, apiDeps, deps.bus);
+  registerConsoleRoutes(app, apiDeps);
+  registerInterfaceRoutes(app, apiDeps, deps.bus);
   return {
     app,
     core,

@@ -1,11 +1,20 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { badRequest, conflict } from '@onestack/core/errors.ts';
 import { TaskState } from '../domain/states.ts';
-import { callerOf, enforce, isAdmin, serverFor, type ApiDeps } from './context.ts';
+import { callerOf, enforce, isAdmin, mv, serverFor, type ApiDeps } from './context.ts';
+import { CONSOLE_ACTIONS } from './console-routes.ts';
+import { MOVE_ACTIONS } from './move-action-routes.ts';
 import { PROXY_ACTIONS } from './proxy-routes.ts';
-import { int, obj, str } from './validate.ts';
+import { int, noExtra, obj, str } from './validate.ts';
 
-type Handler = (deps: ApiDeps, req: FastifyRequest, arg: unknown) => Promise<{ status: number; body?: unknown }>;
+function lockReason(arg: unknown): string | null {
+  if (arg === null || arg === undefined) return null;
+  const a = obj(arg, 'lock');
+  noExtra(a, ['locked_reason']);
+  return a.locked_reason === undefined ? null : str(a.locked_reason, 'locked_reason', { min: 1, max: 255 });
+}
+
+type Handler = (deps: ApiDeps, req: FastifyRequest, arg: unknown) => Promise<{ status: number; body?: unknown; headers?: Record<string, string> }>;
 
 const power = (method: string, rule: string, action: string, taskState: string, rpc: string): Handler => async (deps, req) => {
   const inst = await serverFor(deps, req, rule);
@@ -16,6 +25,8 @@ const power = (method: string, rule: string, action: string, taskState: string, 
 /** POST /servers/{id}/action: one key names the action (upstream's wsgi action dispatch). */
 const ACTIONS: Record<string, Handler> = {
   ...PROXY_ACTIONS,
+  ...MOVE_ACTIONS,
+  ...CONSOLE_ACTIONS,
   'os-stop': power('stop', 'os_compute_api:servers:stop', 'stop', TaskState.POWERING_OFF, 'stop_instance'),
   'os-start': power('start', 'os_compute_api:servers:start', 'start', TaskState.POWERING_ON, 'start_instance'),
   pause: power('pause', 'os_compute_api:os-pause-server:pause', 'pause', TaskState.PAUSING, 'pause_instance'),
@@ -37,7 +48,8 @@ const ACTIONS: Record<string, Handler> = {
   },
   lock: async (deps, req, arg) => {
     const inst = await serverFor(deps, req, 'os_compute_api:os-lock-server:lock');
-    const reason = arg && typeof arg === 'object' && 'locked_reason' in (arg as object) ? str((arg as { locked_reason: unknown }).locked_reason, 'locked_reason', { max: 255 }) : null;
+    // 2.73: a reason, validated; before, the body is not looked at.
+    const reason = mv(req, '2.73') ? lockReason(arg) : null;
     const caller = callerOf(deps, req);
     await deps.actions.start({ uuid: inst.uuid, action: 'lock', requestId: caller.requestId, projectId: caller.projectId, userId: caller.userId });
     await deps.instances.update(inst.uuid, { locked_by: caller.isAdmin && caller.projectId !== inst.projectId ? 'admin' : 'owner', locked_reason: reason });
@@ -84,6 +96,7 @@ export function registerActionRoutes(app: FastifyInstance, deps: ApiDeps): void 
     void isAdmin;
     const r = await handler(deps, req, body[keys[0]]);
     reply.code(r.status);
+    for (const [k, v] of Object.entries(r.headers ?? {})) reply.header(k, v);
     return r.body ?? '';
   });
 }

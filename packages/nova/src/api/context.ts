@@ -4,11 +4,14 @@ import { forbidden, unauthorized } from '@onestack/core/errors.ts';
 import { isAtLeast } from '@onestack/core/http/microversion.ts';
 import { credentialsFromAuth, type Enforcer, type Target } from '@onestack/core/policy/index.ts';
 import type { NovaConfig } from '../conf.ts';
+import type { ConsoleDeps } from './console-routes.ts';
 import type { InstanceActions } from '../domain/actions.ts';
 import type { Aggregates } from '../domain/aggregates.ts';
 import type { Flavors } from '../domain/flavors.ts';
 import type { Instance, InstanceRepo } from '../domain/instances.ts';
 import type { KeyPairs } from '../domain/keypairs.ts';
+import type { Migrations } from '../domain/migrations.ts';
+import type { ServerMoves } from '../domain/server-moves.ts';
 import type { Quotas } from '../domain/quotas.ts';
 import type { Caller, ComputeApi } from '../domain/servers.ts';
 import type { Services } from '../domain/services.ts';
@@ -27,6 +30,9 @@ export interface ApiDeps {
   aggregates: Aggregates;
   neutron: NeutronClient;
   compute: ComputeApi;
+  migrations: Migrations;
+  moves: ServerMoves;
+  consoles: ConsoleDeps;
 }
 
 export function authOf(req: FastifyRequest): AuthContext {

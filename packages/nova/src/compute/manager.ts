@@ -7,8 +7,12 @@ import type { Clock } from '@onestack/core/clock.ts';
 import type { PlacementClient } from '../placement/client.ts';
 import { PowerState, type ComputeDriver, type InstanceSpec, type NicSpec } from '../virt/driver.ts';
 import type { ImageCache } from '../virt/image-cache.ts';
+import { consoleHandlers } from './consoles.ts';
+import { hotplugHandlers } from './hotplug.ts';
+import { ComputeMoves } from './moves.ts';
 import type { InstanceActions } from '../domain/actions.ts';
 import type { Instance, InstanceRepo, Vif } from '../domain/instances.ts';
+import type { Migrations } from '../domain/migrations.ts';
 import { configDriveFiles } from '../domain/metadata-content.ts';
 import type { InstanceNotifier } from '../domain/notifier.ts';
 import type { GlanceClient, NeutronClient, TokenSource } from '../domain/service-clients.ts';
@@ -24,6 +28,7 @@ export interface ComputeManagerDeps {
   imageCache?: ImageCache;
   instances: InstanceRepo;
   actions: InstanceActions;
+  migrations: Migrations;
   services: Services;
   placement: PlacementClient;
   neutron: NeutronClient;
@@ -69,8 +74,17 @@ export class ComputeManager {
   private providerUuid?: string;
   private readonly vifWaiters = new Map<string, () => void>();
   private stopped = false;
+  private readonly moves: ComputeMoves;
 
-  constructor(private readonly d: ComputeManagerDeps) {}
+  constructor(private readonly d: ComputeManagerDeps) {
+    this.moves = new ComputeMoves(d, {
+      instanceSpec: (inst) => this.instanceSpec(inst),
+      imagePath: (inst) => this.imagePath(inst),
+      serviceToken: () => this.serviceToken(),
+      cast: (method, args, host) => d.bus.cast(COMPUTE_TOPIC, method, args, { host }),
+      call: (method, args, host) => d.bus.call(COMPUTE_TOPIC, method, args, { host, timeoutMs: 120_000 }),
+    });
+  }
 
   async start(): Promise<void> {
     const d = this.d;
@@ -92,6 +106,9 @@ export class ComputeManager {
       suspend_instance: async (a: ActionArgs) => void this.background(() => this.powerAction(a, 'suspend')),
       resume_instance: async (a: ActionArgs) => void this.background(() => this.powerAction(a, 'resume')),
       get_console_output: async (a: { uuid: string; maxBytes?: number }) => d.driver.getConsoleOutput(a.uuid, { maxBytes: a.maxBytes }),
+      ...this.moves.handlers((fn) => this.background(fn)),
+      ...consoleHandlers(d.driver),
+      ...hotplugHandlers({ ...d, serviceToken: () => this.serviceToken(), tapName, waitForVifs: (uuid, vifs) => this.waitForVifs(uuid, vifs) }),
     });
     this.timers.push(setInterval(() => void this.heartbeat(), d.reportIntervalMs));
     if (d.syncPowerStateMs > 0) this.timers.push(setInterval(() => void this.syncPowerStates().catch((err) => d.logger.warn({ err }, 'power state sync failed')), d.syncPowerStateMs));
@@ -301,18 +318,22 @@ export class ComputeManager {
     });
   }
 
+  /** The instance's image in this host's cache, downloaded on first use; '' when the driver keeps no cache. */
+  private async imagePath(inst: Instance): Promise<string> {
+    const d = this.d;
+    const image = inst.requestSpec.image;
+    if (!d.driver.capabilities.hasImageCache || !d.imageCache) return '';
+    const token = await this.serviceToken();
+    return d.imageCache.ensure(image.id, image.diskFormat === 'raw' ? 'raw' : 'qcow2', async (dest) => {
+      const body = await d.glance.download(token, image.id);
+      await pipeline(Readable.fromWeb(body as never), createWriteStream(dest));
+    });
+  }
+
   private async instanceSpec(inst: Instance): Promise<InstanceSpec> {
     const d = this.d;
     const rs = inst.requestSpec;
-    let imagePath = '';
-    if (d.driver.capabilities.hasImageCache && d.imageCache) {
-      const token = await this.serviceToken();
-      const fmt = rs.image.diskFormat === 'raw' ? 'raw' : 'qcow2';
-      imagePath = await d.imageCache.ensure(rs.image.id, fmt, async (dest) => {
-        const body = await d.glance.download(token, rs.image.id);
-        await pipeline(Readable.fromWeb(body as never), createWriteStream(dest));
-      });
-    }
+    const imagePath = await this.imagePath(inst);
     const nics: NicSpec[] = inst.networkInfo.map((v) => ({ portId: v.portId, mac: v.mac, tapName: v.tapName, mtu: v.mtu }));
     const wantDrive = inst.configDrive || d.forceConfigDrive;
     const metadata = await d.instances.metadata(inst.uuid);
@@ -414,7 +435,9 @@ export class ComputeManager {
     const onHost = await d.driver.listInstances();
     for (const uuid of onHost) {
       const inst = await d.instances.find(uuid);
-      if (!inst || inst.host !== d.host) {
+      // The source copy of an unconfirmed resize or migration stays for a revert.
+      const moving = inst && (await d.migrations.inProgress(uuid, ['post-migrating', 'finished', 'confirming', 'reverting']))?.source_compute === d.host;
+      if (!inst || (inst.host !== d.host && !moving)) {
         d.logger.info({ instance: uuid }, 'destroying a guest whose instance is deleted or elsewhere');
         await d.driver.destroy(uuid).catch((err) => d.logger.warn({ err, instance: uuid }, 'reap failed'));
       }

@@ -48,6 +48,10 @@ export interface CreateServerInput {
   hints: { sameHost?: string[]; differentHost?: string[]; group?: string };
   accessIpV4?: string;
   accessIpV6?: string;
+  /** 2.63: kept with the instance (image signature verification is off, as upstream's default). */
+  trustedCerts?: string[];
+  requestedHost?: string;
+  requestedNode?: string;
 }
 
 /** upstream's sanitize_hostname: what a display name becomes as a guest hostname. */
@@ -86,7 +90,14 @@ export class ComputeApi {
     },
   ) {}
 
-  private async image(caller: Caller, ref: string): Promise<ImageSnapshot> {
+  /** _validate_host_or_node: the requested compute host and/or node must exist. */
+  private async checkDestination(host: string | undefined, node: string | undefined): Promise<void> {
+    const computes = await this.d.services.computes();
+    const match = computes.find((s) => (!host || s.host === host) && (!node || s.hypervisor?.hypervisorHostname === node));
+    if (!match) throw badRequest(`Compute host ${host ?? node} could not be found.`);
+  }
+
+  async image(caller: Caller, ref: string): Promise<ImageSnapshot> {
     const id = ref.split('/').pop()!;
     const r = await this.d.glance.getImage(caller.token, id);
     if (r.status === 404 || r.status === 400) throw badRequest(`Image ${id} could not be found.`);
@@ -155,6 +166,7 @@ export class ComputeApi {
       forcedHost = host || undefined;
     }
     if (az && az !== d.config.defaultAz && !(await d.aggregates.computeZones()).available.includes(az)) throw badRequest('The requested availability zone is not available');
+    if (input.requestedHost || input.requestedNode) await this.checkDestination(input.requestedHost, input.requestedNode);
     const networks = await this.networks(caller, input.networks);
     const securityGroups = input.securityGroups?.length ? input.securityGroups : [];
     for (const sg of securityGroups) {
@@ -178,6 +190,8 @@ export class ComputeApi {
       securityGroups: securityGroups.length ? securityGroups : networks.length ? ['default'] : [],
       availabilityZone: az,
       forcedHost,
+      requestedHost: input.requestedHost,
+      requestedNode: input.requestedNode,
       hints: input.hints,
       group,
       numInstances: input.maxCount,
@@ -239,7 +253,7 @@ export class ComputeApi {
             locked_reason: null,
             network_info: '[]',
             request_spec: jsonToDb(spec),
-            system_metadata: jsonToDb({ image_base_image_ref: image.id, image_disk_format: image.diskFormat, image_min_ram: String(image.minRam), image_min_disk: String(image.minDisk) }),
+            system_metadata: jsonToDb({ image_base_image_ref: image.id, image_disk_format: image.diskFormat, image_min_ram: String(image.minRam), image_min_disk: String(image.minDisk), ...(input.trustedCerts ? { trusted_image_certificates: JSON.stringify(input.trustedCerts) } : {}) }),
             progress: 0,
             created_at: now,
             updated_at: now,
