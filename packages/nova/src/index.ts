@@ -6,6 +6,8 @@ import type { ServiceDefinition } from '@onestack/core/service.ts';
 import { createNovaApp, createNovaCore } from './app.ts';
 import { ComputeManager } from './compute/manager.ts';
 import { novaConfig, novaOptions, type NovaConfig, type NovaValues } from './conf.ts';
+import { consoleConfig, consoleOptions, type ConsoleValues } from './console/conf.ts';
+import { ConsoleProxy } from './console/proxy.ts';
 import { migrations } from './db/migrations/index.ts';
 import { createMetadataApp } from './metadata/app.ts';
 import { FakeDriver } from './virt/fake-driver.ts';
@@ -13,7 +15,7 @@ import { ImageCache } from './virt/image-cache.ts';
 import { QemuDriver } from './virt/qemu-driver.ts';
 import type { ComputeDriver } from './virt/driver.ts';
 
-export { novaOptions };
+export { consoleOptions, novaOptions };
 
 export const VERSION = '0.1.0';
 
@@ -28,7 +30,7 @@ export const novaService: ServiceDefinition = {
   type: 'compute',
   defaultPort: 8774,
   catalogPath: '/v2.1',
-  configGroups: [novaOptions],
+  configGroups: [novaOptions, consoleOptions],
   migrations,
   // admin: Neutron's port binding (binding:host_id) is an admin-only attribute.
   serviceUser: { roles: ['admin', 'service'] },
@@ -40,16 +42,28 @@ export const novaService: ServiceDefinition = {
     if (!config.computeNetns && agent?.host_namespace) config.computeNetns = agent.host_namespace;
     const identity = serviceIdentity(rt.config.nova, rt.identityUrl);
     const session = sessionOf(rt.config.nova, rt.identityUrl);
+    const bindHost = (rt.config.DEFAULT as { bind_host?: string }).bind_host ?? '127.0.0.1';
+    const consoles = consoleConfig(rt.config.nova_console as ConsoleValues, bindHost);
     const na = await createNovaApp(
-      { database: rt.db, config, clock: rt.clock, ids: rt.ids, logger: rt.logger, bus: rt.bus, tokens: rt.tokens, authUri: identity.authUrl.replace(/\/v3$/, ''), session },
+      { database: rt.db, config, clock: rt.clock, ids: rt.ids, logger: rt.logger, bus: rt.bus, tokens: rt.tokens, authUri: identity.authUrl.replace(/\/v3$/, ''), session, consoles },
       { tls: rt.tls, ops: { version: VERSION, metrics: rt.metrics } },
     );
     // The metadata API in plain HTTP: only Neutron's metadata proxy on this host calls it.
-    const bindHost = (rt.config.DEFAULT as { bind_host?: string }).bind_host ?? '127.0.0.1';
     const metadata = config.metadataPort ? createMetadataApp({ instances: na.core.instances, sharedSecret: config.metadataSharedSecret, logger: rt.logger }) : undefined;
+    // nova-novncproxy and nova-serialproxy: they validate tokens in Nova's database, so they run beside the API.
+    const proxies = [
+      ...(consoles.novncPort ? [{ proxy: new ConsoleProxy(na.core.consoleTokens, 'novnc', rt.logger), port: consoles.novncPort }] : []),
+      ...(consoles.serialPort ? [{ proxy: new ConsoleProxy(na.core.consoleTokens, 'serial', rt.logger), port: consoles.serialPort }] : []),
+    ];
+    const closeListeners = async () => {
+      for (const p of proxies) await p.proxy.close().catch(() => undefined);
+      await metadata?.close();
+    };
     try {
       await metadata?.listen({ host: bindHost, port: config.metadataPort });
+      for (const p of proxies) await p.proxy.listen({ host: bindHost, port: p.port });
     } catch (err) {
+      await closeListeners();
       await na.close();
       throw err;
     }
@@ -62,7 +76,7 @@ export const novaService: ServiceDefinition = {
       close: async () => {
         closed = true;
         await (await compute)?.stop();
-        await metadata?.close();
+        await closeListeners();
         await na.close();
       },
     };
@@ -72,7 +86,8 @@ export const novaService: ServiceDefinition = {
 export function createDriver(config: NovaConfig, logger: import('pino').Logger): { driver: ComputeDriver; imageCache?: ImageCache } {
   if (config.computeDriver === 'fake') return { driver: new FakeDriver({ hostname: config.host }) };
   const imageCache = new ImageCache({ dir: join(config.stateDir, 'nova', 'image-cache'), logger });
-  return { driver: new QemuDriver({ instancesDir: config.instancesPath, imageCache, logger, hostname: config.host, netns: config.computeNetns }), imageCache };
+  // VNC on a unix socket: a TCP port inside the compute namespace is out of the console proxy's reach.
+  return { driver: new QemuDriver({ instancesDir: config.instancesPath, imageCache, logger, hostname: config.host, netns: config.computeNetns, vnc: 'unix' }), imageCache };
 }
 
 /** startCompute, again after a growing pause while the services it needs do not answer yet; undefined once closed. */
