@@ -182,6 +182,20 @@ describe('nova remote consoles: URLs, tokens and the websocket proxy', () => {
     assert.equal((await firstMessage(`ws://127.0.0.1:${vncPort}/?token=${fresh}`)).first, `vnc of ${server}\n`);
   });
 
+  it("the noVNC proxy serves the console page and noVNC's modules, nothing else", async () => {
+    const page = await fetch(`http://127.0.0.1:${vncPort}/vnc_lite.html?path=%3Ftoken%3Dx`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type')!, /text\/html/);
+    assert.match(await page.text(), /import RFB from '\.\/core\/rfb\.js'/);
+    const rfb = await fetch(`http://127.0.0.1:${vncPort}/core/rfb.js`);
+    assert.equal(rfb.status, 200);
+    assert.match(rfb.headers.get('content-type')!, /javascript/);
+    assert.match(await rfb.text(), /export default class RFB/);
+    assert.equal((await fetch(`http://127.0.0.1:${vncPort}/vendor/pako/lib/zlib/inflate.js`)).status, 200);
+    for (const path of ['/core/%2e%2e/package.json', '/package.json', '/core/nothing.js', '/']) assert.equal((await fetch(`http://127.0.0.1:${vncPort}${path}`)).status, 404, path);
+    assert.equal((await fetch(`http://127.0.0.1:${serialPort}/vnc_lite.html`)).status, 404, 'the serial proxy has no page');
+  });
+
   it('an expired token is refused', async () => {
     const past = new ManualClock(Date.now() - 3_600_000);
     const { token } = await new ConsoleTokens(f.database, past, 1000).issue({ instanceUuid: second, consoleType: 'serial', endpoint: { kind: 'unix', path: join(dir.path, `${second}.serial`) }, accessUrlBase: 'ws://x/' });

@@ -1,5 +1,9 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
 import { connect, type Socket } from 'node:net';
+import { dirname, extname, join, normalize } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -12,6 +16,27 @@ function tokenOf(req: IncomingMessage): string | undefined {
   if (q) return q;
   const cookie = req.headers.cookie?.split(';').map((c) => c.trim().split('=')).find(([k]) => k === 'token');
   return cookie?.[1];
+}
+
+// The package exports only core/rfb.js: its directory is two levels up.
+const NOVNC_DIR = dirname(dirname(createRequire(import.meta.url).resolve('@novnc/novnc')));
+const PAGE = join(dirname(fileURLToPath(import.meta.url)), 'vnc_lite.html');
+const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css', '.svg': 'image/svg+xml', '.png': 'image/png' };
+
+/**
+ * The noVNC client for a browser: our page (the URL's vnc_lite.html, also as vnc.html and
+ * vnc_auto.html, the names older console URLs use) and noVNC's own ES modules from the
+ * npm package; nothing outside core/ and vendor/ is reachable.
+ */
+async function serveNoVnc(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://proxy').pathname));
+  const file = ['/vnc_lite.html', '/vnc.html', '/vnc_auto.html'].includes(path) ? PAGE : /^\/(core|vendor)\/[^\0]+$/.test(path) && !path.includes('..') ? join(NOVNC_DIR, path) : undefined;
+  const body = file && req.method === 'GET' ? await readFile(file).catch(() => undefined) : undefined;
+  if (!body) {
+    res.writeHead(404).end();
+    return;
+  }
+  res.writeHead(200, { 'content-type': TYPES[extname(file!)] ?? 'application/octet-stream', 'cache-control': 'no-cache' }).end(body);
 }
 
 function refuse(socket: Duplex, status: string): void {
@@ -39,8 +64,10 @@ export class ConsoleProxy {
     private readonly type: ConsoleType,
     private readonly logger: Logger,
   ) {
-    this.server = createServer((_req, res) => {
-      res.writeHead(404).end();
+    // The serial proxy is only a websocket; the noVNC one also serves the page a browser opens.
+    this.server = createServer((req, res) => {
+      if (type === 'novnc') void serveNoVnc(req, res).catch(() => res.writeHead(500).end());
+      else res.writeHead(404).end();
     });
     this.server.on('upgrade', (req, socket, head) => void this.upgrade(req, socket, head));
   }
