@@ -134,7 +134,20 @@ function parseCreate(req: FastifyRequest, deps: ApiDeps, body: unknown): CreateS
     accessIpV4: s.accessIPv4 === undefined ? undefined : str(s.accessIPv4, 'accessIPv4'),
     accessIpV6: s.accessIPv6 === undefined ? undefined : str(s.accessIPv6, 'accessIPv6'),
     returnReservationId: s.return_reservation_id === undefined ? false : bool(s.return_reservation_id, 'return_reservation_id'),
+    trustedCerts: trustedCerts(s.trusted_image_certificates),
+    requestedHost: s.host === undefined ? undefined : str(s.host, 'host', { min: 1, max: 255, pattern: /^[a-zA-Z0-9\-._]*$/ }),
+    requestedNode: s.hypervisor_hostname === undefined ? undefined : str(s.hypervisor_hostname, 'hypervisor_hostname', { min: 1, max: 255, pattern: /^[a-zA-Z0-9\-._]*$/ }),
   };
+}
+
+/** parameter_types.trusted_certs: 1–50 distinct non-empty certificate ids, or null. */
+function trustedCerts(v: unknown): string[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v)) throw invalid('trusted_image_certificates', v, `${JSON.stringify(v)} is not of type 'array', 'null'`);
+  if (v.length < 1 || v.length > 50) throw invalid('trusted_image_certificates', v, v.length ? 'is too long' : '[] is too short');
+  const ids = v.map((x) => str(x, 'trusted_image_certificates', { min: 1 }));
+  if (new Set(ids).size !== ids.length) throw invalid('trusted_image_certificates', v, 'has non-unique elements');
+  return ids;
 }
 
 async function detailOf(deps: ApiDeps, req: FastifyRequest, list: Instance[]) {
@@ -145,7 +158,10 @@ async function detailOf(deps: ApiDeps, req: FastifyRequest, list: Instance[]) {
 }
 
 export async function showServer(deps: ApiDeps, req: FastifyRequest, i: Instance) {
-  return (await detailOf(deps, req, [i]))[0];
+  const s = (await detailOf(deps, req, [i]))[0];
+  // 2.71: the server's groups, on show, update and rebuild only (lists would need a query per server).
+  if (mv(req, '2.71')) s.server_groups = (await deps.instances.db.selectFrom('server_group_members').select('group_uuid').where('instance_uuid', '=', i.uuid).execute()).map((r) => r.group_uuid);
+  return s;
 }
 
 const time = (v: unknown, field: string): number => {
@@ -233,6 +249,11 @@ export function registerServerRoutes(app: FastifyInstance, deps: ApiDeps): void 
       enforce(deps, req, 'os_compute_api:servers:create');
       const input = parseCreate(req, deps, req.body);
       if (input.networks && input.networks !== 'auto' && input.networks !== 'none') enforce(deps, req, 'os_compute_api:servers:create:attach_network');
+      if (input.trustedCerts) enforce(deps, req, 'os_compute_api:servers:create:trusted_certs');
+      if (input.requestedHost || input.requestedNode) {
+        enforce(deps, req, 'compute:servers:create:requested_destination');
+        if (input.availabilityZone?.includes(':')) throw badRequest('One mechanism with host and/or hypervisor_hostname and another mechanism with zone:host:node are mutually exclusive.');
+      }
       const caller = callerOf(deps, req);
       const r = await deps.compute.create(caller, input);
       reply.code(202);
