@@ -207,6 +207,9 @@ describe('nova server actions: moves and images', () => {
     assert.equal(r.body.server.adminPass, 'Secret-1');
     assert.equal(r.body.server.status, 'REBUILD');
     assert.equal(r.body.server.image.id, up.body.id);
+    assert.equal(r.body.server.key_name, 'k1', 'key_name in the response from 2.54');
+    assert.equal(r.body.server['OS-EXT-STS:task_state'], undefined, 'the reduced view before 2.75');
+    assert.deepEqual(Object.keys(r.body.server.addresses.private[0]).sort(), ['addr', 'version']);
     const s = await f.waitFor(p.member, id, (x) => x.status === 'ACTIVE' && !x['OS-EXT-STS:task_state']);
     assert.equal(s.name, 'rb1-new');
     assert.deepEqual(s.metadata, { v: '2' });

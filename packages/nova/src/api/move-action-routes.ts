@@ -89,7 +89,7 @@ export const MOVE_ACTIONS: Record<string, Handler> = {
     const image = await deps.compute.image(caller, input.imageRef);
     await deps.moves.rebuild(caller, inst, input, image);
     const now = await deps.instances.get(inst.uuid);
-    const server: Record<string, unknown> = serverDetail(deps, req, now, { metadata: await deps.instances.metadata(inst.uuid), tags: await deps.instances.tags(inst.uuid) });
+    const server = rebuildView(req, serverDetail(deps, req, now, { metadata: await deps.instances.metadata(inst.uuid), tags: await deps.instances.tags(inst.uuid) }), now.userData);
     // enable_instance_password defaults to on upstream: the response carries the (new) admin password.
     server.adminPass = input.adminPass ?? randomPass();
     return { status: 202, body: { server } };
@@ -143,6 +143,23 @@ export const MOVE_ACTIONS: Record<string, Handler> = {
     throw conflict(agent ? 'Set admin password is not supported' : 'QEMU guest agent is not enabled');
   },
 };
+
+/** Keys GET shows that the rebuild response leaves out before 2.75 (upstream's show(... show_*=False)). */
+const NOT_IN_OLD_REBUILD = /^(OS-EXT-AZ:|OS-EXT-SRV-ATTR:|OS-SRV-USG:|OS-EXT-STS:|os-extended-volumes:)|^(config_drive|host_status|key_name|security_groups|server_groups)$/;
+
+/**
+ * From 2.75 the rebuild response is the full server view; before, a reduced one:
+ * addresses without type and MAC, key_name from 2.54, user_data from 2.57.
+ */
+function rebuildView(req: FastifyRequest, full: Record<string, unknown>, userData: string | null): Record<string, unknown> {
+  if (mv(req, '2.75')) return full;
+  const out = Object.fromEntries(Object.entries(full).filter(([k]) => !NOT_IN_OLD_REBUILD.test(k)));
+  const addrs = full.addresses as Record<string, { version: number; addr: string }[]>;
+  out.addresses = Object.fromEntries(Object.entries(addrs).map(([net, list]) => [net, list.map((a) => ({ version: a.version, addr: a.addr }))]));
+  if (mv(req, '2.54')) out.key_name = full.key_name;
+  if (mv(req, '2.57')) out.user_data = userData;
+  return out;
+}
 
 const nullOr = (arg: unknown, action: string): Record<string, unknown> | null => (arg === null || arg === undefined ? null : obj(arg, action));
 
