@@ -280,4 +280,26 @@ describe('cinder legacy attach actions (os-reserve … os-detach)', () => {
     assert.deepEqual(after1.attachments, []);
     assert.equal((await act({ 'os-bogus': {} })).status, 400);
   });
+  test('revert to the latest snapshot (3.40): data back, older snapshot or none refused, policy', async () => {
+    const v = (await p.member.post('/volumes', { volume: { size: 1 } })).body.volume;
+    await f.waitFor(p.member, 'volumes', v.id, ['available']);
+    const revert = (snapshotId: string | undefined, mv = '3.40', client = p.member) => client.at(mv).post(`/volumes/${v.id}/action`, { revert: { snapshot_id: snapshotId } });
+    assert.match((await revert(undefined)).body.badRequest.message, /doesn't have any snapshots/);
+    f.fake!.write(v.id, 7, Buffer.from('first'));
+    const s1 = (await p.member.post('/snapshots', { snapshot: { volume_id: v.id } })).body.snapshot;
+    await f.waitFor(p.member, 'snapshots', s1.id, ['available']);
+    f.fake!.write(v.id, 7, Buffer.from('second'));
+    const s2 = (await p.member.post('/snapshots', { snapshot: { volume_id: v.id } })).body.snapshot;
+    await f.waitFor(p.member, 'snapshots', s2.id, ['available']);
+    f.fake!.write(v.id, 7, Buffer.from('third'));
+    assert.equal((await revert(s2.id, '3.39')).status, 400);
+    const older = await revert(s1.id);
+    assert.equal(older.status, 400);
+    assert.equal(older.body.badRequest.message, `Specified snapshot ${s1.id} is None or not the latest one of volume ${v.id}.`);
+    assert.equal((await revert(s2.id, '3.40', p.reader)).status, 403);
+    assert.equal((await revert(s2.id)).status, 202);
+    await f.waitFor(p.member, 'volumes', v.id, ['available']);
+    await f.waitFor(p.member, 'snapshots', s2.id, ['available']);
+    assert.equal(f.fake!.read(v.id, 7)?.toString(), 'second');
+  });
 });

@@ -193,6 +193,12 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps): void 
         await deps.volumes.extend(v, size, caller);
         return '';
       }
+      case 'revert': {
+        if (!mv(req, '3.40')) throw badRequest('There is no such action: revert');
+        const v = await volumeFor(deps, req, 'volume:revert_to_snapshot');
+        await deps.volumes.revertToSnapshot(v, optionalString(args.snapshot_id, 'snapshot_id') ?? null, caller);
+        return '';
+      }
       case 'os-reset_status': {
         const v = await volumeFor(deps, req, 'volume_extension:volume_admin_actions:reset_status');
         await deps.volumes.resetStatus(v, args as Record<string, string>);

@@ -398,6 +398,41 @@ export class VolumeService {
     });
   }
 
+  /**
+   * upstream's revert (3.40): only to the volume's latest snapshot, of the same size;
+   * the volume is `reverting` and the snapshot `restoring` meanwhile (a race on either is a 409).
+   */
+  async revertToSnapshot(volume: Volume, snapshotId: string | null, caller: Caller): Promise<void> {
+    const latest = await this.db.selectFrom('snapshots').selectAll().where('volume_id', '=', volume.id).where('deleted', '=', 0).orderBy('created_at', 'desc').orderBy('id', 'desc').executeTakeFirst();
+    if (!latest) throw badRequest(`Volume ${volume.id} doesn't have any snapshots.`);
+    if (snapshotId !== latest.id) throw badRequest(`Specified snapshot ${snapshotId} is None or not the latest one of volume ${volume.id}.`);
+    if (volume.size !== latest.volume_size) {
+      throw badRequest(`Can't revert volume ${volume.id} to its latest snapshot ${latest.id}. The volume size must be equal to the snapshot size.`);
+    }
+    if ((await casUpdate(this.db, 'volumes', { set: { status: 'reverting', updated_at: this.now() }, where: { id: volume.id, status: 'available' } })) !== 1) {
+      throw conflict(`Invalid volume: Volume ${volume.id} status must be available, but current status is: ${volume.status}.`);
+    }
+    if ((await casUpdate(this.db, 'snapshots', { set: { status: 'restoring', updated_at: this.now() }, where: { id: latest.id, status: 'available' } })) !== 1) {
+      await casUpdate(this.db, 'volumes', { set: { status: 'available' }, where: { id: volume.id, status: 'reverting' } });
+      throw conflict(`Invalid snapshot: Snapshot ${latest.id} status must be available, but current status is: ${latest.status}.`);
+    }
+    this.o.notifier.send('volume.revert.start', volumePayload(volume), caller.ctx);
+    this.background(`revert volume ${volume.id}`, async () => {
+      let ok = true;
+      try {
+        const driver = this.driverFor(volume);
+        if (!driver) throw new Error(`volume ${volume.id} has no backend`);
+        await driver.revertToSnapshot({ id: volume.id, size: volume.size }, { id: latest.id, volumeId: volume.id, volumeSize: latest.volume_size });
+      } catch (err) {
+        ok = false;
+        this.o.logger.warn({ volume_id: volume.id, err }, 'revert to snapshot failed');
+      }
+      await casUpdate(this.db, 'volumes', { set: { status: ok ? 'available' : 'error', error: ok ? null : 'revert to snapshot failed', updated_at: this.now() }, where: { id: volume.id, status: 'reverting' } });
+      await casUpdate(this.db, 'snapshots', { set: { status: 'available', updated_at: this.now() }, where: { id: latest.id, status: 'restoring' } });
+      if (ok) this.o.notifier.send('volume.revert.end', volumePayload(volume), caller.ctx);
+    });
+  }
+
   async resetStatus(volume: Volume, s: { status?: string; attach_status?: string; migration_status?: string }): Promise<void> {
     const valid = ['available', 'error', 'creating', 'deleting', 'in-use', 'attaching', 'detaching', 'error_deleting', 'maintenance', 'reserved', 'error_extending', 'extending'];
     if (s.status !== undefined && !valid.includes(s.status)) throw badRequest(`Invalid input received: Must specify a valid status`);

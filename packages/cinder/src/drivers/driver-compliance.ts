@@ -79,6 +79,22 @@ export function volumeDriverCompliance(name: string, open: () => Promise<Complia
     assert.equal(await h.exists(again.id), false, 'a failed create leaves nothing behind');
   });
 
+  withHarness('revert to snapshot puts the snapshot\'s data back and keeps the snapshot', async (h) => {
+    const v = ref();
+    await h.driver.createVolume(v);
+    await h.write(v.id, OFFSET, block(0x11));
+    const snap = { id: ref().id, volumeId: v.id, volumeSize: v.size };
+    await h.driver.createSnapshot(snap);
+    await h.write(v.id, OFFSET, block(0x22));
+    await h.write(v.id, 2 * OFFSET, block(0x33));
+    await h.driver.revertToSnapshot(v, snap);
+    assert.deepEqual(await h.read(v.id, OFFSET), block(0x11));
+    assert.ok(isZero(await h.read(v.id, 2 * OFFSET)), 'what was written after the snapshot is gone');
+    const fromSnap = ref();
+    await h.driver.createVolumeFromSnapshot(fromSnap, snap);
+    assert.deepEqual(await h.read(fromSnap.id, OFFSET), block(0x11));
+  });
+
   withHarness('delete is idempotent', async (h) => {
     const v = ref();
     await h.driver.createVolume(v);

@@ -94,6 +94,13 @@ export class FakeVolumeDriver implements VolumeDriver {
     this.volumes.set(volume.id, { size: volume.size, blocks: new Map(s.blocks) });
   }
 
+  async revertToSnapshot(volume: VolumeRef, snapshot: SnapshotRef): Promise<void> {
+    this.maybeFail('revertToSnapshot');
+    const s = this.snapshots.get(snapshot.id);
+    if (!s) throw new VolumeDriverError(`snapshot ${snapshot.id} does not exist on the fake backend`, 'not_found');
+    this.volumes.set(volume.id, { size: volume.size, blocks: new Map(s.blocks) });
+  }
+
   async createClonedVolume(volume: VolumeRef, source: VolumeRef): Promise<void> {
     this.maybeFail('createClonedVolume');
     this.volumes.set(volume.id, { size: volume.size, blocks: new Map(this.vol(source.id).blocks) });

@@ -150,6 +150,12 @@ export class FileVolumeDriver implements VolumeDriver {
     await this.copyTo(src, 'qcow2', this.volumePath(volume.id), volume.size);
   }
 
+  async revertToSnapshot(volume: VolumeRef, snapshot: SnapshotRef): Promise<void> {
+    const src = this.snapshotPath(snapshot.id);
+    await this.requireFile(src, `snapshot ${snapshot.id}`);
+    await this.copyTo(src, 'qcow2', this.volumePath(volume.id), volume.size);
+  }
+
   async createClonedVolume(volume: VolumeRef, source: VolumeRef): Promise<void> {
     const src = this.volumePath(source.id);
     await this.requireFile(src, `volume ${source.id}`);

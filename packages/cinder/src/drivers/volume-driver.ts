@@ -112,6 +112,8 @@ export interface VolumeDriver {
   deleteSnapshot(snapshot: SnapshotRef): Promise<void>;
   /** A new volume holding the snapshot's data, grown to volume.size (>= snapshot.volumeSize). */
   createVolumeFromSnapshot(volume: VolumeRef, snapshot: SnapshotRef): Promise<void>;
+  /** Puts the snapshot's data back into its volume (upstream's revert_to_snapshot); the volume has the snapshot's size. */
+  revertToSnapshot(volume: VolumeRef, snapshot: SnapshotRef): Promise<void>;
   /** A new volume holding the source's current data, grown to volume.size (>= source.size). */
   createClonedVolume(volume: VolumeRef, source: VolumeRef): Promise<void>;
 
