@@ -160,6 +160,12 @@ describe('nova server actions: moves and images', () => {
     assert.ok(page2.migrations.every((m: { id: number }) => m.id < page1.migrations[1].id));
     assert.equal((await f.admin.at('2.59').get('/v2.1/os-migrations?marker=00000000-0000-0000-0000-000000000000')).status, 400);
     assert.equal((await p.member.get('/v2.1/os-migrations')).status, 403);
+    // Only in-progress live migrations are listed per server, and onestack has none.
+    const id = all[0].instance_uuid;
+    assert.equal((await f.admin.at('2.22').get(`/v2.1/servers/${id}/migrations`)).status, 404);
+    assert.deepEqual((await f.admin.at('2.23').get(`/v2.1/servers/${id}/migrations`)).body, { migrations: [] });
+    assert.equal((await f.admin.at('2.23').get(`/v2.1/servers/${id}/migrations/${all[0].id}`)).status, 404);
+    assert.equal((await p.member.at('2.23').get(`/v2.1/servers/${id}/migrations`)).status, 403);
   });
 
   it('creates a snapshot image in Glance (Location before 2.45, image_id from 2.45) that boots', async () => {

@@ -156,6 +156,8 @@ export const novaPolicies: RuleDefault[] = [
   r('os_compute_api:os-server-groups:show', PROJECT_READER_OR_ADMIN, 'Show details of a server group', '/os-server-groups/{server_group_id}', 'GET'),  r('os_compute_api:os-migrate-server:migrate', ADMIN, 'Cold migrate a server to a host', `${A} (migrate)`, 'POST'),
   r('os_compute_api:os-migrate-server:migrate:host', ADMIN, 'Cold migrate a server to a specified host', `${A} (migrate)`, 'POST'),
   r('os_compute_api:os-migrations:index', ADMIN, 'List migrations', '/os-migrations', 'GET'),
+  r('os_compute_api:servers:migrations:index', ADMIN, 'Lists in-progress live migrations for a given server', `${S}/migrations`, 'GET'),
+  r('os_compute_api:servers:migrations:show', ADMIN, 'Show details for an in-progress live migration for a given server', `${S}/migrations/{migration_id}`, 'GET'),
   r('os_compute_api:os-shelve:shelve', PROJECT_MEMBER_OR_ADMIN, 'Shelve server', `${A} (shelve)`, 'POST'),
   r('os_compute_api:os-shelve:shelve_offload', ADMIN, 'Shelf-offload (remove) server', `${A} (shelveOffload)`, 'POST'),
   r('os_compute_api:os-shelve:unshelve', PROJECT_MEMBER_OR_ADMIN, 'Unshelve (restore) shelved server', `${A} (unshelve)`, 'POST'),
