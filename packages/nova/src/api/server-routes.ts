@@ -218,11 +218,17 @@ async function listServers(deps: ApiDeps, req: FastifyRequest, detail: boolean) 
     f.deleted = bool(delFilter, 'deleted');
   }
   if (f.changesSince !== undefined && delFilter === undefined) delete f.deleted;
-  const sortKeys = ([] as string[]).concat(q.sort_key ?? []);
-  const sortDirs = ([] as string[]).concat(q.sort_dir ?? []).map((d) => {
+  let sortKeys = ([] as string[]).concat(q.sort_key ?? []);
+  let sortDirs = ([] as string[]).concat(q.sort_dir ?? []).map((d) => {
     if (d !== 'asc' && d !== 'desc') throw badRequest(`Invalid sort_dir ${d}`);
     return d as 'asc' | 'desc';
   });
+  // Before 2.73 upstream drops a sort by `locked` with its direction (remove_invalid_sort_keys).
+  const ignored = sortKeys.indexOf('locked');
+  if (ignored >= 0 && !mv(req, '2.73')) {
+    sortKeys = sortKeys.filter((_, i) => i !== ignored);
+    sortDirs = sortDirs.filter((_, i) => i !== ignored);
+  }
   const limit = one('limit') === undefined ? undefined : Math.min(int(one('limit'), 'limit', { min: 0 }), deps.config.maxLimit);
   let servers: Instance[];
   try {
