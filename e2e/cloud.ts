@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -132,6 +132,37 @@ function handle(env: NodeJS.ProcessEnv, project: string, stop: () => Promise<voi
 let cloudSeq = 0;
 
 /**
+ * Clouds of this process that are still up: the test runner kills a file that overruns its
+ * timeout with SIGTERM, before any `after` runs, and a cloud left up would load the machine
+ * for the rest of the run. So, as packages/testing's netns labs do, a synchronous last chance.
+ */
+const liveClouds = new Set<() => void>();
+let signalHooksInstalled = false;
+
+function downOnExit(env: NodeJS.ProcessEnv, dir: string): () => void {
+  const down = () => {
+    liveClouds.delete(down);
+    spawnSync(ONESTACK, ['down', '--purge'], { env, timeout: 60_000, stdio: 'ignore' });
+    rmSync(dir, { recursive: true, force: true });
+  };
+  liveClouds.add(down);
+  if (!signalHooksInstalled) {
+    signalHooksInstalled = true;
+    process.on('exit', () => [...liveClouds].forEach((d) => d()));
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      const onSignal = () => {
+        [...liveClouds].forEach((d) => d());
+        process.removeListener(sig, onSignal);
+        // Again, for the other handlers (netns labs re-raise only when alone) and then the default action.
+        process.kill(process.pid, sig);
+      };
+      process.on(sig, onSignal);
+    }
+  }
+  return down;
+}
+
+/**
  * A cloud of the test file's own: `onestack up --detach` in a scratch state directory on free
  * ports. For files that need a configuration of their own (`extraEnv`, e.g. a size cap or a
  * PostgreSQL URL) or another command; every other file uses sharedCloud().
@@ -139,7 +170,9 @@ let cloudSeq = 0;
 export async function startCloud(extraEnv: Record<string, string> = {}, command: string[] = ['up', '--detach']): Promise<Cloud> {
   const dir = tempDir('onestack-e2e-');
   const env = { ...process.env, ...(await cloudVars(dir.path, process.pid, cloudSeq++)), ...extraEnv };
+  const lastChance = downOnExit(env, dir.path);
   const stop = async () => {
+    liveClouds.delete(lastChance);
     try {
       await downAndCheck(env);
     } finally {
