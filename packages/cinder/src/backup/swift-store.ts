@@ -18,6 +18,7 @@ export class SwiftStore implements ObjectStore {
   constructor(
     private readonly accountUrl: string,
     private readonly token: string,
+    private readonly retry: { attempts: number; backoffMs: number } = { attempts: 3, backoffMs: 2000 },
   ) {}
 
   private url(container: string, name?: string): string {
@@ -25,13 +26,19 @@ export class SwiftStore implements ObjectStore {
     return `${this.accountUrl}/${encodeURIComponent(container)}${obj}`;
   }
 
+  /** Retried as upstream's driver methods are (@retry with backup_swift_retry_attempts and a doubling backoff). */
   private async call(method: string, url: string, body?: Uint8Array, ok: number[] = []): Promise<Response> {
-    const res = await fetch(url, { method, headers: { 'x-auth-token': this.token }, body: body as BodyInit | undefined });
-    if (!res.ok && !ok.includes(res.status)) {
-      await res.arrayBuffer().catch(() => undefined);
-      throw new SwiftError(`Swift answered ${res.status} to ${method} ${new URL(url).pathname}`);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await fetch(url, { method, headers: { 'x-auth-token': this.token }, body: body as BodyInit | undefined });
+        if (res.ok || ok.includes(res.status)) return res;
+        await res.arrayBuffer().catch(() => undefined);
+        throw new SwiftError(`Swift answered ${res.status} to ${method} ${new URL(url).pathname}`);
+      } catch (err) {
+        if (attempt >= this.retry.attempts) throw err;
+        await new Promise((r) => setTimeout(r, this.retry.backoffMs * 2 ** (attempt - 1)));
+      }
     }
-    return res;
   }
 
   async ensureContainer(container: string): Promise<void> {
