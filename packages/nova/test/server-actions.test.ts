@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { isAtLeast, parseVersion } from '@onestack/core/http/microversion.ts';
+import { MAX_MICROVERSION } from '../src/conf.ts';
 import { startNova, type NovaFixture, type Project } from './fixture.ts';
 
 /** Resize, cold migrate, confirm/revert, createImage and rebuild on two fake hosts. */
@@ -225,6 +227,21 @@ describe('nova server actions: moves and images', () => {
     assert.equal(rebuild.action, 'rebuild');
     assert.equal((await act(p.member, id, { rebuild: { name: 'x' } })).status, 400, 'imageRef is required');
     assert.equal((await act(p.member, id, { rebuild: { imageRef: '00000000-0000-0000-0000-000000000000' } })).status, 400);
+  });
+
+  // Runs once the advertised maximum reaches these versions (conf.ts).
+  it('rebuild takes trusted certificates (2.63) and shows server groups (2.71)', { skip: !isAtLeast(parseVersion(MAX_MICROVERSION), '2.71') && 'max microversion below 2.71' }, async () => {
+    const id = await boot('rb2');
+    const at = p.member.at('2.71');
+    assert.equal((await act(at, id, { rebuild: { imageRef: f.imageId, trusted_image_certificates: [] } })).status, 400);
+    const r = await act(at, id, { rebuild: { imageRef: f.imageId, trusted_image_certificates: ['cert-a', 'cert-b'] } });
+    assert.equal(r.status, 202, r.text);
+    assert.deepEqual(r.body.server.trusted_image_certificates, ['cert-a', 'cert-b']);
+    assert.deepEqual(r.body.server.server_groups, []);
+    await f.waitFor(p.member, id, (x) => x.status === 'ACTIVE' && !x['OS-EXT-STS:task_state']);
+    const cleared = await act(at, id, { rebuild: { imageRef: f.imageId, trusted_image_certificates: null } });
+    assert.equal(cleared.body.server.trusted_image_certificates, null);
+    await f.waitFor(p.member, id, (x) => x.status === 'ACTIVE' && !x['OS-EXT-STS:task_state']);
   });
 
   it('shelves (offloaded at once: no host, no allocation, ports unbound) and unshelves through the scheduler', async () => {

@@ -4,7 +4,7 @@ import { invalidState } from '../domain/errors.ts';
 import { VmState } from '../domain/states.ts';
 import type { RebuildInput } from '../domain/server-moves.ts';
 import { callerOf, enforce, mv, serverFor, type ApiDeps } from './context.ts';
-import { serverDetail } from './server-views.ts';
+import { showServer, trustedCerts } from './server-routes.ts';
 import { bool, metadata, noExtra, obj, str } from './validate.ts';
 
 type Handler = (deps: ApiDeps, req: FastifyRequest, arg: unknown) => Promise<{ status: number; body?: unknown; headers?: Record<string, string> }>;
@@ -21,6 +21,8 @@ function rebuildInput(req: FastifyRequest, arg: unknown): RebuildInput {
   if (mv(req, '2.19')) allowedKeys.push('description');
   if (mv(req, '2.54')) allowedKeys.push('key_name');
   if (mv(req, '2.57')) allowedKeys.push('user_data');
+  if (mv(req, '2.63')) allowedKeys.push('trusted_image_certificates');
+  if (mv(req, '2.90')) allowedKeys.push('hostname');
   noExtra(a, allowedKeys);
   if (a.imageRef === undefined) throw badRequest("'imageRef' is a required property");
   const input: RebuildInput = { imageRef: str(a.imageRef, 'imageRef', { min: 1 }), preserveEphemeral: a.preserve_ephemeral === undefined ? false : bool(a.preserve_ephemeral, 'preserve_ephemeral') };
@@ -33,6 +35,9 @@ function rebuildInput(req: FastifyRequest, arg: unknown): RebuildInput {
     input.userData = a.user_data === null ? null : str(a.user_data, 'user_data', { max: 65535 });
     if (input.userData !== null && Buffer.from(input.userData, 'base64').toString('base64').replace(/=+$/, '') !== input.userData.replace(/\s/g, '').replace(/=+$/, '')) throw badRequest('User data needs to be valid base 64.');
   }
+  // 2.63: given certificates replace the instance's; null clears them.
+  if (a.trusted_image_certificates !== undefined) input.trustedCerts = trustedCerts(a.trusted_image_certificates) ?? null;
+  if (a.hostname !== undefined) input.hostname = str(a.hostname, 'hostname', { min: 1, max: 63 });
   return input;
 }
 
@@ -85,11 +90,12 @@ export const MOVE_ACTIONS: Record<string, Handler> = {
   rebuild: async (deps, req, arg) => {
     const input = rebuildInput(req, arg);
     const inst = await serverFor(deps, req, 'os_compute_api:servers:rebuild');
+    if (input.trustedCerts) enforce(deps, req, 'os_compute_api:servers:rebuild:trusted_certs', { project_id: inst.projectId, user_id: inst.userId });
     const caller = callerOf(deps, req);
     const image = await deps.compute.image(caller, input.imageRef);
     await deps.moves.rebuild(caller, inst, input, image);
     const now = await deps.instances.get(inst.uuid);
-    const server = rebuildView(req, serverDetail(deps, req, now, { metadata: await deps.instances.metadata(inst.uuid), tags: await deps.instances.tags(inst.uuid) }), now.userData);
+    const server = rebuildView(req, await showServer(deps, req, now), now.userData);
     // enable_instance_password defaults to on upstream: the response carries the (new) admin password.
     server.adminPass = input.adminPass ?? randomPass();
     return { status: 202, body: { server } };
@@ -145,11 +151,11 @@ export const MOVE_ACTIONS: Record<string, Handler> = {
 };
 
 /** Keys GET shows that the rebuild response leaves out before 2.75 (upstream's show(... show_*=False)). */
-const NOT_IN_OLD_REBUILD = /^(OS-EXT-AZ:|OS-EXT-SRV-ATTR:|OS-SRV-USG:|OS-EXT-STS:|os-extended-volumes:)|^(config_drive|host_status|key_name|security_groups|server_groups)$/;
+const NOT_IN_OLD_REBUILD = /^(OS-EXT-AZ:|OS-EXT-SRV-ATTR:|OS-SRV-USG:|OS-EXT-STS:|os-extended-volumes:)|^(config_drive|host_status|key_name|security_groups)$/;
 
 /**
  * From 2.75 the rebuild response is the full server view; before, a reduced one:
- * addresses without type and MAC, key_name from 2.54, user_data from 2.57.
+ * addresses without type and MAC, key_name from 2.54, user_data from 2.57, server_groups from 2.71.
  */
 function rebuildView(req: FastifyRequest, full: Record<string, unknown>, userData: string | null): Record<string, unknown> {
   if (mv(req, '2.75')) return full;

@@ -141,7 +141,7 @@ function parseCreate(req: FastifyRequest, deps: ApiDeps, body: unknown): CreateS
 }
 
 /** parameter_types.trusted_certs: 1–50 distinct non-empty certificate ids, or null. */
-function trustedCerts(v: unknown): string[] | undefined {
+export function trustedCerts(v: unknown): string[] | undefined {
   if (v === undefined || v === null) return undefined;
   if (!Array.isArray(v)) throw invalid('trusted_image_certificates', v, `${JSON.stringify(v)} is not of type 'array', 'null'`);
   if (v.length < 1 || v.length > 50) throw invalid('trusted_image_certificates', v, v.length ? 'is too long' : '[] is too short');

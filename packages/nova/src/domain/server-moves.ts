@@ -34,6 +34,10 @@ export interface RebuildInput {
   keyName?: string | null;
   userData?: string | null;
   description?: string | null;
+  /** 2.63: replaces the instance's trusted certificate ids; null clears them. */
+  trustedCerts?: string[] | null;
+  /** 2.90 */
+  hostname?: string;
 }
 
 /** What the conductor's unshelve_instance gets (2.77: a zone to schedule into). */
@@ -41,6 +45,14 @@ export interface UnshelveRequest {
   uuid: string;
   requestId: string;
   availabilityZone?: string;
+}
+
+/** The new image's facts, and the trusted certificates as rebuild's 2.63 argument says (absent: kept). */
+function rebuiltSysmeta(sys: Record<string, string>, image: ImageSnapshot, certs: string[] | null | undefined): Record<string, string> {
+  const out: Record<string, string> = { ...sys, image_base_image_ref: image.id, image_disk_format: image.diskFormat, image_min_ram: String(image.minRam), image_min_disk: String(image.minDisk) };
+  if (certs === null) delete out.trusted_image_certificates;
+  else if (certs) out.trusted_image_certificates = JSON.stringify(certs);
+  return out;
 }
 
 const MOVABLE = { vm: [VmState.ACTIVE, VmState.STOPPED], task: [null] };
@@ -260,8 +272,9 @@ export class ServerMoves {
     const set: Parameters<InstanceRepo['update']>[1] = {
       image_ref: image.id,
       request_spec: jsonToDb({ ...inst.requestSpec, image }),
-      system_metadata: jsonToDb({ ...inst.systemMetadata, image_base_image_ref: image.id, image_disk_format: image.diskFormat, image_min_ram: String(image.minRam), image_min_disk: String(image.minDisk) }),
+      system_metadata: jsonToDb(rebuiltSysmeta(inst.systemMetadata, image, input.trustedCerts)),
     };
+    if (input.hostname !== undefined) set.hostname = input.hostname;
     if (input.name !== undefined) set.display_name = input.name;
     if (input.description !== undefined) set.display_description = input.description;
     if (input.userData !== undefined) set.user_data = input.userData;
