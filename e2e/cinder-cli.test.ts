@@ -59,4 +59,20 @@ describe('openstack CLI on cinder', () => {
     await f.volumes.drain();
     assert.equal((await os('volume', 'snapshot', 'list')).length, 0);
   });
+  test('volume transfer request create/list/show/accept/delete', async () => {
+    const v = await os('volume', 'create', '--size', '1', 'gift');
+    await f.volumes.drain();
+    const t = await os('volume', 'transfer', 'request', 'create', '--name', 'to-me', v.id);
+    assert.equal(t.auth_key.length, 16);
+    assert.equal((await os('volume', 'show', v.id)).status, 'awaiting-transfer');
+    assert.deepEqual((await os('volume', 'transfer', 'request', 'list')).map((r: { ID: string }) => r.ID), [t.id]);
+    assert.equal((await os('volume', 'transfer', 'request', 'show', t.id)).name, 'to-me');
+    const accepted = await os('volume', 'transfer', 'request', 'accept', '--auth-key', t.auth_key, t.id);
+    assert.equal(accepted.volume_id, v.id);
+    assert.equal((await os('volume', 'show', v.id)).status, 'available');
+    const again = await os('volume', 'transfer', 'request', 'create', v.id);
+    await osRaw('volume', 'transfer', 'request', 'delete', again.id);
+    assert.deepEqual(await os('volume', 'transfer', 'request', 'list'), []);
+    assert.equal((await os('volume', 'show', v.id)).status, 'available');
+  });
 });
