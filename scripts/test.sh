@@ -28,13 +28,16 @@ e2e_phase() {
   trap 'exit 130' INT
   trap 'exit 143' TERM
   # Named after this shell's PID, the cloud's namespaces are swept by other labs only once it is gone.
+  local t0=$SECONDS
   node --import "$loader" e2e/shared-cloud.ts up "$shared_dir/cloud.json" $$
+  echo "== shared e2e cloud up in $((SECONDS - t0)) s"
   ONESTACK_E2E_SHARED_CLOUD="$shared_dir/cloud.json" TEST_CONCURRENCY=1 run_tests "${files[@]}"
 }
 stop_shared_cloud() {
   local rc=$?
-  if [ -f "$shared_dir/cloud.json" ]; then
-    node --import "$loader" e2e/shared-cloud.ts down "$shared_dir/cloud.json" || rc=1
+  if [ -f "$shared_dir/cloud.json" ] && ! node --import "$loader" e2e/shared-cloud.ts down "$shared_dir/cloud.json"; then
+    echo "the shared e2e cloud may still be up: $shared_dir/cloud.json describes it" >&2
+    exit 1
   fi
   rm -rf "$shared_dir"
   exit $rc
