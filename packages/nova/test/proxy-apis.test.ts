@@ -132,9 +132,11 @@ describe('nova proxy APIs backed by Neutron', () => {
     assert.equal(gone.status, 404);
     assert.equal(gone.body.itemNotFound.message, `Floating IP not found for ID ${fip.id}`);
     assert.equal((await p.member.at('2.36').get('/v2.1/os-floating-ips')).status, 404);
+    assert.deepEqual((await c.get('/v2.1/os-floating-ip-pools')).body.floating_ip_pools, [{ name: 'public' }]);
+    assert.equal((await p.member.at('2.36').get('/v2.1/os-floating-ip-pools')).status, 404);
   });
 
-  it('os-networks: read-only label and id until 2.35, writes are gone', async () => {
+  it('os-networks and os-tenant-networks: read-only until 2.35, writes are gone', async () => {
     const c = p.member.at('2.35');
     const list = await c.get('/v2.1/os-networks');
     assert.equal(list.status, 200, list.text);
@@ -146,5 +148,10 @@ describe('nova proxy APIs backed by Neutron', () => {
     assert.equal((await c.get(`/v2.1/os-networks/${randomUUID()}`)).status, 404);
     assert.equal((await c.post('/v2.1/os-networks', { network: { label: 'x' } })).status, 410);
     assert.equal((await p.member.at('2.36').get('/v2.1/os-networks')).status, 404);
+    const tenant = (await c.get(`/v2.1/os-tenant-networks/${netId}`)).body.network;
+    assert.deepEqual(tenant, { id: netId, cidr: 'None', label: 'private' });
+    assert.ok((await c.get('/v2.1/os-tenant-networks')).body.networks.some((n: { id: string }) => n.id === netId));
+    assert.equal((await c.post('/v2.1/os-tenant-networks', { network: { label: 'x' } })).status, 410);
+    assert.equal((await p.member.at('2.36').get('/v2.1/os-tenant-networks')).status, 404);
   });
 });

@@ -437,6 +437,13 @@ export function registerFloatingIpProxyRoutes(app: FastifyInstance, deps: ApiDep
     return r.body.floatingip;
   };
 
+  app.get('/v2.1/os-floating-ip-pools', async (req) => {
+    if (mv(req, MAX_PROXY)) throw versionGone();
+    enforce(deps, req, 'os_compute_api:os-floating-ip-pools');
+    const r = await neutron(deps, req, 'GET', '/networks?router:external=true');
+    if (r.status !== 200) throw unexpected(r, 'GET external networks');
+    return { floating_ip_pools: r.body.networks.map((n: { id: string; name: string }) => ({ name: n.name || n.id })) };
+  });
   app.get('/v2.1/os-floating-ips', async (req) => {
     gate(req, 'list');
     const r = await neutron(deps, req, 'GET', `/floatingips?tenant_id=${encodeURIComponent(callerOf(deps, req).projectId)}`);
@@ -478,15 +485,15 @@ export function registerFloatingIpProxyRoutes(app: FastifyInstance, deps: ApiDep
   });
 }
 
-/** os-networks: read-only views of Neutron's networks (two real fields of thirty); the nova-network writes are gone (410). */
+/** os-networks and os-tenant-networks: read-only views of Neutron's networks; the nova-network writes are gone (410). */
 export function registerNetworkProxyRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const FIELDS = ['id', 'cidr', 'netmask', 'gateway', 'broadcast', 'dns1', 'dns2', 'cidr_v6', 'gateway_v6', 'label', 'netmask_v6'];
   const ADMIN_FIELDS = ['created_at', 'updated_at', 'deleted_at', 'deleted', 'injected', 'bridge', 'vlan', 'vpn_public_address', 'vpn_public_port', 'vpn_private_address', 'dhcp_start', 'project_id', 'host', 'bridge_interface', 'multi_host', 'priority', 'rxtx_base', 'mtu', 'dhcp_server', 'enable_dhcp', 'share_address'];
   const view = (req: FastifyRequest, n: { id: string; name: string }) =>
     Object.fromEntries([...FIELDS, ...(isAdmin(deps, req) ? ADMIN_FIELDS : [])].map((f) => [f, f === 'id' ? n.id : f === 'label' ? n.name : null]));
-  const gate = (req: FastifyRequest, what: string) => {
+  const gate = (req: FastifyRequest, what: string, api = 'os-networks') => {
     if (mv(req, MAX_PROXY)) throw versionGone();
-    enforce(deps, req, `os_compute_api:os-networks:${what}`, { project_id: callerOf(deps, req).projectId });
+    enforce(deps, req, `os_compute_api:${api}:${what}`, { project_id: callerOf(deps, req).projectId });
   };
   app.get('/v2.1/os-networks', async (req) => {
     gate(req, 'list');
@@ -501,9 +508,26 @@ export function registerNetworkProxyRoutes(app: FastifyInstance, deps: ApiDeps):
     if (r.status !== 200) throw unexpected(r, 'GET network');
     return { network: view(req, r.body.network) };
   });
+  // os-tenant-networks: the same networks as upstream's network_dict shows them (its cidr is the text 'None').
+  const tenantView = (n: { id: string; name: string }) => ({ id: n.id, cidr: 'None', label: n.name });
+  app.get('/v2.1/os-tenant-networks', async (req) => {
+    gate(req, 'list', 'os-tenant-networks');
+    const r = await neutron(deps, req, 'GET', '/networks');
+    if (r.status !== 200) throw unexpected(r, 'GET networks');
+    return { networks: r.body.networks.map(tenantView) };
+  });
+  app.get('/v2.1/os-tenant-networks/:id', async (req) => {
+    gate(req, 'show', 'os-tenant-networks');
+    const r = await neutron(deps, req, 'GET', `/networks/${encodeURIComponent((req.params as { id: string }).id)}`);
+    if (r.status === 404 || r.status === 400) throw notFound('Network not found');
+    if (r.status !== 200) throw unexpected(r, 'GET network');
+    return { network: tenantView(r.body.network) };
+  });
   const gone = async () => {
     throw new ApiError('gone', 'Gone');
   };
+  app.post('/v2.1/os-tenant-networks', gone);
+  app.delete('/v2.1/os-tenant-networks/:id', gone);
   app.post('/v2.1/os-networks', gone);
   app.post('/v2.1/os-networks/add', gone);
   app.delete('/v2.1/os-networks/:id', gone);
