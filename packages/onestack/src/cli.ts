@@ -8,6 +8,7 @@ import { down } from './commands/down.ts';
 import { logs } from './commands/logs.ts';
 import { rotateTokenKeys } from './commands/rotate-keys.ts';
 import { serve } from './commands/serve.ts';
+import { DEFAULT_SSH_USER, ssh } from './commands/ssh.ts';
 import { status } from './commands/status.ts';
 import { up } from './commands/up.ts';
 import { loadOrCreateSecrets } from './secrets.ts';
@@ -90,6 +91,17 @@ program
   .option('-n, --lines <n>', 'how many recent lines', (v) => Number(v), 200)
   .option('--json', 'raw JSON lines')
   .action(async (service: string, o: { follow?: boolean; lines?: number; json?: boolean }) => logs(service, { configFile: cfg(), ...o }));
+
+program
+  .command('ssh <server> [command...]')
+  .description("ssh into a server (name or id) at its floating IP, else its fixed IP, from the namespace that reaches it (root)")
+  .option('--cloud <name>', 'clouds.yaml cloud to find the server as (default: $OS_CLOUD, else onestack-demo)')
+  .option('-i, --identity <file>', 'private key file')
+  .option('-l, --login <user>', `user to log in as (default: ${DEFAULT_SSH_USER}, the guest image's)`)
+  .option('-o, --option <option>', 'an ssh -o option (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+  .action(async (server: string, command: string[], o: { cloud?: string; identity?: string; login?: string; option?: string[] }) => {
+    process.exitCode = await ssh(server, command, { configFile: cfg(), ...o });
+  });
 
 registerSwiftRingCli(program);
 
