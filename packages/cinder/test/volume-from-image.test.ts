@@ -68,5 +68,22 @@ describe('cinder volume from the guest image (Glance + file driver)', () => {
     const hidden = await other.member.post('/volumes', { volume: { size: 1, imageRef: id } });
     assert.equal(hidden.status, 404, 'a private image of another project is not found with that caller\'s token');
     assert.deepEqual(await import('node:fs/promises').then((fs) => fs.readdir(join(f.config.stateDir, 'cinder', 'conversion'))), [], 'the download is removed');
+
+    // And back: os-volume_upload_image makes a bootable image of the volume's bytes.
+    const up2 = await p.member.at('3.1').post(`/volumes/${v.id}/action`, { 'os-volume_upload_image': { image_name: 'from-volume', disk_format: 'qcow2' } });
+    assert.equal(up2.status, 202, up2.text);
+    const u = up2.body['os-volume_upload_image'];
+    assert.equal(u.status, 'uploading');
+    assert.equal(u.visibility, 'private');
+    await f.waitFor(p.member, 'volumes', v.id, ['available']);
+    const made = await glance.get(`/v2/images/${u.image_id}`);
+    assert.equal(made.body.status, 'active');
+    assert.equal(made.body.disk_format, 'qcow2');
+    assert.equal(made.body.min_disk, 1);
+    const data = await glance.raw('GET', `/v2/images/${u.image_id}/file`);
+    const copy = join(f.config.stateDir, 'from-volume.qcow2');
+    await import('node:fs/promises').then(async (fs) => fs.writeFile(copy, Buffer.from(await data.arrayBuffer())));
+    await run('qemu-img', ['compare', '-f', 'qcow2', '-F', 'qcow2', image, copy]);
+    assert.equal((await p.reader.post(`/volumes/${v.id}/action`, { 'os-volume_upload_image': { image_name: 'x' } })).status, 403);
   });
 });

@@ -209,6 +209,33 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps): void 
         await deps.volumes.delete(v, { cascade: true, force: true }, caller);
         return '';
       }
+      case 'os-volume_upload_image': {
+        const v = await volumeFor(deps, req, 'volume_extension:volume_actions:upload_image');
+        const imageName = optionalString(args.image_name, 'image_name');
+        if (!imageName) throw badRequest('Invalid input received: image_name is required.');
+        const diskFormat = String(args.disk_format ?? 'raw');
+        if (diskFormat !== 'raw' && diskFormat !== 'qcow2') throw badRequest(`Invalid input received: Invalid disk-format '${diskFormat}' is specified. Allowed disk-formats are raw, qcow2.`);
+        const containerFormat = String(args.container_format ?? 'bare');
+        const force = args.force === undefined ? false : boolParam(args.force, 'force');
+        const visibility = mv(req, '3.1') && args.visibility !== undefined ? String(args.visibility) : undefined;
+        const isProtected = mv(req, '3.1') && args.protected !== undefined ? boolParam(args.protected, 'protected') : undefined;
+        const up = await deps.volumes.uploadToImage(v, { imageName, force, diskFormat, containerFormat, visibility, protected: isProtected }, caller);
+        return {
+          'os-volume_upload_image': {
+            id: v.id,
+            updated_at: new Date().toISOString(),
+            status: 'uploading',
+            display_description: v.description,
+            size: v.size,
+            volume_type: { id: v.volume_type_id, name: v.typeName },
+            image_id: up.imageId,
+            container_format: containerFormat,
+            disk_format: diskFormat,
+            image_name: imageName,
+            ...(mv(req, '3.1') ? { visibility: visibility ?? 'private', protected: isProtected ?? false } : {}),
+          },
+        };
+      }
       case 'os-set_bootable': {
         const v = await volumeFor(deps, req, 'volume:update');
         if (args.bootable === undefined) throw badRequest("Invalid input for field/attribute set_bootable. Value: {}. 'bootable' is a required property");

@@ -1,7 +1,8 @@
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
-import { notFound } from '@onestack/core/errors.ts';
+import { badRequest, notFound } from '@onestack/core/errors.ts';
 import { catalogUrl } from './catalog.ts';
 
 export interface GlanceImage {
@@ -22,6 +23,10 @@ export interface GlanceImage {
 export interface ImageSource {
   show(imageId: string, token: string): Promise<GlanceImage>;
   download(imageId: string, token: string, dest: string): Promise<void>;
+  /** A queued image owned by the caller's project (POST /v2/images). */
+  create(body: Record<string, unknown>, token: string): Promise<GlanceImage>;
+  /** Uploads the file as the image's data (PUT /v2/images/{id}/file). */
+  upload(imageId: string, token: string, src: string): Promise<void>;
 }
 
 /**
@@ -43,11 +48,35 @@ export class GlanceHttp implements ImageSource {
     return (await res.json()) as GlanceImage;
   }
 
+  async create(body: Record<string, unknown>, token: string): Promise<GlanceImage> {
+    const res = await fetch(`${await this.base(token)}/v2/images`, { method: 'POST', headers: { 'x-auth-token': token, 'content-type': 'application/json', accept: 'application/json' }, body: JSON.stringify(body) });
+    if (res.status !== 201) throw await glanceRefusal(res, 'create the image');
+    return (await res.json()) as GlanceImage;
+  }
+
+  async upload(imageId: string, token: string, src: string): Promise<void> {
+    const size = (await stat(src)).size;
+    const res = await fetch(`${await this.base(token)}/v2/images/${encodeURIComponent(imageId)}/file`, {
+      method: 'PUT',
+      headers: { 'x-auth-token': token, 'content-type': 'application/octet-stream', 'content-length': String(size) },
+      body: Readable.toWeb(createReadStream(src)) as unknown as BodyInit,
+      duplex: 'half',
+    } as RequestInit);
+    if (res.status !== 204) throw await glanceRefusal(res, `upload image ${imageId}`);
+  }
+
   async download(imageId: string, token: string, dest: string): Promise<void> {
     const res = await fetch(`${await this.base(token)}/v2/images/${encodeURIComponent(imageId)}/file`, { headers: { 'x-auth-token': token } });
     if (!res.ok || !res.body) throw new Error(`Glance answered ${res.status} to the download of image ${imageId}`);
     await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(dest, { flags: 'wx' }));
   }
+}
+
+/** Glance's 4xx on create are the caller's (a bad disk_format, a quota): passed through as 400. */
+async function glanceRefusal(res: Response, doing: string): Promise<Error> {
+  const text = await res.text().catch(() => '');
+  if (res.status >= 400 && res.status < 500) return badRequest(`Invalid input received: Glance refused to ${doing}: ${text.slice(0, 200)}`);
+  return new Error(`Glance answered ${res.status} to ${doing}`);
 }
 
 /** The image properties copied to volume_image_metadata, as upstream's _capture_volume_image_metadata. */

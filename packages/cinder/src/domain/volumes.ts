@@ -433,6 +433,39 @@ export class VolumeService {
     });
   }
 
+  /**
+   * upstream's copy_volume_to_image (os-volume_upload_image): a Glance image in the
+   * caller's project with the volume's data and its volume_image_metadata as
+   * properties; the volume is `uploading` meanwhile and returns to its status.
+   */
+  async uploadToImage(volume: Volume, o: { imageName: string; force: boolean; diskFormat: 'raw' | 'qcow2'; containerFormat: string; visibility?: string; protected?: boolean }, caller: Caller): Promise<{ imageId: string; prior: string }> {
+    const prior = volume.status;
+    if (prior !== 'available' && !(prior === 'in-use' && o.force)) throw invalidVolume(`Volume ${volume.id} status must be available or in-use, but current status is: ${prior}.`);
+    if (!this.o.images) throw badRequest('Invalid input received: no Image service is configured for this cloud.');
+    const images = this.o.images;
+    const skip = new Set(['image_id', 'image_name', 'checksum', 'size', 'disk_format', 'container_format', 'min_ram']);
+    const props = Object.fromEntries(Object.entries(volume.imageMetadata).filter(([k]) => !skip.has(k)));
+    const image = await images.create({ ...props, name: o.imageName, disk_format: o.diskFormat, container_format: o.containerFormat, min_disk: volume.size, ...(o.visibility ? { visibility: o.visibility } : {}), ...(o.protected !== undefined ? { protected: o.protected } : {}) }, caller.token ?? '');
+    if ((await casUpdate(this.db, 'volumes', { set: { status: 'uploading', updated_at: this.now() }, where: { id: volume.id, status: prior } })) !== 1) throw invalidVolume(`Volume ${volume.id} status must be available or in-use.`);
+    this.background(`upload volume ${volume.id} to image ${image.id}`, async () => {
+      const dir = join(this.o.conversionDir, randomUUID());
+      try {
+        const driver = this.driverFor(volume);
+        if (!driver) throw new Error(`volume ${volume.id} has no backend`);
+        await mkdir(dir, { recursive: true });
+        const file = join(dir, `image.${o.diskFormat}`);
+        await driver.copyVolumeToImage({ id: volume.id, size: volume.size }, file, o.diskFormat);
+        await images.upload(image.id, caller.token ?? '', file);
+      } catch (err) {
+        this.o.logger.warn({ volume_id: volume.id, image_id: image.id, err }, 'upload to image failed');
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+        await casUpdate(this.db, 'volumes', { set: { status: prior, updated_at: this.now() }, where: { id: volume.id, status: 'uploading' } });
+      }
+    });
+    return { imageId: image.id, prior };
+  }
+
   async resetStatus(volume: Volume, s: { status?: string; attach_status?: string; migration_status?: string }): Promise<void> {
     const valid = ['available', 'error', 'creating', 'deleting', 'in-use', 'attaching', 'detaching', 'error_deleting', 'maintenance', 'reserved', 'error_extending', 'extending'];
     if (s.status !== undefined && !valid.includes(s.status)) throw badRequest(`Invalid input received: Must specify a valid status`);
