@@ -7,10 +7,10 @@ import { defineGroup, opt, serviceAuthOptions } from '@onestack/core/config/inde
  * all yet (remote consoles, evacuate/live migration and server migrations, diagnostics, os-migrations,
  * createImage/createBackup, rebuild, resize, migrate, shelve, rescue, os-interface, volume attachments)
  * answer 404 at every version; their per-version changes come with them (2.56 migrate's host, 2.57
- * rebuild's user_data, 2.59 os-migrations paging). 2.63–2.74 only wait for rebuild's
- * trusted_image_certificates (2.63) and server_groups (2.71): docs/nova-microversions.md.
+ * rebuild's user_data, 2.59 os-migrations paging). Next: 2.75 (unknown query parameters
+ * refused everywhere): docs/nova-microversions.md lists what each later version needs.
  */
-export const MAX_MICROVERSION = '2.62';
+export const MAX_MICROVERSION = '2.74';
 export const MIN_MICROVERSION = '2.1';
 
 /**

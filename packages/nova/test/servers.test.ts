@@ -22,7 +22,7 @@ describe('nova servers with the fake driver', () => {
     assert.equal(r.status, 200);
     const v21 = r.body.versions.find((v: { id: string }) => v.id === 'v2.1');
     assert.equal(v21.min_version, '2.1');
-    assert.equal(v21.version, '2.62');
+    assert.equal(v21.version, '2.74');
     const s = await f.admin.at('2.30').get('/v2.1/flavors');
     assert.equal(s.headers.get('openstack-api-version'), 'compute 2.30');
     assert.equal(s.headers.get('x-openstack-nova-api-version'), '2.30');
