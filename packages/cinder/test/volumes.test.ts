@@ -302,4 +302,20 @@ describe('cinder legacy attach actions (os-reserve … os-detach)', () => {
     await f.waitFor(p.member, 'snapshots', s2.id, ['available']);
     assert.equal(f.fake!.read(v.id, 7)?.toString(), 'second');
   });
+  test('retype: same backend changes the type; a type no backend serves leaves the volume as it was; policy', async () => {
+    const v = (await p.member.post('/volumes', { volume: { size: 1 } })).body.volume;
+    await f.waitFor(p.member, 'volumes', v.id, ['available']);
+    await f.admin.post('/types', { volume_type: { name: 'retype-gold', extra_specs: { volume_backend_name: f.config.backendName } } });
+    await f.admin.post('/types', { volume_type: { name: 'retype-nowhere', extra_specs: { volume_backend_name: 'elsewhere' } } });
+    const retype = (type: string, client = p.member) => client.post(`/volumes/${v.id}/action`, { 'os-retype': { new_type: type, migration_policy: 'on-demand' } });
+    assert.equal((await retype('retype-gold', p.reader)).status, 403);
+    assert.equal((await retype('no-such-type')).status, 404);
+    assert.equal((await retype('retype-gold')).status, 202);
+    assert.equal((await f.waitFor(p.member, 'volumes', v.id, ['available'])).volume_type, 'retype-gold');
+    const same = await retype('retype-gold');
+    assert.equal(same.status, 400);
+    assert.equal(same.body.badRequest.message, 'Invalid input received: New volume_type same as original: retype-gold.');
+    assert.equal((await retype('retype-nowhere')).status, 202);
+    assert.equal((await f.waitFor(p.member, 'volumes', v.id, ['available'])).volume_type, 'retype-gold');
+  });
 });

@@ -236,6 +236,15 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps): void 
           },
         };
       }
+      case 'os-retype': {
+        const v = await volumeFor(deps, req, 'volume:retype');
+        const newType = optionalString(args.new_type, 'new_type');
+        if (!newType) throw badRequest("Invalid input for field/attribute retype. Value: {}. 'new_type' is a required property");
+        const policy = String(args.migration_policy ?? 'never');
+        if (policy !== 'never' && policy !== 'on-demand') throw badRequest(`Invalid input for field/attribute migration_policy. Value: ${policy}. '${policy}' is not one of ['on-demand', 'never']`);
+        await deps.volumes.retype(v, newType, caller);
+        return '';
+      }
       case 'os-set_bootable': {
         const v = await volumeFor(deps, req, 'volume:update');
         if (args.bootable === undefined) throw badRequest("Invalid input for field/attribute set_bootable. Value: {}. 'bootable' is a required property");

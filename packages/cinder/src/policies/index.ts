@@ -46,6 +46,7 @@ export const cinderPolicies: RuleDefault[] = [
   r('volume:delete_volume_metadata', MEMBER_OR_ADMIN, 'Delete a volume\'s metadatum with the given key.', 'DELETE', `${VOL}/metadata/{key}`),
   r('volume:extend', MEMBER_OR_ADMIN, 'Extend a volume.', 'POST', ACTION),
   r('volume:extend_attached_volume', MEMBER_OR_ADMIN, 'Extend a attached volume.', 'POST', ACTION),
+  r('volume:retype', MEMBER_OR_ADMIN, 'Retype a volume.', 'POST', ACTION),
   r('volume:revert_to_snapshot', MEMBER_OR_ADMIN, 'Revert a volume to a snapshot.', 'POST', ACTION),
   r('volume:update_readonly_flag', MEMBER_OR_ADMIN, 'Update volume read-only mode.', 'POST', ACTION),
   r('volume_extension:volume_actions:upload_image', MEMBER_OR_ADMIN, 'Upload a volume to image.', 'POST', ACTION),
