@@ -67,6 +67,8 @@ async function cloudVars(dir: string, ownerPid: number, seq: number): Promise<Re
     ONESTACK_NOVA__METADATA_LISTEN_PORT: String(await freePort()),
     ONESTACK_NOVA_CONSOLE__NOVNCPROXY_PORT: String(await freePort()),
     ONESTACK_NOVA_CONSOLE__SERIALPROXY_PORT: String(await freePort()),
+    ONESTACK_NOVA_CONSOLE__NOVNCPROXY_PORT: String(await freePort()),
+    ONESTACK_NOVA_CONSOLE__SERIALPROXY_PORT: String(await freePort()),
     ONESTACK_SWIFT__PORT: String(await freePort()),
     ONESTACK_CINDER__PORT: String(await freePort()),
     ONESTACK_SWIFT_STORAGE__PORT: storagePort,
