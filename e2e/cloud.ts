@@ -1,6 +1,6 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -54,6 +54,8 @@ export interface Cloud {
  * process that lives as long as the cloud: a later lab sweeps them only once it has died.
  */
 async function cloudVars(dir: string, ownerPid: number, seq: number): Promise<Record<string, string>> {
+  // The state dir lies below this one, and dnsmasq (as its own user) must pass through to its files.
+  chmodSync(dir, 0o711);
   const nsBase = `onestack-t${ownerPid}-${900 + seq}-`;
   const cloudsYaml = join(dir, 'clouds.yaml');
   const storagePort = String(await freePort());
@@ -65,8 +67,6 @@ async function cloudVars(dir: string, ownerPid: number, seq: number): Promise<Re
     ONESTACK_PLACEMENT__PORT: String(await freePort()),
     ONESTACK_NOVA__PORT: String(await freePort()),
     ONESTACK_NOVA__METADATA_LISTEN_PORT: String(await freePort()),
-    ONESTACK_NOVA_CONSOLE__NOVNCPROXY_PORT: String(await freePort()),
-    ONESTACK_NOVA_CONSOLE__SERIALPROXY_PORT: String(await freePort()),
     ONESTACK_NOVA_CONSOLE__NOVNCPROXY_PORT: String(await freePort()),
     ONESTACK_NOVA_CONSOLE__SERIALPROXY_PORT: String(await freePort()),
     ONESTACK_SWIFT__PORT: String(await freePort()),
@@ -196,13 +196,26 @@ interface SharedCloudFile {
   dir: string;
 }
 
-/** The e2e phase's cloud (scripts/test.sh): `onestack up` in a scratch directory, its description written to `file`. */
+/**
+ * The e2e phase's cloud (scripts/test.sh): `onestack up` in a scratch directory, its description
+ * written to `file`. A port found free can be taken by someone else before `up` binds it; one
+ * file would then fail, but here the whole phase would: so a second try, on other ports.
+ */
 export async function upSharedCloud(file: string, ownerPid: number): Promise<void> {
-  const dir = tempDir('onestack-e2e-shared-');
-  const desc: SharedCloudFile = { vars: await cloudVars(dir.path, ownerPid, 0), dir: dir.path };
-  // Written first, so that downSharedCloud() cleans up after an `up` that failed half-way.
-  writeFileSync(file, JSON.stringify(desc), { mode: 0o600 });
-  await onestackWith({ ...process.env, ...desc.vars })('up', '--detach');
+  for (let attempt = 1; ; attempt++) {
+    const dir = tempDir('onestack-e2e-shared-');
+    const desc: SharedCloudFile = { vars: await cloudVars(dir.path, ownerPid, attempt - 1), dir: dir.path };
+    // Written first, so that downSharedCloud() cleans up after an `up` that failed half-way.
+    writeFileSync(file, JSON.stringify(desc), { mode: 0o600 });
+    try {
+      await onestackWith({ ...process.env, ...desc.vars })('up', '--detach');
+      return;
+    } catch (e) {
+      if (attempt === 2) throw e;
+      console.error(`the shared e2e cloud did not come up, trying again: ${(e as Error).message}`);
+      await downSharedCloud(file);
+    }
+  }
 }
 
 export async function downSharedCloud(file: string): Promise<void> {

@@ -38,11 +38,12 @@ export interface AgentRpcOptions {
   onSynced?: (report: HostReport, ms: number) => void;
   callTimeoutMs?: number;
   /**
-   * Names of the links in the host namespace. With it, the agent polls while some port's tap
-   * is missing (upstream's polling_interval) and resyncs when one appears: whoever plugs the
-   * guest (Nova's QEMU, a test) creates the tap after the port is bound.
+   * The links in the host namespace. With it, the agent polls the taps of its ports (upstream's
+   * polling_interval) and resyncs when one appears, disappears or is made anew: whoever plugs
+   * the guest (Nova's QEMU, a test) creates the tap after the port is bound, and creates it
+   * again unwired when the guest restarts (a hard reboot, a start after a stop).
    */
-  links?: () => Promise<string[]>;
+  links?: () => Promise<{ ifname: string; ifindex: number }[]>;
   /** Default 1000 ms (upstream's polling_interval is 2 s). */
   pollIntervalMs?: number;
 }
@@ -129,19 +130,26 @@ export class AgentRpc {
     await o.bus.call(o.topics.plugin, 'ports_wired', wired, { timeoutMs: o.callTimeoutMs });
     if (report.errors.length) o.logger.warn({ errors: report.errors }, 'host reconcile reported errors');
     o.onSynced?.(report, Date.now() - t0);
-    this.watchTaps(report.unwiredPorts);
+    await this.watchTaps([...report.wiredPorts, ...report.unwiredPorts]).catch((err: unknown) => o.logger.warn({ err: (err as Error).message }, 'tap poll failed'));
   }
 
-  private watchTaps(unwired: string[]): void {
+  /** Polls the ports' taps against what they were right after this sync; any change resyncs. */
+  private async watchTaps(portIds: string[]): Promise<void> {
     const o = this.opts;
     clearTimeout(this.poller);
-    if (!o.links || unwired.length === 0 || this.stopped) return;
-    const taps = unwired.map((id) => tapNameFor(id));
+    if (!o.links || portIds.length === 0 || this.stopped) return;
+    const taps = new Set(portIds.map((id) => tapNameFor(id)));
+    const snapshot = async () =>
+      (await o.links!())
+        .filter((l) => taps.has(l.ifname))
+        .map((l) => `${l.ifname}:${l.ifindex}`)
+        .sort()
+        .join(',');
+    const baseline = await snapshot();
     const poll = async () => {
       if (this.stopped) return;
       try {
-        const present = new Set(await o.links!());
-        if (taps.some((t) => present.has(t))) return void this.requestSync();
+        if ((await snapshot()) !== baseline) return void this.requestSync();
       } catch (err) {
         o.logger.warn({ err: (err as Error).message }, 'tap poll failed');
       }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { NetnsLab, type Netns } from '@onestack/testing/netns.ts';
 import { tempDir } from '@onestack/testing/temp-dir.ts';
@@ -7,7 +8,7 @@ import { dhcpLease, eventually, localNetwork, ping, port, quietLogger, removeAge
 import { LinuxBridgeAgent } from '../l2/linuxbridge-agent.ts';
 import { IpLib } from '../linux/ip-lib.ts';
 import { emptyHostState, tapNameFor, type HostState } from '../model.ts';
-import { DhcpAgent, nsDeviceFor } from './dhcp-agent.ts';
+import { closedAncestor, DhcpAgent, nsDeviceFor } from './dhcp-agent.ts';
 import { dnsmasqArgs, hostsFile, optsFile } from './dnsmasq-config.ts';
 
 const ip = new IpLib({ logger: quietLogger });
@@ -146,5 +147,21 @@ describe('DHCP agent with dnsmasq in real namespaces', () => {
     assert.equal(existsSync(dhcp.files(net.id).dir), false);
     assert.equal(await ip.linkShow(host.name, tapNameFor(dhcpPort.id)), undefined);
     console.log(`# dhcp: first lease ${leaseMs} ms after reconcile start`);
+  });
+});
+
+describe('closedAncestor', () => {
+  it('names the first directory above that others cannot pass through, so the agent can say why dnsmasq would be blind', () => {
+    const outer = tempDir('onestack-dhcp-closed-');
+    try {
+      const inner = join(outer.path, 'state', 'dhcp');
+      mkdirSync(inner, { recursive: true, mode: 0o755 });
+      chmodSync(outer.path, 0o700);
+      assert.equal(closedAncestor(inner), outer.path);
+      chmodSync(outer.path, 0o711);
+      assert.equal(closedAncestor(inner), undefined);
+    } finally {
+      outer.remove();
+    }
   });
 });

@@ -12,8 +12,8 @@
  * dnsmasq drops privileges to its own user after start-up but re-reads the files on SIGHUP:
  * the state directory must be traversable by that user (the agent makes its own dirs 0755).
  */
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { ExecLogger } from '@onestack/core/exec/privileged-exec.ts';
 import { runCommand } from '@onestack/core/exec/privileged-exec.ts';
 import { checkNetns, type IpLib } from '../linux/ip-lib.ts';
@@ -147,6 +147,9 @@ export class DhcpAgent {
     mkdirSync(d.files.dir, { recursive: true, mode: 0o755 });
     chmodSync(this.dir, 0o755);
     chmodSync(d.files.dir, 0o755);
+    const closed = closedAncestor(this.dir);
+    // Without this dnsmasq starts, cannot read its hosts file and silently answers no one.
+    if (closed) throw new Error(`dnsmasq, once it drops to its own user, cannot reach ${this.dir}: ${closed} is not searchable by others (chmod o+x it, or choose a state_dir under a path that is)`);
     const changed = [
       writeIfChanged(d.files.hostsFile, hostsFile(d)),
       writeIfChanged(d.files.addnHostsFile, addnHostsFile(d)),
@@ -215,6 +218,14 @@ export function readCmdline(pid: number): string[] | undefined {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
   } catch {
     return undefined;
+  }
+}
+
+/** The first directory above `dir` that users other than its owner cannot pass through, if any. */
+export function closedAncestor(dir: string): string | undefined {
+  for (let d = dirname(dir); ; d = dirname(d)) {
+    if ((statSync(d).mode & 0o001) === 0) return d;
+    if (d === dirname(d)) return undefined;
   }
 }
 
