@@ -47,6 +47,11 @@ export interface ComputeManagerDeps {
   allocationRatios?: { cpu: number; ram: number; disk: number };
 }
 
+/** What Neutron's floatingip.*.end notifications carry. */
+interface FloatingIpEvent {
+  floatingip?: { floating_ip_address?: string; port_id?: string | null };
+}
+
 interface BuildArgs {
   uuid: string;
   requestId: string;
@@ -91,9 +96,10 @@ export class ComputeManager {
     await d.services.register(d.host, COMPUTE_BINARY, COMPUTE_TOPIC);
     await this.updateAvailableResource();
     this.vifSub = await d.bus.subscribe('notifications', `nova-compute-vif-${d.host}`, async (n) => {
+      if (n.event_type.startsWith('floatingip.')) return this.onFloatingIp(n.payload as FloatingIpEvent, n.event_type === 'floatingip.delete.end');
       const p = n.payload as { server_uuid?: string; tag?: string; status?: string };
       if (p?.server_uuid && p.tag) this.vifWaiters.get(`${p.server_uuid}/${p.tag}`)?.();
-    }, { eventTypes: ['network-vif-plugged'] });
+    }, { eventTypes: ['network-vif-plugged', 'floatingip.create.end', 'floatingip.update.end', 'floatingip.delete.end'] });
     await this.reconcile();
     this.server = await d.bus.serve(COMPUTE_TOPIC, d.host, {
       build_and_run_instance: async (a: BuildArgs) => void this.background(() => this.buildAndRun(a)),
@@ -165,6 +171,27 @@ export class ComputeManager {
       localGbUsed: info.localGbUsed,
       cpuInfo: info.cpuInfo,
     });
+  }
+
+  /**
+   * Upstream refreshes an instance's network info cache on Neutron's network-changed event;
+   * here the floating IP notifications do it, so the addresses of a server show its floating
+   * IP as soon as it is associated and lose it when it is not.
+   */
+  private async onFloatingIp(e: FloatingIpEvent, deleted: boolean): Promise<void> {
+    const fip = e.floatingip;
+    if (!fip?.floating_ip_address) return;
+    const attachedTo = deleted ? null : fip.port_id;
+    for (const inst of await this.d.instances.onHost(this.d.host)) {
+      const next = inst.networkInfo.map((v) => ({
+        ...v,
+        ips: [
+          ...v.ips.filter((a) => !(a.type === 'floating' && a.address === fip.floating_ip_address)),
+          ...(v.portId === attachedTo ? [{ address: fip.floating_ip_address, version: 4 as const, type: 'floating' as const }] : []),
+        ],
+      }));
+      if (JSON.stringify(next) !== JSON.stringify(inst.networkInfo)) await this.d.instances.update(inst.uuid, { network_info: JSON.stringify(next) });
+    }
   }
 
   private async serviceToken(): Promise<string> {

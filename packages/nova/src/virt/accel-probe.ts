@@ -3,7 +3,8 @@
  * not enough: on some hosts (nested, Firecracker-style VMs) QEMU aborts with `failed to
  * set MSR` or runs without ever executing guest code. So the probe boots a 512-byte
  * boot sector that writes "OK" to COM1 and exits through isa-debug-exit; only that
- * round trip counts. Once per host, a second or two (the timeout when KVM hangs).
+ * round trip counts. Once per host: well under a second, or PROBE_TIMEOUT_MS when KVM hangs
+ * (nova-compute registers its host only after it).
  *
  * The sector first does what bootloaders do, an IRET in 32-bit protected mode: on some
  * nested hosts KVM runs real-mode code but stops with "KVM internal error. Suberror: 1"
@@ -30,6 +31,8 @@ const CODE = [
   0xff, 0xff, 0x00, 0x00, 0x00, 0x9a, 0xcf, 0x00, 0xff, 0xff, 0x00, 0x00, 0x00, 0x92, 0xcf, 0x00, 0x17, 0x00, 0x48, 0x7c,
   0x00, 0x00,
 ];
+/** A working accelerator runs the sector in milliseconds even on a loaded host; a hung one never does. */
+const PROBE_TIMEOUT_MS = 5_000;
 /** isa-debug-exit turns the value 0x10 into QEMU's exit status (0x10 << 1) | 1. */
 const EXIT_STATUS = 33;
 
@@ -57,7 +60,7 @@ export async function guestRunsUnder(accel: Accelerator, opts: { logger: ExecLog
         '-drive', `file=${disk},format=raw,if=none,id=d0`, '-device', 'virtio-blk-pci,drive=d0,bootindex=1',
         '-device', 'isa-debug-exit,iobase=0xf4,iosize=4', '-serial', `file:${serial}`,
       ].map((a) => (a.startsWith('-') ? a : positional(a))),
-      { logger: opts.logger, timeoutMs: opts.timeoutMs ?? 20_000, allowedExitCodes: [EXIT_STATUS] },
+      { logger: opts.logger, timeoutMs: opts.timeoutMs ?? PROBE_TIMEOUT_MS, allowedExitCodes: [EXIT_STATUS] },
     );
     return existsSync(serial) && readFileSync(serial, 'latin1').includes('OK');
   } catch {
