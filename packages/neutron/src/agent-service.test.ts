@@ -56,7 +56,7 @@ describe('neutron_agent service', () => {
     const running = await neutronAgentService.start({
       config: {
         DEFAULT: { state_dir: dir.path },
-        neutron_agent: { port: 0, host: 'svc-host', host_namespace: hostNs.name, local_ip: '192.0.2.10', physical_interface_mappings: [], namespace_prefix: '', state_dir: dir.path, report_interval: 30, polling_interval: 2 },
+        neutron_agent: { port: 0, host: 'svc-host', host_namespace: hostNs.name, local_ip: '192.0.2.10', physical_interface_mappings: [], external_interface_mappings: [], namespace_prefix: '', state_dir: dir.path, report_interval: 30, polling_interval: 2 },
       },
       db: undefined as never,
       bus,

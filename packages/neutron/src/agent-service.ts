@@ -31,6 +31,11 @@ export const neutronAgentOptions = defineGroup('neutron_agent', {
   host_namespace: opt.string({ default: 'onestack-host', help: 'Network namespace holding the bridges, VXLAN devices and taps; created when missing.' }),
   local_ip: opt.string({ default: '', help: 'VXLAN endpoint address of this host, inside host_namespace ([vxlan] local_ip). Empty: no VXLAN to other hosts.' }),
   physical_interface_mappings: opt.list({ default: [], help: 'physnet:interface pairs for flat and VLAN networks; interfaces inside host_namespace ([linux_bridge]).' }),
+  external_interface_mappings: opt.list({
+    default: [],
+    help:
+      'physnet:interface pairs connecting external networks to a real network: a router gateway on an external network of that physical network moves the host interface (root namespace) into external_namespace onto the network\'s bridge, and the host loses it. Empty (default): external networks stay inside external_namespace.',
+  }),
   namespace_prefix: opt.string({ default: '', help: 'Put before qdhcp-<net> namespace names: keeps several clouds on one machine (tests) apart.' }),
   state_dir: opt.string({ default: '', help: 'dnsmasq files and firewall marks. Empty: <state_dir>/neutron-agent.' }),
   report_interval: opt.int({ default: 30, min: 1, help: 'Seconds between heartbeats ([agent] report_interval; the server\'s agent_down_time is 75).' }),
@@ -44,11 +49,11 @@ export const neutronAgentOptions = defineGroup('neutron_agent', {
 
 type Values = { [K in keyof typeof neutronAgentOptions.options]: unknown };
 
-export function parseMappings(entries: readonly string[]): Record<string, string> {
+export function parseMappings(entries: readonly string[], option = 'physical_interface_mappings'): Record<string, string> {
   const out: Record<string, string> = {};
   for (const e of entries) {
     const [physnet, dev] = e.split(':').map((s) => s.trim());
-    if (!physnet || !dev) throw new Error(`[neutron_agent] physical_interface_mappings: invalid entry "${e}" (want physnet:interface)`);
+    if (!physnet || !dev) throw new Error(`[neutron_agent] ${option}: invalid entry "${e}" (want physnet:interface)`);
     out[physnet] = dev;
   }
   return out;
@@ -118,6 +123,7 @@ export const neutronAgentService: ServiceDefinition = {
       createHostNamespace: true,
       externalNamespace: ext || undefined,
       externalGateway: Boolean(v.external_gateway),
+      externalInterfaceMappings: parseMappings(v.external_interface_mappings as string[], 'external_interface_mappings'),
       metadata,
     });
     rpc = new AgentRpc({

@@ -47,6 +47,12 @@ export interface HostAgentOptions {
    * 172.24.4.1 on br-ex): it plays the upstream router, so floating IPs are reachable from it.
    */
   externalGateway?: boolean;
+  /**
+   * physnet → a host interface of the root namespace: an external network on that physical
+   * network gets the interface moved into the external namespace and enslaved to its bridge,
+   * connecting floating IPs to a real network ([neutron_agent] external_interface_mappings).
+   */
+  externalInterfaceMappings?: Record<string, string>;
   /** Serves 169.254.169.254 in router namespaces and in DHCP namespaces of isolated subnets. */
   metadata?: MetadataProxy;
   ip?: IpLib;
@@ -152,9 +158,10 @@ export class HostAgent {
   /** The bridges of the external networks the routers' gateways are on; returns their names. */
   private async ensureExternalNetworks(routers: RouterState[]): Promise<Set<string>> {
     const ns = this.opts.externalNamespace!;
-    const wanted = new Map<string, { mtu?: number; cidrs: Set<string> }>();
+    const wanted = new Map<string, { mtu?: number; cidrs: Set<string>; externalInterface?: string }>();
     for (const gw of routers.flatMap((r) => (r.gateway ? [r.gateway] : []))) {
-      const entry = wanted.get(gw.networkId) ?? { mtu: gw.mtu, cidrs: new Set<string>() };
+      const externalInterface = gw.physicalNetwork ? this.opts.externalInterfaceMappings?.[gw.physicalNetwork] : undefined;
+      const entry = wanted.get(gw.networkId) ?? { mtu: gw.mtu, cidrs: new Set<string>(), ...(externalInterface && { externalInterface }) };
       wanted.set(gw.networkId, entry);
       if (!this.opts.externalGateway) continue;
       for (const via of gw.externalGatewayIps) {
@@ -163,8 +170,8 @@ export class HostAgent {
       }
     }
     if (this.opts.createHostNamespace) await this.ip.netnsAdd(ns, { mayExist: true });
-    for (const [networkId, { mtu, cidrs }] of wanted) {
-      await ensureExternalNetwork(this.ip, this.opts.logger, { namespace: ns, networkId, mtu });
+    for (const [networkId, { mtu, cidrs, externalInterface }] of wanted) {
+      await ensureExternalNetwork(this.ip, this.opts.logger, { namespace: ns, networkId, mtu, externalInterface });
       for (const cidr of cidrs) await ensureExternalGatewayAddress(this.ip, { namespace: ns, networkId, cidr });
     }
     return new Set([...wanted.keys()].map(bridgeName));

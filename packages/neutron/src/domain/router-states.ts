@@ -25,6 +25,7 @@ export async function routerStates(db: Kysely<NeutronDB>, routerIds?: string[]):
   const netIds = [...new Set(ports.map((p) => p.network_id))];
   const nets = netIds.length ? await db.selectFrom('networks').select(['id', 'mtu']).where('id', 'in', netIds).execute() : [];
   const subnets = netIds.length ? await db.selectFrom('subnets').select(['id', 'network_id', 'cidr', 'gateway_ip', 'ip_version', 'ipv6_ra_mode']).where('network_id', 'in', netIds).orderBy('ip_version').orderBy('id').execute() : [];
+  const segments = netIds.length ? await db.selectFrom('network_segments').select(['network_id', 'physical_network']).where('network_id', 'in', netIds).orderBy('segment_index').execute() : [];
   const routes = await db.selectFrom('router_routes').selectAll().where('router_id', 'in', ids).orderBy('destination').orderBy('nexthop').execute();
   const fips = await db.selectFrom('floatingips').selectAll().where('router_id', 'in', ids).where('fixed_port_id', 'is not', null).orderBy('floating_ip_address').execute();
 
@@ -72,6 +73,7 @@ export async function routerStates(db: Kysely<NeutronDB>, routerIds?: string[]):
         enableSnat: r.enable_snat === 1,
         externalGatewayIps,
         ...opt('mtu', mtuOf(gwPort.network_id)),
+        ...opt('physicalNetwork', segments.find((g) => g.network_id === gwPort.network_id && g.physical_network)?.physical_network ?? undefined),
       };
     }
     return state;

@@ -6,7 +6,10 @@
  * network host's agent (L2, DHCP, L3, metadata proxy) talk over the bus as in a deployment.
  * The external network's bridge lives in the agent's external namespace, which plays the
  * upstream router (it takes the external subnet's gateway, 172.24.4.1); the guest is a veth
- * stand-in plugged as its port's tap. Real dnsmasq, bridges, nftables NAT, HTTP.
+ * stand-in plugged as its port's tap. The physical network `public` is also mapped to a
+ * veth the test makes in the root namespace (external_interface_mappings), whose peer sits
+ * in an "upstream" namespace: the path a real external network takes. Real dnsmasq,
+ * bridges, nftables NAT, HTTP.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -16,11 +19,15 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { verifyInstanceSignature } from '@onestack/core/http/instance-signature.ts';
 import { Netns } from '@onestack/testing/netns.ts';
-import { dhcpLease, eventually, pings } from '../agent-test-kit.ts';
+import { runCommand } from '@onestack/core/exec/privileged-exec.ts';
+import { dhcpLease, eventually, pings, quietLogger } from '../agent-test-kit.ts';
 import { bridgeName, tapDevice } from '../l3/device-names.ts';
 import { settled, startApiStack, type ApiStack, type SimHost } from './api-stack.ts';
 
 const SECRET = 'metadata-secret';
+/** The stand-in for a real host interface: made in the root namespace, moved by the agent. */
+const UPLINK = `oxu${process.pid % 100000}`;
+const UPLINK_PEER = `oxp${process.pid % 100000}`;
 
 /** An HTTP server in `ns` answering with the peer address it sees (the SNAT witness). */
 async function peerReporter(ns: Netns, port: number): Promise<void> {
@@ -45,6 +52,7 @@ describe('routers, floating IPs and metadata through the API: network host agent
   let host: SimHost;
   let guest: Netns;
   let ext: Netns;
+  let upstream: Netns;
   let fakeNova: http.Server;
   const seen: { instance: string; tenant: string; signed: boolean; forwardedFor: string }[] = [];
   let publicNet: { id: string };
@@ -65,13 +73,23 @@ describe('routers, floating IPs and metadata through the API: network host agent
       res.writeHead(signed ? 200 : 403).end(signed ? instance : 'bad signature');
     });
     await new Promise<void>((r) => fakeNova.listen(0, '127.0.0.1', r));
-    stack = await startApiStack({ hosts: 1, tag: 'l3a', l3: { metadataUrl: `http://127.0.0.1:${(fakeNova.address() as AddressInfo).port}`, sharedSecret: SECRET } });
+    stack = await startApiStack({
+      hosts: 1,
+      tag: 'l3a',
+      l3: { metadataUrl: `http://127.0.0.1:${(fakeNova.address() as AddressInfo).port}`, sharedSecret: SECRET, externalInterfaceMappings: { public: UPLINK } },
+    });
     host = stack.hosts[0];
     guest = await stack.lab.addNamespace('l3a-g0');
+    upstream = await stack.lab.addNamespace('l3a-up');
+    await runCommand('ip', ['link', 'add', UPLINK, 'type', 'veth', 'peer', 'name', UPLINK_PEER, 'netns', upstream.name], { logger: quietLogger, timeoutMs: 15_000 });
+    await upstream.exec('ip', ['addr', 'add', '172.24.4.2/24', 'dev', UPLINK_PEER]);
+    await upstream.exec('ip', ['link', 'set', UPLINK_PEER, 'up']);
   });
   after(async () => {
     await stack?.close();
     fakeNova?.close();
+    // Gone with the external namespace normally; not if the agent never moved it.
+    await runCommand('ip', ['link', 'del', UPLINK], { logger: quietLogger, timeoutMs: 15_000 }).catch(() => undefined);
   });
 
   it('a router with an external gateway and an interface: the guest gets DHCP and leaves through SNAT as the gateway address', async () => {
@@ -156,6 +174,12 @@ describe('routers, floating IPs and metadata through the API: network host agent
     console.log(`# floating IP via API → reachable in ${fipMs} ms`);
   });
 
+  it('external_interface_mappings: the mapped interface is on the external bridge and a network behind it reaches the floating IP', async () => {
+    assert.equal((await host.agent.ip.linkShow(ext.name, UPLINK))?.master, bridgeName(publicNet.id));
+    await eventually(async () => assert.ok(await pings(upstream, fip.floating_ip_address, 1), 'floating IP answers over the mapped interface'));
+    assert.equal(await httpFrom(upstream, `http://${fip.floating_ip_address}:8080/`), '172.24.4.2', 'DNAT keeps the upstream source');
+  });
+
   it('disassociating the floating IP stops inbound traffic; outbound is SNATed to the gateway again', async () => {
     const { fx } = stack;
     const res = await fx.admin.put(`/v2.0/floatingips/${fip.id}`, { floatingip: { port_id: null } });
@@ -190,8 +214,9 @@ describe('routers, floating IPs and metadata through the API: network host agent
       assert.equal(await host.agent.ip.netnsExists(routerNs), false);
       // The subnet has no router any more: its metadata is served from the DHCP namespace (isolated metadata).
       assert.deepEqual(host.metadata!.namespaces(), [host.agent.dhcp.namespaceFor(tenantNet.id)]);
-      const extLinks = (await host.agent.ip.linkList(ext.name)).map((l) => l.ifname);
-      assert.deepEqual(extLinks.filter((n) => n !== 'lo'), [], extLinks.join(' '));
+      const extLinks = await host.agent.ip.linkList(ext.name);
+      // The mapped interface stays where it was given (the external namespace), on no bridge.
+      assert.deepEqual(extLinks.filter((l) => l.ifname !== 'lo').map((l) => [l.ifname, l.master ?? null]), [[UPLINK, null]], extLinks.map((l) => l.ifname).join(' '));
     });
   });
 });

@@ -53,6 +53,8 @@ export interface StackL3Options {
   /** The (fake) metadata service the proxies forward to. */
   metadataUrl: string;
   sharedSecret: string;
+  /** physnet → an interface of the root namespace the test made, for the external networks (external_interface_mappings). */
+  externalInterfaceMappings?: Record<string, string>;
 }
 
 export async function startApiStack(opts: { hosts: 1 | 2; tag: string; pollIntervalMs?: number; l3?: StackL3Options }): Promise<ApiStack> {
@@ -100,7 +102,7 @@ export async function startApiStack(opts: { hosts: 1 | 2; tag: string; pollInter
         const metadata = opts.l3
           ? new MetadataProxy({ ipLib: new IpLib({ logger: agentLogger }), logger: agentLogger, metadataUrl: opts.l3.metadataUrl, sharedSecret: opts.l3.sharedSecret, lookup: (q) => rpc!.lookupInstance(q), timeoutMs: 5000 })
           : undefined;
-        const agent = new HostAgent({ logger: agentLogger, hostNamespace: ns.name, namespacePrefix: `${ns.name}-`, stateDir: d.path, externalNamespace, externalGateway: true, metadata });
+        const agent = new HostAgent({ logger: agentLogger, hostNamespace: ns.name, namespacePrefix: `${ns.name}-`, stateDir: d.path, externalNamespace, externalGateway: true, externalInterfaceMappings: opts.l3?.externalInterfaceMappings, metadata });
         rpc = new AgentRpc({
           bus: fx.ks.bus,
           topics,

@@ -34,6 +34,8 @@ export interface RouterGateway {
   /** The external subnets' gateway_ip, one per family: the router's default routes. */
   externalGatewayIps: string[];
   mtu?: number;
+  /** The external network's physical network (flat or VLAN), which physical_interface_mappings may map to a host interface. */
+  physicalNetwork?: string;
 }
 
 /** An extra route (upstream's extraroute `routes`): destination CIDR via a nexthop on one of the router's subnets. */
