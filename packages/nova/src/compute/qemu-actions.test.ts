@@ -6,82 +6,30 @@
  * reused throughout; each step waits for the guest's READY line on the serial console.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { chmodSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { requireRoot, tempDir } from '@onestack/testing/index.ts';
-import { startApiStack, type ApiStack } from '../../../neutron/src/agent/integration/api-stack.ts';
-import { startNova, type NovaFixture } from '../../test/fixture.ts';
-import { ImageCache } from '../virt/image-cache.ts';
-import { QemuDriver } from '../virt/qemu-driver.ts';
-
-const run = promisify(execFile);
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
-const IMAGE_DIR = process.env.ONESTACK_ONESTACK__GUEST_IMAGE_DIR || join(homedir(), '.cache', 'onestack', 'guest-image');
-// TCG on two loaded cores: the guest alone takes 5–30 s.
-const BOOT_TIMEOUT_MS = 180_000;
-const READY = /=== ONESTACK GUEST READY hostname=(\S+) ip=(\S+) uuid=(\S+) metadata=(\S+) uptime=\S+ ===/;
-
-/** The guest image, built once per machine and reused (the build's --reuse check is 0.5 s). */
-async function guestImage(): Promise<{ file: string; glance: { disk_format: string; container_format: string; min_disk: number; min_ram: number; properties: Record<string, string> } }> {
-  await run(join(ROOT, 'images', 'build.sh'), ['--reuse', IMAGE_DIR], { timeout: 600_000, maxBuffer: 8 * 1024 * 1024 });
-  const manifest = JSON.parse(readFileSync(join(IMAGE_DIR, 'onestack-guest.json'), 'utf8'));
-  return { file: join(IMAGE_DIR, manifest.files.qcow2.path), glance: manifest.glance };
-}
-
-async function until<T>(what: string, get: () => Promise<T>, done: (v: T) => boolean, timeoutMs: number): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (done(v)) return v;
-    if (Date.now() > end) throw new Error(`${what}: still ${JSON.stringify(v).slice(0, 2000)}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+import type { NovaFixture } from '../../test/fixture.ts';
+import type { QemuDriver } from '../virt/qemu-driver.ts';
+import { BOOT_TIMEOUT_MS, READY, startQemuTestHost, until, type QemuTestHost } from './qemu-test-host.ts';
 
 describe('server actions on a real QEMU guest', { timeout: 900_000 }, () => {
-  let stack: ApiStack;
+  let h: QemuTestHost;
   let fx: NovaFixture;
   let imageId: string;
   let driver: QemuDriver;
   let netId: string;
-  const cleanups: (() => Promise<void> | void)[] = [];
 
   before(async () => {
-    requireRoot('QEMU guests in test namespaces');
-    const image = await guestImage();
-    stack = await startApiStack({ hosts: 1, tag: 'na' });
-    cleanups.push(() => stack.close());
-    fx = await startNova({ ks: stack.fx.ks, neutronUrl: stack.fx.url, config: { vif_plugging_timeout: 120, vif_plugging_is_fatal: true } });
-    cleanups.push(() => fx.close());
-    const host = stack.hosts[0];
-    const dir = tempDir('onestack-na-');
-    chmodSync(dir.path, 0o755);
-    cleanups.push(() => dir.remove());
-    const imageCache = new ImageCache({ dir: join(dir.path, 'cache'), logger: { info: () => {}, warn: () => {} } as never });
-    driver = new QemuDriver({ instancesDir: join(dir.path, 'instances'), imageCache, logger: { info: () => {}, warn: () => {} }, hostname: host.name, netns: host.ns.name, accel: 'tcg' });
-    await fx.addCompute(host.name, { driver, imageCache });
-
-    const img = await fx.glanceAdmin.post('/v2/images', { name: 'onestack-guest', visibility: 'public', disk_format: image.glance.disk_format, container_format: image.glance.container_format, min_disk: image.glance.min_disk, min_ram: image.glance.min_ram, ...image.glance.properties });
-    assert.equal(img.status, 201, img.text);
-    imageId = img.body.id;
-    const up = await fetch(`${fx.glanceAdmin.baseUrl}/v2/images/${imageId}/file`, { method: 'PUT', headers: { 'x-auth-token': fx.ks.admin.token!, 'content-type': 'application/octet-stream' }, body: readFileSync(image.file) });
-    assert.equal(up.status, 204);
-    const net = (await stack.fx.admin.post('/v2.0/networks', { network: { name: 'na-net' } })).body.network;
+    h = await startQemuTestHost('na', { nova: { vif_plugging_timeout: 120, vif_plugging_is_fatal: true } });
+    ({ fx, imageId, driver } = h);
+    const net = (await h.stack.fx.admin.post('/v2.0/networks', { network: { name: 'na-net' } })).body.network;
     netId = net.id;
-    const sub = await stack.fx.admin.post('/v2.0/subnets', { subnet: { network_id: net.id, cidr: '10.74.0.0/24', ip_version: 4, gateway_ip: '10.74.0.1' } });
+    const sub = await h.stack.fx.admin.post('/v2.0/subnets', { subnet: { network_id: net.id, cidr: '10.74.0.0/24', ip_version: 4, gateway_ip: '10.74.0.1' } });
     assert.equal(sub.status, 201, sub.text);
     const flavor = await fx.admin.post('/v2.1/flavors', { flavor: { name: 'na.bigger', id: 'na-bigger', ram: 256, vcpus: 1, disk: 2 } });
     assert.equal(flavor.status, 200, flavor.text);
   });
-  after(async () => {
-    for (const c of cleanups.reverse()) await Promise.resolve().then(c).catch((err) => console.error('# cleanup failed', err));
-  });
+  after(() => h?.close());
 
   const action = async (id: string, body: unknown, status = 202) => {
     const r = await fx.admin.at('2.45').post(`/v2.1/servers/${id}/action`, body);

@@ -6,25 +6,13 @@
  * attached through os-interface, and no longer after the detach.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { chmodSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import pino from 'pino';
 import { WebSocket } from 'ws';
-import { requireRoot, tempDir } from '@onestack/testing/index.ts';
-import { startApiStack } from '../../../neutron/src/agent/integration/api-stack.ts';
-import { startNova, type NovaFixture } from '../../test/fixture.ts';
+import type { NovaFixture } from '../../test/fixture.ts';
 import { ConsoleProxy } from '../console/proxy.ts';
-import { ImageCache } from '../virt/image-cache.ts';
-import { QemuDriver } from '../virt/qemu-driver.ts';
+import { startQemuTestHost, type QemuTestHost } from './qemu-test-host.ts';
 
-const run = promisify(execFile);
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
-const IMAGE_DIR = process.env.ONESTACK_ONESTACK__GUEST_IMAGE_DIR || join(homedir(), '.cache', 'onestack', 'guest-image');
 // TCG on two loaded cores: the guest alone takes 5–30 s, often more.
 const BOOT_TIMEOUT_MS = 240_000;
 
@@ -90,27 +78,14 @@ describe('remote consoles of a real QEMU guest', { timeout: 600_000 }, () => {
   let vncPort: number;
   let serialPort: number;
   let id: string;
-  const cleanups: (() => Promise<void> | void)[] = [];
-
+  let h: QemuTestHost;
   let netB: string;
 
   before(async () => {
-    requireRoot('QEMU guests in test namespaces');
-    await run(join(ROOT, 'images', 'build.sh'), ['--reuse', IMAGE_DIR], { timeout: 600_000, maxBuffer: 8 * 1024 * 1024 });
-    const manifest = JSON.parse(readFileSync(join(IMAGE_DIR, 'onestack-guest.json'), 'utf8'));
-    const stack = await startApiStack({ hosts: 1, tag: 'nqc' });
-    cleanups.push(() => stack.close());
-    fx = await startNova({ ks: stack.fx.ks, neutronUrl: stack.fx.url });
-    cleanups.push(() => fx.close());
-    const host = stack.hosts[0];
-    const dir = tempDir('onestack-nqc-');
-    chmodSync(dir.path, 0o755);
-    cleanups.push(() => dir.remove());
-    const quiet = { info: () => {}, warn: () => {} };
-    const imageCache = new ImageCache({ dir: join(dir.path, 'cache'), logger: quiet as never });
     // VNC on a unix socket: what a proxy in another namespace than the guest's can reach.
-    const driver = new QemuDriver({ instancesDir: join(dir.path, 'instances'), imageCache, logger: quiet, hostname: host.name, netns: host.ns.name, accel: 'tcg', vnc: 'unix' });
-    await fx.addCompute(host.name, { driver, imageCache });
+    h = await startQemuTestHost('nqc', { vnc: 'unix' });
+    fx = h.fx;
+    const { stack, cleanups } = h;
     const net = async (name: string, cidr: string) => {
       const n = (await stack.fx.admin.post('/v2.0/networks', { network: { name } })).body.network.id as string;
       const sub = await stack.fx.admin.post('/v2.0/subnets', { subnet: { network_id: n, cidr, ip_version: 4 } });
@@ -126,12 +101,7 @@ describe('remote consoles of a real QEMU guest', { timeout: 600_000 }, () => {
     vncPort = await vnc.listen({ host: '127.0.0.1', port: 0 });
     serialPort = await serial.listen({ host: '127.0.0.1', port: 0 });
 
-    const g = manifest.glance;
-    const img = await fx.glanceAdmin.post('/v2/images', { name: 'onestack-guest', visibility: 'public', disk_format: g.disk_format, container_format: g.container_format, min_disk: g.min_disk, min_ram: g.min_ram, ...g.properties });
-    assert.equal(img.status, 201, img.text);
-    const up = await fetch(`${fx.glanceAdmin.baseUrl}/v2/images/${img.body.id}/file`, { method: 'PUT', headers: { 'x-auth-token': fx.ks.admin.token!, 'content-type': 'application/octet-stream' }, body: readFileSync(join(IMAGE_DIR, manifest.files.qcow2.path)) });
-    assert.equal(up.status, 204);
-    const created = await fx.admin.post('/v2.1/servers', { server: { name: 'console-guest', imageRef: img.body.id, flavorRef: '42', networks: [{ uuid: netA }] } });
+    const created = await fx.admin.post('/v2.1/servers', { server: { name: 'console-guest', imageRef: h.imageId, flavorRef: '42', networks: [{ uuid: netA }] } });
     assert.equal(created.status, 202, created.text);
     id = created.body.server.id;
     const active = await fx.waitFor(fx.admin, id, (s) => s.status !== 'BUILD', BOOT_TIMEOUT_MS);
@@ -141,9 +111,7 @@ describe('remote consoles of a real QEMU guest', { timeout: 600_000 }, () => {
       await fx.waitFor(fx.admin, id, (s) => s.status === 'DELETED', 90_000);
     });
   });
-  after(async () => {
-    for (const c of cleanups.reverse()) await Promise.resolve().then(c).catch((err) => console.error('# cleanup failed', err));
-  });
+  after(() => h?.close());
 
   const consoleUrl = async (protocol: string, type: string) => {
     const r = await fx.admin.at('2.6').post(`/v2.1/servers/${id}/remote-consoles`, { remote_console: { protocol, type } });

@@ -1,0 +1,116 @@
+/**
+ * The set-up the real-QEMU tests share: one compute host with the QemuDriver (TCG) in the
+ * host namespace of a Neutron API stack with its L2/DHCP agent, Nova on that stack's
+ * Keystone and Neutron, and the project's guest image uploaded to Glance. Root only.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { chmodSync, readdirSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { requireRoot, tempDir } from '@onestack/testing/index.ts';
+import { startApiStack, type ApiStack } from '../../../neutron/src/agent/integration/api-stack.ts';
+import { startNova, type NovaFixture } from '../../test/fixture.ts';
+import type { NovaValues } from '../conf.ts';
+import { ImageCache } from '../virt/image-cache.ts';
+import { QemuDriver } from '../virt/qemu-driver.ts';
+
+const run = promisify(execFile);
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
+const IMAGE_DIR = process.env.ONESTACK_ONESTACK__GUEST_IMAGE_DIR || join(homedir(), '.cache', 'onestack', 'guest-image');
+const quiet = { info: () => {}, warn: () => {} };
+
+/** TCG on two loaded cores: the guest alone takes 5–30 s. */
+export const BOOT_TIMEOUT_MS = 180_000;
+/** The line the guest image prints on its console once booted. */
+export const READY = /=== ONESTACK GUEST READY hostname=(\S+) ip=(\S+) uuid=(\S+) metadata=(\S+) uptime=\S+ ===/;
+
+export interface QemuTestHost {
+  stack: ApiStack;
+  fx: NovaFixture;
+  driver: QemuDriver;
+  instancesDir: string;
+  /** The guest image in Glance, public. */
+  imageId: string;
+  /** Runs every clean-up, last set up first; clean-ups added by the test run before them. */
+  cleanups: (() => Promise<void> | void)[];
+  close(): Promise<void>;
+}
+
+/** `tag` names the namespaces and directories (keep it short and unique per test file). */
+export async function startQemuTestHost(tag: string, opts: { nova?: Partial<NovaValues>; vnc?: 'unix' } = {}): Promise<QemuTestHost> {
+  requireRoot('QEMU guests in test namespaces');
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const close = async () => {
+    for (const c of cleanups.reverse()) await Promise.resolve().then(c).catch((err) => console.error('# cleanup failed', err));
+  };
+  try {
+    const image = await guestImage();
+    const stack = await startApiStack({ hosts: 1, tag });
+    cleanups.push(() => stack.close());
+    const fx = await startNova({ ks: stack.fx.ks, neutronUrl: stack.fx.url, config: opts.nova });
+    cleanups.push(() => fx.close());
+    const host = stack.hosts[0];
+    const dir = tempDir(`onestack-${tag}-`);
+    // QEMU and dnsmasq run as other users and must reach their files below it.
+    chmodSync(dir.path, 0o755);
+    cleanups.push(() => dir.remove());
+    const instancesDir = join(dir.path, 'instances');
+    const imageCache = new ImageCache({ dir: join(dir.path, 'cache'), logger: quiet });
+    const driver = new QemuDriver({ instancesDir, imageCache, logger: quiet, hostname: host.name, netns: host.ns.name, accel: 'tcg', ...(opts.vnc && { vnc: opts.vnc }) });
+    await fx.addCompute(host.name, { driver, imageCache });
+    const imageId = await uploadGuestImage(fx, image);
+    return { stack, fx, driver, instancesDir, imageId, cleanups, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+interface GuestImage {
+  file: string;
+  glance: { disk_format: string; container_format: string; min_disk: number; min_ram: number; properties: Record<string, string> };
+}
+
+/** The guest image, built once per machine and reused (the build's --reuse check is 0.5 s). */
+async function guestImage(): Promise<GuestImage> {
+  await run(join(ROOT, 'images', 'build.sh'), ['--reuse', IMAGE_DIR], { timeout: 600_000, maxBuffer: 8 * 1024 * 1024 });
+  const manifest = JSON.parse(readFileSync(join(IMAGE_DIR, 'onestack-guest.json'), 'utf8'));
+  return { file: join(IMAGE_DIR, manifest.files.qcow2.path), glance: manifest.glance };
+}
+
+async function uploadGuestImage(fx: NovaFixture, image: GuestImage): Promise<string> {
+  const g = image.glance;
+  const img = await fx.glanceAdmin.post('/v2/images', { name: 'onestack-guest', visibility: 'public', disk_format: g.disk_format, container_format: g.container_format, min_disk: g.min_disk, min_ram: g.min_ram, ...g.properties });
+  assert.equal(img.status, 201, img.text);
+  const up = await fetch(`${fx.glanceAdmin.baseUrl}/v2/images/${img.body.id}/file`, { method: 'PUT', headers: { 'x-auth-token': fx.ks.admin.token!, 'content-type': 'application/octet-stream' }, body: readFileSync(image.file) });
+  assert.equal(up.status, 204);
+  return img.body.id as string;
+}
+
+/** Polls `get` every half second until `done`, or throws with the last value after `timeoutMs`. */
+export async function until<T>(what: string, get: () => Promise<T>, done: (v: T) => boolean, timeoutMs: number): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await get();
+    if (done(v)) return v;
+    if (Date.now() > end) throw new Error(`${what}: still ${JSON.stringify(v).slice(0, 2000)}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Pids whose command line mentions `text` (an instance's QEMU names its uuid in its socket paths). */
+export function processesNaming(text: string): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(text);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
