@@ -640,9 +640,15 @@ export class QemuDriver implements ComputeDriver {
     await rm(this.file(uuid, FILES.pid), { force: true });
   }
 
+  /**
+   * Waits until QEMU has exited and closed its files. Its cmdline empties when the kernel
+   * frees its memory, before it closes its files: in between, the disk's image lock is still
+   * held, so a qemu-img right after would fail. Only a zombie (or no process) has let go.
+   */
   private async waitGone(uuid: string, ms: number): Promise<boolean> {
     const deadline = Date.now() + ms;
-    while (await this.pidOf(uuid)) {
+    const pid = await this.pidOf(uuid);
+    while ((await this.pidOf(uuid)) || (pid !== undefined && !(await hasExited(pid)))) {
       if (Date.now() > deadline) return false;
       await sleep(50);
     }
@@ -713,4 +719,12 @@ function freeSlot(def: InstanceDefinition): number {
 
 function defined(o: Record<string, string | number | undefined>): Record<string, string | number> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Record<string, string | number>;
+}
+
+/** Whether `pid` is gone or a zombie (state Z or X in /proc/<pid>/stat): it holds no files any more. */
+async function hasExited(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+  if (stat === undefined) return true;
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state === 'Z' || state === 'X';
 }
