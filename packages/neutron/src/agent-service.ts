@@ -136,7 +136,7 @@ export const neutronAgentService: ServiceDefinition = {
       l3: Boolean(ext),
       reportIntervalMs: Number(v.report_interval) * 1000,
       pollIntervalMs: Number(v.polling_interval) * 1000,
-      links: async () => (await agent.ip.linkList(ns)).map(({ ifname, ifindex }) => ({ ifname, ifindex })),
+      links: async () => (await agent.ip.linkList(ns)).map(({ ifname, master }) => ({ ifname, master })),
       logger: rt.logger,
       onSynced: (report, ms) => rt.logger.info({ wired: report.wiredPorts.length, unwired: report.unwiredPorts.length, dhcp: report.dhcpNetworks.length, ms }, 'host synced'),
     });

@@ -39,11 +39,11 @@ export interface AgentRpcOptions {
   callTimeoutMs?: number;
   /**
    * The links in the host namespace. With it, the agent polls the taps of its ports (upstream's
-   * polling_interval) and resyncs when one appears, disappears or is made anew: whoever plugs
-   * the guest (Nova's QEMU, a test) creates the tap after the port is bound, and creates it
-   * again unwired when the guest restarts (a hard reboot, a start after a stop).
+   * polling_interval) and resyncs when one appears, disappears or is on no bridge: whoever
+   * plugs the guest (Nova's QEMU, a test) creates the tap after the port is bound, and creates
+   * it again unwired when the guest restarts (a hard reboot, a start after a stop).
    */
-  links?: () => Promise<{ ifname: string; ifindex: number }[]>;
+  links?: () => Promise<{ ifname: string; master?: string }[]>;
   /** Default 1000 ms (upstream's polling_interval is 2 s). */
   pollIntervalMs?: number;
 }
@@ -130,26 +130,27 @@ export class AgentRpc {
     await o.bus.call(o.topics.plugin, 'ports_wired', wired, { timeoutMs: o.callTimeoutMs });
     if (report.errors.length) o.logger.warn({ errors: report.errors }, 'host reconcile reported errors');
     o.onSynced?.(report, Date.now() - t0);
-    await this.watchTaps([...report.wiredPorts, ...report.unwiredPorts]).catch((err: unknown) => o.logger.warn({ err: (err as Error).message }, 'tap poll failed'));
+    this.watchTaps(report);
   }
 
-  /** Polls the ports' taps against what they were right after this sync; any change resyncs. */
-  private async watchTaps(portIds: string[]): Promise<void> {
+  /**
+   * Polls the taps of this host's ports: a tap appearing for a port not wired yet, or a wired
+   * port's tap gone or on no bridge (QEMU made it anew), asks for a resync.
+   */
+  private watchTaps(report: HostReport): void {
     const o = this.opts;
     clearTimeout(this.poller);
-    if (!o.links || portIds.length === 0 || this.stopped) return;
-    const taps = new Set(portIds.map((id) => tapNameFor(id)));
-    const snapshot = async () =>
-      (await o.links!())
-        .filter((l) => taps.has(l.ifname))
-        .map((l) => `${l.ifname}:${l.ifindex}`)
-        .sort()
-        .join(',');
-    const baseline = await snapshot();
+    if (!o.links || this.stopped || report.wiredPorts.length + report.unwiredPorts.length === 0) return;
+    const unwired = new Set(report.unwiredPorts.map((id) => tapNameFor(id)));
+    const wired = report.wiredPorts.map((id) => tapNameFor(id));
+    const needsSync = async () => {
+      const links = new Map((await o.links!()).map((l) => [l.ifname, l]));
+      return [...unwired].some((t) => links.has(t)) || wired.some((t) => !links.get(t)?.master);
+    };
     const poll = async () => {
       if (this.stopped) return;
       try {
-        if ((await snapshot()) !== baseline) return void this.requestSync();
+        if (await needsSync()) return void this.requestSync();
       } catch (err) {
         o.logger.warn({ err: (err as Error).message }, 'tap poll failed');
       }

@@ -721,10 +721,19 @@ function defined(o: Record<string, string | number | undefined>): Record<string,
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Record<string, string | number>;
 }
 
-/** Whether `pid` is gone or a zombie (state Z or X in /proc/<pid>/stat): it holds no files any more. */
+/**
+ * Whether `pid` is gone or has finished exiting: every thread of it a zombie (state Z or X in
+ * /proc/<pid>/task/<tid>/stat). A killed QEMU's main thread can be a zombie while its other
+ * threads still run their exit and hold its files.
+ */
 async function hasExited(pid: number): Promise<boolean> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
-  if (stat === undefined) return true;
-  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  return state === 'Z' || state === 'X';
+  const tids = await readdir(`/proc/${pid}/task`).catch(() => undefined);
+  if (tids === undefined) return true;
+  for (const tid of tids) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => undefined);
+    if (stat === undefined) continue;
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    if (state !== 'Z' && state !== 'X') return false;
+  }
+  return true;
 }

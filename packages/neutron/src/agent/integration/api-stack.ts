@@ -112,7 +112,7 @@ export async function startApiStack(opts: { hosts: 1 | 2; tag: string; pollInter
           logger: quietLogger,
           reportIntervalMs: 60_000,
           pollIntervalMs: opts.pollIntervalMs ?? 200,
-          links: async () => (await agent.ip.linkList(ns.name)).map(({ ifname, ifindex }) => ({ ifname, ifindex })),
+          links: async () => (await agent.ip.linkList(ns.name)).map(({ ifname, master }) => ({ ifname, master })),
           onSynced: (_r, ms) => syncs.push({ host: name, ms }),
           l3: Boolean(opts.l3),
         });
