@@ -622,7 +622,7 @@ export class QemuDriver implements ComputeDriver {
         () => true,
         () => false,
       );
-      if (sent && (await this.waitGone(uuid, timeoutSec * 1000))) return;
+      if (sent && (await this.waitGone(uuid, pid, timeoutSec * 1000))) return;
     }
     await this.killProcess(uuid);
   }
@@ -636,7 +636,7 @@ export class QemuDriver implements ComputeDriver {
     } catch {
       // exited meanwhile
     }
-    if (!(await this.waitGone(uuid, 10_000))) throw new DriverError(`QEMU ${pid} of ${uuid} survived SIGKILL`);
+    if (!(await this.waitGone(uuid, pid, 10_000))) throw new DriverError(`QEMU ${pid} of ${uuid} survived SIGKILL`);
     await rm(this.file(uuid, FILES.pid), { force: true });
   }
 
@@ -645,10 +645,10 @@ export class QemuDriver implements ComputeDriver {
    * frees its memory, before it closes its files: in between, the disk's image lock is still
    * held, so a qemu-img right after would fail. Only a zombie (or no process) has let go.
    */
-  private async waitGone(uuid: string, ms: number): Promise<boolean> {
+  private async waitGone(uuid: string, pid: number, ms: number): Promise<boolean> {
     const deadline = Date.now() + ms;
-    const pid = await this.pidOf(uuid);
-    while ((await this.pidOf(uuid)) || (pid !== undefined && !(await hasExited(pid)))) {
+    // `pid` comes from before the signal: once the kernel tears the process down, pidOf() no longer recognises it.
+    while ((await this.pidOf(uuid)) || !(await hasExited(pid))) {
       if (Date.now() > deadline) return false;
       await sleep(50);
     }
