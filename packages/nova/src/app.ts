@@ -31,7 +31,7 @@ import { Quotas } from './domain/quotas.ts';
 import { Migrations } from './domain/migrations.ts';
 import { ServerMoves } from './domain/server-moves.ts';
 import { ComputeApi } from './domain/servers.ts';
-import { Endpoints, GlanceClient, NeutronClient, type TokenSource } from './domain/service-clients.ts';
+import { CinderClient, Endpoints, GlanceClient, NeutronClient, type TokenSource } from './domain/service-clients.ts';
 import { Services } from './domain/services.ts';
 import { registerMigrationRoutes } from './api/migration-routes.ts';
 import { registerServerInfoRoutes } from './api/server-info-routes.ts';
@@ -69,6 +69,7 @@ export interface NovaCore {
   placement: PlacementClient;
   glance: GlanceClient;
   neutron: NeutronClient;
+  cinder: CinderClient;
   notifier: InstanceNotifier;
   endpoints: Endpoints;
   migrations: Migrations;
@@ -77,7 +78,7 @@ export interface NovaCore {
 
 export function createNovaCore(deps: NovaDeps): NovaCore {
   const { database, clock, ids, config } = deps;
-  const endpoints = new Endpoints(deps.session, { image: config.glanceUrl, network: config.neutronUrl, placement: config.placementUrl });
+  const endpoints = new Endpoints(deps.session, { image: config.glanceUrl, network: config.neutronUrl, placement: config.placementUrl, 'block-storage': config.cinderUrl });
   const quotas = new Quotas(database, config.quotas);
   const lazyPlacement = new PlacementClient('http://placement.invalid', deps.session);
   // The placement URL may come from the catalog: resolved on first use.
@@ -102,6 +103,7 @@ export function createNovaCore(deps: NovaDeps): NovaCore {
     placement,
     glance: new GlanceClient(endpoints),
     neutron: new NeutronClient(endpoints),
+    cinder: new CinderClient(endpoints),
     notifier: new InstanceNotifier(deps.bus, config.host, deps.logger),
     endpoints,
     migrations: new Migrations(database, clock, ids),

@@ -36,6 +36,7 @@ export const novaOptions = defineGroup('nova', {
   glance_url: opt.string({ default: '', help: 'Image API base URL. Empty: from the service catalog.' }),
   neutron_url: opt.string({ default: '', help: 'Networking API base URL. Empty: from the service catalog.' }),
   placement_url: opt.string({ default: '', help: 'Placement API base URL. Empty: from the service catalog.' }),
+  cinder_url: opt.string({ default: '', help: 'Block Storage API base URL, without the project (http://host:8776). Empty: from the service catalog.' }),
   quota_instances: opt.int({ default: 10, min: -1, help: '[quota] instances' }),
   quota_cores: opt.int({ default: 20, min: -1, help: '[quota] cores' }),
   quota_ram: opt.int({ default: 51200, min: -1, help: '[quota] ram (MiB)' }),
@@ -87,6 +88,7 @@ export interface NovaConfig {
   glanceUrl: string;
   neutronUrl: string;
   placementUrl: string;
+  cinderUrl: string;
   quotas: QuotaDefaults;
   maxLimit: number;
   defaultFloatingPool: string;
@@ -115,6 +117,7 @@ export function novaConfig(v: NovaValues, o: { stateDir: string; hostname: strin
     glanceUrl: String(v.glance_url),
     neutronUrl: String(v.neutron_url),
     placementUrl: String(v.placement_url),
+    cinderUrl: String(v.cinder_url),
     quotas: {
       instances: Number(v.quota_instances),
       cores: Number(v.quota_cores),

@@ -113,3 +113,100 @@ export class NeutronClient {
     return r.body;
   }
 }
+
+/** A volume as Cinder shows it (the fields Nova reads). */
+export interface CinderVolume {
+  id: string;
+  status: string;
+  size: number;
+  bootable: string;
+  multiattach: boolean;
+  availability_zone: string;
+  attachments: { attachment_id: string; server_id: string; device?: string }[];
+  volume_image_metadata?: Record<string, string>;
+}
+
+/** What a compute host tells Cinder about itself when it attaches (os-brick's connector properties). */
+export interface VolumeConnector {
+  host: string;
+  ip?: string;
+  initiator?: string;
+  multipath?: boolean;
+  platform?: string;
+  os_type?: string;
+  mountpoint?: string;
+}
+
+/** upstream's connection_info (what the virt driver needs to reach the disk: a file path, an NBD export …). */
+export interface ConnectionInfo {
+  driver_volume_type: string;
+  data: Record<string, unknown>;
+  [k: string]: unknown;
+}
+
+// 3.44 completes attachments; 3.27 created them. Nova asks for the newest it knows.
+const CINDER_MICROVERSION = 'volume 3.44';
+
+/**
+ * The Block Storage API as Nova uses it (nova/volume/cinder.py's job): volumes and
+ * the attachments API (3.27+/3.44). Cinder's catalog URL carries the project of the
+ * token that read the catalog (Nova's service user), so every call names the
+ * project of the instance instead.
+ */
+export class CinderClient {
+  constructor(private readonly endpoints: Endpoints) {}
+
+  private async base(projectId: string): Promise<string> {
+    const url = await this.endpoints.url('block-storage');
+    return `${url.replace(/\/v3(\/[^/]*)?$/, '')}/v3/${encodeURIComponent(projectId)}`;
+  }
+
+  async call(token: string, projectId: string, method: string, path: string, body?: unknown): Promise<HttpAnswer> {
+    return callJson(`${await this.base(projectId)}${path}`, token, method, body, { 'openstack-api-version': CINDER_MICROVERSION });
+  }
+
+  /** Cinder's fault, raised as the same status and message to Nova's caller (400, 403, 404, 409, 413 …). */
+  async expect(token: string, projectId: string, method: string, path: string, body: unknown, ...ok: number[]): Promise<any> {
+    const r = await this.call(token, projectId, method, path, body);
+    if (ok.includes(r.status)) return r.body;
+    const fault = r.body && typeof r.body === 'object' ? (Object.values(r.body as object)[0] as { message?: string } | undefined) : undefined;
+    const msg = fault?.message ?? `cinder answered ${r.status} to ${method} ${path}`;
+    const code = ({ 400: 'bad_request', 403: 'forbidden', 404: 'not_found', 409: 'conflict', 413: 'over_quota' } as const)[r.status as 400];
+    if (code) throw new ApiError(code, msg, { status: r.status });
+    throw new Error(`cinder answered ${r.status} to ${method} ${path}: ${msg}`);
+  }
+
+  async getVolume(token: string, projectId: string, id: string): Promise<CinderVolume> {
+    return (await this.expect(token, projectId, 'GET', `/volumes/${encodeURIComponent(id)}`, undefined, 200)).volume;
+  }
+
+  async createVolume(token: string, projectId: string, body: Record<string, unknown>): Promise<CinderVolume> {
+    return (await this.expect(token, projectId, 'POST', '/volumes', { volume: body }, 202)).volume;
+  }
+
+  async deleteVolume(token: string, projectId: string, id: string): Promise<void> {
+    await this.expect(token, projectId, 'DELETE', `/volumes/${encodeURIComponent(id)}`, undefined, 202, 404);
+  }
+
+  /** Reserves the volume for the instance (status `reserved`, or `attaching` with a connector). */
+  async createAttachment(token: string, projectId: string, volumeId: string, instanceUuid: string, connector?: VolumeConnector, mode?: 'rw' | 'ro'): Promise<{ id: string; connection_info?: ConnectionInfo }> {
+    const body = { attachment: { volume_uuid: volumeId, instance_uuid: instanceUuid, ...(connector ? { connector } : {}), ...(mode ? { mode } : {}) } };
+    return (await this.expect(token, projectId, 'POST', '/attachments', body, 200)).attachment;
+  }
+
+  /** Gives Cinder the host's connector; answers the connection info. */
+  async updateAttachment(token: string, projectId: string, attachmentId: string, connector: VolumeConnector): Promise<ConnectionInfo> {
+    const a = (await this.expect(token, projectId, 'PUT', `/attachments/${encodeURIComponent(attachmentId)}`, { attachment: { connector } }, 200)).attachment;
+    return a.connection_info as ConnectionInfo;
+  }
+
+  /** The volume is in use by the guest: `in-use`. */
+  async completeAttachment(token: string, projectId: string, attachmentId: string): Promise<void> {
+    await this.expect(token, projectId, 'POST', `/attachments/${encodeURIComponent(attachmentId)}/action`, { 'os-complete': null }, 204, 200);
+  }
+
+  /** Detached (or never attached): the volume goes back to `available` once no attachment is left. */
+  async deleteAttachment(token: string, projectId: string, attachmentId: string): Promise<void> {
+    await this.expect(token, projectId, 'DELETE', `/attachments/${encodeURIComponent(attachmentId)}`, undefined, 200, 204, 404);
+  }
+}
