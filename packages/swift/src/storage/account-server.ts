@@ -141,7 +141,7 @@ export function createAccountHandler(opts: AccountServerOptions): (req: Incoming
       res.end();
       return;
     }
-    const items = broker.list(parseListingQuery(q)).map((e) => ('subdir' in e ? e : containerListingItem(e.row)));
+    const items = broker.list({ ...parseListingQuery(q), allowReserved: header(req, 'x-backend-allow-reserved-names')?.toLowerCase() === 'true' }).map((e) => ('subdir' in e ? e : containerListingItem(e.row)));
     const body = renderListing(format, 'account', a.account, items);
     if (body === undefined) {
       res.writeHead(204, { ...h, 'Content-Type': CONTENT_TYPES[format], 'Content-Length': 0 });

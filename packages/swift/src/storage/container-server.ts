@@ -225,7 +225,7 @@ export function createContainerHandler(opts: ContainerServerOptions): (req: Inco
       res.end();
       return;
     }
-    const lq = parseListingQuery(q);
+    const lq = { ...parseListingQuery(q), allowReserved: header(req, 'x-backend-allow-reserved-names')?.toLowerCase() === 'true' };
     const items = broker.list(lq).map((e) => ('subdir' in e ? e : objectListingItem(e.row)));
     const body = renderListing(format, 'container', a.container, items);
     if (body === undefined) {

@@ -138,6 +138,8 @@ export interface ListingQuery {
   delimiter?: string;
   path?: string;
   reverse?: boolean;
+  /** Names in the reserved namespace (leading NUL) are listed only for internal requests (X-Backend-Allow-Reserved-Names). */
+  allowReserved?: boolean;
 }
 
 export type ListingEntry<R> = { subdir: string } | { row: R };
@@ -150,7 +152,7 @@ export type ListingEntry<R> = { subdir: string } | { row: R };
  */
 export function walkListing<R extends { name: string }>(
   q: ListingQuery,
-  fetch: (p: { marker?: string; endMarker?: string; prefix?: string; reverse: boolean; limit: number }) => R[],
+  fetch: (p: { marker?: string; endMarker?: string; prefix?: string; reverse: boolean; limit: number; allowReserved?: boolean }) => R[],
 ): ListingEntry<R>[] {
   let { prefix, delimiter, marker, endMarker } = q;
   const { path } = q;
@@ -164,7 +166,7 @@ export function walkListing<R extends { name: string }>(
   const out: ListingEntry<R>[] = [];
   while (out.length < q.limit) {
     const want = q.limit - out.length;
-    const rows = fetch({ marker, endMarker, prefix: prefix || undefined, reverse, limit: want });
+    const rows = fetch({ marker, endMarker, prefix: prefix || undefined, reverse, limit: want, allowReserved: q.allowReserved });
     let restarted = false;
     for (const row of rows) {
       marker = row.name;
@@ -191,9 +193,10 @@ export function walkListing<R extends { name: string }>(
 }
 
 /** SQL WHERE pieces for one listing page; names compare as UTF-8 bytes in SQLite. */
-export function listingWhere(p: { marker?: string; endMarker?: string; prefix?: string; reverse: boolean }): { sql: string; args: string[] } {
+export function listingWhere(p: { marker?: string; endMarker?: string; prefix?: string; reverse: boolean; allowReserved?: boolean }): { sql: string; args: string[] } {
   const parts: string[] = [];
   const args: string[] = [];
+  if (!p.allowReserved) (parts.push('name >= ?'), args.push('\x01'));
   if (p.reverse) {
     if (p.marker) (parts.push('name < ?'), args.push(p.marker));
     if (p.endMarker) (parts.push('name > ?'), args.push(p.endMarker));

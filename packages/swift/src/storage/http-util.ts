@@ -66,7 +66,7 @@ export function splitBackendPath(rawUrl: string, minSegs: number, maxSegs: numbe
   } catch {
     throw new HttpError(400, 'Invalid UTF8 or contains NULL');
   }
-  if (path.includes('\0')) throw new HttpError(400, 'Invalid UTF8 or contains NULL');
+  // Reserved names (a leading NUL, object versioning's hidden containers) are the proxy's to refuse; storage takes them (check_utf8 internal).
   if (!path.startsWith('/')) throw new HttpError(400, 'Invalid path');
   const segs = path.slice(1).split('/');
   // The last segment keeps the rest of the path (object names contain slashes).

@@ -102,6 +102,8 @@ export function backendHeaders(req: SwiftRequest, extra: Headers = {}): Headers 
     'x-trans-id': req.env.transId,
     'user-agent': `proxy-server ${process.pid}`,
     ...(req.headers.referer ? { referer: `${req.method} ${req.path}` } : {}),
+    // Only the pipeline sets it (gatekeeper strips it from clients): listings then include reserved names.
+    ...(req.headers['x-backend-allow-reserved-names'] ? { 'x-backend-allow-reserved-names': req.headers['x-backend-allow-reserved-names'] } : {}),
     ...extra,
   };
 }
