@@ -3,10 +3,9 @@
  *
  * IPv6 through the Networking API with real traffic: the network host's agent (L2, DHCP, L3)
  * serves three v6 subnets, one per address mode, to veth stand-ins for guests. As upstream,
- * SLAAC prefixes come from the router's advertisements (a router has interfaces on the slaac
- * and stateless subnets; l3/router-advertisements.ts) and DHCPv6 from the DHCP agent's
- * dnsmasq; the guests' DHCPv6 client is agent-test-kit's dhcpv6() (busybox has no udhcpc6).
- * A dhcpv6-stateful subnet gets no default route from an RA here: that guest sets it by hand.
+ * SLAAC prefixes and default routes come from the router's advertisements (radvd in the
+ * router namespace; l3/router-advertisements.ts) and DHCPv6 from the DHCP agent's dnsmasq;
+ * the guests' DHCPv6 client is agent-test-kit's dhcpv6() (busybox has no udhcpc6).
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -142,11 +141,24 @@ describe('IPv6 data plane through the API: SLAAC, DHCPv6 stateful/stateless, sec
     assert.deepEqual(reply, { addresses: [], dns: [canonicalV6('2001:db8:c::53')] });
   });
 
-  it('the router routes between two v6 subnets (the SLAAC guest by its RA route); removing an interface cuts it', async () => {
+  it('the router routes between two v6 subnets, each guest by its RA default route (stateful: managed, no SLAAC prefix); removing an interface cuts it', async () => {
     const { fx } = stack;
     const add = await fx.admin.put(`/v2.0/routers/${router}/add_router_interface`, { subnet_id: subnets.stateful.id });
     assert.equal(add.status, 200, add.text);
-    await guests[2].ip('-6', 'route', 'replace', 'default', 'via', subnets.stateful.gateway_ip, 'dev', 'eth0');
+    await eventually(
+      async () => {
+        const routes = JSON.parse((await guests[2].exec('ip', ['-j', '-6', 'route', 'show', 'default'])).stdout) as { gateway?: string }[];
+        if (routes.some((r) => r.gateway?.startsWith('fe80:'))) return;
+        // Solicit again: the first RS may have gone out before radvd listened.
+        await guests[2].ip('link', 'set', 'eth0', 'down');
+        await guests[2].ip('link', 'set', 'eth0', 'up');
+        await guests[2].ip('-6', 'addr', 'replace', `${ports[2].fixed_ips[0].ip_address}/64`, 'dev', 'eth0', 'nodad');
+        throw new Error(`no default route from the router's RA yet: ${JSON.stringify(routes)}`);
+      },
+      60_000,
+      2000,
+    );
+    assert.deepEqual(await globalV6(guests[2], 'eth0'), [ports[2].fixed_ips[0].ip_address], 'the stateful prefix is not autonomous: only the DHCPv6 address');
     const far = ports[2].fixed_ips[0].ip_address;
     await eventually(async () => assert.ok(await pings6(guests[0], far), 'ping6 across the router'), 30_000, 500);
     const res = await fx.admin.put(`/v2.0/routers/${router}/remove_router_interface`, { subnet_id: subnets.stateful.id });
