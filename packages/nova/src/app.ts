@@ -22,6 +22,7 @@ import { MAX_MICROVERSION, MIN_MICROVERSION, type NovaConfig } from './conf.ts';
 import { Conductor } from './conductor/conductor.ts';
 import type { NovaDB } from './db/schema.ts';
 import { InstanceActions } from './domain/actions.ts';
+import { BlockDevices } from './domain/block-devices.ts';
 import { Aggregates } from './domain/aggregates.ts';
 import { Flavors } from './domain/flavors.ts';
 import { InstanceRepo } from './domain/instances.ts';
@@ -70,6 +71,7 @@ export interface NovaCore {
   glance: GlanceClient;
   neutron: NeutronClient;
   cinder: CinderClient;
+  blockDevices: BlockDevices;
   notifier: InstanceNotifier;
   endpoints: Endpoints;
   migrations: Migrations;
@@ -104,6 +106,7 @@ export function createNovaCore(deps: NovaDeps): NovaCore {
     glance: new GlanceClient(endpoints),
     neutron: new NeutronClient(endpoints),
     cinder: new CinderClient(endpoints),
+    blockDevices: new BlockDevices(database, clock, ids),
     notifier: new InstanceNotifier(deps.bus, config.host, deps.logger),
     endpoints,
     migrations: new Migrations(database, clock, ids),

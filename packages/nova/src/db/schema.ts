@@ -160,21 +160,7 @@ export interface NovaDB {
   instance_faults: FaultRow;
   instance_actions: ActionRow;
   instance_action_events: ActionEventRow;
-  block_device_mapping: {
-    id: string;
-    instance_uuid: string;
-    source_type: string;
-    destination_type: string;
-    boot_index: number | null;
-    device_name: string | null;
-    volume_id: string | null;
-    image_id: string | null;
-    volume_size: number | null;
-    delete_on_termination: number;
-    tag: string | null;
-    attachment_id: string | null;
-    created_at: number;
-  };
+  block_device_mapping: BlockDeviceMappingRow;
   flavors: FlavorRow;
   flavor_projects: { flavorid: string; project_id: string };
   key_pairs: KeyPairRow;
@@ -201,4 +187,28 @@ export interface ConsoleAuthTokenRow {
   access_url_base: string;
   expires: number;
   created_at: number;
+}
+
+/** Upstream's block_device_mapping; `id` is the BDM's uuid (2.89 shows it as bdm_uuid). */
+export interface BlockDeviceMappingRow {
+  id: string;
+  instance_uuid: string;
+  source_type: string;
+  destination_type: string;
+  boot_index: number | null;
+  device_name: string | null;
+  volume_id: string | null;
+  image_id: string | null;
+  volume_size: number | null;
+  delete_on_termination: number;
+  tag: string | null;
+  attachment_id: string | null;
+  /** JSON: the connection_info Cinder answered for this host (absent until connected). */
+  connection_info: string | null;
+  volume_type: string | null;
+  disk_bus: string | null;
+  device_type: string | null;
+  guest_format: string | null;
+  created_at: number;
+  updated_at: number | null;
 }

@@ -101,10 +101,18 @@ export interface NicSpec {
   mtu?: number;
 }
 
+export interface NbdExport {
+  host: string;
+  port: number;
+  exportName: string;
+}
+
 export interface BlockDeviceSpec {
   volumeId: string;
-  /** A host path QEMU can open (a Cinder volume's file or device). */
-  path: string;
+  /** A host path QEMU can open (a Cinder volume's file or device); either this or nbd. */
+  path?: string;
+  /** An NBD export the host reaches over TCP (Cinder's nbd connection info); the data is raw. */
+  nbd?: NbdExport;
   format: 'qcow2' | 'raw';
   /** What the guest sees as the disk's serial (/sys/block/vdX/serial); the volume id by default. */
   serial?: string;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { bootSector } from './accel-probe.ts';
-import { buildQemuArgs, diskSerial, volumeNode, type InstanceDefinition } from './qemu-command.ts';
+import { buildQemuArgs, diskSerial, volumeBlockdev, volumeNode, volumeSource, type InstanceDefinition } from './qemu-command.ts';
 
 const uuid = '6f1c2a1e-9d4b-4c5e-8f7a-0123456789ab';
 const def = (over: Partial<InstanceDefinition> = {}): InstanceDefinition => ({
@@ -74,6 +74,26 @@ describe('buildQemuArgs', () => {
     assert.equal(JSON.parse(opt(a, '-blockdev')[0]).file.filename, '/v/1');
     assert.ok(opt(a, '-device').includes(`virtio-blk-pci,drive=${node},id=${node}-dev,serial=${diskSerial(vol)},bootindex=1`));
     assert.equal(diskSerial(vol), 'a-very-long-volume-i');
+  });
+
+  it('opens a volume on an NBD export over TCP, as a boot volume, a hot-plug slot and for qemu-img', () => {
+    const vol = { volumeId: 'vol-nbd', nbd: { host: '127.0.0.1', port: 10809, exportName: 'volume-1' }, format: 'raw' as const };
+    const expected = {
+      driver: 'raw',
+      'node-name': volumeNode('vol-nbd'),
+      'read-only': false,
+      file: { driver: 'nbd', server: { type: 'inet', host: '127.0.0.1', port: '10809' }, export: 'volume-1', 'read-only': false },
+    };
+    assert.deepEqual(volumeBlockdev(vol), expected);
+    const boot = buildQemuArgs(def({ rootVolume: { ...vol, bootIndex: 0 } }), { dir: '/i/x', accel: 'tcg', vnc: 'unix' });
+    assert.deepEqual(JSON.parse(opt(boot, '-blockdev')[0]), expected);
+    const plugged = buildQemuArgs(def({ volumes: [{ ...vol, readOnly: true, slot: 1 }] }), { dir: '/i/x', accel: 'tcg', vnc: 'unix' });
+    const bd = opt(plugged, '-blockdev').map((j) => JSON.parse(j)).find((b) => b['node-name'] === volumeNode('vol-nbd'));
+    assert.equal(bd.file['read-only'], true);
+    assert.ok(opt(plugged, '-device').includes(`virtio-blk-pci,drive=${volumeNode('vol-nbd')},id=${volumeNode('vol-nbd')}-dev,serial=vol-nbd,bus=rp1`));
+    assert.equal(volumeSource(vol), 'nbd://127.0.0.1:10809/volume-1');
+    assert.equal(volumeSource({ ...vol, nbd: { host: '::1', port: 1, exportName: 'a b' } }), 'nbd://[::1]:1/a%20b');
+    assert.throws(() => volumeBlockdev({ volumeId: 'x', format: 'raw' }), /neither a path nor an NBD export/);
   });
 
   it('the KVM probe boot sector is a bootable MBR', () => {

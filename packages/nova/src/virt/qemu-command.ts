@@ -91,10 +91,30 @@ export function diskSerial(b: BlockDeviceSpec): string {
 
 /** QEMU's -blockdev in JSON form, so that no path needs comma escaping. */
 function blockdev(node: string, path: string, format: 'qcow2' | 'raw', readOnly = false): string[] {
-  return [
-    '-blockdev',
-    JSON.stringify({ driver: format, 'node-name': node, 'read-only': readOnly, file: { driver: 'file', filename: path, 'read-only': readOnly } }),
-  ];
+  return ['-blockdev', JSON.stringify(fileBlockdev(node, path, format, readOnly))];
+}
+
+function fileBlockdev(node: string, path: string, format: 'qcow2' | 'raw', readOnly: boolean): Record<string, unknown> {
+  return { driver: format, 'node-name': node, 'read-only': readOnly, file: { driver: 'file', filename: path, 'read-only': readOnly } };
+}
+
+/** A volume's blockdev options, as -blockdev (JSON) and QMP's blockdev-add take them alike: a file, or an NBD export over TCP. */
+export function volumeBlockdev(v: BlockDeviceSpec): Record<string, unknown> {
+  const node = volumeNode(v.volumeId);
+  const readOnly = v.readOnly ?? false;
+  if (v.nbd) {
+    const file = { driver: 'nbd', server: { type: 'inet', host: v.nbd.host, port: String(v.nbd.port) }, export: v.nbd.exportName, 'read-only': readOnly };
+    return { driver: v.format, 'node-name': node, 'read-only': readOnly, file };
+  }
+  if (!v.path) throw new Error(`volume ${v.volumeId} has neither a path nor an NBD export`);
+  return fileBlockdev(node, v.path, v.format, readOnly);
+}
+
+/** What qemu-img opens for a volume: its path, or the NBD export's URI. */
+export function volumeSource(v: BlockDeviceSpec): string {
+  if (v.nbd) return `nbd://${v.nbd.host.includes(':') ? `[${v.nbd.host}]` : v.nbd.host}:${v.nbd.port}/${encodeURIComponent(v.nbd.exportName)}`;
+  if (!v.path) throw new Error(`volume ${v.volumeId} has neither a path nor an NBD export`);
+  return v.path;
 }
 
 function device(driver: string, props: Record<string, string | number | undefined>): string[] {
@@ -129,7 +149,7 @@ export function slotBus(machine: MachineType, slot: number): string | undefined 
 }
 
 function volumeArgs(v: BlockDeviceSpec, bus?: string): string[] {
-  return [...blockdev(volumeNode(v.volumeId), v.path, v.format, v.readOnly), ...device('virtio-blk-pci', volumeDeviceProps(v, bus))];
+  return ['-blockdev', JSON.stringify(volumeBlockdev(v)), ...device('virtio-blk-pci', volumeDeviceProps(v, bus))];
 }
 
 export function buildQemuArgs(def: InstanceDefinition, opts: LaunchOptions): string[] {
@@ -152,7 +172,7 @@ export function buildQemuArgs(def: InstanceDefinition, opts: LaunchOptions): str
   const rootBoot = def.rescueImageId ? undefined : 1;
   if (def.rescueImageId) args.push(...blockdev('rescue0', f(FILES.rescue), 'qcow2'), ...device('virtio-blk-pci', { drive: 'rescue0', id: 'virtio-rescue0', bootindex: 1 }));
   if (def.rootVolume) {
-    args.push(...blockdev(volumeNode(def.rootVolume.volumeId), def.rootVolume.path, def.rootVolume.format, def.rootVolume.readOnly));
+    args.push('-blockdev', JSON.stringify(volumeBlockdev(def.rootVolume)));
     args.push(...device('virtio-blk-pci', { ...volumeDeviceProps(def.rootVolume), bootindex: rootBoot }));
   } else {
     args.push(...blockdev('disk0', f(FILES.disk), 'qcow2'), ...device('virtio-blk-pci', { drive: 'disk0', id: 'virtio-disk0', bootindex: rootBoot }));

@@ -63,8 +63,10 @@ import {
   nicDeviceProps,
   nicId,
   slotBus,
+  volumeBlockdev,
   volumeDeviceProps,
   volumeNode,
+  volumeSource,
   vncPorts,
   type Accelerator,
   type InstanceDefinition,
@@ -365,12 +367,7 @@ export class QemuDriver implements ComputeDriver {
       if (await this.pidOf(uuid)) {
         const node = volumeNode(device.volumeId);
         await this.qmp(uuid, async (q) => {
-          await q.execute('blockdev-add', {
-            driver: device.format,
-            'node-name': node,
-            'read-only': device.readOnly ?? false,
-            file: { driver: 'file', filename: device.path, 'read-only': device.readOnly ?? false },
-          });
+          await q.execute('blockdev-add', volumeBlockdev(device));
           try {
             await q.execute('device_add', { driver: 'virtio-blk-pci', ...defined(volumeDeviceProps({ ...device, bootIndex: undefined }, slotBus(def.machine, slot))) });
           } catch (err) {
@@ -468,7 +465,7 @@ export class QemuDriver implements ComputeDriver {
           });
           return { path: out, format: 'qcow2' as const, live: true };
         }
-        const src = def.rootVolume ? def.rootVolume.path : this.file(uuid, FILES.disk);
+        const src = def.rootVolume ? volumeSource(def.rootVolume) : this.file(uuid, FILES.disk);
         const fmt = def.rootVolume ? def.rootVolume.format : 'qcow2';
         await qemuImg(['convert', '-q', '-f', fmt, '-O', 'qcow2', positional(src), positional(out)], this.opts.logger, 600_000);
         return { path: out, format: 'qcow2' as const, live: false };

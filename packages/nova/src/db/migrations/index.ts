@@ -4,5 +4,6 @@ import { migration as aggregates } from './003-aggregates.ts';
 import { migration as quotaClasses } from './004-quota-classes.ts';
 import { migration as migrationRecords } from './005-migrations.ts';
 import { migration as consoleAuthTokens } from './006-console-auth-tokens.ts';
+import { migration as blockDeviceVolumes } from './007-block-device-volumes.ts';
 
-export const migrations = [initial, defaultFlavors, aggregates, quotaClasses, migrationRecords, consoleAuthTokens];
+export const migrations = [initial, defaultFlavors, aggregates, quotaClasses, migrationRecords, consoleAuthTokens, blockDeviceVolumes];
