@@ -199,6 +199,7 @@ export interface BlockDeviceMappingRow {
   device_name: string | null;
   volume_id: string | null;
   image_id: string | null;
+  snapshot_id: string | null;
   volume_size: number | null;
   delete_on_termination: number;
   tag: string | null;

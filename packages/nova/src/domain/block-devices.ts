@@ -17,6 +17,7 @@ export interface BlockDevice {
   deviceName: string | null;
   volumeId: string | null;
   imageId: string | null;
+  snapshotId: string | null;
   volumeSize: number | null;
   deleteOnTermination: boolean;
   tag: string | null;
@@ -45,6 +46,7 @@ function fromRow(r: BlockDeviceMappingRow): BlockDevice {
     deviceName: r.device_name,
     volumeId: r.volume_id,
     imageId: r.image_id,
+    snapshotId: r.snapshot_id,
     volumeSize: r.volume_size === null ? null : Number(r.volume_size),
     deleteOnTermination: boolFromDb(r.delete_on_termination),
     tag: r.tag,
@@ -67,6 +69,7 @@ function toRow(b: BlockDevicePatch): Partial<BlockDeviceMappingRow> {
     ['deviceName', 'device_name'],
     ['volumeId', 'volume_id'],
     ['imageId', 'image_id'],
+    ['snapshotId', 'snapshot_id'],
     ['volumeSize', 'volume_size'],
     ['tag', 'tag'],
     ['attachmentId', 'attachment_id'],
@@ -98,6 +101,7 @@ export class BlockDevices {
       device_name: null,
       volume_id: null,
       image_id: null,
+      snapshot_id: null,
       volume_size: null,
       tag: null,
       attachment_id: null,

@@ -5,5 +5,6 @@ import { migration as quotaClasses } from './004-quota-classes.ts';
 import { migration as migrationRecords } from './005-migrations.ts';
 import { migration as consoleAuthTokens } from './006-console-auth-tokens.ts';
 import { migration as blockDeviceVolumes } from './007-block-device-volumes.ts';
+import { migration as bdmSnapshotId } from './008-bdm-snapshot-id.ts';
 
-export const migrations = [initial, defaultFlavors, aggregates, quotaClasses, migrationRecords, consoleAuthTokens, blockDeviceVolumes];
+export const migrations = [initial, defaultFlavors, aggregates, quotaClasses, migrationRecords, consoleAuthTokens, blockDeviceVolumes, bdmSnapshotId];
