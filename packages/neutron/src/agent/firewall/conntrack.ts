@@ -5,10 +5,14 @@
  * taken off the port) the conntrack entries of the port's addresses that the rule matched
  * are deleted; the flow's next packet is then judged by the rules as a new one.
  *
- * Coarser than the rule where conntrack(8) cannot filter (port ranges, remote prefixes and
- * groups): those entries go too, and a flow another rule still allows is picked up again on
- * its next packet. A remote group losing a member does not cut that member's flows.
+ * A remote group losing a member cuts the flows between that member and the ports whose
+ * rules name the group (upstream's remote-group conntrack clean-up).
+ *
+ * Coarser than the rule where conntrack(8) cannot filter (port ranges, remote prefixes):
+ * those entries go too, and a flow another rule still allows is picked up again on its next
+ * packet.
  */
+import { isIP } from 'node:net';
 import type { PortState, SecurityGroupRuleState, SecurityGroupState } from '../model.ts';
 import { protocolNumber } from './nft-ruleset.ts';
 
@@ -53,8 +57,48 @@ export function removedRules(before: FirewallView, after: FirewallView): { port:
   return out;
 }
 
-/** `conntrack -D` argument lists deleting what `rule` matched for `port`'s addresses. */
-export function conntrackDeletions(port: PortState, rule: SecurityGroupRuleState): string[][] {
+/** For every remote-group rule a port keeps, the addresses that have left the group since `before`. */
+export function departedMembers(before: FirewallView, after: FirewallView): { port: PortState; rule: SecurityGroupRuleState; remotes: string[] }[] {
+  const membersBefore = new Map(before.securityGroups.map((g) => [g.id, g.memberIps]));
+  const membersAfter = new Map(after.securityGroups.map((g) => [g.id, new Set(g.memberIps)]));
+  const groupsAfter = new Map(after.securityGroups.map((g) => [g.id, g]));
+  const previous = new Set(before.ports.filter((p) => p.portSecurityEnabled).map((p) => p.id));
+  const out: { port: PortState; rule: SecurityGroupRuleState; remotes: string[] }[] = [];
+  for (const port of after.ports) {
+    if (!previous.has(port.id) || !port.portSecurityEnabled) continue;
+    for (const rule of rulesOf(port, groupsAfter).values()) {
+      if (!rule.remoteGroupId) continue;
+      const now = membersAfter.get(rule.remoteGroupId) ?? new Set();
+      const gone = (membersBefore.get(rule.remoteGroupId) ?? []).filter((ip) => !now.has(ip));
+      if (gone.length) out.push({ port, rule, remotes: gone });
+    }
+  }
+  return out;
+}
+
+/** conntrack's filter for the far end of a flow: an address, or a network with its mask. */
+function remoteFilter(direction: 'ingress' | 'egress', remote: string): string[] {
+  const [address, len] = remote.split('/');
+  const family = isIP(address);
+  const bits = family === 6 ? 128 : 32;
+  const side = direction === 'ingress' ? 'src' : 'dst';
+  if (len === undefined || Number(len) === bits) return [`--${side}`, address];
+  return [`--${side}`, address, `--mask-${side}`, prefixMask(family === 6 ? 6 : 4, Number(len))];
+}
+
+function prefixMask(family: 4 | 6, len: number): string {
+  const bits = family === 6 ? 128 : 32;
+  const mask = ((1n << BigInt(bits)) - 1n) ^ ((1n << BigInt(bits - len)) - 1n);
+  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((mask >> s) & 255n)).join('.');
+  const groups = Array.from({ length: 8 }, (_, i) => ((mask >> BigInt(112 - 16 * i)) & 0xffffn).toString(16));
+  return groups.join(':');
+}
+
+/**
+ * `conntrack -D` argument lists deleting what `rule` matched for `port`'s addresses; with
+ * `remotes`, only the flows whose far end is one of them.
+ */
+export function conntrackDeletions(port: PortState, rule: SecurityGroupRuleState, remotes?: string[]): string[][] {
   const family = rule.ethertype === 'IPv6' ? 6 : 4;
   const addresses = port.fixedIps.map((f) => f.ipAddress).filter((a) => a.includes(':') === (family === 6));
   const proto = protocolOf(rule);
@@ -62,5 +106,6 @@ export function conntrackDeletions(port: PortState, rule: SecurityGroupRuleState
   if (typeof proto === 'number') filter.push('-p', CONNTRACK_PROTOCOLS[proto] ?? String(proto));
   const single = rule.portRangeMin !== null && rule.portRangeMin === rule.portRangeMax;
   if (single && (proto === 6 || proto === 17 || proto === 132)) filter.push('--dport', String(rule.portRangeMin));
-  return addresses.map((a) => ['-D', '-f', family === 6 ? 'ipv6' : 'ipv4', rule.direction === 'ingress' ? '-d' : '-s', a, ...filter]);
+  const farEnds = remotes?.filter((r) => isIP(r.split('/')[0]) === family).map((r) => remoteFilter(rule.direction, r)) ?? [[]];
+  return addresses.flatMap((a) => farEnds.map((far) => ['-D', '-f', family === 6 ? 'ipv6' : 'ipv4', rule.direction === 'ingress' ? '-d' : '-s', a, ...far, ...filter]));
 }

@@ -17,7 +17,7 @@ import type { ExecLogger } from '@onestack/core/exec/privileged-exec.ts';
 import { CommandError } from '@onestack/core/exec/privileged-exec.ts';
 import type { IpLib } from '../linux/ip-lib.ts';
 import type { HostState } from '../model.ts';
-import { conntrackDeletions, removedRules, type FirewallView } from './conntrack.ts';
+import { conntrackDeletions, departedMembers, removedRules, type FirewallView } from './conntrack.ts';
 import { BRIDGE_TABLE, INET_TABLE, renderBridgeTable, renderInetTable, replaceTableScript, type FirewallPort } from './nft-ruleset.ts';
 
 const MAX_INDEX = 0xffff;
@@ -121,15 +121,17 @@ export class Firewall {
 
   private async cutRemovedFlows(state: HostState, report: FirewallReport): Promise<void> {
     if (!this.last) return;
-    for (const { port, rule } of removedRules(this.last, state)) {
-      for (const args of conntrackDeletions(port, rule)) {
-        try {
-          await this.opts.ip.exec(this.opts.hostNamespace, 'conntrack', args);
-        } catch (err) {
-          // Exit status 1 with "0 flow entries": nothing to cut.
-          if (err instanceof CommandError && /0 flow entries/.test(err.stderrTail)) continue;
-          report.errors.push({ what: `conntrack ${args.join(' ')}`, message: (err as Error).message });
-        }
+    const cuts = [
+      ...removedRules(this.last, state).map(({ port, rule }) => conntrackDeletions(port, rule)),
+      ...departedMembers(this.last, state).map(({ port, rule, remotes }) => conntrackDeletions(port, rule, remotes)),
+    ].flat();
+    for (const args of cuts) {
+      try {
+        await this.opts.ip.exec(this.opts.hostNamespace, 'conntrack', args);
+      } catch (err) {
+        // Exit status 1 with "0 flow entries": nothing to cut.
+        if (err instanceof CommandError && /0 flow entries/.test(err.stderrTail)) continue;
+        report.errors.push({ what: `conntrack ${args.join(' ')}`, message: (err as Error).message });
       }
     }
   }

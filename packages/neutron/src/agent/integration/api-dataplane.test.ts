@@ -43,6 +43,7 @@ describe('data plane through the API: server RPC + two host agents', () => {
   let ports: { id: string; mac_address: string; device_id: string; fixed_ips: { ip_address: string }[] }[];
   let sg: { id: string };
   let dnsmasqPid: number | undefined;
+  let icmpRule: string;
 
   before(async () => {
     stack = await startApiStack({ hosts: 2, tag: 'api' });
@@ -146,7 +147,8 @@ describe('data plane through the API: server RPC + two host agents', () => {
     assert.equal(await pings(guests[0], target), false);
     assert.equal(await tcpReaches(guests[0], target, 22), false);
     // Back on for the restart test.
-    await fx.admin.post('/v2.0/security-group-rules', { security_group_rule: { security_group_id: sg.id, direction: 'ingress', ethertype: 'IPv4', protocol: 'icmp' } });
+    const back = await fx.admin.post('/v2.0/security-group-rules', { security_group_rule: { security_group_id: sg.id, direction: 'ingress', ethertype: 'IPv4', protocol: 'icmp' } });
+    icmpRule = back.body.security_group_rule.id;
     await eventually(() => ping(guests[0], target, { timeoutS: 1 }));
     console.log(`# rule via API → traffic passes in ${ruleMs} ms`);
   });
@@ -184,6 +186,32 @@ describe('data plane through the API: server RPC + two host agents', () => {
     assert.equal(hosts[0].agent.dhcp.dnsmasqPid(net.id), dnsmasqPid);
     await ping(guests[0], ports[1].fixed_ips[0].ip_address);
     console.log(`# both agents restarted and resynced in ${restartMs} ms`);
+  });
+
+  it('a port leaving the remote group a rule names loses its established flows (conntrack), not only new ones', async () => {
+    const { fx } = stack;
+    const target = ports[1].fixed_ips[0].ip_address;
+    const peers = (await fx.admin.post('/v2.0/security-groups', { security_group: { name: 'api-peers' } })).body.security_group;
+    const byPeers = await fx.admin.post('/v2.0/security-group-rules', { security_group_rule: { security_group_id: sg.id, direction: 'ingress', ethertype: 'IPv4', protocol: 'icmp', remote_group_id: peers.id } });
+    assert.equal(byPeers.status, 201, byPeers.text);
+    assert.equal((await fx.admin.delete(`/v2.0/security-group-rules/${icmpRule}`)).status, 204);
+    assert.equal((await fx.admin.put(`/v2.0/ports/${ports[0].id}`, { port: { security_groups: [sg.id, peers.id] } })).status, 200);
+    await settled(stack);
+    await eventually(() => ping(guests[0], target, { timeoutS: 1 }));
+    const pinger = guests[0].spawn('busybox', ['ping', '-i', '0.2', target]);
+    let replies = 0;
+    pinger.stdout!.on('data', (c: Buffer) => (replies += (c.toString().match(/bytes from/g) ?? []).length));
+    try {
+      await eventually(async () => assert.ok(replies > 2, `ping running: ${replies}`));
+      assert.equal((await fx.admin.put(`/v2.0/ports/${ports[0].id}`, { port: { security_groups: [sg.id] } })).status, 200);
+      await settled(stack);
+      await new Promise((r) => setTimeout(r, 1500));
+      const settledAt = replies;
+      await new Promise((r) => setTimeout(r, 2000));
+      assert.equal(replies, settledAt, 'the established ping stopped once g0 left the remote group');
+    } finally {
+      pinger.kill();
+    }
   });
 
   it('deleting the ports and the network through the API removes every device, namespace, dnsmasq and rule', async () => {
