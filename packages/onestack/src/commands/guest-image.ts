@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { positional, runCommand, type ExecLogger } from '@onestack/core/exec/privileged-exec.ts';
 import { logFilePath } from '@onestack/core/log.ts';
 import { serviceLogger } from '../runtime.ts';
+import { adminSession, call } from './admin-api.ts';
 import type { Settings } from '../settings.ts';
 
 export const GUEST_IMAGE_NAME = 'onestack-guest';
@@ -70,33 +71,6 @@ interface ImageRecord {
   [property: string]: unknown;
 }
 
-async function call(method: string, url: string, token: string | undefined, body?: unknown): Promise<Response> {
-  const res = await fetch(url, {
-    method,
-    headers: { ...(token ? { 'x-auth-token': token } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${(await res.text()).slice(0, 300)}`);
-  return res;
-}
-
-/** A project-scoped admin token and the Image API's public endpoint from its catalog. */
-async function adminSession(identityUrl: string, password: string): Promise<{ token: string; projectId: string; imageUrl: string }> {
-  const res = await call('POST', `${identityUrl}/auth/tokens`, undefined, {
-    auth: {
-      identity: { methods: ['password'], password: { user: { name: 'admin', domain: { id: 'default' }, password } } },
-      scope: { project: { name: 'admin', domain: { id: 'default' } } },
-    },
-  });
-  const { token } = (await res.json()) as {
-    token: { project: { id: string }; catalog: { type: string; endpoints: { interface: string; url: string }[] }[] };
-  };
-  const endpoint = token.catalog.find((s) => s.type === 'image')?.endpoints.find((e) => e.interface === 'public');
-  if (!endpoint) throw new Error('the catalog has no public image endpoint');
-  return { token: res.headers.get('x-subject-token')!, projectId: token.project.id, imageUrl: `${endpoint.url.replace(/\/+$/, '')}/v2` };
-}
-
 export interface Registration {
   id: string;
   /** kept: ours was current already; registered: uploaded now. */
@@ -108,7 +82,10 @@ export interface Registration {
 }
 
 export async function registerGuestImage(o: { identityUrl: string; adminPassword: string; qcow2: string; manifest: GuestManifest }): Promise<Registration> {
-  const { token, projectId, imageUrl } = await adminSession(o.identityUrl, o.adminPassword);
+  const { token, projectId, endpoint } = await adminSession(o.identityUrl, o.adminPassword);
+  const image = endpoint('image');
+  if (!image) throw new Error('the catalog has no public image endpoint');
+  const imageUrl = `${image}/v2`;
   const sha256 = o.manifest.files.qcow2.sha256;
   const query = new URLSearchParams({ name: GUEST_IMAGE_NAME, owner: projectId, visibility: 'all', limit: '1000' });
   const { images } = (await (await call('GET', `${imageUrl}/images?${query}`, token)).json()) as { images: ImageRecord[] };

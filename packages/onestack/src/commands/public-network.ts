@@ -1,3 +1,5 @@
+import { adminSession, call } from './admin-api.ts';
+
 /**
  * devstack's `public` network, made by `onestack up` when the cloud has none: external
  * (`router:external`), flat on physical network `public`, subnet 172.24.4.0/24 with gateway
@@ -7,30 +9,13 @@
  */
 export const PUBLIC_NETWORK = 'public';
 
-async function call(method: string, url: string, token: string | undefined, body?: unknown): Promise<Response> {
-  const res = await fetch(url, {
-    method,
-    headers: { ...(token ? { 'x-auth-token': token } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(30_000),
-  });
-  if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${(await res.text()).slice(0, 300)}`);
-  return res;
-}
-
 /** Returns what it did: `created`, `exists`, or `no-network-service`. */
 export async function ensurePublicNetwork(o: { identityUrl: string; adminPassword: string }): Promise<'created' | 'exists' | 'no-network-service'> {
-  const auth = await call('POST', `${o.identityUrl}/auth/tokens`, undefined, {
-    auth: {
-      identity: { methods: ['password'], password: { user: { name: 'admin', domain: { id: 'default' }, password: o.adminPassword } } },
-      scope: { project: { name: 'admin', domain: { id: 'default' } } },
-    },
-  });
-  const { token: body } = (await auth.json()) as { token: { catalog: { type: string; endpoints: { interface: string; url: string }[] }[] } };
-  const endpoint = body.catalog.find((s) => s.type === 'network')?.endpoints.find((e) => e.interface === 'public');
-  if (!endpoint) return 'no-network-service';
-  const token = auth.headers.get('x-subject-token')!;
-  const base = `${endpoint.url.replace(/\/+$/, '')}/v2.0`;
+  const session = await adminSession(o.identityUrl, o.adminPassword);
+  const networkUrl = session.endpoint('network');
+  if (!networkUrl) return 'no-network-service';
+  const { token } = session;
+  const base = `${networkUrl}/v2.0`;
   const { networks } = (await (await call('GET', `${base}/networks?router:external=true&name=${PUBLIC_NETWORK}`, token)).json()) as { networks: unknown[] };
   if (networks.length > 0) return 'exists';
   const { network } = (await (

@@ -2,7 +2,9 @@ import { spawn } from 'node:child_process';
 import { closeSync, fstatSync, mkdirSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { keystoneService } from '@onestack/keystone/index.ts';
+import { novaService } from '@onestack/nova/index.ts';
 import { bootstrapIdentity } from './bootstrap.ts';
+import { COMPUTE_READY_TIMEOUT_MS, waitForCompute } from './compute-ready.ts';
 import { GUEST_IMAGE_TIMEOUT_MS, provideGuestImage } from './guest-image.ts';
 import { ensurePublicNetwork, PUBLIC_NETWORK } from './public-network.ts';
 import { cloudEntries, ADMIN_CLOUD, DEMO_CLOUD } from '../bootstrap-cloud.ts';
@@ -62,6 +64,9 @@ export async function up(opts: UpOptions): Promise<void> {
     );
   }
   await provideGuestImage(settings, { identityUrl, adminPassword: secrets.admin_password });
+  if (services.includes(novaService) && (settings.values.nova as { run_compute: boolean }).run_compute) {
+    await waitForCompute({ identityUrl, adminPassword: secrets.admin_password }).catch((e: Error) => console.warn(`warning: ${e.message}`));
+  }
   printSummary(settings, created);
   process.send?.('up');
 }
@@ -76,7 +81,7 @@ function printSummary(settings: Settings, firstRun: boolean): void {
 
 /**
  * Re-runs this command in the background, waits until it says it is up
- * (services answering, guest image registered), prints what it printed, and returns.
+ * (services answering, guest image registered, nova-compute registered), prints what it printed, and returns.
  */
 async function detach(settings: Settings, opts: UpOptions): Promise<void> {
   mkdirSync(settings.logDir, { recursive: true });
@@ -87,7 +92,7 @@ async function detach(settings: Settings, opts: UpOptions): Promise<void> {
   // Services answer before the guest image is registered: only the child knows when it is done.
   const child = spawn(process.execPath, args, { detached: true, stdio: ['ignore', out, out, 'ipc'], env: process.env });
   closeSync(out);
-  const timeoutMs = 60_000 + GUEST_IMAGE_TIMEOUT_MS;
+  const timeoutMs = 60_000 + GUEST_IMAGE_TIMEOUT_MS + COMPUTE_READY_TIMEOUT_MS;
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`onestack did not come up within ${timeoutMs / 1000} s; see ${logFile}`)), timeoutMs);
