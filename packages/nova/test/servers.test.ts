@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startNova, type NovaFixture, type Project } from './fixture.ts';
+import { MAX_MICROVERSION } from '../src/conf.ts';
 
 describe('nova servers with the fake driver', () => {
   let f: NovaFixture;
@@ -22,7 +23,7 @@ describe('nova servers with the fake driver', () => {
     assert.equal(r.status, 200);
     const v21 = r.body.versions.find((v: { id: string }) => v.id === 'v2.1');
     assert.equal(v21.min_version, '2.1');
-    assert.equal(v21.version, '2.74');
+    assert.equal(v21.version, MAX_MICROVERSION);
     const s = await f.admin.at('2.30').get('/v2.1/flavors');
     assert.equal(s.headers.get('openstack-api-version'), 'compute 2.30');
     assert.equal(s.headers.get('x-openstack-nova-api-version'), '2.30');

@@ -17,6 +17,7 @@ import type { Caller, ComputeApi } from '../domain/servers.ts';
 import type { Services } from '../domain/services.ts';
 import type { NeutronClient } from '../domain/service-clients.ts';
 import { instanceNotFound } from '../domain/errors.ts';
+import { noExtra } from './validate.ts';
 
 export interface ApiDeps {
   config: NovaConfig;
@@ -62,6 +63,14 @@ export function callerOf(deps: ApiDeps, req: FastifyRequest): Caller {
 
 export function mv(req: FastifyRequest, atLeast: string): boolean {
   return isAtLeast(req.ctx.microversion, atLeast);
+}
+
+/**
+ * 2.75: query parameters the API's schema does not name are refused (additionalProperties
+ * false); before, they are ignored. Checked first, as upstream's query_schema decorator is.
+ */
+export function strictQuery(req: FastifyRequest, known: string[]): void {
+  if (mv(req, '2.75')) noExtra(req.query as Record<string, unknown>, known);
 }
 
 /**

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { badRequest, notFound } from '@onestack/core/errors.ts';
 import type { Flavor } from '../domain/flavors.ts';
 import type { KeyPair } from '../domain/keypairs.ts';
-import { ISO, allowed, authOf, enforce, isAdmin, mv, type ApiDeps } from './context.ts';
+import { ISO, allowed, authOf, enforce, isAdmin, mv, strictQuery, type ApiDeps } from './context.ts';
 import { baseOf } from './server-views.ts';
 import { bool, int, invalid, name, noExtra, obj, str } from './validate.ts';
 
@@ -45,6 +45,7 @@ function keypairView(req: FastifyRequest, k: KeyPair & { privateKey?: string }, 
 
 export function registerFlavorRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const list = async (req: FastifyRequest, detail: boolean) => {
+    strictQuery(req, ['limit', 'marker', 'is_public', 'minRam', 'minDisk', 'sort_key', 'sort_dir']);
     const q = req.query as Record<string, string>;
     const admin = isAdmin(deps, req);
     let isPublic: boolean | null | undefined;
@@ -171,6 +172,7 @@ export function registerKeypairRoutes(app: FastifyInstance, deps: ApiDeps): void
     return userId;
   };
   app.get('/v2.1/os-keypairs', async (req) => {
+    strictQuery(req, ['user_id', 'limit', 'marker']);
     const userId = userOf(req, 'os_compute_api:os-keypairs:index');
     const q = req.query as { limit?: string; marker?: string };
     const limit = q.limit !== undefined && mv(req, '2.35') ? int(q.limit, 'limit', { min: 0 }) : undefined;
@@ -193,11 +195,13 @@ export function registerKeypairRoutes(app: FastifyInstance, deps: ApiDeps): void
     return { keypair: { ...keypairView(req, created, false), user_id: created.userId } };
   });
   app.get('/v2.1/os-keypairs/:name', async (req) => {
+    strictQuery(req, ['user_id']);
     const userId = userOf(req, 'os_compute_api:os-keypairs:show');
     const k = await deps.keypairs.get(userId, (req.params as { name: string }).name);
     return { keypair: keypairView(req, k, true) };
   });
   app.delete('/v2.1/os-keypairs/:name', async (req, reply) => {
+    strictQuery(req, ['user_id']);
     const userId = userOf(req, 'os_compute_api:os-keypairs:delete');
     await deps.keypairs.delete(userId, (req.params as { name: string }).name);
     reply.code(mv(req, '2.2') ? 204 : 202);

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { badRequest, notFound } from '@onestack/core/errors.ts';
 import { fromRow, type Instance } from '../domain/instances.ts';
 import type { Service } from '../domain/services.ts';
-import { USG, enforce, mv, type ApiDeps } from './context.ts';
+import { USG, enforce, mv, strictQuery, type ApiDeps } from './context.ts';
 import { baseOf } from './server-views.ts';
 import { UUID, bool, int } from './validate.ts';
 
@@ -238,12 +238,14 @@ export function registerUsageRoutes(app: FastifyInstance, deps: ApiDeps): void {
     return [{ rel: 'next', href: `${baseOf(req)}/v2.1/os-simple-tenant-usage${projectId ? `/${projectId}` : ''}?${params}` }];
   };
   app.get('/v2.1/os-simple-tenant-usage', async (req) => {
+    strictQuery(req, ['start', 'end', 'detailed', 'limit', 'marker']);
     enforce(deps, req, 'os_compute_api:os-simple-tenant-usage:list');
     const detailed = (req.query as { detailed?: string }).detailed === '1';
     const { list, next } = await usages(req, undefined, detailed, mv(req, '2.40'));
     return { tenant_usages: list, ...(next ? { tenant_usages_links: next } : {}) };
   });
   app.get('/v2.1/os-simple-tenant-usage/:tenant_id', async (req) => {
+    strictQuery(req, ['start', 'end', 'limit', 'marker']);
     const projectId = (req.params as { tenant_id: string }).tenant_id;
     enforce(deps, req, 'os_compute_api:os-simple-tenant-usage:show', { project_id: projectId });
     const { list, next } = await usages(req, projectId, true, mv(req, '2.40'));

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { badRequest, notFound } from '@onestack/core/errors.ts';
 import { MAX_MICROVERSION, MIN_MICROVERSION } from '../conf.ts';
 import { QUOTA_RESOURCES, type QuotaResource } from '../domain/quotas.ts';
-import { ISO, authOf, enforce, mv, type ApiDeps } from './context.ts';
+import { ISO, authOf, enforce, mv, strictQuery, type ApiDeps } from './context.ts';
 import { baseOf } from './server-views.ts';
 import { bool, int, obj, str } from './validate.ts';
 
@@ -52,6 +52,7 @@ export function registerQuotaRoutes(app: FastifyInstance, deps: ApiDeps): void {
     return out;
   };
   app.get('/v2.1/os-quota-sets/:project_id', async (req) => {
+    strictQuery(req, ['user_id']);
     const id = (req.params as { project_id: string }).project_id;
     enforce(deps, req, 'os_compute_api:os-quota-sets:show', { project_id: id });
     return { quota_set: quotaSet(id, { ...(await deps.quotas.limits(id)) }, req) };
@@ -62,6 +63,7 @@ export function registerQuotaRoutes(app: FastifyInstance, deps: ApiDeps): void {
     return { quota_set: quotaSet(id, { ...(await deps.quotas.classLimits('default')) }, req) };
   });
   app.get('/v2.1/os-quota-sets/:project_id/detail', async (req) => {
+    strictQuery(req, ['user_id']);
     const id = (req.params as { project_id: string }).project_id;
     enforce(deps, req, 'os_compute_api:os-quota-sets:detail', { project_id: id });
     const l = await deps.quotas.limits(id);
@@ -72,6 +74,7 @@ export function registerQuotaRoutes(app: FastifyInstance, deps: ApiDeps): void {
     return { quota_set: out };
   });
   app.put('/v2.1/os-quota-sets/:project_id', async (req) => {
+    strictQuery(req, ['user_id']);
     const id = (req.params as { project_id: string }).project_id;
     enforce(deps, req, 'os_compute_api:os-quota-sets:update', { project_id: id });
     const qs = obj(obj(req.body, 'body').quota_set, 'quota_set');
@@ -95,6 +98,7 @@ export function registerQuotaRoutes(app: FastifyInstance, deps: ApiDeps): void {
     return { quota_set: out };
   });
   app.delete('/v2.1/os-quota-sets/:project_id', async (req, reply) => {
+    strictQuery(req, ['user_id']);
     const id = (req.params as { project_id: string }).project_id;
     enforce(deps, req, 'os_compute_api:os-quota-sets:delete', { project_id: id });
     await deps.quotas.reset(id);
@@ -102,6 +106,7 @@ export function registerQuotaRoutes(app: FastifyInstance, deps: ApiDeps): void {
     return '';
   });
   app.get('/v2.1/limits', async (req) => {
+    strictQuery(req, ['tenant_id']);
     const q = req.query as { tenant_id?: string };
     let projectId = authOf(req).projectId ?? '';
     if (q.tenant_id && q.tenant_id !== projectId) {
@@ -143,6 +148,7 @@ export function registerServiceRoutes(app: FastifyInstance, deps: ApiDeps): void
     ...(mv(req, '2.11') ? { forced_down: s.forcedDown } : {}),
   });
   app.get('/v2.1/os-services', async (req) => {
+    strictQuery(req, ['host', 'binary']);
     enforce(deps, req, 'os_compute_api:os-services:list');
     const q = req.query as { host?: string; binary?: string };
     const zones = await deps.aggregates.hostZones();

@@ -5,6 +5,7 @@ import { VmState } from '../domain/states.ts';
 import type { RebuildInput } from '../domain/server-moves.ts';
 import { callerOf, enforce, mv, serverFor, type ApiDeps } from './context.ts';
 import { showServer, trustedCerts } from './server-routes.ts';
+import { reducedView } from './server-views.ts';
 import { bool, metadata, noExtra, obj, str } from './validate.ts';
 
 type Handler = (deps: ApiDeps, req: FastifyRequest, arg: unknown) => Promise<{ status: number; body?: unknown; headers?: Record<string, string> }>;
@@ -150,18 +151,10 @@ export const MOVE_ACTIONS: Record<string, Handler> = {
   },
 };
 
-/** Keys GET shows that the rebuild response leaves out before 2.75 (upstream's show(... show_*=False)). */
-const NOT_IN_OLD_REBUILD = /^(OS-EXT-AZ:|OS-EXT-SRV-ATTR:|OS-SRV-USG:|OS-EXT-STS:|os-extended-volumes:)|^(config_drive|host_status|key_name|security_groups)$/;
-
-/**
- * From 2.75 the rebuild response is the full server view; before, a reduced one:
- * addresses without type and MAC, key_name from 2.54, user_data from 2.57, server_groups from 2.71.
- */
+/** Before 2.75 the rebuild response is the reduced view, with key_name from 2.54 and user_data from 2.57. */
 function rebuildView(req: FastifyRequest, full: Record<string, unknown>, userData: string | null): Record<string, unknown> {
   if (mv(req, '2.75')) return full;
-  const out = Object.fromEntries(Object.entries(full).filter(([k]) => !NOT_IN_OLD_REBUILD.test(k)));
-  const addrs = full.addresses as Record<string, { version: number; addr: string }[]>;
-  out.addresses = Object.fromEntries(Object.entries(addrs).map(([net, list]) => [net, list.map((a) => ({ version: a.version, addr: a.addr }))]));
+  const out = reducedView(full);
   if (mv(req, '2.54')) out.key_name = full.key_name;
   if (mv(req, '2.57')) out.user_data = userData;
   return out;

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { ApiError, badRequest, notFound } from '@onestack/core/errors.ts';
 import type { ServerGroupRow } from '../db/schema.ts';
-import { authOf, enforce, isAdmin, mv, type ApiDeps } from './context.ts';
+import { authOf, enforce, isAdmin, mv, strictQuery, type ApiDeps } from './context.ts';
 import { int, invalid, name, noExtra, obj, str } from './validate.ts';
 
 /** Policies a group may have: the soft ones from 2.15 (upstream's schema per microversion). */
@@ -53,6 +53,7 @@ export function registerServerGroupRoutes(app: FastifyInstance, deps: ApiDeps): 
   };
 
   app.get('/v2.1/os-server-groups', async (req) => {
+    strictQuery(req, ['all_projects', 'limit', 'offset']);
     const q = req.query as { all_projects?: string; limit?: string; offset?: string };
     const auth = authOf(req);
     enforce(deps, req, 'os_compute_api:os-server-groups:index', { project_id: auth.projectId });

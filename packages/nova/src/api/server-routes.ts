@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { badRequest, conflict, notFound } from '@onestack/core/errors.ts';
+import { badRequest, conflict, forbidden, notFound } from '@onestack/core/errors.ts';
 import type { Instance, InstanceFilters, RequestedNetwork } from '../domain/instances.ts';
 import type { CreateServerInput } from '../domain/servers.ts';
 import { vmStatesForStatus } from '../domain/states.ts';
 import { allowed, callerOf, enforce, isAdmin, mv, serverFor, ISO, type ApiDeps } from './context.ts';
-import { baseOf, obfuscatedHost, serverBrief, serverDetail } from './server-views.ts';
+import { baseOf, obfuscatedHost, reducedView, serverBrief, serverDetail } from './server-views.ts';
 import { bool, int, invalid, metadata, name, noExtra, obj, str, tag, UUID } from './validate.ts';
 
 /**
@@ -164,18 +164,59 @@ export async function showServer(deps: ApiDeps, req: FastifyRequest, i: Instance
   return s;
 }
 
+/** Sort keys upstream took before its schemas and now drops (with their directions) instead of refusing; 2.73 lets `locked` through. */
+const IGNORED_SORT_KEYS = [
+  'architecture', 'cell_name', 'cleaned', 'default_ephemeral_device', 'default_swap_device', 'deleted', 'deleted_at', 'disable_terminate', 'ephemeral_gb',
+  'ephemeral_key_uuid', 'id', 'key_data', 'launched_on', 'locked', 'memory_mb', 'os_type', 'reservation_id', 'root_gb', 'shutdown_terminate', 'user_data', 'vcpus', 'vm_mode',
+];
+const SORT_KEYS = [
+  'access_ip_v4', 'access_ip_v6', 'auto_disk_config', 'availability_zone', 'config_drive', 'created_at', 'display_description', 'display_name', 'host', 'hostname',
+  'image_ref', 'instance_type_id', 'kernel_id', 'key_name', 'launch_index', 'launched_at', 'locked_by', 'node', 'power_state', 'progress', 'project_id', 'ramdisk_id',
+  'root_device_name', 'task_state', 'terminated_at', 'updated_at', 'user_id', 'uuid', 'vm_state',
+];
+/** Joined tables upstream's schema names so that an admin asking to filter by them gets a 400, not a silent no-op. */
+const JOINED_TABLE_PARAMS = ['block_device_mapping', 'services', 'metadata', 'system_metadata', 'info_cache', 'security_groups', 'pci_devices'];
+/** index_query of schemas/servers.py: from 2.75 nothing else is accepted. */
+const LIST_PARAMS = [
+  'user_id', 'project_id', 'tenant_id', 'launch_index', 'image_ref', 'image', 'kernel_id', 'ramdisk_id', 'hostname', 'key_name', 'power_state', 'vm_state', 'task_state',
+  'host', 'node', 'flavor', 'reservation_id', 'launched_at', 'terminated_at', 'availability_zone', 'name', 'display_name', 'description', 'display_description',
+  'locked_by', 'uuid', 'root_device_name', 'config_drive', 'access_ip_v4', 'access_ip_v6', 'auto_disk_config', 'progress', 'sort_key', 'sort_dir', 'all_tenants',
+  'soft_deleted', 'deleted', 'status', 'changes-since', 'ip', 'ip6', 'created_at', 'limit', 'marker', 'tags', 'tags-any', 'not-tags', 'not-tags-any', 'changes-before',
+  'locked', ...JOINED_TABLE_PARAMS,
+];
+
+/**
+ * The sort keys a list request may name at its microversion (the schema's enum, checked for
+ * every key) and those dropped silently: 2.73 makes `locked` a real key, 2.75 refuses the rest.
+ */
+function sortKeysFor(req: FastifyRequest): { valid: string[]; ignored: string[] } {
+  const ignored = mv(req, '2.75') ? [] : IGNORED_SORT_KEYS.filter((k) => k !== 'locked' || !mv(req, '2.73'));
+  return { valid: [...SORT_KEYS, ...(mv(req, '2.73') ? ['locked'] : []), ...ignored], ignored };
+}
+
 const time = (v: unknown, field: string): number => {
   const t = Date.parse(String(v));
   if (Number.isNaN(t)) throw invalid(field, v, `'${String(v)}' is not a 'date-time'`);
   return t;
 };
 
+const pyList = (xs: string[]) => `[${xs.map((x) => `'${x}'`).join(', ')}]`;
+
 async function listServers(deps: ApiDeps, req: FastifyRequest, detail: boolean) {
   const q = req.query as Record<string, string | string[]>;
+  if (mv(req, '2.75')) noExtra(Object.fromEntries(Object.entries(q).filter(([k]) => !k.startsWith('_'))), LIST_PARAMS);
   const one = (k: string) => (Array.isArray(q[k]) ? (q[k] as string[]).at(-1) : (q[k] as string | undefined));
+  const sortable = sortKeysFor(req);
+  const sortKeys = ([] as string[]).concat(q.sort_key ?? []);
+  for (const k of sortKeys) if (!sortable.valid.includes(k)) throw badRequest(`Invalid input for query parameters sort_key. Value: ${k}. '${k}' is not one of ${pyList(sortable.valid)}`);
   const admin = isAdmin(deps, req);
   const auth = req.ctx.auth!;
   enforce(deps, req, detail ? 'os_compute_api:servers:detail' : 'os_compute_api:servers:index');
+  // Non-admins' unknown filters are dropped (remove_invalid_options); an admin's reach the database layer, which refuses these.
+  const unfilterable = admin ? Object.keys(q).find((k) => JOINED_TABLE_PARAMS.includes(k) || k.startsWith('_')) : undefined;
+  if (unfilterable) throw badRequest(`Invalid filter field: ${unfilterable}.`);
+  const adminSort = admin ? undefined : sortKeys.find((k) => k === 'host' || k === 'node');
+  if (adminSort) throw forbidden(`Only administrators can sort servers by ${adminSort}`);
   const f: InstanceFilters = { deleted: false };
   const allTenants = one('all_tenants') !== undefined && one('all_tenants') !== 'false' && one('all_tenants') !== '0';
   if (allTenants) enforce(deps, req, detail ? 'os_compute_api:servers:detail:get_all_tenants' : 'os_compute_api:servers:index:get_all_tenants');
@@ -218,16 +259,15 @@ async function listServers(deps: ApiDeps, req: FastifyRequest, detail: boolean) 
     f.deleted = bool(delFilter, 'deleted');
   }
   if (f.changesSince !== undefined && delFilter === undefined) delete f.deleted;
-  let sortKeys = ([] as string[]).concat(q.sort_key ?? []);
-  let sortDirs = ([] as string[]).concat(q.sort_dir ?? []).map((d) => {
+  const sortDirs = ([] as string[]).concat(q.sort_dir ?? []).map((d) => {
     if (d !== 'asc' && d !== 'desc') throw badRequest(`Invalid sort_dir ${d}`);
     return d as 'asc' | 'desc';
   });
-  // Before 2.73 upstream drops a sort by `locked` with its direction (remove_invalid_sort_keys).
-  const ignored = sortKeys.indexOf('locked');
-  if (ignored >= 0 && !mv(req, '2.73')) {
-    sortKeys = sortKeys.filter((_, i) => i !== ignored);
-    sortDirs = sortDirs.filter((_, i) => i !== ignored);
+  // remove_invalid_sort_keys: an ignored key goes with its direction.
+  for (let i = sortKeys.length - 1; i >= 0; i--) {
+    if (!sortable.ignored.includes(sortKeys[i])) continue;
+    sortKeys.splice(i, 1);
+    sortDirs.splice(i, 1);
   }
   const limit = one('limit') === undefined ? undefined : Math.min(int(one('limit'), 'limit', { min: 0 }), deps.config.maxLimit);
   let servers: Instance[];
@@ -303,7 +343,9 @@ export function registerServerRoutes(app: FastifyInstance, deps: ApiDeps): void 
         set.hostname = str(s.hostname, 'hostname', { min: 1, max: 63 });
       }
       await deps.instances.update(inst.uuid, set);
-      return { server: await showServer(deps, req, await deps.instances.get(inst.uuid)) };
+      const server = await showServer(deps, req, await deps.instances.get(inst.uuid));
+      // 2.75: the full view, as GET; before, the reduced one.
+      return { server: mv(req, '2.75') ? server : reducedView(server) };
     });
     app.delete(`${prefix}/servers/:server_id`, async (req, reply) => {
       const inst = await serverFor(deps, req, 'os_compute_api:servers:delete');

@@ -108,3 +108,14 @@ export function serverDetail(deps: ApiDeps, req: FastifyRequest, i: Instance, x:
   }
   return s;
 }
+
+/** Keys GET shows that update and rebuild leave out before 2.75 (upstream's show(... show_*=False)). */
+const NOT_IN_REDUCED_VIEW = /^(OS-EXT-AZ:|OS-EXT-SRV-ATTR:|OS-SRV-USG:|OS-EXT-STS:|os-extended-volumes:)|^(config_drive|host_status|key_name|security_groups)$/;
+
+/** The server as PUT and rebuild answered before 2.75: no extension attributes, addresses without type and MAC. */
+export function reducedView(full: Record<string, unknown>): Record<string, unknown> {
+  const out = Object.fromEntries(Object.entries(full).filter(([k]) => !NOT_IN_REDUCED_VIEW.test(k)));
+  const addrs = full.addresses as Record<string, { version: number; addr: string }[]>;
+  out.addresses = Object.fromEntries(Object.entries(addrs).map(([net, list]) => [net, list.map((a) => ({ version: a.version, addr: a.addr }))]));
+  return out;
+}
