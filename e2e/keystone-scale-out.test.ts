@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,16 +16,23 @@ const ONESTACK = join(dirname(fileURLToPath(import.meta.url)), '..', 'onestack')
  * A token from one validates on the other; a revocation on one is honoured by
  * the other within seconds.
  */
+const rabbitmqctl = (...args: string[]) => promisify(execFile)('rabbitmqctl', ['-q', ...args], { timeout: 60_000 });
+
 describe('keystone scale-out on PostgreSQL and RabbitMQ', () => {
   const dbUrl = `postgresql://postgres@127.0.0.1:5432/onestack_e2e_${process.pid}`;
+  // A vhost of its own: every service of this cloud declares durable queues (conductor,
+  // compute, q-plugin, notifications …) that would otherwise stay on the shared broker.
+  const vhost = `onestack-e2e-${process.pid}`;
   let c: Cloud;
   let second: ChildProcess | undefined;
   let secondUrl: string;
 
   before(async () => {
+    await rabbitmqctl('add_vhost', vhost);
+    await rabbitmqctl('set_permissions', '-p', vhost, 'guest', '.*', '.*', '.*');
     c = await startCloud({
       ONESTACK_KEYSTONE__DATABASE_CONNECTION: dbUrl,
-      ONESTACK_DEFAULT__TRANSPORT_URL: 'amqp://guest:guest@127.0.0.1:5672/',
+      ONESTACK_DEFAULT__TRANSPORT_URL: `amqp://guest:guest@127.0.0.1:5672/${vhost}`,
     });
     const port = await freePort();
     secondUrl = `http://127.0.0.1:${port}`;
@@ -40,6 +48,7 @@ describe('keystone scale-out on PostgreSQL and RabbitMQ', () => {
     second?.kill('SIGTERM');
     await c?.stop();
     await dropDatabase(dbUrl);
+    await rabbitmqctl('delete_vhost', vhost);
   });
 
   it('issues a token with the real CLI against PostgreSQL', async () => {
