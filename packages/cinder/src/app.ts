@@ -28,6 +28,7 @@ import { VolumeTypes } from './domain/volume-types.ts';
 import { VolumeService } from './domain/volumes.ts';
 import { FakeVolumeDriver } from './drivers/fake-driver.ts';
 import { FileVolumeDriver } from './drivers/file-driver.ts';
+import { NbdExports } from './drivers/nbd-exports.ts';
 import type { VolumeDriver } from './drivers/volume-driver.ts';
 import { cinderPolicies } from './policies/index.ts';
 
@@ -44,18 +45,35 @@ export interface CinderDeps {
   images?: ImageSource;
   /** Overrides the configured driver (tests hand in a FakeVolumeDriver they can inspect). */
   driver?: VolumeDriver;
+  /** Overrides the configured backends with several drivers (migration tests). */
+  drivers?: VolumeDriver[];
 }
 
 export interface CinderApp {
   app: FastifyInstance;
   volumes: VolumeService;
+  /** The first backend. */
   driver: VolumeDriver;
+  drivers: VolumeDriver[];
   close(): Promise<void>;
 }
 
-export function createDriver(config: CinderConfig, logger: Logger): VolumeDriver {
-  if (config.volumeDriver === 'fake') return new FakeVolumeDriver({ backendName: config.backendName });
-  return new FileVolumeDriver({ dir: config.volumesDir, backendName: config.backendName, logger, maxOverSubscriptionRatio: config.maxOverSubscriptionRatio, reservedPercentage: config.reservedPercentage });
+/** The configured backends: one fake, or a file driver per enabled backend, each with its NBD exports. */
+export function createDrivers(config: CinderConfig, logger: Logger): VolumeDriver[] {
+  if (config.volumeDriver === 'fake') return [new FakeVolumeDriver({ backendName: config.backendName })];
+  return config.backends.map(
+    (b) =>
+      new FileVolumeDriver({
+        dir: b.dir,
+        backendName: b.name,
+        format: b.format,
+        logger,
+        maxOverSubscriptionRatio: config.maxOverSubscriptionRatio,
+        reservedPercentage: config.reservedPercentage,
+        host: config.host,
+        nbd: { exports: new NbdExports({ runDir: join(config.stateDir, 'cinder', 'nbd', b.name), listenAddress: config.nbd.listenAddress, logger }), mode: config.nbd.mode },
+      }),
+  );
 }
 
 /**
@@ -64,20 +82,23 @@ export function createDriver(config: CinderConfig, logger: Logger): VolumeDriver
  */
 export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOptions, 'ops' | 'tls'> = {}): Promise<CinderApp> {
   const { config, database, clock, ids, logger } = deps;
-  const driver = deps.driver ?? createDriver(config, logger);
-  await driver.doSetup();
-  await driver.checkForSetupError();
+  const drivers = deps.drivers ?? (deps.driver ? [deps.driver] : createDrivers(config, logger));
+  for (const d of drivers) {
+    await d.doSetup();
+    await d.checkForSetupError();
+  }
+  const driver = drivers[0];
   const types = new VolumeTypes(database.db, clock, ids);
   await types.ensureDefault();
   const quotas = new Quotas(database.db, config.quotas);
-  const volumeHost = `${config.host}@${driver.backendName}`;
-  const scheduler = new Scheduler([{ host: volumeHost, availabilityZone: config.availabilityZone, driver }]);
+  const backends = drivers.map((d) => ({ host: `${config.host}@${d.backendName}`, availabilityZone: config.availabilityZone, driver: d }));
+  const scheduler = new Scheduler(backends);
   const services = new Services(database.db, clock, ids, 60_000);
   await services.register(config.host, 'cinder-scheduler', config.availabilityZone);
-  await services.register(volumeHost, 'cinder-volume', config.availabilityZone);
+  for (const b of backends) await services.register(b.host, 'cinder-volume', config.availabilityZone);
   const beat = setInterval(() => {
     void services.heartbeat(config.host, 'cinder-scheduler').catch(() => undefined);
-    void services.heartbeat(volumeHost, 'cinder-volume').catch(() => undefined);
+    for (const b of backends) void services.heartbeat(b.host, 'cinder-volume').catch(() => undefined);
   }, 10_000);
   beat.unref();
   const notifier = new CinderNotifier(deps.bus, config.host, logger);
@@ -88,7 +109,7 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
     types,
     quotas,
     scheduler,
-    drivers: new Map([[driver.backendName, driver]]),
+    drivers: new Map(drivers.map((d) => [d.backendName, d])),
     notifier,
     defaultType: config.defaultVolumeType,
     defaultAz: config.availabilityZone,
@@ -96,6 +117,7 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
     conversionDir: join(config.stateDir, 'cinder', 'conversion'),
   });
   await volumes.recoverInterrupted();
+  await volumes.restoreConnections();
   const backups = new BackupService(database.db, {
     clock,
     ids,
@@ -145,10 +167,12 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
     app,
     volumes,
     driver,
+    drivers,
     close: async () => {
       clearInterval(beat);
       await app.close();
       await volumes.drain();
+      for (const d of drivers) await d.close?.();
     },
   };
 }

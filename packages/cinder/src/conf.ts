@@ -15,6 +15,10 @@ export const cinderOptions = defineGroup('cinder', {
   volume_driver: opt.string({ default: 'file', choices: ['file', 'fake'], help: 'Backend driver: file (thin qcow2 files) or fake (memory, tests only).' }),
   volumes_dir: opt.path({ help: 'Directory of the file driver. Empty: <state_dir>/cinder/volumes.' }),
   volume_backend_name: opt.string({ default: 'file', help: 'Backend name the scheduler reports (and volume types can ask for).' }),
+  volume_format: opt.string({ default: 'qcow2', choices: ['qcow2', 'raw'], help: 'Format of the file driver\'s volume files.' }),
+  enabled_backends: opt.string({ default: '', help: 'Several file-driver backends in this process, comma-separated name[:format] (e.g. fast:qcow2,bulk:raw), each in <volumes_dir>/<name>; volumes move between them by retype or migration. Empty: one backend, volume_backend_name in volumes_dir.' }),
+  nbd_listen_address: opt.string({ default: '127.0.0.1', help: 'Address the NBD exports of volumes for other hosts listen on.' }),
+  nbd_export: opt.string({ default: 'remote', choices: ['remote', 'always'], help: 'When a connection is an NBD export: for connectors of another host (remote) or for every connector (always).' }),
   glance_api_servers: opt.string({ default: '', help: 'Image API URL. Empty: the image endpoint of the caller\'s catalog.' }),
   default_volume_type: opt.string({ default: '__DEFAULT__', help: 'Type of volumes created without one.' }),
   storage_availability_zone: opt.string({ default: 'nova', help: 'Availability zone of this volume host.' }),
@@ -56,6 +60,9 @@ export interface CinderConfig {
   glanceUrl: string;
   volumesDir: string;
   backendName: string;
+  /** The file-driver backends of this process (one unless enabled_backends names several). */
+  backends: { name: string; format: 'qcow2' | 'raw'; dir: string }[];
+  nbd: { listenAddress: string; mode: 'remote' | 'always' };
   defaultVolumeType: string;
   availabilityZone: string;
   maxOverSubscriptionRatio: number;
@@ -76,6 +83,8 @@ export function cinderConfig(v: CinderValues, o: { stateDir: string; hostname: s
     glanceUrl: String(v.glance_api_servers),
     volumesDir: String(v.volumes_dir || join(dir, 'volumes')),
     backendName: String(v.volume_backend_name),
+    backends: backendsOf(v, String(v.volumes_dir || join(dir, 'volumes'))),
+    nbd: { listenAddress: String(v.nbd_listen_address), mode: v.nbd_export as 'remote' | 'always' },
     defaultVolumeType: String(v.default_volume_type),
     availabilityZone: String(v.storage_availability_zone),
     maxOverSubscriptionRatio: Number(v.max_over_subscription_ratio),
@@ -94,6 +103,17 @@ export function cinderConfig(v: CinderValues, o: { stateDir: string; hostname: s
     policyFile: String(v.policy_file || join(dir, 'policy.yaml')),
     enforceScope: Boolean(v.enforce_scope),
   };
+}
+
+function backendsOf(v: CinderValues, volumesDir: string): CinderConfig['backends'] {
+  const list = String(v.enabled_backends).split(',').map((x) => x.trim()).filter(Boolean);
+  if (!list.length) return [{ name: String(v.volume_backend_name), format: v.volume_format as 'qcow2' | 'raw', dir: volumesDir }];
+  return list.map((entry) => {
+    const [name, format = 'qcow2'] = entry.split(':');
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new Error(`[cinder] enabled_backends: invalid backend name ${JSON.stringify(name)}`);
+    if (format !== 'qcow2' && format !== 'raw') throw new Error(`[cinder] enabled_backends: backend ${name} has format ${format}, not qcow2 or raw`);
+    return { name, format, dir: join(volumesDir, name) };
+  });
 }
 
 export function defaultCinderValues(): CinderValues {

@@ -9,6 +9,9 @@ export interface VolumeRow {
   status: string;
   attach_status: string;
   migration_status: string | null;
+  /** The backend name of the volume's data after a migration (upstream's _name_id); null: the id. */
+  name_id: string | null;
+  previous_status: string | null;
   error: string | null;
   availability_zone: string;
   volume_type_id: string;

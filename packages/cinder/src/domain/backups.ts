@@ -13,7 +13,7 @@ import { GiB } from '../drivers/volume-driver.ts';
 import { invalidVolume, overQuota } from './errors.ts';
 import type { CinderNotifier } from './notifier.ts';
 import type { Quotas } from './quotas.ts';
-import type { Caller, Volume, VolumeService } from './volumes.ts';
+import { volumeRef, type Caller, type Volume, type VolumeService } from './volumes.ts';
 
 /** upstream's backup_service field of an exported record: restores need the same driver. */
 export const SWIFT_BACKUP_SERVICE = 'cinder.backup.drivers.swift.SwiftBackupDriver';
@@ -159,7 +159,7 @@ export class BackupService {
       const driver = this.o.volumes.driverFor(volume);
       if (!driver) throw new Error(`volume ${volume.id} has no backend`);
       await mkdir(this.o.workDir, { recursive: true });
-      await driver.copyVolumeToImage({ id: volume.id, size: volume.size }, raw, 'raw');
+      await driver.copyVolumeToImage(volumeRef(volume), raw, 'raw');
       const store = await this.o.storeFor(caller);
       const parentShas = parent ? await readSha256s(store, location(parent), this.o.chunks.blockSize) : undefined;
       const count = await backupFile(store, location(row), raw, {
@@ -234,7 +234,7 @@ export class BackupService {
       await fh.truncate(backup.size * GiB);
       await fh.close();
       await restoreChain(await this.o.storeFor(caller), chain.map(location), raw);
-      await driver.copyImageToVolume({ id: volume.id, size: volume.size }, { path: raw, diskFormat: 'raw' });
+      await driver.copyImageToVolume(volumeRef(volume), { path: raw, diskFormat: 'raw' });
       ok = true;
       this.o.notifier.send('backup.restore.end', backupPayload(backup), caller.ctx);
     } catch (err) {

@@ -9,7 +9,7 @@ import { casUpdate } from '@onestack/core/db/index.ts';
 import { badRequest, conflict } from '@onestack/core/errors.ts';
 import type { IdSource } from '@onestack/core/ids.ts';
 import type { AttachmentRow, CinderDB, SnapshotRow, VolumeRow } from '../db/schema.ts';
-import type { Connector, VolumeDriver } from '../drivers/volume-driver.ts';
+import type { Connector, VolumeDriver, VolumeRef } from '../drivers/volume-driver.ts';
 import { imageMetadataOf, type GlanceImage, type ImageSource } from './glance.ts';
 import { attachmentNotFound, invalidVolume, snapshotNotFound, volumeNotFound } from './errors.ts';
 import type { CinderNotifier } from './notifier.ts';
@@ -96,7 +96,7 @@ export class VolumeService {
     for (const v of await this.db.selectFrom('volumes').selectAll().where('deleted', '=', 0).where('status', 'in', ['creating', 'extending', 'deleting']).execute()) {
       const driver = this.driverFor(v);
       if (v.status === 'creating') {
-        await driver?.deleteVolume({ id: v.id, size: v.size }).catch(() => undefined);
+        await driver?.deleteVolume(volumeRef(v)).catch(() => undefined);
         await this.failVolume(v.id, 'creating', reason);
       } else if (v.status === 'extending') {
         await casUpdate(this.db, 'volumes', { set: { status: 'error_extending', error: reason, updated_at: this.now() }, where: { id: v.id, status: 'extending' } });
@@ -109,6 +109,25 @@ export class VolumeService {
       const vol = await this.db.selectFrom('volumes').select('host').where('id', '=', snap.volume_id).executeTakeFirst();
       await this.driverFor(vol ?? { host: null })?.deleteSnapshot({ id: snap.id, volumeId: snap.volume_id, volumeSize: snap.volume_size }).catch(() => undefined);
       await casUpdate(this.db, 'snapshots', { set, where: { id: snap.id, status: snap.status } });
+    }
+  }
+
+  /** At start: each backend serves again the connections of attachments still open, and ends any other export. */
+  async restoreConnections(): Promise<void> {
+    const rows = await this.db
+      .selectFrom('volume_attachment as a')
+      .innerJoin('volumes as v', 'v.id', 'a.volume_id')
+      .select(['a.id as attachmentId', 'a.connector', 'a.attach_mode', 'v.id', 'v.name_id', 'v.size', 'v.host'])
+      .where('a.deleted', '=', 0)
+      .where('v.deleted', '=', 0)
+      .where('a.connector', 'is not', null)
+      .execute();
+    for (const [name, driver] of this.o.drivers) {
+      if (!driver.restoreConnections) continue;
+      const open = rows
+        .filter((r) => this.driverFor(r) === driver)
+        .map((r) => ({ volume: volumeRef(r), connector: (parseJson(r.connector) ?? {}) as Connector, attachmentId: r.attachmentId, accessMode: r.attach_mode === 'ro' ? ('ro' as const) : ('rw' as const) }));
+      await driver.restoreConnections(open).catch((err: unknown) => this.o.logger.error({ err, backend: name }, 'restoring connections failed'));
     }
   }
 
@@ -215,6 +234,8 @@ export class VolumeService {
       status: 'creating',
       attach_status: 'detached',
       migration_status: null,
+      name_id: null,
+      previous_status: null,
       error: null,
       availability_zone: az,
       volume_type_id: type.id,
@@ -241,7 +262,7 @@ export class VolumeService {
     this.o.notifier.send('volume.create.start', volumePayload(volume), caller.ctx);
     this.background(`create volume ${id}`, () => this.runCreate(volume, type, caller, async (driver) => {
       if (snapshot) await driver.createVolumeFromSnapshot({ id, size }, { id: snapshot.id, volumeId: snapshot.volume_id, volumeSize: snapshot.volume_size });
-      else if (source) await driver.createClonedVolume({ id, size }, { id: source.id, size: source.size });
+      else if (source) await driver.createClonedVolume({ id, size }, volumeRef(source));
       else if (image) await this.copyImage(driver, { id, size }, image, caller.token ?? '');
       else await driver.createVolume({ id, size });
     }, input.afterCreate));
@@ -296,7 +317,7 @@ export class VolumeService {
       await make(driver);
     } catch (err) {
       await this.failVolume(volume.id, 'creating', err instanceof Error ? err.message : String(err));
-      await driver.deleteVolume({ id: volume.id, size: volume.size }).catch(() => undefined);
+      await driver.deleteVolume(volumeRef(volume)).catch(() => undefined);
       return;
     }
     const n = await casUpdate(this.db, 'volumes', { set: { status: 'available', launched_at: this.now(), updated_at: this.now() }, where: { id: volume.id, status: 'creating' } });
@@ -361,11 +382,11 @@ export class VolumeService {
     const driver = this.driverFor(volume);
     try {
       for (const s of snaps) {
-        await driver?.deleteSnapshot({ id: s.id, volumeId: volume.id, volumeSize: s.volume_size });
+        await driver?.deleteSnapshot({ id: s.id, volumeId: volumeRef(volume).id, volumeSize: s.volume_size });
         await this.db.updateTable('snapshots').set({ status: 'deleted', deleted: 1, deleted_at: this.now() }).where('id', '=', s.id).execute();
       }
-      if (force) for (const a of volume.attachments) await driver?.terminateConnection({ id: volume.id, size: volume.size }, parseJson(a.connector) as Connector | undefined);
-      await driver?.deleteVolume({ id: volume.id, size: volume.size });
+      if (force) for (const a of volume.attachments) await driver?.terminateConnection(volumeRef(volume), parseJson(a.connector) as Connector | undefined, { attachmentId: a.id });
+      await driver?.deleteVolume(volumeRef(volume));
     } catch (err) {
       await casUpdate(this.db, 'volumes', { set: { status: 'error_deleting', error: String(err), updated_at: this.now() }, where: { id: volume.id, status: 'deleting' } });
       return;
@@ -388,7 +409,7 @@ export class VolumeService {
     if (n !== 1) throw invalidVolume(`Volume ${volume.id} changed status during the extend.`);
     this.background(`extend volume ${volume.id}`, async () => {
       try {
-        await this.driverFor(volume)?.extendVolume({ id: volume.id, size: volume.size }, newSize);
+        await this.driverFor(volume)?.extendVolume(volumeRef(volume), newSize);
       } catch (err) {
         await casUpdate(this.db, 'volumes', { set: { status: 'error_extending', error: String(err), updated_at: this.now() }, where: { id: volume.id, status: 'extending' } });
         return;
@@ -422,7 +443,7 @@ export class VolumeService {
       try {
         const driver = this.driverFor(volume);
         if (!driver) throw new Error(`volume ${volume.id} has no backend`);
-        await driver.revertToSnapshot({ id: volume.id, size: volume.size }, { id: latest.id, volumeId: volume.id, volumeSize: latest.volume_size });
+        await driver.revertToSnapshot(volumeRef(volume), { id: latest.id, volumeId: volumeRef(volume).id, volumeSize: latest.volume_size });
       } catch (err) {
         ok = false;
         this.o.logger.warn({ volume_id: volume.id, err }, 'revert to snapshot failed');
@@ -454,7 +475,7 @@ export class VolumeService {
         if (!driver) throw new Error(`volume ${volume.id} has no backend`);
         await mkdir(dir, { recursive: true });
         const file = join(dir, `image.${o.diskFormat}`);
-        await driver.copyVolumeToImage({ id: volume.id, size: volume.size }, file, o.diskFormat);
+        await driver.copyVolumeToImage(volumeRef(volume), file, o.diskFormat);
         await images.upload(image.id, caller.token ?? '', file);
       } catch (err) {
         this.o.logger.warn({ volume_id: volume.id, image_id: image.id, err }, 'upload to image failed');
@@ -548,7 +569,7 @@ export class VolumeService {
     this.o.notifier.send('snapshot.create.start', snapshotPayload(row), caller.ctx);
     this.background(`snapshot ${row.id}`, async () => {
       try {
-        await this.driverFor(volume)?.createSnapshot({ id: row.id, volumeId: volume.id, volumeSize: volume.size });
+        await this.driverFor(volume)?.createSnapshot({ id: row.id, volumeId: volumeRef(volume).id, volumeSize: volume.size });
       } catch (err) {
         await casUpdate(this.db, 'snapshots', { set: { status: 'error', error: String(err), updated_at: this.now() }, where: { id: row.id, status: 'creating' } });
         return;
@@ -624,7 +645,7 @@ export class VolumeService {
   async connectAttachment(volume: Volume, a: AttachmentRow, connector: Connector): Promise<AttachmentRow> {
     const driver = this.driverFor(volume);
     if (!driver) throw invalidVolume(`Volume ${volume.id} has no backend host.`);
-    const info = await driver.initializeConnection({ id: volume.id, size: volume.size }, connector);
+    const info = await driver.initializeConnection(volumeRef(volume), connector, { attachmentId: a.id, accessMode: a.attach_mode === 'ro' ? 'ro' : 'rw' });
     const connectionInfo = { ...info.data, attachment_id: a.id, access_mode: a.attach_mode, driver_volume_type: info.driver_volume_type };
     const set = {
       connector: JSON.stringify(connector),
@@ -650,7 +671,7 @@ export class VolumeService {
   }
 
   async deleteAttachment(volume: Volume, a: AttachmentRow, caller: Caller): Promise<void> {
-    if (a.connector) await this.driverFor(volume)?.terminateConnection({ id: volume.id, size: volume.size }, parseJson(a.connector) as Connector);
+    if (a.connector) await this.driverFor(volume)?.terminateConnection(volumeRef(volume), parseJson(a.connector) as Connector, { attachmentId: a.id });
     await this.db.updateTable('volume_attachment').set({ attach_status: 'detached', detach_time: this.now(), deleted: 1, deleted_at: this.now() }).where('id', '=', a.id).execute();
     const left = await this.db.selectFrom('volume_attachment').select(['id', 'attach_status']).where('volume_id', '=', volume.id).where('deleted', '=', 0).execute();
     const attached = left.some((l) => l.attach_status === 'attached');
@@ -690,12 +711,12 @@ export class LegacyAttach {
   async initializeConnection(volume: Volume, connector: Connector): Promise<Record<string, unknown>> {
     const driver = this.v.driverFor(volume);
     if (!driver) throw invalidVolume(`Volume ${volume.id} has no backend host.`);
-    const info = await driver.initializeConnection({ id: volume.id, size: volume.size }, connector);
+    const info = await driver.initializeConnection(volumeRef(volume), connector);
     return { driver_volume_type: info.driver_volume_type, data: { ...info.data, access_mode: volume.adminMetadata.readonly === 'True' ? 'ro' : 'rw' } };
   }
 
   async terminateConnection(volume: Volume, connector: Connector): Promise<void> {
-    await this.v.driverFor(volume)?.terminateConnection({ id: volume.id, size: volume.size }, connector);
+    await this.v.driverFor(volume)?.terminateConnection(volumeRef(volume), connector);
   }
 
   async attach(volume: Volume, a: { instanceUuid?: string; hostName?: string; mountpoint: string; mode: string }, caller: Caller): Promise<void> {
@@ -716,6 +737,11 @@ export class LegacyAttach {
     if (!target) throw invalidVolume(attachmentId ? `Volume ${volume.id} has no attachment ${attachmentId}.` : `Volume ${volume.id} has several attachments: attachment_id is required.`);
     await this.v.deleteAttachment(volume, target, caller);
   }
+}
+
+/** What a driver knows a volume by: its data's name (upstream's name_id after a migration) and size. */
+export function volumeRef(v: Pick<VolumeRow, 'id' | 'name_id' | 'size'>): VolumeRef {
+  return { id: v.name_id ?? v.id, size: v.size };
 }
 
 export function parseJson(s: string | null): unknown {

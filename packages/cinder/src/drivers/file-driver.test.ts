@@ -8,17 +8,17 @@ import { FileVolumeDriver } from './file-driver.ts';
 
 const logger = { info: () => undefined, warn: () => undefined };
 
-/** The file driver on real qcow2 files with real qemu-img; bytes are written and read with qemu-io. */
-volumeDriverCompliance('file driver', async () => {
+/** The file driver on real qcow2 and raw files with real qemu-img; bytes are written and read with qemu-io. */
+for (const format of ['qcow2', 'raw'] as const) volumeDriverCompliance(`file driver (${format})`, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'onestack-cinder-file-'));
-  const driver = new FileVolumeDriver({ dir, logger });
+  const driver = new FileVolumeDriver({ dir, logger, format });
   return {
     driver,
     write: async (id, offset, data) => {
-      await runCommand('qemu-io', ['-f', 'qcow2', '-c', `write -P ${data[0]} ${offset} ${data.length}`, positional(driver.volumePath(id))], { logger, timeoutMs: 30_000 });
+      await runCommand('qemu-io', ['-f', format, '-c', `write -P ${data[0]} ${offset} ${data.length}`, positional(driver.volumePath(id))], { logger, timeoutMs: 30_000 });
     },
     read: async (id, offset) => {
-      const { stdout } = await runCommand('qemu-io', ['-f', 'qcow2', '-r', '-c', `read -v ${offset} 4096`, positional(driver.volumePath(id))], { logger, timeoutMs: 30_000 });
+      const { stdout } = await runCommand('qemu-io', ['-f', format, '-r', '-c', `read -v ${offset} 4096`, positional(driver.volumePath(id))], { logger, timeoutMs: 30_000 });
       const bytes = stdout
         .split('\n')
         .filter((l) => /^[0-9a-f]{8}:/.test(l))

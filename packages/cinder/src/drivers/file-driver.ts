@@ -2,7 +2,8 @@ import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises
 import { join } from 'node:path';
 import { positional, type ExecLogger } from '@onestack/core/exec/privileged-exec.ts';
 import { QemuImg } from './qemu-img.ts';
-import { GiB, VolumeDriverError, type BackendStats, type ConnectionInfo, type Connector, type LocalImage, type SnapshotRef, type VolumeDriver, type VolumeRef } from './volume-driver.ts';
+import type { NbdExports } from './nbd-exports.ts';
+import { GiB, VolumeDriverError, type BackendStats, type ConnectionInfo, type ConnectionOptions, type Connector, type LocalImage, type OpenConnection, type SnapshotRef, type VolumeDriver, type VolumeRef } from './volume-driver.ts';
 
 export interface FileDriverOptions {
   /** <state>/cinder/volumes by default. */
@@ -11,11 +12,19 @@ export interface FileDriverOptions {
   logger: ExecLogger;
   maxOverSubscriptionRatio?: number;
   reservedPercentage?: number;
+  /** Format of the volume files: qcow2 (thin, the default) or raw (sparse files). Snapshots are always qcow2. */
+  format?: VolumeFormat;
+  /** This volume host's name: a connector naming another host gets an NBD export. */
+  host?: string;
+  /** NBD exports for other hosts; without it every connection is the file's path. */
+  nbd?: { exports: NbdExports; mode: 'remote' | 'always' };
 }
 
+export type VolumeFormat = 'qcow2' | 'raw';
+
 /**
- * Volumes as thin qcow2 files in one directory: `volume-<id>.qcow2`, and
- * snapshots as `snapshot-<id>.qcow2`.
+ * Volumes as thin qcow2 (or sparse raw) files in one directory:
+ * `volume-<id>.qcow2` (`.raw`), and snapshots as `snapshot-<id>.qcow2`.
  *
  * Snapshots are independent copies (`qemu-img convert`), not overlay chains:
  * a chain would tie the volume file to its snapshots (the volume's data would
@@ -30,15 +39,17 @@ export interface FileDriverOptions {
 export class FileVolumeDriver implements VolumeDriver {
   readonly backendName: string;
   readonly capabilities = { thin_provisioning_support: true, multiattach: true, storage_protocol: 'file' };
+  readonly format: VolumeFormat;
   private readonly qemuImg: QemuImg;
 
   constructor(private readonly opts: FileDriverOptions) {
     this.backendName = opts.backendName ?? 'file';
+    this.format = opts.format ?? 'qcow2';
     this.qemuImg = new QemuImg(opts.logger);
   }
 
   volumePath(id: string): string {
-    return join(this.opts.dir, `volume-${safeId(id)}.qcow2`);
+    return join(this.opts.dir, `volume-${safeId(id)}.${this.format}`);
   }
 
   snapshotPath(id: string): string {
@@ -46,7 +57,7 @@ export class FileVolumeDriver implements VolumeDriver {
   }
 
   private partial(name: string): string {
-    return join(this.opts.dir, '.partial', `${name}.${process.pid}.${Date.now()}.qcow2`);
+    return join(this.opts.dir, '.partial', `${name}.${process.pid}.${Date.now()}`);
   }
 
   async doSetup(): Promise<void> {
@@ -70,6 +81,7 @@ export class FileVolumeDriver implements VolumeDriver {
     let provisioned = 0;
     for (const f of await readdir(this.opts.dir)) {
       if (f.endsWith('.qcow2')) provisioned += (await qcow2VirtualSize(join(this.opts.dir, f))) / GiB;
+      else if (f.endsWith('.raw')) provisioned += ((await stat(join(this.opts.dir, f)).catch(() => undefined))?.size ?? 0) / GiB;
     }
     const round = (n: number) => Math.round(n * 100) / 100;
     return {
@@ -112,7 +124,7 @@ export class FileVolumeDriver implements VolumeDriver {
   }
 
   async createVolume(volume: VolumeRef): Promise<void> {
-    await this.place(this.volumePath(volume.id), (tmp) => this.qemuImg.run(['create', '-q', '-f', 'qcow2', '--', positional(tmp), `${volume.size}G`]).then(() => undefined));
+    await this.place(this.volumePath(volume.id), (tmp) => this.qemuImg.run(['create', '-q', '-f', this.format, '--', positional(tmp), `${volume.size}G`]).then(() => undefined));
   }
 
   async deleteVolume(volume: VolumeRef): Promise<void> {
@@ -122,22 +134,22 @@ export class FileVolumeDriver implements VolumeDriver {
   async extendVolume(volume: VolumeRef, newSize: number): Promise<void> {
     const path = this.volumePath(volume.id);
     await this.requireFile(path, `volume ${volume.id}`);
-    await this.qemuImg.run(['resize', '-q', '-f', 'qcow2', '--', positional(path), `${newSize}G`]);
+    await this.qemuImg.run(['resize', '-q', '-f', this.format, '--', positional(path), `${newSize}G`]);
   }
 
-  /** Copies src into a new qcow2 at dest of sizeGb (grown when larger than the source). */
-  private async copyTo(src: string, srcFormat: string, dest: string, sizeGb: number): Promise<void> {
+  /** Copies src into a new file of outFormat at dest of sizeGb (grown when larger than the source). */
+  private async copyTo(src: string, srcFormat: string, dest: string, sizeGb: number, outFormat: VolumeFormat = this.format): Promise<void> {
     await this.place(dest, async (tmp) => {
-      await this.qemuImg.run(['convert', '-q', '-f', srcFormat, '-O', 'qcow2', '--', positional(src), positional(tmp)]);
-      const info = await this.qemuImg.info(tmp);
-      if ((info['virtual-size'] ?? 0) < sizeGb * GiB) await this.qemuImg.run(['resize', '-q', '-f', 'qcow2', '--', positional(tmp), `${sizeGb}G`]);
+      await this.qemuImg.run(['convert', '-q', '-f', srcFormat, '-O', outFormat, '--', positional(src), positional(tmp)]);
+      const info = await this.qemuImg.info(tmp, outFormat);
+      if ((info['virtual-size'] ?? 0) < sizeGb * GiB) await this.qemuImg.run(['resize', '-q', '-f', outFormat, '--', positional(tmp), `${sizeGb}G`]);
     });
   }
 
   async createSnapshot(snapshot: SnapshotRef): Promise<void> {
     const src = this.volumePath(snapshot.volumeId);
     await this.requireFile(src, `volume ${snapshot.volumeId}`);
-    await this.copyTo(src, 'qcow2', this.snapshotPath(snapshot.id), snapshot.volumeSize);
+    await this.copyTo(src, this.format, this.snapshotPath(snapshot.id), snapshot.volumeSize, 'qcow2');
   }
 
   async deleteSnapshot(snapshot: SnapshotRef): Promise<void> {
@@ -159,7 +171,7 @@ export class FileVolumeDriver implements VolumeDriver {
   async createClonedVolume(volume: VolumeRef, source: VolumeRef): Promise<void> {
     const src = this.volumePath(source.id);
     await this.requireFile(src, `volume ${source.id}`);
-    await this.copyTo(src, 'qcow2', this.volumePath(volume.id), volume.size);
+    await this.copyTo(src, this.format, this.volumePath(volume.id), volume.size);
   }
 
   async copyImageToVolume(volume: VolumeRef, image: LocalImage): Promise<void> {
@@ -174,17 +186,41 @@ export class FileVolumeDriver implements VolumeDriver {
   async copyVolumeToImage(volume: VolumeRef, destPath: string, diskFormat: 'raw' | 'qcow2'): Promise<void> {
     const src = this.volumePath(volume.id);
     await this.requireFile(src, `volume ${volume.id}`);
-    await this.qemuImg.run(['convert', '-q', '-f', 'qcow2', '-O', diskFormat, '--', positional(src), positional(destPath)]);
+    await this.qemuImg.run(['convert', '-q', '-f', this.format, '-O', diskFormat, '--', positional(src), positional(destPath)]);
   }
 
-  /** The all-in-one's connection: the compute host opens the file itself. */
-  async initializeConnection(volume: VolumeRef, _connector: Connector): Promise<ConnectionInfo> {
+  /**
+   * A consumer on this host opens the file itself; one on another host (or every one,
+   * nbd mode `always`) gets an NBD export of its own, raw whatever the file's format.
+   */
+  async initializeConnection(volume: VolumeRef, connector: Connector, opts: ConnectionOptions = {}): Promise<ConnectionInfo> {
     const path = this.volumePath(volume.id);
     await this.requireFile(path, `volume ${volume.id}`);
-    return { driver_volume_type: 'file', data: { path, format: 'qcow2' } };
+    const accessMode = opts.accessMode ?? 'rw';
+    if (!this.exportsFor(connector)) return { driver_volume_type: 'file', data: { path, format: this.format } };
+    const exp = await this.opts.nbd!.exports.start(exportKey(volume, connector, opts), { path, format: this.format, readOnly: accessMode === 'ro', exportName: `volume-${safeId(volume.id)}` });
+    return { driver_volume_type: 'nbd', data: { host: exp.host, port: exp.port, export_name: exp.exportName, format: 'raw', access_mode: accessMode } };
   }
 
-  async terminateConnection(): Promise<void> {}
+  private exportsFor(connector: Connector | undefined): boolean {
+    const nbd = this.opts.nbd;
+    return !!nbd && (nbd.mode === 'always' || (connector?.host !== undefined && connector.host !== this.opts.host));
+  }
+
+  async terminateConnection(volume: VolumeRef, connector: Connector | undefined, opts: ConnectionOptions = {}): Promise<void> {
+    if (this.exportsFor(connector)) await this.opts.nbd!.exports.stop(exportKey(volume, connector ?? {}, opts));
+  }
+
+  async restoreConnections(open: OpenConnection[]): Promise<void> {
+    const nbd = this.opts.nbd;
+    if (!nbd) return;
+    const wanted = open.filter((c) => this.exportsFor(c.connector));
+    await nbd.exports.reconcile(new Set(wanted.map((c) => exportKey(c.volume, c.connector, c))));
+  }
+
+  async close(): Promise<void> {
+    await this.opts.nbd?.exports.suspendAll();
+  }
 
   async volumeUsage(volume: VolumeRef): Promise<number | undefined> {
     const s = await stat(this.volumePath(volume.id)).catch(() => undefined);
@@ -208,6 +244,13 @@ async function qcow2VirtualSize(path: string): Promise<number> {
   } finally {
     await fh.close();
   }
+}
+
+/** An attachment's export is its own; the legacy actions (no attachment) have one per volume and connector host. */
+function exportKey(volume: VolumeRef, connector: Connector, opts: ConnectionOptions): string {
+  if (opts.attachmentId) return `attachment-${safeId(opts.attachmentId)}`;
+  const host = String(connector.host ?? 'any').replace(/[^A-Za-z0-9-]/g, '-').slice(0, 40);
+  return `volume-${safeId(volume.id)}-${host}`;
 }
 
 /** Ids become file names: anything but a UUID-like token could walk out of the directory. */

@@ -86,6 +86,18 @@ export interface LocalImage {
   diskFormat: string;
 }
 
+export interface ConnectionOptions {
+  attachmentId?: string;
+  accessMode?: 'rw' | 'ro';
+}
+
+export interface OpenConnection {
+  volume: VolumeRef;
+  connector: Connector;
+  attachmentId: string;
+  accessMode: 'rw' | 'ro';
+}
+
 export interface VolumeDriver {
   /** Backend name reported to the scheduler (volume_backend_name). */
   readonly backendName: string;
@@ -127,10 +139,20 @@ export interface VolumeDriver {
   /** Writes the volume's data to destPath in diskFormat (raw or qcow2), for upload to Glance. */
   copyVolumeToImage(volume: VolumeRef, destPath: string, diskFormat: 'raw' | 'qcow2'): Promise<void>;
 
-  /** How a host with this connector reaches the volume; may export it (and must be repeatable). */
-  initializeConnection(volume: VolumeRef, connector: Connector): Promise<ConnectionInfo>;
-  /** Ends what initializeConnection exported for this connector; absent exports are not an error. */
-  terminateConnection(volume: VolumeRef, connector: Connector | undefined): Promise<void>;
+  /**
+   * How a host with this connector reaches the volume; may export it (and must be
+   * repeatable). An export is per attachment when the attachment's id is given.
+   */
+  initializeConnection(volume: VolumeRef, connector: Connector, opts?: ConnectionOptions): Promise<ConnectionInfo>;
+  /** Ends what initializeConnection exported for this connector (or attachment); absent exports are not an error. */
+  terminateConnection(volume: VolumeRef, connector: Connector | undefined, opts?: ConnectionOptions): Promise<void>;
+  /**
+   * At start: the connections still open (attachments not deleted) are served
+   * again, exports left by a previous process for anything else are ended.
+   */
+  restoreConnections?(open: OpenConnection[]): Promise<void>;
+  /** Stops serving exports this process started (service shutdown); restoreConnections brings them back. */
+  close?(): Promise<void>;
 
   /** Bytes currently used on the backend by the volume (for tests and stats); undefined when absent. */
   volumeUsage?(volume: VolumeRef): Promise<number | undefined>;
