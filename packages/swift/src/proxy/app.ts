@@ -16,9 +16,11 @@ import { dlo } from './middleware/dlo.ts';
 import { formPost } from './middleware/formpost.ts';
 import { gatekeeper } from './middleware/gatekeeper.ts';
 import { keystoneAuth, type KeystoneAuthConfig } from './middleware/keystoneauth.ts';
+import { objectVersioning } from './middleware/object-versioning.ts';
 import { accountQuotas, containerQuotas } from './middleware/quotas.ts';
 import { slo } from './middleware/slo.ts';
 import { staticWeb } from './middleware/staticweb.ts';
+import { symlink } from './middleware/symlink.ts';
 import { tempUrl } from './middleware/tempurl.ts';
 import { versionedWrites } from './middleware/versioned-writes.ts';
 import { proxyServer } from './proxy-server.ts';
@@ -75,7 +77,7 @@ const OWNER_HEADERS = [
 /** The middleware stack in upstream's pipeline order, ending in the proxy application. */
 export function buildPipeline(deps: ProxyDeps, ctx: ProxyContext, info: InfoRegistry): Handler {
   // bulk sits after auth (upstream: before): its subrequests then carry the caller's identity without re-validating the token per line.
-  const stages: Middleware[] = [gatekeeper, tempUrl(ctx, info), formPost(ctx, info), keystoneAuth(deps.tokens, deps.config.keystoneauth), staticWeb(ctx, info), bulk(info, deps.config.constraints.max_file_size), copyMiddleware, containerQuotas(ctx, info), accountQuotas(ctx, info), slo(info), dlo(info), versionedWrites(ctx, info)];
+  const stages: Middleware[] = [gatekeeper, tempUrl(ctx, info), formPost(ctx, info), keystoneAuth(deps.tokens, deps.config.keystoneauth), staticWeb(ctx, info), bulk(info, deps.config.constraints.max_file_size), copyMiddleware, containerQuotas(ctx, info), accountQuotas(ctx, info), slo(info), dlo(info), versionedWrites(ctx, info), objectVersioning(ctx, info), symlink(info)];
   return stages.reduceRight<Handler>((next, mw) => mw(next), proxyServer(ctx, deps.config.cors));
 }
 

@@ -348,7 +348,7 @@ export function createObjectHandler(opts: ObjectServerOptions): Handler {
         send(res, cond, '', h);
         return;
       }
-      const ranges = req.method === 'GET' ? parseRange(header(req, 'range'), o.bodyLength) : null;
+      const ranges = req.method === 'GET' && !ignoresRange(req, o.meta) ? parseRange(header(req, 'range'), o.bodyLength) : null;
       if (ranges && ranges.length === 0) {
         send(res, 416, '', { 'Content-Range': `bytes */${o.bodyLength}`, 'Accept-Ranges': 'bytes', 'X-Timestamp': h['X-Timestamp'] as string });
         return;
@@ -363,6 +363,12 @@ export function createObjectHandler(opts: ObjectServerOptions): Handler {
     } finally {
       close();
     }
+  }
+
+  /** X-Backend-Ignore-Range-If-Metadata-Present: a symlink is served whole, so the proxy can follow it whatever the Range. */
+  function ignoresRange(req: IncomingMessage, meta: ObjectMetadata): boolean {
+    const names = (header(req, 'x-backend-ignore-range-if-metadata-present') ?? '').split(',').map((n) => n.trim().toLowerCase()).filter(Boolean);
+    return names.length > 0 && Object.keys(meta).some((k) => names.includes(k.toLowerCase()));
   }
 
   async function sendBody(res: ServerResponse, o: OpenObject, h: Record<string, string | number>, ranges: ByteRange[] | null): Promise<void> {
