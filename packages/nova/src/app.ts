@@ -36,8 +36,10 @@ import { CinderClient, Endpoints, GlanceClient, NeutronClient, type TokenSource 
 import { Services } from './domain/services.ts';
 import { registerMigrationRoutes } from './api/migration-routes.ts';
 import { registerServerInfoRoutes } from './api/server-info-routes.ts';
+import { registerExternalEventRoutes } from './api/external-event-routes.ts';
 import { consolePolicies, registerConsoleRoutes } from './api/console-routes.ts';
 import { interfacePolicies, registerInterfaceRoutes } from './api/interface-routes.ts';
+import { registerVolumeAttachmentRoutes, volumeAttachmentPolicies } from './api/volume-attachment-routes.ts';
 import { consoleConfig, type ConsoleConfig } from './console/conf.ts';
 import { ConsoleTokens } from './domain/console-tokens.ts';
 import { novaPolicies } from './policies/index.ts';
@@ -125,7 +127,7 @@ export interface NovaApp {
 export async function createNovaApp(deps: NovaDeps, http: Pick<HttpServerOptions, 'ops' | 'tls'> = {}): Promise<NovaApp> {
   const core = createNovaCore(deps);
   const enforcer = new Enforcer({
-    defaults: [...novaPolicies, ...consolePolicies, ...interfacePolicies],
+    defaults: [...novaPolicies, ...consolePolicies, ...interfacePolicies, ...volumeAttachmentPolicies],
     overrideFile: deps.config.policyFile,
     enforceScope: deps.config.enforceScope,
     enforceNewDefaults: true,
@@ -191,8 +193,10 @@ export async function createNovaApp(deps: NovaDeps, http: Pick<HttpServerOptions
   registerQuotaClassRoutes(app, apiDeps);
   registerMigrationRoutes(app, apiDeps);
   registerServerInfoRoutes(app, apiDeps, deps.bus);
+  registerExternalEventRoutes(app, apiDeps, deps.bus);
   registerConsoleRoutes(app, apiDeps);
   registerInterfaceRoutes(app, apiDeps, deps.bus);
+  registerVolumeAttachmentRoutes(app, apiDeps, { bus: deps.bus, cinder: core.cinder, blockDevices: core.blockDevices });
   return {
     app,
     core,

@@ -1,3 +1,4 @@
+import { powerUpdate, type PowerUpdateEvent } from './power-update.ts';
 import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -9,13 +10,16 @@ import { PowerState, type ComputeDriver, type InstanceSpec, type NicSpec } from 
 import type { ImageCache } from '../virt/image-cache.ts';
 import { consoleHandlers } from './consoles.ts';
 import { hotplugHandlers } from './hotplug.ts';
+import { releaseInstanceVolumes, volumeAttachHandlers } from './volume-attach.ts';
+import { completeVolumes, prepareVolumes, releaseFailedBuildVolumes, volumeSpecs, type BootVolumeDeps } from './boot-volumes.ts';
 import { ComputeMoves } from './moves.ts';
 import type { InstanceActions } from '../domain/actions.ts';
+import type { BlockDevices } from '../domain/block-devices.ts';
 import type { Instance, InstanceRepo, Vif } from '../domain/instances.ts';
 import type { Migrations } from '../domain/migrations.ts';
 import { configDriveFiles } from '../domain/metadata-content.ts';
 import type { InstanceNotifier } from '../domain/notifier.ts';
-import type { GlanceClient, NeutronClient, TokenSource } from '../domain/service-clients.ts';
+import type { CinderClient, GlanceClient, NeutronClient, TokenSource } from '../domain/service-clients.ts';
 import type { Services } from '../domain/services.ts';
 import { TaskState, VmState } from '../domain/states.ts';
 
@@ -33,6 +37,10 @@ export interface ComputeManagerDeps {
   placement: PlacementClient;
   neutron: NeutronClient;
   glance: GlanceClient;
+  cinder: CinderClient;
+  blockDevices: BlockDevices;
+  /** How long a boot volume nova asked Cinder for may take to become available (tests shorten it). */
+  volumeCreateTimeoutMs?: number;
   /** The nova service user's tokens (Neutron port binding needs admin/service rights). */
   session: TokenSource;
   bus: Bus;
@@ -55,6 +63,8 @@ interface FloatingIpEvent {
 interface BuildArgs {
   uuid: string;
   requestId: string;
+  /** The user's, for the volumes nova makes in the user's project. */
+  token?: string;
 }
 
 interface ActionArgs {
@@ -97,9 +107,10 @@ export class ComputeManager {
     await this.updateAvailableResource();
     this.vifSub = await d.bus.subscribe('notifications', `nova-compute-vif-${d.host}`, async (n) => {
       if (n.event_type.startsWith('floatingip.')) return this.onFloatingIp(n.payload as FloatingIpEvent, n.event_type === 'floatingip.delete.end');
+      if (n.event_type === 'power-update') return powerUpdate({ ...d, driverName: d.driver.constructor.name }, n.payload as PowerUpdateEvent, n.ctx?.requestId ?? '');
       const p = n.payload as { server_uuid?: string; tag?: string; status?: string };
       if (p?.server_uuid && p.tag) this.vifWaiters.get(`${p.server_uuid}/${p.tag}`)?.();
-    }, { eventTypes: ['network-vif-plugged', 'floatingip.create.end', 'floatingip.update.end', 'floatingip.delete.end'] });
+    }, { eventTypes: ['network-vif-plugged', 'power-update', 'floatingip.create.end', 'floatingip.update.end', 'floatingip.delete.end'] });
     await this.reconcile();
     this.server = await d.bus.serve(COMPUTE_TOPIC, d.host, {
       build_and_run_instance: async (a: BuildArgs) => void this.background(() => this.buildAndRun(a)),
@@ -115,6 +126,7 @@ export class ComputeManager {
       ...this.moves.handlers((fn) => this.background(fn)),
       ...consoleHandlers(d.driver),
       ...hotplugHandlers({ ...d, serviceToken: () => this.serviceToken(), tapName, waitForVifs: (uuid, vifs) => this.waitForVifs(uuid, vifs) }),
+      ...volumeAttachHandlers({ ...d, serviceToken: () => this.serviceToken() }),
     });
     this.timers.push(setInterval(() => void this.heartbeat(), d.reportIntervalMs));
     if (d.syncPowerStateMs > 0) this.timers.push(setInterval(() => void this.syncPowerStates().catch((err) => d.logger.warn({ err }, 'power state sync failed')), d.syncPowerStateMs));
@@ -212,11 +224,13 @@ export class ComputeManager {
         await d.instances.update(a.uuid, { network_info: JSON.stringify(vifs) });
         if (!(await d.instances.cas(a.uuid, { taskState: [TaskState.NETWORKING] }, { task_state: TaskState.BLOCK_DEVICE_MAPPING }))) throw new Error('instance was deleted while its network was set up');
         inst = await d.instances.get(a.uuid);
+        await prepareVolumes(this.volumeDeps(), inst, a.token);
         const spec = await this.instanceSpec(inst);
         if (!(await d.instances.cas(a.uuid, { taskState: [TaskState.BLOCK_DEVICE_MAPPING] }, { task_state: TaskState.SPAWNING }))) throw new Error('instance was deleted before spawning');
         const plugged = this.waitForVifs(a.uuid, vifs);
         await d.driver.spawn(spec);
         await plugged;
+        await completeVolumes(this.volumeDeps(), inst);
         const info = await d.driver.getInfo(a.uuid);
         const ok = await d.instances.cas(a.uuid, { taskState: [TaskState.SPAWNING] }, { vm_state: VmState.ACTIVE, task_state: null, power_state: info.powerState, launched_at: d.clock.now(), progress: 100 });
         if (!ok) throw new Error('instance was deleted while spawning');
@@ -228,7 +242,11 @@ export class ComputeManager {
     }
   }
 
-  /** Leaves nothing behind (guest, ports Nova made, port bindings, allocations) and shows the reason as the fault. */
+  private volumeDeps(): BootVolumeDeps {
+    return { ...this.d, serviceToken: () => this.serviceToken() };
+  }
+
+  /** Leaves nothing behind (guest, ports Nova made, port bindings, volumes Nova made, attachments, allocations) and shows the reason as the fault. */
   private async buildFailed(uuid: string, err: unknown): Promise<void> {
     const d = this.d;
     const message = err instanceof Error ? err.message : String(err);
@@ -236,9 +254,11 @@ export class ComputeManager {
     await d.driver.destroy(uuid).catch((e) => d.logger.error({ err: e, instance: uuid }, 'destroy after failed build failed'));
     const inst = await d.instances.find(uuid, { includeDeleted: true });
     if (inst) await this.deallocateNetworks(inst).catch((e) => d.logger.error({ err: e, instance: uuid }, 'port cleanup failed'));
+    if (inst) await releaseFailedBuildVolumes(this.volumeDeps(), inst).catch((e) => d.logger.error({ err: e, instance: uuid }, 'volume cleanup failed'));
     await d.placement.deleteAllocations(uuid).catch((e) => d.logger.error({ err: e, instance: uuid }, 'allocation cleanup failed'));
     if (!inst || inst.deleted) return;
     if (inst.taskState === TaskState.DELETING) {
+      await releaseInstanceVolumes(this.volumeDeps(), inst);
       await d.instances.markDeleted(uuid);
       return;
     }
@@ -360,7 +380,10 @@ export class ComputeManager {
   private async instanceSpec(inst: Instance): Promise<InstanceSpec> {
     const d = this.d;
     const rs = inst.requestSpec;
-    const imagePath = await this.imagePath(inst);
+    const blockDevices = await volumeSpecs(d, inst.uuid);
+    // A volume-backed guest boots from its volume: no image, nothing to cache.
+    const bootVolume = blockDevices.some((b) => b.bootIndex === 0);
+    const imagePath = bootVolume ? '' : await this.imagePath(inst);
     const nics: NicSpec[] = inst.networkInfo.map((v) => ({ portId: v.portId, mac: v.mac, tapName: v.tapName, mtu: v.mtu }));
     const wantDrive = inst.configDrive || d.forceConfigDrive;
     const metadata = await d.instances.metadata(inst.uuid);
@@ -369,9 +392,9 @@ export class ComputeManager {
       name: inst.name,
       hostname: inst.hostname,
       flavor: { name: inst.flavor.name, vcpus: inst.flavor.vcpus, memoryMb: inst.flavor.ram, rootGb: inst.flavor.disk, ephemeralGb: inst.flavor.ephemeral, swapMb: inst.flavor.swap, extraSpecs: inst.flavor.extraSpecs },
-      image: { id: rs.image.id, path: imagePath, properties: rs.image.properties },
+      image: bootVolume ? undefined : { id: rs.image.id, path: imagePath, properties: rs.image.properties },
       nics,
-      blockDevices: [],
+      blockDevices,
       configDrive: wantDrive
         ? configDriveFiles({ instance: inst, metadata, keys: inst.keyData ? [{ name: inst.keyName ?? 'key', type: 'ssh', data: inst.keyData }] : [] })
         : undefined,
@@ -388,6 +411,7 @@ export class ComputeManager {
     d.notifier.send(inst, 'delete', 'start');
     await d.actions.event(a.uuid, a.requestId, 'compute_terminate_instance', d.host, async () => {
       await d.driver.destroy(a.uuid);
+      await releaseInstanceVolumes({ ...d, serviceToken: () => this.serviceToken() }, inst);
       await this.deallocateNetworks(inst);
       await d.placement.deleteAllocations(a.uuid);
       await d.instances.markDeleted(a.uuid);

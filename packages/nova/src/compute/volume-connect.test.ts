@@ -30,6 +30,7 @@ describe('volume connection', () => {
       nbd: { host: '127.0.0.1', port: 10809, exportName: 'volume-v2' },
       format: 'raw',
     });
+    assert.equal(blockDeviceFromConnection('v3', { driver_volume_type: 'file', path: '/flat', format: 'raw', attachment_id: 'a' } as never).path, '/flat', 'the fields may sit beside driver_volume_type');
     assert.throws(() => blockDeviceFromConnection('v', { driver_volume_type: 'iscsi', data: {} }), UnsupportedVolumeError);
     assert.throws(() => blockDeviceFromConnection('v', { driver_volume_type: 'file', data: { path: 'relative' } }), /absolute path/);
     assert.throws(() => blockDeviceFromConnection('v', { driver_volume_type: 'nbd', data: { host: 'h', port: 70000, export_name: 'e' } }), /host, port and export_name/);

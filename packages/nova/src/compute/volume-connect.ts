@@ -41,7 +41,8 @@ export class UnsupportedVolumeError extends Error {}
  * rather than guessed at.
  */
 export function blockDeviceFromConnection(volumeId: string, ci: ConnectionInfo, opts: { bootIndex?: number } = {}): BlockDeviceSpec {
-  const data = ci.data ?? {};
+  // Cinder nests the transport's fields under `data`, or (onestack's attachments API) puts them beside driver_volume_type.
+  const data = (ci.data && typeof ci.data === 'object' ? ci.data : ci) as Record<string, unknown>;
   const readOnly = data.access_mode === 'ro' ? true : undefined;
   const common = { volumeId, serial: volumeId, ...(readOnly ? { readOnly } : {}), ...(opts.bootIndex !== undefined ? { bootIndex: opts.bootIndex } : {}) };
   switch (ci.driver_volume_type) {

@@ -140,6 +140,11 @@ export class BlockDevices {
     return r && fromRow(r);
   }
 
+  /** Every instance's mapping of a volume (more than one only for multiattach volumes). */
+  async forVolume(volumeId: string): Promise<BlockDevice[]> {
+    return (await this.database.db.selectFrom('block_device_mapping').selectAll().where('volume_id', '=', volumeId).orderBy('created_at').execute()).map(fromRow);
+  }
+
   async update(uuid: string, patch: BlockDevicePatch): Promise<void> {
     await this.database.db.updateTable('block_device_mapping').set({ ...toRow(patch), updated_at: this.clock.now() }).where('id', '=', uuid).execute();
   }
