@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { isAtLeast, parseVersion } from '@onestack/core/http/microversion.ts';
 import { MAX_MICROVERSION } from '../src/conf.ts';
-import { startNova, type NovaFixture, type Project } from './fixture.ts';
+import { NovaClient, startNova, type NovaFixture, type Project } from './fixture.ts';
 
 /** Skips what lies above the advertised maximum: it runs once the maximum gets there. */
 const above = (v: string) => (isAtLeast(parseVersion(MAX_MICROVERSION), v) ? false : `max microversion ${MAX_MICROVERSION} < ${v}`);
@@ -184,5 +184,74 @@ describe('nova microversions 2.56 and later', () => {
     for (const k of ['OS-EXT-STS:vm_state', 'OS-EXT-AZ:availability_zone', 'key_name', 'security_groups', 'config_drive']) assert.ok(!(k in reduced), `${k} before 2.75`);
     assert.equal(reduced.name, 'full');
     await p.member.delete(`/v2.1/servers/${id}`);
+  });
+  it('2.76, 2.82: os-server-external-events by services, per-event codes with 207, power-update recorded as an instance action', { skip: above('2.76') }, async () => {
+    const k = f.ks.ks;
+    const adminProject = { id: f.ks.boot.adminProjectId };
+    const u = await k.identity.createUser({ name: 'mv-svc', domainId: 'default', password: 'mv-svc-pw' });
+    await k.assignment.grant({ userId: u.id }, { projectId: adminProject.id }, f.ks.boot.roleIds.service);
+    const token = (await f.ks.login('mv-svc', 'mv-svc-pw', { project: { id: adminProject.id } })).token;
+    const svc = new NovaClient(f.url, token, '2.76');
+    const post = (c: NovaClient, events: unknown[]) => c.post('/v2.1/os-server-external-events', { events });
+
+    const r = await p.member.post('/v2.1/servers', { server: { name: 'ev', imageRef: f.imageId, flavorRef: '1', networks: 'none' } });
+    const id = r.body.server.id;
+    assert.equal((await f.waitFor(p.member, id)).status, 'ACTIVE');
+    const plugged = { name: 'network-vif-plugged', server_uuid: id, tag: '0b4e1f7c-1111-4222-8333-444455556666' };
+    assert.equal((await post(f.admin.at('2.76'), [plugged])).status, 403, 'a service API');
+    assert.equal((await post(p.member.at('2.76'), [plugged])).status, 403);
+    for (const bad of [[], [{ ...plugged, name: 'nope' }], [{ ...plugged, status: 'done' }], [{ ...plugged, extra: 1 }], [{ ...plugged, server_uuid: 'x' }], [{ name: 'network-changed' }]]) {
+      assert.equal((await post(svc, bad)).status, 400, JSON.stringify(bad));
+    }
+    assert.equal((await post(svc.at('2.75'), [{ ...plugged, name: 'power-update', tag: 'POWER_OFF' }])).status, 400, 'power-update from 2.76');
+    assert.equal((await post(svc, [{ ...plugged, name: 'accelerator-request-bound' }])).status, 400, 'accelerator-request-bound from 2.82');
+
+    // The event reaches nova-compute as Neutron's own do: a notification named after it, the event as payload.
+    const seen: unknown[] = [];
+    const sub = await f.ks.bus.subscribe('notifications', 'mv-events-test', async (n) => void seen.push(n.payload), { eventTypes: ['network-vif-plugged'] });
+    try {
+      const ok = await post(svc, [plugged]);
+      assert.equal(ok.status, 200, ok.text);
+      assert.deepEqual(ok.body.events, [{ ...plugged, status: 'completed', code: 200 }]);
+      for (let i = 0; i < 50 && !seen.length; i++) await new Promise((res) => setTimeout(res, 50));
+      assert.deepEqual(seen, [{ ...plugged, status: 'completed' }]);
+    } finally {
+      await sub.stop();
+    }
+
+    const unknown = '5b6c5a8e-7d0e-4f3e-9a55-000000000000';
+    const mixed = await post(svc, [{ name: 'power-update', server_uuid: id, tag: 'POWER_OFF' }, { ...plugged, server_uuid: unknown }, { name: 'power-update', server_uuid: id }]);
+    assert.equal(mixed.status, 207, mixed.text);
+    assert.deepEqual(mixed.body.events.map((e: { code: number; status: string }) => [e.code, e.status]), [[200, 'completed'], [404, 'failed'], [400, 'failed']]);
+    // Nova powers its own guests: the event is recorded under a stop action and fails there, the server is untouched.
+    const events = await (async () => {
+      for (let i = 0; i < 100; i++) {
+        const acts = (await f.admin.at('2.76').get(`/v2.1/servers/${id}/os-instance-actions`)).body.instanceActions;
+        const stop = acts.find((a: { action: string }) => a.action === 'stop');
+        const ev = stop && (await f.admin.at('2.76').get(`/v2.1/servers/${id}/os-instance-actions/${stop.request_id}`)).body.instanceAction.events;
+        if (ev?.[0]?.finish_time) return ev;
+        await new Promise((res) => setTimeout(res, 50));
+      }
+      throw new Error('no compute_power_update event');
+    })();
+    assert.equal(events[0].event, 'compute_power_update');
+    assert.equal(events[0].result, 'Error');
+    const after = (await p.member.at('2.76').get(`/v2.1/servers/${id}`)).body.server;
+    assert.equal(after.status, 'ACTIVE');
+    assert.equal(after['OS-EXT-STS:task_state'], null);
+
+    // A server on no host cannot take an event.
+    const big = await f.admin.post('/v2.1/flavors', { flavor: { name: 'mv-huge', ram: 64, vcpus: 1, disk: 1_000_000 } });
+    const nowhere = await p.member.post('/v2.1/servers', { server: { name: 'nowhere', imageRef: f.imageId, flavorRef: big.body.flavor.id, networks: 'none' } });
+    assert.equal((await f.waitFor(p.member, nowhere.body.server.id)).status, 'ERROR');
+    const unhosted = await post(svc, [{ ...plugged, server_uuid: nowhere.body.server.id }]);
+    assert.equal(unhosted.status, 207);
+    assert.equal(unhosted.body.events[0].code, 422);
+    if (!above('2.82')) {
+      const arq = await post(svc.at('2.82'), [{ name: 'accelerator-request-bound', server_uuid: id, tag: 'a0b1c2d3-0000-4000-8000-000000000001', status: 'failed' }]);
+      assert.equal(arq.status, 200, arq.text);
+      assert.equal((await post(svc.at('2.82'), [{ name: 'accelerator-request-bound', server_uuid: id }])).body.events[0].code, 400, 'tag required');
+    }
+    for (const sid of [id, nowhere.body.server.id]) await p.member.delete(`/v2.1/servers/${sid}`);
   });
 });

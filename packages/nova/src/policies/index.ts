@@ -74,6 +74,7 @@ export const novaPolicies: RuleDefault[] = [
   r('os_compute_api:os-instance-actions:show', PROJECT_READER_OR_ADMIN, 'Show action details for a server', `${S}/os-instance-actions/{request_id}`, 'GET'),
   r('os_compute_api:os-instance-actions:events', ADMIN, 'Add events details in action details for a server', `${S}/os-instance-actions/{request_id}`, 'GET'),
   r('os_compute_api:os-instance-actions:events:details', ADMIN, 'Add "details" key in action events for a server', `${S}/os-instance-actions/{request_id}`, 'GET'),
+  r('os_compute_api:os-server-external-events:create', 'rule:service_api', 'Create one or more external events', '/os-server-external-events', 'POST'),
   r('os_compute_api:server-metadata:index', PROJECT_READER_OR_ADMIN, 'List all metadata of a server', `${S}/metadata`, 'GET'),
   r('os_compute_api:server-metadata:show', PROJECT_READER_OR_ADMIN, 'Show metadata for a server', `${S}/metadata/{key}`, 'GET'),
   r('os_compute_api:server-metadata:create', PROJECT_MEMBER_OR_ADMIN, 'Create metadata for a server', `${S}/metadata`, 'POST'),
