@@ -40,7 +40,8 @@ export interface QemuTestHost {
 }
 
 /** `tag` names the namespaces and directories (keep it short and unique per test file). */
-export async function startQemuTestHost(tag: string, opts: { nova?: Partial<NovaValues>; vnc?: 'unix' } = {}): Promise<QemuTestHost> {
+/** `services` starts what Nova talks to beyond the stack (a Cinder on the stack's Keystone …) and answers Nova's settings for it. */
+export async function startQemuTestHost(tag: string, opts: { nova?: Partial<NovaValues>; vnc?: 'unix'; services?: (stack: ApiStack, cleanups: (() => Promise<void> | void)[]) => Promise<Partial<NovaValues>> } = {}): Promise<QemuTestHost> {
   requireRoot('QEMU guests in test namespaces');
   const cleanups: (() => Promise<void> | void)[] = [];
   const close = async () => {
@@ -50,7 +51,8 @@ export async function startQemuTestHost(tag: string, opts: { nova?: Partial<Nova
     const image = await guestImage();
     const stack = await startApiStack({ hosts: 1, tag });
     cleanups.push(() => stack.close());
-    const fx = await startNova({ ks: stack.fx.ks, neutronUrl: stack.fx.url, config: opts.nova });
+    const extra = opts.services ? await opts.services(stack, cleanups) : {};
+    const fx = await startNova({ ks: stack.fx.ks, neutronUrl: stack.fx.url, config: { ...opts.nova, ...extra } });
     cleanups.push(() => fx.close());
     const host = stack.hosts[0];
     const dir = tempDir(`onestack-${tag}-`);
