@@ -177,6 +177,11 @@ describe('swift proxy: symlinks and object versioning (X-Versions-Enabled)', () 
     assert.equal(g.r.headers.get('x-object-version-id'), id2);
     assert.equal(g.r.headers.get('content-location'), `${acct}/v/o?version-id=${id2}`);
     assert.equal(g.r.headers.get('etag'), md5('two!'));
+    // A POST to the current object lands on its version.
+    r = await p.member.req('POST', `${acct}/v/o`, { headers: { 'x-object-meta-color': 'blue' } });
+    assert.equal(r.status, 202);
+    await r.text();
+    assert.equal((await text('HEAD', 'v/o')).r.headers.get('x-object-meta-color'), 'blue');
     g = await text('GET', `v/o?version-id=${id1}`);
     assert.equal(g.body, 'one');
     assert.equal(g.r.headers.get('content-type'), 'text/one');

@@ -449,7 +449,10 @@ export function createObjectHandler(opts: ObjectServerOptions): Handler {
         'x-meta-timestamp': ts,
       });
     }
-    send(res, 202);
+    // The object's sysmeta answers too: the proxy's symlink middleware learns from it that the POST hit a link.
+    const out: Record<string, string> = { 'X-Backend-Content-Type': ctype ?? o.meta['Content-Type'] ?? '' };
+    for (const [k, v] of Object.entries(o.meta)) if (/^x-object-sysmeta-/i.test(k)) out[k] = String(v);
+    send(res, 202, '', out);
   }
 
   async function del(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -86,7 +86,9 @@ export async function objectPost(ctx: ProxyContext, req: SwiftRequest, account: 
   const r = await makeRequests(ctx, ctx.rings.object, partition, nodes, 'POST', (n) => backendPath(n, partition, account, container, obj), (i) =>
     backendHeaders(req, { ...fwd, ...cu[i], 'x-timestamp': ts, 'x-backend-storage-policy-index': '0' }),
   );
-  return respond(r.status);
+  // The object's sysmeta goes back up the pipeline (symlink answers a POST to a link with 307); gatekeeper keeps it from the client.
+  const sysmeta = Object.fromEntries(Object.entries(r.headers).filter(([k]) => k.startsWith('x-object-sysmeta-')));
+  return respond(r.status, undefined, sysmeta);
 }
 
 export async function objectDelete(ctx: ProxyContext, req: SwiftRequest, account: string, container: string, obj: string): Promise<SwiftResponse> {
