@@ -17,7 +17,7 @@ export interface BlockDevice {
   deviceName: string | null;
   volumeId: string | null;
   imageId: string | null;
-  snapshotId: string | null;
+  snapshotId?: string | null;
   volumeSize: number | null;
   deleteOnTermination: boolean;
   tag: string | null;
