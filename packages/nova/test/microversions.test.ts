@@ -254,4 +254,40 @@ describe('nova microversions 2.56 and later', () => {
     }
     for (const sid of [id, nowhere.body.server.id]) await p.member.delete(`/v2.1/servers/${sid}`);
   });
+  it('2.78: GET /servers/{id}/topology (no NUMA placement here: no nodes)', { skip: above('2.78') }, async () => {
+    const r = await p.member.post('/v2.1/servers', { server: { name: 'topo', imageRef: f.imageId, flavorRef: '1', networks: 'none' } });
+    const id = r.body.server.id;
+    await f.waitFor(p.member, id);
+    assert.equal((await p.member.at('2.77').get(`/v2.1/servers/${id}/topology`)).status, 404, 'not before 2.78');
+    const t = await p.reader.at('2.78').get(`/v2.1/servers/${id}/topology`);
+    assert.equal(t.status, 200, t.text);
+    assert.deepEqual(t.body, { nodes: [], pagesize_kb: null });
+    const other = await f.project('mv-other');
+    assert.equal((await other.member.at('2.78').get(`/v2.1/servers/${id}/topology`)).status, 404, "another project's server");
+    await p.member.delete(`/v2.1/servers/${id}`);
+  });
+
+  it('2.80: migrations show and filter by their owner; 2.59 refuses unknown parameters', { skip: above('2.80') }, async () => {
+    const r = await p.member.post('/v2.1/servers', { server: { name: 'mig', imageRef: f.imageId, flavorRef: '1', networks: 'none' } });
+    const id = r.body.server.id;
+    await f.waitFor(p.member, id);
+    assert.equal((await f.admin.post(`/v2.1/servers/${id}/action`, { migrate: null })).status, 202);
+    const s = await f.waitFor(f.admin, id, (x) => x.status === 'VERIFY_RESIZE' || x.status === 'ERROR');
+    assert.equal(s.status, 'VERIFY_RESIZE');
+    const c = f.admin.at('2.80');
+    const mine = (await c.get(`/v2.1/os-migrations?project_id=${p.id}`)).body.migrations;
+    assert.equal(mine.length, 1);
+    assert.equal(mine[0].instance_uuid, id);
+    assert.equal(mine[0].project_id, p.id);
+    assert.equal(mine[0].user_id, s.user_id);
+    assert.deepEqual((await c.get(`/v2.1/os-migrations?user_id=${s.user_id}&project_id=${p.id}`)).body.migrations.map((m: { uuid: string }) => m.uuid), [mine[0].uuid]);
+    assert.deepEqual((await c.get('/v2.1/os-migrations?project_id=nobody')).body.migrations, []);
+    const old = (await f.admin.at('2.79').get(`/v2.1/os-migrations?instance_uuid=${id}`)).body.migrations[0];
+    assert.ok(!('user_id' in old) && !('project_id' in old));
+    assert.equal((await f.admin.at('2.79').get(`/v2.1/os-migrations?project_id=${p.id}`)).status, 400, 'owner filters from 2.80');
+    assert.equal((await f.admin.at('2.59').get('/v2.1/os-migrations?bogus=1')).status, 400);
+    assert.equal((await f.admin.at('2.58').get('/v2.1/os-migrations?bogus=1')).status, 200);
+    await f.admin.post(`/v2.1/servers/${id}/action`, { confirmResize: null });
+    await p.member.delete(`/v2.1/servers/${id}`);
+  });
 });

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { badRequest, notFound } from '@onestack/core/errors.ts';
 import type { Migration } from '../domain/migrations.ts';
 import { enforce, ISO, mv, serverFor, type ApiDeps } from './context.ts';
-import { int } from './validate.ts';
+import { int, noExtra } from './validate.ts';
 
 const iso = (ms: number | null) => (ms === null ? null : ISO(ms)!.replace('Z', '.000000'));
 
@@ -90,6 +90,11 @@ function registerServerMigrationRoutes(app: FastifyInstance, deps: ApiDeps): voi
 export function registerMigrationRoutes(app: FastifyInstance, deps: ApiDeps): void {
   registerServerMigrationRoutes(app, deps);
   app.get('/v2.1/os-migrations', async (req) => {
+    // 2.59 closes the query schema; 2.66 and 2.80 widen it.
+    if (mv(req, '2.59')) {
+      const known = ['hidden', 'host', 'instance_uuid', 'source_compute', 'status', 'migration_type', 'limit', 'marker', 'changes-since'];
+      noExtra(req.query as Record<string, unknown>, [...known, ...(mv(req, '2.66') ? ['changes-before'] : []), ...(mv(req, '2.80') ? ['user_id', 'project_id'] : [])]);
+    }
     enforce(deps, req, 'os_compute_api:os-migrations:index');
     const q = req.query as Record<string, string | undefined>;
     const filters = {

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { conflict } from '@onestack/core/errors.ts';
+import { conflict, notFound } from '@onestack/core/errors.ts';
 import { jsonToDb } from '@onestack/core/db/index.ts';
 import { COMPUTE_TOPIC } from '../compute/manager.ts';
 import type { Instance } from '../domain/instances.ts';
@@ -32,7 +32,7 @@ function diagnostics(inst: Instance, info: InstanceInfo & { hypervisorType: stri
   };
 }
 
-/** GET/DELETE /servers/{id}/os-server-password and GET /servers/{id}/diagnostics (admin). */
+/** GET/DELETE /servers/{id}/os-server-password, GET /servers/{id}/diagnostics (admin) and GET /servers/{id}/topology (2.78). */
 export function registerServerInfoRoutes(app: FastifyInstance, deps: ApiDeps, bus: Pick<Bus, 'call'>): void {
   app.get('/v2.1/servers/:server_id/os-server-password', async (req) => {
     const inst = await serverFor(deps, req, 'os_compute_api:os-server-password:show');
@@ -54,5 +54,14 @@ export function registerServerInfoRoutes(app: FastifyInstance, deps: ApiDeps, bu
     // Before 2.48 the answer was the driver's own dict; libvirt's names memory in KiB.
     if (!mv(req, '2.48')) return { memory: info.memoryMb * 1024, 'memory-actual': info.memoryMb * 1024 };
     return diagnostics(inst, info);
+  });
+
+  // 2.78. An instance has a NUMA topology only when its flavor or image asks for NUMA placement
+  // (hw:numa_nodes, hw:cpu_policy, hugepages); this Nova's scheduler and drivers place none, so
+  // every instance has none and the answer is upstream's for an instance without one.
+  app.get('/v2.1/servers/:server_id/topology', async (req) => {
+    if (!mv(req, '2.78')) throw notFound('The resource could not be found.');
+    await serverFor(deps, req, 'compute:server:topology:index');
+    return { nodes: [], pagesize_kb: null };
   });
 }
