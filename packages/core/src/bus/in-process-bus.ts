@@ -154,6 +154,8 @@ export class InProcessBus implements Bus {
   /** Failed notifications waiting out their retry delay, with where they go back to. */
   private readonly retries = new Map<NodeJS.Timeout, { queue: LocalQueue; msg: LocalMessage }>();
   private closed = false;
+  /** The last notification body decoded for its event type: every pool's queue gets the same one, and most pools filter it out. */
+  private lastTyped: { body: string; eventType: string } | undefined;
 
   constructor(opts: InProcessBusOptions = {}) {
     this.broker = opts.broker ?? new LocalBroker();
@@ -243,6 +245,8 @@ export class InProcessBus implements Bus {
     const consumer: LocalConsumer = (msg) => {
       let notification: Notification;
       try {
+        if (opts.eventTypes && !accepts(this.eventTypeOf(msg.body))) return;
+        // Decoded for each pool that takes it: handlers may change what they get.
         notification = decodeNotification(msg.body);
       } catch (err) {
         this.log.error({ err, pool }, 'Dropping undecodable notification');
@@ -291,6 +295,11 @@ export class InProcessBus implements Bus {
       waiter.reject(new BusClosed());
     }
     this.waiters.clear();
+  }
+
+  private eventTypeOf(body: string): string {
+    if (this.lastTyped?.body !== body) this.lastTyped = { body, eventType: decodeNotification(body).event_type };
+    return this.lastTyped.eventType;
   }
 
   private onReply(id: string, body: string): void {
