@@ -203,6 +203,23 @@ describe('nova remote consoles: URLs, tokens and the websocket proxy', () => {
     assert.equal((await f.admin.at('2.31').get(`/v2.1/os-console-auth-tokens/${token}`)).status, 404);
   });
 
+  it("a deleted server's console tokens are deleted with it", async () => {
+    const s = await p.member.post('/v2.1/servers', { server: { name: 'con-gone', imageRef: f.imageId, flavorRef: '1', networks: 'none' } });
+    assert.equal(s.status, 202, s.text);
+    const id = s.body.server.id as string;
+    await f.waitFor(p.member, id);
+    const vncToken = tokenOf((await create(undefined, id)).body.remote_console.url);
+    const serialToken = tokenOf((await create(undefined, id, { protocol: 'serial', type: 'serial' })).body.remote_console.url);
+    const keptToken = tokenOf((await create()).body.remote_console.url);
+    const rows = () => f.database.db.selectFrom('console_auth_tokens').select('instance_uuid').where('instance_uuid', '=', id).execute();
+    assert.equal((await rows()).length, 2);
+    assert.equal((await p.member.delete(`/v2.1/servers/${id}`)).status, 204);
+    await f.waitFor(p.member, id, (x) => x.status === 'DELETED');
+    assert.deepEqual(await rows(), []);
+    for (const token of [vncToken, serialToken]) assert.equal((await f.admin.at('2.31').get(`/v2.1/os-console-auth-tokens/${token}`)).status, 404);
+    assert.equal((await f.admin.at('2.31').get(`/v2.1/os-console-auth-tokens/${keptToken}`)).status, 200, "another server's token stays");
+  });
+
   it('a stopped server has no console (409)', async () => {
     assert.equal((await p.member.post(`/v2.1/servers/${second}/action`, { 'os-stop': null })).status, 202);
     await f.waitFor(p.member, second, (s) => s.status === 'SHUTOFF');

@@ -20,7 +20,7 @@ const hash = (token: string) => createHash('sha256').update(token).digest('hex')
  * Console auth tokens (upstream's nova.objects.ConsoleAuthToken): a random uuid handed
  * out once in the console URL, only its hash stored. Issuing a token for an instance and
  * console type replaces earlier ones, so one URL is live per console at a time; expired
- * tokens are removed as new ones are issued.
+ * tokens are removed as new ones are issued, and a server's go with it (Instances.markDeleted).
  */
 export class ConsoleTokens {
   constructor(
@@ -60,10 +60,6 @@ export class ConsoleTokens {
     const row = await this.database.db.selectFrom('console_auth_tokens').selectAll().where('token_hash', '=', hash(token)).executeTakeFirst();
     if (!row || row.expires <= this.clock.now()) return undefined;
     return toAuth(row);
-  }
-
-  async deleteForInstance(instanceUuid: string): Promise<void> {
-    await this.database.db.deleteFrom('console_auth_tokens').where('instance_uuid', '=', instanceUuid).execute();
   }
 }
 

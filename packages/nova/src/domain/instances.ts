@@ -244,6 +244,8 @@ export class InstanceRepo {
       .where('uuid', '=', uuid)
       .execute();
     await this.db.deleteFrom('server_group_members').where('instance_uuid', '=', uuid).execute();
+    // A console URL handed out earlier must not outlive its server.
+    await this.db.deleteFrom('console_auth_tokens').where('instance_uuid', '=', uuid).execute();
   }
 
   async list(f: InstanceFilters, page: { sortKeys: string[]; sortDirs: ('asc' | 'desc')[]; limit?: number; marker?: string }): Promise<Instance[]> {
