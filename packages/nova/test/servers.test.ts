@@ -94,7 +94,7 @@ describe('nova servers with the fake driver', () => {
     const cases: [Record<string, unknown>, number, RegExp][] = [
       [{ flavorRef: 'nope' }, 400, /Flavor nope could not be found/],
       [{ imageRef: '7a1d2b36-59a4-4d3c-a4a1-4f6c1f1c1f1c' }, 400, /Image 7a1d2b36-59a4-4d3c-a4a1-4f6c1f1c1f1c could not be found/],
-      [{ imageRef: 'not-a-uuid' }, 400, /Invalid image identifier/],
+      [{ imageRef: 'not-a-uuid' }, 400, /is not valid under any of the given schemas/],
       [{ networks: [{ uuid: '11111111-2222-3333-4444-555555555555' }] }, 400, /Network 11111111-2222-3333-4444-555555555555 could not be found/],
       [{ networks: [{ uuid: 'zzz' }] }, 400, /network uuid is not in proper format/],
       [{ name: 'x'.repeat(256) }, 400, /is too long/],

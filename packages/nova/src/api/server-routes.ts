@@ -4,6 +4,7 @@ import type { Instance, InstanceFilters, RequestedNetwork } from '../domain/inst
 import type { CreateServerInput } from '../domain/servers.ts';
 import { vmStatesForStatus } from '../domain/states.ts';
 import { allowed, callerOf, enforce, isAdmin, mv, serverFor, ISO, type ApiDeps } from './context.ts';
+import { parseBlockDeviceMappings } from './block-device-mapping.ts';
 import { baseOf, obfuscatedHost, reducedView, serverBrief, serverDetail } from './server-views.ts';
 import { bool, int, invalid, metadata, name, noExtra, obj, str, tag, UUID } from './validate.ts';
 
@@ -31,7 +32,7 @@ function actionsPage(req: FastifyRequest, maxLimit: number): { limit: number; ma
 const CREATE_KEYS = [
   'name', 'imageRef', 'flavorRef', 'networks', 'key_name', 'security_groups', 'user_data', 'metadata', 'availability_zone', 'config_drive', 'adminPass',
   'description', 'tags', 'hostname', 'min_count', 'max_count', 'return_reservation_id', 'accessIPv4', 'accessIPv6', 'OS-DCF:diskConfig', 'block_device_mapping_v2',
-  'personality', 'trusted_image_certificates', 'host', 'hypervisor_hostname',
+  'personality', 'trusted_image_certificates', 'host', 'hypervisor_hostname', 'block_device_mapping',
 ];
 
 function parseNetworks(req: FastifyRequest, v: unknown): CreateServerInput['networks'] {
@@ -82,11 +83,15 @@ function parseCreate(req: FastifyRequest, deps: ApiDeps, body: unknown): CreateS
   const s = obj(root.server, 'server');
   noExtra(s, CREATE_KEYS);
   for (const k of ['name', 'flavorRef'] as const) if (s[k] === undefined) throw badRequest(`Invalid input for field/attribute server. Value: ${JSON.stringify(s)}. '${k}' is a required property`);
-  if (s.block_device_mapping_v2 !== undefined) throw badRequest('Block device mapping is not supported yet (boot from volume awaits Cinder).');
-  if (s.imageRef === undefined || s.imageRef === '') throw badRequest('Cannot create a server without an image (boot from volume awaits Cinder).');
-  const imageRef = str(s.imageRef, 'imageRef');
-  const imageId = imageRef.split('/').pop()!;
-  if (!UUID.test(imageId)) throw badRequest(`Invalid image identifier (${imageRef})`);
+  const blockDevices = parseBlockDeviceMappings(req, s);
+  // _image_from_req_data: the image may be left out (or empty) only when block devices say what to boot.
+  let imageRef: string | undefined;
+  if (s.imageRef !== undefined && s.imageRef !== null && s.imageRef !== '') {
+    imageRef = str(s.imageRef, 'imageRef');
+    if (!UUID.test(imageRef)) throw invalid('imageRef', imageRef, `'${imageRef}' is not valid under any of the given schemas`);
+  } else if (!blockDevices.length) {
+    throw badRequest('Missing imageRef attribute');
+  }
   const flavorRef = typeof s.flavorRef === 'number' ? String(s.flavorRef) : str(s.flavorRef, 'flavorRef', { min: 1 });
   const md = s.metadata === undefined ? undefined : metadata(s.metadata);
   let userData: string | undefined;
@@ -116,6 +121,8 @@ function parseCreate(req: FastifyRequest, deps: ApiDeps, body: unknown): CreateS
   return {
     name: name(s.name),
     imageRef,
+    blockDevices,
+    multiattach: mv(req, '2.60'),
     flavorRef,
     networks: parseNetworks(req, s.networks),
     keyName: s.key_name === undefined || s.key_name === null ? undefined : str(s.key_name, 'key_name', { min: 1, max: 255 }),
@@ -150,11 +157,33 @@ export function trustedCerts(v: unknown): string[] | undefined {
   return ids;
 }
 
+/** The volumes of each instance (one query for a page of servers), boot volume first. */
+async function volumesOf(deps: ApiDeps, uuids: string[]): Promise<Map<string, { id: string; deleteOnTermination: boolean }[]>> {
+  const out = new Map<string, { id: string; deleteOnTermination: boolean }[]>();
+  if (!uuids.length) return out;
+  const rows = await deps.instances.db
+    .selectFrom('block_device_mapping')
+    .select(['instance_uuid', 'volume_id', 'delete_on_termination', 'boot_index'])
+    .where('instance_uuid', 'in', uuids)
+    .where('destination_type', '=', 'volume')
+    .where('volume_id', 'is not', null)
+    .orderBy('created_at')
+    .execute();
+  const bootFirst = (b: number | null) => (b === null || Number(b) < 0 ? Number.MAX_SAFE_INTEGER : Number(b));
+  rows.sort((a, b) => bootFirst(a.boot_index) - bootFirst(b.boot_index));
+  for (const r of rows) {
+    const list = out.get(r.instance_uuid) ?? [];
+    list.push({ id: r.volume_id!, deleteOnTermination: Number(r.delete_on_termination) === 1 || (r.delete_on_termination as unknown) === true });
+    out.set(r.instance_uuid, list);
+  }
+  return out;
+}
+
 async function detailOf(deps: ApiDeps, req: FastifyRequest, list: Instance[]) {
   const uuids = list.map((i) => i.uuid);
-  const [md, tags, faults] = await Promise.all([deps.instances.metadataOf(uuids), deps.instances.tagsOf(uuids), deps.instances.latestFaults(uuids)]);
+  const [md, tags, faults, volumes] = await Promise.all([deps.instances.metadataOf(uuids), deps.instances.tagsOf(uuids), deps.instances.latestFaults(uuids), volumesOf(deps, uuids)]);
   const hostsUp = new Map((await deps.services.computes()).map((s) => [s.host, s.up]));
-  return list.map((i) => serverDetail(deps, req, i, { metadata: md.get(i.uuid) ?? {}, tags: [...(tags.get(i.uuid) ?? [])].sort(), fault: faults.get(i.uuid), hostUp: i.host ? hostsUp.get(i.host) : undefined }));
+  return list.map((i) => serverDetail(deps, req, i, { metadata: md.get(i.uuid) ?? {}, tags: [...(tags.get(i.uuid) ?? [])].sort(), fault: faults.get(i.uuid), hostUp: i.host ? hostsUp.get(i.host) : undefined, volumes: volumes.get(i.uuid) }));
 }
 
 export async function showServer(deps: ApiDeps, req: FastifyRequest, i: Instance) {
@@ -296,6 +325,7 @@ export function registerServerRoutes(app: FastifyInstance, deps: ApiDeps): void 
       const input = parseCreate(req, deps, req.body);
       if (input.networks && input.networks !== 'auto' && input.networks !== 'none') enforce(deps, req, 'os_compute_api:servers:create:attach_network');
       if (input.trustedCerts) enforce(deps, req, 'os_compute_api:servers:create:trusted_certs');
+      if (input.blockDevices.length) enforce(deps, req, 'os_compute_api:servers:create:attach_volume');
       if (input.requestedHost || input.requestedNode) {
         enforce(deps, req, 'compute:servers:create:requested_destination');
         if (input.availabilityZone?.includes(':')) throw badRequest('One mechanism with host and/or hypervisor_hostname and another mechanism with zone:host:node are mutually exclusive.');

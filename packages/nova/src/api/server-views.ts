@@ -8,6 +8,8 @@ export interface ViewExtras {
   tags: string[];
   fault?: Fault;
   hostUp?: boolean;
+  /** The instance's volumes (boot volume first), for os-extended-volumes:volumes_attached. */
+  volumes?: { id: string; deleteOnTermination: boolean }[];
 }
 
 /** utils.generate_hostid: the host hashed with the project, so projects cannot compare hosts. */
@@ -73,7 +75,8 @@ export function serverDetail(deps: ApiDeps, req: FastifyRequest, i: Instance, x:
     'OS-EXT-STS:task_state': i.taskState,
     'OS-EXT-STS:vm_state': i.vmState,
     'OS-EXT-STS:power_state': i.powerState,
-    'os-extended-volumes:volumes_attached': [],
+    // 2.3 adds delete_on_termination to each volume.
+    'os-extended-volumes:volumes_attached': (x.volumes ?? []).map((v) => (mv(req, '2.3') ? { id: v.id, delete_on_termination: v.deleteOnTermination } : { id: v.id })),
   };
   if (i.status === 'ACTIVE' || i.status === 'BUILD') s.progress = i.progress;
   if (i.vmState !== 'deleted' || true) s.security_groups = (i.requestSpec.securityGroups ?? []).map((name) => ({ name }));

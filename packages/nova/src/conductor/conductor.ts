@@ -19,6 +19,8 @@ export interface BuildRequest {
   requestId: string;
   projectId: string;
   userId: string;
+  /** The user's token, when the hosts make volumes for the user's project (boot from an image, snapshot or blank volume). */
+  token?: string;
 }
 
 /**
@@ -86,7 +88,7 @@ export class Conductor {
         await d.placement.deleteAllocations(s.uuid).catch(() => undefined);
         continue;
       }
-      await d.bus.cast(COMPUTE_TOPIC, 'build_and_run_instance', { uuid: s.uuid, requestId: a.requestId }, { host: s.host });
+      await d.bus.cast(COMPUTE_TOPIC, 'build_and_run_instance', { uuid: s.uuid, requestId: a.requestId, ...(a.token ? { token: a.token } : {}) }, { host: s.host });
     }
   }
 

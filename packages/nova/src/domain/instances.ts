@@ -51,6 +51,8 @@ export interface RequestSpec {
   numInstances: number;
   requestId: string;
   adminPass?: string;
+  /** Booted from a volume: the image is what the volume was made of (its volume_image_metadata). */
+  isBfv?: boolean;
 }
 
 export interface VifIp {

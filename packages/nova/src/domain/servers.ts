@@ -15,7 +15,10 @@ import type { FlavorSnapshot, ImageSnapshot, Instance, InstanceRepo, RequestedNe
 import type { KeyPairs } from './keypairs.ts';
 import type { InstanceNotifier } from './notifier.ts';
 import type { Quotas } from './quotas.ts';
-import type { GlanceClient, NeutronClient } from './service-clients.ts';
+import type { CinderClient, GlanceClient, NeutronClient } from './service-clients.ts';
+import { checkBlockDevices, type RequestedBlockDevice } from './block-device-requests.ts';
+import type { BlockDevices } from './block-devices.ts';
+import { releaseInstanceVolumes } from '../compute/volume-attach.ts';
 import type { Aggregates } from './aggregates.ts';
 import type { Services } from './services.ts';
 import { ACTION_STATES, TaskState, VmState } from './states.ts';
@@ -30,7 +33,11 @@ export interface Caller {
 
 export interface CreateServerInput {
   name: string;
-  imageRef: string;
+  /** Absent when the block devices say what to boot. */
+  imageRef?: string;
+  blockDevices: RequestedBlockDevice[];
+  /** 2.60: multiattach volumes may be booted from or attached. */
+  multiattach?: boolean;
   flavorRef: string;
   networks?: RequestedNetwork[] | 'auto' | 'none';
   keyName?: string;
@@ -79,6 +86,8 @@ export class ComputeApi {
       aggregates: Aggregates;
       glance: GlanceClient;
       neutron: NeutronClient;
+      cinder: CinderClient;
+      blockDevices: BlockDevices;
       placement: PlacementClient;
       bus: Bus;
       notifier: InstanceNotifier;
@@ -145,9 +154,11 @@ export class ComputeApi {
       throw badRequest(`Flavor ${flavorId} could not be found.`);
     }
     if (flavor.disabled) throw badRequest('Flavor is disabled.');
-    const image = await this.image(caller, input.imageRef);
+    const boot = await this.bootDisk(caller, input, flavor);
+    const image = boot.image;
     if (image.minRam > flavor.ram) throw badRequest("Flavor's memory is too small for requested image.");
-    if (image.minDisk > flavor.disk && flavor.disk > 0) throw badRequest("Flavor's disk is too small for requested image.");
+    // A volume-backed server's root disk is the volume: its size was checked against min_disk instead.
+    if (!boot.volumeBacked && image.minDisk > flavor.disk && flavor.disk > 0) throw badRequest("Flavor's disk is too small for requested image.");
     let keyData: string | null = null;
     if (input.keyName !== undefined) {
       keyData = await d.keypairs.get(caller.userId, input.keyName).then((k) => k.publicKey, () => {
@@ -196,6 +207,7 @@ export class ComputeApi {
       group,
       numInstances: input.maxCount,
       requestId: caller.requestId,
+      ...(boot.volumeBacked ? { isBfv: true } : {}),
     };
     const now = d.clock.now();
     const created = await withTransaction(d.instances.database, async (trx) => {
@@ -230,7 +242,7 @@ export class ComputeApi {
             display_name: name,
             display_description: input.description ?? null,
             hostname,
-            image_ref: image.id,
+            image_ref: boot.volumeBacked ? '' : image.id,
             flavor: jsonToDb(snapshot),
             vcpus: flavor.vcpus,
             memory_mb: flavor.ram,
@@ -270,14 +282,77 @@ export class ComputeApi {
       }
       return rows;
     });
+    try {
+      for (const uuid of created) await this.recordBlockDevices(caller, uuid, boot.bdms);
+    } catch (e) {
+      for (const uuid of created) await this.forgetBlockDevices(caller, uuid).then(() => d.instances.markDeleted(uuid));
+      throw e;
+    }
     const instances: Instance[] = [];
     for (const uuid of created) {
       await d.actions.start({ uuid, action: 'create', requestId: caller.requestId, projectId: caller.projectId, userId: caller.userId });
       instances.push(await d.instances.get(uuid));
     }
-    const build: BuildRequest = { uuids: created, requestId: caller.requestId, projectId: caller.projectId, userId: caller.userId };
+    // The user's token goes with the build (as upstream's RPC context): volumes nova makes belong to the user's project.
+    const build: BuildRequest = { uuids: created, requestId: caller.requestId, projectId: caller.projectId, userId: caller.userId, ...(boot.bdms.some((b) => b.destinationType === 'volume') ? { token: caller.token } : {}) };
     await d.bus.cast(CONDUCTOR_TOPIC, 'build_instances', build);
     return { instances, reservationId, adminPass };
+  }
+
+  /** What the server boots: the image asked for, or the block devices' boot disk (checked as upstream's _validate_bdm). */
+  private async bootDisk(caller: Caller, input: CreateServerInput, flavor: Flavor): Promise<{ image: ImageSnapshot; volumeBacked: boolean; bdms: RequestedBlockDevice[] }> {
+    if (!input.blockDevices.length) return { image: await this.image(caller, input.imageRef!), volumeBacked: false, bdms: [] };
+    const imageId = input.imageRef?.split('/').pop();
+    return checkBlockDevices(
+      {
+        token: caller.token,
+        projectId: caller.projectId,
+        cinder: this.d.cinder,
+        image: (id) => this.image(caller, id),
+        flavor,
+        imageRef: imageId,
+        maxCount: input.maxCount,
+        multiattach: input.multiattach ?? false,
+        maxLocal: 3,
+      },
+      input.blockDevices,
+    );
+  }
+
+  /**
+   * Writes the instance's block device mappings; an existing volume is reserved for it at
+   * once (an attachment without a connector), so no other boot or attach can take it.
+   */
+  private async recordBlockDevices(caller: Caller, uuid: string, bdms: RequestedBlockDevice[]): Promise<void> {
+    for (const b of bdms) {
+      const reserved = b.sourceType === 'volume' ? await this.d.cinder.createAttachment(caller.token, caller.projectId, b.uuid!, uuid).catch((e: Error) => Promise.reject(badRequest(`Invalid volume: ${e.message}`))) : undefined;
+      await this.d.blockDevices.create({
+        instanceUuid: uuid,
+        sourceType: b.sourceType,
+        destinationType: b.destinationType,
+        bootIndex: b.bootIndex,
+        deviceName: b.deviceName ?? (b.bootIndex === 0 ? '/dev/vda' : null),
+        volumeId: b.sourceType === 'volume' ? b.uuid! : null,
+        imageId: b.sourceType === 'image' ? b.uuid! : null,
+        volumeSize: b.volumeSize ?? null,
+        deleteOnTermination: b.deleteOnTermination,
+        tag: b.tag ?? null,
+        attachmentId: reserved?.id ?? null,
+        volumeType: b.volumeType ?? null,
+        diskBus: b.diskBus ?? null,
+        deviceType: b.deviceType ?? null,
+        guestFormat: b.guestFormat ?? null,
+        snapshotId: b.sourceType === 'snapshot' ? b.uuid! : null,
+      });
+    }
+  }
+
+  /** Gives back what recordBlockDevices reserved, when the create fails after it. */
+  private async forgetBlockDevices(caller: Caller, uuid: string): Promise<void> {
+    for (const b of await this.d.blockDevices.forInstance(uuid)) {
+      if (b.attachmentId) await this.d.cinder.deleteAttachment(caller.token, caller.projectId, b.attachmentId).catch(() => undefined);
+    }
+    await this.d.blockDevices.deleteForInstance(uuid);
   }
 
   checkLock(inst: Instance, caller: Caller): void {
@@ -298,6 +373,7 @@ export class ComputeApi {
       await d.instances.markDeleted(inst.uuid);
       await d.placement.deleteAllocations(inst.uuid).catch((err) => d.logger.warn({ err }, 'allocation cleanup failed'));
       if (inst.networkInfo.length) await this.localPortCleanup(inst);
+      await releaseInstanceVolumes({ ...d, serviceToken: () => this.serviceToken() }, inst);
       d.notifier.send({ ...inst, vmState: 'deleted' }, 'delete', 'end');
       return;
     }

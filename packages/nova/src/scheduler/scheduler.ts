@@ -81,8 +81,9 @@ const FILTERS: HostFilter[] = [
   },
 ];
 
+/** A volume-backed server's root disk is a Cinder volume: it claims no DISK_GB on the host (upstream's is_bfv). */
 export function diskGb(spec: RequestSpec): number {
-  return spec.flavor.disk + spec.flavor.ephemeral + Math.ceil(spec.flavor.swap / 1024);
+  return (spec.isBfv ? 0 : spec.flavor.disk) + spec.flavor.ephemeral + Math.ceil(spec.flavor.swap / 1024);
 }
 
 /** How many fresh candidate lists one instance may try when its claims keep losing races. */

@@ -1,0 +1,222 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startKeystone, type KeystoneFixture } from '../../keystone/test/fixture.ts';
+import { CinderClient as VolumeApi, startCinder, type CinderFixture } from '../../cinder/test/fixture.ts';
+import { FakeVolumeDriver } from '../../cinder/src/drivers/fake-driver.ts';
+import { FakeDriver } from '../src/virt/fake-driver.ts';
+import type { InstanceSpec } from '../src/virt/driver.ts';
+import { startNova, type NovaFixture, type Project } from './fixture.ts';
+
+/** The fake hypervisor, remembering what it was asked to boot and failing a spawn when told to. */
+class RecordingFakeDriver extends FakeDriver {
+  readonly specs = new Map<string, InstanceSpec>();
+  failSpawn = false;
+  override async spawn(spec: InstanceSpec): Promise<void> {
+    if (this.failSpawn) throw new Error('fake driver: spawn failed as asked');
+    this.specs.set(spec.uuid, spec);
+    return super.spawn(spec);
+  }
+}
+
+/**
+ * Cinder's fake volume driver writes an image only into a volume that exists already, while
+ * Cinder asks for the copy without creating the volume first (as real drivers expect): made here.
+ */
+class ImageReadyFakeVolumeDriver extends FakeVolumeDriver {
+  override async copyImageToVolume(volume: Parameters<FakeVolumeDriver['copyImageToVolume']>[0], image: Parameters<FakeVolumeDriver['copyImageToVolume']>[1]): Promise<void> {
+    if (!this.has(volume.id) && !this.failNext.has('copyImageToVolume')) await this.createVolume(volume);
+    return super.copyImageToVolume(volume, image);
+  }
+}
+
+/**
+ * Boot from volume (block_device_mapping_v2) through a real Cinder with its fake volume
+ * driver and a fake compute host: the volume the user gives, a volume Nova makes from an
+ * image, delete_on_termination, the views, placement's claim, upstream's 400s, and no
+ * volume or attachment left behind when a build fails.
+ */
+describe('nova boot from volume', () => {
+  let ks: KeystoneFixture;
+  let cinder: CinderFixture;
+  let f: NovaFixture;
+  let p: Project;
+  let vol: VolumeApi;
+  let driver: RecordingFakeDriver;
+  let netless: { name: string; flavorRef: string; networks: 'none' };
+
+  const volume = async (id: string) => (await vol.get(`/volumes/${id}`)).body.volume;
+  const bootableVolume = async (name: string) => {
+    const r = await vol.post('/volumes', { volume: { name, size: 1, imageRef: f.imageId } });
+    assert.equal(r.status, 202, r.text);
+    return (await cinder.waitFor(vol, 'volumes', r.body.volume.id, ['available'])).id as string;
+  };
+  const projectVolumes = async () => (await vol.get('/volumes/detail')).body.volumes as { id: string; status: string; name: string }[];
+  const create = (server: Record<string, unknown>, c = p.member.at('2.67')) => c.post('/v2.1/servers', { server: { ...netless, ...server } });
+
+  before(async () => {
+    ks = await startKeystone();
+    cinder = await startCinder({ ks, driver: () => new ImageReadyFakeVolumeDriver() });
+    f = await startNova({ ks, config: { cinder_url: cinder.url } });
+    // Cinder finds Glance in the catalog, as a deployment without glance_api_servers does.
+    const svc = await ks.ks.catalog.createService({ type: 'image', name: 'glance' });
+    await ks.ks.catalog.createEndpoint({ interface: 'public', serviceId: svc.id, url: f.glanceAdmin.baseUrl });
+    driver = new RecordingFakeDriver({ hostname: 'bfv-h1' });
+    await f.addCompute('bfv-h1', { driver });
+    p = await f.project('bfv');
+    vol = new VolumeApi(cinder.url, p.member.token, p.id, '3.44');
+    netless = { name: 'bfv', flavorRef: '1', networks: 'none' };
+  });
+  after(async () => {
+    await f?.close();
+    await cinder?.close();
+    await ks?.close();
+  });
+
+  it('boots from the volume given (openstack server create --volume): no image, volume in-use, kept at delete', async () => {
+    const v = await bootableVolume('root');
+    // As the CLI sends it: boot_index as a string, imageRef empty.
+    const r = await create({ imageRef: '', block_device_mapping_v2: [{ uuid: v, boot_index: '0', source_type: 'volume', destination_type: 'volume' }] });
+    assert.equal(r.status, 202, r.text);
+    const id = r.body.server.id;
+    const s = await f.waitFor(p.member, id);
+    assert.equal(s.status, 'ACTIVE', JSON.stringify(s.fault));
+    const shown = (await p.member.at('2.3').get(`/v2.1/servers/${id}`)).body.server;
+    assert.equal(shown.image, '');
+    assert.deepEqual(shown['os-extended-volumes:volumes_attached'], [{ id: v, delete_on_termination: false }]);
+    assert.deepEqual((await p.member.at('2.1').get(`/v2.1/servers/${id}`)).body.server['os-extended-volumes:volumes_attached'], [{ id: v }]);
+    const spec = driver.specs.get(id)!;
+    assert.equal(spec.image, undefined);
+    assert.deepEqual(spec.blockDevices.map((b) => [b.volumeId, b.bootIndex]), [[v, 0]]);
+    const inUse = await volume(v);
+    assert.equal(inUse.status, 'in-use');
+    assert.equal(inUse.attachments[0].server_id, id);
+    assert.equal(inUse.attachments[0].device, '/dev/vda');
+    // The root disk is the volume: the host gives no DISK_GB for it (flavor 1 has a 1 GiB disk).
+    const alloc = await f.nova.core.placement.allocations(id);
+    const resources = Object.values(alloc.allocations)[0].resources;
+    assert.equal(resources.DISK_GB, undefined);
+    assert.equal(resources.MEMORY_MB, 256);
+
+    for (const action of ['os-stop', 'os-start']) {
+      assert.equal((await p.member.post(`/v2.1/servers/${id}/action`, { [action]: null })).status, 202);
+      await f.waitFor(p.member, id, (x) => !x['OS-EXT-STS:task_state']);
+    }
+    assert.equal((await f.waitFor(p.member, id)).status, 'ACTIVE');
+
+    assert.equal((await p.member.delete(`/v2.1/servers/${id}`)).status, 204);
+    await f.waitFor(p.member, id, (x) => x.status === 'DELETED');
+    const after = await volume(v);
+    assert.equal(after.status, 'available');
+    assert.deepEqual(after.attachments, []);
+    assert.equal((await f.database.db.selectFrom('block_device_mapping').selectAll().where('instance_uuid', '=', id).execute()).length, 0);
+  });
+
+  it('makes the boot volume from an image (--boot-from-volume) and deletes it with the server (delete_on_termination)', async () => {
+    const before = new Set((await projectVolumes()).map((x) => x.id));
+    const r = await create({ block_device_mapping_v2: [{ uuid: f.imageId, boot_index: 0, source_type: 'image', destination_type: 'volume', volume_size: 1, delete_on_termination: true }] });
+    assert.equal(r.status, 202, r.text);
+    const id = r.body.server.id;
+    const s = await f.waitFor(p.member, id, undefined, 20_000);
+    assert.equal(s.status, 'ACTIVE', JSON.stringify(s.fault));
+    const made = (await projectVolumes()).filter((x) => !before.has(x.id));
+    assert.equal(made.length, 1);
+    const v = await volume(made[0].id);
+    assert.equal(v.status, 'in-use');
+    assert.equal(v.bootable, 'true');
+    assert.equal(v.volume_image_metadata.image_id, f.imageId);
+    assert.deepEqual((await p.member.at('2.3').get(`/v2.1/servers/${id}`)).body.server['os-extended-volumes:volumes_attached'], [{ id: v.id, delete_on_termination: true }]);
+    assert.equal(driver.specs.get(id)!.blockDevices[0].bootIndex, 0);
+
+    assert.equal((await p.member.delete(`/v2.1/servers/${id}`)).status, 204);
+    await f.waitFor(p.member, id, (x) => x.status === 'DELETED');
+    await cinder.volumes.drain();
+    assert.equal((await vol.get(`/volumes/${v.id}`)).status, 404);
+  });
+
+  it('refuses bad mappings with upstream 400s, reserving nothing', async () => {
+    const blank = (await vol.post('/volumes', { volume: { name: 'blank', size: 1 } })).body.volume.id;
+    await cinder.waitFor(vol, 'volumes', blank, ['available']);
+    const missing = '00000000-0000-4000-8000-000000000000';
+    const bdm = (x: Record<string, unknown>) => ({ block_device_mapping_v2: [x] });
+    const cases: [Record<string, unknown>, RegExp, string?][] = [
+      [{}, /^Missing imageRef attribute$/],
+      [{ block_device_mapping: [{ volume_id: blank, device_name: 'vda' }], ...bdm({ uuid: blank, boot_index: 0, source_type: 'volume' }) }, /^Using different block_device_mapping syntaxes is not allowed in the same request\.$/],
+      [bdm({ uuid: blank, source_type: 'blank', destination_type: 'volume', boot_index: 0 }), /^Block Device Mapping is Invalid: Invalid device UUID\.$/],
+      [bdm({ source_type: 'volume', boot_index: 0 }), /^Block Device Mapping is Invalid: Missing device UUID\.$/],
+      [bdm({ uuid: f.imageId, source_type: 'image', destination_type: 'local', boot_index: 0 }), /^Block Device Mapping is Invalid: Mapping image to local is not supported\.$/],
+      [bdm({ uuid: blank, source_type: 'volume', destination_type: 'volume', boot_index: 1 }), /^Block Device Mapping is Invalid: Boot sequence for the instance and image\/block device mapping combination is not valid\.$/],
+      [bdm({ uuid: missing, source_type: 'volume', destination_type: 'volume', boot_index: 0 }), new RegExp(`^Block Device Mapping is Invalid: failed to get volume ${missing}\\.$`)],
+      [bdm({ uuid: blank, source_type: 'volume', destination_type: 'volume', boot_index: 0 }), new RegExp(`^Block Device ${blank} is not bootable\\.$`)],
+      [bdm({ uuid: f.imageId, source_type: 'image', destination_type: 'volume', boot_index: 0 }), /^Images with destination_type 'volume' need to have a non-zero size specified$/],
+      [bdm({ uuid: missing, source_type: 'image', destination_type: 'volume', boot_index: 0, volume_size: 1 }), new RegExp(`^Block Device Mapping is Invalid: failed to get image ${missing}\\.$`)],
+      [bdm({ source_type: 'blank', destination_type: 'volume', boot_index: 0 }), /^Blank volumes \(source: 'blank', dest: 'volume'\) need to have non-zero size$/],
+      [bdm({ uuid: blank, source_type: 'volume', destination_type: 'volume', boot_index: 0, volume_type: 'x' }), /^Block Device Mapping is Invalid: Specifying volume type to existing volume is not supported\.$/],
+      [bdm({ uuid: f.imageId, source_type: 'image', destination_type: 'volume', boot_index: 0, volume_size: 1, volume_type: 'no-such-type' }), /^Volume type no-such-type could not be found\.$/],
+      [bdm({ uuid: blank, source_type: 'volume', boot_index: 0, volume_size: 0 }), /volume_size.*less than the minimum of 1/],
+      [bdm({ uuid: blank, source_type: 'volume', boot_index: 'first' }), /boot_index.*does not match/],
+      [bdm({ uuid: blank, source_type: 'disk', boot_index: 0 }), /source_type.*is not one of \['volume', 'image', 'snapshot', 'blank'\]/],
+      [{ ...bdm({ uuid: blank, source_type: 'volume', boot_index: 0 }), min_count: 2 }, /^Cannot attach one or more volumes to multiple instances$/],
+    ];
+    for (const [body, message] of cases) {
+      const r = await create(body);
+      assert.equal(r.status, 400, `${JSON.stringify(body)}: ${r.text}`);
+      assert.match(r.body.badRequest.message, message, JSON.stringify(body));
+    }
+    // volume_type arrived in 2.67, tag in 2.32 and again from 2.42.
+    const typed = await create(bdm({ uuid: f.imageId, source_type: 'image', destination_type: 'volume', boot_index: 0, volume_size: 1, volume_type: 'x' }), p.member.at('2.66'));
+    assert.match(typed.body.badRequest.message, /Additional properties are not allowed \('volume_type' was unexpected\)/);
+    const tagged = await create(bdm({ uuid: f.imageId, source_type: 'image', destination_type: 'volume', boot_index: 0, volume_size: 1, tag: 't' }), p.member.at('2.41'));
+    assert.match(tagged.body.badRequest.message, /'tag' was unexpected/);
+    assert.equal((await volume(blank)).status, 'available');
+    assert.deepEqual((await volume(blank)).attachments, []);
+  });
+
+  it('refuses a volume another server uses', async () => {
+    const v = await bootableVolume('taken');
+    const first = await create({ block_device_mapping_v2: [{ uuid: v, boot_index: 0, source_type: 'volume', destination_type: 'volume' }] });
+    assert.equal((await f.waitFor(p.member, first.body.server.id)).status, 'ACTIVE');
+    const second = await create({ block_device_mapping_v2: [{ uuid: v, boot_index: 0, source_type: 'volume', destination_type: 'volume' }] });
+    assert.equal(second.status, 400);
+    assert.equal(second.body.badRequest.message, `Invalid volume: volume '${v}' status must be 'available'. Currently in 'in-use'`);
+    await p.member.delete(`/v2.1/servers/${first.body.server.id}`);
+    await f.waitFor(p.member, first.body.server.id, (x) => x.status === 'DELETED');
+  });
+
+  it('a failed build leaves ERROR with a readable fault, the volume nova made deleted and the user volume available', async () => {
+    const before = new Set((await projectVolumes()).map((x) => x.id));
+    cinder.fake!.failNext.add('copyImageToVolume');
+    const r = await create({ block_device_mapping_v2: [{ uuid: f.imageId, boot_index: 0, source_type: 'image', destination_type: 'volume', volume_size: 1 }] });
+    assert.equal(r.status, 202, r.text);
+    const s = await f.waitFor(p.member, r.body.server.id, undefined, 20_000);
+    assert.equal(s.status, 'ERROR');
+    assert.match(s.fault.message, /^Build of instance .* aborted: Volume [0-9a-f-]+ did not finish being created even after we waited \d+ seconds or \d+ attempts\. And its status is error\.$/);
+    await cinder.volumes.drain();
+    assert.deepEqual((await projectVolumes()).filter((x) => !before.has(x.id)), []);
+
+    const mine = await bootableVolume('mine');
+    driver.failSpawn = true;
+    try {
+      const r2 = await create({
+        block_device_mapping_v2: [
+          { uuid: mine, boot_index: 0, source_type: 'volume', destination_type: 'volume' },
+          { source_type: 'blank', destination_type: 'volume', volume_size: 1, boot_index: -1, delete_on_termination: false },
+        ],
+      });
+      assert.equal(r2.status, 202, r2.text);
+      const s2 = await f.waitFor(p.member, r2.body.server.id, undefined, 20_000);
+      assert.equal(s2.status, 'ERROR');
+      assert.match(s2.fault.message, /spawn failed as asked/);
+      const left = await volume(mine);
+      assert.equal(left.status, 'available');
+      assert.deepEqual(left.attachments, []);
+      await cinder.volumes.drain();
+      assert.deepEqual((await projectVolumes()).filter((x) => !before.has(x.id)).map((x) => x.id), [mine]);
+      // Deleting the ERROR server leaves the user's volume alone.
+      assert.equal((await p.member.delete(`/v2.1/servers/${r2.body.server.id}`)).status, 204);
+      await f.waitFor(p.member, r2.body.server.id, (x) => x.status === 'DELETED');
+      assert.equal((await volume(mine)).status, 'available');
+    } finally {
+      driver.failSpawn = false;
+    }
+  });
+});
