@@ -49,7 +49,7 @@ export const novaService: ServiceDefinition = {
       { tls: rt.tls, ops: { version: VERSION, metrics: rt.metrics } },
     );
     // The metadata API in plain HTTP: only Neutron's metadata proxy on this host calls it.
-    const metadata = config.metadataPort ? createMetadataApp({ instances: na.core.instances, sharedSecret: config.metadataSharedSecret, logger: rt.logger }) : undefined;
+    const metadata = config.metadataPort ? createMetadataApp({ instances: na.core.instances, blockDevices: na.core.blockDevices, sharedSecret: config.metadataSharedSecret, logger: rt.logger }) : undefined;
     // nova-novncproxy and nova-serialproxy: they validate tokens in Nova's database, so they run beside the API.
     const proxies = [
       ...(consoles.novncPort ? [{ proxy: new ConsoleProxy(na.core.consoleTokens, 'novnc', rt.logger), port: consoles.novncPort }] : []),

@@ -8,6 +8,8 @@ import { attachmentView, parseAttach, parseUpdate } from '../src/api/volume-atta
 import { MAX_MICROVERSION } from '../src/conf.ts';
 import type { BlockDevice } from '../src/domain/block-devices.ts';
 import { nextDeviceName } from '../src/domain/block-devices.ts';
+import type { Instance } from '../src/domain/instances.ts';
+import { blockDeviceMapping } from '../src/domain/metadata-content.ts';
 import { FakeDriver } from '../src/virt/fake-driver.ts';
 import { startNova, type NovaFixture, type Project } from './fixture.ts';
 
@@ -227,10 +229,13 @@ describe('os-volume_attachments per microversion (views and bodies)', () => {
     assert.throws(() => parseUpdate({ volumeAttachment: { volumeId: id, serverId: 'nope' } }, at('2.85')), /serverId/);
   });
 
-  it('names disks as upstream’s libvirt driver: vda root, then ephemeral and swap, then the first free letter', () => {
+  it('names disks as upstream’s libvirt driver (vda root, then ephemeral and swap, then the first free letter) and the EC2 metadata’s block-device-mapping so', () => {
     assert.equal(nextDeviceName([], { ephemeral: 0, swap: 0 }), '/dev/vdb');
     assert.equal(nextDeviceName([], { ephemeral: 1, swap: 512 }), '/dev/vdd');
     assert.equal(nextDeviceName(['/dev/vdb', '/dev/vdd'], { ephemeral: 0, swap: 0 }), '/dev/vdc');
+    const inst = (ephemeral: number, swap: number) => ({ flavor: { ephemeral, swap } }) as Instance;
+    assert.deepEqual(blockDeviceMapping(inst(0, 0), ['/dev/vdc', '/dev/vdb']), { ami: 'vda', root: '/dev/vda', ebs0: '/dev/vdb', ebs1: '/dev/vdc' });
+    assert.deepEqual(blockDeviceMapping(inst(1, 512), ['/dev/vdd']), { ami: 'vda', root: '/dev/vda', ephemeral0: '/dev/vdb', swap: '/dev/vdc', ebs0: '/dev/vdd' });
     assert.equal(nextDeviceName('bcdefghijklmnopqrstuvwxyz'.split('').map((l) => `/dev/vd${l}`), { ephemeral: 0, swap: 0 }), undefined);
   });
 });

@@ -11,6 +11,22 @@ export interface InstanceMetadataInput {
   /** Key pair as imported (the public key text). */
   keys: { name: string; type: string; data: string }[];
   networks?: { dnsServers?: string[] };
+  /** Device names of the volumes attached besides the root disk (/dev/vdb …). */
+  volumeDevices?: string[];
+}
+
+/**
+ * The EC2 tree's block-device-mapping/ as upstream's _get_block_device_mapping: the root disk
+ * (ami, root), the flavor's ephemeral and swap disks, then the volumes as ebs0, ebs1 … in
+ * device name order. Names as the libvirt driver gives them: vda, then vdb … in that order.
+ */
+export function blockDeviceMapping(i: Instance, volumeDevices: string[] = []): Record<string, string> {
+  const out: Record<string, string> = { ami: 'vda', root: '/dev/vda' };
+  let next = 'b'.charCodeAt(0);
+  if (i.flavor.ephemeral > 0) out.ephemeral0 = `/dev/vd${String.fromCharCode(next++)}`;
+  if (i.flavor.swap > 0) out.swap = `/dev/vd${String.fromCharCode(next++)}`;
+  [...volumeDevices].sort().forEach((d, n) => (out[`ebs${n}`] = d));
+  return out;
 }
 
 export function metaDataJson(m: InstanceMetadataInput): Record<string, unknown> {
@@ -59,6 +75,7 @@ export function ec2MetaData(m: InstanceMetadataInput): Record<string, string> {
     'reservation-id': i.reservationId,
     'placement/availability-zone': i.availabilityZone ?? 'nova',
   };
+  for (const [k, v] of Object.entries(blockDeviceMapping(i, m.volumeDevices))) out[`block-device-mapping/${k}`] = v;
   m.keys.forEach((k, n) => {
     out[`public-keys/${n}=${k.name}`] = '';
     out[`public-keys/${n}/openssh-key`] = k.data;

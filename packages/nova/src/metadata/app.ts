@@ -4,6 +4,7 @@ import { badRequest, forbidden, notFound } from '@onestack/core/errors.ts';
 import { createHttpServer, type HttpServerOptions } from '@onestack/core/http/index.ts';
 import { verifyInstanceSignature } from '@onestack/core/http/instance-signature.ts';
 import { ec2MetaData, metaDataJson, networkDataJson, type InstanceMetadataInput } from '../domain/metadata-content.ts';
+import type { BlockDevices } from '../domain/block-devices.ts';
 import type { Instance, InstanceRepo } from '../domain/instances.ts';
 
 /** Dated OpenStack metadata versions a guest may ask for (nova/api/metadata/base.py OPENSTACK_VERSIONS). */
@@ -13,6 +14,8 @@ export const EC2_VERSIONS = ['1.0', '2007-01-19', '2007-03-01', '2007-08-29', '2
 
 export interface MetadataDeps {
   instances: InstanceRepo;
+  /** For the EC2 tree's block-device-mapping/ (the volumes' device names). */
+  blockDevices?: BlockDevices;
   /** [neutron] metadata_proxy_shared_secret: the proxy signs X-Instance-ID with it. */
   sharedSecret: string;
   logger: Logger;
@@ -38,7 +41,8 @@ export function createMetadataApp(deps: MetadataDeps, http: Pick<HttpServerOptio
     const inst = await deps.instances.find(id);
     // Upstream answers a project mismatch as an unknown instance: it tells a forger nothing.
     if (!inst || inst.projectId !== tenant) throw notFound('The resource could not be found.');
-    return { instance: inst, metadata: await deps.instances.metadata(inst.uuid), keys: keysOf(inst) };
+    const volumeDevices = (await deps.blockDevices?.forInstance(inst.uuid))?.filter((b) => b.volumeId && b.bootIndex !== 0 && b.deviceName).map((b) => b.deviceName!);
+    return { instance: inst, metadata: await deps.instances.metadata(inst.uuid), keys: keysOf(inst), volumeDevices };
   };
 
   const text = (reply: FastifyReply, body: string | Buffer) => reply.type(typeof body === 'string' ? 'text/plain; charset=UTF-8' : 'application/octet-stream').send(body);
