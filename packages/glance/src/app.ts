@@ -8,6 +8,7 @@ import { ApiError, badRequest } from '@onestack/core/errors.ts';
 import { createHttpServer, type HttpServerOptions } from '@onestack/core/http/index.ts';
 import type { IdSource } from '@onestack/core/ids.ts';
 import { Enforcer } from '@onestack/core/policy/index.ts';
+import { sessionTokens, SwiftClient } from '@onestack/core/swift-client.ts';
 import type { ApiDeps } from './api/context.ts';
 import { registerDataRoutes } from './api/data-routes.ts';
 import { registerDiscoveryRoutes } from './api/discovery-routes.ts';
@@ -15,7 +16,7 @@ import { PATCH_MEDIA_TYPES } from './api/image-patch.ts';
 import { registerImageRoutes } from './api/image-routes.ts';
 import { registerMemberRoutes } from './api/member-routes.ts';
 import { ImageValidator } from './api/schemas.ts';
-import type { GlanceConfig } from './conf.ts';
+import type { GlanceConfig, StoreConfig } from './conf.ts';
 import type { GlanceDB } from './db/schema.ts';
 import { ImageData } from './domain/image-data.ts';
 import { ImageRepo } from './domain/image-repo.ts';
@@ -25,6 +26,7 @@ import { Quotas, UnifiedLimits } from './domain/quotas.ts';
 import { FileStore } from './drivers/file-store.ts';
 import type { ImageStore } from './drivers/image-store.ts';
 import { StagingArea } from './drivers/staging-area.ts';
+import { SwiftImageStore } from './drivers/swift-store.ts';
 import { glancePolicies } from './policies/index.ts';
 
 export interface GlanceDeps {
@@ -38,7 +40,7 @@ export interface GlanceDeps {
   tokens?: TokenValidator;
   /** Keystone's public URL, advertised in WWW-Authenticate. */
   authUri?: string;
-  /** Glance's own Keystone session, for unified limits; required when config.useKeystoneLimits. */
+  /** Glance's own Keystone session, for unified limits and swift stores; required when config.useKeystoneLimits or a store is swift. */
   keystone?: KeystoneSession;
 }
 
@@ -54,10 +56,10 @@ const ROUTES: ((app: FastifyInstance, deps: ApiDeps) => void)[] = [registerDisco
 /** Builds the Image API on a migrated database: stores, domain layer, policy and routes. */
 export async function createGlanceApp(deps: GlanceDeps, http: Pick<HttpServerOptions, 'ops' | 'tls'> = {}): Promise<GlanceApp> {
   const { config } = deps;
-  const stores = new Map<string, ImageStore>(config.stores.map((s) => [s.id, new FileStore(s.dir, { id: s.id })]));
+  const stores = new Map<string, ImageStore>(config.stores.map((s) => [s.id, createStore(s, deps)]));
   const staging = new StagingArea(config.stateDir);
   // Writes a crash interrupted leave temporary files; nothing else can own them at start.
-  for (const store of [...stores.values(), staging]) await (store as FileStore).removePartials();
+  for (const store of [...stores.values(), staging]) if (store instanceof FileStore) await store.removePartials();
   if (config.useKeystoneLimits && !deps.keystone) throw new Error('[glance] use_keystone_limits needs a Keystone session for the service user');
   const limits = config.useKeystoneLimits ? new UnifiedLimits(deps.keystone!, { regionName: config.regionName, cacheMs: config.limitsCacheMs, clock: deps.clock }) : undefined;
   const repo = new ImageRepo(deps.database, deps.clock);
@@ -102,6 +104,18 @@ export async function createGlanceApp(deps: GlanceDeps, http: Pick<HttpServerOpt
   for (const register of ROUTES) register(app, apiDeps);
   rejectOtherMethods(app, methods);
   return { app, images, data, enforcer };
+}
+
+/** A swift store reaches Swift as Glance's service user, in that user's own account (upstream's single-tenant store). */
+function createStore(s: StoreConfig, deps: GlanceDeps): ImageStore {
+  if (s.type === 'file') return new FileStore(s.dir, { id: s.id });
+  const session = deps.keystone;
+  if (!session) throw new Error(`[glance] the swift store ${s.id} needs a Keystone session for the service user`);
+  const client = new SwiftClient({
+    account: s.endpoint || (() => session.endpointUrl('object-store', { interface: s.endpointType, region: deps.config.regionName })),
+    auth: sessionTokens(session),
+  });
+  return new SwiftImageStore(s.id, client, s);
 }
 
 const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;

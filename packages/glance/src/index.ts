@@ -17,12 +17,14 @@ export const glanceService: ServiceDefinition = {
   defaultPort: 9292,
   configGroups: [glanceOptions],
   migrations,
-  serviceUser: { roles: ['service'] },
+  // member: an operator of the service project's Swift account, where the swift store keeps images.
+  serviceUser: { roles: ['service', 'member'] },
   async start(rt) {
     const common = rt.config.DEFAULT as { state_dir: string };
     const config = glanceConfig(rt.config.glance as GlanceValues, { stateDir: common.state_dir, publicUrl: rt.publicUrl, hostname: hostname() });
     const identity = serviceIdentity(rt.config.glance, rt.identityUrl);
-    const keystone = config.useKeystoneLimits ? new KeystoneSession(identity.authUrl, identity.credentials) : undefined;
+    const needsSession = config.useKeystoneLimits || config.stores.some((s) => s.type === 'swift');
+    const keystone = needsSession ? new KeystoneSession(identity.authUrl, identity.credentials) : undefined;
     const ga = await createGlanceApp(
       { database: rt.db, config, clock: rt.clock, ids: rt.ids, logger: rt.logger, notifications: rt.bus, tokens: rt.tokens, authUri: identity.authUrl.replace(/\/v3$/, ''), keystone },
       { tls: rt.tls, ops: { version: VERSION, metrics: rt.metrics } },

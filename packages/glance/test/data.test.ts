@@ -35,7 +35,7 @@ describe('glance image data: upload, download, stage and import', () => {
     return res.body.id as string;
   };
   const show = async (id: string) => (await a.member.get(`/v2/images/${id}`)).body;
-  const storeFiles = () => g.config.stores.flatMap((s) => { try { return filesUnder(s.dir); } catch { return []; } });
+  const storeFiles = () => g.config.stores.flatMap((s) => { try { return s.type === 'file' ? filesUnder(s.dir) : []; } catch { return []; } });
   const stagedFiles = () => { try { return filesUnder(join(g.stateDir, 'glance', 'staging')); } catch { return []; } };
 
   before(async () => {

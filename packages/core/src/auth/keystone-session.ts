@@ -25,6 +25,7 @@ const MIN_TOKEN_LIFE_MS = 120_000;
 interface CatalogEntry {
   id: string;
   type: string;
+  endpoints?: { interface: string; url: string; region_id?: string; region?: string }[];
 }
 
 interface ServiceToken {
@@ -67,6 +68,22 @@ export class KeystoneSession {
     const entry = token.catalog.find((e) => e.type === type);
     if (!entry) throw identityUnavailable(`no "${type}" service in the catalog of ${this.creds.username}'s token`);
     return entry.id;
+  }
+
+  /**
+   * The URL of this service type's endpoint in the service token's catalog
+   * (upstream's endpoint_type and region filters), project placeholders
+   * already filled in by Keystone.
+   */
+  async endpointUrl(type: string, opts: { interface?: string; region?: string } = {}): Promise<string> {
+    const iface = (opts.interface ?? 'public').replace(/URL$/, '');
+    const token = await this.token();
+    const url = token.catalog
+      .filter((e) => e.type === type)
+      .flatMap((e) => e.endpoints ?? [])
+      .find((ep) => ep.interface === iface && (!opts.region || (ep.region_id ?? ep.region) === opts.region))?.url;
+    if (!url) throw identityUnavailable(`no ${iface} "${type}" endpoint${opts.region ? ` in ${opts.region}` : ''} in the catalog of ${this.creds.username}'s token`);
+    return url;
   }
 
   /** GET a Keystone path as the service user, as parsed JSON. */

@@ -56,7 +56,10 @@ export function registerDiscoveryRoutes(app: FastifyInstance, deps: ApiDeps): vo
       stores: config.stores.map((s, i) => ({
         ...stores()[i],
         type: s.type,
-        properties: { data_dir: s.dir, chunk_size: 65536, thin_provisioning: false },
+        properties:
+          s.type === 'file'
+            ? { data_dir: s.dir, chunk_size: 65536, thin_provisioning: false }
+            : { container: s.container, large_object_size: s.largeObjectSize, large_object_chunk_size: s.chunkSize },
         weight: 0,
       })),
     };

@@ -98,7 +98,7 @@ export class ImageData {
       pipeline(req.data, inspector.stream, () => undefined);
       source = inspector.stream;
     }
-    const result = await store.write(image.id, source, { maxBytes: this.deps.config.imageSizeCap, signal: req.signal });
+    const result = await store.write(image.id, source, { maxBytes: this.deps.config.imageSizeCap, signal: req.signal, size: req.size });
     if (!inspector || !diskFormat) return { result, virtualSize: null };
     try {
       return { result, virtualSize: await this.verdict(inspector.result(), diskFormat, store, result.location) };
@@ -237,9 +237,9 @@ export class ImageData {
     try {
       for (const storeId of stores) {
         try {
-          const { stream } = await this.staging.read(this.staging.locationOf(image.id));
+          const { stream, size } = await this.staging.read(this.staging.locationOf(image.id));
           const current = (await repo.find(image.id)) ?? image;
-          const { result, virtualSize } = await this.store(current, this.images.storeFor(storeId)!, { data: stream });
+          const { result, virtualSize } = await this.store(current, this.images.storeFor(storeId)!, { data: stream, size });
           written.push({ store: storeId, location: result.location });
           const progress = progressAfter(current, storeId, true);
           const loc = [{ id: this.deps.ids.uuid(), store: storeId, url: result.location }];
@@ -289,9 +289,9 @@ export class ImageData {
       if (!current) throw new Error('Image has been deleted, aborting import.');
       try {
         if (!source) throw new Error('no readable copy of the image');
-        const { stream } = await this.images.storeFor(source.store)!.read(source.url);
+        const { stream, size } = await this.images.storeFor(source.store)!.read(source.url);
         const target = this.images.storeFor(storeId)!;
-        const result = await target.write(image.id, stream, { maxBytes: this.deps.config.imageSizeCap });
+        const result = await target.write(image.id, stream, { maxBytes: this.deps.config.imageSizeCap, size });
         if (result.checksum !== current.checksum) {
           await target.delete(result.location).catch(() => undefined);
           throw new Error(`checksum of the copy in ${storeId} differs from the image's`);

@@ -48,7 +48,8 @@ export interface ImageStore {
   /** The store id shown in /v2/info/stores ('file' by default). */
   readonly id: string;
   readonly capabilities: StoreCapabilities;
-  write(imageId: string, data: NodeJS.ReadableStream, opts: { maxBytes: number; signal?: AbortSignal }): Promise<StoreWriteResult>;
+  /** `size` is what the client announced, if anything: a store may choose a layout by it, never trusts it. */
+  write(imageId: string, data: NodeJS.ReadableStream, opts: { maxBytes: number; signal?: AbortSignal; size?: number }): Promise<StoreWriteResult>;
   /** `end` is inclusive, as in an HTTP Range header. */
   read(location: string, range?: { start: number; end: number }): Promise<{ stream: NodeJS.ReadableStream; size: number }>;
   /** A file path qemu-img can read, for stores that have one (capabilities.localPath). */
