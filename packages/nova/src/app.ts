@@ -174,7 +174,7 @@ export async function createNovaApp(deps: NovaDeps, http: Pick<HttpServerOptions
   });
   // Nova's own name for the request id, which clients older than 2.46 read (2.46 only signals the common header).
   app.addHook('onRequest', async (req, reply) => void reply.header('x-compute-request-id', req.id));
-  const apiDeps: ApiDeps = { config: deps.config, enforcer, flavors: core.flavors, keypairs: core.keypairs, instances: core.instances, actions: core.actions, quotas: core.quotas, services: core.services, aggregates: core.aggregates, neutron: core.neutron, compute, migrations: core.migrations, moves, consoles: { tokens: core.consoleTokens, config: deps.consoles ?? consoleConfig(), bus: deps.bus } };
+  const apiDeps: ApiDeps = { bus: deps.bus, config: deps.config, enforcer, flavors: core.flavors, keypairs: core.keypairs, instances: core.instances, actions: core.actions, quotas: core.quotas, services: core.services, aggregates: core.aggregates, neutron: core.neutron, compute, migrations: core.migrations, moves, consoles: { tokens: core.consoleTokens, config: deps.consoles ?? consoleConfig(), bus: deps.bus } };
   registerVersionRoutes(app);
   registerServerRoutes(app, apiDeps);
   registerActionRoutes(app, apiDeps);

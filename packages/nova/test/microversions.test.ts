@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { isAtLeast, parseVersion } from '@onestack/core/http/microversion.ts';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
 import { MAX_MICROVERSION } from '../src/conf.ts';
+import { FakeDriver } from '../src/virt/fake-driver.ts';
+import { ImageCache } from '../src/virt/image-cache.ts';
 import { NovaClient, startNova, type NovaFixture, type Project } from './fixture.ts';
 
 /** Skips what lies above the advertised maximum: it runs once the maximum gets there. */
@@ -289,5 +295,40 @@ describe('nova microversions 2.56 and later', () => {
     assert.equal((await f.admin.at('2.58').get('/v2.1/os-migrations?bogus=1')).status, 200);
     await f.admin.post(`/v2.1/servers/${id}/action`, { confirmResize: null });
     await p.member.delete(`/v2.1/servers/${id}`);
+  });
+  it('2.81: POST /os-aggregates/{id}/images fills the image cache of the aggregate\'s hosts', { skip: above('2.81') }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'onestack-mv-cache-'));
+    try {
+      // A fake driver given a real image cache (qemu-img checks and converts what Glance serves).
+      const driver = new FakeDriver({ hostname: 'mv-h3' });
+      Object.assign(driver, { capabilities: { ...driver.capabilities, hasImageCache: true } });
+      const cache = new ImageCache({ dir, logger: pino({ level: 'silent' }) });
+      await f.addCompute('mv-h3', { driver, imageCache: cache });
+      const c = f.admin.at('2.81');
+      const agg = (await c.post('/v2.1/os-aggregates', { aggregate: { name: 'precache' } })).body.aggregate;
+      for (const host of ['mv-h3', 'mv-h1']) assert.equal((await c.post(`/v2.1/os-aggregates/${agg.id}/action`, { add_host: { host } })).status, 200);
+      const path = `/v2.1/os-aggregates/${agg.id}/images`;
+      const body = { cache: [{ id: f.imageId }] };
+      assert.equal((await f.admin.at('2.80').post(path, body)).status, 404, 'not before 2.81');
+      assert.equal((await p.member.at('2.81').post(path, body)).status, 403);
+      for (const bad of [{}, { cache: [] }, { cache: [{}] }, { cache: [{ id: 'x' }] }, { cache: [{ id: f.imageId, name: 'n' }] }, { cache: body.cache, more: 1 }]) {
+        assert.equal((await c.post(path, bad)).status, 400, JSON.stringify(bad));
+      }
+      const dup = await c.post(path, { cache: [{ id: f.imageId }, { id: f.imageId }] });
+      assert.equal(dup.body.badRequest.message, 'Duplicate images in request');
+      assert.equal((await c.post('/v2.1/os-aggregates/abc/images', body)).status, 400);
+      assert.equal((await c.post('/v2.1/os-aggregates/999999/images', body)).status, 404);
+      const missing = await c.post(path, { cache: [{ id: '11111111-2222-4333-8444-555555555555' }] });
+      assert.equal(missing.status, 400);
+      assert.equal(missing.body.badRequest.message, 'Image 11111111-2222-4333-8444-555555555555 could not be found.');
+      assert.deepEqual(await cache.list(), []);
+      const r = await c.post(path, body);
+      assert.equal(r.status, 202, r.text);
+      for (let i = 0; i < 100 && !(await cache.list()).includes(f.imageId); i++) await new Promise((res) => setTimeout(res, 100));
+      assert.deepEqual(await cache.list(), [f.imageId]);
+      assert.equal((await cache.qemuImgInfo(cache.pathFor(f.imageId), 'qcow2')).format, 'qcow2');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

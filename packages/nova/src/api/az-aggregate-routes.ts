@@ -1,8 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { badRequest } from '@onestack/core/errors.ts';
+import { badRequest, notFound } from '@onestack/core/errors.ts';
+import { COMPUTE_TOPIC } from '../compute/manager.ts';
+import { precacheOnHosts } from '../compute/image-precache.ts';
 import type { Aggregate } from '../domain/aggregates.ts';
-import { enforce, mv, type ApiDeps } from './context.ts';
-import { invalid, name, noExtra, obj, str } from './validate.ts';
+import { callerOf, enforce, mv, type ApiDeps } from './context.ts';
+import { invalid, name, noExtra, obj, str, UUID } from './validate.ts';
 
 /** Aggregate times as upstream serializes its naive datetimes. */
 const naive = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString().replace('Z', '000'));
@@ -27,6 +29,23 @@ function azName(v: unknown): string | null {
   const s = str(v, 'availability_zone', { min: 1, max: 255 });
   if (s.includes(':') || s.trim() !== s) throw invalid('availability_zone', s, `'${s}' is not a 'az_name'`);
   return s;
+}
+
+/** schemas/aggregate_images.py: {"cache": [{"id": <image uuid>}, …]}, at least one. */
+function cacheRequest(body: unknown): string[] {
+  const b = obj(body, 'body');
+  noExtra(b, ['cache']);
+  if (b.cache === undefined) throw badRequest("'cache' is a required property");
+  if (!Array.isArray(b.cache)) throw invalid('cache', b.cache, `${JSON.stringify(b.cache)} is not of type 'array'`);
+  if (b.cache.length === 0) throw invalid('cache', b.cache, '[] is too short');
+  return b.cache.map((item) => {
+    const o = obj(item, 'cache');
+    noExtra(o, ['id']);
+    if (o.id === undefined) throw badRequest("'id' is a required property");
+    const id = str(o.id, 'id');
+    if (!UUID.test(id)) throw invalid('id', id, `'${id}' is not a 'uuid'`);
+    return id;
+  });
 }
 
 /** utils.validate_integer on the path id, as the aggregates API does before any lookup. */
@@ -59,6 +78,21 @@ export function registerAggregateRoutes(app: FastifyInstance, deps: ApiDeps): vo
   app.get('/v2.1/os-aggregates', async (req) => {
     enforce(deps, req, rule('index'));
     return { aggregates: (await deps.aggregates.list()).map((a) => aggregateView(req, a)) };
+  });
+  app.post('/v2.1/os-aggregates/:id/images', async (req, reply) => {
+    if (!mv(req, '2.81')) throw notFound('The resource could not be found.');
+    const imageIds = cacheRequest(req.body);
+    enforce(deps, req, 'compute:aggregates:images');
+    const id = aggregateId(req);
+    if (new Set(imageIds).size !== imageIds.length) throw badRequest('Duplicate images in request');
+    const aggregate = await deps.aggregates.get(id);
+    // Every image must be one the caller sees before the hosts are asked (upstream's conductor API does the same).
+    const caller = callerOf(deps, req);
+    for (const image of imageIds) await deps.compute.image(caller, image);
+    // The hosts fetch in the background, as upstream's conductor does after its cast; the answer does not wait.
+    void precacheOnHosts(deps.bus, COMPUTE_TOPIC, aggregate.hosts, imageIds, req.log).catch((err) => req.log.error({ err }, 'image pre-cache failed'));
+    reply.code(202);
+    return '';
   });
   app.post('/v2.1/os-aggregates', async (req) => {
     enforce(deps, req, rule('create'));

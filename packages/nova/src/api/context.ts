@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify';
+import type { Bus } from '@onestack/core/bus/bus.ts';
 import type { AuthContext } from '@onestack/core/context.ts';
 import { forbidden, unauthorized } from '@onestack/core/errors.ts';
 import { isAtLeast } from '@onestack/core/http/microversion.ts';
@@ -20,6 +21,7 @@ import { instanceNotFound } from '../domain/errors.ts';
 import { noExtra } from './validate.ts';
 
 export interface ApiDeps {
+  bus: Bus;
   config: NovaConfig;
   enforcer: Enforcer;
   flavors: Flavors;

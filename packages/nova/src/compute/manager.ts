@@ -1,4 +1,5 @@
 import { powerUpdate, type PowerUpdateEvent } from './power-update.ts';
+import { imagePrecacheHandlers } from './image-precache.ts';
 import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -127,6 +128,7 @@ export class ComputeManager {
       ...consoleHandlers(d.driver),
       ...hotplugHandlers({ ...d, serviceToken: () => this.serviceToken(), tapName, waitForVifs: (uuid, vifs) => this.waitForVifs(uuid, vifs) }),
       ...volumeAttachHandlers({ ...d, serviceToken: () => this.serviceToken() }),
+      ...imagePrecacheHandlers({ ...d, serviceToken: () => this.serviceToken() }),
     });
     this.timers.push(setInterval(() => void this.heartbeat(), d.reportIntervalMs));
     if (d.syncPowerStateMs > 0) this.timers.push(setInterval(() => void this.syncPowerStates().catch((err) => d.logger.warn({ err }, 'power state sync failed')), d.syncPowerStateMs));
