@@ -135,8 +135,7 @@ export async function createNovaApp(deps: NovaDeps, http: Pick<HttpServerOptions
     logger: { warn: (msg) => deps.logger.warn(msg) },
   });
   const compute = new ComputeApi({ ...core, bus: deps.bus, config: deps.config, clock: deps.clock, ids: deps.ids, logger: deps.logger, session: deps.session });
-  // allow_resize_to_same_host: on, as an all-in-one needs it (upstream's default is off); shelved_offload_time 0 as upstream.
-  const moves = new ServerMoves({ ...core, bus: deps.bus, compute, allowResizeToSameHost: true, shelvedOffloadTime: 0 });
+  const moves = new ServerMoves({ ...core, bus: deps.bus, compute, allowResizeToSameHost: deps.config.allowResizeToSameHost, shelvedOffloadTime: deps.config.shelvedOffloadTime });
   const scheduler = new Scheduler({
     placement: core.placement,
     services: core.services,

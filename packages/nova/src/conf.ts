@@ -29,6 +29,8 @@ export const novaOptions = defineGroup('nova', {
   sync_power_state_interval: opt.int({ default: 60, min: 0, help: 'Seconds between power state syncs with the driver; 0 disables them.' }),
   vif_plugging_timeout: opt.int({ default: 30, min: 0, help: 'Seconds to wait for network-vif-plugged before a boot goes on anyway (or fails, see vif_plugging_is_fatal).' }),
   vif_plugging_is_fatal: opt.bool({ default: false, help: 'Fail the boot when network-vif-plugged does not arrive in time.' }),
+  allow_resize_to_same_host: opt.bool({ default: true, help: "A resize may pick the server's own host (upstream's default is off; an all-in-one has no other host)." }),
+  shelved_offload_time: opt.int({ default: 0, min: -1, max: 0, help: "0: a shelved server is offloaded at once (upstream's default); -1: never, until shelveOffload. Upstream's delayed offload (positive seconds) is not supported." }),
   force_config_drive: opt.bool({ default: false, help: 'Every instance gets a config drive.' }),
   glance_url: opt.string({ default: '', help: 'Image API base URL. Empty: from the service catalog.' }),
   neutron_url: opt.string({ default: '', help: 'Networking API base URL. Empty: from the service catalog.' }),
@@ -82,6 +84,9 @@ export interface NovaConfig {
   vifPluggingTimeoutMs: number;
   vifPluggingIsFatal: boolean;
   forceConfigDrive: boolean;
+  allowResizeToSameHost: boolean;
+  /** 0: offloaded at once; -1: never. */
+  shelvedOffloadTime: number;
   glanceUrl: string;
   neutronUrl: string;
   placementUrl: string;
@@ -111,6 +116,8 @@ export function novaConfig(v: NovaValues, o: { stateDir: string; hostname: strin
     vifPluggingTimeoutMs: Number(v.vif_plugging_timeout) * 1000,
     vifPluggingIsFatal: Boolean(v.vif_plugging_is_fatal),
     forceConfigDrive: Boolean(v.force_config_drive),
+    allowResizeToSameHost: Boolean(v.allow_resize_to_same_host),
+    shelvedOffloadTime: Number(v.shelved_offload_time),
     glanceUrl: String(v.glance_url),
     neutronUrl: String(v.neutron_url),
     placementUrl: String(v.placement_url),

@@ -298,3 +298,43 @@ describe('nova server actions: moves and images', () => {
     assert.deepEqual((await f.admin.at('2.47').get(`/v2.1/servers/${id}/diagnostics`)).body, { memory: 128 * 1024, 'memory-actual': 128 * 1024 });
   });
 });
+
+describe('nova server actions: allow_resize_to_same_host and shelved_offload_time from the configuration', () => {
+  let f: NovaFixture;
+  let p: Project;
+  before(async () => {
+    f = await startNova({ config: { allow_resize_to_same_host: false, shelved_offload_time: -1 } });
+    await f.addCompute('only-host');
+    p = await f.project('conf-movers');
+  });
+  after(() => f?.close());
+
+  const boot = async (name: string) => {
+    const r = await p.member.post('/v2.1/servers', { server: { name, imageRef: f.imageId, flavorRef: '42', networks: 'none' } });
+    assert.equal(r.status, 202, r.text);
+    assert.equal((await f.waitFor(p.member, r.body.server.id)).status, 'ACTIVE');
+    return r.body.server.id as string;
+  };
+
+  it('finds no host for a resize when the own host is the only one', async () => {
+    const id = await boot('conf-resize');
+    assert.equal((await p.member.post(`/v2.1/servers/${id}/action`, { resize: { flavorRef: '84' } })).status, 202);
+    const s = await f.waitFor(f.admin, id, (x) => !x['OS-EXT-STS:task_state']);
+    assert.equal(s.status, 'ACTIVE');
+    assert.equal(s.flavor.original_name ?? s.flavor.id, 'm1.nano');
+    const resize = (await p.member.get(`/v2.1/servers/${id}/os-instance-actions`)).body.instanceActions.find((a: { action: string }) => a.action === 'resize');
+    const events = (await f.admin.get(`/v2.1/servers/${id}/os-instance-actions/${resize.request_id}`)).body.instanceAction.events;
+    assert.match(JSON.stringify(events), /Error/);
+  });
+
+  it('keeps a shelved server on its host until shelveOffload', async () => {
+    const id = await boot('conf-shelf');
+    assert.equal((await p.member.post(`/v2.1/servers/${id}/action`, { shelve: null })).status, 202);
+    const s = await f.waitFor(f.admin, id, (x) => x.status === 'SHELVED' && !x['OS-EXT-STS:task_state']);
+    assert.equal(s['OS-EXT-SRV-ATTR:host'], 'only-host');
+    assert.equal(Object.keys((await f.nova.core.placement.allocations(id)).allocations).length, 1, 'still holds its allocation');
+    assert.equal((await f.admin.post(`/v2.1/servers/${id}/action`, { shelveOffload: null })).status, 202);
+    const off = await f.waitFor(f.admin, id, (x) => x.status === 'SHELVED_OFFLOADED' && !x['OS-EXT-STS:task_state']);
+    assert.equal(off['OS-EXT-SRV-ATTR:host'], null);
+  });
+});
