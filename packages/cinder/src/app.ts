@@ -8,17 +8,18 @@ import type { Database } from '@onestack/core/db/index.ts';
 import { createHttpServer, type HttpServerOptions } from '@onestack/core/http/index.ts';
 import type { IdSource } from '@onestack/core/ids.ts';
 import { Enforcer } from '@onestack/core/policy/index.ts';
+import { fixedToken, SwiftClient } from '@onestack/core/swift-client.ts';
 import type { ApiDeps } from './api/context.ts';
 import { registerAdminRoutes, registerAttachmentRoutes, registerQuotaRoutes, registerTypeRoutes, registerVersionRoutes } from './api/misc-routes.ts';
 import { registerBackupRoutes } from './api/backup-routes.ts';
 import { registerTransferRoutes } from './api/transfer-routes.ts';
 import { registerVolumeRoutes } from './api/volume-routes.ts';
-import { SwiftStore } from './backup/swift-store.ts';
 import { MAX_MICROVERSION, MIN_MICROVERSION, type CinderConfig } from './conf.ts';
 import type { CinderDB } from './db/schema.ts';
 import { BackupService } from './domain/backups.ts';
 import { catalogUrl } from './domain/catalog.ts';
 import { GlanceHttp, type ImageSource } from './domain/glance.ts';
+import { VolumeMigrations } from './domain/migration.ts';
 import { CinderNotifier } from './domain/notifier.ts';
 import { Quotas } from './domain/quotas.ts';
 import { Scheduler } from './domain/scheduler.ts';
@@ -116,6 +117,8 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
     images: deps.images ?? new GlanceHttp({ glanceUrl: config.glanceUrl || undefined, identityUrl: deps.authUri }),
     conversionDir: join(config.stateDir, 'cinder', 'conversion'),
   });
+  const migrations = new VolumeMigrations(volumes, { db: database.db, clock, ids, logger, types, scheduler, services, notifier, conversionDir: join(config.stateDir, 'cinder', 'conversion') });
+  await migrations.recoverInterrupted();
   await volumes.recoverInterrupted();
   await volumes.restoreConnections();
   const backups = new BackupService(database.db, {
@@ -128,7 +131,8 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
     storeFor: async (caller) => {
       const token = caller.token ?? '';
       const url = config.backup.swiftUrl ? `${config.backup.swiftUrl}${caller.projectId}` : await catalogUrl(deps.authUri, token, 'object-store', 'Object Storage');
-      return new SwiftStore(url, token);
+      // The caller's own token and account, as upstream's driver; retried as its @retry (backup_swift_retry_attempts, doubling backoff).
+      return new SwiftClient({ account: url, auth: fixedToken(token), retry: { attempts: 3, backoffMs: 2000 } });
     },
     defaultContainer: config.backup.container,
     chunks: { chunkSize: config.backup.objectSize, blockSize: config.backup.blockSize },
@@ -154,7 +158,7 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
     microversions: { serviceType: 'volume', min: MIN_MICROVERSION, max: MAX_MICROVERSION },
     ...http,
   });
-  const apiDeps: ApiDeps = { config, enforcer, volumes, types, quotas, scheduler, services };
+  const apiDeps: ApiDeps = { config, enforcer, volumes, migrations, types, quotas, scheduler, services };
   registerVersionRoutes(app);
   registerVolumeRoutes(app, apiDeps);
   registerTypeRoutes(app, apiDeps);

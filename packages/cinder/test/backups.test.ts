@@ -7,12 +7,12 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { inflateSync } from 'node:zlib';
 import pino from 'pino';
+import { fixedToken, SwiftClient } from '@onestack/core/swift-client.ts';
 import { ensureEndpoints } from '@onestack/keystone/index.ts';
 import { startKeystone, type KeystoneFixture } from '../../keystone/test/fixture.ts';
 import { createProxyApp, type ProxyApp } from '../../swift/src/proxy/app.ts';
 import { defaultSwiftValues, proxyConfig, type SwiftValues } from '../../swift/src/conf.ts';
 import { startStorageCluster, type StorageCluster } from '../../swift/test/storage-cluster.ts';
-import { SwiftStore } from '../src/backup/swift-store.ts';
 import { FileVolumeDriver } from '../src/drivers/file-driver.ts';
 import { GiB } from '../src/drivers/volume-driver.ts';
 import { startCinder, type CinderFixture, type Project } from './fixture.ts';
@@ -99,19 +99,19 @@ describe('cinder backups to swift', () => {
     assert.match(end!.publisher_id, /^backup\./);
 
     // Swift holds upstream's objects in the member's own account.
-    const store = new SwiftStore(`${swiftUrl}/v1/AUTH_${p.id}`, p.member.token!);
+    const store = new SwiftClient({ account: `${swiftUrl}/v1/AUTH_${p.id}`, auth: fixedToken(p.member.token!) });
     const names = await store.list('volumebackups', `volume_${vol.id}/`);
     assert.equal(names.length, 23);
     const prefix = names.find((n) => n.endsWith('_metadata'))!.replace(/_metadata$/, '');
     assert.match(prefix, new RegExp(`^volume_${vol.id}/\\d{14}/az_nova_backup_${full.id}$`));
-    const meta = JSON.parse((await store.get('volumebackups', `${prefix}_metadata`)).toString());
+    const meta = JSON.parse((await store.getBytes('volumebackups', `${prefix}_metadata`)).toString());
     assert.equal(meta.version, '1.0.0');
     assert.equal(meta.objects.length, 21);
     const [name0, obj0] = Object.entries(meta.objects[0])[0] as [string, any];
     assert.equal(name0, `${prefix}-00001`);
     assert.equal(obj0.compression, 'zlib');
-    assert.equal(inflateSync(await store.get('volumebackups', name0)).length, 52428800);
-    const shas = JSON.parse((await store.get('volumebackups', `${prefix}_sha256file`)).toString());
+    assert.equal(inflateSync(await store.getBytes('volumebackups', name0)).length, 52428800);
+    const shas = JSON.parse((await store.getBytes('volumebackups', `${prefix}_sha256file`)).toString());
     assert.equal(shas.chunk_size, 32768);
     assert.equal(shas.sha256s.length, GiB / 32768);
 

@@ -4,6 +4,7 @@ import { badRequest, forbidden, unauthorized } from '@onestack/core/errors.ts';
 import { isAtLeast } from '@onestack/core/http/microversion.ts';
 import { credentialsFromAuth, type Enforcer, type Target } from '@onestack/core/policy/index.ts';
 import type { CinderConfig } from '../conf.ts';
+import type { VolumeMigrations } from '../domain/migration.ts';
 import type { Quotas } from '../domain/quotas.ts';
 import type { Scheduler } from '../domain/scheduler.ts';
 import type { Services } from '../domain/services.ts';
@@ -14,6 +15,7 @@ export interface ApiDeps {
   config: CinderConfig;
   enforcer: Enforcer;
   volumes: VolumeService;
+  migrations: VolumeMigrations;
   types: VolumeTypes;
   quotas: Quotas;
   scheduler: Scheduler;

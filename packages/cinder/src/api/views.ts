@@ -54,7 +54,7 @@ export function volumeDetail(req: FastifyRequest, v: Volume, opts: { admin: bool
   if (opts.admin) {
     out['os-vol-host-attr:host'] = v.host;
     out['os-vol-mig-status-attr:migstat'] = v.migration_status;
-    out['os-vol-mig-status-attr:name_id'] = null;
+    out['os-vol-mig-status-attr:name_id'] = v.name_id;
   }
   if (mv(req, '3.13')) out.group_id = v.group_id;
   if (mv(req, '3.21')) out.provider_id = null;

@@ -204,6 +204,24 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps): void 
         await deps.volumes.resetStatus(v, args as Record<string, string>);
         return '';
       }
+      case 'os-migrate_volume': {
+        const v = await volumeFor(deps, req, 'volume_extension:volume_admin_actions:migrate_volume');
+        if (mv(req, '3.16') && args.cluster !== undefined) throw badRequest('Invalid input received: migration to a cluster is not supported by this cloud.');
+        const host = optionalString(args.host, 'host');
+        if (!host) throw badRequest("Invalid input for field/attribute os-migrate_volume. Value: {}. 'host' is a required property");
+        const flag = (name: string) => (args[name] === undefined ? false : boolParam(args[name], name));
+        await deps.migrations.migrate(v, { host, forceHostCopy: flag('force_host_copy'), lockVolume: flag('lock_volume') });
+        return '';
+      }
+      case 'os-migrate_volume_completion': {
+        const v = await volumeFor(deps, req, 'volume_extension:volume_admin_actions:migrate_volume_completion');
+        const newId = optionalString(args.new_volume, 'new_volume');
+        if (!newId) throw badRequest("Invalid input for field/attribute os-migrate_volume_completion. Value: {}. 'new_volume' is a required property");
+        const newVolume = await deps.volumes.get(newId, callerOf(deps, req));
+        const error = args.error === undefined ? false : boolParam(args.error, 'error');
+        reply.code(200);
+        return { save_volume_id: await deps.migrations.completion(v, newVolume, error) };
+      }
       case 'os-force_delete': {
         const v = await volumeFor(deps, req, 'volume_extension:volume_admin_actions:force_delete');
         await deps.volumes.delete(v, { cascade: true, force: true }, caller);
@@ -242,7 +260,7 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps): void 
         if (!newType) throw badRequest("Invalid input for field/attribute retype. Value: {}. 'new_type' is a required property");
         const policy = String(args.migration_policy ?? 'never');
         if (policy !== 'never' && policy !== 'on-demand') throw badRequest(`Invalid input for field/attribute migration_policy. Value: ${policy}. '${policy}' is not one of ['on-demand', 'never']`);
-        await deps.volumes.retype(v, newType, caller);
+        await deps.migrations.retype(v, newType, policy as 'never' | 'on-demand', caller);
         return '';
       }
       case 'os-set_bootable': {

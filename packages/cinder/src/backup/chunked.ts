@@ -2,7 +2,10 @@ import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { deflate, inflate } from 'node:zlib';
-import type { ObjectStore } from './swift-store.ts';
+import type { SwiftClient } from '@onestack/core/swift-client.ts';
+
+/** What the chunked driver asks of Swift (upstream's swiftclient Connection with preauthurl/preauthtoken). */
+export type ObjectStore = Pick<SwiftClient, 'ensureContainer' | 'put' | 'getBytes' | 'delete' | 'list'>;
 
 const deflateAsync = promisify(deflate);
 const inflateAsync = promisify(inflate);
@@ -49,7 +52,7 @@ const metadataName = (p: string) => `${p}_metadata`;
 const sha256Name = (p: string) => `${p}_sha256file`;
 
 export async function readSha256s(store: ObjectStore, loc: BackupLocation, blockSize: number): Promise<string[]> {
-  const file = JSON.parse((await store.get(loc.container, sha256Name(loc.prefix))).toString('utf8')) as { chunk_size: number; sha256s: string[] };
+  const file = JSON.parse((await store.getBytes(loc.container, sha256Name(loc.prefix))).toString('utf8')) as { chunk_size: number; sha256s: string[] };
   if (file.chunk_size !== blockSize) {
     throw new Error(`Hash block size has changed since the last backup. New hash block size: ${blockSize}. Old hash block size: ${file.chunk_size}. Do a full backup.`);
   }
@@ -126,11 +129,11 @@ export async function restoreChain(store: ObjectStore, chain: BackupLocation[], 
   const fh = await open(path, 'r+');
   try {
     for (const [layer, loc] of chain.entries()) {
-      const meta = JSON.parse((await store.get(loc.container, metadataName(loc.prefix))).toString('utf8')) as { version: string; objects: Record<string, ObjectEntry>[] };
+      const meta = JSON.parse((await store.getBytes(loc.container, metadataName(loc.prefix))).toString('utf8')) as { version: string; objects: Record<string, ObjectEntry>[] };
       if (meta.version !== DRIVER_VERSION) throw new Error(`No support to restore backup version ${meta.version}`);
       for (const entry of meta.objects) {
         const [name, obj] = Object.entries(entry)[0];
-        const body = await store.get(loc.container, name);
+        const body = await store.getBytes(loc.container, name);
         const data = obj.compression === 'zlib' ? await inflateAsync(body) : body;
         // Length only, as upstream: Swift's ETag already vouched for each object's bytes when it was written.
         if (data.length !== obj.length) throw new Error(`object ${name} of the backup is corrupt`);

@@ -7,7 +7,7 @@ import { casUpdate } from '@onestack/core/db/index.ts';
 import { badRequest, notFound } from '@onestack/core/errors.ts';
 import type { IdSource } from '@onestack/core/ids.ts';
 import { backupFile, deleteObjects, objectPrefix, readSha256s, restoreChain, type BackupLocation, type ChunkOptions } from '../backup/chunked.ts';
-import type { ObjectStore } from '../backup/swift-store.ts';
+import type { ObjectStore } from '../backup/chunked.ts';
 import type { BackupRow, CinderDB } from '../db/schema.ts';
 import { GiB } from '../drivers/volume-driver.ts';
 import { invalidVolume, overQuota } from './errors.ts';

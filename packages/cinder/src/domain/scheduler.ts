@@ -61,6 +61,28 @@ export class Scheduler {
     return best.choice;
   }
 
+  /**
+   * Whether the backend (host@backend, with or without #pool) could take the
+   * request: upstream's host_passes_filters, for retype in place and migration to a
+   * named host. Answers the chosen pool, or throws NoValidBackend with the reason.
+   */
+  async passes(host: string, req: { size: number; extraSpecs: Record<string, string> }): Promise<PoolChoice> {
+    const [backendHost, poolName] = host.split('#');
+    const backend = this.backends.find((b) => b.host === backendHost);
+    if (!backend) throw new NoValidBackend(`Cannot place volume on ${host}: no such backend.`);
+    const stats = await backend.driver.getVolumeStats();
+    const wantedName = req.extraSpecs.volume_backend_name;
+    if (wantedName && wantedName !== stats.volume_backend_name) throw new NoValidBackend(`Cannot place volume on ${host}: volume_backend_name ${stats.volume_backend_name} does not match ${wantedName}`);
+    const reasons: string[] = [];
+    for (const pool of stats.pools) {
+      if (poolName && pool.pool_name !== poolName) continue;
+      const why = this.refuse(pool, req);
+      if (!why) return { backend, pool, host: `${backend.host}#${pool.pool_name}` };
+      reasons.push(`${backend.host}#${pool.pool_name}: ${why}`);
+    }
+    throw new NoValidBackend(`Cannot place volume on ${host}: ${reasons.join('; ') || 'no such pool'}`);
+  }
+
   private refuse(pool: PoolStats, req: { size: number; extraSpecs: Record<string, string> }): string | undefined {
     for (const [key, value] of Object.entries(req.extraSpecs)) {
       const cap = key.startsWith('capabilities:') ? key.slice('capabilities:'.length) : key;

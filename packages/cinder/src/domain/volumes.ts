@@ -368,6 +368,8 @@ export class VolumeService {
         throw invalidVolume('Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer.');
       }
     }
+    const migrating = volume.migration_status !== null && !['deleting', 'error', 'success'].includes(volume.migration_status);
+    if (migrating && !opts.force) throw invalidVolume('Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer.');
     const snaps = await this.db.selectFrom('snapshots').selectAll().where('volume_id', '=', volume.id).where('deleted', '=', 0).execute();
     if (snaps.length && !opts.cascade) throw invalidVolume('Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer.');
     if (opts.cascade && snaps.some((s) => !['available', 'error'].includes(s.status))) throw invalidVolume('Snapshot status must be available or error to cascade-delete.');
@@ -485,36 +487,6 @@ export class VolumeService {
       }
     });
     return { imageId: image.id, prior };
-  }
-
-  /**
-   * upstream's retype: the new type must differ; the volume is `retyping` while
-   * the scheduler looks for a backend that satisfies the new type's extra specs.
-   * The volume's own backend: only the type changes. Another backend would need a
-   * migration, which this deployment (one backend per process) does not have: the
-   * volume keeps its type and status and the reason is logged, as upstream does
-   * when no backend passes (the API has already answered 202).
-   */
-  async retype(volume: Volume, newType: string, caller: Caller): Promise<void> {
-    const prior = volume.status;
-    if (prior !== 'available' && prior !== 'in-use') throw invalidVolume(`Volume ${volume.id} status must be available or in-use, but current status is: ${prior}.`);
-    const type = await this.o.types.find(newType, caller.projectId, caller.isAdmin);
-    if (type.id === volume.volume_type_id) throw badRequest(`Invalid input received: New volume_type same as original: ${newType}.`);
-    if ((await casUpdate(this.db, 'volumes', { set: { status: 'retyping', updated_at: this.now() }, where: { id: volume.id, status: prior } })) !== 1) {
-      throw invalidVolume(`Volume ${volume.id} status must be available or in-use.`);
-    }
-    this.background(`retype volume ${volume.id}`, async () => {
-      let set: Partial<VolumeRow> = { status: prior };
-      try {
-        const choice = await this.o.scheduler.choose({ size: 0, availabilityZone: volume.availability_zone, extraSpecs: type.extraSpecs });
-        if (choice.host === volume.host) set = { status: prior, volume_type_id: type.id };
-        else this.o.logger.warn({ volume_id: volume.id, host: choice.host }, 'retype needs a migration to another backend, which is not available');
-      } catch (err) {
-        this.o.logger.warn({ volume_id: volume.id, err }, 'retype found no backend for the new type');
-      }
-      await casUpdate(this.db, 'volumes', { set: { ...set, updated_at: this.now() }, where: { id: volume.id, status: 'retyping' } });
-      if (set.volume_type_id) this.o.notifier.send('volume.retype', volumePayload({ ...volume, volume_type_id: type.id }), caller.ctx);
-    });
   }
 
   async resetStatus(volume: Volume, s: { status?: string; attach_status?: string; migration_status?: string }): Promise<void> {

@@ -55,6 +55,8 @@ export const cinderPolicies: RuleDefault[] = [
   ),
   r('volume_extension:volume_admin_actions:reset_status', ADMIN, 'Reset status of a volume.', 'POST', ACTION),
   r('volume_extension:volume_admin_actions:force_delete', ADMIN, 'Force delete a volume.', 'POST', ACTION),
+  r('volume_extension:volume_admin_actions:migrate_volume', ADMIN, 'Migrate a volume to the specified host.', 'POST', ACTION),
+  r('volume_extension:volume_admin_actions:migrate_volume_completion', ADMIN, 'Complete a volume migration.', 'POST', ACTION),
   r('volume_extension:snapshot_admin_actions:reset_status', ADMIN, 'Reset status of a snapshot.', 'POST', '/snapshots/{snapshot_id}/action'),
   r('volume_extension:snapshot_admin_actions:force_delete', ADMIN, 'Force delete a snapshot.', 'POST', '/snapshots/{snapshot_id}/action'),
   r('volume:create_snapshot', MEMBER_OR_ADMIN, 'Create snapshot.', 'POST', '/snapshots'),
