@@ -331,4 +331,45 @@ describe('nova microversions 2.56 and later', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+  it('2.83: non-admins filter servers by more columns (regular expressions, or exact for user_id and the states)', { skip: above('2.83') }, async () => {
+    const ids: string[] = [];
+    for (const [n, cd] of [['cd-yes', true], ['cd-no', false]] as const) {
+      const r = await p.member.post('/v2.1/servers', { server: { name: n, imageRef: f.imageId, flavorRef: '1', networks: 'none', config_drive: cd } });
+      ids.push(r.body.server.id);
+      await f.waitFor(p.member, r.body.server.id);
+    }
+    const names = async (c: NovaClient, q: string) => ((await c.get(`/v2.1/servers?${q}`)).body.servers as { name: string }[]).map((s) => s.name).sort();
+    const c = p.member.at('2.83');
+    assert.deepEqual(await names(p.member.at('2.82'), 'config_drive=True'), ['cd-no', 'cd-yes'], 'ignored before 2.83');
+    assert.deepEqual(await names(c, 'config_drive=True'), ['cd-yes']);
+    assert.deepEqual(await names(c, 'config_drive=True&name=cd-no'), []);
+    assert.deepEqual(await names(c, 'vm_state=active&power_state=1&progress=100'), ['cd-no', 'cd-yes']);
+    assert.deepEqual(await names(c, 'vm_state=activ'), [], 'vm_state is exact');
+    const me = (await c.get(`/v2.1/servers/${ids[0]}`)).body.server.user_id;
+    assert.deepEqual(await names(c, `user_id=${me}`), ['cd-no', 'cd-yes']);
+    assert.deepEqual(await names(c, 'user_id=someone-else'), []);
+    const year = new Date().getUTCFullYear();
+    assert.deepEqual(await names(c, `created_at=^${year}-`), ['cd-no', 'cd-yes']);
+    assert.deepEqual(await names(c, 'created_at=^1999-'), []);
+    assert.deepEqual(await names(c, 'terminated_at=.'), []);
+    assert.deepEqual(await names(c, 'availability_zone=^nov'), ['cd-no', 'cd-yes']);
+    assert.deepEqual(await names(f.admin.at('2.1'), `config_drive=True&project_id=${p.id}&all_tenants=1`), ['cd-yes'], 'admins always could');
+    if (!above('2.90')) assert.deepEqual(await names(p.member.at('2.90'), 'hostname=^cd-y'), ['cd-yes'], 'hostname from 2.90');
+    assert.deepEqual(await names(c, 'hostname=^cd-y'), ['cd-no', 'cd-yes'], 'hostname is dropped before 2.90');
+    for (const id of ids) await p.member.delete(`/v2.1/servers/${id}`);
+  });
+
+  it('2.84: failed action events carry their details (admins)', { skip: above('2.84') }, async () => {
+    const big = await f.admin.post('/v2.1/flavors', { flavor: { name: 'mv-huge-84', ram: 64, vcpus: 1, disk: 1_000_000 } });
+    const r = await p.member.post('/v2.1/servers', { server: { name: 'fail', imageRef: f.imageId, flavorRef: big.body.flavor.id, networks: 'none' } });
+    const id = r.body.server.id;
+    assert.equal((await f.waitFor(p.member, id)).status, 'ERROR');
+    const rid = (await f.admin.get(`/v2.1/servers/${id}/os-instance-actions`)).body.instanceActions[0].request_id;
+    const events = async (c: NovaClient) => (await c.get(`/v2.1/servers/${id}/os-instance-actions/${rid}`)).body.instanceAction.events as Record<string, unknown>[];
+    const failed = (await events(f.admin.at('2.84'))).find((e) => e.result === 'Error')!;
+    assert.match(String(failed.details), /No valid host/);
+    assert.ok((await events(f.admin.at('2.83'))).every((e) => !('details' in e)), 'not before 2.84');
+    assert.ok((await events(p.member.at('2.84'))).every((e) => !('details' in e)), 'admins only by default');
+    await p.member.delete(`/v2.1/servers/${id}`);
+  });
 });

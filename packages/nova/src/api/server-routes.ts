@@ -229,6 +229,59 @@ const time = (v: unknown, field: string): number => {
   return t;
 };
 
+/** A database datetime as upstream's REGEXP filters see it (`2026-01-02 03:04:05`). */
+const dbTime = (ms: number | null) => (ms === null ? '' : new Date(ms).toISOString().slice(0, 19).replace('T', ' '));
+
+/**
+ * Filters on one instance column: upstream's database layer matches `user_id`, `vm_state` and
+ * `task_state` exactly and the others as a regular expression against the column's text.
+ */
+const COLUMN_FILTERS: Record<string, { exact?: boolean; of: (i: Instance) => string | null }> = {
+  user_id: { exact: true, of: (i) => i.userId },
+  vm_state: { exact: true, of: (i) => i.vmState },
+  task_state: { exact: true, of: (i) => i.taskState },
+  availability_zone: { of: (i) => i.availabilityZone },
+  config_drive: { of: (i) => (i.configDrive ? 'True' : '') },
+  key_name: { of: (i) => i.keyName },
+  created_at: { of: (i) => dbTime(i.createdAt) },
+  launched_at: { of: (i) => dbTime(i.launchedAt) },
+  terminated_at: { of: (i) => dbTime(i.terminatedAt) },
+  power_state: { of: (i) => String(i.powerState) },
+  progress: { of: (i) => String(i.progress) },
+  hostname: { of: (i) => i.hostname },
+};
+
+/** What non-admins may filter on (servers.py _get_server_search_options): 2.83 opens most columns, 2.90 the hostname. */
+function nonAdminColumnFilters(req: FastifyRequest): string[] {
+  if (!mv(req, '2.83')) return [];
+  return Object.keys(COLUMN_FILTERS).filter((k) => k !== 'hostname' || mv(req, '2.90'));
+}
+
+/** A pattern from the query; one that is no valid expression matches itself literally, as the name filter does. */
+function pattern(v: string): RegExp {
+  try {
+    return new RegExp(v);
+  } catch {
+    return new RegExp(v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  }
+}
+
+function columnFilters(q: Record<string, string | string[]>, keys: string[]): ((i: Instance) => boolean) | undefined {
+  const tests: ((i: Instance) => boolean)[] = [];
+  for (const k of keys) {
+    const raw = q[k];
+    if (raw === undefined || (k === 'vm_state' && q.status !== undefined)) continue;
+    const v = Array.isArray(raw) ? raw.at(-1)! : raw;
+    const { exact, of } = COLUMN_FILTERS[k];
+    if (exact) tests.push((i) => of(i) === v);
+    else {
+      const re = pattern(v);
+      tests.push((i) => re.test(of(i) ?? ''));
+    }
+  }
+  return tests.length ? (i) => tests.every((t) => t(i)) : undefined;
+}
+
 const pyList = (xs: string[]) => `[${xs.map((x) => `'${x}'`).join(', ')}]`;
 
 async function listServers(deps: ApiDeps, req: FastifyRequest, detail: boolean) {
@@ -278,8 +331,7 @@ async function listServers(deps: ApiDeps, req: FastifyRequest, detail: boolean) 
     if (one('not-tags')) f.notTags = one('not-tags')!.split(',');
     if (one('not-tags-any')) f.notTagsAny = one('not-tags-any')!.split(',');
   }
-  if (one('availability_zone') && admin) f.availabilityZone = one('availability_zone');
-  if (one('key_name') && admin) f.keyName = one('key_name');
+  f.match = columnFilters(q, admin ? Object.keys(COLUMN_FILTERS) : nonAdminColumnFilters(req));
   if (one('locked') !== undefined && mv(req, '2.73')) f.lockedOnly = bool(one('locked'), 'locked');
   if (admin && (one('host') || one('node'))) f.host = one('host');
   if (admin && one('uuid')) f.uuid = one('uuid');
@@ -540,6 +592,8 @@ export function registerServerRoutes(app: FastifyInstance, deps: ApiDeps): void 
         user_id: a.user_id,
       };
       const admin = allowed(deps, req, 'os_compute_api:os-instance-actions:events', { project_id: inst.projectId });
+      // 2.84: a failed event's message (the exception's, as the fault shows it), policy permitting.
+      const details = mv(req, '2.84') && allowed(deps, req, 'os_compute_api:os-instance-actions:events:details', { project_id: inst.projectId });
       if (admin || mv(req, '2.51')) {
         body.events = r.events.map((e) => ({
           event: e.event,
@@ -550,6 +604,7 @@ export function registerServerRoutes(app: FastifyInstance, deps: ApiDeps): void 
           ...(admin && mv(req, '2.62') ? { host: e.host } : {}),
           // 2.62: everyone who sees events sees the obfuscated host, as servers show hostId.
           ...(mv(req, '2.62') ? { hostId: obfuscatedHost(inst.projectId, e.host) } : {}),
+          ...(details ? { details: e.details } : {}),
         }));
       }
       return { instanceAction: body };

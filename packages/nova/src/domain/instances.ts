@@ -173,6 +173,8 @@ export interface InstanceFilters {
   availabilityZone?: string;
   keyName?: string;
   lockedOnly?: boolean;
+  /** Further conditions the API composes (the filters upstream matches by regular expression or exactly). */
+  match?: (i: Instance) => boolean;
 }
 
 export interface Fault {
@@ -286,6 +288,7 @@ export class InstanceRepo {
     if (f.flavor) rows = rows.filter((i) => i.flavor.id === f.flavor);
     if (f.taskStates) rows = rows.filter((i) => f.taskStates!.includes(i.taskState));
     if (f.lockedOnly !== undefined) rows = rows.filter((i) => (i.lockedBy !== null) === f.lockedOnly);
+    if (f.match) rows = rows.filter(f.match);
     if (f.ip) {
       const re = new RegExp(f.ip);
       rows = rows.filter((i) => i.networkInfo.some((v) => v.ips.some((a) => a.version === 4 && re.test(a.address))));
