@@ -1,0 +1,96 @@
+/**
+ * Boot from volume on real QEMU: Nova asks Cinder (its file driver, qcow2 files) for a
+ * volume made of the guest image, connects it through the attachments API and boots the
+ * guest from it — no overlay on the image cache, the volume's file is the guest's vda. The
+ * guest prints its READY line, does again after stop and start (the volume stays its disk),
+ * and deleting the server deletes the volume (delete_on_termination) and leaves no process.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { startCinder, type CinderFixture } from '../../../cinder/test/fixture.ts';
+import { CinderClient as VolumeApi } from '../../../cinder/test/fixture.ts';
+import { FileVolumeDriver } from '../../../cinder/src/drivers/file-driver.ts';
+import type { NovaFixture } from '../../test/fixture.ts';
+import { BOOT_TIMEOUT_MS, processesNaming, READY, startQemuTestHost, until, type QemuTestHost } from './qemu-test-host.ts';
+
+describe('a real QEMU guest booted from a Cinder volume', { timeout: 900_000 }, () => {
+  let h: QemuTestHost;
+  let fx: NovaFixture;
+  let cinder: CinderFixture;
+  let volumesDir: string;
+
+  before(async () => {
+    h = await startQemuTestHost('nbfv', {
+      services: async (stack, cleanups) => {
+        cinder = await startCinder({ ks: stack.fx.ks, driver: (state) => new FileVolumeDriver({ dir: (volumesDir = join(state, 'volumes')), backendName: 'file', logger: pino({ level: 'silent' }), host: stack.hosts[0].name }) });
+        cleanups.push(() => cinder.close());
+        return { cinder_url: cinder.url };
+      },
+    });
+    fx = h.fx;
+    // Cinder finds Glance in the catalog (no glance_api_servers), as the all-in-one's does.
+    const svc = await fx.ks.ks.catalog.createService({ type: 'image', name: 'glance' });
+    await fx.ks.ks.catalog.createEndpoint({ interface: 'public', serviceId: svc.id, url: fx.glanceAdmin.baseUrl });
+  });
+  after(() => h?.close());
+
+  const consoleOf = async (id: string) => {
+    const r = await fx.admin.post(`/v2.1/servers/${id}/action`, { 'os-getConsoleOutput': {} });
+    return r.status === 200 ? (r.body.output as string) : '';
+  };
+
+  it('boots from a volume Nova made of the guest image, keeps it across stop/start, deletes it with the server', async (t) => {
+    const t0 = Date.now();
+    const created = await fx.admin.at('2.67').post('/v2.1/servers', {
+      server: {
+        name: 'bfv-guest',
+        flavorRef: '42',
+        networks: 'none',
+        config_drive: true,
+        block_device_mapping_v2: [{ uuid: h.imageId, source_type: 'image', destination_type: 'volume', boot_index: 0, volume_size: 1, delete_on_termination: true }],
+      },
+    });
+    assert.equal(created.status, 202, created.text);
+    const id: string = created.body.server.id;
+    const active = await fx.waitFor(fx.admin, id, (s) => s.status !== 'BUILD', BOOT_TIMEOUT_MS);
+    assert.equal(active.status, 'ACTIVE', JSON.stringify(active.fault ?? active));
+    assert.equal(active.image, '');
+    const [{ id: volumeId }] = active['os-extended-volumes:volumes_attached'];
+    const vols = new VolumeApi(cinder.url, fx.ks.admin.token, cinder.adminProjectId, '3.44');
+    const volume = (await vols.get(`/volumes/${volumeId}`)).body.volume;
+    assert.equal(volume.status, 'in-use');
+    assert.equal(volume.bootable, 'true');
+
+    // The guest's disk is the volume's file, not an overlay in the instance directory.
+    const path = join(volumesDir, `volume-${volumeId}.qcow2`);
+    assert.ok(existsSync(path), path);
+    const pid = Number(readFileSync(join(h.instancesDir, id, 'qemu.pid'), 'utf8').trim());
+    assert.ok(readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(path), 'QEMU opens the volume file');
+    assert.equal(existsSync(join(h.instancesDir, id, 'disk')), false);
+
+    const lastReady = (o: string) => o.match(new RegExp(READY.source, 'g'))?.at(-1);
+    const log = await until('the READY line', () => consoleOf(id), (o) => READY.test(o), BOOT_TIMEOUT_MS);
+    assert.equal(READY.exec(log)![3], id);
+    const firstBoot = lastReady(log);
+    t.diagnostic(`READY from the volume after ${Date.now() - t0} ms`);
+
+    for (const action of ['os-stop', 'os-start']) {
+      assert.equal((await fx.admin.post(`/v2.1/servers/${id}/action`, { [action]: null })).status, 202);
+      await fx.waitFor(fx.admin, id, (s) => !s['OS-EXT-STS:task_state'], BOOT_TIMEOUT_MS);
+    }
+    const started = await fx.admin.get(`/v2.1/servers/${id}`);
+    assert.equal(started.body.server.status, 'ACTIVE');
+    // The restarted guest booted from the same volume: a READY line of its own (another uptime).
+    await until('READY after start', () => consoleOf(id), (o) => !!lastReady(o) && lastReady(o) !== firstBoot, BOOT_TIMEOUT_MS);
+
+    assert.equal((await fx.admin.delete(`/v2.1/servers/${id}`)).status, 204);
+    await fx.waitFor(fx.admin, id, (s) => s.status === 'DELETED', 90_000);
+    assert.deepEqual(processesNaming(id), [], 'QEMU process gone');
+    await cinder.volumes.drain();
+    assert.equal((await vols.get(`/volumes/${volumeId}`)).status, 404, 'the volume went with the server');
+    assert.equal(existsSync(path), false, 'the volume file is gone');
+  });
+});
