@@ -84,6 +84,22 @@ describe('nova scheduling under concurrency and service liveness', () => {
     assert.deepEqual(listed, ['spread']);
   });
 
+  it('anti-affinity holds for members booted at once: one per host, the third finds none', async () => {
+    const g = (await p.member.post('/v2.1/os-server-groups', { server_group: { name: 'spread-at-once', policies: ['anti-affinity'] } })).body.server_group.id;
+    const created = await Promise.all(
+      ['s1', 's2', 's3'].map((name) => p.member.post('/v2.1/servers', { server: { name, imageRef: f.imageId, flavorRef: '1', networks: [{ uuid: netId }] }, 'os:scheduler_hints': { group: g } })),
+    );
+    const ids = created.map((c) => c.body.server.id as string);
+    const final = await Promise.all(ids.map((id) => f.waitFor(f.admin, id, undefined, 60_000)));
+    const active = final.filter((s) => s.status === 'ACTIVE');
+    assert.equal(active.length, 2, JSON.stringify(final.map((s) => [s.status, s['OS-EXT-SRV-ATTR:host']])));
+    assert.deepEqual(active.map((s) => s['OS-EXT-SRV-ATTR:host']).sort(), ['small1', 'small2']);
+    assert.match(final.find((s) => s.status === 'ERROR').fault.message, /anti-affinity/);
+    await Promise.all(ids.map((id) => p.member.delete(`/v2.1/servers/${id}`)));
+    await Promise.all(ids.map((id) => f.waitFor(p.member, id, (s) => s.status === 'DELETED', 60_000)));
+    assert.equal((await p.member.delete(`/v2.1/os-server-groups/${g}`)).status, 204);
+  });
+
   it('a compute host that stops heartbeating shows down after service_down_time; the other stays up', async () => {
     const state = async () => {
       const r = await f.admin.at('2.53').get('/v2.1/os-services?binary=nova-compute');

@@ -30,8 +30,11 @@ export const READY = /=== ONESTACK GUEST READY hostname=(\S+) ip=(\S+) uuid=(\S+
 export interface QemuTestHost {
   stack: ApiStack;
   fx: NovaFixture;
+  /** The first host's (the network host's). */
   driver: QemuDriver;
   instancesDir: string;
+  /** One per host of the stack, in its order: a compute host named as that host's Neutron agent, QEMU in its namespace. */
+  computes: { name: string; driver: QemuDriver; instancesDir: string }[];
   /** The guest image in Glance, public. */
   imageId: string;
   /** Runs every clean-up, last set up first; clean-ups added by the test run before them. */
@@ -39,9 +42,9 @@ export interface QemuTestHost {
   close(): Promise<void>;
 }
 
-/** `tag` names the namespaces and directories (keep it short and unique per test file). */
+/** `tag` names the namespaces and directories (keep it short and unique per test file); `hosts: 2` adds a second host joined over VXLAN. */
 /** `services` starts what Nova talks to beyond the stack (a Cinder on the stack's Keystone …) and answers Nova's settings for it. */
-export async function startQemuTestHost(tag: string, opts: { nova?: Partial<NovaValues>; vnc?: 'unix'; services?: (stack: ApiStack, cleanups: (() => Promise<void> | void)[]) => Promise<Partial<NovaValues>> } = {}): Promise<QemuTestHost> {
+export async function startQemuTestHost(tag: string, opts: { nova?: Partial<NovaValues>; vnc?: 'unix'; hosts?: 1 | 2; services?: (stack: ApiStack, cleanups: (() => Promise<void> | void)[]) => Promise<Partial<NovaValues>> } = {}): Promise<QemuTestHost> {
   requireRoot('QEMU guests in test namespaces');
   const cleanups: (() => Promise<void> | void)[] = [];
   const close = async () => {
@@ -49,22 +52,25 @@ export async function startQemuTestHost(tag: string, opts: { nova?: Partial<Nova
   };
   try {
     const image = await guestImage();
-    const stack = await startApiStack({ hosts: 1, tag });
+    const stack = await startApiStack({ hosts: opts.hosts ?? 1, tag });
     cleanups.push(() => stack.close());
     const extra = opts.services ? await opts.services(stack, cleanups) : {};
     const fx = await startNova({ ks: stack.fx.ks, neutronUrl: stack.fx.url, config: { ...opts.nova, ...extra } });
     cleanups.push(() => fx.close());
-    const host = stack.hosts[0];
-    const dir = tempDir(`onestack-${tag}-`);
-    // QEMU and dnsmasq run as other users and must reach their files below it.
-    chmodSync(dir.path, 0o755);
-    cleanups.push(() => dir.remove());
-    const instancesDir = join(dir.path, 'instances');
-    const imageCache = new ImageCache({ dir: join(dir.path, 'cache'), logger: quiet });
-    const driver = new QemuDriver({ instancesDir, imageCache, logger: quiet, hostname: host.name, netns: host.ns.name, accel: 'tcg', ...(opts.vnc && { vnc: opts.vnc }) });
-    await fx.addCompute(host.name, { driver, imageCache });
+    const computes: QemuTestHost['computes'] = [];
+    for (const [i, host] of stack.hosts.entries()) {
+      const dir = tempDir(`onestack-${tag}${i || ''}-`);
+      // QEMU and dnsmasq run as other users and must reach their files below it.
+      chmodSync(dir.path, 0o755);
+      cleanups.push(() => dir.remove());
+      const instancesDir = join(dir.path, 'instances');
+      const imageCache = new ImageCache({ dir: join(dir.path, 'cache'), logger: quiet });
+      const driver = new QemuDriver({ instancesDir, imageCache, logger: quiet, hostname: host.name, netns: host.ns.name, accel: 'tcg', ...(opts.vnc && { vnc: opts.vnc }) });
+      await fx.addCompute(host.name, { driver, imageCache });
+      computes.push({ name: host.name, driver, instancesDir });
+    }
     const imageId = await uploadGuestImage(fx, image);
-    return { stack, fx, driver, instancesDir, imageId, cleanups, close };
+    return { stack, fx, driver: computes[0]!.driver, instancesDir: computes[0]!.instancesDir, computes, imageId, cleanups, close };
   } catch (e) {
     await close();
     throw e;

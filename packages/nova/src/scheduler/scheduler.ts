@@ -88,6 +88,8 @@ export function diskGb(spec: RequestSpec): number {
 
 /** How many fresh candidate lists one instance may try when its claims keep losing races. */
 const CLAIM_ROUNDS = 5;
+/** A group member's pick stops counting after this long even if its row never got the host (a build that failed before). */
+const PENDING_PICK_MS = 300_000;
 
 export class NoValidHost extends Error {
   constructor(readonly reason: string) {
@@ -116,7 +118,53 @@ export class Scheduler {
     private readonly deps: { placement: PlacementClient; services: Services; instances: InstanceRepo; defaultAz: string; hostZones: () => Promise<Map<string, string>>; logger: Pick<Logger, 'info' | 'warn'>; groupHosts: (groupUuid: string) => Promise<Set<string>> },
   ) {}
 
+  /**
+   * Hosts picked for server group members whose instance row does not name them yet (the conductor
+   * writes the host after select_destinations returns), per group and instance. With them, and with
+   * one selection at a time per group, two boots of one anti-affinity group scheduled at once cannot
+   * both see an empty group and land together (upstream re-checks late on the compute host and
+   * reschedules instead; one scheduler process makes the early check enough).
+   */
+  private readonly pendingPicks = new Map<string, Map<string, { host: string; at: number }>>();
+  private readonly groupTurns = new Map<string, Promise<unknown>>();
+
   async selectDestinations(spec: RequestSpec, uuids: string[], owner: { projectId: string; userId: string }): Promise<Selection[]> {
+    const group = spec.group?.uuid;
+    if (!group) return this.select(spec, uuids, owner);
+    return this.inTurn(group, async () => {
+      const out = await this.select(spec, uuids, owner);
+      const picks = this.pendingPicks.get(group) ?? new Map();
+      for (const s of out) picks.set(s.uuid, { host: s.host, at: Date.now() });
+      this.pendingPicks.set(group, picks);
+      return out;
+    });
+  }
+
+  private async inTurn<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.groupTurns.get(key) ?? Promise.resolve()).then(fn, fn);
+    const tail = run.catch(() => undefined);
+    this.groupTurns.set(key, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.groupTurns.get(key) === tail) this.groupTurns.delete(key);
+    }
+  }
+
+  /** The group members' hosts: their rows', and the picks not yet written there (dropped once the row names a host or is gone). */
+  private async groupHosts(group: string): Promise<Set<string>> {
+    const hosts = await this.deps.groupHosts(group);
+    const picks = this.pendingPicks.get(group);
+    for (const [uuid, pick] of picks ?? []) {
+      const inst = await this.deps.instances.find(uuid);
+      if (!inst || inst.host || Date.now() - pick.at > PENDING_PICK_MS) picks!.delete(uuid);
+      else hosts.add(pick.host);
+    }
+    if (picks?.size === 0) this.pendingPicks.delete(group);
+    return hosts;
+  }
+
+  private async select(spec: RequestSpec, uuids: string[], owner: { projectId: string; userId: string }): Promise<Selection[]> {
     const chosen: string[] = [];
     const out: Selection[] = [];
     try {
@@ -157,7 +205,7 @@ export class Scheduler {
     const ctx: FilterContext = {
       spec,
       chosen,
-      groupHosts: spec.group ? await this.deps.groupHosts(spec.group.uuid) : new Set(),
+      groupHosts: spec.group ? await this.groupHosts(spec.group.uuid) : new Set(),
       sameHosts: await this.hostsOf(spec.hints.sameHost),
       differentHosts: await this.hostsOf(spec.hints.differentHost),
     };
