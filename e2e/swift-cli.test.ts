@@ -174,6 +174,46 @@ describe('swift and openstack object-store CLIs against onestack up', () => {
     for (const cont of ['mw', 'mwq', 'mwv', 'mwv-archive', 'mwweb']) await swift('delete', cont);
   });
 
+  it('swift CLI with object versioning (X-Versions-Enabled): list --versions, download/stat/delete --version-id, symlinks', async () => {
+    const info = JSON.parse(await swift('capabilities', '--json'));
+    assert.ok('object_versioning' in info && 'symlink' in info, 'capabilities list object_versioning and symlink');
+    await swift('post', 'ov', '-H', 'X-Versions-Enabled: true');
+    assert.equal((await stat('ov'))['X-Versions-Enabled'], 'True');
+    writeFileSync(file('ov.txt'), 'first');
+    await swift('upload', 'ov', 'ov.txt');
+    writeFileSync(file('ov.txt'), 'second!');
+    await swift('upload', 'ov', 'ov.txt');
+    assert.deepEqual(lines(await swift('list', 'ov')), ['ov.txt']);
+    assert.ok(!lines(await swift('list')).some((l) => l.includes('versions')), 'the hidden versions container is not listed');
+    // "<bytes> <date> <time> <version id> <content type> <name>", newest first.
+    const listed = lines(await swift('list', 'ov', '--versions')).map((l) => l.trim().split(/\s+/));
+    assert.deepEqual(listed.map((f) => [f[0], f[5]]), [['7', 'ov.txt'], ['5', 'ov.txt']]);
+    const [newest, oldest] = listed.map((f) => f[3]);
+    assert.match(oldest, /^\d{10}\.\d{5}$/);
+    await swift('download', 'ov', 'ov.txt', '--version-id', oldest, '-o', 'ov.out');
+    assert.equal(readFileSync(file('ov.out'), 'utf8'), 'first');
+    assert.equal((await stat('ov', 'ov.txt'))['X-Object-Version-Id'], newest);
+    await swift('delete', 'ov', 'ov.txt');
+    await assert.rejects(swift('download', 'ov', 'ov.txt', '-o', 'ov.gone'), /not found/i);
+    assert.equal(lines(await swift('list', 'ov', '--versions')).length, 3, 'a delete marker on top of both versions');
+    await swift('delete', 'ov', 'ov.txt', '--version-id', oldest);
+    assert.equal(lines(await swift('list', 'ov', '--versions')).length, 2);
+    await assert.rejects(swift('delete', 'ov'), /409|Conflict/);
+    // A symlink made with the CLI's header option is followed by download.
+    await swift('post', 'ovl');
+    await swift('upload', 'ovl', 'small.txt');
+    const storageUrl = /OS_STORAGE_URL=(\S+)/.exec(await swift('auth'))![1];
+    const token = /OS_AUTH_TOKEN=(\S+)/.exec(await swift('auth'))![1];
+    const r = await fetch(`${storageUrl}/ovl/link`, { method: 'PUT', headers: { 'x-auth-token': token, 'x-symlink-target': 'ovl/small.txt', 'content-length': '0' } });
+    assert.equal(r.status, 201);
+    await swift('download', 'ovl', 'link', '-o', 'link.out');
+    assert.equal(sha256(readFileSync(file('link.out'))), sha256(small));
+    // --versions deletes every version (delete markers too), then the container.
+    await swift('delete', 'ov', '--versions');
+    assert.ok(!lines(await swift('list')).includes('ov'));
+    await swift('delete', 'ovl');
+  });
+
   it('openstack container create/list/show/delete and object create/list/show/save/delete', async () => {
     const created = JSON.parse(await openstack('container', 'create', 'oc1', '-f', 'json'));
     assert.equal(created[0].container, 'oc1');

@@ -5,13 +5,13 @@ import type { Handler, SwiftRequest, SwiftResponse } from '../types.ts';
 export type ListingEntry = Record<string, unknown>;
 
 /**
- * A container GET whose listing a middleware rewrites: the rest of the
+ * An account or container GET whose listing a middleware rewrites: the rest of the
  * pipeline is asked for JSON (as upstream's listing_formats does for every
  * middleware right of it), `edit` works on the parsed entries, and the result
  * is rendered in the format the client asked for. `edit` may answer a whole
  * response instead (object versioning's `?versions`, always JSON).
  */
-export async function rewriteListing(next: Handler, req: SwiftRequest, container: string, edit: (entries: ListingEntry[], res: SwiftResponse, format: ListingFormat) => Promise<ListingEntry[] | SwiftResponse>): Promise<SwiftResponse> {
+export async function rewriteListing(next: Handler, req: SwiftRequest, kind: 'account' | 'container', name: string, edit: (entries: ListingEntry[], res: SwiftResponse, format: ListingFormat) => Promise<ListingEntry[] | SwiftResponse>): Promise<SwiftResponse> {
   const format = listingFormat(req);
   if (!format) return notAcceptable();
   const query = new URLSearchParams(req.query);
@@ -27,7 +27,7 @@ export async function rewriteListing(next: Handler, req: SwiftRequest, container
   }
   const edited = await edit(entries, res, format);
   if (!Array.isArray(edited)) return edited;
-  return renderListing('container', container, edited, format, res.headers, req.method);
+  return renderListing(kind, name, edited, format, res.headers, req.method);
 }
 
 /** Splits a listing's `hash` into its value and `; key=value` parameters (upstream's parse_header). */

@@ -530,10 +530,54 @@ async function readContainer(next: Handler, req: SwiftRequest, p: { version: str
     return res;
   }
   const listVersionsAsked = req.query.has('versions');
-  return rewriteListing(next, req, p.container, async (entries, res) => {
+  return rewriteListing(next, req, 'container', p.container, async (entries, res) => {
     const location = await annotate(res);
     for (const e of entries) resolveLink(e, location, listVersionsAsked, p);
     return listVersionsAsked ? listVersions(next, req, p, location, entries, res) : entries;
+  });
+}
+
+/** Converts a user's container name to its versions container's, for markers and prefixes; names already reserved stay. */
+const asVersionsName = (name: string) => (name.includes(RESERVED) ? name : versionsContainerName(name));
+
+/**
+ * An account listing counts each container's versions in its bytes, and shows
+ * versions containers whose container is gone (AccountContext.list_containers).
+ */
+async function listAccount(next: Handler, req: SwiftRequest, p: { version: string; account: string }): Promise<SwiftResponse> {
+  return rewriteListing(next, req, 'account', p.account, async (entries) => {
+    const params = new URLSearchParams(req.query);
+    params.set('format', 'json');
+    params.set('prefix', params.has('prefix') ? asVersionsName(params.get('prefix')!) : reservedName('versions'));
+    for (const k of ['marker', 'end_marker']) if (params.has(k)) params.set(k, asVersionsName(params.get(k)!));
+    const vres = await next(internal(req, 'GET', `/${p.version}/${p.account}`, { query: params }));
+    const body = isSuccess(vres.status) ? await readBody(vres.body) : (discard(vres.body), Buffer.alloc(0));
+    let listing: ListingEntry[] = [];
+    try {
+      listing = body.length ? (JSON.parse(body.toString('utf8')) as ListingEntry[]) : [];
+    } catch {
+      // As upstream: an unreadable versions listing adds nothing.
+    }
+    const byName = new Map<string, ListingEntry>();
+    for (const e of listing) {
+      if (typeof e.name !== 'string') continue;
+      const parts = e.name.startsWith(RESERVED) ? e.name.slice(1).split(RESERVED) : [];
+      if (parts.length === 2 && parts[0] === 'versions') byName.set(parts[1], e);
+    }
+    if (!byName.size) return entries;
+    for (const e of entries) {
+      const v = typeof e.name === 'string' ? byName.get(e.name) : undefined;
+      if (!v) continue;
+      e.bytes = Number(e.bytes ?? 0) + Number(v.bytes ?? 0);
+      byName.delete(e.name as string);
+    }
+    for (const [name, v] of byName) entries.push({ ...v, name, count: 0 });
+    const reverse = isTrue(req.query.get('reverse') ?? '');
+    const limitRaw = req.query.get('limit');
+    const limit = limitRaw && /^\d+$/.test(limitRaw) ? Number(limitRaw) : 10000;
+    const key = (e: ListingEntry) => String(e.subdir ?? e.name);
+    entries.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0) * (reverse ? -1 : 1));
+    return entries.slice(0, limit);
   });
 }
 
@@ -541,7 +585,8 @@ export function objectVersioning(ctx: ProxyContext, info: InfoRegistry): Middlew
   info.register('object_versioning', {});
   return (next) => async (req) => {
     const p = splitSwiftPath(req.path);
-    if (!p?.account || !p.container || !ctx.constraints.valid_api_versions.includes(p.version)) return next(req);
+    if (!p?.account || !ctx.constraints.valid_api_versions.includes(p.version)) return next(req);
+    if (!p.container) return req.method === 'GET' ? listAccount(next, req, { version: p.version, account: p.account }) : next(req);
     const names = { version: p.version, account: p.account, container: p.container };
     try {
       if (!p.obj) {
