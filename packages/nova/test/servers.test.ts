@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startNova, type NovaFixture, type Project } from './fixture.ts';
@@ -160,6 +161,19 @@ describe('nova servers with the fake driver', () => {
     const page = await p.member.get('/v2.1/servers?name=^list-&limit=2');
     assert.equal(page.body.servers.length, 2);
     assert.ok(page.body.servers_links[0].href.includes('marker='));
+    // Unfiltered pages (read by id, a page at a time) walk the same order as one full list.
+    const all = (await p.member.get('/v2.1/servers/detail')).body.servers.map((s: { id: string }) => s.id);
+    const walked: string[] = [];
+    for (let marker = ''; ; ) {
+      const r = await p.member.get(`/v2.1/servers/detail?limit=2${marker && `&marker=${marker}`}`);
+      walked.push(...r.body.servers.map((s: { id: string }) => s.id));
+      if (!r.body.servers_links) break;
+      marker = walked.at(-1)!;
+    }
+    assert.deepEqual(walked, all);
+    assert.ok(all.length >= 3);
+    assert.deepEqual((await p.member.get(`/v2.1/servers?marker=${all[0]}&limit=1`)).body.servers.map((s: { id: string }) => s.id), [all[1]]);
+    assert.equal((await p.member.get(`/v2.1/servers?marker=${randomUUID()}`)).status, 400);
     const tagged = await p.member.get('/v2.1/servers/detail?tags=list-b');
     assert.deepEqual(tagged.body.servers.map((s: { name: string }) => s.name), ['list-b']);
     assert.deepEqual(tagged.body.servers[0].tags, ['list-b']);

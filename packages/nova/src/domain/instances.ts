@@ -253,7 +253,7 @@ export class InstanceRepo {
   }
 
   async list(f: InstanceFilters, page: { sortKeys: string[]; sortDirs: ('asc' | 'desc')[]; limit?: number; marker?: string }): Promise<Instance[]> {
-    let q = this.db.selectFrom('instances').selectAll();
+    let q = this.db.selectFrom('instances');
     if (f.deleted !== undefined) q = q.where('deleted', '=', f.deleted ? 1 : 0);
     if (f.projectId) q = q.where('project_id', '=', f.projectId);
     if (f.vmStates) q = q.where('vm_state', 'in', f.vmStates);
@@ -275,7 +275,9 @@ export class InstanceRepo {
       q = q.orderBy(cols[k] ?? 'created_at', page.sortDirs[i] ?? 'desc');
     });
     q = q.orderBy('uuid', page.sortDirs[0] ?? 'desc');
-    let rows = (await q.execute()).map(fromRow);
+    const filteredHere = f.name || f.flavor || f.taskStates || f.lockedOnly !== undefined || f.ip || f.ip6 || f.tags || f.tagsAny || f.notTags || f.notTagsAny || f.match;
+    if (!filteredHere) return this.page((await q.select('uuid').execute()).map((r) => r.uuid), page);
+    let rows = (await q.selectAll().execute()).map(fromRow);
     if (f.name) {
       let re: RegExp;
       try {
@@ -314,6 +316,25 @@ export class InstanceRepo {
       rows = rows.slice(idx + 1);
     }
     return page.limit !== undefined ? rows.slice(0, page.limit) : rows;
+  }
+
+  /**
+   * One page of the ordered ids, and only its rows read and decoded: a page of 1,000 from
+   * 10,000 servers would otherwise decode all 10,000 rows' JSON.
+   */
+  private async page(ordered: string[], page: { limit?: number; marker?: string }): Promise<Instance[]> {
+    let start = 0;
+    if (page.marker !== undefined) {
+      start = ordered.indexOf(page.marker) + 1;
+      if (start === 0) throw Object.assign(new Error('marker'), { markerNotFound: page.marker });
+    }
+    const ids = ordered.slice(start, page.limit !== undefined ? start + page.limit : undefined);
+    const byId = new Map<string, Instance>();
+    for (let i = 0; i < ids.length; i += 500) {
+      for (const r of await this.db.selectFrom('instances').selectAll().where('uuid', 'in', ids.slice(i, i + 500)).execute()) byId.set(r.uuid, fromRow(r));
+    }
+    // A row deleted (purged) between the two reads is left out.
+    return ids.flatMap((id) => byId.get(id) ?? []);
   }
 
   async metadata(uuid: string): Promise<Record<string, string>> {
