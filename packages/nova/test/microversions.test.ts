@@ -372,4 +372,37 @@ describe('nova microversions 2.56 and later', () => {
     assert.ok((await events(p.member.at('2.84'))).every((e) => !('details' in e)), 'admins only by default');
     await p.member.delete(`/v2.1/servers/${id}`);
   });
+  it('2.86: extra specs of namespaces Nova knows are validated on create and update', { skip: above('2.86') }, async () => {
+    const c = f.admin.at('2.86');
+    const fl = (await c.post('/v2.1/flavors', { flavor: { name: 'mv-specs', ram: 64, vcpus: 1, disk: 1 } })).body.flavor;
+    const path = `/v2.1/flavors/${fl.id}/os-extra_specs`;
+    assert.equal((await f.admin.at('2.85').post(path, { extra_specs: { 'hw:cpu_policy': 'bogus' } })).status, 200, 'not validated before 2.86');
+    const refused: [Record<string, string>, string][] = [
+      [{ 'hw:cpu_policy': 'bogus' }, "Validation failed; 'bogus' is not one of: dedicated, shared, mixed."],
+      [{ 'hw:numa_nodes': 'abc' }, "Validation failed; 'abc' is not a valid integer value."],
+      [{ 'hw:numa_nodes': '0' }, "Validation failed; '0' is less than the min value of '1'."],
+      [{ 'hw:vif_multiqueue_enabled': 'maybe' }, "Validation failed; 'maybe' is not a valid boolean-like value."],
+      [{ 'hw:mem_page_size': 'huge' }, "Validation failed; 'huge' is not of the format '(large|small|any|\\d+([kKMGT]i?)?(b|bit|B)?)'."],
+      [{ 'hw:no_such_thing': 'x' }, "Validation failed; extra spec 'hw:no_such_thing' does not appear to be a valid extra spec."],
+      [{ 'resources:VCPU': 'two' }, "Validation failed; 'two' is not a valid integer value."],
+      [{ 'trait:CUSTOM_FOO': 'maybe' }, "Validation failed; 'maybe' is not one of: required, forbidden."],
+      [{ 'resources1:NOT_A_CLASS': '1' }, "Validation failed; extra spec 'resources1:NOT_A_CLASS' does not appear to be a valid extra spec."],
+    ];
+    for (const [spec, message] of refused) {
+      const r = await c.post(path, { extra_specs: spec });
+      assert.equal(r.status, 400, JSON.stringify(spec));
+      assert.equal(r.body.badRequest.message, message);
+    }
+    const good = {
+      'hw:cpu_policy': 'dedicated', 'hw:numa_nodes': '2', 'hw:numa_cpus.0': '0-1', 'hw:mem_page_size': '2MB', 'hw:vif_multiqueue_enabled': 'true',
+      'resources:VCPU': '2', 'resources1:CUSTOM_GPU': '1', 'trait:HW_CPU_X86_AVX': 'required', 'trait2:CUSTOM_FAST': 'forbidden',
+      'aggregate_instance_extra_specs:ssd': 'true', 'my-own:key': 'anything', 'plainkey': 'anything', 'hide_hypervisor_id': 'yes',
+    };
+    const ok = await c.post(path, { extra_specs: good });
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal((await c.put(`${path}/hw:cpu_policy`, { 'hw:cpu_policy': 'nope' })).status, 400);
+    assert.equal((await c.put(`${path}/hw:cpu_policy`, { 'hw:cpu_policy': 'shared' })).status, 200);
+    assert.equal((await c.get(`${path}/hw:cpu_policy`)).body['hw:cpu_policy'], 'shared');
+    await c.delete(`/v2.1/flavors/${fl.id}`);
+  });
 });

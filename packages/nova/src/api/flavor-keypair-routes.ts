@@ -3,6 +3,7 @@ import { badRequest, notFound } from '@onestack/core/errors.ts';
 import type { Flavor } from '../domain/flavors.ts';
 import type { KeyPair } from '../domain/keypairs.ts';
 import { ISO, allowed, authOf, enforce, isAdmin, mv, strictQuery, type ApiDeps } from './context.ts';
+import { validateExtraSpec } from './extra-specs.ts';
 import { baseOf } from './server-views.ts';
 import { bool, int, invalid, name, noExtra, obj, str } from './validate.ts';
 
@@ -118,9 +119,15 @@ export function registerFlavorRoutes(app: FastifyInstance, deps: ApiDeps): void 
     }
     return o as Record<string, string>;
   };
+  const checked = (req: FastifyRequest, o: Record<string, string>) => {
+    if (mv(req, '2.86')) for (const [k, v] of Object.entries(o)) validateExtraSpec(k, v);
+    return o;
+  };
   app.post(es, async (req) => {
     enforce(deps, req, 'os_compute_api:os-flavor-extra-specs:create');
-    return { extra_specs: await deps.flavors.setExtraSpecs(fid(req), specs(obj(req.body, 'body').extra_specs)).then(() => specs(obj(req.body, 'body').extra_specs)) };
+    const body = checked(req, specs(obj(req.body, 'body').extra_specs));
+    await deps.flavors.setExtraSpecs(fid(req), body);
+    return { extra_specs: body };
   });
   app.get(`${es}/:key`, async (req) => {
     enforce(deps, req, 'os_compute_api:os-flavor-extra-specs:show');
@@ -132,7 +139,7 @@ export function registerFlavorRoutes(app: FastifyInstance, deps: ApiDeps): void 
   app.put(`${es}/:key`, async (req) => {
     enforce(deps, req, 'os_compute_api:os-flavor-extra-specs:update');
     const key = (req.params as { key: string }).key;
-    const body = specs(req.body, 'body');
+    const body = checked(req, specs(req.body, 'body'));
     if (Object.keys(body).length > 1) throw badRequest('Request body contains too many items');
     if (!(key in body)) throw badRequest('Request body and URI mismatch');
     await deps.flavors.setExtraSpecs(fid(req), body);
