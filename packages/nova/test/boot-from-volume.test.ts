@@ -171,6 +171,20 @@ describe('nova boot from volume', () => {
     assert.deepEqual((await volume(blank)).attachments, []);
   });
 
+  it('takes the legacy block_device_mapping: the volume on vda boots', async () => {
+    const v = await bootableVolume('legacy');
+    const r = await create({ block_device_mapping: [{ volume_id: v, device_name: 'vda', delete_on_termination: 'true' }], networks: undefined }, p.member.at('2.3'));
+    assert.equal(r.status, 202, r.text);
+    const s = await f.waitFor(p.member.at('2.3'), r.body.server.id);
+    assert.equal(s.status, 'ACTIVE', JSON.stringify(s.fault));
+    assert.deepEqual(s['os-extended-volumes:volumes_attached'], [{ id: v, delete_on_termination: true }]);
+    assert.equal(driver.specs.get(r.body.server.id)!.blockDevices[0].bootIndex, 0);
+    assert.equal((await p.member.delete(`/v2.1/servers/${r.body.server.id}`)).status, 204);
+    await f.waitFor(p.member, r.body.server.id, (x) => x.status === 'DELETED');
+    await cinder.volumes.drain();
+    assert.equal((await vol.get(`/volumes/${v}`)).status, 404);
+  });
+
   it('refuses a volume another server uses', async () => {
     const v = await bootableVolume('taken');
     const first = await create({ block_device_mapping_v2: [{ uuid: v, boot_index: 0, source_type: 'volume', destination_type: 'volume' }] });
