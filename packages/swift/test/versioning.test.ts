@@ -316,6 +316,11 @@ describe('swift proxy: symlinks and object versioning (X-Versions-Enabled)', () 
     assert.equal(r.status, 403);
     await r.text();
     assert.equal((await versions('v')).some((v) => v.name === 'x'), false, 'a denied PUT left no version');
+    // Only the owner turns versioning on or off; a denied attempt leaves the versions container alone.
+    r = await p.reader.req('POST', `${acct}/v`, { headers: { 'x-versions-enabled': 'false' } });
+    assert.equal(r.status, 403);
+    await r.text();
+    assert.equal((await text('HEAD', 'v')).r.headers.get('x-versions-enabled'), 'True');
     // A container with versions cannot go until they are gone.
     r = await p.member.req('DELETE', `${acct}/v`);
     assert.equal(r.status, 409);

@@ -362,8 +362,17 @@ class ObjectVersioning {
   }
 }
 
+/** Container writes are the owner's: asked before any versions container is made or removed on the caller's behalf. */
+function authorizeContainerWrite(req: SwiftRequest): SwiftResponse | undefined {
+  if (!req.env.authorize || req.env.preAuthed) return undefined;
+  req.env.acl = undefined;
+  return req.env.authorize(req);
+}
+
 /** X-Versions-Enabled on a container PUT or POST (enable_versioning). */
 async function enable(ctx: ProxyContext, next: Handler, req: SwiftRequest, p: { version: string; account: string; container: string }): Promise<SwiftResponse> {
+  const denied = authorizeContainerWrite(req);
+  if (denied) return denied;
   const info = await containerInfo(ctx, req, p.account, p.container);
   // The legacy middleware (left of this one) has already turned X-Versions-Location/X-History-Location into sysmeta.
   if (info.sysmeta['versions-location'] || info.versionsLocation || req.headers[SYS_LEGACY_LOCATION]) {
@@ -389,11 +398,8 @@ async function enable(ctx: ProxyContext, next: Handler, req: SwiftRequest, p: { 
 
 /** A versioned container goes only once its versions are gone; its versions container goes first. */
 async function deleteContainer(ctx: ProxyContext, next: Handler, req: SwiftRequest, p: { version: string; account: string; container: string }): Promise<SwiftResponse> {
-  if (req.env.authorize && !req.env.preAuthed) {
-    req.env.acl = undefined;
-    const denied = req.env.authorize(req);
-    if (denied) return denied;
-  }
+  const denied = authorizeContainerWrite(req);
+  if (denied) return denied;
   const info = await containerInfo(ctx, req, p.account, p.container);
   const versionsCont = unquoteBytes(info.sysmeta['versions-container'] ?? '').toString('utf8');
   if (versionsCont) {

@@ -13,6 +13,7 @@ import { discard, isSuccess, readBody, respond } from '../responses.ts';
 import type { Handler, Middleware, SwiftRequest, SwiftResponse } from '../types.ts';
 import { quote } from '../wsgi-strings.ts';
 import { subRequest } from './segments.ts';
+import type { TempUrlGrant } from './tempurl.ts';
 
 interface WebConf {
   index: string;
@@ -104,8 +105,11 @@ class Site {
       ? this.cssLink(prefix)
       : '  <style type="text/css">\n   h1 {font-size: 1em; font-weight: bold;}\n   th {text-align: left; padding: 0px 1em 0px 1em;}\n   td {padding: 0px 1em 0px 1em;}\n   a {text-decoration: none;}\n  </style>\n';
     body += ` </head>\n <body>\n  <h1 id="title">Listing of ${esc(label)}</h1>\n  <table id="listing">\n   <tr id="heading">\n    <th class="colname">Name</th>\n    <th class="colsize">Size</th>\n    <th class="coldate">Date</th>\n   </tr>\n`;
-    if (prefix) body += '   <tr id="parent" class="item">\n    <td class="colname"><a href="../">../</a></td>\n    <td class="colsize">&nbsp;</td>\n    <td class="coldate">&nbsp;</td>\n   </tr>\n';
-    const href = (n: string) => quote(n).replace(/\./g, '%2E');
+    const grant = this.req.env.extra.tempurl as TempUrlGrant | undefined;
+    // Under a prefix tempurl every link carries the signature, and the listing goes no higher than the prefix.
+    const signed = grant?.prefix !== undefined ? `?${[`temp_url_prefix=${quote(grant.prefix)}`, `temp_url_expires=${grant.expires}`, `temp_url_sig=${grant.sig}`, ...(grant.inline ? ['inline'] : [])].join('&amp;')}` : '';
+    if (prefix.length > (grant?.prefix ?? '').length) body += `   <tr id="parent" class="item">\n    <td class="colname"><a href="../${signed}">../</a></td>\n    <td class="colsize">&nbsp;</td>\n    <td class="coldate">&nbsp;</td>\n   </tr>\n`;
+    const href = (n: string) => quote(n).replace(/\./g, '%2E') + signed;
     for (const it of items) {
       if (it.subdir === undefined) continue;
       const sub = it.subdir.slice(prefix.length);

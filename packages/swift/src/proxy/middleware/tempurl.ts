@@ -60,6 +60,14 @@ export const equal = (a: string, b: string) => a.length === b.length && timingSa
  * account or container only; object metadata stays hidden from such callers
  * except X-Object-Meta-Public-*.
  */
+/** The tempurl that authorized a request (upstream's get_temp_url_info), kept in env.extra.tempurl. */
+export interface TempUrlGrant {
+  sig: string;
+  expires: number;
+  prefix?: string;
+  inline: boolean;
+}
+
 export function tempUrl(ctx: ProxyContext, info: InfoRegistry, conf: TempUrlConfig = DEFAULT_TEMPURL): Middleware {
   info.register('tempurl', {
     methods: conf.methods,
@@ -117,7 +125,9 @@ export function tempUrl(ctx: ProxyContext, info: InfoRegistry, conf: TempUrlConf
       return ok ? undefined : invalid(r);
     };
     req.env.remoteUser = true;
-    req.env.extra.tempurl = true;
+    // What staticweb needs to sign the links of a listing it serves under a prefix tempurl.
+    const signed: TempUrlGrant = { sig: sigParam, expires, prefix: prefix ?? undefined, inline: req.query.has('inline') };
+    req.env.extra.tempurl = signed;
     const res = await next(req);
     const h: Headers = {};
     for (const [k, v] of Object.entries(res.headers)) if (!k.startsWith('x-object-meta-') || k.startsWith('x-object-meta-public-')) h[k] = v;
