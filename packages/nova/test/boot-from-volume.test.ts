@@ -102,6 +102,9 @@ describe('nova boot from volume', () => {
       await f.waitFor(p.member, id, (x) => !x['OS-EXT-STS:task_state']);
     }
     assert.equal((await f.waitFor(p.member, id)).status, 'ACTIVE');
+    const rebuild = await p.member.post(`/v2.1/servers/${id}/action`, { rebuild: { imageRef: f.imageId } });
+    assert.equal(rebuild.status, 400, rebuild.text);
+    assert.equal(rebuild.body.badRequest.message, `Image ${f.imageId} is unacceptable: Unable to rebuild with a different image for a volume-backed server.`);
 
     assert.equal((await p.member.delete(`/v2.1/servers/${id}`)).status, 204);
     await f.waitFor(p.member, id, (x) => x.status === 'DELETED');
