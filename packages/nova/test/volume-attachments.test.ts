@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { isAtLeast, parseVersion } from '@onestack/core/http/microversion.ts';
 import { startKeystone, type KeystoneFixture } from '../../keystone/test/fixture.ts';
-import { CinderClient as VolumeApi, startCinder, type CinderFixture } from '../../cinder/test/fixture.ts';
+import { CinderClient as VolumeApi, startCinder } from '../../cinder/test/fixture.ts';
 import { attachmentView, parseAttach, parseUpdate } from '../src/api/volume-attachment-routes.ts';
 import { MAX_MICROVERSION } from '../src/conf.ts';
 import type { BlockDevice } from '../src/domain/block-devices.ts';
@@ -25,7 +25,7 @@ const upTo = (v: string) => (isAtLeast(MAX, v) ? v : MAX_MICROVERSION);
 
 describe('nova os-volume_attachments', () => {
   let ks: KeystoneFixture;
-  let cinder: CinderFixture;
+  let cinder: Awaited<ReturnType<typeof startCinder>>;
   let f: NovaFixture;
   let p: Project;
   let other: Project;
@@ -78,8 +78,9 @@ describe('nova os-volume_attachments', () => {
     const shown = await volume(v);
     assert.equal(shown.status, 'in-use');
     assert.deepEqual(shown.attachments.map((a: { server_id: string }) => a.server_id), [server]);
-    assert.deepEqual([...driver.instances.get(server)!.volumes.keys()], [v]);
-    assert.equal(driver.instances.get(server)!.volumes.get(v)!.path, `/dev/fake/${v}`);
+    assert.deepEqual(driver.attachedVolumes(server), [v]);
+    const bdm = await f.nova.core.blockDevices.byVolume(server, v);
+    assert.equal(bdm?.connectionInfo?.path, `/dev/fake/${v}`, 'the connection info Cinder gave this host is kept');
 
     const list = await p.reader.get(path());
     assert.equal(list.status, 200, list.text);
@@ -158,7 +159,7 @@ describe('nova os-volume_attachments', () => {
     const v = (await p.reader.get(path())).body.volumeAttachments[0].volumeId;
     assert.equal((await p.member.delete(`${path()}/${v}`)).status, 202);
     assert.equal((await volume(v)).status, 'available');
-    assert.deepEqual([...driver.instances.get(server)!.volumes.keys()], []);
+    assert.deepEqual(driver.attachedVolumes(server), []);
     assert.deepEqual((await p.member.get(path())).body.volumeAttachments, []);
     // Free again: it goes to the other server.
     assert.equal((await p.member.post(path(second), { volumeAttachment: { volumeId: v } })).status, 200);

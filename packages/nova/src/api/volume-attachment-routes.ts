@@ -174,6 +174,7 @@ export function registerVolumeAttachmentRoutes(app: FastifyInstance, deps: ApiDe
     checkState(deps, req, inst, 'attach_volume');
     const caller = callerOf(deps, req);
     const volume = await v.cinder.getVolume(caller.token, inst.projectId, a.volumeId);
+    if (volume.multiattach && !mv(req, '2.60')) throw badRequest('Multiattach volumes are only supported starting with compute API version 2.60.');
     await checkNotAttached(v, inst, volume);
     const existing = await v.blockDevices.forInstance(inst.uuid);
     // upstream's libvirt driver picks the name itself; a requested one is only validated.

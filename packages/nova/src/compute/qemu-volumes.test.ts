@@ -44,7 +44,7 @@ describe('volumes hot-plugged into a real QEMU guest', { timeout: 900_000 }, () 
         const logger = pino({ level: 'silent' });
         // QEMU runs in the compute host's namespace, the export daemon in the root one: a veth pair joins them.
         const ns = stack.hosts[0].ns.name;
-        cleanups.push(() => ip('link', 'del', VETH).catch(() => undefined));
+        cleanups.push(async () => void (await ip('link', 'del', VETH).catch(() => undefined)));
         await ip('link', 'add', VETH, 'type', 'veth', 'peer', 'name', VETH_NS, 'netns', ns);
         await ip('addr', 'add', `${STORAGE_IP}/30`, 'dev', VETH);
         await ip('link', 'set', VETH, 'up');
