@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { createProxyApp } from '../src/proxy/app.ts';
+import { defaultSwiftValues, proxyConfig, type SwiftValues } from '../src/conf.ts';
 import { startSwift, type SwiftFixture, type SwiftProject } from './fixture.ts';
 
-describe('swift staticweb listings under a prefix tempurl', () => {
+describe('swift staticweb: prefix tempurl listings, url_base', () => {
   let f: SwiftFixture;
   let p: SwiftProject;
   let acct: string;
@@ -43,5 +46,17 @@ describe('swift staticweb listings under a prefix tempurl', () => {
     r = await f.anon.req('GET', `${acct}/site/docs/sub/?temp_url_prefix=other/&temp_url_expires=${expires}&temp_url_sig=${sig}`);
     assert.equal(r.status, 401);
     await r.text();
+  });
+
+  it('url_base sets the scheme and host of the slash redirects (its path is ignored)', async () => {
+    const values = { ...defaultSwiftValues(), staticweb_url_base: 'https://www.example.com/ignored' } as SwiftValues;
+    const proxy = await createProxyApp({ rings: f.cluster.rings, config: proxyConfig(values, { authUri: f.ks.url }), logger: pino({ level: 'silent' }), tokens: f.ks.tokens, version: '0.1.0' });
+    try {
+      const res = await proxy.handle({ method: 'GET', path: `${acct}/site/docs`, query: new URLSearchParams(), headers: { host: '127.0.0.1' }, env: { transId: 'tx-urlbase', extra: {}, hostUrl: 'http://127.0.0.1' } });
+      assert.equal(res.status, 301);
+      assert.equal(res.headers.location, `https://www.example.com${acct}/site/docs/`);
+    } finally {
+      await proxy.app.close();
+    }
   });
 });

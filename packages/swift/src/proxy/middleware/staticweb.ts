@@ -54,6 +54,7 @@ class Site {
     private req: SwiftRequest,
     private base: string,
     private conf: WebConf,
+    private urlBase?: string,
   ) {}
 
   get(path: string, query?: URLSearchParams): Promise<SwiftResponse> {
@@ -73,7 +74,7 @@ class Site {
   }
 
   redirectWithSlash(): SwiftResponse {
-    return respond(301, undefined, { location: `${this.req.env.hostUrl ?? ''}${quote(`${this.req.path}/`)}` });
+    return respond(301, undefined, { location: `${this.urlBase ?? this.req.env.hostUrl ?? ''}${quote(`${this.req.path}/`)}` });
   }
 
   private cssLink(prefix: string): string {
@@ -163,8 +164,20 @@ class Site {
   }
 }
 
-export function staticWeb(ctx: ProxyContext, info: InfoRegistry): Middleware {
+/** url_base's scheme and host (upstream keeps only those of it); undefined when not set or not a URL. */
+function urlBaseOrigin(urlBase: string | undefined): string | undefined {
+  if (!urlBase) return undefined;
+  try {
+    const u = new URL(urlBase);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return undefined;
+  }
+}
+
+export function staticWeb(ctx: ProxyContext, info: InfoRegistry, urlBase?: string): Middleware {
   info.register('staticweb', {});
+  const origin = urlBaseOrigin(urlBase);
   return (next) => async (req) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return next(req);
     if (!req.env.authorize) return next(req);
@@ -172,7 +185,7 @@ export function staticWeb(ctx: ProxyContext, info: InfoRegistry): Middleware {
     const p = splitSwiftPath(req.path);
     if (!p?.account || !p.container) return next(req);
     const conf = await webConf(ctx, req, p.account, p.container);
-    const site = new Site(next, req, `/${p.version}/${p.account}/${p.container}`, conf);
+    const site = new Site(next, req, `/${p.version}/${p.account}/${p.container}`, conf, origin);
     if (p.obj) return site.object(p.obj);
     req.env.acl = conf.readAcl;
     const denied = req.env.authorize(req);
