@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { positional, runCommand } from '@onestack/core/exec/privileged-exec.ts';
 import { FileVolumeDriver } from '../src/drivers/file-driver.ts';
-import { NbdExports } from '../src/drivers/nbd-exports.ts';
+import { NbdExports, processAlive as alive } from '../src/drivers/nbd-exports.ts';
 import { startCinder, type CinderFixture, type Project } from './fixture.ts';
 
 const logger = pino({ level: 'silent' });
@@ -21,7 +20,6 @@ const portOpen = (port: number) =>
     s.on('error', () => resolve(false));
   });
 
-const alive = (pid: number) => readFile(`/proc/${pid}/stat`, 'utf8').then((s) => !/^\d+ \(.*\) Z/.test(s), () => false);
 
 /** qemu-io's report of reading 64 KiB of 0x5a at offset (it fails the command when a byte differs). */
 async function pattern(source: string, format: string, offset: number): Promise<string> {

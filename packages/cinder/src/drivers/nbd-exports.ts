@@ -124,8 +124,21 @@ export class NbdExports {
   }
 }
 
+/**
+ * Whether any thread of the process still runs: a zombie main thread does not mean
+ * the process has exited (its other threads can still hold the socket and the image).
+ */
+export async function processAlive(pid: number): Promise<boolean> {
+  const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
+  for (const t of tasks) {
+    const stat = await readFile(`/proc/${pid}/task/${t}/stat`, 'utf8').catch(() => '');
+    if (stat && !/^\d+ \(.*\) [ZX]/s.test(stat)) return true;
+  }
+  return false;
+}
+
 async function terminate(pid: number): Promise<void> {
-  const alive = () => readFile(`/proc/${pid}/stat`, 'utf8').then((s) => !/^\d+ \(.*\) Z/.test(s), () => false);
+  const alive = () => processAlive(pid);
   try {
     process.kill(pid, 'SIGTERM');
   } catch {
