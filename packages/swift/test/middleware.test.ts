@@ -275,7 +275,8 @@ describe('swift proxy middleware: quotas, versioning, formpost, CORS, staticweb,
       assert.equal(denied['Response Status'], '400 Bad Request');
       assert.deepEqual(denied.Errors.sort(), [['ea1/ea1/a.txt', '403 Forbidden'], ['ea1/ea1/sub/b.bin', '403 Forbidden'], ['ea1/ea2/%C3%BC', '403 Forbidden'], ['ea1/top.txt', '403 Forbidden']]);
       r = await p.member.req('PUT', `${acct}?extract-archive=tar.gz`, { body: 'not gzip at all', headers: { accept: 'application/xml' } });
-      assert.match(await r.text(), /^<\?xml version="1.0" encoding="UTF-8"\?>\n<extract>\n<number_files_created>0<\/number_files_created>\n<response_body>Invalid Tar File: .+<\/response_body>\n<response_status>400 Bad Request<\/response_status>\n<errors>\n<\/errors>\n<\/extract>\n$/);
+      // As upstream: an answer done before the first heartbeat has no XML declaration.
+      assert.match(await r.text(), /^<extract>\n<number_files_created>0<\/number_files_created>\n<response_body>Invalid Tar File: .+<\/response_body>\n<response_status>400 Bad Request<\/response_status>\n<errors>\n<\/errors>\n<\/extract>\n$/);
       r = await p.member.req('PUT', `${acct}?extract-archive=zip`, { body: 'x' });
       assert.equal(r.status, 400);
       assert.equal(await r.text(), 'Unsupported archive format');

@@ -42,6 +42,8 @@ export interface ProxyConfig {
   cors: CorsConfig;
   /** staticweb's url_base: scheme://host its redirects name instead of the request's. */
   staticwebUrlBase?: string;
+  /** bulk's yield_frequency: how often a running extract-archive sends a whitespace byte. */
+  bulkYieldFrequencyMs?: number;
   /** Enabled optional middleware, by upstream's filter names. */
   middleware: string[];
 }
@@ -79,7 +81,7 @@ const OWNER_HEADERS = [
 /** The middleware stack in upstream's pipeline order, ending in the proxy application. */
 export function buildPipeline(deps: ProxyDeps, ctx: ProxyContext, info: InfoRegistry): Handler {
   // bulk sits after auth (upstream: before): its subrequests then carry the caller's identity without re-validating the token per line.
-  const stages: Middleware[] = [gatekeeper, tempUrl(ctx, info), formPost(ctx, info), keystoneAuth(deps.tokens, deps.config.keystoneauth), staticWeb(ctx, info, deps.config.staticwebUrlBase), bulk(info, deps.config.constraints.max_file_size), copyMiddleware, containerQuotas(ctx, info), accountQuotas(ctx, info), slo(info), dlo(info), versionedWrites(ctx, info), objectVersioning(ctx, info), symlink(info)];
+  const stages: Middleware[] = [gatekeeper, tempUrl(ctx, info), formPost(ctx, info), keystoneAuth(deps.tokens, deps.config.keystoneauth), staticWeb(ctx, info, deps.config.staticwebUrlBase), bulk(info, deps.config.constraints.max_file_size, deps.config.bulkYieldFrequencyMs), copyMiddleware, containerQuotas(ctx, info), accountQuotas(ctx, info), slo(info), dlo(info), versionedWrites(ctx, info), objectVersioning(ctx, info), symlink(info)];
   return stages.reduceRight<Handler>((next, mw) => mw(next), proxyServer(ctx, deps.config.cors));
 }
 

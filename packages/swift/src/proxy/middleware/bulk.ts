@@ -6,6 +6,7 @@
  * body, in the format the Accept header asks for. Its upload half,
  * `PUT …?extract-archive=tar|tar.gz|tar.bz2`, is in extract-archive.ts.
  */
+import { PassThrough } from 'node:stream';
 import { splitSwiftPath } from '../paths.ts';
 import type { InfoRegistry } from '../info.ts';
 import { discard, isSuccess, plainError, readBody, respond, statusTitle } from '../responses.ts';
@@ -46,19 +47,50 @@ function reportFormat(req: SwiftRequest): string | undefined {
   return best?.type;
 }
 
-/** A bulk report (get_response_body): JSON, XML or "Key: value" lines, keys sorted, then the failures. */
-function reportBody(format: string | undefined, doc: Record<string, unknown>, errors: [string, string][], root: string): SwiftResponse {
+const XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n';
+
+/** A bulk report (get_heartbeat_response_body): JSON, XML (without declaration) or "Key: value" lines, keys sorted, then the failures. */
+function reportText(format: string | undefined, doc: Record<string, unknown>, errors: [string, string][], root: string): { contentType: string; text: string } {
   const keys = Object.keys(doc).sort();
-  if (format === 'application/json') return { status: 200, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify({ ...doc, Errors: errors }) };
+  if (format === 'application/json') return { contentType: 'application/json; charset=utf-8', text: JSON.stringify({ ...doc, Errors: errors }) };
   if (format?.endsWith('/xml')) {
     const esc = (v: string) => v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
     const tag = (k: string) => k.toLowerCase().replace(/ /g, '_');
     const fields = keys.map((k) => `<${tag(k)}>${esc(String(doc[k]))}</${tag(k)}>\n`).join('');
     const errs = errors.map(([n, st]) => `<object><name>${esc(n)}</name><status>${esc(st)}</status></object>\n`).join('');
-    return { status: 200, headers: { 'content-type': `${format}; charset=utf-8` }, body: `<?xml version="1.0" encoding="UTF-8"?>\n<${root}>\n${fields}<errors>\n${errs}</errors>\n</${root}>\n` };
+    return { contentType: `${format}; charset=utf-8`, text: `<${root}>\n${fields}<errors>\n${errs}</errors>\n</${root}>\n` };
   }
   const lines = keys.map((k) => `${k}: ${doc[k]}\n`).join('') + 'Errors:\n' + errors.map(([n, st]) => `${n}, ${st}\n`).join('');
-  return { status: 200, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: lines };
+  return { contentType: 'text/plain; charset=utf-8', text: lines };
+}
+
+/** A whole bulk report as one answer (get_response_body: XML with its declaration). */
+function reportBody(format: string | undefined, doc: Record<string, unknown>, errors: [string, string][], root: string): SwiftResponse {
+  const r = reportText(format, doc, errors, root);
+  return { status: 200, headers: { 'content-type': r.contentType }, body: format?.endsWith('/xml') ? XML_DECLARATION + r.text : r.text };
+}
+
+/**
+ * The report of a long job, answered at once and kept alive as upstream's
+ * bulk iterators do: every `everyMs` while the job runs one byte of
+ * whitespace (the first, for XML, the declaration) so that clients and
+ * proxies do not time out; then, after a blank line when anything was sent,
+ * the report.
+ */
+function heartbeatReport(format: string, root: string, job: Promise<{ doc: Record<string, unknown>; errors: [string, string][] }>, everyMs: number): SwiftResponse {
+  const out = new PassThrough();
+  let separator = '';
+  const timer = setInterval(() => {
+    out.write(!separator && format.endsWith('/xml') ? XML_DECLARATION : ' ');
+    separator = '\r\n\r\n';
+  }, everyMs);
+  // The answer has begun: a job that breaks can only say so in the report (upstream: 500 in Response Status).
+  const broken = { doc: { 'Response Status': '500 Internal Server Error', 'Response Body': '', 'Number Files Created': 0 }, errors: [] as [string, string][] };
+  void job
+    .catch(() => broken)
+    .then((r) => out.end(separator + reportText(format, r.doc, r.errors, root).text))
+    .finally(() => clearInterval(timer));
+  return { status: 200, headers: { 'content-type': reportText(format, {}, [], root).contentType }, body: out };
 }
 
 /** Body of a bulk delete (or SLO delete) answer. */
@@ -93,7 +125,7 @@ export async function deletePaths(next: (r: SwiftRequest) => Promise<SwiftRespon
   await Promise.all(inflight);
 }
 
-export function bulk(info: InfoRegistry, maxFileSize: number): Middleware {
+export function bulk(info: InfoRegistry, maxFileSize: number, yieldFrequencyMs = 10_000): Middleware {
   info.register('bulk_delete', BULK_DELETE_LIMITS);
   info.register('bulk_upload', EXTRACT_LIMITS);
   return (next) => async (req) => {
@@ -102,8 +134,8 @@ export function bulk(info: InfoRegistry, maxFileSize: number): Middleware {
       const kind = archive.toLowerCase().replace(/^\.+|\.+$/g, '');
       if (kind !== 'tar' && kind !== 'tar.gz' && kind !== 'tar.bz2') return respond(400, 'Unsupported archive format');
       const format = reportFormat(req);
-      const report = format ? await extractArchive(next, req, kind, maxFileSize) : { doc: { 'Response Status': '406 Not Acceptable', 'Response Body': '', 'Number Files Created': 0 }, errors: [] };
-      return reportBody(format, report.doc, report.errors, 'extract');
+      if (!format) return reportBody(format, { 'Response Status': '406 Not Acceptable', 'Response Body': '', 'Number Files Created': 0 }, [], 'extract');
+      return heartbeatReport(format, 'extract', extractArchive(next, req, kind, maxFileSize), yieldFrequencyMs);
     }
     if (!req.query.has('bulk-delete') || (req.method !== 'POST' && req.method !== 'DELETE')) return next(req);
     const parts = splitSwiftPath(req.path);
