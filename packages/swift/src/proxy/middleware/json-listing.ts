@@ -11,7 +11,7 @@ export type ListingEntry = Record<string, unknown>;
  * is rendered in the format the client asked for. `edit` may answer a whole
  * response instead (object versioning's `?versions`, always JSON).
  */
-export async function rewriteListing(next: Handler, req: SwiftRequest, kind: 'account' | 'container', name: string, edit: (entries: ListingEntry[], res: SwiftResponse, format: ListingFormat) => Promise<ListingEntry[] | SwiftResponse>): Promise<SwiftResponse> {
+export async function rewriteListing(next: Handler, req: SwiftRequest, kind: 'account' | 'container', name: string, edit: (entries: ListingEntry[], res: SwiftResponse, format: ListingFormat) => Promise<ListingEntry[] | SwiftResponse>, unchanged?: (body: Buffer) => boolean): Promise<SwiftResponse> {
   const format = listingFormat(req);
   if (!format) return notAcceptable();
   const query = new URLSearchParams(req.query);
@@ -19,6 +19,8 @@ export async function rewriteListing(next: Handler, req: SwiftRequest, kind: 'ac
   const res = await next({ ...req, query });
   if (!isSuccess(res.status)) return res;
   const body = await readBody(res.body);
+  // Nothing to edit and JSON wanted: the listing goes out as it came (no second parse).
+  if (format === 'json' && unchanged?.(body)) return { ...res, body };
   let entries: ListingEntry[];
   try {
     entries = body.length ? (JSON.parse(body.toString('utf8')) as ListingEntry[]) : [];

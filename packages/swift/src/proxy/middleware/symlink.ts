@@ -216,7 +216,14 @@ export function symlink(info: InfoRegistry, symloopMax = DEFAULT_SYMLOOP_MAX): M
     try {
       if (!p.obj) {
         if (req.method !== 'GET') return await next(req);
-        return await rewriteListing(next, req, 'container', p.container, async (entries) => entries.map((e) => describeLink(e, p.version, quote(p.account!))));
+        return await rewriteListing(
+          next,
+          req,
+          'container',
+          p.container,
+          async (entries) => entries.map((e) => describeLink(e, p.version, quote(p.account!))),
+          (body) => !body.includes('symlink_target='),
+        );
       }
       if (req.method === 'GET' || req.method === 'HEAD') {
         if (req.query.get('symlink') === 'get') return showLink(await next(req));
