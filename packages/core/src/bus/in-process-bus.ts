@@ -36,6 +36,8 @@ interface LocalMessage {
   /** Present on calls: where the server's reply goes. */
   reply?: (body: string) => void;
   deliveries: number;
+  /** On notifications: what pools filter on, so that a pool that does not take one never decodes it. */
+  eventType?: string;
 }
 
 type LocalConsumer = (msg: LocalMessage) => void;
@@ -154,8 +156,6 @@ export class InProcessBus implements Bus {
   /** Failed notifications waiting out their retry delay, with where they go back to. */
   private readonly retries = new Map<NodeJS.Timeout, { queue: LocalQueue; msg: LocalMessage }>();
   private closed = false;
-  /** The last notification body decoded for its event type: every pool's queue gets the same one, and most pools filter it out. */
-  private lastTyped: { body: string; eventType: string } | undefined;
 
   constructor(opts: InProcessBusOptions = {}) {
     this.broker = opts.broker ?? new LocalBroker();
@@ -225,7 +225,7 @@ export class InProcessBus implements Bus {
     const topic = input.topic ?? NOTIFICATIONS_TOPIC;
     checkTopic(topic);
     const { body, notification } = encodeNotification(input);
-    for (const q of this.broker.pools.get(topic)?.values() ?? []) q.push({ body, deliveries: 0 });
+    for (const q of this.broker.pools.get(topic)?.values() ?? []) q.push({ body, deliveries: 0, eventType: notification.event_type });
     return notification;
   }
 
@@ -245,8 +245,7 @@ export class InProcessBus implements Bus {
     const consumer: LocalConsumer = (msg) => {
       let notification: Notification;
       try {
-        if (opts.eventTypes && !accepts(this.eventTypeOf(msg.body))) return;
-        // Decoded for each pool that takes it: handlers may change what they get.
+        if (msg.eventType !== undefined && !accepts(msg.eventType)) return;
         notification = decodeNotification(msg.body);
       } catch (err) {
         this.log.error({ err, pool }, 'Dropping undecodable notification');
@@ -295,11 +294,6 @@ export class InProcessBus implements Bus {
       waiter.reject(new BusClosed());
     }
     this.waiters.clear();
-  }
-
-  private eventTypeOf(body: string): string {
-    if (this.lastTyped?.body !== body) this.lastTyped = { body, eventType: decodeNotification(body).event_type };
-    return this.lastTyped.eventType;
   }
 
   private onReply(id: string, body: string): void {

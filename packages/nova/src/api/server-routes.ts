@@ -182,7 +182,7 @@ async function volumesOf(deps: ApiDeps, uuids: string[]): Promise<Map<string, { 
 async function detailOf(deps: ApiDeps, req: FastifyRequest, list: Instance[]) {
   const uuids = list.map((i) => i.uuid);
   const [md, tags, faults, volumes] = await Promise.all([deps.instances.metadataOf(uuids), deps.instances.tagsOf(uuids), deps.instances.latestFaults(uuids), volumesOf(deps, uuids)]);
-  const hostsUp = new Map((await deps.services.computes()).map((s) => [s.host, s.up]));
+  const hostsUp = await deps.services.computesUp([...new Set(list.flatMap((i) => (i.host ? [i.host] : [])))]);
   return list.map((i) => serverDetail(deps, req, i, { metadata: md.get(i.uuid) ?? {}, tags: [...(tags.get(i.uuid) ?? [])].sort(), fault: faults.get(i.uuid), hostUp: i.host ? hostsUp.get(i.host) : undefined, volumes: volumes.get(i.uuid) }));
 }
 

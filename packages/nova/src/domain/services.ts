@@ -46,9 +46,25 @@ export class Services {
     return this.database.db;
   }
 
+  /** Parsed hypervisor records by service, reused while the row's text is unchanged: the scheduler reads every host's on each boot. */
+  private readonly hypervisors = new Map<string, { text: string; record: HypervisorRecord }>();
+
+  private hypervisorOf(r: ServiceRow): HypervisorRecord | null {
+    if (!r.hypervisor) return null;
+    const cached = this.hypervisors.get(r.uuid);
+    if (cached?.text === r.hypervisor) return cached.record;
+    const record = Object.freeze(jsonFromDb<HypervisorRecord>(r.hypervisor));
+    this.hypervisors.set(r.uuid, { text: r.hypervisor, record });
+    return record;
+  }
+
+  private isUp(r: Pick<ServiceRow, 'forced_down' | 'last_seen_up'>): boolean {
+    return !boolFromDb(r.forced_down) && r.last_seen_up !== null && this.clock.now() - Number(r.last_seen_up) <= this.downAfterMs;
+  }
+
   view(r: ServiceRow): Service {
     const lastSeen = r.last_seen_up === null ? null : Number(r.last_seen_up);
-    const up = !boolFromDb(r.forced_down) && lastSeen !== null && this.clock.now() - lastSeen <= this.downAfterMs;
+    const up = this.isUp(r);
     return {
       uuid: r.uuid,
       host: r.host,
@@ -59,7 +75,7 @@ export class Services {
       forcedDown: boolFromDb(r.forced_down),
       lastSeenUp: lastSeen,
       up,
-      hypervisor: r.hypervisor ? jsonFromDb<HypervisorRecord>(r.hypervisor) : null,
+      hypervisor: this.hypervisorOf(r),
       updatedAt: Number(r.updated_at),
       createdAt: Number(r.created_at),
     };
@@ -111,6 +127,16 @@ export class Services {
     return this.list({ binary: 'nova-compute' });
   }
 
+  /** Whether these hosts' nova-compute is up, without reading every host's hypervisor record (a server view needs no more). */
+  async computesUp(hosts: string[]): Promise<Map<string, boolean>> {
+    const out = new Map<string, boolean>();
+    for (let i = 0; i < hosts.length; i += 500) {
+      const rows = await this.db.selectFrom('services').select(['host', 'forced_down', 'last_seen_up']).where('binary', '=', 'nova-compute').where('host', 'in', hosts.slice(i, i + 500)).execute();
+      for (const r of rows) out.set(r.host, this.isUp(r));
+    }
+    return out;
+  }
+
   async update(uuid: string, set: { disabled?: boolean; disabledReason?: string | null; forcedDown?: boolean }): Promise<void> {
     await this.db
       .updateTable('services')
@@ -126,5 +152,6 @@ export class Services {
 
   async delete(uuid: string): Promise<void> {
     await this.db.deleteFrom('services').where('uuid', '=', uuid).execute();
+    this.hypervisors.delete(uuid);
   }
 }
