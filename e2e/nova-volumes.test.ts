@@ -35,9 +35,9 @@ describe('openstack CLI: a volume hot-plugged into running guests', () => {
     console.log(`# e2e/nova-volumes.test.ts: ${Math.round((Date.now() - t0) / 1000)} s`);
   });
 
-  /** The guest's disk whose serial is the volume's id (virtio-blk carries its first 20 characters), as root over SSH. */
+  /** The guest's disk whose serial is the volume's id (virtio-blk carries its first 20 characters), as root over SSH (one string: ssh hands the remote shell a line). */
   const diskOf = async (server: string, volume: string) =>
-    (await g.ssh(server, 'root', 'sh', '-c', `for d in /sys/block/vd*; do [ "$(cat $d/serial 2>/dev/null)" = "${volume.slice(0, 20)}" ] && echo \${d##*/}; done; true`)).stdout.trim();
+    (await g.ssh(server, 'root', `for d in /sys/block/vd*; do [ "$(cat $d/serial 2>/dev/null)" = "${volume.slice(0, 20)}" ] && echo \${d##*/}; done; true`)).stdout.trim();
   const volume = async () => c.os(DEMO, 'volume', 'show', volumeId);
 
   it('boots two guests and makes a volume', async () => {
@@ -48,8 +48,7 @@ describe('openstack CLI: a volume hot-plugged into running guests', () => {
     const v = await c.os(DEMO, 'volume', 'create', '--size', '1', 'nova-vol-data');
     volumeId = v.id;
     assert.equal((await waitFor('volume available', 60_000, async () => ((await volume()).status === 'available' ? true : undefined))), true);
-    await g.bootId(a.id);
-    await g.bootId(b.id);
+    for (const s of [a, b]) await waitFor(`SSH to ${s.name}`, BOOT_TIMEOUT, async () => ((await g.ssh(s.id, 'root', 'true')) ? true : undefined));
   });
 
   it('server add volume: in-use, and the running guest sees a new disk it can format and write', async () => {
@@ -63,7 +62,7 @@ describe('openstack CLI: a volume hot-plugged into running guests', () => {
 
     const disk = await waitFor('the disk in the guest', 60_000, async () => (await diskOf(a!.id, volumeId)) || undefined);
     assert.match(disk, /^vd[b-z]$/);
-    const out = await g.ssh(a.id, 'root', 'sh', '-c', `mke2fs -q /dev/${disk} && mkdir -p /mnt/vol && mount -t ext2 /dev/${disk} /mnt/vol && echo "written by ${a.id}" > /mnt/vol/proof && sync && umount /mnt/vol && echo DONE`);
+    const out = await g.ssh(a.id, 'root', `mke2fs /dev/${disk} && mkdir -p /mnt/vol && mount -t ext2 /dev/${disk} /mnt/vol && echo "written by ${a.id}" > /mnt/vol/proof && sync && umount /mnt/vol && echo DONE`);
     assert.match(out.stdout, /DONE/);
   });
 
@@ -80,7 +79,7 @@ describe('openstack CLI: a volume hot-plugged into running guests', () => {
     await c.osRaw(DEMO, 'server', 'add', 'volume', b.id, volumeId);
     assert.equal((await volume()).status, 'in-use');
     const disk = await waitFor('the disk in the second guest', 60_000, async () => (await diskOf(b!.id, volumeId)) || undefined);
-    const out = await g.ssh(b.id, 'root', 'sh', '-c', `mkdir -p /mnt/vol && mount -t ext2 -o ro /dev/${disk} /mnt/vol && cat /mnt/vol/proof && umount /mnt/vol`);
+    const out = await g.ssh(b.id, 'root', `mkdir -p /mnt/vol && mount -t ext2 -o ro /dev/${disk} /mnt/vol && cat /mnt/vol/proof && umount /mnt/vol`);
     assert.equal(out.stdout.trim(), `written by ${a!.id}`);
 
     await g.osWaitRaw(DEMO, 'server', 'delete', '--wait', b.id);

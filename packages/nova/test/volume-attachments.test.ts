@@ -152,6 +152,24 @@ describe('nova os-volume_attachments', () => {
     if (!isAtLeast(MAX, '2.85')) {
       // Before 2.85 PUT always swaps: an admin passes the policy only with the service role.
       assert.equal(same.status, 403, same.text);
+      return;
+    }
+    assert.equal((await p.member.at('2.84').put(`${path()}/${v}`, { volumeAttachment: { volumeId: v } })).status, 403, 'before 2.85 PUT is a swap');
+    const m = p.member.at('2.85');
+    const set = await m.put(`${path()}/${v}`, { volumeAttachment: { volumeId: v, delete_on_termination: true, serverId: server, device: '/dev/vdb' } });
+    assert.equal(set.status, 202, set.text);
+    assert.equal((await m.get(`${path()}/${v}`)).body.volumeAttachment.delete_on_termination, true);
+    const tag = await m.put(`${path()}/${v}`, { volumeAttachment: { volumeId: v, tag: 'other' } });
+    assert.equal(tag.status, 400);
+    assert.equal(tag.body.badRequest.message, 'The tag property is not mutable');
+    assert.equal((await m.put(`${path()}/${randomUUID()}`, { volumeAttachment: { volumeId: v } })).status, 403, 'another volumeId is a swap');
+    assert.equal((await m.put(`${path()}/${v}`, { volumeAttachment: { volumeId: v, delete_on_termination: false } })).status, 202);
+    if (isAtLeast(MAX, '2.89')) {
+      const shown = (await p.reader.at('2.89').get(`${path()}/${v}`)).body.volumeAttachment;
+      assert.equal(shown.id, undefined);
+      assert.match(shown.attachment_id, /^[0-9a-f-]{36}$/);
+      assert.match(shown.bdm_uuid, /^[0-9a-f-]{36}$/);
+      assert.equal(shown.delete_on_termination, false);
     }
   });
 
