@@ -5,10 +5,12 @@ import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { positional, runCommand } from '@onestack/core/exec/privileged-exec.ts';
 import { FileVolumeDriver } from '../src/drivers/file-driver.ts';
-import { NbdExports, processAlive as alive } from '../src/drivers/nbd-exports.ts';
+import { hasExited } from '@onestack/core/exec/process-exit.ts';
+import { NbdExports } from '../src/drivers/nbd-exports.ts';
 import { startCinder, type CinderFixture, type Project } from './fixture.ts';
 
 const logger = pino({ level: 'silent' });
+const alive = async (pid: number) => !(await hasExited(pid));
 const MiB = 1024 * 1024;
 
 const portOpen = (port: number) =>

@@ -1,6 +1,7 @@
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { hasExited } from '@onestack/core/exec/process-exit.ts';
 import { runCommand, type ExecLogger } from '@onestack/core/exec/privileged-exec.ts';
 import { VolumeDriverError } from './volume-driver.ts';
 
@@ -124,21 +125,8 @@ export class NbdExports {
   }
 }
 
-/**
- * Whether any thread of the process still runs: a zombie main thread does not mean
- * the process has exited (its other threads can still hold the socket and the image).
- */
-export async function processAlive(pid: number): Promise<boolean> {
-  const tasks = await readdir(`/proc/${pid}/task`).catch(() => [] as string[]);
-  for (const t of tasks) {
-    const stat = await readFile(`/proc/${pid}/task/${t}/stat`, 'utf8').catch(() => '');
-    if (stat && !/^\d+ \(.*\) [ZX]/s.test(stat)) return true;
-  }
-  return false;
-}
-
 async function terminate(pid: number): Promise<void> {
-  const alive = () => processAlive(pid);
+  const alive = async () => !(await hasExited(pid));
   try {
     process.kill(pid, 'SIGTERM');
   } catch {
