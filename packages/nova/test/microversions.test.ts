@@ -405,4 +405,55 @@ describe('nova microversions 2.56 and later', () => {
     assert.equal((await c.get(`${path}/hw:cpu_policy`)).body['hw:cpu_policy'], 'shared');
     await c.delete(`/v2.1/flavors/${fl.id}`);
   });
+  it('2.87: a volume-backed server is rescued only from a stable-device rescue image on a host with COMPUTE_RESCUE_BFV (none here)', { skip: above('2.87') }, async () => {
+    const r = await p.member.post('/v2.1/servers', { server: { name: 'bfv', imageRef: f.imageId, flavorRef: '1', networks: 'none' } });
+    const id = r.body.server.id;
+    await f.waitFor(p.member, id);
+    // Marked volume-backed in its request spec, as a boot from volume leaves it (boot-from-volume.test.ts boots real ones).
+    const inst = await f.nova.core.instances.get(id);
+    await f.nova.core.instances.update(id, { request_spec: JSON.stringify({ ...inst.requestSpec, isBfv: true }) });
+    const img = (await f.glanceAdmin.post('/v2/images', { name: 'rescue', disk_format: 'raw', container_format: 'bare', visibility: 'public', hw_rescue_bus: 'virtio', hw_rescue_device: 'disk' })).body;
+    const up = await fetch(`${f.glanceAdmin.baseUrl}/v2/images/${img.id}/file`, { method: 'PUT', headers: { 'x-auth-token': f.ks.admin.token!, 'content-type': 'application/octet-stream' }, body: new Uint8Array(4096) });
+    assert.equal(up.status, 204);
+    const rescue = async (v: string, body: Record<string, unknown>) => p.member.at(v).post(`/v2.1/servers/${id}/action`, { rescue: body });
+    for (const [v, body, reason] of [
+      ['2.86', {}, 'Cannot rescue a volume-backed instance'],
+      ['2.86', { rescue_image_ref: img.id }, 'Cannot rescue a volume-backed instance'],
+      ['2.87', {}, 'Cannot rescue a volume-backed instance'],
+      ['2.87', { rescue_image_ref: img.id }, 'Host unable to rescue a volume-backed instance'],
+    ] as const) {
+      const res = await rescue(v, body);
+      assert.equal(res.status, 400, `${v} ${JSON.stringify(body)}`);
+      assert.equal(res.body.badRequest.message, `Instance ${id} cannot be rescued: ${reason}`);
+    }
+    const s = (await p.member.get(`/v2.1/servers/${id}`)).body.server;
+    assert.equal(s.status, 'ACTIVE');
+    assert.equal(s['OS-EXT-STS:task_state'], null);
+    await f.glanceAdmin.delete(`/v2/images/${img.id}`);
+    await p.member.delete(`/v2.1/servers/${id}`);
+  });
+  it('2.90: hostname on create, update and rebuild (2–63 letters, digits, inner hyphens); OS-EXT-SRV-ATTR:hostname for all', { skip: above('2.90') }, async () => {
+    const c = p.member.at('2.90');
+    const boot = (who: NovaClient, extra: Record<string, unknown>) => who.post('/v2.1/servers', { server: { name: 'Named Server', imageRef: f.imageId, flavorRef: '1', networks: 'none', ...extra } });
+    assert.equal((await boot(p.member.at('2.89'), { hostname: 'my-host' })).status, 400, 'not before 2.90');
+    for (const bad of ['a', 'bad_host', '-x', 'x-', 'a.b', 'x'.repeat(64)]) assert.equal((await boot(c, { hostname: bad })).status, 400, bad);
+    const many = await boot(c, { hostname: 'my-host', max_count: 2 });
+    assert.equal(many.status, 400);
+    assert.equal(many.body.badRequest.message, 'Unable to allocate a single hostname to multiple instances');
+    const r = await boot(c, { hostname: 'my-host' });
+    assert.equal(r.status, 202, r.text);
+    const id = r.body.server.id;
+    await f.waitFor(p.member, id);
+    assert.equal((await c.get(`/v2.1/servers/${id}`)).body.server['OS-EXT-SRV-ATTR:hostname'], 'my-host');
+    assert.ok(!('OS-EXT-SRV-ATTR:hostname' in (await p.member.at('2.89').get(`/v2.1/servers/${id}`)).body.server), 'admins only before 2.90');
+    assert.equal((await c.put(`/v2.1/servers/${id}`, { server: { hostname: 'bad_name' } })).status, 400);
+    const updated = await c.put(`/v2.1/servers/${id}`, { server: { hostname: 'renamed' } });
+    assert.equal(updated.body.server['OS-EXT-SRV-ATTR:hostname'], 'renamed');
+    assert.equal((await c.post(`/v2.1/servers/${id}/action`, { rebuild: { imageRef: f.imageId, hostname: 'a_b' } })).status, 400);
+    const rebuilt = await c.post(`/v2.1/servers/${id}/action`, { rebuild: { imageRef: f.imageId, hostname: 'rebuilt' } });
+    assert.equal(rebuilt.status, 202, rebuilt.text);
+    assert.equal(rebuilt.body.server['OS-EXT-SRV-ATTR:hostname'], 'rebuilt');
+    await f.waitFor(p.member, id);
+    await p.member.delete(`/v2.1/servers/${id}`);
+  });
 });

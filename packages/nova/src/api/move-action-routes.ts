@@ -2,11 +2,12 @@ import type { FastifyRequest } from 'fastify';
 import { badRequest, conflict } from '@onestack/core/errors.ts';
 import { invalidState } from '../domain/errors.ts';
 import { VmState } from '../domain/states.ts';
+import type { Instance } from '../domain/instances.ts';
 import type { RebuildInput } from '../domain/server-moves.ts';
 import { callerOf, enforce, mv, serverFor, type ApiDeps } from './context.ts';
 import { showServer, trustedCerts } from './server-routes.ts';
 import { reducedView } from './server-views.ts';
-import { bool, metadata, noExtra, obj, str } from './validate.ts';
+import { bool, hostname, metadata, noExtra, obj, str } from './validate.ts';
 
 type Handler = (deps: ApiDeps, req: FastifyRequest, arg: unknown) => Promise<{ status: number; body?: unknown; headers?: Record<string, string> }>;
 
@@ -38,7 +39,7 @@ function rebuildInput(req: FastifyRequest, arg: unknown): RebuildInput {
   }
   // 2.63: given certificates replace the instance's; null clears them.
   if (a.trusted_image_certificates !== undefined) input.trustedCerts = trustedCerts(a.trusted_image_certificates) ?? null;
-  if (a.hostname !== undefined) input.hostname = str(a.hostname, 'hostname', { min: 1, max: 63 });
+  if (a.hostname !== undefined) input.hostname = hostname(a.hostname);
   return input;
 }
 
@@ -128,6 +129,8 @@ export const MOVE_ACTIONS: Record<string, Handler> = {
     const inst = await serverFor(deps, req, 'os_compute_api:os-rescue');
     const caller = callerOf(deps, req);
     const image = a.rescue_image_ref === undefined ? undefined : await deps.compute.image(caller, str(a.rescue_image_ref, 'rescue_image_ref'));
+    deps.compute.checkLock(inst, caller);
+    if (inst.requestSpec.isBfv && rescuableState(inst)) throw badRequest(`Instance ${inst.uuid} cannot be rescued: ${bfvRescueRefusal(req, image ?? inst.requestSpec.image)}`);
     await deps.moves.rescue(caller, inst, { adminPass, image });
     return { status: 200, body: { adminPass } };
   },
@@ -158,6 +161,21 @@ function rebuildView(req: FastifyRequest, full: Record<string, unknown>, userDat
   if (mv(req, '2.54')) out.key_name = full.key_name;
   if (mv(req, '2.57')) out.user_data = userData;
   return out;
+}
+
+/** The states rescue starts from; others get the state conflict (409) first, as upstream checks lock and state before the volume. */
+const RESCUE_FROM: string[] = [VmState.ACTIVE, VmState.STOPPED, VmState.ERROR];
+const rescuableState = (inst: Instance) => RESCUE_FROM.includes(inst.vmState) && inst.taskState === null;
+
+/**
+ * Why a volume-backed server is not rescued. From 2.87 upstream rescues one from an image naming
+ * hw_rescue_bus and hw_rescue_device on a host reporting COMPUTE_RESCUE_BFV; no host here reports
+ * it (the drivers boot a rescue disk only beside a local root disk), so such a request meets that
+ * host check and every other one the plain refusal.
+ */
+function bfvRescueRefusal(req: FastifyRequest, image: { properties: Record<string, string> }): string {
+  const stableDevice = mv(req, '2.87') && 'hw_rescue_bus' in image.properties && 'hw_rescue_device' in image.properties;
+  return stableDevice ? 'Host unable to rescue a volume-backed instance' : 'Cannot rescue a volume-backed instance';
 }
 
 const nullOr = (arg: unknown, action: string): Record<string, unknown> | null => (arg === null || arg === undefined ? null : obj(arg, action));

@@ -6,7 +6,7 @@ import { vmStatesForStatus } from '../domain/states.ts';
 import { allowed, callerOf, enforce, isAdmin, mv, serverFor, ISO, type ApiDeps } from './context.ts';
 import { parseBlockDeviceMappings } from './block-device-mapping.ts';
 import { baseOf, obfuscatedHost, reducedView, serverBrief, serverDetail } from './server-views.ts';
-import { bool, int, invalid, metadata, name, noExtra, obj, str, tag, UUID } from './validate.ts';
+import { bool, hostname, int, invalid, metadata, name, noExtra, obj, str, tag, UUID } from './validate.ts';
 
 /**
  * 2.58 paging of instance actions (limit, marker = request id) and its changes-since filter,
@@ -103,6 +103,7 @@ function parseCreate(req: FastifyRequest, deps: ApiDeps, body: unknown): CreateS
   const minCount = s.min_count === undefined ? 1 : int(s.min_count, 'min_count', { min: 1 });
   const maxCount = s.max_count === undefined ? minCount : int(s.max_count, 'max_count', { min: 1 });
   if (minCount > maxCount) throw badRequest('min_count must be <= max_count');
+  if (s.hostname !== undefined && maxCount > 1) throw badRequest('Unable to allocate a single hostname to multiple instances');
   const hintsRaw = (root['os:scheduler_hints'] ?? root['OS-SCH-HNT:scheduler_hints'] ?? {}) as Record<string, unknown>;
   const list = (v: unknown) => (v === undefined ? undefined : (Array.isArray(v) ? v : [v]).map((x) => str(x, 'scheduler_hints')));
   const hints = { sameHost: list(hintsRaw.same_host), differentHost: list(hintsRaw.different_host), group: hintsRaw.group === undefined ? undefined : str(hintsRaw.group, 'group') };
@@ -134,7 +135,7 @@ function parseCreate(req: FastifyRequest, deps: ApiDeps, body: unknown): CreateS
     adminPass: s.adminPass === undefined ? undefined : str(s.adminPass, 'adminPass'),
     description: s.description === undefined ? undefined : s.description === null ? null : str(s.description, 'description', { max: 255 }),
     tags,
-    hostname: s.hostname === undefined ? undefined : str(s.hostname, 'hostname', { min: 1, max: 63 }),
+    hostname: s.hostname === undefined ? undefined : hostname(s.hostname),
     minCount,
     maxCount,
     hints,
@@ -422,7 +423,7 @@ export function registerServerRoutes(app: FastifyInstance, deps: ApiDeps): void 
       if (s.accessIPv6 !== undefined) set.access_ip_v6 = s.accessIPv6 || null;
       if (s.hostname !== undefined) {
         if (!mv(req, '2.90')) throw badRequest("Additional properties are not allowed ('hostname' was unexpected)");
-        set.hostname = str(s.hostname, 'hostname', { min: 1, max: 63 });
+        set.hostname = hostname(s.hostname);
       }
       await deps.instances.update(inst.uuid, set);
       const server = await showServer(deps, req, await deps.instances.get(inst.uuid));

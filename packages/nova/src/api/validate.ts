@@ -59,3 +59,8 @@ export function tag(v: unknown): string {
   if (t.includes('/') || t.includes(',')) throw invalid('tags', v, `'${t}' does not match '^[^,/]*$'`);
   return t;
 }
+
+/** parameter_types.hostname (2.90): letters, digits and inner hyphens, 2–63 long. */
+export function hostname(v: unknown): string {
+  return str(v, 'hostname', { min: 2, max: 63, pattern: /^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$/ });
+}
