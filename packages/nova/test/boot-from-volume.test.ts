@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startKeystone, type KeystoneFixture } from '../../keystone/test/fixture.ts';
-import { CinderClient as VolumeApi, startCinder, type CinderFixture } from '../../cinder/test/fixture.ts';
+import { CinderClient as VolumeApi, startCinder } from '../../cinder/test/fixture.ts';
 import { FakeVolumeDriver } from '../../cinder/src/drivers/fake-driver.ts';
 import { FakeDriver } from '../src/virt/fake-driver.ts';
 import type { InstanceSpec } from '../src/virt/driver.ts';
@@ -37,7 +37,7 @@ class ImageReadyFakeVolumeDriver extends FakeVolumeDriver {
  */
 describe('nova boot from volume', () => {
   let ks: KeystoneFixture;
-  let cinder: CinderFixture;
+  let cinder: Awaited<ReturnType<typeof startCinder>>;
   let f: NovaFixture;
   let p: Project;
   let vol: VolumeApi;

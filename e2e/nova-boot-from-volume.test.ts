@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { tempDir } from '@onestack/testing/index.ts';
+import { sharedCloud, type Cloud } from './cloud.ts';
+import { ADMIN, BOOT_TIMEOUT, DEMO, guestTools, qemuProcessesOf, routedNetwork, waitFor } from './nova-guest.ts';
+
+/**
+ * Issues 5 and 6: boot from volume through the unmodified openstack CLI as a project member.
+ * `server create --volume` boots a real QEMU guest from a Cinder volume made of the guest
+ * image, `--boot-from-volume 1 --image onestack-guest` has Nova make that volume; both reach
+ * the guest's READY line on the console, `volume show` says in-use, and deleting the server
+ * gives the user's volume back (available) or deletes the one made with
+ * delete_on_termination.
+ */
+describe('openstack CLI: boot from volume', () => {
+  let c: Cloud;
+  let g: ReturnType<typeof guestTools>;
+  let lab: Awaited<ReturnType<typeof routedNetwork>>;
+  let keyFile: string;
+  const servers: string[] = [];
+  const volumes: string[] = [];
+  const keys = tempDir('nova-bfv-e2e-');
+  const t0 = Date.now();
+
+  before(async () => {
+    c = await sharedCloud('nova-boot-from-volume');
+    keyFile = join(keys.path, 'nova-bfv-key');
+    g = guestTools(c, keyFile, c.env.ONESTACK_NEUTRON_AGENT__HOST_NAMESPACE!);
+    lab = await routedNetwork(c, 'nova-bfv', '10.44.0.0/24', keyFile);
+    await waitFor('a compute host', 60_000, async () => ((await c.os(ADMIN, 'hypervisor', 'list')) as unknown[]).length > 0 || undefined);
+  });
+  after(async () => {
+    await g?.deleteIfRunning(...servers);
+    for (const v of volumes) await c.osRaw(DEMO, 'volume', 'delete', v).catch(() => undefined);
+    await c?.stop();
+    keys.remove();
+    console.log(`# e2e/nova-boot-from-volume.test.ts: ${Math.round((Date.now() - t0) / 1000)} s`);
+  });
+
+  const volume = (id: string) => c.os(DEMO, 'volume', 'show', id);
+  const common = () => ['--flavor', 'm1.nano', '--network', lab.net, '--key-name', lab.key, '--security-group', lab.sg];
+  /** The console log once it has the guest's READY line (the guest booted from its disk and found its metadata). */
+  const readyLine = async (id: string) => {
+    let out = '';
+    return waitFor('the READY line on the console', BOOT_TIMEOUT, async () => {
+      out = await c.osRaw(DEMO, 'console', 'log', 'show', id);
+      return /=== ONESTACK GUEST READY /.test(out) ? out : undefined;
+    }).catch((e: Error) => assert.fail(`${e.message}; the console so far:\n${out.slice(-3000)}`));
+  };
+
+  it('server create --volume boots from a volume made of the guest image; delete gives the volume back', async () => {
+    const v = await c.os(DEMO, 'volume', 'create', '--size', '1', '--image', 'onestack-guest', 'nova-bfv-root');
+    volumes.push(v.id);
+    await waitFor('volume available', 120_000, async () => ((await volume(v.id)).status === 'available' ? true : undefined));
+    const s = await g.createServer('nova-bfv-vol', '--volume', v.id, ...common());
+    servers.push(s.id);
+    const shown = await c.os(DEMO, 'server', 'show', s.id);
+    assert.equal(shown.image, 'N/A (booted from volume)');
+    assert.match(JSON.stringify(shown.volumes_attached), new RegExp(v.id));
+    const inUse = await volume(v.id);
+    assert.equal(inUse.status, 'in-use');
+    assert.match(JSON.stringify(inUse.attachments), new RegExp(s.id));
+    const log = await readyLine(s.id);
+    assert.match(log, new RegExp(`ONESTACK GUEST READY hostname=nova-bfv-vol .*uuid=${s.id}`));
+    // The root disk is the volume: the host's placement claim has no DISK_GB.
+    const alloc = await g.allocations(s.id);
+    assert.equal(alloc.length, 1);
+    assert.equal(alloc[0].resources.DISK_GB, undefined);
+
+    await g.osWaitRaw(DEMO, 'server', 'delete', '--wait', s.id);
+    servers.splice(servers.indexOf(s.id), 1);
+    assert.deepEqual(qemuProcessesOf(s.id), []);
+    const back = await volume(v.id);
+    assert.equal(back.status, 'available');
+    assert.deepEqual(back.attachments, []);
+  });
+
+  it('server create --boot-from-volume 1 --image onestack-guest: Nova makes the volumes; delete keeps the root one, deletes the delete_on_termination one', async () => {
+    const before = new Set(((await c.os(DEMO, 'volume', 'list')) as { ID: string }[]).map((x) => x.ID));
+    // The CLI's --boot-from-volume leaves delete_on_termination false; a second, blank volume asks for it.
+    const s = await g.createServer('nova-bfv-img', '--boot-from-volume', '1', '--image', 'onestack-guest', '--block-device', 'source_type=blank,destination_type=volume,volume_size=1,delete_on_termination=true', ...common());
+    servers.push(s.id);
+    const made = await Promise.all(((await c.os(DEMO, 'volume', 'list')) as { ID: string }[]).filter((x) => !before.has(x.ID)).map((x) => volume(x.ID)));
+    assert.equal(made.length, 2);
+    volumes.push(...made.map((v) => v.id as string));
+    const root = made.find((v) => v.bootable === 'true')!;
+    const blank = made.find((v) => v.bootable !== 'true')!;
+    assert.ok(root && blank, JSON.stringify(made));
+    for (const v of made) {
+      assert.equal(v.status, 'in-use');
+      assert.match(JSON.stringify(v.attachments), new RegExp(s.id));
+    }
+    assert.equal((await c.os(DEMO, 'server', 'show', s.id)).image, 'N/A (booted from volume)');
+    await readyLine(s.id);
+
+    await g.osWaitRaw(DEMO, 'server', 'delete', '--wait', s.id);
+    servers.splice(servers.indexOf(s.id), 1);
+    assert.deepEqual(qemuProcessesOf(s.id), []);
+    await waitFor('the blank volume deleted', 60_000, async () => ((await c.os(DEMO, 'volume', 'list')) as { ID: string }[]).every((x) => x.ID !== blank.id) || undefined);
+    const kept = await volume(root.id);
+    assert.equal(kept.status, 'available');
+    assert.deepEqual(kept.attachments, []);
+  });
+});
