@@ -174,6 +174,30 @@ describe('nova boot from volume', () => {
     assert.deepEqual((await volume(blank)).attachments, []);
   });
 
+  it('boots from a volume Nova makes of a snapshot (openstack server create --snapshot)', async () => {
+    const v = await bootableVolume('snapped');
+    const snap = await vol.post('/snapshots', { snapshot: { volume_id: v, name: 'snap' } });
+    assert.equal(snap.status, 202, snap.text);
+    await cinder.waitFor(vol, 'snapshots', snap.body.snapshot.id, ['available']);
+    const before = new Set((await projectVolumes()).map((x) => x.id));
+    const r = await create({ imageRef: '', block_device_mapping_v2: [{ uuid: snap.body.snapshot.id, boot_index: '0', source_type: 'snapshot', destination_type: 'volume', delete_on_termination: false }] });
+    assert.equal(r.status, 202, r.text);
+    const s = await f.waitFor(p.member, r.body.server.id, undefined, 20_000);
+    assert.equal(s.status, 'ACTIVE', JSON.stringify(s.fault));
+    const [made] = (await projectVolumes()).filter((x) => !before.has(x.id));
+    const shown = await volume(made.id);
+    assert.equal(shown.snapshot_id, snap.body.snapshot.id);
+    assert.equal(shown.size, 1);
+    assert.equal(shown.status, 'in-use');
+    assert.equal(driver.specs.get(r.body.server.id)!.blockDevices[0].volumeId, made.id);
+    assert.equal((await p.member.delete(`/v2.1/servers/${r.body.server.id}`)).status, 204);
+    await f.waitFor(p.member, r.body.server.id, (x) => x.status === 'DELETED');
+    assert.equal((await volume(made.id)).status, 'available');
+    assert.equal((await vol.delete(`/volumes/${made.id}`)).status, 202);
+    await cinder.volumes.drain();
+    assert.equal((await vol.delete(`/snapshots/${snap.body.snapshot.id}`)).status, 202);
+  });
+
   it('takes the legacy block_device_mapping: the volume on vda boots', async () => {
     const v = await bootableVolume('legacy');
     const r = await create({ block_device_mapping: [{ volume_id: v, device_name: 'vda', delete_on_termination: 'true' }], networks: undefined }, p.member.at('2.3'));
