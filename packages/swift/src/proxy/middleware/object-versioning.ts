@@ -24,7 +24,7 @@ import { rewriteListing, type ListingEntry } from './json-listing.ts';
 import { subRequest } from './segments.ts';
 import { ALLOW_RESERVED, ALLOW_RESERVED_BACKEND, SYMLOOP_EXTEND, SYS_TGT_BYTES, SYS_TGT_ETAG, TGT_ACCT, TGT_OBJ } from './symlink.ts';
 
-export const DELETE_MARKER = 'application/x-deleted;swift_versions_deleted=1';
+const DELETE_MARKER = 'application/x-deleted;swift_versions_deleted=1';
 const CLIENT_ENABLED = 'x-versions-enabled';
 const SYS_ENABLED = 'x-container-sysmeta-versions-enabled';
 const SYS_CONTAINER = 'x-container-sysmeta-versions-container';
@@ -46,8 +46,8 @@ const abort = (r: SwiftResponse): never => {
   throw new Abort(r);
 };
 
-export const reservedName = (...parts: string[]) => RESERVED + parts.join(RESERVED);
-export const versionsContainerName = (container: string) => reservedName('versions', container);
+const reservedName = (...parts: string[]) => RESERVED + parts.join(RESERVED);
+const versionsContainerName = (container: string) => reservedName('versions', container);
 
 /** ~Timestamp: newer versions sort first in the versions container. */
 function invert(ts: Timestamp): string {
@@ -55,10 +55,10 @@ function invert(ts: Timestamp): string {
   return normalTs({ ticks: 999999999999999 - ts.ticks, offset: 0 });
 }
 
-export const versionObjectName = (obj: string, versionId: string) => reservedName(obj, invert(parseTimestamp(versionId)));
+const versionObjectName = (obj: string, versionId: string) => reservedName(obj, invert(parseTimestamp(versionId)));
 
 /** `\0<obj>\0<inverted>` back to the object's name and version id; no id for anything else. */
-export function parseVersionObjectName(name: string): { name: string; versionId?: string } {
+function parseVersionObjectName(name: string): { name: string; versionId?: string } {
   if (!name.startsWith(RESERVED)) return { name };
   const parts = name.slice(1).split(RESERVED);
   if (parts.length !== 2) return { name };

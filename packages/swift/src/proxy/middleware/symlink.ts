@@ -10,7 +10,7 @@
  */
 import type { InfoRegistry } from '../info.ts';
 import { splitSwiftPath } from '../paths.ts';
-import { discard, isSuccess, plainError, readBody, respond } from '../responses.ts';
+import { discard, isSuccess, readBody, respond } from '../responses.ts';
 import type { Handler, Headers, Middleware, SwiftRequest, SwiftResponse } from '../types.ts';
 import { quote, unquoteBytes } from '../wsgi-strings.ts';
 import { parseHashParams, rewriteListing, type ListingEntry } from './json-listing.ts';
@@ -20,7 +20,7 @@ export const TGT_OBJ = 'x-symlink-target';
 export const TGT_ACCT = 'x-symlink-target-account';
 const TGT_ETAG = 'x-symlink-target-etag';
 const TGT_BYTES = 'x-symlink-target-bytes';
-export const SYS_TGT_OBJ = 'x-object-sysmeta-symlink-target';
+const SYS_TGT_OBJ = 'x-object-sysmeta-symlink-target';
 const SYS_TGT_ACCT = 'x-object-sysmeta-symlink-target-account';
 export const SYS_TGT_ETAG = 'x-object-sysmeta-symlink-target-etag';
 export const SYS_TGT_BYTES = 'x-object-sysmeta-symlink-target-bytes';
