@@ -102,6 +102,35 @@ describe('cinder NBD export (file driver, qemu-storage-daemon)', () => {
     assert.equal((await m.get(`/volumes/${vol.id}`)).body.volume.status, 'available');
   });
 
+  test('multiattach: read-only exports share the volume; a second writer is refused and leaves nothing behind', async () => {
+    const m = p.member.at('3.54');
+    const vol = (await m.post('/volumes', { volume: { size: 1, multiattach: true } })).body.volume;
+    await f.waitFor(m, 'volumes', vol.id, ['available']);
+    const attach = (n: number, mode: string) =>
+      m.post('/attachments', { attachment: { volume_uuid: vol.id, instance_uuid: `4444444${n}-4444-4444-8444-444444444444`, mode, connector: { host: `compute-${n}` } } });
+    const w = await attach(1, 'rw');
+    assert.equal(w.status, 200, w.text);
+    await m.post(`/attachments/${w.body.attachment.id}/action`, { 'os-complete': null });
+    const r1 = await attach(2, 'ro');
+    const r2 = await attach(3, 'ro');
+    assert.equal(r1.status, 200, r1.text);
+    assert.equal(r2.status, 200, r2.text);
+    for (const r of [r1, r2]) {
+      const ci = r.body.attachment.connection_info;
+      assert.equal(ci.access_mode, 'ro');
+      await runCommand('qemu-io', ['-f', 'raw', '-r', '-c', 'read -P 0 0 4096', positional(`nbd://127.0.0.1:${ci.port}/${ci.export_name}`)], { logger, timeoutMs: 30_000 });
+    }
+    const keysBefore = (await exports.keys()).sort();
+    const second = await attach(5, 'rw');
+    assert.equal(second.status, 500, second.text);
+    assert.deepEqual((await exports.keys()).sort(), keysBefore);
+    const left = (await m.get('/attachments')).body.attachments.filter((a: { volume_id: string }) => a.volume_id === vol.id);
+    assert.equal(left.length, 3);
+    assert.equal((await m.get(`/volumes/${vol.id}`)).body.volume.status, 'in-use');
+    for (const a of [w, r1, r2]) assert.equal((await m.delete(`/attachments/${a.body.attachment.id}`)).status, 200);
+    assert.deepEqual(await exports.keys(), []);
+  });
+
   test('a restart ends exports whose attachment is gone (a crash left them running)', async () => {
     const vol = (await p.member.post('/volumes', { volume: { size: 1 } })).body.volume;
     await f.waitFor(p.member, 'volumes', vol.id, ['available']);

@@ -601,8 +601,15 @@ export class VolumeService {
       deleted_at: null,
     };
     await this.db.insertInto('volume_attachment').values(row).execute();
-    if (input.connector) return this.connectAttachment(volume, row, input.connector);
-    return row;
+    if (!input.connector) return row;
+    try {
+      return await this.connectAttachment(volume, row, input.connector);
+    } catch (err) {
+      // Nothing half-made: the attachment goes and the volume is as it was (upstream's attachment_create rollback).
+      await this.db.updateTable('volume_attachment').set({ deleted: 1, deleted_at: this.now(), attach_status: 'detached' }).where('id', '=', row.id).execute();
+      if (expected !== 'in-use') await casUpdate(this.db, 'volumes', { set: { status: expected, updated_at: this.now() }, where: { id: volume.id, status: next } });
+      throw err;
+    }
   }
 
   async getAttachment(id: string, caller: Caller): Promise<{ attachment: AttachmentRow; volume: Volume }> {

@@ -41,7 +41,8 @@ export class NbdExports {
     await mkdir(this.o.runDir, { recursive: true });
     const rec: ExportRecord = { host: this.o.listenAddress, port: port ?? (await freePort(this.o.listenAddress)), ...spec };
     const blockdevs = [
-      { driver: 'file', filename: spec.path, 'node-name': 'file0', 'read-only': spec.readOnly },
+      // A read-only export shares the image with other readers (several ro attachments of a multiattach volume).
+      { driver: 'file', filename: spec.path, 'node-name': 'file0', 'read-only': spec.readOnly, ...(spec.readOnly ? { 'force-share': true } : {}) },
       { driver: spec.format, file: 'file0', 'node-name': 'disk0', 'read-only': spec.readOnly },
     ];
     try {
@@ -57,6 +58,7 @@ export class NbdExports {
         { logger: this.o.logger, timeoutMs: 30_000 },
       );
     } catch (e) {
+      await rm(this.file(key, 'pid'), { force: true });
       throw new VolumeDriverError(`could not export ${spec.path} over NBD: ${e instanceof Error ? e.message : String(e)}`, 'backend', { cause: e });
     }
     await writeFile(this.file(key, 'json'), JSON.stringify(rec));
