@@ -327,6 +327,22 @@ describe('swift proxy: symlinks and object versioning (X-Versions-Enabled)', () 
     assert.equal(await r.text(), 'Delete all versions before deleting container.');
   });
 
+  it('copies: one version by version-id; a link itself with ?symlink=get', async () => {
+    await p.member.req('PUT', `${acct}/cp`, { headers: { 'x-versions-enabled': 'true' } });
+    const first = (await put('cp/o', 'first')).headers.get('x-object-version-id')!;
+    await put('cp/o', 'second');
+    let r = await p.member.req('COPY', `${acct}/cp/o?version-id=${first}`, { headers: { destination: 'sl/from-version' } });
+    assert.equal(r.status, 201);
+    await r.text();
+    assert.equal((await text('GET', 'sl/from-version')).body, 'first');
+    r = await p.member.req('PUT', `${acct}/sl/link-copy?symlink=get`, { headers: { 'x-copy-from': 'sl/link', 'content-length': '0' } });
+    assert.equal(r.status, 201);
+    await r.text();
+    const g = await text('GET', 'sl/link-copy?symlink=get');
+    assert.equal(g.r.headers.get('x-symlink-target'), 'sl/target');
+    assert.equal((await text('GET', 'sl/link-copy')).r.headers.get('content-location'), `${acct}/sl/target`);
+  });
+
   it('versioning: ?versions pages with marker/version_marker, prefix, delimiter and limit', async () => {
     await p.member.req('PUT', `${acct}/pg`, { headers: { 'x-versions-enabled': 'true' } });
     const ids: Record<string, string[]> = { 'a/1': [], 'a/2': [], b: [] };

@@ -4,7 +4,7 @@ import type { Headers, Middleware, SwiftRequest } from '../types.ts';
 import { quote, strToWsgi, wsgiToStr } from '../wsgi-strings.ts';
 
 /** Object headers a copy carries from its source (besides X-Object-Meta-*). */
-const COPIED = ['content-type', 'content-disposition', 'content-encoding', 'content-language', 'cache-control', 'expires', 'x-delete-at', 'x-object-manifest', 'x-static-large-object', 'x-robots-tag'];
+const COPIED = ['content-type', 'content-disposition', 'content-encoding', 'content-language', 'cache-control', 'expires', 'x-delete-at', 'x-object-manifest', 'x-static-large-object', 'x-robots-tag', 'x-symlink-target', 'x-symlink-target-account', 'x-symlink-target-etag', 'x-symlink-target-bytes'];
 
 function parseSource(value: string): { container: string; obj: string } | undefined {
   let v = wsgiToStr(value);
@@ -63,6 +63,9 @@ async function copyPut(next: (r: SwiftRequest) => ReturnType<ReturnType<Middlewa
   const query = new URLSearchParams();
   if (req.query.get('multipart-manifest') === 'get') query.set('multipart-manifest', 'get');
   if (req.query.get('symlink') === 'get') query.set('symlink', 'get');
+  // The source may be one version of a versioned object; the copy is a new object (upstream drops version-id from the sink).
+  const versionId = req.query.get('version-id');
+  if (versionId !== null) query.set('version-id', versionId);
   const srcPath = `/${parts.version}/${srcAccount}/${src.container}/${src.obj}`;
   const srcRes = await next({ method: 'GET', path: srcPath, query, headers: getHeaders, env: subEnv(req), remoteAddr: req.remoteAddr });
   if (srcRes.status < 200 || srcRes.status >= 300) return srcRes;
@@ -80,7 +83,9 @@ async function copyPut(next: (r: SwiftRequest) => ReturnType<ReturnType<Middlewa
   if (srcRes.headers['content-length'] !== undefined) headers['content-length'] = srcRes.headers['content-length'];
   else headers['transfer-encoding'] = 'chunked';
   const body = srcRes.body === undefined ? undefined : typeof srcRes.body === 'string' || Buffer.isBuffer(srcRes.body) ? (await import('node:stream')).Readable.from([Buffer.from(srcRes.body)]) : srcRes.body;
-  const putRes = await next({ ...req, method: 'PUT', headers, body, query: new URLSearchParams(req.query) });
+  const sinkQuery = new URLSearchParams(req.query);
+  sinkQuery.delete('version-id');
+  const putRes = await next({ ...req, method: 'PUT', headers, body, query: sinkQuery });
   if (putRes.status >= 200 && putRes.status < 300) {
     putRes.headers['x-copied-from'] = quote(`${src.container}/${src.obj}`);
     if (srcAccount !== parts.account || req.headers['x-copy-from-account']) putRes.headers['x-copied-from-account'] = quote(srcAccount);
