@@ -121,6 +121,11 @@ export function volumeDriverCompliance(name: string, open: () => Promise<Complia
     assert.equal(typeof info.data, 'object');
     await h.driver.terminateConnection(v, { host: 'compute-1' });
     await h.driver.terminateConnection(v, { host: 'compute-1' });
+    const opts = { attachmentId: '00000000-0000-4000-8000-0000000000aa', accessMode: 'rw' as const };
+    const first = await h.driver.initializeConnection(v, { host: 'compute-1' }, opts);
+    assert.deepEqual(await h.driver.initializeConnection(v, { host: 'compute-1' }, opts), first, 'repeatable for one attachment');
+    await h.driver.terminateConnection(v, { host: 'compute-1' }, opts);
+    await h.driver.terminateConnection(v, { host: 'compute-1' }, opts);
     await assert.rejects(h.driver.initializeConnection(ref(), { host: 'x' }), VolumeDriverError);
   });
 

@@ -5,13 +5,20 @@ import { join } from 'node:path';
 import { positional, runCommand } from '@onestack/core/exec/privileged-exec.ts';
 import { volumeDriverCompliance } from './driver-compliance.ts';
 import { FileVolumeDriver } from './file-driver.ts';
+import { NbdExports } from './nbd-exports.ts';
 
 const logger = { info: () => undefined, warn: () => undefined };
 
 /** The file driver on real qcow2 and raw files with real qemu-img; bytes are written and read with qemu-io. */
-for (const format of ['qcow2', 'raw'] as const) volumeDriverCompliance(`file driver (${format})`, async () => {
+const variants = [
+  { format: 'qcow2', nbd: false },
+  { format: 'raw', nbd: false },
+  { format: 'qcow2', nbd: true },
+] as const;
+for (const { format, nbd } of variants) volumeDriverCompliance(`file driver (${format}${nbd ? ', NBD exports' : ''})`, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'onestack-cinder-file-'));
-  const driver = new FileVolumeDriver({ dir, logger, format });
+  const exports = nbd ? new NbdExports({ runDir: join(dir, 'nbd'), listenAddress: '127.0.0.1', logger }) : undefined;
+  const driver = new FileVolumeDriver({ dir, logger, format, host: 'volume-host', ...(exports ? { nbd: { exports, mode: 'always' as const } } : {}) });
   return {
     driver,
     write: async (id, offset, data) => {
@@ -26,6 +33,10 @@ for (const format of ['qcow2', 'raw'] as const) volumeDriverCompliance(`file dri
       return Buffer.from(bytes);
     },
     exists: async (id) => stat(driver.volumePath(id)).then(() => true, () => false),
-    close: async () => rmSync(dir, { recursive: true, force: true }),
+    close: async () => {
+      // Left running only if a test failed midway: stop them before the files go.
+      await exports?.stopAll();
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 });
