@@ -264,8 +264,9 @@ export class ComputeManager {
       await d.instances.markDeleted(uuid);
       return;
     }
-    await d.instances.update(uuid, { vm_state: VmState.ERROR, task_state: null, power_state: PowerState.NOSTATE, network_info: '[]' });
+    // The fault first, as upstream: whoever sees ERROR sees why.
     await d.instances.addFault(uuid, { code: 500, message: `Build of instance ${uuid} aborted: ${message}`, details: err instanceof Error ? err.stack : undefined, host: d.host });
+    await d.instances.update(uuid, { vm_state: VmState.ERROR, task_state: null, power_state: PowerState.NOSTATE, network_info: '[]' });
     d.notifier.send(await d.instances.get(uuid), 'create', 'error', { fault: { message } });
   }
 
