@@ -198,6 +198,20 @@ describe('nova boot from volume', () => {
     assert.equal((await vol.delete(`/snapshots/${snap.body.snapshot.id}`)).status, 202);
   });
 
+  it('a flavor without a root disk boots volume-backed servers only (zero_disk_flavor policy)', async () => {
+    const fl = await f.admin.post('/v2.1/flavors', { flavor: { name: 'bfv-zero', id: 'bfv-zero', ram: 64, vcpus: 1, disk: 0 } });
+    assert.equal(fl.status, 200, fl.text);
+    const fromImage = await create({ imageRef: f.imageId, flavorRef: 'bfv-zero' });
+    assert.equal(fromImage.status, 403, fromImage.text);
+    assert.equal(fromImage.body.forbidden.message, 'Only volume-backed servers are allowed for flavors with zero disk.');
+    const v = await bootableVolume('zero');
+    const r = await create({ flavorRef: 'bfv-zero', block_device_mapping_v2: [{ uuid: v, boot_index: 0, source_type: 'volume', destination_type: 'volume', delete_on_termination: true }] });
+    assert.equal(r.status, 202, r.text);
+    assert.equal((await f.waitFor(p.member, r.body.server.id)).status, 'ACTIVE');
+    assert.equal((await p.member.delete(`/v2.1/servers/${r.body.server.id}`)).status, 204);
+    await f.waitFor(p.member, r.body.server.id, (x) => x.status === 'DELETED');
+  });
+
   it('takes the legacy block_device_mapping: the volume on vda boots', async () => {
     const v = await bootableVolume('legacy');
     const r = await create({ block_device_mapping: [{ volume_id: v, device_name: 'vda', delete_on_termination: 'true' }], networks: undefined }, p.member.at('2.3'));

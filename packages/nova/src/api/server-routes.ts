@@ -384,7 +384,7 @@ export function registerServerRoutes(app: FastifyInstance, deps: ApiDeps): void 
         if (input.availabilityZone?.includes(':')) throw badRequest('One mechanism with host and/or hypervisor_hostname and another mechanism with zone:host:node are mutually exclusive.');
       }
       const caller = callerOf(deps, req);
-      const r = await deps.compute.create(caller, input);
+      const r = await deps.compute.create(caller, { ...input, zeroDiskAllowed: allowed(deps, req, 'os_compute_api:servers:create:zero_disk_flavor') });
       reply.code(202);
       if (input.returnReservationId) return { reservation_id: r.reservationId };
       const first = r.instances[0];

@@ -38,6 +38,8 @@ export interface CreateServerInput {
   blockDevices: RequestedBlockDevice[];
   /** 2.60: multiattach volumes may be booted from or attached. */
   multiattach?: boolean;
+  /** Policy os_compute_api:servers:create:zero_disk_flavor: an image may boot on a flavor without a root disk. */
+  zeroDiskAllowed?: boolean;
   flavorRef: string;
   networks?: RequestedNetwork[] | 'auto' | 'none';
   keyName?: string;
@@ -155,6 +157,7 @@ export class ComputeApi {
     }
     if (flavor.disabled) throw badRequest('Flavor is disabled.');
     const boot = await this.bootDisk(caller, input, flavor);
+    if (!boot.volumeBacked && flavor.disk === 0 && !input.zeroDiskAllowed) throw forbidden('Only volume-backed servers are allowed for flavors with zero disk.');
     const image = boot.image;
     if (image.minRam > flavor.ram) throw badRequest("Flavor's memory is too small for requested image.");
     // A volume-backed server's root disk is the volume: its size was checked against min_disk instead.
