@@ -53,6 +53,7 @@ export interface CinderDeps {
 export interface CinderApp {
   app: FastifyInstance;
   volumes: VolumeService;
+  migrations: VolumeMigrations;
   /** The first backend. */
   driver: VolumeDriver;
   drivers: VolumeDriver[];
@@ -170,6 +171,7 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
   return {
     app,
     volumes,
+    migrations,
     driver,
     drivers,
     close: async () => {

@@ -150,6 +150,25 @@ describe('cinder migration between backends (file driver, qcow2 and raw)', () =>
     await f.volumes.drain();
   });
 
+  test('a restart during a migration deletes the temporary volume and its data and puts the volume back', async () => {
+    const { id } = await volumeWithData('fast-type');
+    const db = f.database.db;
+    const src = await db.selectFrom('volumes').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    const tmpId = '55555555-5555-4555-8555-555555555555';
+    await db.insertInto('volumes').values({ ...src, id: tmpId, host: 'cinder-host@bulk#bulk', status: 'creating', migration_status: `target:${id}` }).execute();
+    await bulk.createVolume({ id: tmpId, size: 1 });
+    await db.updateTable('volumes').set({ status: 'maintenance', previous_status: 'available', migration_status: 'migrating' }).where('id', '=', id).execute();
+    await f.migrations.recoverInterrupted();
+    const v = await show(id);
+    assert.deepEqual([v.status, backendOf(v), v['os-vol-mig-status-attr:migstat']], ['available', 'fast', 'error']);
+    const tmp = await db.selectFrom('volumes').selectAll().where('id', '=', tmpId).executeTakeFirstOrThrow();
+    assert.deepEqual([tmp.deleted, tmp.status], [1, 'deleted']);
+    assert.equal(existsSync(bulk.volumePath(tmpId)), false);
+    assert.ok(existsSync(fast.volumePath(id)));
+    await p.member.delete(`/volumes/${id}`);
+    await f.volumes.drain();
+  });
+
   test('os-migrate_volume_completion: checks as upstream, then swaps the two volumes', async () => {
     const a = await volumeWithData('fast-type');
     const b = await volumeWithData('bulk-type');
