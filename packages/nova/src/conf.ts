@@ -7,7 +7,7 @@ import { defineGroup, opt, serviceAuthOptions } from '@onestack/core/config/inde
  * answer 404 at every version and bring their per-version changes with them. docs/nova-microversions.md
  * lists, version by version, what is done and what the next one needs.
  */
-export const MAX_MICROVERSION = '2.90';
+export const MAX_MICROVERSION = '2.92';
 export const MIN_MICROVERSION = '2.1';
 
 /**

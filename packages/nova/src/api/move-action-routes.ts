@@ -3,11 +3,11 @@ import { badRequest, conflict } from '@onestack/core/errors.ts';
 import { invalidState } from '../domain/errors.ts';
 import { VmState } from '../domain/states.ts';
 import type { Instance } from '../domain/instances.ts';
-import type { RebuildInput } from '../domain/server-moves.ts';
+import type { RebuildInput, UnshelveTarget } from '../domain/server-moves.ts';
 import { callerOf, enforce, mv, serverFor, type ApiDeps } from './context.ts';
 import { showServer, trustedCerts } from './server-routes.ts';
 import { reducedView } from './server-views.ts';
-import { bool, hostname, metadata, noExtra, obj, str } from './validate.ts';
+import { bool, hostname, metadata, name, noExtra, obj, str } from './validate.ts';
 
 type Handler = (deps: ApiDeps, req: FastifyRequest, arg: unknown) => Promise<{ status: number; body?: unknown; headers?: Record<string, string> }>;
 
@@ -113,13 +113,22 @@ export const MOVE_ACTIONS: Record<string, Handler> = {
     return { status: 202 };
   },
   unshelve: async (deps, req, arg) => {
-    // 2.77: an availability zone to unshelve into; before, the action takes no body.
+    // 2.77: {availability_zone} (required in an object); 2.91: availability_zone may be null (unpin) and a host may be named.
     const a = nullOr(arg, 'unshelve');
     if (a && !mv(req, '2.77')) throw badRequest(`Invalid input for field/attribute unshelve. Value: ${JSON.stringify(arg)}. ${JSON.stringify(arg)} is not of type 'null'`);
-    if (a) noExtra(a, ['availability_zone']);
-    const az = a?.availability_zone === undefined ? undefined : str(a.availability_zone, 'availability_zone', { min: 1, max: 255 });
+    const target: UnshelveTarget = {};
+    if (a && mv(req, '2.91')) {
+      noExtra(a, ['availability_zone', 'host']);
+      if (a.availability_zone !== undefined) target.availabilityZone = a.availability_zone === null ? null : str(a.availability_zone, 'availability_zone');
+      if (a.host !== undefined) target.host = str(a.host, 'host');
+    } else if (a) {
+      noExtra(a, ['availability_zone']);
+      if (a.availability_zone === undefined) throw badRequest("Invalid input for field/attribute unshelve. Value: {}. 'availability_zone' is a required property");
+      target.availabilityZone = name(a.availability_zone, 'availability_zone');
+    }
     const inst = await serverFor(deps, req, 'os_compute_api:os-shelve:unshelve');
-    await deps.moves.unshelve(callerOf(deps, req), inst, az);
+    if (target.host) target.authorizeHost = () => enforce(deps, req, 'os_compute_api:os-shelve:unshelve_to_host', { project_id: inst.projectId, user_id: inst.userId });
+    await deps.moves.unshelve(callerOf(deps, req), inst, target);
     return { status: 202 };
   },
   rescue: async (deps, req, arg) => {

@@ -136,7 +136,8 @@ export class Conductor {
   async unshelve(a: UnshelveRequest): Promise<void> {
     const d = this.d;
     const inst = await d.instances.get(a.uuid);
-    const spec = { ...inst.requestSpec, numInstances: 1, forcedHost: undefined, requestedHost: undefined, requestedNode: undefined, ...(a.availabilityZone ? { availabilityZone: a.availabilityZone } : {}) };
+    // The zone is the request spec's (the API saved a new one); a requested host is a destination the filters still check.
+    const spec = { ...inst.requestSpec, numInstances: 1, forcedHost: undefined, requestedHost: a.host, requestedNode: undefined };
     let selection: Selection;
     try {
       [selection] = await d.actions.event(a.uuid, a.requestId, 'schedule_instances', null, () => d.scheduler.selectDestinations(spec, [inst.uuid], { projectId: inst.projectId, userId: inst.userId }));

@@ -3,6 +3,7 @@ import { jsonToDb } from '@onestack/core/db/index.ts';
 import { COMPUTE_TOPIC } from '../compute/manager.ts';
 import { CONDUCTOR_TOPIC } from '../conductor/conductor.ts';
 import type { InstanceActions } from './actions.ts';
+import type { Aggregates } from './aggregates.ts';
 import { badRequest, conflict, forbidden, invalidState } from './errors.ts';
 import type { Flavors } from './flavors.ts';
 import type { KeyPairs } from './keypairs.ts';
@@ -44,7 +45,16 @@ export interface RebuildInput {
 export interface UnshelveRequest {
   uuid: string;
   requestId: string;
-  availabilityZone?: string;
+  /** 2.91: the host to unshelve to (the request spec's zone still applies). */
+  host?: string;
+}
+
+/** Where an offloaded server is unshelved: a zone (2.77; null unpins, 2.91) and a host (2.91, admins). */
+export interface UnshelveTarget {
+  availabilityZone?: string | null;
+  host?: string;
+  /** The policy check a requested host needs, run where upstream runs it (after the zone checks). */
+  authorizeHost?: () => void;
 }
 
 /** The new image's facts, and the trusted certificates as rebuild's 2.63 argument says (absent: kept). */
@@ -84,6 +94,7 @@ export class ServerMoves {
       keypairs: KeyPairs;
       quotas: Quotas;
       services: Services;
+      aggregates: Aggregates;
       glance: GlanceClient;
       endpoints: Endpoints;
       bus: Bus;
@@ -239,16 +250,30 @@ export class ServerMoves {
   }
 
   /** A shelved instance starts again on its host; an offloaded one is scheduled again by the conductor. */
-  async unshelve(caller: Caller, inst: Instance, availabilityZone?: string): Promise<void> {
-    if (availabilityZone !== undefined && inst.vmState !== VmState.SHELVED_OFFLOADED) {
-      throw conflict(`The availability_zone parameter can only be used on a shelved offloaded instance. Instance ${inst.uuid} is in vm_state ${inst.vmState}.`);
+  async unshelve(caller: Caller, inst: Instance, t: UnshelveTarget = {}): Promise<void> {
+    const zonePassed = t.availabilityZone !== undefined;
+    if ((zonePassed || t.host) && inst.vmState !== VmState.SHELVED_OFFLOADED) {
+      throw conflict(`Specifying an availability zone or a host when unshelving server "${inst.uuid}" with status "${inst.vmState}" is not supported. The server status must be SHELVED_OFFLOADED.`);
+    }
+    if (t.availabilityZone && !(await this.d.aggregates.computeZones()).available.includes(t.availabilityZone)) throw badRequest('The requested availability zone is not available');
+    // The zone the server is pinned to afterwards: the one given (null: none), else the one it had.
+    const zone = zonePassed ? (t.availabilityZone ?? undefined) : inst.requestSpec.availabilityZone;
+    if (t.host) {
+      t.authorizeHost?.();
+      if (!(await this.d.services.computes()).some((s) => s.host === t.host)) throw badRequest(`Compute host ${t.host} could not be found.`);
+      if (zone !== undefined && (await this.d.aggregates.zoneOf(t.host)) !== zone) throw conflict(`Host "${t.host}" is not in the availability zone "${zone}".`);
     }
     await this.claimTask(caller, inst, 'unshelve', { vm: [VmState.SHELVED, VmState.SHELVED_OFFLOADED], task: [null] }, TaskState.UNSHELVING, 'unshelve');
     if (inst.vmState === VmState.SHELVED) {
       await this.d.bus.cast(COMPUTE_TOPIC, 'unshelve_instance', { uuid: inst.uuid, requestId: caller.requestId }, { host: inst.host! });
       return;
     }
-    const req: UnshelveRequest = { uuid: inst.uuid, requestId: caller.requestId, availabilityZone };
+    if (zonePassed) {
+      const spec = { ...inst.requestSpec, availabilityZone: zone };
+      if (zone === undefined) delete spec.availabilityZone;
+      await this.d.instances.update(inst.uuid, { request_spec: jsonToDb(spec) });
+    }
+    const req: UnshelveRequest = { uuid: inst.uuid, requestId: caller.requestId, ...(t.host ? { host: t.host } : {}) };
     await this.d.bus.cast(CONDUCTOR_TOPIC, 'unshelve_instance', req);
   }
 

@@ -168,6 +168,7 @@ export const novaPolicies: RuleDefault[] = [
   r('os_compute_api:os-shelve:shelve', PROJECT_MEMBER_OR_ADMIN, 'Shelve server', `${A} (shelve)`, 'POST'),
   r('os_compute_api:os-shelve:shelve_offload', ADMIN, 'Shelf-offload (remove) server', `${A} (shelveOffload)`, 'POST'),
   r('os_compute_api:os-shelve:unshelve', PROJECT_MEMBER_OR_ADMIN, 'Unshelve (restore) shelved server', `${A} (unshelve)`, 'POST'),
+  r('os_compute_api:os-shelve:unshelve_to_host', ADMIN, 'Unshelve (restore) shelve offloaded server to a specific host', `${A} (unshelve)`, 'POST'),
   r('os_compute_api:os-rescue', PROJECT_MEMBER_OR_ADMIN, 'Rescue a server', `${A} (rescue)`, 'POST'),
   r('os_compute_api:os-unrescue', PROJECT_MEMBER_OR_ADMIN, 'Unrescue a server', `${A} (unrescue)`, 'POST'),
   r('os_compute_api:os-admin-password', PROJECT_MEMBER_OR_ADMIN, 'Change the administrative password for a server', `${A} (changePassword)`, 'POST'),
