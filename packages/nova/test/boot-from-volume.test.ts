@@ -102,6 +102,15 @@ describe('nova boot from volume', () => {
       await f.waitFor(p.member, id, (x) => !x['OS-EXT-STS:task_state']);
     }
     assert.equal((await f.waitFor(p.member, id)).status, 'ACTIVE');
+    // Shelved and offloaded, then unshelved: the guest boots from its volume again.
+    assert.equal((await p.member.post(`/v2.1/servers/${id}/action`, { shelve: null })).status, 202);
+    assert.equal((await f.waitFor(p.member, id, (x) => x.status === 'SHELVED_OFFLOADED' && !x['OS-EXT-STS:task_state'])).status, 'SHELVED_OFFLOADED');
+    driver.specs.delete(id);
+    assert.equal((await p.member.post(`/v2.1/servers/${id}/action`, { unshelve: null })).status, 202);
+    assert.equal((await f.waitFor(p.member, id, (x) => x.status === 'ACTIVE' && !x['OS-EXT-STS:task_state'])).status, 'ACTIVE');
+    assert.equal(driver.specs.get(id)!.image, undefined);
+    assert.deepEqual(driver.specs.get(id)!.blockDevices.map((b) => [b.volumeId, b.bootIndex]), [[v, 0]]);
+    assert.equal((await volume(v)).status, 'in-use');
     const rebuild = await p.member.post(`/v2.1/servers/${id}/action`, { rebuild: { imageRef: f.imageId } });
     assert.equal(rebuild.status, 400, rebuild.text);
     assert.equal(rebuild.body.badRequest.message, `Image ${f.imageId} is unacceptable: Unable to rebuild with a different image for a volume-backed server.`);
