@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { defaultSwiftValues, proxyConfig, type SwiftValues } from '../src/conf.ts';
+import { createProxyApp } from '../src/proxy/app.ts';
+import { readBody } from '../src/proxy/responses.ts';
 import { ContainerUpdater } from '../src/storage/container-updater.ts';
 import { startSwift, type SwiftFixture, type SwiftProject } from './fixture.ts';
 
@@ -142,6 +146,20 @@ describe('swift proxy: symlinks and object versioning (X-Versions-Enabled)', () 
     await put('sl/loop-a', '', { 'x-symlink-target': 'sl/loop-b' });
     await put('sl/loop-b', '', { 'x-symlink-target': 'sl/loop-a' });
     assert.equal((await text('GET', 'sl/loop-a')).r.status, 409);
+  });
+
+  it('symlinks: symloop_max is the operator\'s', async () => {
+    const values = { ...defaultSwiftValues(), symloop_max: 3 } as SwiftValues;
+    const proxy = await createProxyApp({ rings: f.cluster.rings, config: proxyConfig(values, { authUri: f.ks.url }), logger: pino({ level: 'silent' }), tokens: f.ks.tokens, version: '0.1.0' });
+    try {
+      assert.deepEqual(proxy.info.toJSON().symlink, { symloop_max: 3, static_links: true });
+      const get = (path: string) => proxy.handle({ method: 'GET', path: `${acct}/${path}`, query: new URLSearchParams(), headers: { 'x-auth-token': p.member.token! }, env: { transId: 'tx-symloop', extra: {} } });
+      const res = await get('sl/l3');
+      assert.equal(res.status, 200, 'three links deep is allowed now');
+      assert.equal((await readBody(res.body)).toString(), 'changed');
+    } finally {
+      await proxy.app.close();
+    }
   });
 
   it('symlinks: a reader follows a link only where it may read the target', async () => {

@@ -44,6 +44,8 @@ export interface ProxyConfig {
   staticwebUrlBase?: string;
   /** bulk's yield_frequency: how often a running extract-archive sends a whitespace byte. */
   bulkYieldFrequencyMs?: number;
+  /** symlink's symloop_max: links a GET or HEAD follows in a row. */
+  symloopMax?: number;
   /** Enabled optional middleware, by upstream's filter names. */
   middleware: string[];
 }
@@ -81,7 +83,7 @@ const OWNER_HEADERS = [
 /** The middleware stack in upstream's pipeline order, ending in the proxy application. */
 export function buildPipeline(deps: ProxyDeps, ctx: ProxyContext, info: InfoRegistry): Handler {
   // bulk sits after auth (upstream: before): its subrequests then carry the caller's identity without re-validating the token per line.
-  const stages: Middleware[] = [gatekeeper, tempUrl(ctx, info), formPost(ctx, info), keystoneAuth(deps.tokens, deps.config.keystoneauth), staticWeb(ctx, info, deps.config.staticwebUrlBase), bulk(info, deps.config.constraints.max_file_size, deps.config.bulkYieldFrequencyMs), copyMiddleware, containerQuotas(ctx, info), accountQuotas(ctx, info), slo(info), dlo(info), versionedWrites(ctx, info), objectVersioning(ctx, info), symlink(info)];
+  const stages: Middleware[] = [gatekeeper, tempUrl(ctx, info), formPost(ctx, info), keystoneAuth(deps.tokens, deps.config.keystoneauth), staticWeb(ctx, info, deps.config.staticwebUrlBase), bulk(info, deps.config.constraints.max_file_size, deps.config.bulkYieldFrequencyMs), copyMiddleware, containerQuotas(ctx, info), accountQuotas(ctx, info), slo(info), dlo(info), versionedWrites(ctx, info), objectVersioning(ctx, info), symlink(info, deps.config.symloopMax)];
   return stages.reduceRight<Handler>((next, mw) => mw(next), proxyServer(ctx, deps.config.cors));
 }
 
