@@ -10,9 +10,10 @@ const MiB = 1024 * 1024;
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
 
 /**
- * `onestack up` with `[glance] default_store = swift`: the unmodified openstack CLI
- * uploads and downloads images that live in Swift, in the Glance service user's
- * account, and deleting one leaves nothing there.
+ * `onestack up` with `[glance] default_store = swift`: `up` registers the guest
+ * image into Swift, and the unmodified openstack CLI uploads and downloads images
+ * that live there, in the Glance service user's account; deleting one leaves
+ * nothing of it.
  */
 describe('onestack up with Glance images in Swift', () => {
   let c: Cloud;
@@ -26,7 +27,6 @@ describe('onestack up with Glance images in Swift', () => {
       // Small segments, so that this image is a static large object of four.
       ONESTACK_GLANCE__SWIFT_STORE_LARGE_OBJECT_SIZE: '2',
       ONESTACK_GLANCE__SWIFT_STORE_LARGE_OBJECT_CHUNK_SIZE: '1',
-      ONESTACK_ONESTACK__REGISTER_GUEST_IMAGE: 'false',
     });
     writeFileSync(file('disk.raw'), bytes);
     const secrets = JSON.parse(readFileSync(join(c.stateDir, 'secrets.json'), 'utf8')) as { service_passwords: Record<string, string> };
@@ -54,6 +54,12 @@ describe('onestack up with Glance images in Swift', () => {
     files.remove();
   });
 
+  it('has the guest image that up registered in Swift', async () => {
+    const guest = await c.os('onestack', 'image', 'show', 'onestack-guest');
+    assert.equal(guest.status, 'active');
+    assert.equal(guest.stores ?? guest.properties?.stores, 'swift', JSON.stringify(guest));
+  });
+
   it('uploads into Swift, downloads byte-identical, deletes leaving nothing', async () => {
     assert.deepEqual(
       ((await c.osRaw('onestack-demo', 'image', 'create', '--disk-format', 'raw', '--container-format', 'bare', '--file', file('disk.raw'), 'in-swift', '-f', 'value', '-c', 'id')) as string).trim().length,
@@ -71,11 +77,12 @@ describe('onestack up with Glance images in Swift', () => {
     const local = existsSync(imagesDir) ? readdirSync(imagesDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()) : [];
     assert.deepEqual(local, [], 'nothing in the file store');
     // In the service project's account: the manifest named by the image id and its four segments.
-    const objects = (await c.os('e2e-glance', 'object', 'list', 'glance')) as { Name: string }[];
+    const ofImage = async () => ((await c.os('e2e-glance', 'object', 'list', 'glance', '--prefix', img.id)) as { Name: string }[]).map((o) => o.Name);
+    const objects = await ofImage();
     assert.equal(objects.length, 5, JSON.stringify(objects));
-    assert.ok(objects.some((o) => o.Name === img.id));
+    assert.ok(objects.includes(img.id));
 
     await c.osRaw('onestack-demo', 'image', 'delete', 'in-swift');
-    assert.deepEqual(await c.os('e2e-glance', 'object', 'list', 'glance'), []);
+    assert.deepEqual(await ofImage(), []);
   });
 });
