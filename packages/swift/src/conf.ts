@@ -34,7 +34,7 @@ export const swiftOptions = defineGroup('swift', {
   cors_allow_origin: opt.list({ default: [], help: 'Origins every container allows for CORS, besides its own X-Container-Meta-Access-Control-Allow-Origin.' }),
   cors_expose_headers: opt.list({ default: [], help: 'Headers exposed to CORS clients on every container and object response.' }),
   strict_cors_mode: opt.bool({ default: true, help: 'Add CORS headers only for origins a container (or cors_allow_origin) allows.' }),
-  yield_frequency: opt.float({ default: 10, min: 0.01, help: "Seconds between the whitespace bytes an extract-archive answer sends while the archive is unpacked ([filter:bulk] yield_frequency)." }),
+  yield_frequency: opt.float({ default: 10, min: 0.01, help: "Seconds between the whitespace bytes a running extract-archive or bulk delete answer sends ([filter:bulk] yield_frequency)." }),
   symloop_max: opt.int({ default: 2, min: 1, help: 'How many symlinks deep a GET or HEAD follows before answering 409 ([filter:symlink] symloop_max).' }),
   staticweb_url_base: opt.string({ default: '', help: "Scheme and host of staticweb's redirects, e.g. https://www.example.com ([filter:staticweb] url_base; its path is ignored, as upstream). Empty: the request's own." }),
   ...serviceAuthOptions('swift'),

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { tempDir } from '@onestack/testing/index.ts';
 import { startSwift, type SwiftFixture, type SwiftProject } from './fixture.ts';
 
-describe('swift extract-archive: whitespace heartbeat while the archive is unpacked', () => {
+describe('swift bulk: whitespace heartbeat while an extract-archive or a bulk delete runs', () => {
   let f: SwiftFixture;
   let p: SwiftProject;
   let archive: Buffer;
@@ -48,5 +48,14 @@ describe('swift extract-archive: whitespace heartbeat while the archive is unpac
   it('XML answers: the declaration is the first heartbeat', async () => {
     const r = await extract('application/xml');
     assert.match(r.body, /^<\?xml version="1.0" encoding="UTF-8"\?>\n *\r\n\r\n<extract>\n<number_files_created>40<\/number_files_created>\n/);
+  });
+
+  it('bulk delete answers the same way', async () => {
+    const body = ['/hb', ...Array.from({ length: 40 }, (_, i) => `/hb/f${i}.txt`)].reverse().join('\n');
+    const r = await p.member.req('POST', `/v1/${p.account}?bulk-delete`, { body, headers: { accept: 'application/json', 'content-type': 'text/plain' } });
+    assert.equal(r.status, 200);
+    const m = /^ +\r\n\r\n(.*)$/s.exec(await r.text());
+    assert.ok(m);
+    assert.deepEqual(JSON.parse(m[1]), { 'Number Deleted': 41, 'Number Not Found': 0, 'Response Body': '', 'Response Status': '200 OK', Errors: [] });
   });
 });

@@ -85,7 +85,7 @@ function heartbeatReport(format: string, root: string, job: Promise<{ doc: Recor
     separator = '\r\n\r\n';
   }, everyMs);
   // The answer has begun: a job that breaks can only say so in the report (upstream: 500 in Response Status).
-  const broken = { doc: { 'Response Status': '500 Internal Server Error', 'Response Body': '', 'Number Files Created': 0 }, errors: [] as [string, string][] };
+  const broken = { doc: { 'Response Status': '500 Internal Server Error', 'Response Body': '' }, errors: [] as [string, string][] };
   void job
     .catch(() => broken)
     .then((r) => out.end(separator + reportText(format, r.doc, r.errors, root).text))
@@ -95,8 +95,12 @@ function heartbeatReport(format: string, root: string, job: Promise<{ doc: Recor
 
 /** Body of a bulk delete (or SLO delete) answer. */
 export function bulkResponse(req: SwiftRequest, r: BulkResult): SwiftResponse {
+  return reportBody(reportFormat(req), deleteReport(r).doc, r.errors, 'delete');
+}
+
+function deleteReport(r: BulkResult): { doc: Record<string, unknown>; errors: [string, string][] } {
   const status = r.status ?? (r.errors.length ? '400 Bad Request' : '200 OK');
-  return reportBody(reportFormat(req), { 'Number Deleted': r.deleted, 'Number Not Found': r.notFound, 'Response Body': r.body ?? '', 'Response Status': status }, r.errors, 'delete');
+  return { doc: { 'Number Deleted': r.deleted, 'Number Not Found': r.notFound, 'Response Body': r.body ?? '', 'Response Status': status }, errors: r.errors };
 }
 
 /**
@@ -170,7 +174,11 @@ export function bulk(info: InfoRegistry, maxFileSize: number, yieldFrequencyMs =
       }
       paths.push({ path: `${base}/${rel}`, display: quote(`/${rel}`) });
     }
-    await deletePaths(next, req, 'BD', paths, result);
-    return bulkResponse(req, result);
+    const format = reportFormat(req);
+    if (!format) {
+      await deletePaths(next, req, 'BD', paths, result);
+      return bulkResponse(req, result);
+    }
+    return heartbeatReport(format, 'delete', deletePaths(next, req, 'BD', paths, result).then(() => deleteReport(result)), yieldFrequencyMs);
   };
 }
