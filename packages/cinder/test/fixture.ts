@@ -60,7 +60,7 @@ export interface CinderFixture extends CinderApp {
  * ONESTACK_TEST_DB names and the driver given (a FakeVolumeDriver by default,
  * which tests can inspect and make fail).
  */
-export async function startCinder(opts: { config?: Partial<CinderValues>; driver?: (stateDir: string) => VolumeDriver; drivers?: (stateDir: string) => VolumeDriver[]; ks?: KeystoneFixture } = {}): Promise<CinderFixture & { fake?: FakeVolumeDriver }> {
+export async function startCinder(opts: { config?: Partial<CinderValues>; driver?: (stateDir: string) => VolumeDriver; drivers?: (stateDir: string) => VolumeDriver[]; configuredDrivers?: boolean; ks?: KeystoneFixture } = {}): Promise<CinderFixture & { fake?: FakeVolumeDriver }> {
   // A Keystone handed in (shared with a Glance fixture) belongs to the caller, who closes it.
   const ks = opts.ks ?? (await startKeystone());
   const dir = tempDir('onestack-cinder-');
@@ -74,9 +74,10 @@ export async function startCinder(opts: { config?: Partial<CinderValues>; driver
     await runMigrations(database, 'cinder', [...migrations]);
     const config = cinderConfig({ ...defaultCinderValues(), ...opts.config } as CinderValues, { stateDir: dir.path, hostname: 'cinder-host' });
     const logger = pino({ level: process.env.ONESTACK_TEST_LOG ?? 'silent' });
-    const drivers = opts.drivers?.(dir.path) ?? [opts.driver?.(dir.path) ?? new FakeVolumeDriver({ backendName: config.backendName })];
-    const driver = drivers[0];
+    // configuredDrivers: the backends the configuration names, as `onestack serve cinder` makes them.
+    const drivers = opts.configuredDrivers ? undefined : (opts.drivers?.(dir.path) ?? [opts.driver?.(dir.path) ?? new FakeVolumeDriver({ backendName: config.backendName })]);
     const ca = await createCinderApp({ database, config, clock: systemClock, ids: randomIds, logger, bus: ks.bus, tokens: ks.tokens, authUri: ks.url, drivers });
+    const driver = ca.driver;
     cleanups.push(() => ca.close());
     const url = await ca.app.listen({ host: '127.0.0.1', port: 0 });
     const k = ks.ks;
