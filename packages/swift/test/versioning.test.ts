@@ -182,6 +182,10 @@ describe('swift proxy: symlinks and object versioning (X-Versions-Enabled)', () 
     const hidden = await text('GET', '%00versions%00v');
     assert.equal(hidden.r.status, 412);
     assert.equal(hidden.body, 'Invalid UTF8 or contains NULL');
+    // Nor through a copy's source, which is a subrequest of the client's naming.
+    const viaCopy = await p.member.req('PUT', `${acct}/v/stolen`, { headers: { 'x-copy-from': '%00versions%00v/x', 'content-length': '0' } });
+    assert.equal(viaCopy.status, 412);
+    assert.equal(await viaCopy.text(), 'Invalid UTF8 or contains NULL');
 
     const v1 = await put('v/o', 'one', { 'content-type': 'text/one' });
     assert.equal(v1.status, 201);

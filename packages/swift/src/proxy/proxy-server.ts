@@ -1,5 +1,5 @@
 import { preflight, withCors, type CorsConfig } from './cors.ts';
-import { respond } from './responses.ts';
+import { plainError, respond } from './responses.ts';
 import { splitSwiftPath } from './paths.ts';
 import type { Handler, SwiftRequest, SwiftResponse } from './types.ts';
 import { accountGetOrHead, accountPost } from './controllers/account.ts';
@@ -43,6 +43,8 @@ const OBJECT: Record<string, Route> = {
  */
 export function proxyServer(ctx: ProxyContext, cors: CorsConfig): Handler {
   return async (req) => {
+    // The reserved namespace (names with NUL) is for the pipeline's own requests only; subrequests a client steers (copy, bulk) are refused as at the front door.
+    if (req.path.includes('\0') && (req.headers['x-backend-allow-reserved-names'] ?? '').toLowerCase() !== 'true') return plainError(412, 'Invalid UTF8 or contains NULL');
     const parts = splitSwiftPath(req.path);
     if (!parts || !parts.account) return respond(404);
     if (!ctx.constraints.valid_api_versions.includes(parts.version)) return respond(400, `Invalid path: ${req.path}`);
