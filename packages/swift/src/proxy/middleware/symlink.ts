@@ -101,8 +101,6 @@ class Follower {
       const rest = unquoted(target).replace(/^\/+/, '');
       this.lastTarget = `/${p.version}/${quote(account)}/${quote(rest)}`;
       const reserved = (res.headers[ALLOW_RESERVED] ?? '').toLowerCase() === 'true';
-      // Users may not name the reserved namespace; only a link some middleware made with leave may.
-      if (!reserved && (account + rest).includes('\0')) refuse(412, 'Invalid UTF8 or contains NULL');
       const headers: Headers = { ...req.headers };
       delete headers[ALLOW_RESERVED_BACKEND];
       if (reserved) headers[ALLOW_RESERVED_BACKEND] = 'true';
