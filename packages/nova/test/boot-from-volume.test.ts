@@ -125,24 +125,35 @@ describe('nova boot from volume', () => {
 
   it('makes the boot volume from an image (--boot-from-volume) and deletes it with the server (delete_on_termination)', async () => {
     const before = new Set((await projectVolumes()).map((x) => x.id));
-    const r = await create({ block_device_mapping_v2: [{ uuid: f.imageId, boot_index: 0, source_type: 'image', destination_type: 'volume', volume_size: 1, delete_on_termination: true }] });
+    const r = await create({
+      block_device_mapping_v2: [
+        { uuid: f.imageId, boot_index: 0, source_type: 'image', destination_type: 'volume', volume_size: 1, delete_on_termination: true },
+        { source_type: 'blank', destination_type: 'volume', volume_size: 1, delete_on_termination: true },
+      ],
+    });
     assert.equal(r.status, 202, r.text);
     const id = r.body.server.id;
     const s = await f.waitFor(p.member, id, undefined, 20_000);
     assert.equal(s.status, 'ACTIVE', JSON.stringify(s.fault));
     const made = (await projectVolumes()).filter((x) => !before.has(x.id));
-    assert.equal(made.length, 1);
-    const v = await volume(made[0].id);
+    assert.equal(made.length, 2);
+    // Upstream names the blank volumes it makes after the instance, and no other.
+    const blank = made.find((x) => x.name === `${id}-blank-vol`)!;
+    assert.ok(blank, JSON.stringify(made));
+    assert.equal((await volume(blank.id)).status, 'in-use');
+    const v = await volume(made.find((x) => x !== blank)!.id);
+    assert.equal(v.name, '');
     assert.equal(v.status, 'in-use');
     assert.equal(v.bootable, 'true');
     assert.equal(v.volume_image_metadata.image_id, f.imageId);
-    assert.deepEqual((await p.member.at('2.3').get(`/v2.1/servers/${id}`)).body.server['os-extended-volumes:volumes_attached'], [{ id: v.id, delete_on_termination: true }]);
-    assert.equal(driver.specs.get(id)!.blockDevices[0].bootIndex, 0);
+    assert.deepEqual((await p.member.at('2.3').get(`/v2.1/servers/${id}`)).body.server['os-extended-volumes:volumes_attached'], [{ id: v.id, delete_on_termination: true }, { id: blank.id, delete_on_termination: true }]);
+    assert.deepEqual(driver.specs.get(id)!.blockDevices.map((b) => [b.volumeId, b.bootIndex]), [[v.id, 0], [blank.id, undefined]]);
 
     assert.equal((await p.member.delete(`/v2.1/servers/${id}`)).status, 204);
     await f.waitFor(p.member, id, (x) => x.status === 'DELETED');
     await cinder.volumes.drain();
     assert.equal((await vol.get(`/volumes/${v.id}`)).status, 404);
+    assert.equal((await vol.get(`/volumes/${blank.id}`)).status, 404);
   });
 
   it('refuses bad mappings with upstream 400s, reserving nothing', async () => {

@@ -47,7 +47,8 @@ export async function prepareVolumes(d: BootVolumeDeps, inst: Instance, userToke
     let volumeId = b.volumeId;
     if (!volumeId) {
       if (!userToken) throw new Error(`volume of block device ${b.uuid} cannot be made without the user's token`);
-      const body: Record<string, unknown> = { size: b.volumeSize };
+      // Upstream names only blank volumes (`<instance>-blank-vol`); the others are nameless.
+      const body: Record<string, unknown> = { size: b.volumeSize, name: b.sourceType === 'blank' ? `${inst.uuid}-blank-vol` : '' };
       if (b.sourceType === 'image') body.imageRef = b.imageId;
       if (b.sourceType === 'snapshot') body.snapshot_id = b.snapshotId;
       if (b.volumeType) body.volume_type = b.volumeType;
