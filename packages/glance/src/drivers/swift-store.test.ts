@@ -27,9 +27,15 @@ async function serviceClient(): Promise<{ client: SwiftClient; session: Keystone
 }
 
 let stores = 0;
-async function newStore(o: { largeObjectSize?: number; chunkSize?: number } = {}) {
+async function newStore(o: { largeObjectSize?: number; chunkSize?: number; maxSegments?: number } = {}) {
   const { client, session } = await serviceClient();
-  const store = new SwiftImageStore('swift', client, { container: `glance-${++stores}`, createContainer: true, largeObjectSize: o.largeObjectSize ?? 5120 * MiB, chunkSize: o.chunkSize ?? 2 * MiB });
+  const store = new SwiftImageStore('swift', client, {
+    container: `glance-${++stores}`,
+    createContainer: true,
+    largeObjectSize: o.largeObjectSize ?? 5120 * MiB,
+    chunkSize: o.chunkSize ?? 2 * MiB,
+    maxSegments: o.maxSegments,
+  });
   return { store, client, session, container: `glance-${stores}` };
 }
 
@@ -94,6 +100,24 @@ describe('SwiftImageStore', () => {
 
     await store.delete(first.location);
     assert.deepEqual(await store.objects(), []);
+  });
+
+  it('folds segments into nested manifests when one manifest could not name them all, up to max² segments', async () => {
+    const { store, client, container } = await newStore({ largeObjectSize: MiB, chunkSize: MiB, maxSegments: 3 });
+    const bytes = randomBytes(8 * MiB + 5);
+    const { location } = await store.write('nested', Readable.from([bytes]), { maxBytes: 100 * MiB });
+    const names = await store.objects();
+    assert.equal(names.filter((n) => /-m0000\d$/.test(n)).length, 3, names.join(' '));
+    assert.equal(names.length, 1 + 3 + 9);
+    assert.equal(Number((await client.head(container, 'nested'))?.['content-length']), bytes.length);
+    assert.ok((await readAll((await store.read(location)).stream)).equals(bytes));
+    const { stream } = await store.read(location, { start: 3 * MiB - 2, end: 6 * MiB + 1 });
+    assert.ok((await readAll(stream)).equals(bytes.subarray(3 * MiB - 2, 6 * MiB + 2)), 'a range across nested manifests');
+    await store.delete(location);
+    assert.deepEqual(await store.objects(), []);
+
+    await assert.rejects(store.write('too-big', Readable.from([randomBytes(9 * MiB + 1)]), { maxBytes: 100 * MiB }), (e: unknown) => (e as { status?: number }).status === 413);
+    assert.deepEqual(await store.objects(), [], 'nothing left of the refused image');
   });
 
   it('renews a service token Swift no longer accepts', async () => {

@@ -37,7 +37,7 @@ import {
   type StoreWriteResult,
 } from './image-store.ts';
 
-/** Swift's slo max_manifest_segments default: a manifest names at most this many segments. */
+/** Swift's slo max_manifest_segments default: a manifest names at most this many entries. */
 const MAX_SEGMENTS = 1000;
 const CONTAINER = /^[^/]{1,256}$/;
 
@@ -48,10 +48,38 @@ interface Part {
   etag: Promise<string>;
 }
 
-/** One write's objects: the parts PUT so far and the one being streamed. */
+/** An object a manifest names: a segment, or a manifest of segments. */
+interface Entry {
+  name: string;
+  etag: string;
+  bytes: number;
+}
+
+/** Stores a static large object manifest of `entries`; its ETag is the MD5 of theirs. */
+async function putManifest(client: SwiftClient, container: string, name: string, entries: Entry[]): Promise<Entry> {
+  const manifest = entries.map((e) => ({ path: `/${container}/${e.name}`, etag: e.etag, size_bytes: e.bytes }));
+  const expectEtag = createHash('md5').update(entries.map((e) => e.etag).join('')).digest('hex');
+  await client.put(container, name, Buffer.from(JSON.stringify(manifest)), {
+    query: { 'multipart-manifest': 'put' },
+    headers: { 'Content-Type': 'application/octet-stream' },
+    expectEtag,
+  });
+  return { name, etag: expectEtag, bytes: entries.reduce((n, e) => n + e.bytes, 0) };
+}
+
+/**
+ * One write's objects: the part being streamed, the segments stored since
+ * the last fold, and the manifests each `maxSegments` of them were folded
+ * into (a manifest names at most that many entries, so an image can have
+ * maxSegments² segments, as nested SLOs allow).
+ */
 class Upload {
-  readonly done: { name: string; etag: string; bytes: number }[] = [];
+  private segments: Entry[] = [];
+  private readonly folded: Entry[] = [];
+  /** Everything this write stored, for abandon(). */
+  private readonly written: string[] = [];
   private current?: Part;
+  private count = 0;
   private readonly nonce = randomBytes(6).toString('hex');
 
   constructor(
@@ -60,10 +88,16 @@ class Upload {
     private readonly imageId: string,
     /** Bytes per segment; undefined: the image is one object. */
     private readonly segmentBytes: number | undefined,
+    private readonly maxSegments: number,
   ) {}
 
   get segmented(): boolean {
     return this.segmentBytes !== undefined;
+  }
+
+  /** What the image's manifest names, in order. */
+  get entries(): Entry[] {
+    return [...this.folded, ...this.segments];
   }
 
   async write(batch: Buffer[]): Promise<void> {
@@ -87,10 +121,17 @@ class Upload {
     part.feed.end();
     const etag = await part.etag;
     this.current = undefined;
-    this.done.push({ name: part.name, etag, bytes: part.bytes });
+    this.segments.push({ name: part.name, etag, bytes: part.bytes });
+    if (this.segments.length === this.maxSegments) await this.fold();
   }
 
-  /** Stops the part being streamed (Swift then keeps nothing of it) and deletes the segments already stored. */
+  /** Stores the last part; folds the segments when the image's manifest would name too many entries otherwise. */
+  async finish(): Promise<void> {
+    await this.close();
+    if (this.folded.length + this.segments.length > this.maxSegments) await this.fold();
+  }
+
+  /** Stops the part being streamed (Swift then keeps nothing of it) and deletes what this write stored. */
   async abandon(): Promise<void> {
     const part = this.current;
     this.current = undefined;
@@ -99,17 +140,24 @@ class Upload {
       await part.etag.catch(() => undefined);
     }
     if (!this.segmented) return;
-    const names = [...this.done.map((d) => d.name), ...(part ? [part.name] : [])];
+    const names = [...this.written, ...(part ? [part.name] : [])];
     await Promise.all(names.map((n) => this.client.delete(this.container, n).catch(() => undefined)));
   }
 
+  private async fold(): Promise<void> {
+    const name = `${this.imageId}-${this.nonce}-m${String(this.folded.length + 1).padStart(5, '0')}`;
+    this.written.push(name);
+    this.folded.push(await putManifest(this.client, this.container, name, this.segments));
+    this.segments = [];
+  }
+
   private open(): Part {
-    const index = this.done.length + 1;
-    if (this.segmented && index > MAX_SEGMENTS) throw new StoreSizeLimitError(MAX_SEGMENTS * this.segmentBytes!);
-    const name = this.segmented ? `${this.imageId}-${this.nonce}-${String(index).padStart(5, '0')}` : this.imageId;
+    if (this.segmented && this.folded.length >= this.maxSegments) throw new StoreSizeLimitError(this.maxSegments ** 2 * this.segmentBytes!);
+    const name = this.segmented ? `${this.imageId}-${this.nonce}-${String(++this.count).padStart(5, '0')}` : this.imageId;
     const feed = new PassThrough({ highWaterMark: 1024 * 1024 });
     const etag = this.client.put(this.container, name, feed, { headers: { 'Content-Type': 'application/octet-stream' } });
     etag.catch(() => undefined);
+    if (this.segmented) this.written.push(name);
     this.current = { name, bytes: 0, feed, etag };
     return this.current;
   }
@@ -123,7 +171,7 @@ export class SwiftImageStore implements ImageStore {
   constructor(
     readonly id: string,
     private readonly client: SwiftClient,
-    private readonly o: Pick<SwiftStoreOptions, 'container' | 'createContainer' | 'largeObjectSize' | 'chunkSize'>,
+    private readonly o: Pick<SwiftStoreOptions, 'container' | 'createContainer' | 'largeObjectSize' | 'chunkSize'> & { maxSegments?: number },
   ) {
     this.prefix = `swift+config://${id}/`;
   }
@@ -135,19 +183,19 @@ export class SwiftImageStore implements ImageStore {
     const small = opts.size !== undefined && opts.size > 0 && opts.size < this.o.largeObjectSize;
     // Before the bytes stream (a stream cannot be sent again): this request renews a token Swift refuses.
     const previous = await this.segmentsOf(container, imageId);
-    const upload = new Upload(this.client, container, imageId, small ? undefined : this.o.chunkSize);
+    const upload = new Upload(this.client, container, imageId, small ? undefined : this.o.chunkSize, this.o.maxSegments ?? MAX_SEGMENTS);
     let digest;
     try {
       digest = await ingest(data, opts, (batch) => upload.write(batch));
-      await upload.close();
+      await upload.finish();
     } catch (e) {
       await upload.abandon();
       throw e;
     }
     try {
       // A manifest names at least one segment: an empty image is an empty object.
-      if (upload.done.length === 0) await this.client.put(container, imageId, Buffer.alloc(0));
-      else if (upload.segmented) await this.putManifest(imageId, upload);
+      if (upload.segmented && upload.entries.length > 0) await putManifest(this.client, container, imageId, upload.entries);
+      else if (upload.entries.length === 0) await this.client.put(container, imageId, Buffer.alloc(0));
     } catch (e) {
       await upload.abandon();
       throw e;
@@ -199,34 +247,31 @@ export class SwiftImageStore implements ImageStore {
     return this.container;
   }
 
-  private async putManifest(imageId: string, upload: Upload): Promise<void> {
-    const { container } = this.o;
-    const manifest = upload.done.map((d) => ({ path: `/${container}/${d.name}`, etag: d.etag, size_bytes: d.bytes }));
-    // A static large object's ETag is the MD5 of its segments' ETags.
-    const expectEtag = createHash('md5').update(upload.done.map((d) => d.etag).join('')).digest('hex');
-    await this.client.put(container, imageId, Buffer.from(JSON.stringify(manifest)), {
-      query: { 'multipart-manifest': 'put' },
-      headers: { 'Content-Type': 'application/octet-stream' },
-      expectEtag,
-    });
-  }
-
-  /** The segments of the object if it is a manifest ([] if a plain object, undefined if missing), only ones this store names. */
+  /**
+   * The objects behind the object if it is a manifest, a folded manifest's
+   * own segments before it ([] if a plain object, undefined if missing); only
+   * names this store gives that image's segments.
+   */
   private async segmentsOf(container: string, object: string): Promise<string[] | undefined> {
     const head = await this.client.head(container, object);
     if (!head) return undefined;
     if (String(head['x-static-large-object']).toLowerCase() !== 'true') return [];
-    const raw = await this.manifestOf(container, object);
-    const mine = `/${container}/${object}-`;
-    return raw.flatMap((m) => (typeof m.name === 'string' && m.name.startsWith(mine) ? [m.name.slice(container.length + 2)] : []));
+    return this.manifestSegments(container, object, `/${container}/${object}-`, 0);
   }
 
-  private async manifestOf(container: string, object: string): Promise<{ name?: unknown }[]> {
-    const { stream } = await this.client.get(container, object, { query: { 'multipart-manifest': 'get' } });
+  private async manifestSegments(container: string, manifest: string, mine: string, depth: number): Promise<string[]> {
+    const { stream } = await this.client.get(container, manifest, { query: { 'multipart-manifest': 'get' } });
     const parts: Buffer[] = [];
     for await (const c of stream) parts.push(c as Buffer);
     const parsed = JSON.parse(Buffer.concat(parts).toString('utf8')) as unknown;
-    return Array.isArray(parsed) ? (parsed as { name?: unknown }[]) : [];
+    const names: string[] = [];
+    for (const m of Array.isArray(parsed) ? (parsed as { name?: unknown; sub_slo?: unknown }[]) : []) {
+      if (typeof m.name !== 'string' || !m.name.startsWith(mine)) continue;
+      const name = m.name.slice(container.length + 2);
+      if (m.sub_slo === true && depth < 1) names.push(...(await this.manifestSegments(container, name, mine, depth + 1)));
+      names.push(name);
+    }
+    return names;
   }
 
   private async deleteSegments(container: string, names: string[]): Promise<void> {
