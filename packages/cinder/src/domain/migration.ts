@@ -65,7 +65,8 @@ export class VolumeMigrations {
    */
   async recoverInterrupted(): Promise<void> {
     const rows = await this.o.db.selectFrom('volumes').selectAll().where('deleted', '=', 0).execute();
-    for (const r of rows.filter((x) => x.migration_status?.startsWith('target:') && x.status !== 'available')) await this.deleteTemporary(r);
+    // A completed swap has already renamed the temporary row `deleting` (VolumeService resumes that delete).
+    for (const r of rows.filter((x) => x.migration_status?.startsWith('target:'))) await this.deleteTemporary(r);
     for (const r of rows.filter((x) => ['starting', 'migrating', 'completing'].includes(x.migration_status ?? '') || x.status === 'retyping')) {
       const set: Partial<VolumeRow> = { status: r.status === 'retyping' || r.status === 'maintenance' ? (r.previous_status ?? 'available') : r.status, updated_at: this.now() };
       if (r.migration_status && !r.migration_status.startsWith('target:') && !MIGRATION_IDLE.includes(r.migration_status as never)) set.migration_status = 'error';
