@@ -22,18 +22,13 @@ export interface RequestedBlockDevice {
   noDevice?: boolean;
 }
 
-const invalidBdm = (details?: string) => badRequest(details ? `Block Device Mapping is Invalid: ${details}` : 'Block Device Mapping is Invalid.');
+const invalidBdm = (details: string) => badRequest(`Block Device Mapping is Invalid: ${details}`);
 
 /** fields.DiskBus.ALL: a bus nova knows (the driver may still refuse it). */
 const DISK_BUSES = ['fdc', 'ide', 'sata', 'scsi', 'usb', 'virtio', 'xen', 'lxc', 'uml'];
 
-/** Volume-backed: the boot disk is a Cinder volume (upstream's compute_utils.is_volume_backed_instance). */
-export function isVolumeBacked(bdms: RequestedBlockDevice[]): boolean {
-  return bdms.some((b) => b.bootIndex === 0 && b.destinationType === 'volume');
-}
-
-/** Glance's image body as the image properties Nova keeps (the fields the scheduler and the driver read). */
-export function imageFromVolumeMetadata(meta: Record<string, string>): ImageSnapshot {
+/** A volume's volume_image_metadata (what Cinder copied of the image it was made from) as the image Nova keeps. */
+function imageFromVolumeMetadata(meta: Record<string, string>): ImageSnapshot {
   const core = new Set(['image_id', 'image_name', 'checksum', 'size', 'min_ram', 'min_disk', 'disk_format', 'container_format']);
   return {
     id: meta.image_id ?? '',
