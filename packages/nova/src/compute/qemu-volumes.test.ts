@@ -35,7 +35,8 @@ describe('volumes hot-plugged into a real QEMU guest', { timeout: 900_000 }, () 
   let cinder: CinderFixture;
   let driver: QemuDriver;
   let exports: NbdExports;
-  const nbd = { exports: undefined as unknown as NbdExports, mode: 'remote' as 'remote' | 'always' };
+  /** The backend's NBD setting, which the NBD test switches to `always`. */
+  let nbd: { exports: NbdExports; mode: 'remote' | 'always' };
   let server: string;
 
   before(async () => {
@@ -54,7 +55,7 @@ describe('volumes hot-plugged into a real QEMU guest', { timeout: 900_000 }, () 
           ks: stack.fx.ks,
           driver: (state) => {
             exports = new NbdExports({ runDir: join(state, 'nbd'), listenAddress: STORAGE_IP, logger });
-            nbd.exports = exports;
+            nbd = { exports, mode: 'remote' };
             // Cinder on the compute host itself: its own connector gets the file, until the test asks for exports.
             return new FileVolumeDriver({ dir: join(state, 'volumes'), backendName: 'file', logger, host: stack.hosts[0].name, nbd });
           },
