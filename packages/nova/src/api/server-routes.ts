@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { boolFromDb } from '@onestack/core/db/index.ts';
 import { badRequest, conflict, forbidden, notFound } from '@onestack/core/errors.ts';
 import type { Instance, InstanceFilters, RequestedNetwork } from '../domain/instances.ts';
 import type { CreateServerInput } from '../domain/servers.ts';
@@ -174,7 +175,7 @@ async function volumesOf(deps: ApiDeps, uuids: string[]): Promise<Map<string, { 
   rows.sort((a, b) => bootFirst(a.boot_index) - bootFirst(b.boot_index));
   for (const r of rows) {
     const list = out.get(r.instance_uuid) ?? [];
-    list.push({ id: r.volume_id!, deleteOnTermination: Number(r.delete_on_termination) === 1 || (r.delete_on_termination as unknown) === true });
+    list.push({ id: r.volume_id!, deleteOnTermination: boolFromDb(r.delete_on_termination) });
     out.set(r.instance_uuid, list);
   }
   return out;
