@@ -8,6 +8,7 @@ import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { parse } from 'yaml';
 import { OPENSTACK, type Cloud } from './cloud.ts';
 
 const run = promisify(execFile);
@@ -46,6 +47,38 @@ export function qemuProcessesOf(uuid: string): number[] {
     .map(Number);
 }
 
+/**
+ * The REST APIs as `cloud`'s user of clouds.yaml, for polling and for looking at what a delete left:
+ * a CLI run costs seconds on a loaded machine, and a wait polls many times. The actions themselves go
+ * through the CLI.
+ */
+function restApi(c: Cloud, cloud: string) {
+  let session: Promise<{ token: string; urls: Map<string, string> }> | undefined;
+  const login = async () => {
+    const auth = (parse(readFileSync(c.cloudsYaml, 'utf8')) as { clouds: Record<string, { auth: Record<string, string> }> }).clouds[cloud]!.auth;
+    const scope = { project: { name: auth.project_name, domain: { name: auth.project_domain_name } } };
+    const user = { name: auth.username, password: auth.password, domain: { name: auth.user_domain_name } };
+    const res = await fetch(`${auth.auth_url!.replace(/\/v3\/?$/, '')}/v3/auth/tokens`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ auth: { identity: { methods: ['password'], password: { user } }, scope } }),
+    });
+    assert.equal(res.status, 201, `login as ${auth.username}`);
+    const catalog = (await res.json()).token.catalog as { type: string; endpoints: { interface: string; url: string }[] }[];
+    const urls = new Map(catalog.map((e) => [e.type, e.endpoints.find((x) => x.interface === 'public')!.url.replace(/\/$/, '')]));
+    return { token: res.headers.get('x-subject-token')!, urls };
+  };
+  /** GET `path` of the service of catalog type `type`: the body, or undefined on 404. */
+  return async (type: string, path: string): Promise<Record<string, any> | undefined> => {
+    session ??= login();
+    const { token, urls } = await session;
+    const res = await fetch(`${urls.get(type)}${path}`, { headers: { 'x-auth-token': token, 'openstack-api-version': 'compute 2.47' } });
+    if (res.status === 404) return undefined;
+    assert.equal(res.status, 200, `GET ${type} ${path}`);
+    return res.json();
+  };
+}
+
 /** A tenant network `<prefix>-net` on `cidr` behind a router to `public`, a security group for SSH and ICMP, a keypair whose private key is `keyFile`. */
 export async function routedNetwork(c: Cloud, prefix: string, cidr: string, keyFile: string, cloud = DEMO) {
   const net = await c.os(cloud, 'network', 'create', `${prefix}-net`);
@@ -73,9 +106,14 @@ export function guestTools(c: Cloud, keyFile: string, hostNs: string) {
       throw new Error(`openstack ${args.join(' ')} failed: ${(e as { stderr?: string }).stderr ?? (e as Error).message}`);
     }
   };
-  const status = async (id: string) => (await c.os(DEMO, 'server', 'show', id)).status as string;
+  const api = restApi(c, DEMO);
+  const adminApi = restApi(c, ADMIN);
+  const server = async (id: string) => (await api('compute', `/servers/${id}`))?.server as Record<string, any> | undefined;
+  const portsOf = async (id: string) => (await api('network', `/v2.0/ports?device_id=${id}`))!.ports as { id: string }[];
+  const status = async (id: string) => (await server(id))?.status as string | undefined;
   const instanceDir = (id: string) => join(c.stateDir, 'nova', 'instances', id);
-  const allocations = async (id: string) => (await c.os(ADMIN, 'resource', 'provider', 'allocation', 'show', id)) as { resources: Record<string, number> }[];
+  /** The consumer's allocations, one per resource provider. */
+  const allocations = async (id: string) => Object.values((await adminApi('placement', `/allocations/${id}`))!.allocations as Record<string, { resources: Record<string, number> }>);
   const taps = async () => (await run('ip', ['-n', hostNs, 'link', 'show'])).stdout;
   /** `onestack ssh` as `user` to a server by name or id (floating IP, else its fixed IP from a router's namespace). */
   const ssh = (server: string, user: string, ...command: string[]) =>
@@ -94,7 +132,14 @@ export function guestTools(c: Cloud, keyFile: string, hostNs: string) {
     allocations,
     ssh,
     sshAt,
-    waitStatus: (id: string, want: string) => waitFor(want, BOOT_TIMEOUT, async () => ((await status(id)) === want ? true : undefined)),
+    /** The server as the API shows it to the project's user (no CLI run). */
+    server,
+    /** Until the server's status is `want` with no task in progress. */
+    waitStatus: (id: string, want: string) =>
+      waitFor(`${id} ${want}`, BOOT_TIMEOUT, async () => {
+        const s = await server(id);
+        return s?.status === want && !s['OS-EXT-STS:task_state'] ? true : undefined;
+      }),
 
     /** `server create --wait` of a server named `name`, which it asserts ACTIVE; the CLI's JSON. */
     async createServer(name: string, ...args: string[]) {
@@ -135,9 +180,9 @@ export function guestTools(c: Cloud, keyFile: string, hostNs: string) {
 
     /** Deletes `id` through the CLI and proves nothing of it is left: QEMU process, tap, instance dir, port, allocation. */
     async deleteLeavingNothing(id: string) {
-      const ports = (await c.os(DEMO, 'port', 'list', '--server', id)) as { ID: string }[];
+      const ports = await portsOf(id);
       assert.equal(ports.length, 1);
-      const tap = new RegExp(`tap${ports[0]!.ID.slice(0, 11)}`);
+      const tap = new RegExp(`tap${ports[0]!.id.slice(0, 11)}`);
       // Each of these holds before the delete, so that its absence after means something.
       assert.match(await taps(), tap);
       assert.ok(qemuProcessesOf(id).length > 0, 'a running server has its QEMU process');
@@ -149,8 +194,8 @@ export function guestTools(c: Cloud, keyFile: string, hostNs: string) {
       assert.deepEqual(qemuProcessesOf(id), []);
       assert.doesNotMatch(await taps(), tap);
       assert.ok(!existsSync(instanceDir(id)), `${instanceDir(id)} is gone`);
-      assert.deepEqual(await c.os(DEMO, 'port', 'list', '--device-id', id), []);
-      await assert.rejects(c.osRaw(DEMO, 'port', 'show', ports[0]!.ID), /No Port found|404|not found/i);
+      assert.deepEqual(await portsOf(id), []);
+      assert.equal(await api('network', `/v2.0/ports/${ports[0]!.id}`), undefined, 'port gone');
       assert.deepEqual(await allocations(id), []);
     },
 
