@@ -19,6 +19,7 @@ import type { CinderDB } from './db/schema.ts';
 import { BackupService } from './domain/backups.ts';
 import { catalogUrl } from './domain/catalog.ts';
 import { GlanceHttp, type ImageSource } from './domain/glance.ts';
+import type { ComputeApi } from './domain/nova.ts';
 import { VolumeMigrations } from './domain/migration.ts';
 import { CinderNotifier } from './domain/notifier.ts';
 import { Quotas } from './domain/quotas.ts';
@@ -44,6 +45,8 @@ export interface CinderDeps {
   authUri?: string;
   /** Glance: configured URL, else the caller's catalog through authUri. */
   images?: ImageSource;
+  /** Nova, told when an attached volume grew (onestack's cinder service: Nova over HTTP as Cinder's service user). */
+  compute?: ComputeApi;
   /** Overrides the configured driver (tests hand in a FakeVolumeDriver they can inspect). */
   driver?: VolumeDriver;
   /** Overrides the configured backends with several drivers (migration tests). */
@@ -115,6 +118,7 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
     notifier,
     defaultType: config.defaultVolumeType,
     defaultAz: config.availabilityZone,
+    compute: deps.compute,
     images: deps.images ?? new GlanceHttp({ glanceUrl: config.glanceUrl || undefined, identityUrl: deps.authUri }),
     conversionDir: join(config.stateDir, 'cinder', 'conversion'),
   });

@@ -1,9 +1,11 @@
 import { hostname } from 'node:os';
+import { KeystoneSession } from '@onestack/core/auth/keystone-session.ts';
 import { serviceIdentity } from '@onestack/core/config/index.ts';
 import type { ServiceDefinition } from '@onestack/core/service.ts';
 import { createCinderApp } from './app.ts';
 import { cinderConfig, cinderOptions, type CinderValues } from './conf.ts';
 import { migrations } from './db/migrations/index.ts';
+import { NovaHttp } from './domain/nova.ts';
 
 export { cinderOptions };
 
@@ -29,7 +31,17 @@ export const cinderService: ServiceDefinition = {
     const config = cinderConfig(rt.config.cinder as CinderValues, { stateDir: common.state_dir, hostname: hostname() });
     const identity = serviceIdentity(rt.config.cinder, rt.identityUrl);
     const ca = await createCinderApp(
-      { database: rt.db, config, clock: rt.clock, ids: rt.ids, logger: rt.logger, bus: rt.bus, tokens: rt.tokens, authUri: identity.authUrl.replace(/\/v3$/, '') },
+      {
+        database: rt.db,
+        config,
+        clock: rt.clock,
+        ids: rt.ids,
+        logger: rt.logger,
+        bus: rt.bus,
+        tokens: rt.tokens,
+        authUri: identity.authUrl.replace(/\/v3$/, ''),
+        compute: new NovaHttp({ session: new KeystoneSession(identity.authUrl, identity.credentials), logger: rt.logger }),
+      },
       { tls: rt.tls, ops: { version: VERSION, metrics: rt.metrics } },
     );
     return { app: ca.app, close: () => ca.close() };

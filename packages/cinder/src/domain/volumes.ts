@@ -11,6 +11,7 @@ import type { IdSource } from '@onestack/core/ids.ts';
 import type { AttachmentRow, CinderDB, SnapshotRow, VolumeRow } from '../db/schema.ts';
 import type { Connector, VolumeDriver, VolumeRef } from '../drivers/volume-driver.ts';
 import { imageMetadataOf, type GlanceImage, type ImageSource } from './glance.ts';
+import type { ComputeApi } from './nova.ts';
 import { attachmentNotFound, invalidVolume, snapshotNotFound, volumeNotFound } from './errors.ts';
 import type { CinderNotifier } from './notifier.ts';
 import type { Quotas } from './quotas.ts';
@@ -74,6 +75,8 @@ export class VolumeService {
       defaultType: string;
       defaultAz: string;
       images?: ImageSource;
+      /** Nova, told when an attached volume grew. */
+      compute?: ComputeApi;
       /** Images are downloaded here before the driver writes them into the volume. */
       conversionDir: string;
     },
@@ -418,6 +421,8 @@ export class VolumeService {
       }
       await casUpdate(this.db, 'volumes', { set: { status: volume.status, size: newSize, updated_at: this.now() }, where: { id: volume.id, status: 'extending' } });
       this.o.notifier.send('volume.resize.end', volumePayload({ ...volume, size: newSize }), caller.ctx);
+      // The guests of an in-use volume learn its new size from Nova (upstream's online extend, 3.42).
+      if (attached) await this.o.compute?.extendVolume([...new Set(volume.attachments.flatMap((a) => (a.instance_uuid ? [a.instance_uuid] : [])))], volume.id);
     });
   }
 

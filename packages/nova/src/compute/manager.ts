@@ -1,4 +1,5 @@
 import { powerUpdate, type PowerUpdateEvent } from './power-update.ts';
+import { volumeExtended, type VolumeExtendedEvent } from './volume-extend.ts';
 import { imagePrecacheHandlers } from './image-precache.ts';
 import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -109,9 +110,10 @@ export class ComputeManager {
     this.vifSub = await d.bus.subscribe('notifications', `nova-compute-vif-${d.host}`, async (n) => {
       if (n.event_type.startsWith('floatingip.')) return this.onFloatingIp(n.payload as FloatingIpEvent, n.event_type === 'floatingip.delete.end');
       if (n.event_type === 'power-update') return powerUpdate({ ...d, driverName: d.driver.constructor.name }, n.payload as PowerUpdateEvent, n.ctx?.requestId ?? '');
+      if (n.event_type === 'volume-extended') return volumeExtended({ ...d, serviceToken: () => this.serviceToken() }, n.payload as VolumeExtendedEvent, n.ctx?.requestId ?? '');
       const p = n.payload as { server_uuid?: string; tag?: string; status?: string };
       if (p?.server_uuid && p.tag) this.vifWaiters.get(`${p.server_uuid}/${p.tag}`)?.();
-    }, { eventTypes: ['network-vif-plugged', 'power-update', 'floatingip.create.end', 'floatingip.update.end', 'floatingip.delete.end'] });
+    }, { eventTypes: ['network-vif-plugged', 'power-update', 'volume-extended', 'floatingip.create.end', 'floatingip.update.end', 'floatingip.delete.end'] });
     await this.reconcile();
     this.server = await d.bus.serve(COMPUTE_TOPIC, d.host, {
       build_and_run_instance: async (a: BuildArgs) => void this.background(() => this.buildAndRun(a)),

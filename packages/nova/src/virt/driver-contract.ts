@@ -19,6 +19,7 @@ import {
   type InstanceSpec,
   type MigrationTarget,
   type NicSpec,
+  VolumeNotAttachedError,
 } from './driver.ts';
 
 export interface DriverSubject {
@@ -147,9 +148,12 @@ export function computeDriverContract(name: string, setup: () => Promise<DriverS
       await s.driver.attachVolume(uuid, vol);
       await s.driver.attachVolume(uuid, vol);
       assert.deepEqual((await s.attachedVolumes(uuid)).filter((v) => v === vol.volumeId), [vol.volumeId]);
+      // Cinder grew the volume on its backend (the subjects' volumes are smaller than 32 MiB); the guest is told.
+      await s.driver.extendVolume(uuid, vol.volumeId, 32 * 1024 * 1024);
       await s.driver.detachVolume(uuid, vol.volumeId);
       await s.driver.detachVolume(uuid, vol.volumeId);
       assert.ok(!(await s.attachedVolumes(uuid)).includes(vol.volumeId));
+      await assert.rejects(s.driver.extendVolume(uuid, vol.volumeId, 32 * 1024 * 1024), VolumeNotAttachedError);
       if (s.driver.capabilities.supportsAttachInterface) {
         const nic = await s.nic();
         await s.driver.attachInterface(uuid, nic);

@@ -243,6 +243,12 @@ export interface ComputeDriver {
   attachVolume(uuid: string, device: BlockDeviceSpec): Promise<void>;
   /** Unplugs it and waits until the guest let go; detaching what is not attached is a no-op. */
   detachVolume(uuid: string, volumeId: string): Promise<void>;
+  /**
+   * Tells a running guest that an attached volume grew on its backend to newSizeBytes (upstream's
+   * extend_volume after Cinder's online extend); a stopped instance sees the new size at its next
+   * start. VolumeNotAttachedError when the volume is not attached to the instance.
+   */
+  extendVolume(uuid: string, volumeId: string, newSizeBytes: number): Promise<void>;
   /** As attachVolume, for a NIC on a tap that exists in the host namespace. */
   attachInterface(uuid: string, nic: NicSpec): Promise<void>;
   detachInterface(uuid: string, portId: string): Promise<void>;
@@ -303,6 +309,12 @@ export class InvalidInstanceStateError extends DriverError {
   }
 }
 export class NoFreeSlotError extends DriverError {}
+/** upstream's DiskNotFound: the instance has no disk of that volume. */
+export class VolumeNotAttachedError extends DriverError {
+  constructor(uuid: string, volumeId: string) {
+    super(`Volume ${volumeId} is not attached to instance ${uuid}.`);
+  }
+}
 /** The image cannot be used: unsafe (backing or data file), unreadable, or of a format we refuse. */
 export class ImageUnacceptableError extends DriverError {}
 

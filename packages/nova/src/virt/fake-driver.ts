@@ -13,6 +13,7 @@ import {
   InstanceExistsError,
   InstanceNotFoundError,
   InvalidInstanceStateError,
+  VolumeNotAttachedError,
   NoFreeSlotError,
   PowerState,
   DriverError,
@@ -51,6 +52,8 @@ interface FakeInstance {
   flavor: FlavorSpec;
   power: PowerStateCode;
   volumes: Map<string, BlockDeviceSpec>;
+  /** Sizes extendVolume gave attached volumes, by volume id. */
+  volumeSizes: Map<string, number>;
   nics: Map<string, NicSpec>;
   rescue?: ImageSpec;
   console: string;
@@ -127,6 +130,7 @@ export class FakeDriver implements ComputeDriver {
       flavor: { ...spec.flavor },
       power: PowerState.RUNNING,
       volumes: new Map(spec.blockDevices.map((b) => [b.volumeId, b])),
+      volumeSizes: new Map(),
       nics: new Map(spec.nics.map((n) => [n.portId, n])),
       console: `fake console of ${spec.hostname}\n`,
     });
@@ -199,6 +203,18 @@ export class FakeDriver implements ComputeDriver {
 
   async detachVolume(uuid: string, volumeId: string): Promise<void> {
     this.get(uuid).volumes.delete(volumeId);
+    this.get(uuid).volumeSizes.delete(volumeId);
+  }
+
+  async extendVolume(uuid: string, volumeId: string, newSizeBytes: number): Promise<void> {
+    const i = this.get(uuid);
+    if (!i.volumes.has(volumeId)) throw new VolumeNotAttachedError(uuid, volumeId);
+    i.volumeSizes.set(volumeId, newSizeBytes);
+  }
+
+  /** The size extendVolume last gave the volume of this instance (what a guest would see). */
+  extendedSize(uuid: string, volumeId: string): number | undefined {
+    return this.get(uuid).volumeSizes.get(volumeId);
   }
 
   async attachInterface(uuid: string, nic: NicSpec): Promise<void> {
@@ -245,6 +261,7 @@ export class FakeDriver implements ComputeDriver {
       spec: structuredClone(i.spec),
       flavor: { ...i.flavor },
       volumes: new Map(i.volumes),
+      volumeSizes: new Map(i.volumeSizes),
       nics: new Map(i.nics),
     });
   }

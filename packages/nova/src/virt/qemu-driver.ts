@@ -36,6 +36,7 @@ import {
   InstanceExistsError,
   InstanceNotFoundError,
   InvalidInstanceStateError,
+  VolumeNotAttachedError,
   NoFreeSlotError,
   PowerState,
   UUID_RE,
@@ -390,6 +391,15 @@ export class QemuDriver implements ComputeDriver {
         await this.unplug(uuid, `${node}-dev`, (q) => q.execute('blockdev-del', { 'node-name': node }));
       }
       await this.writeDefinition({ ...def, volumes: def.volumes.filter((x) => x !== v) });
+    });
+  }
+
+  async extendVolume(uuid: string, volumeId: string, newSizeBytes: number): Promise<void> {
+    return this.locked(uuid, async () => {
+      const def = await this.readDefinition(uuid);
+      if (def.rootVolume?.volumeId !== volumeId && !def.volumes.some((v) => v.volumeId === volumeId)) throw new VolumeNotAttachedError(uuid, volumeId);
+      // QEMU reads a disk's size only when it opens it: block_resize makes a running guest see the growth.
+      if (await this.pidOf(uuid)) await this.qmp(uuid, (q) => q.execute('block_resize', { 'node-name': volumeNode(volumeId), size: newSizeBytes }));
     });
   }
 
