@@ -207,8 +207,9 @@ export class FileVolumeDriver implements VolumeDriver {
     return !!nbd && (nbd.mode === 'always' || (connector?.host !== undefined && connector.host !== this.opts.host));
   }
 
+  /** An attachment's export ends whatever connector it was last updated with (stop is idempotent). */
   async terminateConnection(volume: VolumeRef, connector: Connector | undefined, opts: ConnectionOptions = {}): Promise<void> {
-    if (this.exportsFor(connector)) await this.opts.nbd!.exports.stop(exportKey(volume, connector ?? {}, opts));
+    if (this.opts.nbd && (opts.attachmentId || this.exportsFor(connector))) await this.opts.nbd.exports.stop(exportKey(volume, connector ?? {}, opts));
   }
 
   async restoreConnections(open: OpenConnection[]): Promise<void> {
