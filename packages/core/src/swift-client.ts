@@ -194,8 +194,8 @@ export class SwiftClient {
   }
 
   /** The object's headers, or undefined when it does not exist. */
-  async head(container: string, name: string, o: { query?: Record<string, string> } = {}): Promise<http.IncomingHttpHeaders | undefined> {
-    const res = await this.request('HEAD', container, name, { query: o.query });
+  async head(container: string, name: string): Promise<http.IncomingHttpHeaders | undefined> {
+    const res = await this.request('HEAD', container, name, {});
     await drain(res);
     if (res.statusCode === 404) return undefined;
     await this.expect(res, 'HEAD', `${container}/${name}`, [200, 204]);
