@@ -172,6 +172,7 @@ describe('nova boot from volume', () => {
       [bdm({ uuid: blank, source_type: 'volume', destination_type: 'volume', boot_index: 0 }), new RegExp(`^Block Device ${blank} is not bootable\\.$`)],
       [bdm({ uuid: f.imageId, source_type: 'image', destination_type: 'volume', boot_index: 0 }), /^Images with destination_type 'volume' need to have a non-zero size specified$/],
       [bdm({ uuid: missing, source_type: 'image', destination_type: 'volume', boot_index: 0, volume_size: 1 }), new RegExp(`^Block Device Mapping is Invalid: failed to get image ${missing}\\.$`)],
+      [{ imageRef: missing, ...bdm({ source_type: 'blank', destination_type: 'volume', volume_size: 1 }) }, new RegExp(`^Image ${missing} could not be found\\.$`)],
       [bdm({ source_type: 'blank', destination_type: 'volume', boot_index: 0 }), /^Blank volumes \(source: 'blank', dest: 'volume'\) need to have non-zero size$/],
       [bdm({ uuid: blank, source_type: 'volume', destination_type: 'volume', boot_index: 0, volume_type: 'x' }), /^Block Device Mapping is Invalid: Specifying volume type to existing volume is not supported\.$/],
       [bdm({ uuid: f.imageId, source_type: 'image', destination_type: 'volume', boot_index: 0, volume_size: 1, volume_type: 'no-such-type' }), /^Volume type no-such-type could not be found\.$/],

@@ -82,7 +82,8 @@ export async function checkBlockDevices(c: BdmCheckContext, requested: Requested
     }
     if (b.sourceType === 'image') {
       const id = b.uuid!;
-      if (!images.has(id)) images.set(id, await c.image(id).catch(() => Promise.reject(invalidBdm(`failed to get image ${id}.`))));
+      // The server's own image (imageRef) fails as imageRef does; an image only a mapping names, as _validate_bdm.
+      if (!images.has(id)) images.set(id, id === c.imageRef ? await c.image(id) : await c.image(id).catch(() => Promise.reject(invalidBdm(`failed to get image ${id}.`))));
       if (b.destinationType === 'volume' && !b.volumeSize) throw badRequest("Images with destination_type 'volume' need to have a non-zero size specified");
     } else if (b.sourceType === 'volume') {
       const v = await c.cinder.getVolume(c.token, c.projectId, b.uuid!).catch(() => Promise.reject(invalidBdm(`failed to get volume ${b.uuid}.`)));
