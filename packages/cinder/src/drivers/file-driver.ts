@@ -197,7 +197,11 @@ export class FileVolumeDriver implements VolumeDriver {
     const path = this.volumePath(volume.id);
     await this.requireFile(path, `volume ${volume.id}`);
     const accessMode = opts.accessMode ?? 'rw';
-    if (!this.exportsFor(connector)) return { driver_volume_type: 'file', data: { path, format: this.format } };
+    if (!this.exportsFor(connector)) {
+      // The attachment moved to this host: an export it had would hold the image's lock.
+      if (opts.attachmentId && this.opts.nbd) await this.opts.nbd.exports.stop(exportKey(volume, connector, opts));
+      return { driver_volume_type: 'file', data: { path, format: this.format } };
+    }
     const exp = await this.opts.nbd!.exports.start(exportKey(volume, connector, opts), { path, format: this.format, readOnly: accessMode === 'ro', exportName: `volume-${safeId(volume.id)}` });
     return { driver_volume_type: 'nbd', data: { host: exp.host, port: exp.port, export_name: exp.exportName, format: 'raw', access_mode: accessMode } };
   }
