@@ -9,6 +9,7 @@ import { createCinderApp, type CinderApp } from '../src/app.ts';
 import { cinderConfig, defaultCinderValues, type CinderConfig, type CinderValues } from '../src/conf.ts';
 import { migrations } from '../src/db/migrations/index.ts';
 import type { CinderDB } from '../src/db/schema.ts';
+import type { ComputeApi } from '../src/domain/nova.ts';
 import { FakeVolumeDriver } from '../src/drivers/fake-driver.ts';
 import type { VolumeDriver } from '../src/drivers/volume-driver.ts';
 import { testDatabaseUrl } from '@onestack/testing/test-database.ts';
@@ -60,7 +61,7 @@ export interface CinderFixture extends CinderApp {
  * ONESTACK_TEST_DB names and the driver given (a FakeVolumeDriver by default,
  * which tests can inspect and make fail).
  */
-export async function startCinder(opts: { config?: Partial<CinderValues>; driver?: (stateDir: string) => VolumeDriver; drivers?: (stateDir: string) => VolumeDriver[]; configuredDrivers?: boolean; ks?: KeystoneFixture } = {}): Promise<CinderFixture & { fake?: FakeVolumeDriver }> {
+export async function startCinder(opts: { config?: Partial<CinderValues>; driver?: (stateDir: string) => VolumeDriver; drivers?: (stateDir: string) => VolumeDriver[]; configuredDrivers?: boolean; ks?: KeystoneFixture; compute?: ComputeApi } = {}): Promise<CinderFixture & { fake?: FakeVolumeDriver }> {
   // A Keystone handed in (shared with a Glance fixture) belongs to the caller, who closes it.
   const ks = opts.ks ?? (await startKeystone());
   const dir = tempDir('onestack-cinder-');
@@ -76,7 +77,7 @@ export async function startCinder(opts: { config?: Partial<CinderValues>; driver
     const logger = pino({ level: process.env.ONESTACK_TEST_LOG ?? 'silent' });
     // configuredDrivers: the backends the configuration names, as `onestack serve cinder` makes them.
     const drivers = opts.configuredDrivers ? undefined : (opts.drivers?.(dir.path) ?? [opts.driver?.(dir.path) ?? new FakeVolumeDriver({ backendName: config.backendName })]);
-    const ca = await createCinderApp({ database, config, clock: systemClock, ids: randomIds, logger, bus: ks.bus, tokens: ks.tokens, authUri: ks.url, drivers });
+    const ca = await createCinderApp({ database, config, clock: systemClock, ids: randomIds, logger, bus: ks.bus, tokens: ks.tokens, authUri: ks.url, drivers, compute: opts.compute });
     const driver = ca.driver;
     cleanups.push(() => ca.close());
     const url = await ca.app.listen({ host: '127.0.0.1', port: 0 });

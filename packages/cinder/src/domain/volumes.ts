@@ -414,7 +414,8 @@ export class VolumeService {
     if (n !== 1) throw invalidVolume(`Volume ${volume.id} changed status during the extend.`);
     this.background(`extend volume ${volume.id}`, async () => {
       try {
-        await this.driverFor(volume)?.extendVolume(volumeRef(volume), newSize);
+        const connectors = attached ? volume.attachments.map((a) => parseJson(a.connector) as Connector | undefined) : undefined;
+        await this.driverFor(volume)?.extendVolume(volumeRef(volume), newSize, { connectors });
       } catch (err) {
         await casUpdate(this.db, 'volumes', { set: { status: 'error_extending', error: String(err), updated_at: this.now() }, where: { id: volume.id, status: 'extending' } });
         return;

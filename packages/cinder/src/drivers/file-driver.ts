@@ -131,9 +131,12 @@ export class FileVolumeDriver implements VolumeDriver {
     await rm(this.volumePath(volume.id), { force: true });
   }
 
-  async extendVolume(volume: VolumeRef, newSize: number): Promise<void> {
+  async extendVolume(volume: VolumeRef, newSize: number, opts: { connectors?: (Connector | undefined)[] } = {}): Promise<void> {
     const path = this.volumePath(volume.id);
     await this.requireFile(path, `volume ${volume.id}`);
+    // A guest's QEMU that opened the file holds its write lock: Nova's block_resize after the
+    // volume-extended event grows the file, as upstream's Nova does for NFS volumes (libvirt's nfs.py).
+    if (opts.connectors?.some((c) => c && !this.exportsFor(c))) return;
     await this.qemuImg.run(['resize', '-q', '-f', this.format, '--', positional(path), `${newSize}G`]);
   }
 

@@ -115,8 +115,11 @@ export interface VolumeDriver {
   createVolume(volume: VolumeRef): Promise<void>;
   /** Removes the volume; a volume that does not exist is already deleted (no error). Refuses while snapshots depend on it only if the backend chains them. */
   deleteVolume(volume: VolumeRef): Promise<void>;
-  /** Grows the volume to newSize GiB, keeping its data; newSize > volume.size is checked by the API. */
-  extendVolume(volume: VolumeRef, newSize: number): Promise<void>;
+  /**
+   * Grows the volume to newSize GiB, keeping its data; newSize > volume.size is checked by the API.
+   * `connectors`: those of the attachments of an in-use volume (online extend, 3.42).
+   */
+  extendVolume(volume: VolumeRef, newSize: number, opts?: { connectors?: (Connector | undefined)[] }): Promise<void>;
 
   /** A point-in-time copy of the volume's data that survives later writes and the volume's deletion. */
   createSnapshot(snapshot: SnapshotRef): Promise<void>;
