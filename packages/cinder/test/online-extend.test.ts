@@ -4,7 +4,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import pino from 'pino';
 import { NovaHttp } from '../src/domain/nova.ts';
 import { startCinder, type CinderFixture, type Project } from './fixture.ts';
 
@@ -15,7 +14,7 @@ describe('online extend of an in-use volume', () => {
   let p: Project;
   const told: [string[], string][] = [];
   /** What the service's Nova client does; the second test makes it the real client aimed at a closed port. */
-  let compute = async (servers: string[], volumeId: string) => void told.push([servers, volumeId]);
+  let compute = async (servers: string[], volumeId: string): Promise<void> => void told.push([servers, volumeId]);
 
   before(async () => {
     f = await startCinder({ compute: { extendVolume: (servers, volumeId) => compute(servers, volumeId) } });
@@ -47,7 +46,7 @@ describe('online extend of an in-use volume', () => {
 
   test('Nova unreachable: the extend stands, the failure is only logged', async () => {
     const errors: unknown[] = [];
-    const nova = new NovaHttp({ session: { tokenId: async () => 'service-token', endpointUrl: async () => 'http://127.0.0.1:9/v2.1' }, logger: { error: (o: unknown) => void errors.push(o) } as unknown as pino.Logger });
+    const nova = new NovaHttp({ session: { tokenId: async () => 'service-token', endpointUrl: async () => 'http://127.0.0.1:9/v2.1' }, logger: { error: (o: unknown) => void errors.push(o) } });
     compute = (servers, volumeId) => nova.extendVolume(servers, volumeId);
     const v = await attachedVolume();
     assert.equal((await p.member.at('3.42').post(`/volumes/${v}/action`, { 'os-extend': { new_size: 3 } })).status, 202);
