@@ -88,4 +88,22 @@ describe('openstack CLI: a volume hot-plugged into running guests', () => {
     assert.equal(after.status, 'available');
     assert.deepEqual(after.attachments, []);
   });
+
+  it('volume set --size on the attached volume (3.42): the running guest sees its disk grow', async () => {
+    assert.ok(a && volumeId);
+    await c.osRaw(DEMO, 'server', 'add', 'volume', a.id, volumeId);
+    const disk = await waitFor('the disk in the guest', 60_000, async () => (await diskOf(a!.id, volumeId)) || undefined);
+    /** The guest's own idea of the disk's size, in 512-byte sectors. */
+    const sectors = async () => Number((await g.ssh(a!.id, 'root', `cat /sys/block/${disk}/size`)).stdout.trim());
+    assert.equal(await sectors(), 2 * 1024 * 1024, '1 GiB');
+    await c.osRaw(DEMO, '--os-volume-api-version', '3.42', 'volume', 'set', '--size', '2', volumeId);
+    const grown = await waitFor('volume extended', 60_000, async () => {
+      const v = await volume();
+      return v.status === 'in-use' || v.status === 'error_extending' ? v : undefined;
+    });
+    assert.deepEqual([grown.status, grown.size], ['in-use', 2]);
+    await waitFor('the guest sees 2 GiB', 60_000, async () => ((await sectors()) === 4 * 1024 * 1024 ? true : undefined));
+    const events = (await c.os(DEMO, 'server', 'event', 'list', a.id)) as { Action: string }[];
+    assert.ok(events.some((e) => e.Action === 'extend_volume'), JSON.stringify(events));
+  });
 });
