@@ -22,7 +22,7 @@ describe('openstack CLI: pause, suspend, resize and rebuild of a real guest', ()
   let lab: Awaited<ReturnType<typeof routedNetwork>>;
   let server: { id: string; name: string } | undefined;
   let ip: string;
-  const keys = tempDir('nova-moves-e2e-');
+  const keys = tempDir('onestack-nova-moves-');
   const keyFile = join(keys.path, 'nova-moves-key');
   const t0 = Date.now();
 

@@ -17,7 +17,7 @@ describe('openstack CLI: a snapshot of a running server boots a second server', 
   let lab: Awaited<ReturnType<typeof routedNetwork>>;
   const servers: string[] = [];
   let snapshot: string | undefined;
-  const keys = tempDir('nova-snap-e2e-');
+  const keys = tempDir('onestack-nova-snap-');
   const keyFile = join(keys.path, 'nova-snap-key');
   const t0 = Date.now();
 

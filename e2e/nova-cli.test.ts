@@ -48,7 +48,7 @@ describe('openstack CLI: a server from boot to delete, reached over SSH', () => 
   let server: { id: string; name: string };
   let fip: string;
   let g: ReturnType<typeof guestTools>;
-  const keys = tempDir('nova-cli-e2e-');
+  const keys = tempDir('onestack-nova-cli-');
   const t0 = Date.now();
 
   const plainSsh = (user: string, ...command: string[]) =>
