@@ -18,7 +18,7 @@
  * thread wake-ups and a promise; on a busy 2-core host that hand-off, not the
  * syscall, dominated a small PUT (bench/swift/README.md has the figures).
  */
-import { appendFileSync, closeSync, constants, fdatasync, fsync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, unlinkSync, write, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, fdatasync, fsync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, unlinkSync, writev, writevSync } from 'node:fs';
 import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -164,7 +164,7 @@ export async function invalidateSuffix(loc: HashLocation): Promise<void> {
 
 const fsyncFd = promisify(fsync);
 const fdatasyncFd = promisify(fdatasync);
-const writeFd = promisify(write);
+const writevFd = promisify(writev);
 
 export async function fsyncDir(dir: string): Promise<void> {
   const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
@@ -232,31 +232,34 @@ export class ObjectWriter {
     return new ObjectWriter(openSync(path, 'wx', 0o644), path);
   }
 
-  async write(chunk: Buffer): Promise<void> {
+  /** Queues a chunk; only a full MiB returns a promise (the caller awaits it as backpressure). */
+  write(chunk: Buffer): Promise<void> | undefined {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     this.written += chunk.length;
-    if (this.pendingBytes >= 1 << 20) await this.flush();
+    return this.pendingBytes >= 1 << 20 ? this.flush() : undefined;
   }
 
   private async flush(): Promise<void> {
     if (!this.pending.length) return;
+    // The socket's chunks go to the file as they are (writev): a Buffer.concat per MiB was a copy, and a
+    // fresh 1 MiB allocation whose page faults and GC pressure cost more than the copy.
     const bufs = this.pending;
+    const bytes = this.pendingBytes === Infinity ? bufs.reduce((n, b) => n + b.length, 0) : this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
-    const buf = bufs.length === 1 ? bufs[0] : Buffer.concat(bufs);
     // One large write stays in flight while the next MiB is read from the socket; writes append at the
     // file offset, so each waits for the one before.
     await this.writing;
     if (this.writeError) throw this.writeError;
-    if (buf.length <= SYNC_WRITE_LIMIT) {
-      for (let off = 0; off < buf.length; ) off += writeSync(this.fd, buf, off, buf.length - off);
+    if (bytes <= SYNC_WRITE_LIMIT) {
+      writeAllSync(this.fd, bufs);
       return;
     }
-    this.writing = this.writeAll(buf).catch((e: unknown) => {
+    this.writing = this.writeAll(bufs).catch((e: unknown) => {
       this.writeError ??= e;
     });
-    this.unsynced += buf.length;
+    this.unsynced += bytes;
     if (this.unsynced >= BACKGROUND_SYNC_BYTES && !this.syncing) {
       // Start writeback while the body still streams in, so the final fdatasync has only the tail to flush
       // (upstream's bytes_per_sync). Its error is kept: the kernel reports a writeback error to one fsync only.
@@ -273,8 +276,8 @@ export class ObjectWriter {
     }
   }
 
-  private async writeAll(buf: Buffer): Promise<void> {
-    for (let off = 0; off < buf.length; ) off += (await writeFd(this.fd, buf, off, buf.length - off, null)).bytesWritten;
+  private async writeAll(bufs: Buffer[]): Promise<void> {
+    for (let rest = bufs; rest.length; ) rest = remainder(rest, (await writevFd(this.fd, rest)).bytesWritten);
   }
 
   private closeFd(): void {
@@ -303,6 +306,18 @@ export class ObjectWriter {
     ignoreErrors(() => this.closeFd());
     ignoreErrors(() => unlinkSync(this.tmpPath));
   }
+}
+
+/** What is left of bufs after a short write of n bytes. */
+function remainder(bufs: Buffer[], n: number): Buffer[] {
+  let i = 0;
+  while (i < bufs.length && n >= bufs[i].length) n -= bufs[i++].length;
+  if (i === bufs.length) return [];
+  return n ? [bufs[i].subarray(n), ...bufs.slice(i + 1)] : bufs.slice(i);
+}
+
+function writeAllSync(fd: number, bufs: Buffer[]): void {
+  for (let rest = bufs; rest.length; ) rest = remainder(rest, writevSync(fd, rest));
 }
 
 /** A large body starts an fdatasync in the background after every this many bytes. */

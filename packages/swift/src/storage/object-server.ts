@@ -256,7 +256,8 @@ export function createObjectHandler(opts: ObjectServerOptions): Handler {
       try {
         for await (const chunk of req as AsyncIterable<Buffer>) {
           md5.update(chunk);
-          await writer.write(chunk);
+          const full = writer.write(chunk);
+          if (full) await full;
           if (writer.written > maxFileSize) throw new HttpError(413);
         }
       } catch (e) {
