@@ -276,4 +276,15 @@ describe('object server', () => {
     const r = await fetch(u('big'), { headers: { Range: 'bytes=3145720-3145740' } });
     assert.deepEqual(Buffer.from(await r.arrayBuffer()), big.subarray(3145720, 3145741));
   });
+
+  it('bodies hashed on the md5 thread (5 MiB) are checked against the ETag as small ones are', async () => {
+    const big = Buffer.alloc(5 * 1024 * 1024 + 3);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 13) & 0xff;
+    assert.equal((await put('big5', big, { ETag: md5(big.subarray(1)) })).status, 422);
+    assert.equal(existsSync(loc('big5').hashDir), false);
+    const ok = await put('big5', big, { ETag: md5(big) });
+    assert.equal(ok.status, 201);
+    assert.equal(ok.headers.get('etag'), md5(big));
+    assert.equal(md5(Buffer.from(await (await fetch(u('big5'))).arrayBuffer())), md5(big));
+  });
 });
