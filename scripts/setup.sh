@@ -22,12 +22,12 @@ if [ ! -f "$stamp" ] || ! cmp -s "$here/package-lock.json" "$stamp"; then
 fi
 
 # images/build.sh (the guest image) needs cpio e2fsprogs dosfstools mtools fdisk and qemu-utils.
-# neutron's agents: dnsmasq for DHCP, radvd for IPv6 router advertisements, nftables for security groups and NAT, iputils-arping for floating IPs' gratuitous ARP, conntrack to cut flows a removed rule forbids.
+# neutron's agents: dnsmasq for DHCP (dnsmasq-utils: dhcp_release for leases of deleted ports), radvd for IPv6 router advertisements, nftables for security groups and NAT, iputils-arping for floating IPs' gratuitous ARP, conntrack to cut flows a removed rule forbids.
 # nova-compute: QEMU for the guests, genisoimage for config drives.
-RUN_PKGS=(python3-openstackclient python3-openstacksdk qemu-utils cpio e2fsprogs dosfstools mtools fdisk dnsmasq-base nftables iputils-arping conntrack qemu-system-x86 genisoimage radvd)
+RUN_PKGS=(python3-openstackclient python3-openstacksdk qemu-utils cpio e2fsprogs dosfstools mtools fdisk dnsmasq-base nftables iputils-arping conntrack qemu-system-x86 genisoimage radvd dnsmasq-utils)
 # e2e/guest-image.test.ts boots it: QEMU, dnsmasq, namespaces, config drives, ssh. e2e/placement-cli.test.ts: osc-placement.
 TEST_PKGS=(python3-openstackclient python3-openstacksdk python3-swiftclient slapd ldap-utils curl qemu-utils cpio e2fsprogs dosfstools mtools fdisk
-  qemu-system-x86 dnsmasq-base iproute2 genisoimage openssh-client nftables busybox-static iputils-arping conntrack python3-osc-placement radvd)
+  qemu-system-x86 dnsmasq-base iproute2 genisoimage openssh-client nftables busybox-static iputils-arping conntrack python3-osc-placement radvd dnsmasq-utils)
 case $mode in
   npm) exit 0 ;;
   run) pkgs=("${RUN_PKGS[@]}") ;;

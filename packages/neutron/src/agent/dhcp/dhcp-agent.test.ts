@@ -8,7 +8,7 @@ import { dhcpLease, eventually, localNetwork, ping, port, quietLogger, removeAge
 import { LinuxBridgeAgent } from '../l2/linuxbridge-agent.ts';
 import { IpLib } from '../linux/ip-lib.ts';
 import { emptyHostState, tapNameFor, type HostState } from '../model.ts';
-import { closedAncestor, DhcpAgent, nsDeviceFor } from './dhcp-agent.ts';
+import { closedAncestor, DhcpAgent, nsDeviceFor, staleLeases } from './dhcp-agent.ts';
 import { dnsmasqArgs, hostsFile, optsFile } from './dnsmasq-config.ts';
 
 const ip = new IpLib({ logger: quietLogger });
@@ -123,6 +123,17 @@ describe('DHCP agent with dnsmasq in real namespaces', () => {
     const leases = readFileSync(dhcp.files(net.id).leaseFile, 'utf8');
     for (const ip4 of ['10.61.0.11', '10.61.0.12', '10.61.0.13']) assert.match(leases, new RegExp(` ${ip4.replace(/\./g, '\\.')} `));
 
+    // A port deleted and its address given to a new port (another MAC): the old lease is
+    // released (dhcp_release), or dnsmasq would keep the address for the old MAC.
+    const reused = port(net.id, [{ subnetId: sub.id, ipAddress: '10.61.0.13' }]);
+    await l2.unplugVethPort(ports[2].id);
+    ports[2] = reused;
+    await l2.plugVethPort(reused, guests[2].name);
+    await l2.reconcile(hostState(3));
+    await dhcp.reconcile(hostState(3));
+    assert.equal(dhcp.dnsmasqPid(net.id), pid);
+    assert.equal((await dhcpLease(guests[2], 'eth0', state.path)).ip, '10.61.0.13');
+
     // Restart: a new agent with the same state keeps the process and the namespace as they are.
     const links = JSON.stringify(await ip.linkList(nsName));
     const again = await mkAgent().reconcile(hostState(3));
@@ -147,6 +158,29 @@ describe('DHCP agent with dnsmasq in real namespaces', () => {
     assert.equal(existsSync(dhcp.files(net.id).dir), false);
     assert.equal(await ip.linkShow(host.name, tapNameFor(dhcpPort.id)), undefined);
     console.log(`# dhcp: first lease ${leaseMs} ms after reconcile start`);
+  });
+});
+
+describe('staleLeases', () => {
+  it('names the v4 leases whose address no port holds with that MAC; keeps the rest and v6 leases', () => {
+    const net = localNetwork(1500);
+    const sub = subnet4(net.id, '10.9.0.0/24', '10.9.0.1');
+    const a = port(net.id, [{ subnetId: sub.id, ipAddress: '10.9.0.5' }], { macAddress: 'fa:16:3e:00:00:05' });
+    const file = [
+      '1700000000 fa:16:3e:00:00:05 10.9.0.5 host-10-9-0-5 *',
+      '1700000000 fa:16:3e:00:00:06 10.9.0.6 host-10-9-0-6 01:fa:16:3e:00:00:06',
+      '1700000000 fa:16:3e:00:00:07 10.9.0.5 host-10-9-0-5 *',
+      'duid 00:01:00:01:2c:00:00:01:fa:16:3e:00:00:01',
+      '1700000000 1234 2001:db8::5 host-2001-db8--5 00:03:00:01:fa:16:3e:00:00:09',
+      '',
+    ].join('\n');
+    assert.deepEqual(
+      staleLeases(file, [a]).map((l) => [l.mac, l.ip, l.clientId]),
+      [
+        ['fa:16:3e:00:00:06', '10.9.0.6', '01:fa:16:3e:00:00:06'],
+        ['fa:16:3e:00:00:07', '10.9.0.5', undefined],
+      ],
+    );
   });
 });
 

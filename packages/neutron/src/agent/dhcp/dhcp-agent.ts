@@ -4,8 +4,9 @@
  * veth (`tap<port[:11]>` on the bridge, `ns-<port[:11]>` inside with the DHCP port's MAC and
  * addresses), and one dnsmasq in it, run as upstream's agent runs it.
  *
- * Port changes rewrite the hosts/opts files and SIGHUP dnsmasq (leases are kept); a changed
- * command line (subnets, MTU) restarts it; a network gone from the state loses its process
+ * Port changes rewrite the hosts/opts files and SIGHUP dnsmasq (leases are kept, but those of
+ * addresses no port holds with that MAC any more are released first: see staleLeases); a
+ * changed command line (subnets, MTU) restarts it; a network gone from the state loses its process
  * (killed by the PID in its pid file, after checking the PID is still that dnsmasq), its
  * namespace, its veth and its files.
  *
@@ -158,13 +159,27 @@ export class DhcpAgent {
 
     const args = dnsmasqArgs(d);
     const pid = this.dnsmasqPid(d.network.id);
+    const stale = existsSync(d.files.leaseFile) ? staleLeases(readFileSync(d.files.leaseFile, 'utf8'), d.ports) : [];
     if (pid !== undefined && sameArgs(readCmdline(pid), args)) {
+      for (const lease of stale) await this.release(ns, d.interfaceName, lease);
       if (changed) process.kill(pid, 'SIGHUP');
       return;
     }
     if (pid !== undefined) await stopProcess(pid);
+    // dnsmasq reads its lease file at start: a stale lease left there would hold the address.
+    if (stale.length) writeIfChanged(d.files.leaseFile, dropLeases(readFileSync(d.files.leaseFile, 'utf8'), stale));
     // dnsmasq daemonizes: the call returns once it has bound its sockets and written its pid file.
     await runCommand('ip', this.ip.netnsExecArgs(ns, 'dnsmasq', args), { logger: this.opts.logger, timeoutMs: 15_000 });
+  }
+
+  /** dhcp_release from inside the namespace: dnsmasq forgets the lease as if the client had let it go. */
+  private async release(ns: string, iface: string, lease: V4Lease): Promise<void> {
+    const args = [iface, lease.ip, lease.mac, ...(lease.clientId ? [lease.clientId] : [])];
+    try {
+      await runCommand('ip', this.ip.netnsExecArgs(ns, 'dhcp_release', args), { logger: this.opts.logger, timeoutMs: 10_000 });
+    } catch (err) {
+      this.opts.logger.warn({ ip: lease.ip, err: (err as Error).message }, 'dhcp_release failed');
+    }
   }
 
   private async ensureInterface(ns: string, network: NetworkState, port: PortState, subnets: SubnetState[]): Promise<void> {
@@ -210,6 +225,39 @@ export class DhcpAgent {
     }
     rmSync(this.files(networkId).dir, { recursive: true, force: true });
   }
+}
+
+export interface V4Lease {
+  line: string;
+  mac: string;
+  ip: string;
+  clientId?: string;
+}
+
+/**
+ * The IPv4 leases in dnsmasq's lease file (`expiry mac ip hostname client-id`) whose address no
+ * port holds with that MAC any more: a deleted port's, or one whose address a new port took.
+ * dnsmasq would keep such an address for the old MAC and offer the new owner nothing until the
+ * lease expired (upstream's _release_unused_leases). IPv6 leases (by DUID) are left to expire.
+ */
+export function staleLeases(leaseFile: string, ports: PortState[]): V4Lease[] {
+  const held = new Set(ports.flatMap((p) => p.fixedIps.map((f) => `${p.macAddress.toLowerCase()} ${f.ipAddress}`)));
+  const out: V4Lease[] = [];
+  for (const line of leaseFile.split('\n')) {
+    const [, mac, ip, , clientId] = line.trim().split(/\s+/);
+    if (!ip || ip.includes(':') || !/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(mac ?? '')) continue;
+    if (held.has(`${mac.toLowerCase()} ${ip}`)) continue;
+    out.push({ line, mac, ip, ...(clientId && clientId !== '*' ? { clientId } : {}) });
+  }
+  return out;
+}
+
+function dropLeases(leaseFile: string, leases: V4Lease[]): string {
+  const gone = new Set(leases.map((l) => l.line));
+  return leaseFile
+    .split('\n')
+    .filter((l) => !gone.has(l))
+    .join('\n');
 }
 
 /** A process's argv from /proc, or undefined when it is gone. */
