@@ -110,5 +110,5 @@ try {
   console.log(`# end: load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 } finally {
   await target?.stop();
-  if (!process.env.KEEP) rmSync(scratch, { recursive: true, force: true });
+  rmSync(scratch, { recursive: true, force: true });
 }
