@@ -339,22 +339,15 @@ async function fakePart(): Promise<void> {
     const times: number[] = [];
     for (let i = 0; i < Math.max(LIST_SAMPLES, markers.length); i++) {
       const marker = markers[i % markers.length];
-      const s = performance.now();
-      const r = await admin.get(`/v2.1/servers/detail?limit=1000${marker ? `&marker=${marker}` : ''}`);
-      times.push(performance.now() - s);
-      expect(r, 200, 'list');
-      if (r.body.servers.length !== 1000) throw new Error(`a page of ${r.body.servers.length}`);
-      if (i === markers.length - 1 && markers.length < Math.floor(LISTED / 1000)) markers.push(r.body.servers[999].id);
+      const { ms: took, servers } = await timedPage(fx, `/v2.1/servers/detail?limit=1000${marker ? `&marker=${marker}` : ''}`);
+      times.push(took);
+      if (i === markers.length - 1 && markers.length < Math.floor(LISTED / 1000)) markers.push(servers[999]!.id);
     }
     await profiling('list');
-    row(`GET /servers/detail?limit=1000 with ${LISTED} servers (${fx.computes.size} hosts)`, dist(times));
+    row(`GET /servers/detail?limit=1000 with ${LISTED} servers (${fx.computes.size} hosts), to the last byte`, dist(times));
     const brief: number[] = [];
-    for (let i = 0; i < LIST_SAMPLES; i++) {
-      const s = performance.now();
-      expect(await admin.get('/v2.1/servers?limit=1000'), 200, 'list');
-      brief.push(performance.now() - s);
-    }
-    row(`GET /servers?limit=1000 with ${LISTED} servers`, dist(brief));
+    for (let i = 0; i < LIST_SAMPLES; i++) brief.push((await timedPage(fx, '/v2.1/servers?limit=1000')).ms);
+    row(`GET /servers?limit=1000 with ${LISTED} servers, to the last byte`, dist(brief));
   } finally {
     await fx.close();
   }
@@ -381,6 +374,18 @@ async function copyServers(fx: NovaFixture, n: number): Promise<void> {
     });
     done += batch;
   }
+}
+
+/** A page of 1,000, timed from the request to its last byte; the bench's own JSON parsing (same process) is left out. */
+async function timedPage(fx: NovaFixture, path: string): Promise<{ ms: number; servers: { id: string }[] }> {
+  const t0 = performance.now();
+  const res = await fetch(`${fx.url}${path}`, { headers: { 'x-auth-token': fx.admin.token!, 'openstack-api-version': 'compute 2.37' } });
+  const bytes = await res.arrayBuffer();
+  const ms = performance.now() - t0;
+  if (res.status !== 200) throw new Error(`${path}: HTTP ${res.status}`);
+  const { servers } = JSON.parse(Buffer.from(bytes).toString('utf8')) as { servers: { id: string }[] };
+  if (servers.length !== 1000) throw new Error(`${path}: a page of ${servers.length}`);
+  return { ms, servers };
 }
 
 async function waitAllActive(fx: NovaFixture, n: number): Promise<void> {
