@@ -12,13 +12,15 @@
  * exists; a .meta newer than the .data carries the latest POSTed metadata.
  *
  * Hot-path I/O: only the calls that wait for the disk (fdatasync, fsync, large
- * writes) go through libuv's threadpool; the cheap metadata calls (readdir,
- * open, small writes, mkdir, rename, unlink, close) are synchronous, as
- * upstream's object server makes them. Each threadpool round trip costs two
- * thread wake-ups and a promise; on a busy 2-core host that hand-off, not the
- * syscall, dominated a small PUT (bench/swift/README.md has the figures).
+ * writes, and creating the temp file, which waits for the ext4 journal while
+ * other replicas' fsyncs commit) go through libuv's threadpool; the cheap
+ * metadata calls (readdir, open, small writes, mkdir, rename, unlink, close)
+ * are synchronous, as upstream's object server makes them. Each threadpool
+ * round trip costs two thread wake-ups and a promise; on a busy 2-core host
+ * that hand-off, not the syscall, dominated a small PUT (bench/swift/README.md
+ * has the figures).
  */
-import { appendFileSync, closeSync, constants, fdatasync, fsync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, unlinkSync, writev, writevSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, fdatasync, fsync, mkdirSync, open, openSync, readdirSync, renameSync, rmdirSync, unlinkSync, writev, writevSync } from 'node:fs';
 import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -165,6 +167,7 @@ export async function invalidateSuffix(loc: HashLocation): Promise<void> {
 const fsyncFd = promisify(fsync);
 const fdatasyncFd = promisify(fdatasync);
 const writevFd = promisify(writev);
+const openFile = promisify(open);
 
 export async function fsyncDir(dir: string): Promise<void> {
   const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
@@ -229,7 +232,7 @@ export class ObjectWriter {
   static async create(devicePath: string): Promise<ObjectWriter> {
     ensureTmpDir(devicePath);
     const path = tmpName(devicePath);
-    return new ObjectWriter(openSync(path, 'wx', 0o644), path);
+    return new ObjectWriter(await openFile(path, 'wx', 0o644), path);
   }
 
   /** Queues a chunk; only a full MiB returns a promise (the caller awaits it as backpressure). */
