@@ -679,10 +679,14 @@ export class QemuDriver implements ComputeDriver {
         : [QEMU, args];
       await runCommand(program, argv, { logger: this.opts.logger, timeoutMs: 60_000 });
     };
-    // Display numbers are chosen from the running instances: one launch at a time.
-    const p = this.launchLock.then(run, run);
-    this.launchLock = p.catch(() => {});
-    await p;
+    if (this.opts.vnc === 'tcp') {
+      // Display numbers are chosen from the running instances: one TCP-display launch at a time.
+      const p = this.launchLock.then(run, run);
+      this.launchLock = p.catch(() => {});
+      await p;
+    } else {
+      await run();
+    }
     if (!(await this.pidOf(uuid))) throw new DriverError(`QEMU of ${uuid} exited right after starting`);
   }
 
