@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { badRequest, notFound } from '@onestack/core/errors.ts';
 import type { TransferRow } from '../db/schema.ts';
-import type { TransferService } from '../domain/transfers.ts';
+import { TRANSFER_SORT_KEYS, type TransferPage, type TransferService } from '../domain/transfers.ts';
 import { ISO, bodyObject, boolParam, callerOf, enforce, mv, projectOf, type ApiDeps } from './context.ts';
 import { links } from './views.ts';
-import { optionalString } from './volume-routes.ts';
+import { optionalString, pageOf } from './volume-routes.ts';
 
 const P = '/v3/:project_id';
 
@@ -17,6 +17,12 @@ function detail(req: FastifyRequest, kind: string, t: TransferRow) {
   if (mv(req, '3.55')) out.no_snapshots = Boolean(t.no_snapshots);
   if (mv(req, '3.57')) Object.assign(out, { destination_project_id: t.destination_project_id, source_project_id: t.source_project_id, accepted: Boolean(t.accepted) });
   return out;
+}
+
+function nextHref(req: FastifyRequest, q: Record<string, string>, marker: string): string {
+  const next = new URLSearchParams({ ...q, marker });
+  next.delete('offset');
+  return `${req.protocol}://${req.headers.host}${req.url.split('?')[0]}?${next}`;
 }
 
 /**
@@ -37,8 +43,13 @@ export function registerTransferRoutes(app: FastifyInstance, deps: ApiDeps, tran
       const caller = callerOf(deps, req);
       const q = req.query as Record<string, string>;
       const allTenants = q.all_tenants !== undefined && boolParam(q.all_tenants, 'all_tenants');
-      const rows = await transfers.list(caller, allTenants, q);
-      return { transfers: rows.map((t) => (full ? detail(req, kind, t) : summary(req, kind, t))) };
+      const page = pageOf(deps, q, TRANSFER_SORT_KEYS);
+      // Before 3.59 upstream ignores sort and marker: oldest first, sliced by offset and limit.
+      const paged = mv(req, '3.59') ? { ...page, sort: page.sort.length ? page.sort : [['created_at', 'desc'] as const] } : { ...page, marker: undefined, sort: [['created_at', 'asc'] as const] };
+      const rows = await transfers.list(caller, allTenants, q, paged as TransferPage);
+      const out: Record<string, unknown> = { transfers: rows.map((t) => (full ? detail(req, kind, t) : summary(req, kind, t))) };
+      if (rows.length === page.limit && rows.length > 0) out.transfers_links = [{ href: nextHref(req, q, rows[rows.length - 1].id), rel: 'next' }];
+      return out;
     };
     app.get(`${P}/${kind}`, (req) => list(req, false));
     app.get(`${P}/${kind}/detail`, (req) => list(req, true));

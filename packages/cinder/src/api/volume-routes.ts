@@ -32,7 +32,7 @@ function sizeOf(v: unknown, field = 'size'): number | undefined {
   return n;
 }
 
-function pageOf(deps: ApiDeps, q: Record<string, string>) {
+export function pageOf(deps: ApiDeps, q: Record<string, string>, sortKeys: ReadonlySet<string> = SORT_KEYS) {
   const limit = q.limit === undefined ? deps.config.maxLimit : Number(q.limit);
   if (!Number.isInteger(limit) || limit < 0) throw badRequest('Invalid input received: limit must be an integer 0 or greater');
   const offset = q.offset === undefined ? undefined : Number(q.offset);
@@ -41,7 +41,7 @@ function pageOf(deps: ApiDeps, q: Record<string, string>) {
   const keys = q.sort ? q.sort.split(',') : q.sort_key ? [`${q.sort_key}:${q.sort_dir ?? 'desc'}`] : [];
   for (const part of keys) {
     const [key, dir = 'desc'] = part.trim().split(':');
-    if (!SORT_KEYS.has(key)) throw badRequest(`Invalid input received: Invalid sort key ${key}`);
+    if (!sortKeys.has(key)) throw badRequest(`Invalid input received: Invalid sort key ${key}`);
     if (dir !== 'asc' && dir !== 'desc') throw badRequest(`Invalid input received: Unknown sort direction, must be 'desc' or 'asc'`);
     sort.push([key, dir]);
   }

@@ -10,6 +10,17 @@ import type { CinderNotifier } from './notifier.ts';
 import type { Quotas } from './quotas.ts';
 import { volumePayload, type Caller, type VolumeService } from './volumes.ts';
 
+/** Columns a transfer list may be sorted on: the model's, less the key material. */
+export const TRANSFER_SORT_KEYS = new Set(['id', 'volume_id', 'display_name', 'no_snapshots', 'source_project_id', 'destination_project_id', 'accepted', 'created_at', 'updated_at']);
+type TransferSortKey = 'id' | 'volume_id' | 'display_name' | 'no_snapshots' | 'source_project_id' | 'destination_project_id' | 'accepted' | 'created_at' | 'updated_at';
+
+export interface TransferPage {
+  sort: (readonly [TransferSortKey, 'asc' | 'desc'])[];
+  limit: number;
+  marker?: string;
+  offset?: number;
+}
+
 export const transferNotFound = (id: string) => notFound(`Transfer ${id} could not be found.`);
 
 /** upstream's generate_password alphabet without look-alikes. */
@@ -43,12 +54,27 @@ export class TransferService {
     return t;
   }
 
-  async list(caller: Caller, allTenants: boolean, filters: Record<string, string>): Promise<TransferRow[]> {
+  /**
+   * Sorted on `page.sort` (id appended as the tie-break, as upstream's
+   * _process_sort_params); a marker outside the caller's view is the
+   * transfer's 404, as upstream's paginate query looks it up with transfer_get.
+   */
+  async list(caller: Caller, allTenants: boolean, filters: Record<string, string>, page: TransferPage): Promise<TransferRow[]> {
     let q = this.db.selectFrom('transfers').selectAll().where('deleted', '=', 0);
     if (!(caller.isAdmin && allTenants)) q = q.where('source_project_id', '=', caller.projectId);
     if (filters.name !== undefined) q = q.where('display_name', '=', filters.name);
     if (filters.volume_id !== undefined) q = q.where('volume_id', '=', filters.volume_id);
-    return q.orderBy('created_at', 'desc').orderBy('id', 'desc').execute();
+    const sort = page.sort.some(([k]) => k === 'id') ? page.sort : [...page.sort, ['id', page.sort[0]?.[1] ?? 'asc'] as const];
+    for (const [k, d] of sort) q = q.orderBy(k, d);
+    let rows = await q.execute();
+    if (page.marker !== undefined) {
+      const at = rows.findIndex((t) => t.id === page.marker);
+      if (at < 0) throw transferNotFound(page.marker);
+      rows = rows.slice(at + 1);
+    }
+    // Transfers are few per project: paging the sorted list in memory keeps marker semantics exact.
+    const from = page.offset ?? 0;
+    return rows.slice(from, from + page.limit);
   }
 
   async create(input: { volumeId: string; name: string | null; noSnapshots: boolean }, caller: Caller): Promise<TransferRow & { auth_key: string }> {
