@@ -58,4 +58,21 @@ describe('cinder microversioned list behaviour', () => {
     const other = await f.project('mv-other');
     assert.equal((await other.member.at('3.59').get(`/volume-transfers?marker=${ids[0]}`)).status, 404);
   });
+
+  test('3.39 limits: an admin names another project with project_id; others and older versions read their own', async () => {
+    const b = await f.project('mv-limits');
+    assert.equal((await f.admin.put(`/os-quota-sets/${b.id}`, { quota_set: { volumes: 7 } })).status, 200);
+    await newVolume('counted');
+    const own = (await f.admin.get('/limits')).body.limits.absolute;
+    assert.notEqual(own.maxTotalVolumes, 7);
+    assert.equal((await f.admin.get(`/limits?project_id=${b.id}`)).body.limits.absolute.maxTotalVolumes, own.maxTotalVolumes);
+    const named = (await f.admin.at('3.39').get(`/limits?project_id=${b.id}`)).body.limits;
+    assert.deepEqual(named.rate, []);
+    assert.equal(named.absolute.maxTotalVolumes, 7);
+    assert.equal(named.absolute.totalVolumesUsed, 0);
+    assert.equal((await f.admin.at('3.39').get(`/limits?tenant_id=${b.id}`)).body.limits.absolute.maxTotalVolumes, 7);
+    const mine = (await a.member.at('3.39').get(`/limits?project_id=${b.id}`)).body.limits.absolute;
+    assert.notEqual(mine.maxTotalVolumes, 7);
+    assert.ok(mine.totalVolumesUsed >= 1);
+  });
 });

@@ -182,27 +182,26 @@ export function registerQuotaRoutes(app: FastifyInstance, deps: ApiDeps): void {
     return '';
   });
   app.get(`${P}/limits`, async (req) => {
-    const projectId = projectOf(deps, req);
-    enforce(deps, req, 'limits_extension:used_limits');
+    projectOf(deps, req);
+    const caller = callerOf(deps, req);
+    const q = req.query as Record<string, string>;
+    // From 3.39 an admin may name the project (tenant_id is upstream's older spelling); others always read their own.
+    const named = mv(req, '3.39') && caller.isAdmin ? (q.project_id ?? q.tenant_id) : undefined;
+    const projectId = named || caller.projectId;
     const l = await deps.quotas.limits(projectId);
-    const u = await deps.quotas.usage(projectId);
-    return {
-      limits: {
-        rate: [],
-        absolute: {
-          totalSnapshotsUsed: u.snapshots,
-          maxTotalBackups: l.backups,
-          maxTotalVolumeGigabytes: l.gigabytes,
-          maxTotalSnapshots: l.snapshots,
-          maxTotalBackupGigabytes: l.backup_gigabytes,
-          totalBackupGigabytesUsed: u.backup_gigabytes,
-          maxTotalVolumes: l.volumes,
-          totalVolumesUsed: u.volumes,
-          totalBackupsUsed: u.backups,
-          totalGigabytesUsed: u.gigabytes,
-        },
-      },
+    const absolute: Record<string, number> = {
+      maxTotalBackups: l.backups,
+      maxTotalVolumeGigabytes: l.gigabytes,
+      maxTotalSnapshots: l.snapshots,
+      maxTotalBackupGigabytes: l.backup_gigabytes,
+      maxTotalVolumes: l.volumes,
     };
+    // Upstream's used-limits extension adds the usage only when its policy allows, else the limits stand alone.
+    if (allowed(deps, req, 'limits_extension:used_limits')) {
+      const u = await deps.quotas.usage(projectId);
+      Object.assign(absolute, { totalSnapshotsUsed: u.snapshots, totalBackupGigabytesUsed: u.backup_gigabytes, totalVolumesUsed: u.volumes, totalBackupsUsed: u.backups, totalGigabytesUsed: u.gigabytes });
+    }
+    return { limits: { rate: [], absolute } };
   });
 }
 
