@@ -165,7 +165,7 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
   });
   const apiDeps: ApiDeps = { config, enforcer, volumes, migrations, types, quotas, scheduler, services };
   registerVersionRoutes(app);
-  registerVolumeRoutes(app, apiDeps);
+  registerVolumeRoutes(app, apiDeps, backups);
   registerTypeRoutes(app, apiDeps);
   registerQuotaRoutes(app, apiDeps);
   registerAdminRoutes(app, apiDeps);

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { badRequest } from '@onestack/core/errors.ts';
 import type { BackupRow } from '../db/schema.ts';
 import type { BackupService } from '../domain/backups.ts';
-import { allowed, bodyObject, boolParam, callerOf, enforce, mv, projectOf, type ApiDeps } from './context.ts';
+import { allowed, bodyObject, boolParam, callerOf, enforce, mv, projectOf, stringMap, type ApiDeps } from './context.ts';
 import { backupDetail, backupSummary } from './views.ts';
 import { optionalString } from './volume-routes.ts';
 
@@ -52,6 +52,7 @@ export function registerBackupRoutes(app: FastifyInstance, deps: ApiDeps, backup
     projectOf(deps, req);
     const body = bodyObject(req.body, 'backup');
     enforce(deps, req, 'backup:create');
+    refuseUnknownKeys(body, ['volume_id', 'container', 'name', 'description', 'display_name', 'display_description', 'incremental', 'force', 'snapshot_id', ...(mv(req, '3.43') ? ['metadata'] : []), ...(mv(req, '3.51') ? ['availability_zone'] : [])]);
     const volumeId = optionalString(body.volume_id, 'volume_id');
     if (!volumeId) throw badRequest("Invalid input for field/attribute backup. Value: " + JSON.stringify(body) + ". 'volume_id' is a required property");
     const b = await backups.create(
@@ -63,6 +64,8 @@ export function registerBackupRoutes(app: FastifyInstance, deps: ApiDeps, backup
         incremental: body.incremental === undefined ? false : boolParam(body.incremental, 'incremental'),
         force: body.force === undefined ? false : boolParam(body.force, 'force'),
         snapshotId: optionalString(body.snapshot_id, 'snapshot_id'),
+        metadata: mv(req, '3.43') && body.metadata !== undefined && body.metadata !== null ? stringMap(body.metadata, 'metadata') : undefined,
+        availabilityZone: mv(req, '3.51') ? optionalString(body.availability_zone, 'availability_zone') : undefined,
       },
       callerOf(deps, req),
     );
@@ -75,9 +78,11 @@ export function registerBackupRoutes(app: FastifyInstance, deps: ApiDeps, backup
     const b = await backupOf(req);
     enforce(deps, req, 'backup:update', { project_id: b.project_id });
     const body = bodyObject(req.body, 'backup');
+    refuseUnknownKeys(body, ['name', 'description', ...(mv(req, '3.43') ? ['metadata'] : [])]);
     const name = optionalString(body.name, 'name');
     const description = optionalString(body.description, 'description');
-    const updated = await backups.update(b, { ...(name !== undefined ? { name } : {}), ...(description !== undefined ? { description } : {}) });
+    const metadata = mv(req, '3.43') && body.metadata !== undefined ? stringMap(body.metadata, 'metadata') : undefined;
+    const updated = await backups.update(b, { ...(name !== undefined ? { name } : {}), ...(description !== undefined ? { description } : {}), ...(metadata !== undefined ? { metadata } : {}) });
     return { backup: detail(req, updated) };
   });
 
@@ -129,4 +134,10 @@ export function registerBackupRoutes(app: FastifyInstance, deps: ApiDeps, backup
     reply.code(201);
     return { backup: backupSummary(req, b) };
   });
+}
+
+/** upstream's schemas of backup create and update: additionalProperties false, keys added per microversion. */
+function refuseUnknownKeys(body: Record<string, unknown>, known: string[]): void {
+  const extra = Object.keys(body).find((k) => !known.includes(k));
+  if (extra !== undefined) throw badRequest(`Invalid input for field/attribute backup. Value: ${JSON.stringify(body)}. Additional properties are not allowed ('${extra}' was unexpected)`);
 }

@@ -137,6 +137,9 @@ export function backupDetail(req: FastifyRequest, b: BackupRow, opts: { projectA
     data_timestamp: ISO(b.data_timestamp),
   };
   if (mv(req, '3.18') && opts.projectAttr) out['os-backup-project-attr:project_id'] = b.project_id;
+  if (mv(req, '3.43')) out.metadata = b.metadata ? JSON.parse(b.metadata) : {};
   if (mv(req, '3.56')) out.user_id = b.user_id;
+  // 3.58: no groups here, so never in one.
+  if (mv(req, '3.58')) out.group_id = null;
   return out;
 }

@@ -1,11 +1,19 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { badRequest, notFound } from '@onestack/core/errors.ts';
+import type { BackupService } from '../domain/backups.ts';
 import { LegacyAttach, type Volume } from '../domain/volumes.ts';
 import type { Connector } from '../drivers/volume-driver.ts';
 import { allowed, bodyObject, boolParam, callerOf, enforce, mv, projectOf, stringMap, type ApiDeps } from './context.ts';
+import { RESOURCE_FILTERS, dictFilter, filtersOf, type FilterRules } from './filters.ts';
 import { snapshotView, volumeDetail, volumeSummary } from './views.ts';
 
 const P = '/v3/:project_id';
+const VOLUME_FILTERS: FilterRules = {
+  resource: 'volume',
+  legacy: RESOURCE_FILTERS.volume,
+  since: { glance_metadata: '3.4', group_id: '3.10', created_at: '3.60', updated_at: '3.60', consumes_quota: '3.65' },
+};
+const SNAPSHOT_FILTERS: FilterRules = { resource: 'snapshot', legacy: ['status', 'volume_id', 'name', 'metadata'], since: { metadata: '3.22', consumes_quota: '3.65' } };
 const SORT_KEYS = new Set(['id', 'name', 'status', 'size', 'created_at', 'updated_at', 'availability_zone', 'bootable']);
 
 async function volumeFor(deps: ApiDeps, req: FastifyRequest, rule: string): Promise<Volume> {
@@ -48,7 +56,7 @@ export function pageOf(deps: ApiDeps, q: Record<string, string>, sortKeys: Reado
   return { limit: Math.min(limit, deps.config.maxLimit), offset, marker: q.marker, sort };
 }
 
-export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps): void {
+export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backups: BackupService): void {
   const legacy = new LegacyAttach(deps.volumes);
   const list = async (req: FastifyRequest, detail: boolean) => {
     projectOf(deps, req);
@@ -57,18 +65,13 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps): void 
     const q = req.query as Record<string, string>;
     const page = pageOf(deps, q);
     const allTenants = caller.isAdmin && q.all_tenants !== undefined && boolParam(q.all_tenants, 'all_tenants');
+    const given = filtersOf(req, caller, q, VOLUME_FILTERS);
     const filters: Record<string, string> = {};
-    for (const k of ['name', 'status', 'availability_zone', 'bootable', 'size']) if (q[k] !== undefined) filters[k] = q[k];
-    let metadata: Record<string, string> | undefined;
-    if (q.metadata) {
-      try {
-        metadata = stringMap(JSON.parse(q.metadata.replace(/'/g, '"')), 'metadata');
-      } catch {
-        throw badRequest('Invalid input received: metadata filter must be a dictionary.');
-      }
-    }
+    for (const k of ['name', 'status', 'availability_zone', 'bootable', 'size']) if (given[k] !== undefined) filters[k] = given[k];
+    const metadata = given.metadata ? dictFilter(given.metadata, 'metadata') : undefined;
+    const imageMetadata = given.glance_metadata ? dictFilter(given.glance_metadata, 'glance_metadata') : undefined;
     const projectId = allTenants ? (q.project_id ?? undefined) : caller.projectId;
-    const rows = await deps.volumes.listRows({ projectId, filters, sort: page.sort, limit: page.limit, marker: page.marker, offset: page.offset, metadata });
+    const rows = await deps.volumes.listRows({ projectId, filters, sort: page.sort, limit: page.limit, marker: page.marker, offset: page.offset, metadata, imageMetadata });
     const vols = await Promise.all(rows.map((r) => deps.volumes.hydrate(r)));
     const out: Record<string, unknown> = { volumes: vols.map((v) => (detail ? volumeDetail(req, v, { admin: caller.isAdmin }) : volumeSummary(req, v))) };
     if (rows.length === page.limit && rows.length > 0) {
@@ -77,7 +80,7 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps): void 
       out.volumes_links = [{ href: `${req.protocol}://${req.headers.host}${req.url.split('?')[0]}?${next}`, rel: 'next' }];
     }
     if (mv(req, '3.45') && q.with_count !== undefined && boolParam(q.with_count, 'with_count')) {
-      out.count = (await deps.volumes.listRows({ projectId, filters, sort: [], limit: 1_000_000, metadata })).length;
+      out.count = (await deps.volumes.listRows({ projectId, filters, sort: [], limit: 1_000_000, metadata, imageMetadata })).length;
     }
     return out;
   };
@@ -91,7 +94,9 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps): void 
     const caller = callerOf(deps, req);
     const imageId = optionalString(body.imageRef ?? body.image_id, 'imageRef') ?? undefined;
     if (imageId) enforce(deps, req, 'volume:create_from_image');
-    if (body.backup_id !== undefined && body.backup_id !== null) throw badRequest('Invalid input received: volumes from backups are not available yet on this cloud.');
+    // upstream reads backup_id at every version (before 3.47 it passes as an unchecked extra key).
+    const backupId = optionalString(body.backup_id, 'backup_id');
+    const backup = backupId ? await backups.sourceFor(backupId, caller) : undefined;
     const volume = await deps.volumes.create(
       {
         size: sizeOf(body.size),
@@ -104,6 +109,7 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps): void 
         sourceVolid: optionalString(body.source_volid, 'source_volid') ?? undefined,
         imageId,
         multiattach: body.multiattach === undefined ? undefined : boolParam(body.multiattach, 'multiattach'),
+        backup,
       },
       caller,
     );
@@ -327,9 +333,11 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps): void 
     let query = deps.volumes.db.selectFrom('snapshots').selectAll().where('deleted', '=', 0);
     const allTenants = caller.isAdmin && q.all_tenants !== undefined && boolParam(q.all_tenants, 'all_tenants');
     if (!allTenants) query = query.where('project_id', '=', caller.projectId);
-    if (q.volume_id) query = query.where('volume_id', '=', q.volume_id);
-    if (q.status) query = query.where('status', '=', q.status);
-    if (q.name) query = query.where('name', '=', q.name);
+    const given = filtersOf(req, caller, q, SNAPSHOT_FILTERS);
+    if (given.volume_id) query = query.where('volume_id', '=', given.volume_id);
+    if (given.status) query = query.where('status', '=', given.status);
+    if (given.name) query = query.where('name', '=', given.name);
+    const metadata = given.metadata ? Object.entries(dictFilter(given.metadata, 'metadata')) : [];
     const sort = page.sort.length ? page.sort : ([['created_at', 'desc']] as [string, 'asc' | 'desc'][]);
     sort.push(['id', sort[0][1]]);
     if (page.marker) {
@@ -340,9 +348,14 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps): void 
       );
     }
     for (const [k, d] of sort) query = query.orderBy(k as 'id', d);
-    query = query.limit(page.limit);
-    if (page.offset) query = query.offset(page.offset);
-    return { caller, rows: await query.execute() };
+    // Snapshot metadata is one JSON column: with a metadata filter (3.22) the page is cut after matching.
+    if (!metadata.length) return { caller, rows: await query.limit(page.limit).offset(page.offset ?? 0).execute() };
+    const matching = (await query.execute()).filter((s) => {
+      const m = (s.metadata ? JSON.parse(s.metadata) : {}) as Record<string, string>;
+      return metadata.every(([k, v]) => m[k] === v);
+    });
+    const from = page.offset ?? 0;
+    return { caller, rows: matching.slice(from, from + page.limit) };
   };
   app.get(`${P}/snapshots`, async (req) => ({ snapshots: (await snapList(req)).rows.map((s) => ({ id: s.id, name: s.name, status: s.status, size: s.volume_size, volume_id: s.volume_id, ...snapshotView(req, s) })) }));
   app.get(`${P}/snapshots/detail`, async (req) => ({ snapshots: (await snapList(req)).rows.map((s) => snapshotView(req, s)) }));

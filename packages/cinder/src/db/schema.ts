@@ -127,6 +127,8 @@ export interface BackupRow {
   service_metadata: string | null;
   data_timestamp: number | null;
   num_dependent_backups: number;
+  /** JSON object of the backup's metadata (3.43); null is {}. */
+  metadata: string | null;
   created_at: number;
   updated_at: number | null;
   deleted: number;

@@ -8,12 +8,12 @@ import { badRequest, notFound } from '@onestack/core/errors.ts';
 import type { IdSource } from '@onestack/core/ids.ts';
 import { backupFile, deleteObjects, objectPrefix, readSha256s, restoreChain, type BackupLocation, type ChunkOptions } from '../backup/chunked.ts';
 import type { ObjectStore } from '../backup/chunked.ts';
-import type { BackupRow, CinderDB } from '../db/schema.ts';
-import { GiB } from '../drivers/volume-driver.ts';
+import type { BackupRow, CinderDB, SnapshotRow } from '../db/schema.ts';
+import { GiB, type VolumeDriver, type VolumeRef } from '../drivers/volume-driver.ts';
 import { invalidVolume, overQuota } from './errors.ts';
 import type { CinderNotifier } from './notifier.ts';
 import type { Quotas } from './quotas.ts';
-import { volumeRef, type Caller, type Volume, type VolumeService } from './volumes.ts';
+import { volumeRef, type BackupSource, type Caller, type Volume, type VolumeService } from './volumes.ts';
 
 /** upstream's backup_service field of an exported record: restores need the same driver. */
 export const SWIFT_BACKUP_SERVICE = 'cinder.backup.drivers.swift.SwiftBackupDriver';
@@ -29,6 +29,10 @@ export interface CreateBackupInput {
   incremental: boolean;
   force: boolean;
   snapshotId?: string | null;
+  /** 3.43. */
+  metadata?: Record<string, string> | null;
+  /** 3.51: the zone of the backup service to run it; none here but ours. */
+  availabilityZone?: string | null;
 }
 
 /**
@@ -70,6 +74,7 @@ export class BackupService {
     await this.db.updateTable('volumes').set({ status: 'available', updated_at: this.now() }).where('deleted', '=', 0).where('status', '=', 'backing-up').where('attach_status', '=', 'detached').execute();
     await this.db.updateTable('volumes').set({ status: 'in-use', updated_at: this.now() }).where('deleted', '=', 0).where('status', '=', 'backing-up').where('attach_status', '=', 'attached').execute();
     await this.db.updateTable('volumes').set({ status: 'error_restoring', updated_at: this.now() }).where('deleted', '=', 0).where('status', '=', 'restoring-backup').execute();
+    await this.db.updateTable('snapshots').set({ status: 'available', updated_at: this.now() }).where('deleted', '=', 0).where('status', '=', 'backing-up').execute();
   }
 
   async get(id: string, caller: Caller): Promise<BackupRow> {
@@ -96,51 +101,77 @@ export class BackupService {
 
   async create(input: CreateBackupInput, caller: Caller): Promise<BackupRow> {
     const volume = await this.o.volumes.get(input.volumeId, caller);
-    if (input.snapshotId) throw badRequest('Invalid input received: backups of snapshots are not supported by this deployment.');
-    if (volume.status === 'in-use' && !input.force) throw invalidVolume(`Volume to be backed up must be available or in-use, but the current status is "${volume.status}".`);
-    if (!['available', 'in-use'].includes(volume.status)) throw invalidVolume(`Volume to be backed up must be available or in-use, but the current status is "${volume.status}".`);
-    const parent = input.incremental ? await this.latestBackup(volume.id) : undefined;
+    const snapshot = input.snapshotId ? await this.snapshotToBackUp(input.snapshotId, volume.id, caller) : undefined;
+    if (!snapshot && !['available', 'in-use'].includes(volume.status)) throw invalidVolume(`Volume to be backed up must be available or in-use, but the current status is "${volume.status}".`);
+    if (!snapshot && volume.status === 'in-use' && !input.force) throw invalidVolume(`Volume to be backed up must be available or in-use, but the current status is "${volume.status}".`);
+    // A backup of a snapshot builds only on backups taken before the snapshot (upstream's data_timestamp rule).
+    const parent = input.incremental ? await this.latestBackup(volume.id, snapshot?.created_at) : undefined;
     if (input.incremental && !parent) throw invalidBackup('No backups available to do an incremental backup.');
     await this.checkQuota(caller.projectId, volume.size);
     const id = this.o.ids.uuid();
-    const prior = volume.status;
-    if ((await casUpdate(this.db, 'volumes', { set: { status: 'backing-up', updated_at: this.now() }, where: { id: volume.id, status: prior } })) !== 1) {
-      throw invalidVolume(`Volume to be backed up must be available or in-use, but the current status is "${(await this.o.volumes.get(volume.id, caller)).status}".`);
-    }
     const now = this.now();
+    // upstream's scheduler finds no backup service in another zone: the backup is recorded in error, nothing else moves.
+    const unscheduled = Boolean(input.availabilityZone) && input.availabilityZone !== this.o.az;
+    const prior = volume.status;
+    if (!unscheduled) await this.claimSource(volume.id, prior, snapshot, caller);
     const row: BackupRow = {
       id,
       volume_id: volume.id,
-      snapshot_id: null,
+      snapshot_id: snapshot?.id ?? null,
       project_id: caller.projectId,
       user_id: caller.userId,
       name: input.name ?? null,
       description: input.description ?? null,
       size: volume.size,
       object_count: 0,
-      status: 'creating',
-      fail_reason: null,
+      status: unscheduled ? 'error' : 'creating',
+      fail_reason: unscheduled ? 'Service not found for creating backup.' : null,
       container: input.container || this.o.defaultContainer,
-      parent_id: parent?.id ?? null,
+      parent_id: unscheduled ? null : (parent?.id ?? null),
       service: SWIFT_BACKUP_SERVICE,
-      availability_zone: this.o.az,
+      availability_zone: input.availabilityZone || this.o.az,
       service_metadata: objectPrefix({ volumeId: volume.id, backupId: id, az: this.o.az, now: new Date(now) }),
-      data_timestamp: now,
+      data_timestamp: snapshot?.created_at ?? now,
       num_dependent_backups: 0,
+      metadata: JSON.stringify(input.metadata ?? {}),
       created_at: now,
       updated_at: null,
       deleted: 0,
       deleted_at: null,
     };
     await this.db.insertInto('backups').values(row).execute();
+    if (unscheduled) return row;
     if (parent) await this.db.updateTable('backups').set((eb) => ({ num_dependent_backups: eb('num_dependent_backups', '+', 1) })).where('id', '=', parent.id).execute();
     this.o.notifier.send('backup.create.start', backupPayload(row), caller.ctx);
-    this.o.volumes.background(`backup ${id}`, () => this.runBackup(row, volume, prior, parent, caller));
+    this.o.volumes.background(`backup ${id}`, () => this.runBackup(row, volume, prior, parent, snapshot, caller));
     return row;
   }
 
-  private async latestBackup(volumeId: string): Promise<BackupRow | undefined> {
-    return this.db.selectFrom('backups').selectAll().where('volume_id', '=', volumeId).where('deleted', '=', 0).where('status', '=', 'available').orderBy('data_timestamp', 'desc').orderBy('created_at', 'desc').executeTakeFirst();
+  /** upstream's checks of a snapshot to back up: of this volume, available. */
+  private async snapshotToBackUp(snapshotId: string, volumeId: string, caller: Caller): Promise<SnapshotRow> {
+    const snapshot = await this.o.volumes.getSnapshotRow(snapshotId, caller);
+    if (snapshot.volume_id !== volumeId) throw invalidVolume(`Volume ${volumeId} does not match with snapshot.volume_id ${snapshot.volume_id}.`);
+    if (snapshot.status !== 'available') throw badRequest(`Invalid snapshot: Snapshot to be backed up must be available, but the current status is "${snapshot.status}".`);
+    return snapshot;
+  }
+
+  /** The volume goes `backing-up` (a snapshot does, when the backup is of it) so that nothing else moves it meanwhile. */
+  private async claimSource(volumeId: string, prior: string, snapshot: SnapshotRow | undefined, caller: Caller): Promise<void> {
+    if (snapshot) {
+      if ((await casUpdate(this.db, 'snapshots', { set: { status: 'backing-up', updated_at: this.now() }, where: { id: snapshot.id, status: 'available' } })) !== 1) {
+        throw badRequest('Invalid snapshot: Snapshot to be backed up must be available.');
+      }
+      return;
+    }
+    if ((await casUpdate(this.db, 'volumes', { set: { status: 'backing-up', updated_at: this.now() }, where: { id: volumeId, status: prior } })) !== 1) {
+      throw invalidVolume(`Volume to be backed up must be available or in-use, but the current status is "${(await this.o.volumes.get(volumeId, caller)).status}".`);
+    }
+  }
+
+  private async latestBackup(volumeId: string, before?: number): Promise<BackupRow | undefined> {
+    let sel = this.db.selectFrom('backups').selectAll().where('volume_id', '=', volumeId).where('deleted', '=', 0).where('status', '=', 'available');
+    if (before !== undefined) sel = sel.where('data_timestamp', '<', before);
+    return sel.orderBy('data_timestamp', 'desc').orderBy('created_at', 'desc').executeTakeFirst();
   }
 
   /** upstream's BackupLimitExceeded / VolumeBackupSizeExceedsAvailableQuota. */
@@ -153,13 +184,14 @@ export class BackupService {
     if (limits.backups >= 0 && used.backups + 1 > limits.backups) throw overQuota(`Maximum number of backups allowed (${limits.backups}) exceeded`);
   }
 
-  private async runBackup(row: BackupRow, volume: Volume, prior: string, parent: BackupRow | undefined, caller: Caller): Promise<void> {
+  private async runBackup(row: BackupRow, volume: Volume, prior: string, parent: BackupRow | undefined, snapshot: SnapshotRow | undefined, caller: Caller): Promise<void> {
     const raw = join(this.o.workDir, `backup-${row.id}.raw`);
     try {
       const driver = this.o.volumes.driverFor(volume);
       if (!driver) throw new Error(`volume ${volume.id} has no backend`);
       await mkdir(this.o.workDir, { recursive: true });
-      await driver.copyVolumeToImage(volumeRef(volume), raw, 'raw');
+      if (snapshot) await this.copySnapshot(driver, snapshot, raw);
+      else await driver.copyVolumeToImage(volumeRef(volume), raw, 'raw');
       const store = await this.o.storeFor(caller);
       const parentShas = parent ? await readSha256s(store, location(parent), this.o.chunks.blockSize) : undefined;
       const count = await backupFile(store, location(row), raw, {
@@ -177,7 +209,23 @@ export class BackupService {
       if (parent) await this.db.updateTable('backups').set((eb) => ({ num_dependent_backups: eb('num_dependent_backups', '-', 1) })).where('id', '=', parent.id).execute();
     } finally {
       await rm(raw, { force: true });
-      await casUpdate(this.db, 'volumes', { set: { status: prior, updated_at: this.now() }, where: { id: volume.id, status: 'backing-up' } });
+      if (snapshot) await casUpdate(this.db, 'snapshots', { set: { status: 'available', updated_at: this.now() }, where: { id: snapshot.id, status: 'backing-up' } });
+      else await casUpdate(this.db, 'volumes', { set: { status: prior, updated_at: this.now() }, where: { id: volume.id, status: 'backing-up' } });
+    }
+  }
+
+  /**
+   * A snapshot's data through a temporary volume made from it, as upstream's
+   * generic backup of a snapshot: every driver can do it, none needs to read
+   * its snapshots in place.
+   */
+  private async copySnapshot(driver: VolumeDriver, snapshot: SnapshotRow, raw: string): Promise<void> {
+    const temp = { id: this.o.ids.uuid(), size: snapshot.volume_size };
+    try {
+      await driver.createVolumeFromSnapshot(temp, { id: snapshot.id, volumeId: snapshot.volume_id, volumeSize: snapshot.volume_size });
+      await driver.copyVolumeToImage(temp, raw, 'raw');
+    } finally {
+      await driver.deleteVolume(temp).catch((err) => this.o.logger.warn({ snapshot_id: snapshot.id, err }, 'temporary volume of a snapshot backup not deleted'));
     }
   }
 
@@ -224,26 +272,58 @@ export class BackupService {
   }
 
   private async runRestore(backup: BackupRow, chain: BackupRow[], volume: Volume, caller: Caller): Promise<void> {
-    const raw = join(this.o.workDir, `restore-${backup.id}-${volume.id}.raw`);
     let ok = false;
     try {
       const driver = this.o.volumes.driverFor(volume);
       if (!driver) throw new Error(`volume ${volume.id} has no backend`);
+      await this.writeChain(backup, chain, driver, volumeRef(volume), caller);
+      ok = true;
+    } catch (err) {
+      this.o.logger.warn({ backup_id: backup.id, volume_id: volume.id, err }, 'restore failed');
+    } finally {
+      await casUpdate(this.db, 'volumes', { set: { status: ok ? 'available' : 'error_restoring', updated_at: this.now() }, where: { id: volume.id, status: 'restoring-backup' } });
+      await casUpdate(this.db, 'backups', { set: { status: 'available', updated_at: this.now() }, where: { id: backup.id, status: 'restoring' } });
+    }
+  }
+
+  /** The chain's data into the volume through a raw image of the backup's size. */
+  private async writeChain(backup: BackupRow, chain: BackupRow[], driver: VolumeDriver, volume: VolumeRef, caller: Caller): Promise<void> {
+    const raw = join(this.o.workDir, `restore-${backup.id}-${volume.id}.raw`);
+    try {
       await mkdir(this.o.workDir, { recursive: true });
       const fh = await open(raw, 'wx');
       await fh.truncate(backup.size * GiB);
       await fh.close();
       await restoreChain(await this.o.storeFor(caller), chain.map(location), raw);
-      await driver.copyImageToVolume(volumeRef(volume), { path: raw, diskFormat: 'raw' });
-      ok = true;
+      await driver.copyImageToVolume(volume, { path: raw, diskFormat: 'raw' });
       this.o.notifier.send('backup.restore.end', backupPayload(backup), caller.ctx);
-    } catch (err) {
-      this.o.logger.warn({ backup_id: backup.id, volume_id: volume.id, err }, 'restore failed');
     } finally {
       await rm(raw, { force: true });
-      await casUpdate(this.db, 'volumes', { set: { status: ok ? 'available' : 'error_restoring', updated_at: this.now() }, where: { id: volume.id, status: 'restoring-backup' } });
-      await casUpdate(this.db, 'backups', { set: { status: 'available', updated_at: this.now() }, where: { id: backup.id, status: 'restoring' } });
     }
+  }
+
+  /**
+   * upstream's volume create with backup_id (3.47): the backup must be
+   * available; the new volume stays `creating` while the backup (`restoring`)
+   * is written into it, and a failed restore fails the create.
+   */
+  async sourceFor(backupId: string, caller: Caller): Promise<BackupSource> {
+    const backup = await this.get(backupId, caller);
+    if (backup.status !== 'available') throw invalidBackup("Originating backup status must be one of 'available' values");
+    const chain = await this.chainOf(backup);
+    return {
+      size: backup.size,
+      fill: async (driver, volume) => {
+        if ((await casUpdate(this.db, 'backups', { set: { status: 'restoring', updated_at: this.now() }, where: { id: backup.id, status: 'available' } })) !== 1) {
+          throw new Error(`backup ${backup.id} is no longer available`);
+        }
+        try {
+          await this.writeChain(backup, chain, driver, volume, caller);
+        } finally {
+          await casUpdate(this.db, 'backups', { set: { status: 'available', updated_at: this.now() }, where: { id: backup.id, status: 'restoring' } });
+        }
+      },
+    };
   }
 
   /** upstream's backup delete: available or error only (any status with force), never with dependent incrementals. */
@@ -312,6 +392,7 @@ export class BackupService {
       service_metadata: loc.prefix,
       data_timestamp: rec.data_timestamp ?? now,
       num_dependent_backups: 0,
+      metadata: rec.metadata ?? null,
       created_at: now,
       updated_at: null,
       deleted: 0,
@@ -322,9 +403,12 @@ export class BackupService {
     return row;
   }
 
-  async update(backup: BackupRow, patch: { name?: string | null; description?: string | null }): Promise<BackupRow> {
-    if (Object.keys(patch).length) await this.db.updateTable('backups').set({ ...patch, updated_at: this.now() }).where('id', '=', backup.id).execute();
-    return { ...backup, ...patch };
+  /** Name, description and (3.43) metadata, which is replaced whole as upstream's backup_metadata_update with delete. */
+  async update(backup: BackupRow, patch: { name?: string | null; description?: string | null; metadata?: Record<string, string> }): Promise<BackupRow> {
+    const { metadata, ...names } = patch;
+    const set: Partial<BackupRow> = { ...names, ...(metadata !== undefined ? { metadata: JSON.stringify(metadata) } : {}) };
+    if (Object.keys(set).length) await this.db.updateTable('backups').set({ ...set, updated_at: this.now() }).where('id', '=', backup.id).execute();
+    return { ...backup, ...set };
   }
 
   /** Admin reset-status of a backup (upstream: available or error only). */

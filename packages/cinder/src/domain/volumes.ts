@@ -37,6 +37,12 @@ export interface Volume extends VolumeRow {
   attachments: AttachmentRow[];
 }
 
+/** What a volume created from a backup needs: the backup's size, and the restore into the blank volume. */
+export interface BackupSource {
+  size: number;
+  fill(driver: VolumeDriver, volume: VolumeRef): Promise<void>;
+}
+
 export interface CreateVolumeInput {
   size?: number;
   name?: string | null;
@@ -48,6 +54,8 @@ export interface CreateVolumeInput {
   sourceVolid?: string;
   imageId?: string;
   multiattach?: boolean;
+  /** 3.47: the backup the new volume is restored from. */
+  backup?: BackupSource;
   /** Runs once the new volume is available, in the same background job (a restore into a new volume). */
   afterCreate?: () => Promise<void>;
 }
@@ -163,7 +171,7 @@ export class VolumeService {
     return this.hydrate(row);
   }
 
-  async listRows(q: { projectId?: string; filters: Record<string, string>; sort: [string, 'asc' | 'desc'][]; limit: number; marker?: string; offset?: number; metadata?: Record<string, string> }): Promise<VolumeRow[]> {
+  async listRows(q: { projectId?: string; filters: Record<string, string>; sort: [string, 'asc' | 'desc'][]; limit: number; marker?: string; offset?: number; metadata?: Record<string, string>; imageMetadata?: Record<string, string> }): Promise<VolumeRow[]> {
     let query = this.db.selectFrom('volumes').selectAll().where('deleted', '=', 0);
     if (q.projectId) query = query.where('project_id', '=', q.projectId);
     const columns: Record<string, keyof VolumeRow> = { name: 'name', status: 'status', availability_zone: 'availability_zone', bootable: 'bootable', size: 'size', volume_type_id: 'volume_type_id' };
@@ -174,8 +182,9 @@ export class VolumeService {
       else if (col === 'size') query = query.where('size', '=', Number(v));
       else query = query.where(col, '=', v);
     }
-    for (const [k, v] of Object.entries(q.metadata ?? {})) {
-      query = query.where('id', 'in', this.db.selectFrom('volume_metadata').select('volume_id').where('kind', '=', 'user').where('key', '=', k).where('value', '=', v));
+    const wanted = [...Object.entries(q.metadata ?? {}).map(([k, v]) => ['user', k, v] as const), ...Object.entries(q.imageMetadata ?? {}).map(([k, v]) => ['image', k, v] as const)];
+    for (const [kind, k, v] of wanted) {
+      query = query.where('id', 'in', this.db.selectFrom('volume_metadata').select('volume_id').where('kind', '=', kind).where('key', '=', k).where('value', '=', v));
     }
     const sort = q.sort.length ? q.sort : ([['created_at', 'desc']] as [string, 'asc' | 'desc'][]);
     if (!sort.some(([k]) => k === 'id')) sort.push(['id', sort[0][1]]);
@@ -217,6 +226,10 @@ export class VolumeService {
       if (!['available', 'in-use'].includes(source.status)) throw invalidVolume(`Volume ${source.id} status must be available or in-use, but current status is: ${source.status}.`);
       size ??= source.size;
       if (size < source.size) throw badRequest(`Invalid input received: Volume size '${size}'GB cannot be smaller than original volume size ${source.size}GB. They must be >= original volume size.`);
+    }
+    if (input.backup) {
+      size ??= input.backup.size;
+      if (size < input.backup.size) throw badRequest(`Invalid input received: Volume size ${size}GB cannot be smaller than the backup size ${input.backup.size}GB. It must be >= backup size.`);
     }
     if (size === undefined) throw badRequest('Invalid input received: Size must be specified.');
     if (!Number.isInteger(size) || size <= 0) throw badRequest(`Invalid input received: Volume size '${size}' must be an integer and greater than 0`);
@@ -268,6 +281,7 @@ export class VolumeService {
       else if (source) await driver.createClonedVolume({ id, size }, volumeRef(source));
       else if (image) await this.copyImage(driver, { id, size }, image, caller.token ?? '');
       else await driver.createVolume({ id, size });
+      if (input.backup) await input.backup.fill(driver, { id, size });
     }, input.afterCreate));
     return volume;
   }
