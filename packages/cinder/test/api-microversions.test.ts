@@ -75,4 +75,40 @@ describe('cinder microversioned list behaviour', () => {
     assert.notEqual(mine.maxTotalVolumes, 7);
     assert.ok(mine.totalVolumesUsed >= 1);
   });
+
+  test('3.4 glance_metadata and 3.22 snapshot metadata filters; 3.31 unknown filters a 400 for non-admins; 3.33 resource_filters', async () => {
+    const imaged = await newVolume('imaged');
+    const plain = await newVolume('plain');
+    // As a volume made from an image records it (the clone path copies these rows).
+    await f.volumes.setMetadata(imaged.id, 'image', { os_distro: 'cirros-mv' }, false);
+    const ids = (r: { body: { volumes?: { id: string }[]; snapshots?: { id: string }[] } }) => (r.body.volumes ?? r.body.snapshots ?? []).map((x) => x.id).sort();
+    const filter = `glance_metadata=${encodeURIComponent(JSON.stringify({ os_distro: 'cirros-mv' }))}&all_tenants=1`;
+    assert.deepEqual(ids(await f.admin.at('3.4').get(`/volumes?${filter}`)), [imaged.id]);
+    // Below 3.4 the filter does not exist; non-admins have it dropped before 3.31 and refused from 3.31.
+    assert.ok(ids(await f.admin.at('3.3').get(`/volumes?${filter}`)).includes(plain.id));
+    const dropped = ids(await a.member.at('3.30').get(`/volumes?${filter}`));
+    assert.ok(dropped.includes(imaged.id) && dropped.includes(plain.id));
+    const refused = await a.member.at('3.31').get(`/volumes?${filter}`);
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.badRequest.message, 'Invalid filters glance_metadata are found in query options.');
+    assert.equal((await a.member.at('3.31').get('/volumes?name=plain&all_tenants=1')).status, 200);
+    assert.equal((await a.member.at('3.31').get('/snapshots?bogus=1')).status, 400);
+    assert.equal((await f.admin.at('3.4').get('/volumes?glance_metadata=notadict&all_tenants=1')).status, 400);
+
+    const s1 = (await a.member.at('3.22').post('/snapshots', { snapshot: { volume_id: plain.id, metadata: { tier: 'gold' } } })).body.snapshot;
+    const s2 = (await a.member.at('3.22').post('/snapshots', { snapshot: { volume_id: plain.id, metadata: { tier: 'lead' } } })).body.snapshot;
+    const meta = `metadata=${encodeURIComponent("{'tier': 'gold'}")}`;
+    assert.deepEqual(ids(await a.member.at('3.22').get(`/snapshots?${meta}`)), [s1.id]);
+    assert.deepEqual(ids(await a.member.at('3.22').get(`/snapshots/detail?${meta}&offset=1`)), []);
+    assert.deepEqual(ids(await a.member.at('3.21').get(`/snapshots?${meta}`)), [s1.id, s2.id].sort());
+    assert.equal((await a.member.at('3.22').get('/snapshots?metadata=[1]')).status, 400);
+
+    assert.equal((await a.member.at('3.32').get('/resource_filters')).status, 404);
+    const all = (await a.member.at('3.33').get('/resource_filters')).body.resource_filters;
+    assert.ok(all.some((r: { resource: string; filters: string[] }) => r.resource === 'volume' && r.filters.includes('metadata') && !r.filters.includes('glance_metadata')));
+    assert.deepEqual((await a.member.at('3.33').get('/resource_filters?resource=snapshot')).body.resource_filters, [
+      { resource: 'snapshot', filters: ['name', 'status', 'volume_id', 'metadata', 'availability_zone', 'consumes_quota'] },
+    ]);
+    assert.deepEqual((await a.member.at('3.33').get('/resource_filters?resource=nothing')).body.resource_filters, []);
+  });
 });

@@ -4,6 +4,7 @@ import { MAX_MICROVERSION, MIN_MICROVERSION } from '../conf.ts';
 import { QUOTA_RESOURCES, type QuotaResource } from '../domain/quotas.ts';
 import type { Connector } from '../drivers/volume-driver.ts';
 import { ISO, allowed, authOf, bodyObject, boolParam, callerOf, enforce, mv, projectOf, type ApiDeps } from './context.ts';
+import { RESOURCE_FILTERS } from './filters.ts';
 import { attachmentView, baseUrl, typeView } from './views.ts';
 
 const P = '/v3/:project_id';
@@ -206,6 +207,14 @@ export function registerQuotaRoutes(app: FastifyInstance, deps: ApiDeps): void {
 }
 
 export function registerAdminRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  // 3.33: the filters a non-admin may use, per resource (upstream has no policy on it).
+  app.get(`${P}/resource_filters`, async (req) => {
+    projectOf(deps, req);
+    if (!mv(req, '3.33')) throw notFound('The resource could not be found.');
+    const resource = (req.query as Record<string, string>).resource;
+    const chosen = resource === undefined ? Object.entries(RESOURCE_FILTERS) : Object.entries(RESOURCE_FILTERS).filter(([r]) => r === resource);
+    return { resource_filters: chosen.map(([r, filters]) => ({ resource: r, filters })) };
+  });
   app.get(`${P}/os-availability-zone`, async (req) => {
     enforce(deps, req, 'volume_extension:availability_zone_list');
     return { availabilityZoneInfo: [{ zoneName: deps.config.availabilityZone, zoneState: { available: true } }] };
