@@ -172,6 +172,20 @@ describe('nova servers with the fake driver', () => {
     }
     assert.deepEqual(walked, all);
     assert.ok(all.length >= 3);
+    // Pages bounded by the marker's sort values (ties broken by uuid, in the first key's direction)
+    // walk the order a filtered list, sorted in memory, gives.
+    for (const sort of ['sort_key=vm_state&sort_dir=asc', 'sort_key=display_name&sort_dir=desc&sort_key=created_at&sort_dir=asc', 'sort_key=task_state']) {
+      const whole = (await p.member.get(`/v2.1/servers?name=.&${sort}`)).body.servers.map((s: { id: string }) => s.id);
+      const pages: string[] = [];
+      for (let marker = ''; ; ) {
+        const r = await p.member.get(`/v2.1/servers?limit=2&${sort}${marker && `&marker=${marker}`}`);
+        pages.push(...r.body.servers.map((s: { id: string }) => s.id));
+        if (!r.body.servers_links) break;
+        marker = pages.at(-1)!;
+      }
+      assert.deepEqual(pages, whole, sort);
+      assert.equal(whole.length, all.length);
+    }
     assert.deepEqual((await p.member.get(`/v2.1/servers?marker=${all[0]}&limit=1`)).body.servers.map((s: { id: string }) => s.id), [all[1]]);
     assert.equal((await p.member.get(`/v2.1/servers?marker=${randomUUID()}`)).status, 400);
     const tagged = await p.member.get('/v2.1/servers/detail?tags=list-b');

@@ -31,9 +31,12 @@ export function compareVersions(a: Microversion, b: Microversion): number {
   return a.major - b.major || a.minor - b.minor;
 }
 
+/** The thresholds route code passes are a few constants, tested many times per response (per server of a list). */
+const thresholds = new Map<string, Microversion>();
+
 /** True when `v` is at least `atLeast` ("2.53"): the common test in route handlers. */
 export function isAtLeast(v: Microversion | undefined, atLeast: string): boolean {
-  const w = parseVersion(atLeast)!;
+  const w = thresholds.get(atLeast) ?? thresholds.set(atLeast, parseVersion(atLeast)!).get(atLeast)!;
   return v !== undefined && compareVersions(v, w) >= 0;
 }
 

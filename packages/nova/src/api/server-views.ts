@@ -44,10 +44,44 @@ export function serverBrief(req: FastifyRequest, i: Instance) {
   return { id: i.uuid, name: i.name, links: link(baseOf(req), i.projectId, 'servers', i.uuid) };
 }
 
+/**
+ * What the views of one response share. A page of /servers/detail renders 1,000 servers of
+ * a few projects on a few hosts: the policy checks (their target is the server's project
+ * alone) and the host hashes are worked out once per project and host, not per server.
+ */
+interface ResponseViews {
+  base: string;
+  rights: Map<string, boolean>;
+  hostIds: Map<string, string>;
+}
+
+const responseViews = new WeakMap<FastifyRequest, ResponseViews>();
+
+function viewsOf(req: FastifyRequest): ResponseViews {
+  let v = responseViews.get(req);
+  if (!v) responseViews.set(req, (v = { base: baseOf(req), rights: new Map(), hostIds: new Map() }));
+  return v;
+}
+
+function allowedOn(deps: ApiDeps, req: FastifyRequest, v: ResponseViews, rule: string, projectId: string): boolean {
+  const key = `${rule}\n${projectId}`;
+  let ok = v.rights.get(key);
+  if (ok === undefined) v.rights.set(key, (ok = allowed(deps, req, rule, { project_id: projectId })));
+  return ok;
+}
+
+function hostIdOn(v: ResponseViews, i: Instance): string {
+  const key = `${i.projectId}\n${i.host ?? ''}`;
+  let id = v.hostIds.get(key);
+  if (id === undefined) v.hostIds.set(key, (id = hostId(i)));
+  return id;
+}
+
 /** The full server body (ViewBuilder.show) for the request's microversion and the caller's rights. */
 export function serverDetail(deps: ApiDeps, req: FastifyRequest, i: Instance, x: ViewExtras) {
-  const base = baseOf(req);
-  const admin = allowed(deps, req, 'os_compute_api:os-extended-server-attributes', { project_id: i.projectId });
+  const views = viewsOf(req);
+  const base = views.base;
+  const admin = allowedOn(deps, req, views, 'os_compute_api:os-extended-server-attributes', i.projectId);
   const s: Record<string, unknown> = {
     id: i.uuid,
     name: i.name,
@@ -55,7 +89,7 @@ export function serverDetail(deps: ApiDeps, req: FastifyRequest, i: Instance, x:
     tenant_id: i.projectId,
     user_id: i.userId,
     metadata: x.metadata,
-    hostId: hostId(i),
+    hostId: hostIdOn(views, i),
     image: i.imageRef ? { id: i.imageRef, links: [{ rel: 'bookmark', href: `${base}/images/${i.imageRef}` }] } : '',
     flavor: mv(req, '2.47')
       ? { vcpus: i.flavor.vcpus, ram: i.flavor.ram, disk: i.flavor.disk, ephemeral: i.flavor.ephemeral, swap: i.flavor.swap, original_name: i.flavor.name, extra_specs: i.flavor.extraSpecs }
@@ -97,7 +131,7 @@ export function serverDetail(deps: ApiDeps, req: FastifyRequest, i: Instance, x:
   // 2.90: every caller sees the hostname the guest was given.
   if (mv(req, '2.90')) s['OS-EXT-SRV-ATTR:hostname'] = i.hostname;
   if (mv(req, '2.9')) s.locked = i.lockedBy !== null;
-  if (mv(req, '2.16') && allowed(deps, req, 'os_compute_api:servers:show:host_status', { project_id: i.projectId })) {
+  if (mv(req, '2.16') && allowedOn(deps, req, views, 'os_compute_api:servers:show:host_status', i.projectId)) {
     s.host_status = !i.host ? '' : x.hostUp === false ? 'DOWN' : 'UP';
   }
   if (mv(req, '2.19')) s.description = i.description;

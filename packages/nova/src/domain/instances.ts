@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, SelectQueryBuilder } from 'kysely';
 import type { Clock } from '@onestack/core/clock.ts';
 import { boolFromDb, casUpdate, jsonFromDb, jsonToDb, type Database } from '@onestack/core/db/index.ts';
 import type { IdSource } from '@onestack/core/ids.ts';
@@ -187,6 +187,20 @@ export interface Fault {
 
 export type InstanceUpdate = Partial<Omit<InstanceRow, 'uuid'>>;
 
+interface SortKey {
+  col: keyof InstanceRow;
+  dir: 'asc' | 'desc';
+}
+
+/**
+ * Sort columns that are never NULL: on them the order of ORDER BY and the comparisons of a
+ * keyset bound agree on every backend (NULLs sort first or last depending on the database).
+ */
+const NEVER_NULL = new Set<keyof InstanceRow>([
+  'uuid', 'created_at', 'updated_at', 'display_name', 'vm_state', 'power_state', 'hostname', 'image_ref',
+  'launch_index', 'project_id', 'user_id', 'memory_mb', 'vcpus', 'root_gb',
+]);
+
 /** Instances in the database: rows, metadata, tags and faults; state changes are compare-and-swap. */
 export class InstanceRepo {
   constructor(
@@ -271,11 +285,10 @@ export class InstanceRepo {
       terminated_at: 'terminated_at', availability_zone: 'availability_zone', launch_index: 'launch_index', project_id: 'project_id', user_id: 'user_id',
       memory_mb: 'memory_mb', vcpus: 'vcpus', root_gb: 'root_gb', display_description: 'display_description', locked: 'locked_by', access_ip_v4: 'access_ip_v4', access_ip_v6: 'access_ip_v6',
     };
-    page.sortKeys.forEach((k, i) => {
-      q = q.orderBy(cols[k] ?? 'created_at', page.sortDirs[i] ?? 'desc');
-    });
-    q = q.orderBy('uuid', page.sortDirs[0] ?? 'desc');
+    const order: SortKey[] = [...page.sortKeys.map((k, i) => ({ col: cols[k] ?? 'created_at', dir: page.sortDirs[i] ?? 'desc' })), { col: 'uuid', dir: page.sortDirs[0] ?? 'desc' }];
+    for (const o of order) q = q.orderBy(o.col, o.dir);
     const filteredHere = f.name || f.flavor || f.taskStates || f.lockedOnly !== undefined || f.ip || f.ip6 || f.tags || f.tagsAny || f.notTags || f.notTagsAny || f.match;
+    if (!filteredHere && order.every((o) => NEVER_NULL.has(o.col))) return this.keysetPage(q, order, page);
     if (!filteredHere) return this.page((await q.select('uuid').execute()).map((r) => r.uuid), page);
     let rows = (await q.selectAll().execute()).map(fromRow);
     if (f.name) {
@@ -316,6 +329,24 @@ export class InstanceRepo {
       rows = rows.slice(idx + 1);
     }
     return page.limit !== undefined ? rows.slice(0, page.limit) : rows;
+  }
+
+  /**
+   * One page bounded in SQL by the marker's sort values, as upstream's paginate_query does:
+   * a page of 1,000 from 10,000 servers reads its 1,000 rows and no more. The marker is looked
+   * up under the same filters, so a marker the list would not show is not found.
+   */
+  private async keysetPage(q: SelectQueryBuilder<NovaDB, 'instances', {}>, order: SortKey[], page: { limit?: number; marker?: string }): Promise<Instance[]> {
+    if (page.marker !== undefined) {
+      const m = await q.selectAll().where('uuid', '=', page.marker).executeTakeFirst();
+      if (!m) throw Object.assign(new Error('marker'), { markerNotFound: page.marker });
+      // After the marker: greater (or less, descending) on the first key that differs.
+      q = q.where((eb) =>
+        eb.or(order.map((o, i) => eb.and([...order.slice(0, i).map((p) => eb(p.col, '=', m[p.col] as never)), eb(o.col, o.dir === 'asc' ? '>' : '<', m[o.col] as never)]))),
+      );
+    }
+    if (page.limit !== undefined) q = q.limit(page.limit);
+    return (await q.selectAll().execute()).map(fromRow);
   }
 
   /**
