@@ -111,4 +111,29 @@ describe('cinder microversioned list behaviour', () => {
     ]);
     assert.deepEqual((await a.member.at('3.33').get('/resource_filters?resource=nothing')).body.resource_filters, []);
   });
+
+  test('3.12 volumes summary, 3.36 its distinct metadata; all_tenants only for admins', async () => {
+    const c = await f.project('mv-summary');
+    const mk = async (size: number, metadata: Record<string, string>) => {
+      const v = (await c.member.post('/volumes', { volume: { size, metadata } })).body.volume;
+      await f.waitFor(c.member, 'volumes', v.id, ['available']);
+      return v;
+    };
+    assert.deepEqual((await c.member.at('3.12').get('/volumes/summary')).body, { 'volume-summary': { total_count: 0, total_size: 0 } });
+    await mk(1, { tier: 'gold', zone: 'a' });
+    await mk(2, { tier: 'lead' });
+    const gone = await mk(3, { tier: 'tin' });
+    assert.equal((await c.member.delete(`/volumes/${gone.id}`)).status, 202);
+    for (let i = 0; i < 100 && (await c.member.get(`/volumes/${gone.id}`)).status !== 404; i++) await new Promise((r) => setTimeout(r, 50));
+
+    assert.equal((await c.member.at('3.11').get('/volumes/summary')).status, 404);
+    assert.deepEqual((await c.member.at('3.12').get('/volumes/summary?name=nothing')).body, { 'volume-summary': { total_count: 2, total_size: 3 } });
+    const s36 = (await c.member.at('3.36').get('/volumes/summary')).body['volume-summary'];
+    assert.deepEqual(s36, { total_count: 2, total_size: 3, metadata: { tier: ['gold', 'lead'], zone: ['a'] } });
+    // A member's all_tenants is ignored; an admin's covers every project.
+    assert.equal((await c.member.at('3.12').get('/volumes/summary?all_tenants=1')).body['volume-summary'].total_count, 2);
+    assert.ok((await f.admin.at('3.12').get('/volumes/summary?all_tenants=1')).body['volume-summary'].total_count > 2);
+    assert.equal((await f.admin.at('3.12').get('/volumes/summary?all_tenants=maybe')).status, 400);
+    assert.equal((await c.reader.at('3.12').get('/volumes/summary')).status, 200);
+  });
 });

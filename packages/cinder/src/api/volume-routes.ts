@@ -86,6 +86,30 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
   };
   app.get(`${P}/volumes`, (req) => list(req, false));
   app.get(`${P}/volumes/detail`, (req) => list(req, true));
+  // 3.12 (metadata 3.36): like upstream, only all_tenants narrows it; other filters are not applied.
+  app.get(`${P}/volumes/summary`, async (req) => {
+    projectOf(deps, req);
+    if (!mv(req, '3.12')) throw notFound('The resource could not be found.');
+    enforce(deps, req, 'volume:get_all');
+    const caller = callerOf(deps, req);
+    const q = req.query as Record<string, string>;
+    const allTenants = caller.isAdmin && q.all_tenants !== undefined && boolParam(q.all_tenants, 'all_tenants');
+    const db = deps.volumes.db;
+    let totals = db.selectFrom('volumes').select((eb) => [eb.fn.countAll<number | string>().as('n'), eb.fn.sum<number | string | null>('size').as('size')]).where('deleted', '=', 0);
+    let meta = db.selectFrom('volume_metadata').innerJoin('volumes', 'volumes.id', 'volume_metadata.volume_id').select(['volume_metadata.key', 'volume_metadata.value']).distinct().where('volumes.deleted', '=', 0).where('volume_metadata.kind', '=', 'user');
+    if (!allTenants) {
+      totals = totals.where('project_id', '=', caller.projectId);
+      meta = meta.where('volumes.project_id', '=', caller.projectId);
+    }
+    const t = await totals.executeTakeFirstOrThrow();
+    const out: Record<string, unknown> = { total_count: Number(t.n), total_size: Number(t.size ?? 0) };
+    if (mv(req, '3.36')) {
+      const metadata: Record<string, string[]> = {};
+      for (const r of await meta.orderBy('volume_metadata.key').orderBy('volume_metadata.value').execute()) (metadata[r.key] ??= []).push(r.value);
+      out.metadata = metadata;
+    }
+    return { 'volume-summary': out };
+  });
 
   app.post(`${P}/volumes`, async (req, reply) => {
     projectOf(deps, req);
