@@ -136,4 +136,15 @@ describe('cinder microversioned list behaviour', () => {
     assert.equal((await f.admin.at('3.12').get('/volumes/summary?all_tenants=maybe')).status, 400);
     assert.equal((await c.reader.at('3.12').get('/volumes/summary')).status, 200);
   });
+
+  test('3.23 force in volume delete: ignored below, admin-only from 3.23', async () => {
+    const v = await newVolume('stuck');
+    assert.equal((await f.admin.post(`/v3/${a.id}/volumes/${v.id}/action`, { 'os-reset_status': { status: 'maintenance' } })).status, 202);
+    assert.equal((await f.admin.at('3.22').delete(`/v3/${a.id}/volumes/${v.id}?force=true`)).status, 400);
+    assert.equal((await a.member.at('3.23').delete(`/volumes/${v.id}?force=true`)).status, 403);
+    assert.equal((await f.admin.at('3.23').delete(`/v3/${a.id}/volumes/${v.id}?force=maybe`)).status, 400);
+    assert.equal((await f.admin.at('3.23').delete(`/v3/${a.id}/volumes/${v.id}?force=true`)).status, 202);
+    for (let i = 0; i < 100 && (await a.member.get(`/volumes/${v.id}`)).status !== 404; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal((await a.member.get(`/volumes/${v.id}`)).status, 404);
+  });
 });

@@ -162,7 +162,8 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
 
   app.delete(`${P}/volumes/:volume_id`, async (req, reply) => {
     const q = req.query as Record<string, string>;
-    const force = q.force !== undefined && boolParam(q.force, 'force');
+    // force exists from 3.23; below it upstream ignores the parameter.
+    const force = mv(req, '3.23') && q.force !== undefined && boolParam(q.force, 'force');
     const v = await volumeFor(deps, req, force ? 'volume:force_delete' : 'volume:delete');
     await deps.volumes.delete(v, { cascade: q.cascade !== undefined && boolParam(q.cascade, 'cascade'), force }, callerOf(deps, req));
     reply.code(202);
