@@ -45,7 +45,7 @@ export function capacityOf(inv: Pick<InventoryFields, 'total' | 'reserved' | 'al
   return Math.floor((inv.total - inv.reserved) * inv.allocationRatio);
 }
 
-export function inventoryFromRow(r: InventoryRow): Inventory {
+export function inventoryFromRow(r: Omit<InventoryRow, 'created_at' | 'updated_at'>): Inventory {
   return {
     resourceClass: r.resource_class,
     total: Number(r.total),
