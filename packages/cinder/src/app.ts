@@ -12,6 +12,7 @@ import { fixedToken, SwiftClient } from '@onestack/core/swift-client.ts';
 import type { ApiDeps } from './api/context.ts';
 import { registerAdminRoutes, registerAttachmentRoutes, registerQuotaRoutes, registerTypeRoutes, registerVersionRoutes } from './api/misc-routes.ts';
 import { registerBackupRoutes } from './api/backup-routes.ts';
+import { registerMessageRoutes } from './api/messages-routes.ts';
 import { registerTransferRoutes } from './api/transfer-routes.ts';
 import { registerVolumeRoutes } from './api/volume-routes.ts';
 import { MAX_MICROVERSION, MIN_MICROVERSION, type CinderConfig } from './conf.ts';
@@ -20,6 +21,7 @@ import { BackupService } from './domain/backups.ts';
 import { catalogUrl } from './domain/catalog.ts';
 import { GlanceHttp, type ImageSource } from './domain/glance.ts';
 import type { ComputeApi } from './domain/nova.ts';
+import { UserMessages } from './domain/messages.ts';
 import { VolumeMigrations } from './domain/migration.ts';
 import { CinderNotifier } from './domain/notifier.ts';
 import { Quotas } from './domain/quotas.ts';
@@ -107,7 +109,9 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
   }, 10_000);
   beat.unref();
   const notifier = new CinderNotifier(deps.bus, config.host, logger);
+  const messages = new UserMessages(database.db, { clock, ids });
   const volumes = new VolumeService(database.db, {
+    messages,
     clock,
     ids,
     logger,
@@ -172,6 +176,7 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
   registerAttachmentRoutes(app, apiDeps);
   registerBackupRoutes(app, apiDeps, backups);
   registerTransferRoutes(app, apiDeps, new TransferService(database.db, { clock, ids, volumes, quotas, notifier }));
+  registerMessageRoutes(app, apiDeps, messages);
   return {
     app,
     volumes,

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startCinder, type CinderFixture, type Project } from './fixture.ts';
+import { startCinder, type Project } from './fixture.ts';
 
 describe('cinder microversioned list behaviour', () => {
-  let f: CinderFixture;
+  let f: Awaited<ReturnType<typeof startCinder>>;
   let a: Project;
 
   before(async () => {
@@ -146,5 +146,54 @@ describe('cinder microversioned list behaviour', () => {
     assert.equal((await f.admin.at('3.23').delete(`/v3/${a.id}/volumes/${v.id}?force=true`)).status, 202);
     for (let i = 0; i < 100 && (await a.member.get(`/volumes/${v.id}`)).status !== 404; i++) await new Promise((r) => setTimeout(r, 50));
     assert.equal((await a.member.get(`/volumes/${v.id}`)).status, 404);
+  });
+
+  test('3.3/3.5 user messages for volumes left in error: event ids and texts as upstream, project-scoped, filters and paging, delete', async () => {
+    const m = await f.project('mv-messages');
+    const other = await f.project('mv-messages-other');
+    assert.equal((await f.admin.post(`/v3/${f.adminProjectId}/types`, { volume_type: { name: 'nowhere-mv', extra_specs: { volume_backend_name: 'nowhere' } } })).status, 200);
+    const unplaced = (await m.member.post('/volumes', { volume: { size: 1, volume_type: 'nowhere-mv' } })).body.volume;
+    await f.waitFor(m.member, 'volumes', unplaced.id, ['error']);
+    assert.ok(f.fake, 'the fixture runs the fake volume driver');
+    f.fake.failNext.add('createVolume');
+    const broken = (await m.member.post('/volumes', { volume: { size: 1 } })).body.volume;
+    await f.waitFor(m.member, 'volumes', broken.id, ['error']);
+
+    assert.equal((await m.member.at('3.2').get('/messages')).status, 404);
+    const all = (await m.member.at('3.3').get('/messages')).body.messages;
+    assert.deepEqual(
+      all.map((x: Record<string, unknown>) => [x.resource_uuid, x.event_id, x.user_message, x.resource_type, x.message_level]),
+      [
+        [unplaced.id, 'VOLUME_VOLUME_001_003', 'schedule allocate volume:Could not find any available weighted backend.', 'VOLUME', 'ERROR'],
+        [broken.id, 'VOLUME_VOLUME_008_012', 'create volume from backend storage:Driver failed to create the volume.', 'VOLUME', 'ERROR'],
+      ],
+    );
+    const first = all[0];
+    assert.match(first.request_id, /^req-/);
+    assert.ok(Date.parse(first.guaranteed_until) - Date.parse(first.created_at) >= 29 * 86400_000);
+    assert.deepEqual((await m.reader.at('3.3').get(`/messages/${first.id}`)).body.message, first);
+    assert.deepEqual((await other.member.at('3.5').get('/messages')).body.messages, []);
+    assert.equal((await other.member.at('3.3').get(`/messages/${first.id}`)).status, 404);
+
+    // 3.5: newest first by default, filters, sort, marker paging.
+    const mv5 = m.member.at('3.5');
+    const ids = (r: { body: { messages: { id: string }[] } }) => r.body.messages.map((x) => x.id);
+    assert.deepEqual(ids(await mv5.get('/messages')), [all[1].id, all[0].id]);
+    assert.deepEqual(ids(await m.member.at('3.4').get('/messages?event_id=VOLUME_VOLUME_008_012')), [all[0].id, all[1].id]);
+    assert.deepEqual(ids(await mv5.get('/messages?event_id=VOLUME_VOLUME_008_012')), [all[1].id]);
+    assert.deepEqual(ids(await mv5.get(`/messages?resource_uuid=${unplaced.id}`)), [all[0].id]);
+    assert.deepEqual(ids(await mv5.get('/messages?nothing=1')), []);
+    const page1 = await mv5.get('/messages?sort=created_at:asc&limit=1');
+    assert.deepEqual(ids(page1), [all[0].id]);
+    assert.deepEqual(ids(await mv5.get(`/messages${new URL(page1.body.messages_links[0].href).search}`)), [all[1].id]);
+    assert.equal((await mv5.get('/messages?sort=user_message:asc')).status, 400);
+    assert.equal((await mv5.get('/messages?marker=00000000-0000-0000-0000-000000000000')).status, 404);
+    assert.equal((await m.member.at('3.31').get('/messages?nothing=1')).status, 400);
+
+    assert.equal((await m.reader.at('3.3').delete(`/messages/${first.id}`)).status, 403);
+    assert.equal((await other.member.at('3.3').delete(`/messages/${first.id}`)).status, 404);
+    assert.equal((await m.member.at('3.3').delete(`/messages/${first.id}`)).status, 204);
+    assert.equal((await m.member.at('3.3').get(`/messages/${first.id}`)).status, 404);
+    assert.deepEqual(ids(await mv5.get('/messages')), [all[1].id]);
   });
 });

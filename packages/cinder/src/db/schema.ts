@@ -151,6 +151,20 @@ export interface TransferRow {
   deleted_at: number | null;
 }
 
+export interface MessageRow {
+  id: string;
+  project_id: string;
+  request_id: string | null;
+  resource_type: string | null;
+  resource_uuid: string | null;
+  event_id: string;
+  action_id: string | null;
+  detail_id: string | null;
+  message_level: string | null;
+  created_at: number;
+  expires_at: number | null;
+  deleted: number;
+}
 export interface CinderDB {
   volumes: VolumeRow;
   volume_metadata: VolumeMetadataRow;
@@ -163,4 +177,5 @@ export interface CinderDB {
   services: ServiceRow;
   backups: BackupRow;
   transfers: TransferRow;
+  messages: MessageRow;
 }

@@ -7,6 +7,7 @@ import type { IdSource } from '@onestack/core/ids.ts';
 import type { CinderDB, TransferRow } from '../db/schema.ts';
 import { invalidVolume } from './errors.ts';
 import type { CinderNotifier } from './notifier.ts';
+import { pageAfterMarker, type RowPage } from './paging.ts';
 import type { Quotas } from './quotas.ts';
 import { volumePayload, type Caller, type VolumeService } from './volumes.ts';
 
@@ -14,11 +15,8 @@ import { volumePayload, type Caller, type VolumeService } from './volumes.ts';
 export const TRANSFER_SORT_KEYS = new Set(['id', 'volume_id', 'display_name', 'no_snapshots', 'source_project_id', 'destination_project_id', 'accepted', 'created_at', 'updated_at']);
 type TransferSortKey = 'id' | 'volume_id' | 'display_name' | 'no_snapshots' | 'source_project_id' | 'destination_project_id' | 'accepted' | 'created_at' | 'updated_at';
 
-export interface TransferPage {
+export interface TransferPage extends RowPage {
   sort: (readonly [TransferSortKey, 'asc' | 'desc'])[];
-  limit: number;
-  marker?: string;
-  offset?: number;
 }
 
 export const transferNotFound = (id: string) => notFound(`Transfer ${id} could not be found.`);
@@ -66,15 +64,7 @@ export class TransferService {
     if (filters.volume_id !== undefined) q = q.where('volume_id', '=', filters.volume_id);
     const sort = page.sort.some(([k]) => k === 'id') ? page.sort : [...page.sort, ['id', page.sort[0]?.[1] ?? 'asc'] as const];
     for (const [k, d] of sort) q = q.orderBy(k, d);
-    let rows = await q.execute();
-    if (page.marker !== undefined) {
-      const at = rows.findIndex((t) => t.id === page.marker);
-      if (at < 0) throw transferNotFound(page.marker);
-      rows = rows.slice(at + 1);
-    }
-    // Transfers are few per project: paging the sorted list in memory keeps marker semantics exact.
-    const from = page.offset ?? 0;
-    return rows.slice(from, from + page.limit);
+    return pageAfterMarker(await q.execute(), page, transferNotFound);
   }
 
   async create(input: { volumeId: string; name: string | null; noSnapshots: boolean }, caller: Caller): Promise<TransferRow & { auth_key: string }> {

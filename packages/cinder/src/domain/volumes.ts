@@ -15,6 +15,7 @@ import type { ComputeApi } from './nova.ts';
 import { attachmentNotFound, invalidVolume, snapshotNotFound, volumeNotFound } from './errors.ts';
 import type { CinderNotifier } from './notifier.ts';
 import type { Quotas } from './quotas.ts';
+import { MessageAction, MessageDetail, type UserMessages } from './messages.ts';
 import { NoValidBackend, type Scheduler } from './scheduler.ts';
 import type { VolumeType, VolumeTypes } from './volume-types.ts';
 
@@ -72,6 +73,8 @@ export class VolumeService {
   constructor(
     readonly db: Kysely<CinderDB>,
     private readonly o: {
+      /** Where failures the project should see are recorded (the messages API). */
+      messages?: UserMessages;
       clock: Clock;
       ids: IdSource;
       logger: Logger;
@@ -327,6 +330,7 @@ export class VolumeService {
     } catch (err) {
       const reason = err instanceof NoValidBackend ? err.message : `scheduling failed: ${String(err)}`;
       await this.failVolume(volume.id, 'creating', reason);
+      await this.tell(caller, volume.id, MessageAction.SCHEDULE_ALLOCATE_VOLUME, err instanceof NoValidBackend ? MessageDetail.NO_BACKEND_AVAILABLE : MessageDetail.UNKNOWN_ERROR);
       return;
     }
     await casUpdate(this.db, 'volumes', { set: { host, updated_at: this.now() }, where: { id: volume.id, status: 'creating' } });
@@ -334,12 +338,18 @@ export class VolumeService {
       await make(driver);
     } catch (err) {
       await this.failVolume(volume.id, 'creating', err instanceof Error ? err.message : String(err));
+      await this.tell(caller, volume.id, MessageAction.CREATE_VOLUME_FROM_BACKEND, MessageDetail.DRIVER_FAILED_CREATE);
       await driver.deleteVolume(volumeRef(volume)).catch(() => undefined);
       return;
     }
     const n = await casUpdate(this.db, 'volumes', { set: { status: 'available', launched_at: this.now(), updated_at: this.now() }, where: { id: volume.id, status: 'creating' } });
     if (n === 1) this.o.notifier.send('volume.create.end', volumePayload({ ...volume, status: 'available', host }), caller.ctx);
     if (n === 1) await after?.();
+  }
+
+  /** A user message for the failure; losing it must not hide the error state already set. */
+  private async tell(caller: Caller, volumeId: string, action: readonly [string, string], detail: readonly [string, string]): Promise<void> {
+    await this.o.messages?.record(caller, { action, detail, resourceUuid: volumeId }).catch((err: unknown) => this.o.logger.warn({ volume_id: volumeId, err: String(err) }, 'user message not recorded'));
   }
 
   private async failVolume(id: string, from: string, reason: string): Promise<void> {
