@@ -196,4 +196,28 @@ describe('cinder microversioned list behaviour', () => {
     assert.equal((await m.member.at('3.3').get(`/messages/${first.id}`)).status, 404);
     assert.deepEqual(ids(await mv5.get('/messages')), [all[1].id]);
   });
+
+  test('3.60 created_at/updated_at comparisons on volume lists; bad operators and times a 400', async () => {
+    const t = await f.project('mv-times');
+    const mk = async (name: string) => {
+      const v = (await t.member.post('/volumes', { volume: { size: 1, name } })).body.volume;
+      await f.waitFor(t.member, 'volumes', v.id, ['available']);
+      return (await t.member.get(`/volumes/${v.id}`)).body.volume;
+    };
+    const older = await mk('older');
+    await new Promise((r) => setTimeout(r, 20));
+    const newer = await mk('newer');
+    const cut = new Date((Date.parse(`${older.created_at}Z`) + Date.parse(`${newer.created_at}Z`)) / 2).toISOString();
+    const names = async (query: string, version = '3.60') => ((await t.member.at(version).get(`/volumes?${query}`)).body.volumes as { name: string }[]).map((v) => v.name).sort();
+    assert.deepEqual(await names(`created_at=gt:${cut}`), ['newer']);
+    assert.deepEqual(await names(`created_at=lte:${cut.replace('Z', '')}`), ['older']);
+    assert.deepEqual(await names(`created_at=gte:2000-01-01,lt:${cut}`), ['older']);
+    assert.deepEqual(await names(`created_at=gt:${cut}`, '3.30'), ['newer', 'older']);
+    const badOp = await t.member.at('3.60').get('/volumes?created_at=after:2020-01-01');
+    assert.equal(badOp.status, 400);
+    assert.equal(badOp.body.badRequest.message, 'Invalid after operator');
+    const badTime = await t.member.at('3.60').get('/volumes?updated_at=gt:yesterday');
+    assert.equal(badTime.status, 400);
+    assert.equal(badTime.body.badRequest.message, 'Invalid yesterday value');
+  });
 });

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { badRequest } from '@onestack/core/errors.ts';
-import type { Caller } from '../domain/volumes.ts';
+import type { Caller, TimeComparison } from '../domain/volumes.ts';
 import { mv, stringMap } from './context.ts';
 
 /** upstream's default resource_filters.json: what a non-admin may filter each resource on (3.31+), listed by GET /resource_filters (3.33). */
@@ -56,4 +56,32 @@ export function dictFilter(value: string, name: string): Record<string, string> 
   } catch {
     throw badRequest(`Invalid input received: ${name} filter must be a dictionary.`);
   }
+}
+
+type TimeOp = TimeComparison['op'];
+
+const TIME_OPS: Record<string, TimeOp> = { gt: '>', gte: '>=', eq: '=', neq: '<>', lt: '<', lte: '<=' };
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$/;
+
+/**
+ * upstream's _handle_time_comparison_filters (3.60): created_at/updated_at as
+ * comma-separated `op:ISO-time` units, op one of gt, gte, eq, neq, lt, lte;
+ * a time without a zone is UTC.
+ */
+export function timeComparisons(filters: Record<string, string>): TimeComparison[] {
+  const out: TimeComparison[] = [];
+  for (const column of ['created_at', 'updated_at'] as const) {
+    if (filters[column] === undefined) continue;
+    for (const unit of filters[column].split(',')) {
+      const parts = unit.split(':');
+      const op = TIME_OPS[parts[0]];
+      if (!op) throw badRequest(`Invalid ${parts[0]} operator`);
+      const time = parts.length > 1 ? parts.slice(1).join(':') : parts[0];
+      const m = ISO_TIME.exec(time);
+      const at = m ? Date.parse(m[1] || time.length === 10 ? time : `${time}Z`) : NaN;
+      if (Number.isNaN(at)) throw badRequest(`Invalid ${time} value`);
+      out.push({ column, op, at });
+    }
+  }
+  return out;
 }

@@ -4,7 +4,7 @@ import type { BackupService } from '../domain/backups.ts';
 import { LegacyAttach, type Volume } from '../domain/volumes.ts';
 import type { Connector } from '../drivers/volume-driver.ts';
 import { allowed, bodyObject, boolParam, callerOf, enforce, mv, projectOf, stringMap, type ApiDeps } from './context.ts';
-import { RESOURCE_FILTERS, dictFilter, filtersOf, type FilterRules } from './filters.ts';
+import { RESOURCE_FILTERS, dictFilter, filtersOf, timeComparisons, type FilterRules } from './filters.ts';
 import { snapshotView, volumeDetail, volumeSummary } from './views.ts';
 
 const P = '/v3/:project_id';
@@ -70,8 +70,9 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
     for (const k of ['name', 'status', 'availability_zone', 'bootable', 'size']) if (given[k] !== undefined) filters[k] = given[k];
     const metadata = given.metadata ? dictFilter(given.metadata, 'metadata') : undefined;
     const imageMetadata = given.glance_metadata ? dictFilter(given.glance_metadata, 'glance_metadata') : undefined;
+    const times = timeComparisons(given);
     const projectId = allTenants ? (q.project_id ?? undefined) : caller.projectId;
-    const rows = await deps.volumes.listRows({ projectId, filters, sort: page.sort, limit: page.limit, marker: page.marker, offset: page.offset, metadata, imageMetadata });
+    const rows = await deps.volumes.listRows({ projectId, filters, sort: page.sort, limit: page.limit, marker: page.marker, offset: page.offset, metadata, imageMetadata, times });
     const vols = await Promise.all(rows.map((r) => deps.volumes.hydrate(r)));
     const out: Record<string, unknown> = { volumes: vols.map((v) => (detail ? volumeDetail(req, v, { admin: caller.isAdmin }) : volumeSummary(req, v))) };
     if (rows.length === page.limit && rows.length > 0) {
@@ -80,7 +81,7 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
       out.volumes_links = [{ href: `${req.protocol}://${req.headers.host}${req.url.split('?')[0]}?${next}`, rel: 'next' }];
     }
     if (mv(req, '3.45') && q.with_count !== undefined && boolParam(q.with_count, 'with_count')) {
-      out.count = (await deps.volumes.listRows({ projectId, filters, sort: [], limit: 1_000_000, metadata, imageMetadata })).length;
+      out.count = (await deps.volumes.listRows({ projectId, filters, sort: [], limit: 1_000_000, metadata, imageMetadata, times })).length;
     }
     return out;
   };

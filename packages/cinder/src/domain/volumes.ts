@@ -21,6 +21,13 @@ import type { VolumeType, VolumeTypes } from './volume-types.ts';
 
 const GIB = 1024 ** 3;
 
+/** A created_at/updated_at bound on a volume list (3.60), time in epoch ms. */
+export interface TimeComparison {
+  column: 'created_at' | 'updated_at';
+  op: '>' | '>=' | '=' | '<>' | '<' | '<=';
+  at: number;
+}
+
 export interface Caller {
   projectId: string;
   userId: string;
@@ -174,7 +181,7 @@ export class VolumeService {
     return this.hydrate(row);
   }
 
-  async listRows(q: { projectId?: string; filters: Record<string, string>; sort: [string, 'asc' | 'desc'][]; limit: number; marker?: string; offset?: number; metadata?: Record<string, string>; imageMetadata?: Record<string, string> }): Promise<VolumeRow[]> {
+  async listRows(q: { projectId?: string; filters: Record<string, string>; sort: [string, 'asc' | 'desc'][]; limit: number; marker?: string; offset?: number; metadata?: Record<string, string>; imageMetadata?: Record<string, string>; times?: TimeComparison[] }): Promise<VolumeRow[]> {
     let query = this.db.selectFrom('volumes').selectAll().where('deleted', '=', 0);
     if (q.projectId) query = query.where('project_id', '=', q.projectId);
     const columns: Record<string, keyof VolumeRow> = { name: 'name', status: 'status', availability_zone: 'availability_zone', bootable: 'bootable', size: 'size', volume_type_id: 'volume_type_id' };
@@ -189,6 +196,7 @@ export class VolumeService {
     for (const [kind, k, v] of wanted) {
       query = query.where('id', 'in', this.db.selectFrom('volume_metadata').select('volume_id').where('kind', '=', kind).where('key', '=', k).where('value', '=', v));
     }
+    for (const t of q.times ?? []) query = query.where(t.column, t.op, t.at);
     const sort = q.sort.length ? q.sort : ([['created_at', 'desc']] as [string, 'asc' | 'desc'][]);
     if (!sort.some(([k]) => k === 'id')) sort.push(['id', sort[0][1]]);
     if (q.marker) {
