@@ -346,7 +346,9 @@ export class InstanceRepo {
       );
     }
     if (page.limit !== undefined) q = q.limit(page.limit);
-    return (await q.selectAll().execute()).map(fromRow);
+    // The ids first: when the database sorts the project's rows (SQLite does, by the project
+    // index), it sorts ids rather than whole rows with their JSON.
+    return this.rowsInOrder((await q.select('uuid').execute()).map((r) => r.uuid));
   }
 
   /**
@@ -359,7 +361,10 @@ export class InstanceRepo {
       start = ordered.indexOf(page.marker) + 1;
       if (start === 0) throw Object.assign(new Error('marker'), { markerNotFound: page.marker });
     }
-    const ids = ordered.slice(start, page.limit !== undefined ? start + page.limit : undefined);
+    return this.rowsInOrder(ordered.slice(start, page.limit !== undefined ? start + page.limit : undefined));
+  }
+
+  private async rowsInOrder(ids: string[]): Promise<Instance[]> {
     const byId = new Map<string, Instance>();
     for (let i = 0; i < ids.length; i += 500) {
       for (const r of await this.db.selectFrom('instances').selectAll().where('uuid', 'in', ids.slice(i, i + 500)).execute()) byId.set(r.uuid, fromRow(r));
