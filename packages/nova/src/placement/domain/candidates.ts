@@ -147,8 +147,11 @@ function groupOptions(s: Snapshot, byUuid: Map<string, ProviderNode>, eligible: 
     if (out.length >= MAX_PER_TREE) return;
     if (i === classes.length) {
       const providers = [...new Set(chosen)];
-      const traits = new Set(providers.flatMap((p) => [...(s.traits.get(p) ?? [])]));
-      if (!g.requiredTraits.every((anyOf) => anyOf.some((x) => traits.has(x)))) return;
+      // Most requests (every boot's) name no trait: the providers' trait set is built only when one is.
+      if (g.requiredTraits.length > 0) {
+        const traits = new Set(providers.flatMap((p) => [...(s.traits.get(p) ?? [])]));
+        if (!g.requiredTraits.every((anyOf) => anyOf.some((x) => traits.has(x)))) return;
+      }
       const resources = new Map<string, Record<string, number>>();
       classes.forEach(([rc, amount], k) => {
         const r = resources.get(chosen[k]) ?? resources.set(chosen[k], {}).get(chosen[k])!;
