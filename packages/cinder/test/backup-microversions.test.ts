@@ -106,6 +106,7 @@ describe('cinder backup microversions', () => {
     assert.equal((await p.member.at('3.9').put(`/backups/${b.id}`, { backup: { metadata: { x: 'y' } } })).status, 400);
     const updated = await p.member.at('3.43').put(`/backups/${b.id}`, { backup: { metadata: { tier: 'silver' } } });
     assert.equal(updated.status, 200);
+    assert.deepEqual(Object.keys(updated.body.backup).sort(), ['id', 'links', 'name']);
     assert.deepEqual((await backupOf(b.id)).metadata, { tier: 'silver' });
     assert.equal((await backupOf(b.id)).name, 'mv');
 

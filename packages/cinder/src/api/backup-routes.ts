@@ -83,7 +83,8 @@ export function registerBackupRoutes(app: FastifyInstance, deps: ApiDeps, backup
     const description = optionalString(body.description, 'description');
     const metadata = mv(req, '3.43') && body.metadata !== undefined ? stringMap(body.metadata, 'metadata') : undefined;
     const updated = await backups.update(b, { ...(name !== undefined ? { name } : {}), ...(description !== undefined ? { description } : {}), ...(metadata !== undefined ? { metadata } : {}) });
-    return { backup: detail(req, updated) };
+    // upstream answers an update with the summary view.
+    return { backup: backupSummary(req, updated) };
   });
 
   app.delete(`${P}/backups/:backup_id`, async (req, reply) => {
