@@ -220,4 +220,14 @@ describe('cinder microversioned list behaviour', () => {
     assert.equal(badTime.status, 400);
     assert.equal(badTime.body.badRequest.message, 'Invalid yesterday value');
   });
+
+  test('3.34 inexact `name~` filter: substring match for admins, a 400 for non-admins (default resource_filters)', async () => {
+    const names = async (version: string, query: string) => ((await f.admin.at(version).get(`/v3/${a.id}/volumes?all_tenants=1&project_id=${a.id}&${query}`)).body.volumes as { name: string }[]).map((v) => v.name).sort();
+    assert.deepEqual(await names('3.34', 'name~=t-'), ['t-a', 't-b', 't-c']);
+    assert.deepEqual(await names('3.34', 'name~=ount'), ['counted']);
+    assert.ok((await names('3.33', 'name~=t-')).includes('plain'));
+    const refused = await a.member.at('3.34').get('/volumes?name~=t-');
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body.badRequest.message, 'Invalid filters name~ are found in query options.');
+  });
 });

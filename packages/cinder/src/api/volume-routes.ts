@@ -71,8 +71,11 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
     const metadata = given.metadata ? dictFilter(given.metadata, 'metadata') : undefined;
     const imageMetadata = given.glance_metadata ? dictFilter(given.glance_metadata, 'glance_metadata') : undefined;
     const times = timeComparisons(given);
+    // 3.34: `key~=value` is a substring (SQL LIKE) match; the default resource_filters admit it for admins only.
+    const like: Record<string, string> = {};
+    if (mv(req, '3.34')) for (const k of ['name', 'status', 'availability_zone']) if (given[`${k}~`] !== undefined) like[k] = given[`${k}~`];
     const projectId = allTenants ? (q.project_id ?? undefined) : caller.projectId;
-    const rows = await deps.volumes.listRows({ projectId, filters, sort: page.sort, limit: page.limit, marker: page.marker, offset: page.offset, metadata, imageMetadata, times });
+    const rows = await deps.volumes.listRows({ projectId, filters, sort: page.sort, limit: page.limit, marker: page.marker, offset: page.offset, metadata, imageMetadata, times, like });
     const vols = await Promise.all(rows.map((r) => deps.volumes.hydrate(r)));
     const out: Record<string, unknown> = { volumes: vols.map((v) => (detail ? volumeDetail(req, v, { admin: caller.isAdmin }) : volumeSummary(req, v))) };
     if (rows.length === page.limit && rows.length > 0) {
@@ -81,7 +84,7 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
       out.volumes_links = [{ href: `${req.protocol}://${req.headers.host}${req.url.split('?')[0]}?${next}`, rel: 'next' }];
     }
     if (mv(req, '3.45') && q.with_count !== undefined && boolParam(q.with_count, 'with_count')) {
-      out.count = (await deps.volumes.listRows({ projectId, filters, sort: [], limit: 1_000_000, metadata, imageMetadata, times })).length;
+      out.count = (await deps.volumes.listRows({ projectId, filters, sort: [], limit: 1_000_000, metadata, imageMetadata, times, like })).length;
     }
     return out;
   };

@@ -181,7 +181,7 @@ export class VolumeService {
     return this.hydrate(row);
   }
 
-  async listRows(q: { projectId?: string; filters: Record<string, string>; sort: [string, 'asc' | 'desc'][]; limit: number; marker?: string; offset?: number; metadata?: Record<string, string>; imageMetadata?: Record<string, string>; times?: TimeComparison[] }): Promise<VolumeRow[]> {
+  async listRows(q: { projectId?: string; filters: Record<string, string>; sort: [string, 'asc' | 'desc'][]; limit: number; marker?: string; offset?: number; metadata?: Record<string, string>; imageMetadata?: Record<string, string>; times?: TimeComparison[]; like?: Record<string, string> }): Promise<VolumeRow[]> {
     let query = this.db.selectFrom('volumes').selectAll().where('deleted', '=', 0);
     if (q.projectId) query = query.where('project_id', '=', q.projectId);
     const columns: Record<string, keyof VolumeRow> = { name: 'name', status: 'status', availability_zone: 'availability_zone', bootable: 'bootable', size: 'size', volume_type_id: 'volume_type_id' };
@@ -197,6 +197,10 @@ export class VolumeService {
       query = query.where('id', 'in', this.db.selectFrom('volume_metadata').select('volume_id').where('kind', '=', kind).where('key', '=', k).where('value', '=', v));
     }
     for (const t of q.times ?? []) query = query.where(t.column, t.op, t.at);
+    for (const [k, v] of Object.entries(q.like ?? {})) {
+      const col = columns[k];
+      if (col) query = query.where(col, 'like', `%${v}%`);
+    }
     const sort = q.sort.length ? q.sort : ([['created_at', 'desc']] as [string, 'asc' | 'desc'][]);
     if (!sort.some(([k]) => k === 'id')) sort.push(['id', sort[0][1]]);
     if (q.marker) {
