@@ -5,14 +5,15 @@ import { startNova, type NovaFixture, type Project } from './fixture.ts';
 /**
  * Two small fake hosts (1 VCPU ×4 allocation ratio, 768 MiB: three m1.tiny each by memory)
  * under 20 boots at once: placement's claims keep every host within its inventory, the rest
- * fail with a readable reason and hold nothing. Heartbeats every second, down after two.
+ * fail with a readable reason and hold nothing. Heartbeats every second, down after five (two
+ * made a loaded machine's late heartbeat look like a dead host, and every boot failed).
  */
 describe('nova scheduling under concurrency and service liveness', () => {
   let f: NovaFixture;
   let p: Project;
   let netId: string;
   before(async () => {
-    f = await startNova({ config: { quota_instances: -1, quota_cores: -1, quota_ram: -1, service_down_time: 2 } });
+    f = await startNova({ config: { quota_instances: -1, quota_cores: -1, quota_ram: -1, service_down_time: 5 } });
     for (const h of ['small1', 'small2']) await f.addCompute(h, { resources: { vcpus: 1, memoryMb: 768, localGb: 20 } });
     p = await f.project('sched');
     netId = (await p.net.post('/v2.0/networks', { network: { name: 'n' } })).body.network.id;
@@ -107,7 +108,7 @@ describe('nova scheduling under concurrency and service liveness', () => {
     };
     assert.deepEqual(await state(), { small1: 'up', small2: 'up' });
     await f.computes.get('small2')!.manager.stop();
-    const end = Date.now() + 10_000;
+    const end = Date.now() + 20_000;
     let s = await state();
     while (s.small2 !== 'down' && Date.now() < end) {
       await new Promise((r) => setTimeout(r, 250));

@@ -384,6 +384,8 @@ export class ComputeMoves {
           await d.driver.spawn(await this.h.instanceSpec({ ...inst, requestSpec: { ...inst.requestSpec, image } }));
         }
         const info = await d.driver.getInfo(a.uuid);
+        // As upstream, the shelved image has served its purpose: gone before the server shows ACTIVE.
+        if (imageId) await d.glance.deleteImage(await this.h.serviceToken(), imageId).catch((err) => d.logger.warn({ err }, 'shelved image cleanup failed'));
         await this.sysmeta(a.uuid, { shelved_at: undefined, shelved_image_id: undefined, shelved_host: undefined });
         await d.instances.update(a.uuid, { vm_state: VmState.ACTIVE, task_state: null, power_state: info.powerState, launched_at: d.clock.now() });
       });
@@ -398,8 +400,6 @@ export class ComputeMoves {
       d.notifier.send(await d.instances.get(a.uuid), 'unshelve', 'error', { fault: { message: errorText(err) } });
       return;
     }
-    // As upstream, the shelved image has served its purpose.
-    if (imageId) await d.glance.deleteImage(await this.h.serviceToken(), imageId).catch((err) => d.logger.warn({ err }, 'shelved image cleanup failed'));
     d.notifier.send(await d.instances.get(a.uuid), 'unshelve', 'end');
   }
 

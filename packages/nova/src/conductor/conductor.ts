@@ -73,9 +73,10 @@ export class Conductor {
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       for (const uuid of a.uuids) {
+        // The fault first: a client that sees ERROR must find the reason with it.
+        await d.instances.addFault(uuid, { code: 500, message: noValidHost(message), details: err instanceof ApiError ? undefined : (err as Error)?.stack });
         const ok = await d.instances.cas(uuid, { taskState: [TaskState.SCHEDULING] }, { vm_state: VmState.ERROR, task_state: null });
         if (!ok) continue;
-        await d.instances.addFault(uuid, { code: 500, message: message.startsWith('No valid host') ? message : `No valid host was found. ${message}`, details: err instanceof ApiError ? undefined : (err as Error)?.stack });
         const inst = await d.instances.get(uuid);
         d.notifier.send(inst, 'create', 'error', { fault: { message } });
       }
@@ -123,8 +124,8 @@ export class Conductor {
       const message = err instanceof Error ? err.message : String(err);
       await d.placement.moveAllocations(migration.uuid, inst.uuid, 'INSTANCE').catch((e) => d.logger.error({ err: e }, 'allocation rollback failed'));
       await d.migrations.update(migration.uuid, { status: 'error' });
+      await d.instances.addFault(a.uuid, { code: 400, message: noValidHost(message) });
       await d.instances.update(a.uuid, { task_state: null });
-      await d.instances.addFault(a.uuid, { code: 400, message: message.startsWith('No valid host') ? message : `No valid host was found. ${message}` });
       d.notifier.send(await d.instances.get(a.uuid), 'resize', 'error', { fault: { message } });
       return;
     }
@@ -143,11 +144,15 @@ export class Conductor {
       [selection] = await d.actions.event(a.uuid, a.requestId, 'schedule_instances', null, () => d.scheduler.selectDestinations(spec, [inst.uuid], { projectId: inst.projectId, userId: inst.userId }));
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
+      await d.instances.addFault(a.uuid, { code: 400, message: noValidHost(message) });
       await d.instances.update(a.uuid, { task_state: null });
-      await d.instances.addFault(a.uuid, { code: 400, message: message.startsWith('No valid host') ? message : `No valid host was found. ${message}` });
       return;
     }
     await d.instances.update(a.uuid, { host: selection.host, node: selection.node, availability_zone: selection.availabilityZone });
     await d.bus.cast(COMPUTE_TOPIC, 'unshelve_instance', { uuid: a.uuid, requestId: a.requestId }, { host: selection.host });
   }
+}
+
+function noValidHost(message: string): string {
+  return message.startsWith('No valid host') ? message : `No valid host was found. ${message}`;
 }
