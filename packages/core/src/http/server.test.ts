@@ -73,6 +73,8 @@ describe('core http server', () => {
     assert.match((await high.json()).computeFault.message, /Version 2.200 is not supported by the API. Minimum is 2.1 and maximum is 2.96./);
     const bad = await get('/v2.1/thing', { 'OpenStack-API-Version': 'compute 2.x' });
     assert.equal(bad.status, 400);
+    // The root versions document answers clients probing with a version above the maximum.
+    assert.equal((await get('/', { 'OpenStack-API-Version': 'compute 2.200' })).status, 200);
   });
 
   it('requires a token except on public routes, with WWW-Authenticate on 401', async () => {

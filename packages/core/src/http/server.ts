@@ -95,7 +95,9 @@ export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
     req.ctx = { requestId: req.id };
     reply.header('x-openstack-request-id', req.id);
     if (negotiator) {
-      const v = negotiator.negotiate(req.headers);
+      // The root versions document answers whatever version a client asks for (cinderclient
+      // probes it with its own maximum), as upstream's versions apps do.
+      const v = negotiator.negotiate(req.url === '/' || req.url.startsWith('/?') ? {} : req.headers);
       req.ctx.microversion = v;
       reply.headers(negotiator.responseHeaders(v));
     }
