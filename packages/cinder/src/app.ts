@@ -164,7 +164,7 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
     logger,
     tokens: deps.tokens,
     authUri: deps.authUri,
-    microversions: { serviceType: 'volume', min: MIN_MICROVERSION, max: MAX_MICROVERSION },
+    microversions: { serviceType: 'volume', min: MIN_MICROVERSION, max: MAX_MICROVERSION, unversionedRoot: true },
     ...http,
   });
   const apiDeps: ApiDeps = { config, enforcer, volumes, migrations, types, quotas, scheduler, services };

@@ -16,6 +16,11 @@ export interface MicroversionConfig {
   max: string;
   /** e.g. X-OpenStack-Nova-API-Version; honoured when the standard header is absent. */
   legacyHeader?: string;
+  /**
+   * The root versions document answers whatever version a client asks for (Cinder's: cinderclient
+   * probes `/` with its own maximum). Placement's root is microversioned and leaves this off.
+   */
+  unversionedRoot?: boolean;
 }
 
 export function parseVersion(s: string): Microversion | undefined {

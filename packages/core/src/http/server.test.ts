@@ -27,7 +27,7 @@ describe('core http server', () => {
       logger,
       tokens: { validate: async (t) => (t === 'good' ? auth : Promise.reject(new ApiError('unauthorized', 'The request you have made requires authentication.'))) },
       authUri: 'http://127.0.0.1:5000',
-      microversions: { serviceType: 'compute', min: '2.1', max: '2.96', legacyHeader: 'X-OpenStack-Nova-API-Version' },
+      microversions: { serviceType: 'compute', min: '2.1', max: '2.96', legacyHeader: 'X-OpenStack-Nova-API-Version', unversionedRoot: true },
       bodyLimit: 1024,
     });
     compute.get('/v2.1/thing', async (req) => ({ mv: req.ctx.microversion, user: req.ctx.auth?.userId }));
@@ -73,7 +73,7 @@ describe('core http server', () => {
     assert.match((await high.json()).computeFault.message, /Version 2.200 is not supported by the API. Minimum is 2.1 and maximum is 2.96./);
     const bad = await get('/v2.1/thing', { 'OpenStack-API-Version': 'compute 2.x' });
     assert.equal(bad.status, 400);
-    // The root versions document answers clients probing with a version above the maximum.
+    // unversionedRoot: the root versions document answers clients probing with a version above the maximum.
     assert.equal((await get('/', { 'OpenStack-API-Version': 'compute 2.200' })).status, 200);
   });
 

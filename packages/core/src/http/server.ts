@@ -95,9 +95,8 @@ export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
     req.ctx = { requestId: req.id };
     reply.header('x-openstack-request-id', req.id);
     if (negotiator) {
-      // The root versions document answers whatever version a client asks for (cinderclient
-      // probes it with its own maximum), as upstream's versions apps do.
-      const v = negotiator.negotiate(req.url === '/' || req.url.startsWith('/?') ? {} : req.headers);
+      const root = opts.microversions!.unversionedRoot && (req.url === '/' || req.url.startsWith('/?'));
+      const v = negotiator.negotiate(root ? {} : req.headers);
       req.ctx.microversion = v;
       reply.headers(negotiator.responseHeaders(v));
     }
