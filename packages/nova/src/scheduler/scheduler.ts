@@ -157,8 +157,13 @@ export class Scheduler {
     const picks = this.pendingPicks.get(group);
     for (const [uuid, pick] of picks ?? []) {
       const inst = await this.deps.instances.find(uuid);
-      if (!inst || inst.host || Date.now() - pick.at > PENDING_PICK_MS) picks!.delete(uuid);
-      else hosts.add(pick.host);
+      if (!inst || Date.now() - pick.at > PENDING_PICK_MS) {
+        picks!.delete(uuid);
+        continue;
+      }
+      // The row may have been given its host after the query above read it: count the member either way.
+      hosts.add(inst.host ?? pick.host);
+      if (inst.host) picks!.delete(uuid);
     }
     if (picks?.size === 0) this.pendingPicks.delete(group);
     return hosts;
