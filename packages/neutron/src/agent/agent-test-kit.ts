@@ -91,6 +91,20 @@ export async function underlayHosts(lab: NetnsLab, count: 1 | 2, tag: string): P
 }
 
 /** Waits for `fn` to stop throwing (DHCP, ARP and bridges take a moment). */
+/**
+ * Everything a restart of the agent must leave untouched on one host: links (minus ticking
+ * timers), the configured fdb entries and the nft ruleset. Learned fdb entries come and go
+ * with whatever the guests send (IPv6 neighbour discovery, for one), so they are left out.
+ */
+export async function dataPlane(ip: IpLib, ns: Netns): Promise<string> {
+  const steady = (d: Record<string, unknown> = {}) => Object.fromEntries(Object.entries(d).filter(([k]) => !k.endsWith('_timer')));
+  const links = (await ip.linkList(ns.name)).map((l) => ({ ...l, linkinfo: { ...l.linkinfo, info_data: steady(l.linkinfo?.info_data) } }));
+  const nft = (await ns.exec('nft', ['-j', 'list', 'ruleset'])).stdout;
+  const entries = JSON.parse(await ip.bridge(ns.name, ['-j', 'fdb', 'show'])) as { state?: string }[];
+  const fdb = entries.filter((e) => e.state === 'permanent' || e.state === 'static');
+  return JSON.stringify({ links, nft, fdb });
+}
+
 export async function eventually<T>(fn: () => Promise<T>, timeoutMs = 10_000, stepMs = 200): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

@@ -4,18 +4,9 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { NetnsLab, type Netns } from '@onestack/testing/netns.ts';
 import { tempDir } from '@onestack/testing/temp-dir.ts';
-import { dhcpLease, eventually, openGroup, ping, port, quietLogger, removeAgentNamespaces, subnet4, underlayHosts, vxlanNetwork } from './agent-test-kit.ts';
+import { dataPlane, dhcpLease, eventually, openGroup, ping, port, quietLogger, removeAgentNamespaces, subnet4, underlayHosts, vxlanNetwork } from './agent-test-kit.ts';
 import { HostAgent } from './host-agent.ts';
 import { emptyHostState, type HostState } from './model.ts';
-
-/** Everything a restart must leave untouched on one host: links (minus ticking timers), fdb, nft ruleset. */
-async function dataPlane(agent: HostAgent, ns: Netns): Promise<string> {
-  const steady = (d: Record<string, unknown> = {}) => Object.fromEntries(Object.entries(d).filter(([k]) => !k.endsWith('_timer')));
-  const links = (await agent.ip.linkList(ns.name)).map((l) => ({ ...l, linkinfo: { ...l.linkinfo, info_data: steady(l.linkinfo?.info_data) } }));
-  const nft = (await ns.exec('nft', ['-j', 'list', 'ruleset'])).stdout;
-  const fdb = (await agent.ip.bridge(ns.name, ['-j', 'fdb', 'show'])).trim();
-  return JSON.stringify({ links, nft, fdb });
-}
 
 describe('host agent: L2 + DHCP + firewall across two namespace hosts', () => {
   let lab: NetnsLab;
@@ -76,12 +67,12 @@ describe('host agent: L2 + DHCP + firewall across two namespace hosts', () => {
     await ping(guests[1], '169.254.169.254');
 
     // Restart: new agents, same state: no device, fdb entry, rule or process changes.
-    const before = await Promise.all([0, 1].map((i) => dataPlane(agents[i], hosts[i])));
+    const before = await Promise.all([0, 1].map((i) => dataPlane(agents[i].ip, hosts[i])));
     const pid = agents[0].dhcp.dnsmasqPid(net.id);
     assert.ok(pid);
     const restarted = [mkAgent(0), mkAgent(1)];
     for (const i of [0, 1]) assert.deepEqual((await restarted[i].reconcile(states[i])).errors, []);
-    const afterRestart = await Promise.all([0, 1].map((i) => dataPlane(restarted[i], hosts[i])));
+    const afterRestart = await Promise.all([0, 1].map((i) => dataPlane(restarted[i].ip, hosts[i])));
     assert.equal(afterRestart[0], before[0]);
     assert.equal(afterRestart[1], before[1]);
     assert.equal(restarted[0].dhcp.dnsmasqPid(net.id), pid);

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Netns } from '@onestack/testing/netns.ts';
-import { dhcpLease, eventually, ping, pings } from '../agent-test-kit.ts';
+import { dataPlane, dhcpLease, eventually, ping, pings } from '../agent-test-kit.ts';
 import { VIF_PLUGGED } from '../../rpc/server-rpc.ts';
 import { settled, startApiStack, type ApiStack, type SimHost } from './api-stack.ts';
 
@@ -25,15 +25,6 @@ async function tcpReaches(ns: Netns, address: string, portNo: number): Promise<b
   } catch {
     return false;
   }
-}
-
-/** Links (minus ticking timers), fdb and nft ruleset of a host: what a restart must not change. */
-async function dataPlane(h: SimHost): Promise<string> {
-  const steady = (d: Record<string, unknown> = {}) => Object.fromEntries(Object.entries(d).filter(([k]) => !k.endsWith('_timer')));
-  const links = (await h.agent.ip.linkList(h.ns.name)).map((l) => ({ ...l, linkinfo: { ...l.linkinfo, info_data: steady(l.linkinfo?.info_data) } }));
-  const nft = (await h.ns.exec('nft', ['-j', 'list', 'ruleset'])).stdout;
-  const fdb = (await h.agent.ip.bridge(h.ns.name, ['-j', 'fdb', 'show'])).trim();
-  return JSON.stringify({ links, nft, fdb });
 }
 
 describe('data plane through the API: server RPC + two host agents', () => {
@@ -174,13 +165,13 @@ describe('data plane through the API: server RPC + two host agents', () => {
   it('restarting both agents (new instances) changes nothing on either host', async () => {
     const { hosts } = stack;
     await settled(stack);
-    const before = await Promise.all(hosts.map(dataPlane));
+    const before = await Promise.all(hosts.map((h) => dataPlane(h.agent.ip, h.ns)));
     dnsmasqPid = hosts[0].agent.dhcp.dnsmasqPid(net.id);
     assert.ok(dnsmasqPid);
     const t0 = Date.now();
     for (const h of hosts) await h.restart();
     const restartMs = Date.now() - t0;
-    const afterRestart = await Promise.all(hosts.map(dataPlane));
+    const afterRestart = await Promise.all(hosts.map((h) => dataPlane(h.agent.ip, h.ns)));
     assert.equal(afterRestart[0], before[0]);
     assert.equal(afterRestart[1], before[1]);
     assert.equal(hosts[0].agent.dhcp.dnsmasqPid(net.id), dnsmasqPid);
