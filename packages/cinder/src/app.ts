@@ -126,7 +126,7 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
     images: deps.images ?? new GlanceHttp({ glanceUrl: config.glanceUrl || undefined, identityUrl: deps.authUri }),
     conversionDir: join(config.stateDir, 'cinder', 'conversion'),
   });
-  const migrations = new VolumeMigrations(volumes, { db: database.db, clock, ids, logger, types, scheduler, services, notifier, conversionDir: join(config.stateDir, 'cinder', 'conversion') });
+  const migrations = new VolumeMigrations(volumes, { db: database.db, clock, ids, logger, types, scheduler, services, notifier, compute: deps.compute, conversionDir: join(config.stateDir, 'cinder', 'conversion') });
   await migrations.recoverInterrupted();
   await volumes.recoverInterrupted();
   await volumes.restoreConnections();

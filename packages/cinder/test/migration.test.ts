@@ -23,9 +23,12 @@ describe('cinder migration between backends (file driver, qcow2 and raw)', () =>
   let bulk: FileVolumeDriver;
   const scratch = mkdtempSync(join(tmpdir(), 'onestack-cinder-migration-'));
   const backend = (name: string) => (name === 'fast' ? fast : bulk);
+  /** What Nova does when Cinder asks it to swap a server's volume (each test that moves an attached volume sets it). */
+  let novaSwap: (server: string, oldId: string, newId: string) => Promise<void> = () => Promise.reject(new Error('no swap expected'));
 
   before(async () => {
     f = await startCinder({
+      compute: { extendVolume: async () => undefined, swapVolume: (server, oldId, newId) => novaSwap(server, oldId, newId) },
       drivers: (state) => [
         (fast = new FileVolumeDriver({ dir: join(state, 'fast'), backendName: 'fast', format: 'qcow2', logger })),
         (bulk = new FileVolumeDriver({ dir: join(state, 'bulk'), backendName: 'bulk', format: 'raw', logger })),
@@ -137,7 +140,7 @@ describe('cinder migration between backends (file driver, qcow2 and raw)', () =>
     assert.deepEqual([v.status, v.volume_type, backendOf(v), v['os-vol-mig-status-attr:migstat']], ['available', 'bulk-type', 'bulk', 'success']);
     await assertSameData(v, dump);
     assert.equal(existsSync(fast.volumePath(id)), false);
-    // An attached volume does not move (that needs Nova's swap volume): it stays, migration_status error.
+    // An attachment of no server cannot be swapped by Nova: the volume stays, migration_status error.
     const att = await p.member.at('3.27').post('/attachments', { attachment: { volume_uuid: id, connector: { host: 'cinder-host' } } });
     assert.equal(att.status, 200, att.text);
     await p.member.at('3.44').post(`/attachments/${att.body.attachment.id}/action`, { 'os-complete': null });
@@ -202,5 +205,99 @@ describe('cinder migration between backends (file driver, qcow2 and raw)', () =>
     await p.member.delete(`/volumes/${a.id}`);
     await f.volumes.drain();
     assert.equal(existsSync(bulk.volumePath(b.id)), false);
+  });
+
+  /** An attachment of the volume to a server on a host, completed (in-use), as Nova makes it. */
+  async function attach(volumeId: string, server: string): Promise<string> {
+    const att = await f.admin.at('3.27').post(`/v3/${p.id}/attachments`, { attachment: { volume_uuid: volumeId, instance_uuid: server, connector: { host: 'compute-1', mountpoint: '/dev/vdb' } } });
+    assert.equal(att.status, 200, att.text);
+    assert.equal((await f.admin.at('3.44').post(`/v3/${p.id}/attachments/${att.body.attachment.id}/action`, { 'os-complete': null })).status, 204);
+    return att.body.attachment.id;
+  }
+
+  const SERVER = '3b7e1f3a-3c1d-4e55-9a0b-6c1d2e3f4a5b';
+  const attachmentsOf = (v: any) => v.attachments.map((a: { attachment_id: string; server_id: string }) => [a.attachment_id, a.server_id]);
+
+  test('an in-use volume migrates through Nova: the swap gets the empty target, completion moves Nova\'s attachment and deletes the old data', async () => {
+    const { id, dump } = await volumeWithData('__DEFAULT__');
+    const from = backendOf(await show(id));
+    const to = from === 'fast' ? 'bulk' : 'fast';
+    const oldAttachment = await attach(id, SERVER);
+    const asked: string[][] = [];
+    novaSwap = async (...args) => void asked.push(args);
+    const res = await action(id, { 'os-migrate_volume': { host: `cinder-host@${to}#${to}` } });
+    assert.equal(res.status, 202, res.text);
+    await f.volumes.drain();
+    assert.equal(asked.length, 1);
+    const [server, oldId, tmpId] = asked[0]!;
+    assert.deepEqual([server, oldId], [SERVER, id]);
+    let v = await show(id);
+    assert.deepEqual([v.status, backendOf(v), v['os-vol-mig-status-attr:migstat']], ['in-use', from, 'migrating'], 'the volume stays in use on its backend while Nova copies');
+    const tmp = (await show(tmpId!)) as any;
+    assert.deepEqual([tmp.status, tmp.size, backendOf(tmp), tmp['os-vol-mig-status-attr:migstat']], ['available', 1, to, `target:${id}`]);
+    assert.ok(existsSync(backend(to).volumePath(tmpId!)), 'the target exists empty on the destination');
+
+    // Nova's part: an attachment of the target for the server, the guest's data copied to it (here by qemu-img), then completion.
+    const newAttachment = await attach(tmpId!, SERVER);
+    await runCommand('qemu-img', ['convert', '-n', '-f', 'raw', '-O', backend(to).format, '--', positional(dump), positional(backend(to).volumePath(tmpId!))], { logger, timeoutMs: 120_000 });
+    assert.equal((await action(id, { 'os-migrate_volume_completion': { new_volume: tmpId } }, p.member)).status, 403);
+    const done = await action(id, { 'os-migrate_volume_completion': { new_volume: tmpId } });
+    assert.equal(done.status, 200, done.text);
+    assert.deepEqual(done.body, { save_volume_id: id });
+    v = await show(id);
+    assert.deepEqual([v.status, backendOf(v), v['os-vol-mig-status-attr:name_id'], v['os-vol-mig-status-attr:migstat']], ['in-use', to, tmpId, 'success']);
+    assert.deepEqual(attachmentsOf(v), [[newAttachment, SERVER]], "Nova's new attachment is the volume's");
+    assert.equal((await f.admin.at('3.27').get(`/v3/${p.id}/attachments/${oldAttachment}`)).status, 404, 'the old attachment ended with the old data');
+    assert.equal((await f.admin.at('3.27').delete(`/v3/${p.id}/attachments/${oldAttachment}`)).status, 404, "Nova's delete of the old attachment finds nothing to do");
+    assert.equal((await f.admin.get(`/v3/${p.id}/volumes/${tmpId}`)).status, 404);
+    assert.equal(existsSync(backend(from).volumePath(id)), false, 'the old backend file is deleted');
+    await assertSameData(v, dump);
+
+    assert.equal((await f.admin.at('3.27').delete(`/v3/${p.id}/attachments/${newAttachment}`)).status, 200);
+    assert.equal((await show(id)).status, 'available');
+    await p.member.delete(`/volumes/${id}`);
+    await f.volumes.drain();
+    assert.equal(existsSync(backend(to).volumePath(tmpId!)), false);
+  });
+
+  test('an in-use retype (on-demand) that Nova refuses, or completes with error, leaves the volume in use where it was', async () => {
+    const { id } = await volumeWithData('fast-type');
+    const attachment = await attach(id, SERVER);
+    const retype = () => action(id, { 'os-retype': { new_type: 'bulk-type', migration_policy: 'on-demand' } }, p.member);
+    const untouched = async (why: string) => {
+      const v = await show(id);
+      assert.deepEqual([v.status, v.volume_type, backendOf(v), v['os-vol-mig-status-attr:name_id'], v['os-vol-mig-status-attr:migstat']], ['in-use', 'fast-type', 'fast', null, 'error'], why);
+      assert.deepEqual(attachmentsOf(v), [[attachment, SERVER]], why);
+      assert.ok(existsSync(fast.volumePath(id)), why);
+      const temps = await f.database.db.selectFrom('volumes').select(['id', 'deleted']).where('migration_status', '=', `target:${id}`).execute();
+      assert.ok(temps.length > 0 && temps.every((t) => t.deleted === 1 && !existsSync(bulk.volumePath(t.id))), `${why}: the target is deleted with its data`);
+    };
+
+    novaSwap = () => Promise.reject(new Error('Nova answered 400'));
+    assert.equal((await retype()).status, 202);
+    await f.volumes.drain();
+    await untouched('Nova refused the swap');
+
+    let target = '';
+    novaSwap = async (_s, _o, newId) => void (target = newId);
+    assert.equal((await retype()).status, 202);
+    await f.volumes.drain();
+    assert.equal((await show(id)).status, 'retyping');
+    const failed = await action(id, { 'os-migrate_volume_completion': { new_volume: target, error: true } });
+    assert.deepEqual([failed.status, failed.body], [200, { save_volume_id: id }]);
+    await untouched('Nova failed the copy');
+
+    // And the retype that works: the type changes with the backend.
+    novaSwap = async (_s, _o, newId) => void (target = newId);
+    assert.equal((await retype()).status, 202);
+    await f.volumes.drain();
+    const next = await attach(target, SERVER);
+    assert.equal((await action(id, { 'os-migrate_volume_completion': { new_volume: target } })).status, 200);
+    const v = await show(id);
+    assert.deepEqual([v.status, v.volume_type, backendOf(v), v['os-vol-mig-status-attr:migstat']], ['in-use', 'bulk-type', 'bulk', 'success']);
+    assert.deepEqual(attachmentsOf(v), [[next, SERVER]]);
+    await f.admin.at('3.27').delete(`/v3/${p.id}/attachments/${next}`);
+    await p.member.delete(`/volumes/${id}`);
+    await f.volumes.drain();
   });
 });

@@ -7,8 +7,10 @@ import type { Clock } from '@onestack/core/clock.ts';
 import { casUpdate } from '@onestack/core/db/index.ts';
 import { badRequest } from '@onestack/core/errors.ts';
 import type { IdSource } from '@onestack/core/ids.ts';
-import type { CinderDB, VolumeRow } from '../db/schema.ts';
+import type { AttachmentRow, CinderDB, VolumeRow } from '../db/schema.ts';
+import type { Connector } from '../drivers/volume-driver.ts';
 import { invalidVolume } from './errors.ts';
+import type { ComputeApi } from './nova.ts';
 import type { CinderNotifier } from './notifier.ts';
 import type { Scheduler } from './scheduler.ts';
 import type { Services } from './services.ts';
@@ -29,9 +31,11 @@ const MIGRATE_REFUSED = (id: string) =>
  * (`name_id`), the temporary row takes the source's data and is deleted with it.
  * Retype uses the same path when the new type's backend is another one.
  *
- * Only volumes without attachments move: moving an attached one needs Nova's swap
- * volume (upstream's update_server_volume), which this cloud does not have; such a
- * migration ends with migration_status `error` and the volume untouched.
+ * An attached volume moves as upstream's: the temporary volume is created empty and
+ * Nova is asked to swap the server's disk to it (update_server_volume); Nova copies the
+ * running guest's data, pivots, and calls os-migrate_volume_completion, which swaps the
+ * rows as above and moves Nova's new attachment to the volume the user knows. A volume
+ * attached to several servers does not move (migration_status `error`).
  */
 export class VolumeMigrations {
   constructor(
@@ -45,6 +49,8 @@ export class VolumeMigrations {
       scheduler: Scheduler;
       services: Services;
       notifier: CinderNotifier;
+      /** Nova, for attached volumes; absent: they do not move. */
+      compute?: ComputeApi;
       conversionDir: string;
     },
   ) {}
@@ -110,18 +116,63 @@ export class VolumeMigrations {
     const src = await this.row(id);
     try {
       const dest = await this.o.scheduler.passes(host, { size: src.size, extraSpecs: type.extraSpecs });
-      const live = await this.o.db.selectFrom('volume_attachment').select('id').where('volume_id', '=', id).where('deleted', '=', 0).execute();
-      if (live.length) throw new Error('moving an attached volume needs Nova to swap the volume, which is not available');
+      const live = await this.attachmentsOf(id);
+      const servers = [...new Set(live.map((a) => a.instance_uuid))];
+      if (servers.length > 1 || (servers.length && !servers[0])) throw new Error('only a volume attached to one server moves (Nova swaps it for that server)');
       await casUpdate(this.o.db, 'volumes', { set: { migration_status: 'migrating', updated_at: this.now() }, where: { id, migration_status: 'starting' } });
-      await this.generic(src, dest.host, newType);
+      if (servers.length) await this.swapAttached(src, dest.host, newType, servers[0]!);
+      else await this.generic(src, dest.host, newType);
     } catch (err) {
       this.o.logger.warn({ volume_id: id, host, err }, 'volume migration failed');
       await this.o.db.updateTable('volumes').set({ migration_status: 'error', status: src.previous_status ?? src.status, updated_at: this.now() }).where('id', '=', id).execute();
     }
   }
 
+  private attachmentsOf(volumeId: string): Promise<AttachmentRow[]> {
+    return this.o.db.selectFrom('volume_attachment').selectAll().where('volume_id', '=', volumeId).where('deleted', '=', 0).execute();
+  }
+
   /** upstream's _migrate_volume_generic: the temporary volume on the destination, the copy, then completion. */
   private async generic(src: VolumeRow, destHost: string, newType: VolumeType | undefined): Promise<void> {
+    const tmp = await this.insertTemporary(src, destHost, newType);
+    try {
+      await this.copyData(src, tmp);
+      await casUpdate(this.o.db, 'volumes', { set: { status: 'available', launched_at: this.now(), updated_at: this.now() }, where: { id: tmp.id, status: 'creating' } });
+    } catch (err) {
+      await this.dropTemporary(tmp);
+      throw err;
+    }
+    await this.complete(await this.row(src.id), await this.row(tmp.id), false);
+  }
+
+  /**
+   * The attached half of _migrate_volume_generic: an empty temporary volume of the same
+   * size on the destination, then Nova's swap. Nova answers at once and copies in the
+   * background; its os-migrate_volume_completion (error or not) finishes the migration.
+   * Nova refusing leaves the volume as it was (the caller marks the migration `error`).
+   */
+  private async swapAttached(src: VolumeRow, destHost: string, newType: VolumeType | undefined, serverId: string): Promise<void> {
+    if (!this.o.compute?.swapVolume) throw new Error('moving an attached volume needs Nova, which this Cinder does not know');
+    const tmp = await this.insertTemporary(src, destHost, newType);
+    try {
+      const driver = this.v.driverFor(tmp);
+      if (!driver) throw new Error(`volume ${src.id}: backend of ${destHost} is not served here`);
+      await driver.createVolume(volumeRef(tmp));
+      await casUpdate(this.o.db, 'volumes', { set: { status: 'available', launched_at: this.now(), updated_at: this.now() }, where: { id: tmp.id, status: 'creating' } });
+      await this.o.compute.swapVolume(serverId, src.id, tmp.id);
+    } catch (err) {
+      await this.dropTemporary(tmp);
+      throw err;
+    }
+  }
+
+  /** A temporary volume that never took over: its data and row go. */
+  private async dropTemporary(tmp: VolumeRow): Promise<void> {
+    await this.v.driverFor(tmp)?.deleteVolume(volumeRef(tmp)).catch(() => undefined);
+    await this.o.db.updateTable('volumes').set({ status: 'deleted', deleted: 1, deleted_at: this.now() }).where('id', '=', tmp.id).execute();
+  }
+
+  private async insertTemporary(src: VolumeRow, destHost: string, newType: VolumeType | undefined): Promise<VolumeRow> {
     const tmp: VolumeRow = {
       ...src,
       id: this.o.ids.uuid(),
@@ -139,15 +190,7 @@ export class VolumeMigrations {
       launched_at: null,
     };
     await this.o.db.insertInto('volumes').values(tmp).execute();
-    try {
-      await this.copyData(src, tmp);
-      await casUpdate(this.o.db, 'volumes', { set: { status: 'available', launched_at: this.now(), updated_at: this.now() }, where: { id: tmp.id, status: 'creating' } });
-    } catch (err) {
-      await this.v.driverFor(tmp)?.deleteVolume(volumeRef(tmp)).catch(() => undefined);
-      await this.o.db.updateTable('volumes').set({ status: 'deleted', deleted: 1, deleted_at: this.now() }).where('id', '=', tmp.id).execute();
-      throw err;
-    }
-    await this.complete(await this.row(src.id), await this.row(tmp.id), false);
+    return tmp;
   }
 
   /** The source's data as raw into the destination's volume: the two backends share no format. */
@@ -183,6 +226,11 @@ export class VolumeMigrations {
    * error the destination goes; otherwise the rows swap backends and data names,
    * the volume returns to its previous status with migration_status `success`, and
    * the temporary row is deleted together with the source's old data.
+   *
+   * After Nova's swap the source's attachments name the old data the guest no longer
+   * uses: their connections end on the old backend and they go. The attachment Nova made
+   * on the destination moves to the source, so the volume the user knows is in-use by it
+   * (Nova then deletes the old attachment, which is gone already).
    */
   private async complete(src: VolumeRow, dest: VolumeRow, error: boolean): Promise<string> {
     const previous = src.previous_status ?? 'available';
@@ -192,10 +240,23 @@ export class VolumeMigrations {
       return src.id;
     }
     await this.o.db.updateTable('volumes').set({ migration_status: 'completing', updated_at: this.now() }).where('id', '=', src.id).execute();
+    await this.endAttachments(src);
+    const taken = await this.attachmentsOf(dest.id);
+    await this.o.db.updateTable('volume_attachment').set({ volume_id: src.id, updated_at: this.now() }).where('volume_id', '=', dest.id).where('deleted', '=', 0).execute();
+    const attached = taken.some((a) => a.attach_status === 'attached');
     const typeChanged = dest.volume_type_id !== src.volume_type_id;
     await this.o.db
       .updateTable('volumes')
-      .set({ host: dest.host, name_id: dest.name_id ?? dest.id, volume_type_id: dest.volume_type_id, status: previous, previous_status: src.status, migration_status: 'success', updated_at: this.now() })
+      .set({
+        host: dest.host,
+        name_id: dest.name_id ?? dest.id,
+        volume_type_id: dest.volume_type_id,
+        status: previous === 'in-use' && !attached ? 'available' : previous,
+        attach_status: attached ? 'attached' : 'detached',
+        previous_status: src.status,
+        migration_status: 'success',
+        updated_at: this.now(),
+      })
       .where('id', '=', src.id)
       .execute();
     const old = { ...dest, host: src.host, name_id: src.name_id ?? src.id };
@@ -206,8 +267,22 @@ export class VolumeMigrations {
     return src.id;
   }
 
+  /** The row's attachments end: each connection is terminated on the row's backend (a failure is logged) and the attachment deleted. */
+  private async endAttachments(row: VolumeRow): Promise<void> {
+    for (const a of await this.attachmentsOf(row.id)) {
+      if (a.connector) {
+        await this.v
+          .driverFor(row)
+          ?.terminateConnection(volumeRef(row), JSON.parse(a.connector) as Connector, { attachmentId: a.id })
+          .catch((err: unknown) => this.o.logger.warn({ volume_id: row.id, attachment_id: a.id, err }, 'terminating a migrated attachment failed'));
+      }
+      await this.o.db.updateTable('volume_attachment').set({ attach_status: 'detached', detach_time: this.now(), deleted: 1, deleted_at: this.now() }).where('id', '=', a.id).execute();
+    }
+  }
+
   /** The temporary row and the data it names; a data delete that fails is logged and the row kept in error_deleting. */
   private async deleteTemporary(row: VolumeRow): Promise<void> {
+    await this.endAttachments(row);
     try {
       await this.v.driverFor(row)?.deleteVolume(volumeRef(row));
     } catch (err) {
@@ -224,8 +299,8 @@ export class VolumeMigrations {
    * upstream's retype: the new type must differ and the volume must not be
    * mid-migration; the volume is `retyping` while the scheduler decides. Its own
    * backend still passing the new type: only the type changes. Another backend:
-   * with migration_policy `on-demand` the volume migrates there (no snapshots, not
-   * attached), with `never` it keeps its type ("Retype requires migration but is not
+   * with migration_policy `on-demand` the volume migrates there (no snapshots; an
+   * attached one through Nova's swap), with `never` it keeps its type ("Retype requires migration but is not
    * allowed."). Either way the API has answered 202 and the volume returns to its
    * previous status; the reason of a refusal is logged, as upstream.
    */

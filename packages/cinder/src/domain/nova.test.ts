@@ -78,3 +78,23 @@ describe('NovaHttp: volume-extended through os-server-external-events', () => {
     assert.match(String((noCompute.errors[0] as { err: string }).err), /no compute/);
   });
 });
+
+describe('NovaHttp: swap volume through os-volume_attachments', () => {
+  let nova: Awaited<ReturnType<typeof fakeNova>>;
+  before(async () => (nova = await fakeNova()));
+  after(() => new Promise<void>((r) => nova.server.close(() => r())));
+  const session = { tokenId: async () => 'cinder-service-token', endpointUrl: async () => `${nova.url}/v2.1/` };
+  const NEW = '9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a';
+
+  it('PUTs the new volume on the old one\'s attachment of the server, with the service token; only 202 is success', async () => {
+    nova.answer.status = 202;
+    await new NovaHttp({ session, logger: logger() }).swapVolume(SERVERS[0]!, VOLUME, NEW);
+    const req = nova.seen.at(-1)!;
+    assert.deepEqual([req.method, req.url, req.headers['x-auth-token']], ['PUT', `/v2.1/servers/${SERVERS[0]}/os-volume_attachments/${VOLUME}`, 'cinder-service-token']);
+    assert.deepEqual(req.body, { volumeAttachment: { volumeId: NEW } });
+    for (const status of [400, 409]) {
+      nova.answer.status = status;
+      await assert.rejects(new NovaHttp({ session, logger: logger() }).swapVolume(SERVERS[0]!, VOLUME, NEW), new RegExp(`Nova answered ${status}`));
+    }
+  });
+});

@@ -4,6 +4,12 @@ import type { Logger } from 'pino';
 export interface ComputeApi {
   /** The servers that have the volume attached see it grow (never throws: upstream logs a failure). */
   extendVolume(serverIds: string[], volumeId: string): Promise<void>;
+  /**
+   * upstream's update_server_volume: Nova copies the server's disk of the volume to the new
+   * one and pivots to it, then calls os-migrate_volume_completion. Throws when Nova refused
+   * (then nothing happened on its side). Absent: attached volumes do not move.
+   */
+  swapVolume?(serverId: string, oldVolumeId: string, newVolumeId: string): Promise<void>;
 }
 
 /** Cinder's service user: a token and the catalog it came with. */
@@ -13,24 +19,28 @@ export interface ServiceSession {
 }
 
 /**
- * Nova's os-server-external-events with Cinder's service credentials (the service role Nova's
- * policy asks for), microversion 2.51 where volume-extended came, at the compute endpoint of
- * the service token's catalog.
+ * Nova's API with Cinder's service credentials (the service role Nova's policy asks for),
+ * at the compute endpoint of the service token's catalog.
  */
 export class NovaHttp implements ComputeApi {
   constructor(private readonly o: { session: ServiceSession; logger: Pick<Logger, 'error'> }) {}
 
+  private async send(method: string, path: string, body: unknown, microversion: string): Promise<Response> {
+    const base = (await this.o.session.endpointUrl('compute')).replace(/\/+$/, '').replace(/\/v2(\.1)?(\/.*)?$/, '');
+    return fetch(`${base}/v2.1${path}`, {
+      method,
+      headers: { 'x-auth-token': await this.o.session.tokenId(), 'content-type': 'application/json', accept: 'application/json', 'openstack-api-version': `compute ${microversion}`, 'x-openstack-nova-api-version': microversion },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(30_000),
+    });
+  }
+
+  /** os-server-external-events at 2.51, where volume-extended came. */
   async extendVolume(serverIds: string[], volumeId: string): Promise<void> {
     if (!serverIds.length) return;
     const events = serverIds.map((server_uuid) => ({ name: 'volume-extended', server_uuid, tag: volumeId }));
     try {
-      const base = (await this.o.session.endpointUrl('compute')).replace(/\/+$/, '').replace(/\/v2(\.1)?(\/.*)?$/, '');
-      const res = await fetch(`${base}/v2.1/os-server-external-events`, {
-        method: 'POST',
-        headers: { 'x-auth-token': await this.o.session.tokenId(), 'content-type': 'application/json', accept: 'application/json', 'openstack-api-version': 'compute 2.51', 'x-openstack-nova-api-version': '2.51' },
-        body: JSON.stringify({ events }),
-        signal: AbortSignal.timeout(30_000),
-      });
+      const res = await this.send('POST', '/os-server-external-events', { events }, '2.51');
       if (res.status === 200) return;
       // 207: some servers took it, some did not (gone, on no host); anything else: none did.
       const text = await res.text().catch(() => '');
@@ -38,5 +48,13 @@ export class NovaHttp implements ComputeApi {
     } catch (err) {
       this.o.logger.error({ volume: volumeId, err: (err as Error).message }, 'Failed to notify Nova of the volume extend');
     }
+  }
+
+  /** PUT os-volume_attachments/{old} with the new volumeId; at 2.1 every such update is a swap. */
+  async swapVolume(serverId: string, oldVolumeId: string, newVolumeId: string): Promise<void> {
+    const res = await this.send('PUT', `/servers/${encodeURIComponent(serverId)}/os-volume_attachments/${encodeURIComponent(oldVolumeId)}`, { volumeAttachment: { volumeId: newVolumeId } }, '2.1');
+    if (res.status === 202) return;
+    const text = await res.text().catch(() => '');
+    throw new Error(`Nova answered ${res.status} to swapping volume ${oldVolumeId} for ${newVolumeId} on server ${serverId}: ${text.slice(0, 500)}`);
   }
 }
