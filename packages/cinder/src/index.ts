@@ -25,7 +25,8 @@ export const cinderService: ServiceDefinition = {
   catalogAliases: [{ type: 'volumev3', name: 'cinderv3' }],
   configGroups: [cinderOptions],
   migrations,
-  serviceUser: { roles: ['service'] },
+  // admin as upstream's [nova] privileged user: Nova's swap volume looks the server up in the volume owner's project.
+  serviceUser: { roles: ['admin', 'service'] },
   async start(rt) {
     const common = rt.config.DEFAULT as { state_dir: string };
     const config = cinderConfig(rt.config.cinder as CinderValues, { stateDir: common.state_dir, hostname: hostname() });

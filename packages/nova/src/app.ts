@@ -195,7 +195,7 @@ export async function createNovaApp(deps: NovaDeps, http: Pick<HttpServerOptions
   registerExternalEventRoutes(app, apiDeps, deps.bus);
   registerConsoleRoutes(app, apiDeps);
   registerInterfaceRoutes(app, apiDeps, deps.bus);
-  registerVolumeAttachmentRoutes(app, apiDeps, { bus: deps.bus, cinder: core.cinder, blockDevices: core.blockDevices });
+  registerVolumeAttachmentRoutes(app, apiDeps, { bus: deps.bus, cinder: core.cinder, blockDevices: core.blockDevices, serviceToken: () => deps.session.tokenId() });
   return {
     app,
     core,

@@ -52,6 +52,8 @@ export function volumeDetail(req: FastifyRequest, v: Volume, opts: { admin: bool
   };
   if (Object.keys(v.imageMetadata).length) out.volume_image_metadata = v.imageMetadata;
   if (opts.admin) {
+    // upstream's detail view shows admins the plain field too; Nova's swap reads it.
+    out.migration_status = v.migration_status;
     out['os-vol-host-attr:host'] = v.host;
     out['os-vol-mig-status-attr:migstat'] = v.migration_status;
     out['os-vol-mig-status-attr:name_id'] = v.name_id;

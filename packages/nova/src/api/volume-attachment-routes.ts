@@ -3,6 +3,7 @@ import type { Bus } from '@onestack/core/bus/bus.ts';
 import { ApiError, badRequest, conflict, forbidden, notFound } from '@onestack/core/errors.ts';
 import type { RuleDefault } from '@onestack/core/policy/index.ts';
 import { COMPUTE_TOPIC } from '../compute/manager.ts';
+import type { SwapVolumeArgs } from '../compute/volume-attach.ts';
 import { nextDeviceName, type BlockDevice, type BlockDevices } from '../domain/block-devices.ts';
 import { instanceLocked, invalidState } from '../domain/errors.ts';
 import type { Instance } from '../domain/instances.ts';
@@ -29,12 +30,16 @@ export interface VolumeAttachmentDeps {
   bus: Bus;
   cinder: CinderClient;
   blockDevices: BlockDevices;
+  /** Nova's own service token: the swap's caller (Cinder's service user) may not see the instance's project in Cinder. */
+  serviceToken(): Promise<string>;
 }
 
 /** match_device() of nova/block_device.py: what a requested device name may look like. */
 const DEVICE = /(^\/dev\/x{0,1}[a-z]{0,1}d{0,1})([a-z]+)[0-9]*$/;
 const UUID_FORMAT = /^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$/;
 const ATTACH_STATES = ['active', 'paused', 'stopped', 'resized', 'soft-delete'];
+/** The guest's disk is copied while it runs: upstream's swap_volume states. */
+const SWAP_STATES = ['active', 'paused', 'resized'];
 const SHELVED = ['shelved', 'shelved_offloaded'];
 
 function volumeIdOf(v: unknown, field = 'volumeId'): string {
@@ -76,10 +81,10 @@ function checkShelved(req: FastifyRequest, inst: Instance, method: string): void
 }
 
 /** check_instance_lock and check_instance_state(vm_state=[ACTIVE, PAUSED, STOPPED, RESIZED, SOFT_DELETED …], task_state=[None]). */
-function checkState(deps: ApiDeps, req: FastifyRequest, inst: Instance, method: string): void {
+function checkState(deps: ApiDeps, req: FastifyRequest, inst: Instance, method: string, states = ATTACH_STATES): void {
   if (inst.lockedBy && !callerOf(deps, req).isAdmin) throw instanceLocked(inst.uuid);
   // Shelved (offloaded) servers have no host to plug into: refused as a state onestack does not attach in.
-  if (!ATTACH_STATES.includes(inst.vmState)) throw invalidState(inst.uuid, 'vm_state', inst.vmState, method);
+  if (!states.includes(inst.vmState)) throw invalidState(inst.uuid, 'vm_state', inst.vmState, method);
   if (inst.taskState) throw invalidState(inst.uuid, 'task_state', inst.taskState, method);
   if (!inst.host) throw conflict(`Instance ${inst.uuid} is not ready`);
 }
@@ -235,19 +240,35 @@ export function registerVolumeAttachmentRoutes(app: FastifyInstance, deps: ApiDe
     return '';
   });
 
-  /** upstream's _update_volume_swap: only Cinder calls it, for a migrating volume. */
+  /**
+   * upstream's _update_volume_swap and compute API swap_volume: only Cinder calls it, for a
+   * migrating volume. The new volume must be detached and no smaller; it is reserved for the
+   * server (a Cinder attachment) and nova-compute on the server's host copies the disk onto
+   * it, pivots and calls Cinder's os-migrate_volume_completion (action `swap_volume`). Answers
+   * once the host has the job, as upstream's cast.
+   */
   const swapVolume = async (req: FastifyRequest, inst: Instance, oldId: string, newId: string) => {
-    const token = callerOf(deps, req).token;
+    const token = await v.serviceToken();
     const old = (await v.cinder.getVolume(token, inst.projectId, oldId)) as CinderVolume & { migration_status?: string | null };
     if (!old.migration_status) throw conflict(`volume ${oldId} is not migrating; this API should only be called by Cinder`);
+    let next: CinderVolume;
     try {
-      await v.cinder.getVolume(token, inst.projectId, newId);
+      next = await v.cinder.getVolume(token, inst.projectId, newId);
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) throw badRequest(e.message);
       throw e;
     }
-    // The QEMU driver cannot copy a guest's disk to another volume while it runs.
-    throw badRequest(`Swapping volume ${oldId} for ${newId} is not supported by the compute driver of instance ${inst.uuid}.`);
+    if (old.multiattach || next.multiattach) throw badRequest('Swapping multi-attach volumes with more than one read/write attachment is not supported.');
+    const bdm = await v.blockDevices.byVolume(inst.uuid, oldId);
+    if (!bdm) throw notFound('The volume was either invalid or not attached to the instance.');
+    checkState(deps, req, inst, 'swap_volume', SWAP_STATES);
+    if (next.attachments.length) throw badRequest('Invalid volume: New volume must be detached in order to swap.');
+    if (next.size < old.size) throw badRequest('Invalid volume: New volume must be the same size or larger.');
+    const attachment = await fromCinder(v.cinder.createAttachment(token, inst.projectId, newId, inst.uuid));
+    const caller = callerOf(deps, req);
+    await deps.actions.start({ uuid: inst.uuid, action: 'swap_volume', requestId: caller.requestId, projectId: caller.projectId, userId: caller.userId });
+    const args: SwapVolumeArgs = { uuid: inst.uuid, oldVolumeId: oldId, newVolumeId: newId, newAttachmentId: attachment.id, requestId: caller.requestId };
+    await v.bus.cast(COMPUTE_TOPIC, 'swap_volume', args, { host: inst.host! });
   };
 
   app.delete(`${base}/:volume_id`, async (req, reply) => {

@@ -6,7 +6,7 @@ import type { Instance, InstanceRepo } from '../domain/instances.ts';
 import type { InstanceNotifier } from '../domain/notifier.ts';
 import type { CinderClient } from '../domain/service-clients.ts';
 import { NoFreeSlotError, type ComputeDriver } from '../virt/driver.ts';
-import { connectVolume, disconnectVolume } from './volume-connect.ts';
+import { connectVolume, disconnectVolume, type ConnectedVolume } from './volume-connect.ts';
 
 export interface VolumeAttachDeps {
   host: string;
@@ -30,6 +30,15 @@ export interface AttachVolumeArgs {
 export interface DetachVolumeArgs {
   uuid: string;
   volumeId: string;
+  requestId: string;
+}
+
+export interface SwapVolumeArgs {
+  uuid: string;
+  oldVolumeId: string;
+  newVolumeId: string;
+  /** The attachment of the new volume the API reserved for the instance. */
+  newAttachmentId: string;
   requestId: string;
 }
 
@@ -64,6 +73,29 @@ export function volumeAttachHandlers(d: VolumeAttachDeps) {
     }
   };
 
+  /**
+   * upstream's _swap_volume with new-style attachments: the new volume is connected with the
+   * reserved attachment, the driver copies the guest's disk onto it and pivots, the attachment
+   * completes and Cinder hears the outcome (os-migrate_volume_completion, error on failure,
+   * after the new attachment is deleted again). Answers Cinder's save_volume_id and the new
+   * connection.
+   */
+  const swap = async (inst: Instance, bdm: BlockDevice, a: SwapVolumeArgs): Promise<{ saveVolumeId: string; connected: ConnectedVolume }> => {
+    const token = await d.serviceToken();
+    let connected: ConnectedVolume;
+    try {
+      connected = await connectVolume(d, { projectId: inst.projectId, instanceUuid: inst.uuid, volumeId: a.newVolumeId, attachmentId: a.newAttachmentId, mountpoint: bdm.deviceName ?? undefined });
+      await d.driver.swapVolume(inst.uuid, bdm.volumeId!, connected.device);
+      await d.cinder.completeAttachment(token, inst.projectId, connected.attachmentId);
+    } catch (e) {
+      await disconnectVolume(d, inst.projectId, a.newAttachmentId).catch((err) => d.logger.error({ err, instance: inst.uuid }, 'deleting the new attachment after a failed swap failed'));
+      await d.cinder.migrateVolumeCompletion(token, inst.projectId, a.oldVolumeId, a.newVolumeId, true).catch((err) => d.logger.error({ err, instance: inst.uuid }, 'telling Cinder the swap failed failed'));
+      throw e;
+    }
+    const saveVolumeId = await d.cinder.migrateVolumeCompletion(token, inst.projectId, a.oldVolumeId, a.newVolumeId, false);
+    return { saveVolumeId, connected };
+  };
+
   return {
     attach_volume: async (a: AttachVolumeArgs): Promise<void> => {
       const inst = await instance(a.uuid);
@@ -81,6 +113,30 @@ export function volumeAttachHandlers(d: VolumeAttachDeps) {
         throw e;
       }
       d.notifier.send(await instance(inst.uuid), 'volume_attach', 'end');
+    },
+
+    /**
+     * upstream's swap_volume: the mapping takes Cinder's save_volume_id, the new attachment
+     * and its connection once the guest uses the new volume; the old attachment is deleted
+     * (Cinder's completion may have ended it already). On failure the mapping is unchanged.
+     */
+    swap_volume: async (a: SwapVolumeArgs): Promise<void> => {
+      const inst = await instance(a.uuid);
+      const bdm = await d.blockDevices.byVolume(inst.uuid, a.oldVolumeId);
+      if (!bdm) throw notFound(`Instance ${inst.uuid} is not attached to volume ${a.oldVolumeId}`);
+      d.notifier.send(inst, 'volume_swap', 'start');
+      try {
+        await d.actions.event(inst.uuid, a.requestId, 'compute_swap_volume', d.host, async () => {
+          const done = await swap(inst, bdm, a);
+          await d.blockDevices.update(bdm.uuid, { volumeId: done.saveVolumeId, attachmentId: done.connected.attachmentId, connectionInfo: done.connected.connectionInfo });
+          if (bdm.attachmentId) await disconnectVolume(d, inst.projectId, bdm.attachmentId).catch((err) => d.logger.warn({ err, instance: inst.uuid }, 'deleting the old attachment after a swap failed'));
+        });
+      } catch (e) {
+        d.logger.warn({ err: e, instance: inst.uuid, volume: a.oldVolumeId }, 'volume swap failed');
+        d.notifier.send(await instance(inst.uuid), 'volume_swap', 'error', { fault: { message: message(e) } });
+        throw e;
+      }
+      d.notifier.send(await instance(inst.uuid), 'volume_swap', 'end');
     },
 
     detach_volume: async (a: DetachVolumeArgs): Promise<void> => {

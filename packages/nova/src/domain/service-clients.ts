@@ -205,6 +205,15 @@ export class CinderClient {
     await this.expect(token, projectId, 'POST', `/attachments/${encodeURIComponent(attachmentId)}/action`, { 'os-complete': null }, 204, 200);
   }
 
+  /**
+   * Tells Cinder a swap it asked for is done (or failed: `error`); answers the volume id the
+   * guest's disk goes by from now on (upstream's save_volume_id: the old one for a migration).
+   */
+  async migrateVolumeCompletion(token: string, projectId: string, oldVolumeId: string, newVolumeId: string, error: boolean): Promise<string> {
+    const body = { 'os-migrate_volume_completion': { new_volume: newVolumeId, error } };
+    return (await this.expect(token, projectId, 'POST', `/volumes/${encodeURIComponent(oldVolumeId)}/action`, body, 200)).save_volume_id;
+  }
+
   /** Detached (or never attached): the volume goes back to `available` once no attachment is left. */
   async deleteAttachment(token: string, projectId: string, attachmentId: string): Promise<void> {
     await this.expect(token, projectId, 'DELETE', `/attachments/${encodeURIComponent(attachmentId)}`, undefined, 200, 204, 404);

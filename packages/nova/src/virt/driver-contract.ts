@@ -148,6 +148,10 @@ export function computeDriverContract(name: string, setup: () => Promise<DriverS
       await s.driver.attachVolume(uuid, vol);
       await s.driver.attachVolume(uuid, vol);
       assert.deepEqual((await s.attachedVolumes(uuid)).filter((v) => v === vol.volumeId), [vol.volumeId]);
+      // Cinder migrates the attached volume: the disk moves onto another volume's storage and keeps its volume id.
+      const other = await s.volume();
+      await s.driver.swapVolume(uuid, vol.volumeId, other);
+      await assert.rejects(s.driver.swapVolume(uuid, other.volumeId, vol), VolumeNotAttachedError);
       // Cinder grew the volume on its backend (the subjects' volumes are smaller than 32 MiB); the guest is told.
       await s.driver.extendVolume(uuid, vol.volumeId, 32 * 1024 * 1024);
       await s.driver.detachVolume(uuid, vol.volumeId);

@@ -249,6 +249,17 @@ export interface ComputeDriver {
    * start. VolumeNotAttachedError when the volume is not attached to the instance.
    */
   extendVolume(uuid: string, volumeId: string, newSizeBytes: number): Promise<void>;
+  /**
+   * Moves an attached volume's disk of a running instance onto other storage (upstream's
+   * swap_volume, for Cinder's migration of an in-use volume): the guest's data is copied to
+   * `to` while the guest runs and writes, then the disk reads and writes `to` alone. The disk
+   * keeps the volume id and serial it had, so the guest sees the same disk and later calls
+   * name it by `volumeId`; `to.volumeId` (the new volume's) only names the new storage. The
+   * old storage is let go and may be deleted afterwards. Not running: InvalidInstanceStateError;
+   * not attached: VolumeNotAttachedError. A failure cancels the copy and the disk stays on the
+   * old storage.
+   */
+  swapVolume(uuid: string, volumeId: string, to: BlockDeviceSpec): Promise<void>;
   /** As attachVolume, for a NIC on a tap that exists in the host namespace. */
   attachInterface(uuid: string, nic: NicSpec): Promise<void>;
   detachInterface(uuid: string, portId: string): Promise<void>;

@@ -212,6 +212,20 @@ export class FakeDriver implements ComputeDriver {
     i.volumeSizes.set(volumeId, newSizeBytes);
   }
 
+  /** Bookkeeping only: the disk of volumeId now names `to`'s storage; no data moves. */
+  async swapVolume(uuid: string, volumeId: string, to: BlockDeviceSpec): Promise<void> {
+    const i = this.get(uuid);
+    const old = i.volumes.get(volumeId);
+    if (!old) throw new VolumeNotAttachedError(uuid, volumeId);
+    if (i.power === PowerState.SHUTDOWN) throw new InvalidInstanceStateError(uuid, 'swap a volume of', i.power);
+    i.volumes.set(volumeId, { ...to, volumeId, serial: old.serial ?? volumeId, bootIndex: old.bootIndex });
+  }
+
+  /** The storage the instance's disk of the volume uses (what swapVolume changed). */
+  volumeDevice(uuid: string, volumeId: string): BlockDeviceSpec | undefined {
+    return this.get(uuid).volumes.get(volumeId);
+  }
+
   /** The size extendVolume last gave the volume of this instance (what a guest would see). */
   extendedSize(uuid: string, volumeId: string): number | undefined {
     return this.get(uuid).volumeSizes.get(volumeId);

@@ -16,7 +16,11 @@ export type MachineType = 'q35' | 'pc';
 export type Accelerator = 'tcg' | 'kvm';
 
 /** A device hot-plugged (or to be plugged at next start) into a spare root port. */
-export interface SlottedVolume extends BlockDeviceSpec {
+/** A volume as the instance has it: its block node is volumeNode(volumeId) unless a swap gave it another (`node`). */
+export interface PlacedVolume extends BlockDeviceSpec {
+  node?: string;
+}
+export interface SlottedVolume extends PlacedVolume {
   slot: number;
 }
 export interface SlottedNic extends NicSpec {
@@ -34,7 +38,7 @@ export interface InstanceDefinition {
   nicModel: 'virtio' | 'e1000' | 'rtl8139';
   imageId?: string;
   /** Root disk: the overlay file `disk` in the instance dir, or a volume. */
-  rootVolume?: BlockDeviceSpec;
+  rootVolume?: PlacedVolume;
   ephemeral: boolean;
   swap: boolean;
   configDrive: boolean;
@@ -80,6 +84,10 @@ export const FILES = {
 export function volumeNode(volumeId: string): string {
   return `vol${createHash('sha256').update(volumeId).digest('hex').slice(0, 16)}`;
 }
+/** The block node the guest's disk of the volume reads and writes through. */
+export function nodeOf(v: PlacedVolume): string {
+  return v.node ?? volumeNode(v.volumeId);
+}
 export function nicId(portId: string): string {
   return `nic${createHash('sha256').update(portId).digest('hex').slice(0, 16)}`;
 }
@@ -99,8 +107,8 @@ function fileBlockdev(node: string, path: string, format: 'qcow2' | 'raw', readO
 }
 
 /** A volume's blockdev options, as -blockdev (JSON) and QMP's blockdev-add take them alike: a file, or an NBD export over TCP. */
-export function volumeBlockdev(v: BlockDeviceSpec): Record<string, unknown> {
-  const node = volumeNode(v.volumeId);
+export function volumeBlockdev(v: PlacedVolume): Record<string, unknown> {
+  const node = nodeOf(v);
   const readOnly = v.readOnly ?? false;
   if (v.nbd) {
     const file = { driver: 'nbd', server: { type: 'inet', host: v.nbd.host, port: String(v.nbd.port) }, export: v.nbd.exportName, 'read-only': readOnly };
@@ -124,9 +132,8 @@ function device(driver: string, props: Record<string, string | number | undefine
 }
 
 /** What QMP's device_add/blockdev-add take for a volume (hot-plug) or what -device says at start. */
-export function volumeDeviceProps(v: BlockDeviceSpec, bus?: string): Record<string, string | number | undefined> {
-  const node = volumeNode(v.volumeId);
-  return { drive: node, id: `${node}-dev`, serial: diskSerial(v), bus, bootindex: v.bootIndex === 0 ? 1 : undefined };
+export function volumeDeviceProps(v: PlacedVolume, bus?: string): Record<string, string | number | undefined> {
+  return { drive: nodeOf(v), id: `${volumeNode(v.volumeId)}-dev`, serial: diskSerial(v), bus, bootindex: v.bootIndex === 0 ? 1 : undefined };
 }
 
 export function nicDeviceProps(nic: NicSpec, model: InstanceDefinition['nicModel'], bus?: string): Record<string, string | number | undefined> {
@@ -148,7 +155,7 @@ export function slotBus(machine: MachineType, slot: number): string | undefined 
   return machine === 'q35' ? rootPortId(slot) : undefined;
 }
 
-function volumeArgs(v: BlockDeviceSpec, bus?: string): string[] {
+function volumeArgs(v: PlacedVolume, bus?: string): string[] {
   return ['-blockdev', JSON.stringify(volumeBlockdev(v)), ...device('virtio-blk-pci', volumeDeviceProps(v, bus))];
 }
 

@@ -66,6 +66,7 @@ import {
   slotBus,
   volumeBlockdev,
   volumeDeviceProps,
+  nodeOf,
   volumeNode,
   volumeSource,
   vncPorts,
@@ -94,6 +95,8 @@ export interface QemuDriverOptions {
   shutdownTimeoutSec?: number;
   /** How long a guest may take to release a hot-unplugged device. */
   unplugTimeoutMs?: number;
+  /** How long copying a volume's data for a swap may take. */
+  swapTimeoutMs?: number;
 }
 
 const SAFE_DIR = /^\/[A-Za-z0-9_./-]+$/;
@@ -116,7 +119,7 @@ export class QemuDriver implements ComputeDriver {
       throw new DriverError(`instances directory ${opts.instancesDir} is too long for unix socket paths`);
     }
     this.instancesDir = opts.instancesDir;
-    this.opts = { accel: 'auto', hotplugSlots: 4, vnc: 'tcp', shutdownTimeoutSec: 60, unplugTimeoutMs: 30_000, ...opts };
+    this.opts = { accel: 'auto', hotplugSlots: 4, vnc: 'tcp', shutdownTimeoutSec: 60, unplugTimeoutMs: 30_000, swapTimeoutMs: 3_600_000, ...opts };
     mkdirSync(this.instancesDir, { recursive: true, mode: 0o700 });
     this.capabilities = {
       hypervisorType: 'QEMU',
@@ -387,8 +390,7 @@ export class QemuDriver implements ComputeDriver {
       const v = def.volumes.find((x) => x.volumeId === volumeId);
       if (!v) return;
       if (await this.pidOf(uuid)) {
-        const node = volumeNode(volumeId);
-        await this.unplug(uuid, `${node}-dev`, (q) => q.execute('blockdev-del', { 'node-name': node }));
+        await this.unplug(uuid, `${volumeNode(volumeId)}-dev`, (q) => q.execute('blockdev-del', { 'node-name': nodeOf(v) }));
       }
       await this.writeDefinition({ ...def, volumes: def.volumes.filter((x) => x !== v) });
     });
@@ -397,9 +399,50 @@ export class QemuDriver implements ComputeDriver {
   async extendVolume(uuid: string, volumeId: string, newSizeBytes: number): Promise<void> {
     return this.locked(uuid, async () => {
       const def = await this.readDefinition(uuid);
-      if (def.rootVolume?.volumeId !== volumeId && !def.volumes.some((v) => v.volumeId === volumeId)) throw new VolumeNotAttachedError(uuid, volumeId);
+      const v = def.rootVolume?.volumeId === volumeId ? def.rootVolume : def.volumes.find((x) => x.volumeId === volumeId);
+      if (!v) throw new VolumeNotAttachedError(uuid, volumeId);
       // QEMU reads a disk's size only when it opens it: block_resize makes a running guest see the growth.
-      if (await this.pidOf(uuid)) await this.qmp(uuid, (q) => q.execute('block_resize', { 'node-name': volumeNode(volumeId), size: newSizeBytes }));
+      if (await this.pidOf(uuid)) await this.qmp(uuid, (q) => q.execute('block_resize', { 'node-name': nodeOf(v), size: newSizeBytes }));
+    });
+  }
+
+  /**
+   * libvirt's blockRebase copy and pivot in QMP: the new storage as a block node of its own
+   * (named after the new volume), blockdev-mirror of the disk's node onto it (sync full; the
+   * guest's writes go to both from then on), BLOCK_JOB_READY once both are the same, then
+   * job-complete switches the device to the new node and the old node is deleted. Before the
+   * switch a failure cancels the job and deletes the new node: the old storage stays in use.
+   */
+  async swapVolume(uuid: string, volumeId: string, to: BlockDeviceSpec): Promise<void> {
+    return this.locked(uuid, async () => {
+      const def = await this.readDefinition(uuid);
+      const root = def.rootVolume?.volumeId === volumeId;
+      const old = root ? def.rootVolume : def.volumes.find((x) => x.volumeId === volumeId);
+      if (!old) throw new VolumeNotAttachedError(uuid, volumeId);
+      if (!(await this.pidOf(uuid))) throw new InvalidInstanceStateError(uuid, 'swap a volume of', await this.powerState(uuid, def));
+      const placed = { ...to, volumeId, serial: old.serial ?? volumeId, bootIndex: old.bootIndex, readOnly: old.readOnly, node: volumeNode(to.volumeId) };
+      const jobId = `swap-${randomBytes(4).toString('hex')}`;
+      await this.qmp(uuid, async (q) => {
+        await q.execute('blockdev-add', volumeBlockdev(placed));
+        const ended = q.waitForEvent('BLOCK_JOB_COMPLETED', { match: (e) => e.data?.device === jobId, timeoutMs: this.opts.swapTimeoutMs });
+        ended.catch(() => {});
+        try {
+          const ready = q.waitForEvent('BLOCK_JOB_READY', { match: (e) => e.data?.device === jobId, timeoutMs: this.opts.swapTimeoutMs });
+          ready.catch(() => {});
+          await q.execute('blockdev-mirror', { 'job-id': jobId, device: nodeOf(old), target: placed.node, sync: 'full' });
+          await Promise.race([ready, ended.then((e) => Promise.reject(new DriverError(`copy of volume ${volumeId} of ${uuid} ended before it was ready: ${String(e.data?.error ?? 'no error given')}`)))]);
+        } catch (err) {
+          await q.execute('block-job-cancel', { device: jobId, force: true }).catch(() => {});
+          await ended.catch(() => {});
+          await q.execute('blockdev-del', { 'node-name': placed.node }).catch(() => {});
+          throw err;
+        }
+        await q.execute('job-complete', { id: jobId });
+        const done = await ended;
+        if (done.data?.error) throw new DriverError(`switching volume ${volumeId} of ${uuid} to its new storage failed: ${String(done.data.error)}`);
+        await q.execute('blockdev-del', { 'node-name': nodeOf(old) });
+      });
+      await this.writeDefinition(root ? { ...def, rootVolume: placed } : { ...def, volumes: def.volumes.map((x) => (x === old ? { ...placed, bootIndex: undefined, slot: x.slot } : x)) });
     });
   }
 
@@ -462,7 +505,7 @@ export class QemuDriver implements ComputeDriver {
     return this.locked(uuid, async () => {
       const def = await this.readDefinition(uuid);
       const out = join(outDir, `${uuid}-${randomBytes(4).toString('hex')}.qcow2`);
-      const node = def.rootVolume ? volumeNode(def.rootVolume.volumeId) : 'disk0';
+      const node = def.rootVolume ? nodeOf(def.rootVolume) : 'disk0';
       try {
         if (await this.pidOf(uuid)) {
           const jobId = `snap-${randomBytes(4).toString('hex')}`;

@@ -1,0 +1,180 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { KeystoneSession } from '@onestack/core/auth/keystone-session.ts';
+import { startKeystone, type KeystoneFixture } from '../../keystone/test/fixture.ts';
+import { CinderClient as VolumeApi, startCinder } from '../../cinder/test/fixture.ts';
+import { FakeVolumeDriver } from '../../cinder/src/drivers/fake-driver.ts';
+import { NovaHttp } from '../../cinder/src/domain/nova.ts';
+import { FakeDriver } from '../src/virt/fake-driver.ts';
+import { NovaClient, startNova, type NovaFixture, type Project } from './fixture.ts';
+
+/**
+ * Cinder migrating an attached volume through Nova's swap volume, both services real (Cinder
+ * on two fake backends, nova-compute on the fake driver): Cinder's service user calls PUT
+ * os-volume_attachments, nova-compute connects the new volume, the driver swaps, Cinder's
+ * os-migrate_volume_completion keeps the volume id, and the mapping follows. Also the swap
+ * API's refusals and a failed swap rolled back on both sides.
+ */
+describe('nova swap volume for a Cinder migration', () => {
+  let ks: KeystoneFixture;
+  let cinder: Awaited<ReturnType<typeof startCinder>>;
+  let f: NovaFixture;
+  let p: Project;
+  let vol: VolumeApi;
+  let driver: FakeDriver;
+  let server: string;
+  /** Cinder's service user (admin and service in the service project), as Cinder calls Nova. */
+  let cinderService: NovaClient;
+  let novaForCinder: NovaHttp | undefined;
+  const notifications: string[] = [];
+  let sub: { stop(): Promise<void> } | undefined;
+
+  const path = (id: string) => `/v2.1/servers/${server}/os-volume_attachments/${id}`;
+  const adminVolume = async (id: string) => (await cinder.admin.get(`/v3/${p.id}/volumes/${id}`)).body.volume;
+  const backendOf = (v: any) => String(v['os-vol-host-attr:host']).split('@')[1]!.split('#')[0]!;
+  const otherHost = (v: any) => {
+    const to = backendOf(v) === 'fast' ? 'slow' : 'fast';
+    return `${String(v['os-vol-host-attr:host']).split('@')[0]}@${to}#${to}`;
+  };
+  const newVolume = async () => {
+    const r = await vol.post('/volumes', { volume: { size: 1 } });
+    assert.equal(r.status, 202, r.text);
+    await cinder.waitFor(vol, 'volumes', r.body.volume.id, ['available']);
+    return r.body.volume.id as string;
+  };
+  const attached = async () => {
+    const v = await newVolume();
+    assert.equal((await p.member.post(`/v2.1/servers/${server}/os-volume_attachments`, { volumeAttachment: { volumeId: v } })).status, 200);
+    return v;
+  };
+  const migstat = (id: string) => adminVolume(id).then((v) => v['os-vol-mig-status-attr:migstat'] as string | null);
+  async function until(what: string, check: () => Promise<boolean>): Promise<void> {
+    const end = Date.now() + 30_000;
+    while (!(await check())) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  const mapping = async (id: string) => (await p.member.at('2.89').get(path(id))).body.volumeAttachment;
+  const swapEvents = async () => {
+    const actions = (await f.admin.at('2.21').get(`/v2.1/servers/${server}/os-instance-actions`)).body.instanceActions.filter((a: { action: string }) => a.action === 'swap_volume');
+    const out: string[] = [];
+    for (const a of actions) {
+      const shown = (await f.admin.at('2.51').get(`/v2.1/servers/${server}/os-instance-actions/${a.request_id}`)).body.instanceAction;
+      out.push(...shown.events.map((e: { event: string; result: string }) => `${e.event}:${e.result}`));
+    }
+    return out.sort();
+  };
+
+  before(async () => {
+    ks = await startKeystone();
+    cinder = await startCinder({
+      ks,
+      drivers: () => [new FakeVolumeDriver({ backendName: 'fast' }), new FakeVolumeDriver({ backendName: 'slow' })],
+      compute: { extendVolume: async () => undefined, swapVolume: (s, o, n) => novaForCinder!.swapVolume(s, o, n) },
+    });
+    f = await startNova({ ks, config: { cinder_url: cinder.url } });
+    driver = new FakeDriver({ hostname: 'sv-h1' });
+    await f.addCompute('sv-h1', { driver });
+    p = await f.project('swap');
+    vol = new VolumeApi(cinder.url, p.member.token, p.id, '3.44');
+    const k = ks.ks;
+    const user = await k.identity.createUser({ name: 'cinder', domainId: 'default', password: 'cinder-pw' });
+    const serviceProject = await k.resource.getProjectByName('service', 'default');
+    for (const role of ['admin', 'service'] as const) await k.assignment.grant({ userId: user.id }, { projectId: serviceProject.id }, ks.boot.roleIds[role]);
+    const session = new KeystoneSession(`${ks.url}/v3`, { username: 'cinder', password: 'cinder-pw', userDomainName: 'Default', projectName: 'service', projectDomainName: 'Default' });
+    novaForCinder = new NovaHttp({ session: { tokenId: () => session.tokenId(), endpointUrl: async () => `${f.url}/v2.1` }, logger: { error: () => undefined } });
+    cinderService = new NovaClient(f.url, await session.tokenId(), '2.1');
+    const s = await p.member.post('/v2.1/servers', { server: { name: 'sv1', imageRef: f.imageId, flavorRef: '1', networks: 'none' } });
+    assert.equal(s.status, 202, s.text);
+    server = s.body.server.id;
+    assert.equal((await f.waitFor(p.member, server)).status, 'ACTIVE');
+    sub = await ks.bus.subscribe('versioned_notifications', `swap-test-${randomUUID()}`, async (n) => void notifications.push(n.event_type), { eventTypes: ['instance.volume_swap.start', 'instance.volume_swap.end', 'instance.volume_swap.error'] });
+  });
+  after(async () => {
+    await sub?.stop();
+    await f?.close();
+    await cinder?.close();
+    await ks?.close();
+  });
+
+  it('refuses: non-service callers (403), a volume not migrating (409), an unknown or attached new volume (400), a volume not attached (404)', async () => {
+    const v = await attached();
+    const spare = await newVolume();
+    const put = (c: NovaClient, id: string, to: string) => c.put(path(id), { volumeAttachment: { volumeId: to } });
+    assert.equal((await put(p.member, v, spare)).status, 403);
+    assert.equal((await put(f.admin.at('2.1'), v, spare)).status, 403, 'admin without the service role');
+    const idle = await put(cinderService, v, spare);
+    assert.equal(idle.status, 409, idle.text);
+    assert.equal(idle.body.conflictingRequest.message, `volume ${v} is not migrating; this API should only be called by Cinder`);
+
+    const migrating = async (id: string, status: string | null) => assert.equal((await cinder.admin.post(`/v3/${p.id}/volumes/${id}/action`, { 'os-reset_status': { migration_status: status } })).status, 202);
+    await migrating(v, 'migrating');
+    const unknown = await put(cinderService, v, randomUUID());
+    assert.equal(unknown.status, 400, unknown.text);
+    const busy = await attached();
+    const taken = await put(cinderService, v, busy);
+    assert.equal(taken.status, 400, taken.text);
+    assert.equal(taken.body.badRequest.message, 'Invalid volume: New volume must be detached in order to swap.');
+    await migrating(spare, 'migrating');
+    const notHere = await put(cinderService, spare, v);
+    assert.equal(notHere.status, 404, notHere.text);
+    for (const id of [v, spare]) await migrating(id, null);
+    assert.equal((await vol.get(`/volumes/${spare}`)).body.volume.status, 'available', 'nothing was reserved');
+    assert.deepEqual(await swapEvents(), []);
+    for (const id of [v, busy]) assert.equal((await p.member.delete(path(id))).status, 202);
+  });
+
+  it('os-migrate_volume of an attached volume: Nova swaps the disk, the volume keeps its id, in-use on the other backend', async () => {
+    const v = await attached();
+    const before = await mapping(v);
+    const src = await adminVolume(v);
+    const host = otherHost(src);
+    notifications.length = 0;
+    assert.equal((await cinder.admin.post(`/v3/${p.id}/volumes/${v}/action`, { 'os-migrate_volume': { host } })).status, 202);
+    await until('the migration to end', async () => ['success', 'error'].includes((await migstat(v)) ?? ''));
+    const after = await adminVolume(v);
+    assert.deepEqual([after.status, after['os-vol-host-attr:host'], after['os-vol-mig-status-attr:migstat']], ['in-use', host, 'success']);
+    const tmpId = after['os-vol-mig-status-attr:name_id'];
+    assert.ok(tmpId && tmpId !== v);
+    const now = await mapping(v);
+    assert.equal(now.volumeId, v, 'the mapping keeps the volume id (save_volume_id)');
+    assert.equal(now.bdm_uuid, before.bdm_uuid);
+    assert.notEqual(now.attachment_id, before.attachment_id);
+    assert.deepEqual(after.attachments.map((a: any) => [a.attachment_id, a.server_id]), [[now.attachment_id, server]], "Cinder's attachment is Nova's new one");
+    assert.equal(driver.volumeDevice(server, v)?.volumeId, v);
+    assert.notDeepEqual(driver.volumeDevice(server, v), undefined);
+    assert.deepEqual(await swapEvents(), ['compute_swap_volume:Success']);
+    await until('the end notification', async () => notifications.includes('instance.volume_swap.end'));
+    assert.deepEqual(notifications, ['instance.volume_swap.start', 'instance.volume_swap.end']);
+
+    // The moved volume detaches as any other.
+    assert.equal((await p.member.delete(path(v))).status, 202);
+    assert.equal((await vol.get(`/volumes/${v}`)).body.volume.status, 'available');
+  });
+
+  it('a swap that fails on the host leaves both sides as they were: mapping, attachment, backend; migration error', async () => {
+    const v = await attached();
+    const before = await mapping(v);
+    const src = await adminVolume(v);
+    const swap = driver.swapVolume.bind(driver);
+    driver.swapVolume = async () => {
+      throw new Error('mirror failed');
+    };
+    try {
+      assert.equal((await cinder.admin.post(`/v3/${p.id}/volumes/${v}/action`, { 'os-migrate_volume': { host: otherHost(src) } })).status, 202);
+      await until('the migration to end', async () => ['success', 'error'].includes((await migstat(v)) ?? ''));
+    } finally {
+      driver.swapVolume = swap;
+    }
+    const after = await adminVolume(v);
+    assert.deepEqual([after.status, after['os-vol-host-attr:host'], after['os-vol-mig-status-attr:migstat'], after['os-vol-mig-status-attr:name_id']], ['in-use', src['os-vol-host-attr:host'], 'error', null]);
+    assert.deepEqual(await mapping(v), before);
+    assert.deepEqual(after.attachments.map((a: any) => a.attachment_id), [before.attachment_id]);
+    const temps = await cinder.database.db.selectFrom('volumes').select(['deleted']).where('migration_status', '=', `target:${v}`).execute();
+    assert.ok(temps.length === 1 && temps[0]!.deleted === 1, 'the target volume is deleted');
+    assert.deepEqual((await swapEvents()).sort(), ['compute_swap_volume:Error', 'compute_swap_volume:Success']);
+    assert.equal((await p.member.delete(path(v))).status, 202);
+  });
+});
