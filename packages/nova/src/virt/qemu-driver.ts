@@ -426,14 +426,21 @@ export class QemuDriver implements ComputeDriver {
         await q.execute('blockdev-add', volumeBlockdev(placed));
         const ended = q.waitForEvent('BLOCK_JOB_COMPLETED', { match: (e) => e.data?.device === jobId, timeoutMs: this.opts.swapTimeoutMs });
         ended.catch(() => {});
+        let started = false;
         try {
           const ready = q.waitForEvent('BLOCK_JOB_READY', { match: (e) => e.data?.device === jobId, timeoutMs: this.opts.swapTimeoutMs });
           ready.catch(() => {});
           await q.execute('blockdev-mirror', { 'job-id': jobId, device: nodeOf(old), target: placed.node, sync: 'full' });
+          started = true;
           await Promise.race([ready, ended.then((e) => Promise.reject(new DriverError(`copy of volume ${volumeId} of ${uuid} ended before it was ready: ${String(e.data?.error ?? 'no error given')}`)))]);
         } catch (err) {
-          await q.execute('block-job-cancel', { device: jobId, force: true }).catch(() => {});
-          await ended.catch(() => {});
+          if (started) {
+            // A cancelled mirror ends with BLOCK_JOB_CANCELLED; the new node is in use until then.
+            const gone = q.waitForEvent('BLOCK_JOB_CANCELLED', { match: (e) => e.data?.device === jobId, timeoutMs: 60_000 });
+            gone.catch(() => {});
+            await q.execute('block-job-cancel', { device: jobId, force: true }).catch(() => {});
+            await Promise.race([gone, ended]).catch(() => {});
+          }
           await q.execute('blockdev-del', { 'node-name': placed.node }).catch(() => {});
           throw err;
         }
