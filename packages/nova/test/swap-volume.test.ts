@@ -27,7 +27,8 @@ describe('nova swap volume for a Cinder migration', () => {
   /** Cinder's service user (admin and service in the service project), as Cinder calls Nova. */
   let cinderService: NovaClient;
   let novaForCinder: NovaHttp | undefined;
-  const notifications: string[] = [];
+  /** Versioned volume_swap notifications: event type, payload name, old and new volume. */
+  const notifications: string[][] = [];
   let sub: { stop(): Promise<void> } | undefined;
 
   const path = (id: string) => `/v2.1/servers/${server}/os-volume_attachments/${id}`;
@@ -90,7 +91,10 @@ describe('nova swap volume for a Cinder migration', () => {
     assert.equal(s.status, 202, s.text);
     server = s.body.server.id;
     assert.equal((await f.waitFor(p.member, server)).status, 'ACTIVE');
-    sub = await ks.bus.subscribe('versioned_notifications', `swap-test-${randomUUID()}`, async (n) => void notifications.push(n.event_type), { eventTypes: ['instance.volume_swap.start', 'instance.volume_swap.end', 'instance.volume_swap.error'] });
+    sub = await ks.bus.subscribe('versioned_notifications', `swap-test-${randomUUID()}`, async (n) => {
+      const p = n.payload as { 'nova_object.name': string; 'nova_object.data': { old_volume_id: string; new_volume_id: string } };
+      notifications.push([n.event_type, p['nova_object.name'], p['nova_object.data'].old_volume_id, p['nova_object.data'].new_volume_id]);
+    }, { eventTypes: ['instance.volume_swap.start', 'instance.volume_swap.end', 'instance.volume_swap.error'] });
   });
   after(async () => {
     await sub?.stop();
@@ -146,8 +150,8 @@ describe('nova swap volume for a Cinder migration', () => {
     assert.equal(driver.volumeDevice(server, v)?.volumeId, v);
     assert.notDeepEqual(driver.volumeDevice(server, v), undefined);
     assert.deepEqual(await swapEvents(), ['compute_swap_volume:Success']);
-    await until('the end notification', async () => notifications.includes('instance.volume_swap.end'));
-    assert.deepEqual(notifications, ['instance.volume_swap.start', 'instance.volume_swap.end']);
+    await until('the end notification', async () => notifications.some((n) => n[0] === 'instance.volume_swap.end'));
+    assert.deepEqual(notifications, ['start', 'end'].map((phase) => [`instance.volume_swap.${phase}`, 'InstanceActionVolumeSwapPayload', v, tmpId]));
 
     // The moved volume detaches as any other.
     assert.equal((await p.member.delete(path(v))).status, 202);

@@ -124,7 +124,8 @@ export function volumeAttachHandlers(d: VolumeAttachDeps) {
       const inst = await instance(a.uuid);
       const bdm = await d.blockDevices.byVolume(inst.uuid, a.oldVolumeId);
       if (!bdm) throw notFound(`Instance ${inst.uuid} is not attached to volume ${a.oldVolumeId}`);
-      d.notifier.send(inst, 'volume_swap', 'start');
+      const payload = { name: 'InstanceActionVolumeSwapPayload', version: '1.8', fields: { old_volume_id: a.oldVolumeId, new_volume_id: a.newVolumeId } };
+      d.notifier.send(inst, 'volume_swap', 'start', { payload });
       try {
         await d.actions.event(inst.uuid, a.requestId, 'compute_swap_volume', d.host, async () => {
           const done = await swap(inst, bdm, a);
@@ -133,10 +134,10 @@ export function volumeAttachHandlers(d: VolumeAttachDeps) {
         });
       } catch (e) {
         d.logger.warn({ err: e, instance: inst.uuid, volume: a.oldVolumeId }, 'volume swap failed');
-        d.notifier.send(await instance(inst.uuid), 'volume_swap', 'error', { fault: { message: message(e) } });
+        d.notifier.send(await instance(inst.uuid), 'volume_swap', 'error', { fault: { message: message(e) }, payload });
         throw e;
       }
-      d.notifier.send(await instance(inst.uuid), 'volume_swap', 'end');
+      d.notifier.send(await instance(inst.uuid), 'volume_swap', 'end', { payload });
     },
 
     detach_volume: async (a: DetachVolumeArgs): Promise<void> => {

@@ -20,7 +20,8 @@ export class InstanceNotifier {
   ) {}
 
   /** `action` as upstream names it: create, delete, power_off, power_on, reboot, pause, unpause, suspend, resume … */
-  send(i: Instance, action: string, phase: 'start' | 'end' | 'error', extra: { fault?: { message: string } } = {}): void {
+  /** `extra.payload`: a versioned payload that extends InstanceActionPayload with fields of its own (InstanceActionVolumeSwapPayload …). */
+  send(i: Instance, action: string, phase: 'start' | 'end' | 'error', extra: { fault?: { message: string }; payload?: { name: string; version: string; fields: Record<string, unknown> } } = {}): void {
     if (!this.sink) return;
     const priority: Priority = phase === 'error' ? 'ERROR' : 'INFO';
     const legacy = {
@@ -51,10 +52,11 @@ export class InstanceNotifier {
       ...(extra.fault ? { message: extra.fault.message } : {}),
     };
     const versioned = {
-      'nova_object.name': 'InstanceActionPayload',
+      'nova_object.name': extra.payload?.name ?? 'InstanceActionPayload',
       'nova_object.namespace': 'nova',
-      'nova_object.version': '1.8',
+      'nova_object.version': extra.payload?.version ?? '1.8',
       'nova_object.data': {
+        ...extra.payload?.fields,
         uuid: i.uuid,
         tenant_id: i.projectId,
         user_id: i.userId,
