@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import pino from 'pino';
 import { ensureEndpoints } from '@onestack/keystone/index.ts';
+import { onSqliteOnly } from '@onestack/testing/index.ts';
 import { startKeystone, type KeystoneFixture } from '../../keystone/test/fixture.ts';
 import { createProxyApp, type ProxyApp } from '../../swift/src/proxy/app.ts';
 import { defaultSwiftValues, proxyConfig, type SwiftValues } from '../../swift/src/conf.ts';
@@ -146,7 +147,7 @@ describe('cinder backup microversions', () => {
     assert.equal((await backupOf(b.id)).status, 'available');
   });
 
-  test('a backup of a snapshot holds the snapshot data; the volume stays usable meanwhile', async () => {
+  test('a backup of a snapshot holds the snapshot data; the volume stays usable meanwhile', { skip: onSqliteOnly('GiB volumes through zlib and Swift') }, async () => {
     const vol = await newVolume();
     const atSnapshot = await writeVolume(vol.id, [[0, randomBytes(100_000)]]);
     const snap = (await p.member.post('/snapshots', { snapshot: { volume_id: vol.id, name: 's' } })).body.snapshot;

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { inflateSync } from 'node:zlib';
 import pino from 'pino';
 import { fixedToken, SwiftClient } from '@onestack/core/swift-client.ts';
+import { onSqliteOnly } from '@onestack/testing/index.ts';
 import { ensureEndpoints } from '@onestack/keystone/index.ts';
 import { startKeystone, type KeystoneFixture } from '../../keystone/test/fixture.ts';
 import { createProxyApp, type ProxyApp } from '../../swift/src/proxy/app.ts';
@@ -76,7 +77,7 @@ describe('cinder backups to swift', () => {
     return b;
   };
 
-  test('full and incremental backups in swift as upstream lays them out, restores byte-identical after the volume file is gone, delete order, records', async () => {
+  test('full and incremental backups in swift as upstream lays them out, restores byte-identical after the volume file is gone, delete order, records', { skip: onSqliteOnly('GiB volumes through zlib and Swift') }, async () => {
     const vol = (await p.member.post('/volumes', { volume: { size: 1, name: 'data' } })).body.volume;
     await f.waitFor(p.member, 'volumes', vol.id, ['available']);
     const pieces: [number, Buffer][] = [[0, randomBytes(65536)], [100 * 1024 * 1024 + 5, randomBytes(40000)]];

@@ -16,3 +16,13 @@ export function testDatabaseUrl(dir: string, name: string): string {
       return `sqlite://${join(dir, `${name}.db`)}`;
   }
 }
+
+/**
+ * node:test's `skip` for a test whose database part is trivial beside its real cost (a GiB
+ * through zlib, say): it runs in the SQLite phase only, and the PostgreSQL and MariaDB
+ * phases skip it, saying why.
+ */
+export function onSqliteOnly(cost: string): string | false {
+  const db = process.env.ONESTACK_TEST_DB;
+  return db && db !== 'sqlite' ? `database-independent (${cost}): run on SQLite only` : false;
+}
