@@ -186,14 +186,18 @@ describe('cinder migration between backends (file driver, qcow2 and raw)', () =>
     const noDest = await complete({ new_volume: b.id });
     assert.equal(noDest.status, 400);
     assert.equal(noDest.body.badRequest.message, 'Invalid volume: Destination volume not mid-migration.');
-    await reset(b.id, 'target:someone-else');
+    // upstream's reset_status admits only VolumeMigrationStatus values (not target:<id>, nor nothing at all).
+    assert.equal((await reset(b.id, 'target:someone-else')).status, 400);
+    assert.equal((await reset(a.id, null)).status, 400);
+    const migstat = (id: string, s: string | null) => f.database.db.updateTable('volumes').set({ migration_status: s }).where('id', '=', id).execute();
+    await migstat(b.id, 'target:someone-else');
     const wrong = await complete({ new_volume: b.id });
     assert.equal(wrong.body.badRequest.message, `Invalid volume: Destination has migration_status target:someone-else, expected target:${a.id}.`);
-    await reset(a.id, null);
+    await migstat(a.id, null);
     assert.equal((await complete({ new_volume: b.id })).body.badRequest.message, 'Invalid volume: Source volume not mid-migration.');
 
     await reset(a.id, 'migrating');
-    await reset(b.id, `target:${a.id}`);
+    await migstat(b.id, `target:${a.id}`);
     const done = await complete({ new_volume: b.id, error: false });
     assert.equal(done.status, 200, done.text);
     assert.deepEqual(done.body, { save_volume_id: a.id });

@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { badRequest } from '@onestack/core/errors.ts';
 import type { BackupRow } from '../db/schema.ts';
 import type { BackupService } from '../domain/backups.ts';
-import { allowed, bodyObject, boolParam, callerOf, enforce, mv, projectOf, stringMap, type ApiDeps } from './context.ts';
+import { allowed, boolParam, callerOf, enforce, mv, projectOf, type ApiDeps } from './context.ts';
+import { BACKUP_ACTIONS, BACKUP_CREATE, BACKUP_IMPORT, BACKUP_RESTORE, BACKUP_UPDATE, actionOf, validBody } from './schemas.ts';
 import { backupDetail, backupSummary } from './views.ts';
 import { optionalString } from './volume-routes.ts';
 
@@ -50,22 +51,19 @@ export function registerBackupRoutes(app: FastifyInstance, deps: ApiDeps, backup
 
   app.post(`${P}/backups`, async (req, reply) => {
     projectOf(deps, req);
-    const body = bodyObject(req.body, 'backup');
+    const body = validBody<{ backup: Record<string, unknown> }>(req, BACKUP_CREATE).backup;
     enforce(deps, req, 'backup:create');
-    refuseUnknownKeys(body, ['volume_id', 'container', 'name', 'description', 'display_name', 'display_description', 'incremental', 'force', 'snapshot_id', ...(mv(req, '3.43') ? ['metadata'] : []), ...(mv(req, '3.51') ? ['availability_zone'] : [])]);
-    const volumeId = optionalString(body.volume_id, 'volume_id');
-    if (!volumeId) throw badRequest("Invalid input for field/attribute backup. Value: " + JSON.stringify(body) + ". 'volume_id' is a required property");
     const b = await backups.create(
       {
-        volumeId,
+        volumeId: String(body.volume_id),
         container: optionalString(body.container, 'container'),
-        name: optionalString(body.name ?? body.display_name, 'name'),
-        description: optionalString(body.description ?? body.display_description, 'description'),
+        name: optionalString(body.name, 'name'),
+        description: optionalString(body.description, 'description'),
         incremental: body.incremental === undefined ? false : boolParam(body.incremental, 'incremental'),
         force: body.force === undefined ? false : boolParam(body.force, 'force'),
         snapshotId: optionalString(body.snapshot_id, 'snapshot_id'),
-        metadata: mv(req, '3.43') && body.metadata !== undefined && body.metadata !== null ? stringMap(body.metadata, 'metadata') : undefined,
-        availabilityZone: mv(req, '3.51') ? optionalString(body.availability_zone, 'availability_zone') : undefined,
+        metadata: (body.metadata ?? undefined) as Record<string, string> | undefined,
+        availabilityZone: optionalString(body.availability_zone, 'availability_zone'),
       },
       callerOf(deps, req),
     );
@@ -75,13 +73,12 @@ export function registerBackupRoutes(app: FastifyInstance, deps: ApiDeps, backup
 
   app.put(`${P}/backups/:backup_id`, async (req) => {
     if (!mv(req, '3.9')) throw badRequest('Invalid input received: updating a backup needs microversion 3.9 or later.');
+    const body = validBody<{ backup: Record<string, unknown> | null }>(req, BACKUP_UPDATE).backup ?? {};
     const b = await backupOf(req);
     enforce(deps, req, 'backup:update', { project_id: b.project_id });
-    const body = bodyObject(req.body, 'backup');
-    refuseUnknownKeys(body, ['name', 'description', ...(mv(req, '3.43') ? ['metadata'] : [])]);
     const name = optionalString(body.name, 'name');
     const description = optionalString(body.description, 'description');
-    const metadata = mv(req, '3.43') && body.metadata !== undefined ? stringMap(body.metadata, 'metadata') : undefined;
+    const metadata = body.metadata as Record<string, string> | undefined;
     const updated = await backups.update(b, { ...(name !== undefined ? { name } : {}), ...(description !== undefined ? { description } : {}), ...(metadata !== undefined ? { metadata } : {}) });
     // upstream answers an update with the summary view.
     return { backup: backupSummary(req, updated) };
@@ -96,25 +93,25 @@ export function registerBackupRoutes(app: FastifyInstance, deps: ApiDeps, backup
   });
 
   app.post(`${P}/backups/:backup_id/restore`, async (req, reply) => {
+    const body = validBody<{ restore: Record<string, unknown> | null }>(req, BACKUP_RESTORE).restore ?? {};
     const b = await backupOf(req);
     enforce(deps, req, 'backup:restore', { project_id: b.project_id });
-    const body = bodyObject(req.body, 'restore');
     const restore = await backups.restore(b, { volumeId: optionalString(body.volume_id, 'volume_id') ?? undefined, name: optionalString(body.name, 'name') }, callerOf(deps, req));
     reply.code(202);
     return { restore };
   });
 
   app.post(`${P}/backups/:backup_id/action`, async (req, reply) => {
+    const action = actionOf(req);
+    if (!BACKUP_ACTIONS[action]) throw badRequest(`There is no such action: ${action}`);
+    const body = validBody<Record<string, Record<string, unknown>>>(req, BACKUP_ACTIONS[action]);
     const b = await backupOf(req);
-    const body = (req.body ?? {}) as Record<string, unknown>;
-    if ('os-reset_status' in body) {
+    if (action === 'os-reset_status') {
       enforce(deps, req, 'volume_extension:backup_admin_actions:reset_status', { project_id: b.project_id });
-      await backups.resetStatus(b, String(bodyObject(body, 'os-reset_status').status));
-    } else if ('os-force_delete' in body) {
+      await backups.resetStatus(b, String(body[action].status).toLowerCase());
+    } else {
       enforce(deps, req, 'volume_extension:backup_admin_actions:force_delete', { project_id: b.project_id });
       await backups.delete(b, true, callerOf(deps, req));
-    } else {
-      throw badRequest('Invalid request body: no known backup action.');
     }
     reply.code(202);
     return '';
@@ -129,16 +126,9 @@ export function registerBackupRoutes(app: FastifyInstance, deps: ApiDeps, backup
   app.post(`${P}/backups/import_record`, async (req, reply) => {
     projectOf(deps, req);
     enforce(deps, req, 'backup:backup-import');
-    const rec = bodyObject(req.body, 'backup-record');
-    if (typeof rec.backup_service !== 'string' || typeof rec.backup_url !== 'string') throw badRequest('Invalid input received: Incorrect request body format.');
+    const rec = validBody<{ 'backup-record': { backup_service: string; backup_url: string } }>(req, BACKUP_IMPORT)['backup-record'];
     const b = await backups.importRecord(rec.backup_service, rec.backup_url, callerOf(deps, req));
     reply.code(201);
     return { backup: backupSummary(req, b) };
   });
-}
-
-/** upstream's schemas of backup create and update: additionalProperties false, keys added per microversion. */
-function refuseUnknownKeys(body: Record<string, unknown>, known: string[]): void {
-  const extra = Object.keys(body).find((k) => !known.includes(k));
-  if (extra !== undefined) throw badRequest(`Invalid input for field/attribute backup. Value: ${JSON.stringify(body)}. Additional properties are not allowed ('${extra}' was unexpected)`);
 }

@@ -3,8 +3,9 @@ import { badRequest, notFound } from '@onestack/core/errors.ts';
 import { MAX_MICROVERSION, MIN_MICROVERSION } from '../conf.ts';
 import { QUOTA_RESOURCES, type QuotaResource } from '../domain/quotas.ts';
 import type { Connector } from '../drivers/volume-driver.ts';
-import { ISO, allowed, authOf, bodyObject, boolParam, callerOf, enforce, mv, projectOf, type ApiDeps } from './context.ts';
+import { ISO, allowed, authOf, boolParam, callerOf, enforce, mv, projectOf, type ApiDeps } from './context.ts';
 import { RESOURCE_FILTERS } from './filters.ts';
+import { ATTACHMENT_COMPLETE, ATTACHMENT_CREATE, ATTACHMENT_UPDATE, EXTRA_SPEC_UPDATE, EXTRA_SPECS_CREATE, QUOTA_UPDATE, TYPE_ACCESS, TYPE_CREATE, TYPE_UPDATE, actionOf, validBody } from './schemas.ts';
 import { attachmentView, baseUrl, typeView } from './views.ts';
 
 const P = '/v3/:project_id';
@@ -55,8 +56,7 @@ export function registerTypeRoutes(app: FastifyInstance, deps: ApiDeps): void {
   });
   app.post(`${P}/types`, async (req) => {
     enforce(deps, req, 'volume_extension:type_create');
-    const b = bodyObject(req.body, 'volume_type');
-    if (typeof b.name !== 'string' || !b.name.trim() || b.name.length > 255) throw badRequest('Invalid input received: Volume type name can not be empty.');
+    const b = validBody<{ volume_type: Record<string, unknown> & { name: string } }>(req, TYPE_CREATE).volume_type;
     const specs = (b.extra_specs ?? {}) as Record<string, unknown>;
     const t = await deps.types.create({
       name: b.name.trim(),
@@ -68,7 +68,7 @@ export function registerTypeRoutes(app: FastifyInstance, deps: ApiDeps): void {
   });
   app.put(`${P}/types/:type_id`, async (req) => {
     enforce(deps, req, 'volume_extension:type_update');
-    const b = bodyObject(req.body, 'volume_type');
+    const b = validBody<{ volume_type: Record<string, unknown> }>(req, TYPE_UPDATE).volume_type;
     const t = await deps.types.update(typeId(req), {
       name: b.name as string | undefined,
       description: b.description as string | undefined,
@@ -89,7 +89,7 @@ export function registerTypeRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.post(`${P}/types/:type_id/extra_specs`, async (req) => {
     enforce(deps, req, 'volume_extension:types_extra_specs:create');
     const t = await deps.types.find(typeId(req));
-    const specs = Object.fromEntries(Object.entries(bodyObject(req.body, 'extra_specs')).map(([k, v]) => [k, String(v)]));
+    const specs = Object.fromEntries(Object.entries(validBody<{ extra_specs: Record<string, unknown> }>(req, EXTRA_SPECS_CREATE).extra_specs).map(([k, v]) => [k, String(v)]));
     await deps.types.setSpecs(t.id, specs);
     return { extra_specs: specs };
   });
@@ -103,8 +103,8 @@ export function registerTypeRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.put(`${P}/types/:type_id/extra_specs/:key`, async (req) => {
     enforce(deps, req, 'volume_extension:types_extra_specs:update');
     const key = (req.params as { key: string }).key;
-    const body = (req.body ?? {}) as Record<string, unknown>;
-    if (Object.keys(body).length !== 1 || !(key in body)) throw badRequest('Request body and URI mismatch');
+    const body = validBody(req, EXTRA_SPEC_UPDATE);
+    if (!(key in body)) throw badRequest('Request body and URI mismatch');
     const t = await deps.types.find(typeId(req));
     await deps.types.setSpecs(t.id, { [key]: String(body[key]) });
     return { [key]: String(body[key]) };
@@ -124,11 +124,10 @@ export function registerTypeRoutes(app: FastifyInstance, deps: ApiDeps): void {
     return { volume_type_access: (await deps.types.access(t.id)).map((p) => ({ volume_type_id: t.id, project_id: p })) };
   });
   app.post(`${P}/types/:type_id/action`, async (req, reply) => {
-    const body = (req.body ?? {}) as Record<string, { project?: string }>;
-    const [action] = Object.keys(body);
+    const action = actionOf(req);
+    if (!TYPE_ACCESS[action]) throw badRequest(`There is no such action: ${action}`);
+    const project = validBody<Record<string, { project: string }>>(req, TYPE_ACCESS[action])[action].project;
     const t = await deps.types.find(typeId(req));
-    const project = body[action]?.project;
-    if (!project) throw badRequest('Missing required element project in request body.');
     reply.code(202);
     if (action === 'addProjectAccess') {
       enforce(deps, req, 'volume_extension:volume_type_access:addProjectAccess');
@@ -136,7 +135,7 @@ export function registerTypeRoutes(app: FastifyInstance, deps: ApiDeps): void {
     } else if (action === 'removeProjectAccess') {
       enforce(deps, req, 'volume_extension:volume_type_access:removeProjectAccess');
       await deps.types.removeAccess(t.id, project);
-    } else throw badRequest(`There is no such action: ${action}`);
+    }
     return '';
   });
 }
@@ -165,7 +164,7 @@ export function registerQuotaRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.put(`${P}/os-quota-sets/:target`, async (req) => {
     projectOf(deps, req);
     enforce(deps, req, 'volume_extension:quotas:update', { project_id: target(req) });
-    const body = bodyObject(req.body, 'quota_set');
+    const body = validBody<{ quota_set: Record<string, unknown> }>(req, QUOTA_UPDATE).quota_set;
     const values: Partial<Record<QuotaResource, number>> = {};
     for (const [k, v] of Object.entries(body)) {
       if (!(QUOTA_RESOURCES as readonly string[]).includes(k)) throw badRequest(`Bad key(s) in quota set: ${k}`);
@@ -274,12 +273,10 @@ export function registerAttachmentRoutes(app: FastifyInstance, deps: ApiDeps): v
   app.post(`${P}/attachments`, async (req) => {
     need(req, '3.27');
     projectOf(deps, req);
-    const b = bodyObject(req.body, 'attachment');
+    const b = validBody<{ attachment: Record<string, unknown> & { volume_uuid: string; mode?: string } }>(req, ATTACHMENT_CREATE).attachment;
     enforce(deps, req, 'volume:attachment_create');
     const caller = callerOf(deps, req);
-    if (typeof b.volume_uuid !== 'string') throw badRequest("Invalid input for field/attribute attachment. 'volume_uuid' is a required property");
-    const mode = b.mode === undefined ? undefined : String(b.mode);
-    if (mode !== undefined && (!mv(req, '3.54') || !['rw', 'ro'].includes(mode))) throw badRequest(`Invalid input received: Invalid attach mode ${mode}`);
+    const mode = b.mode;
     const v = await deps.volumes.get(b.volume_uuid, caller);
     const a = await deps.volumes.createAttachment(v, { instanceUuid: b.instance_uuid as string | undefined, connector: b.connector as Connector | undefined, mode }, caller);
     return { attachment: attachmentView(a, { detail: true }) };
@@ -305,16 +302,16 @@ export function registerAttachmentRoutes(app: FastifyInstance, deps: ApiDeps): v
   });
   app.put(`${P}/attachments/:attachment_id`, async (req) => {
     need(req, '3.27');
-    const b = bodyObject(req.body, 'attachment');
+    const b = validBody<{ attachment: Record<string, unknown> }>(req, ATTACHMENT_UPDATE).attachment;
     const { attachment, volume } = await attachmentFor(req, 'volume:attachment_update');
-    if (typeof b.connector !== 'object' || b.connector === null) throw badRequest("Invalid input for field/attribute attachment. 'connector' is a required property");
     const a = await deps.volumes.connectAttachment(volume, attachment, b.connector as Connector);
     return { attachment: attachmentView(a, { detail: true }) };
   });
   app.post(`${P}/attachments/:attachment_id/action`, async (req, reply) => {
     need(req, '3.44');
-    const body = (req.body ?? {}) as Record<string, unknown>;
-    if (!('os-complete' in body)) throw badRequest(`There is no such action: ${Object.keys(body)[0] ?? ''}`);
+    const action = actionOf(req);
+    if (action !== 'os-complete') throw badRequest(`There is no such action: ${action}`);
+    validBody(req, ATTACHMENT_COMPLETE);
     const { attachment, volume } = await attachmentFor(req, 'volume:attachment_complete');
     await deps.volumes.completeAttachment(volume, attachment, callerOf(deps, req));
     reply.code(204);

@@ -1,10 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { badRequest, notFound } from '@onestack/core/errors.ts';
+import { notFound } from '@onestack/core/errors.ts';
 import type { TransferRow } from '../db/schema.ts';
 import { TRANSFER_SORT_KEYS, type TransferPage, type TransferService } from '../domain/transfers.ts';
-import { ISO, bodyObject, boolParam, callerOf, enforce, mv, projectOf, type ApiDeps } from './context.ts';
+import { ISO, boolParam, callerOf, enforce, mv, projectOf, type ApiDeps } from './context.ts';
+import { TRANSFER_ACCEPT, TRANSFER_CREATE, TRANSFER_CREATE_V355, validBody } from './schemas.ts';
 import { links } from './views.ts';
-import { optionalString, pageOf } from './volume-routes.ts';
+import { pageOf } from './volume-routes.ts';
 
 const P = '/v3/:project_id';
 
@@ -61,21 +62,18 @@ export function registerTransferRoutes(app: FastifyInstance, deps: ApiDeps, tran
     });
     app.post(`${P}/${kind}`, async (req, reply) => {
       gate(req);
-      const body = bodyObject(req.body, 'transfer');
+      const body = validBody<{ transfer: Record<string, unknown> }>(req, kind === 'volume-transfers' ? TRANSFER_CREATE_V355 : TRANSFER_CREATE).transfer;
       enforce(deps, req, 'volume:create_transfer');
-      const volumeId = optionalString(body.volume_id, 'volume_id');
-      if (!volumeId) throw badRequest('Incorrect request body format');
-      const noSnapshots = kind === 'volume-transfers' && body.no_snapshots !== undefined ? boolParam(body.no_snapshots, 'no_snapshots') : false;
-      const t = await transfers.create({ volumeId, name: optionalString(body.name, 'name') ?? null, noSnapshots }, callerOf(deps, req));
+      const noSnapshots = body.no_snapshots !== undefined ? boolParam(body.no_snapshots, 'no_snapshots') : false;
+      const t = await transfers.create({ volumeId: String(body.volume_id), name: (body.name as string | null | undefined) ?? null, noSnapshots }, callerOf(deps, req));
       reply.code(202);
       return { transfer: { ...detail(req, kind, t), auth_key: t.auth_key } };
     });
     app.post(`${P}/${kind}/:transfer_id/accept`, async (req, reply) => {
       gate(req);
-      const accept = bodyObject(req.body, 'accept');
-      if (typeof accept.auth_key !== 'string') throw badRequest('Incorrect request body format');
+      const accept = validBody<{ accept: { auth_key: string | number } }>(req, TRANSFER_ACCEPT).accept;
       enforce(deps, req, 'volume:accept_transfer');
-      const t = await transfers.accept((req.params as { transfer_id: string }).transfer_id, accept.auth_key, callerOf(deps, req));
+      const t = await transfers.accept((req.params as { transfer_id: string }).transfer_id, String(accept.auth_key), callerOf(deps, req));
       reply.code(202);
       return { transfer: summary(req, kind, t) };
     });

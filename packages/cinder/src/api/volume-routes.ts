@@ -3,8 +3,9 @@ import { badRequest, notFound } from '@onestack/core/errors.ts';
 import type { BackupService } from '../domain/backups.ts';
 import { LegacyAttach, type Volume } from '../domain/volumes.ts';
 import type { Connector } from '../drivers/volume-driver.ts';
-import { allowed, bodyObject, boolParam, callerOf, enforce, mv, projectOf, stringMap, type ApiDeps } from './context.ts';
+import { allowed, boolParam, callerOf, enforce, mv, projectOf, stringMap, type ApiDeps } from './context.ts';
 import { RESOURCE_FILTERS, dictFilter, filtersOf, timeComparisons, type FilterRules } from './filters.ts';
+import { SNAPSHOT_ACTIONS, SNAPSHOT_CREATE, SNAPSHOT_UPDATE, VOLUME_ACTIONS, VOLUME_CREATE, VOLUME_META_ITEM, VOLUME_METADATA, VOLUME_UPDATE, actionOf, validBody } from './schemas.ts';
 import { snapshotView, volumeDetail, volumeSummary } from './views.ts';
 
 const P = '/v3/:project_id';
@@ -117,7 +118,7 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
 
   app.post(`${P}/volumes`, async (req, reply) => {
     projectOf(deps, req);
-    const body = bodyObject(req.body, 'volume');
+    const body = validBody<{ volume: Record<string, unknown> }>(req, VOLUME_CREATE).volume;
     enforce(deps, req, 'volume:create');
     const caller = callerOf(deps, req);
     const imageId = optionalString(body.imageRef ?? body.image_id, 'imageRef') ?? undefined;
@@ -151,11 +152,8 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
   });
 
   app.put(`${P}/volumes/:volume_id`, async (req) => {
-    const body = bodyObject(req.body, 'volume');
+    const body = validBody<{ volume: Record<string, unknown> }>(req, VOLUME_UPDATE).volume;
     const v = await volumeFor(deps, req, 'volume:update');
-    const allowedKeys = ['name', 'description', 'display_name', 'display_description', 'metadata'];
-    const extra = Object.keys(body).filter((k) => !allowedKeys.includes(k));
-    if (extra.length) throw badRequest(`Invalid input for field/attribute volume. Value: ${JSON.stringify(body)}. Additional properties are not allowed ('${extra[0]}' was unexpected)`);
     const updated = await deps.volumes.update(v, {
       name: optionalString(body.name ?? body.display_name, 'name'),
       description: optionalString(body.description ?? body.display_description, 'description'),
@@ -183,22 +181,22 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
     return { meta: { [key]: v.metadata[key] } };
   });
   app.post(`${P}/volumes/:volume_id/metadata`, async (req) => {
+    const md = validBody<{ metadata: Record<string, string> }>(req, VOLUME_METADATA).metadata;
     const v = await volumeFor(deps, req, 'volume:create_volume_metadata');
-    const md = stringMap(bodyObject(req.body, 'metadata'), 'metadata');
     await deps.volumes.setMetadata(v.id, 'user', md, false);
     return { metadata: (await deps.volumes.get(v.id, callerOf(deps, req))).metadata };
   });
   app.put(`${P}/volumes/:volume_id/metadata`, async (req) => {
+    const md = validBody<{ metadata: Record<string, string> }>(req, VOLUME_METADATA).metadata;
     const v = await volumeFor(deps, req, 'volume:update_volume_metadata');
-    const md = stringMap(bodyObject(req.body, 'metadata'), 'metadata');
     await deps.volumes.setMetadata(v.id, 'user', md, true);
     return { metadata: md };
   });
   app.put(`${P}/volumes/:volume_id/metadata/:key`, async (req) => {
+    const meta = validBody<{ meta: Record<string, string> }>(req, VOLUME_META_ITEM).meta;
     const v = await volumeFor(deps, req, 'volume:update_volume_metadata');
     const key = (req.params as { key: string }).key;
-    const meta = stringMap(bodyObject(req.body, 'meta'), 'meta');
-    if (Object.keys(meta).length !== 1 || !(key in meta)) throw badRequest('Request body and URI mismatch');
+    if (!(key in meta)) throw badRequest('Request body and URI mismatch');
     await deps.volumes.setMetadata(v.id, 'user', meta, false);
     return { meta };
   });
@@ -210,9 +208,10 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
 
   // ---- actions
   app.post(`${P}/volumes/:volume_id/action`, async (req, reply) => {
-    const body = (req.body ?? {}) as Record<string, Record<string, unknown> | null>;
-    const [action] = Object.keys(body);
-    const args = (body[action] ?? {}) as Record<string, unknown>;
+    const action = actionOf(req);
+    const schema = VOLUME_ACTIONS[action];
+    if (!schema) throw badRequest(`There is no such action: ${action}`);
+    const args = (validBody<Record<string, Record<string, unknown> | null>>(req, schema)[action] ?? {}) as Record<string, unknown>;
     const caller = callerOf(deps, req);
     reply.code(202);
     switch (action) {
@@ -223,9 +222,7 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
           if (!mv(req, '3.42')) throw badRequest(`Invalid volume: Volume status must be 'available' to extend, but current status is: in-use.`);
           enforce(deps, req, 'volume:extend_attached_volume', { project_id: v.project_id });
         }
-        const size = sizeOf(args.new_size, 'new_size');
-        if (size === undefined) throw badRequest("Invalid input for field/attribute extend. Value: {}. 'new_size' is a required property");
-        await deps.volumes.extend(v, size, caller);
+        await deps.volumes.extend(v, Number(args.new_size), caller);
         return '';
       }
       case 'revert': {
@@ -235,6 +232,7 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
         return '';
       }
       case 'os-reset_status': {
+        if (!args.status && !args.attach_status && !args.migration_status) throw badRequest("Must specify 'status', 'attach_status' or 'migration_status' for update.");
         const v = await volumeFor(deps, req, 'volume_extension:volume_admin_actions:reset_status');
         await deps.volumes.resetStatus(v, args as Record<string, string>);
         return '';
@@ -242,17 +240,15 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
       case 'os-migrate_volume': {
         const v = await volumeFor(deps, req, 'volume_extension:volume_admin_actions:migrate_volume');
         if (mv(req, '3.16') && args.cluster !== undefined) throw badRequest('Invalid input received: migration to a cluster is not supported by this cloud.');
-        const host = optionalString(args.host, 'host');
-        if (!host) throw badRequest("Invalid input for field/attribute os-migrate_volume. Value: {}. 'host' is a required property");
+        const host = args.host as string | null | undefined;
+        if (!host) throw badRequest('Invalid input received: One and only one of cluster and host must be set.');
         const flag = (name: string) => (args[name] === undefined ? false : boolParam(args[name], name));
         await deps.migrations.migrate(v, { host, forceHostCopy: flag('force_host_copy'), lockVolume: flag('lock_volume') });
         return '';
       }
       case 'os-migrate_volume_completion': {
         const v = await volumeFor(deps, req, 'volume_extension:volume_admin_actions:migrate_volume_completion');
-        const newId = optionalString(args.new_volume, 'new_volume');
-        if (!newId) throw badRequest("Invalid input for field/attribute os-migrate_volume_completion. Value: {}. 'new_volume' is a required property");
-        const newVolume = await deps.volumes.get(newId, callerOf(deps, req));
+        const newVolume = await deps.volumes.get(String(args.new_volume), callerOf(deps, req));
         const error = args.error === undefined ? false : boolParam(args.error, 'error');
         reply.code(200);
         return { save_volume_id: await deps.migrations.completion(v, newVolume, error) };
@@ -264,14 +260,13 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
       }
       case 'os-volume_upload_image': {
         const v = await volumeFor(deps, req, 'volume_extension:volume_actions:upload_image');
-        const imageName = optionalString(args.image_name, 'image_name');
-        if (!imageName) throw badRequest('Invalid input received: image_name is required.');
+        const imageName = String(args.image_name);
         const diskFormat = String(args.disk_format ?? 'raw');
         if (diskFormat !== 'raw' && diskFormat !== 'qcow2') throw badRequest(`Invalid input received: Invalid disk-format '${diskFormat}' is specified. Allowed disk-formats are raw, qcow2.`);
         const containerFormat = String(args.container_format ?? 'bare');
         const force = args.force === undefined ? false : boolParam(args.force, 'force');
-        const visibility = mv(req, '3.1') && args.visibility !== undefined ? String(args.visibility) : undefined;
-        const isProtected = mv(req, '3.1') && args.protected !== undefined ? boolParam(args.protected, 'protected') : undefined;
+        const visibility = args.visibility as string | undefined;
+        const isProtected = args.protected !== undefined ? boolParam(args.protected, 'protected') : undefined;
         const up = await deps.volumes.uploadToImage(v, { imageName, force, diskFormat, containerFormat, visibility, protected: isProtected }, caller);
         return {
           'os-volume_upload_image': {
@@ -291,23 +286,18 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
       }
       case 'os-retype': {
         const v = await volumeFor(deps, req, 'volume:retype');
-        const newType = optionalString(args.new_type, 'new_type');
-        if (!newType) throw badRequest("Invalid input for field/attribute retype. Value: {}. 'new_type' is a required property");
-        const policy = String(args.migration_policy ?? 'never');
-        if (policy !== 'never' && policy !== 'on-demand') throw badRequest(`Invalid input for field/attribute migration_policy. Value: ${policy}. '${policy}' is not one of ['on-demand', 'never']`);
-        await deps.migrations.retype(v, newType, policy as 'never' | 'on-demand', caller);
+        const policy = (args.migration_policy ?? 'never') as 'never' | 'on-demand';
+        await deps.migrations.retype(v, String(args.new_type), policy, caller);
         return '';
       }
       case 'os-set_bootable': {
         const v = await volumeFor(deps, req, 'volume:update');
-        if (args.bootable === undefined) throw badRequest("Invalid input for field/attribute set_bootable. Value: {}. 'bootable' is a required property");
         await deps.volumes.setFlag(v, 'bootable', boolParam(args.bootable, 'bootable'));
         reply.code(200);
         return '';
       }
       case 'os-update_readonly_flag': {
         const v = await volumeFor(deps, req, 'volume:update_readonly_flag');
-        if (args.readonly === undefined) throw badRequest("Invalid input for field/attribute update_readonly_flag. Value: {}. 'readonly' is a required property");
         await deps.volumes.setFlag(v, 'readonly', boolParam(args.readonly, 'readonly'));
         return '';
       }
@@ -325,7 +315,6 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
         return '';
       case 'os-initialize_connection': {
         const v = await volumeFor(deps, req, 'volume_extension:volume_actions:initialize_connection');
-        if (typeof args.connector !== 'object' || args.connector === null) throw badRequest("Invalid input for field/attribute initialize_connection. 'connector' is a required property");
         reply.code(200);
         return { connection_info: await legacy.initializeConnection(v, args.connector as Connector) };
       }
@@ -336,10 +325,8 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
       }
       case 'os-attach': {
         const v = await volumeFor(deps, req, 'volume_extension:volume_actions:attach');
-        if (typeof args.mountpoint !== 'string') throw badRequest("Invalid input for field/attribute attach. 'mountpoint' is a required property");
         const mode = String(args.mode ?? 'rw');
-        if (!['rw', 'ro'].includes(mode)) throw badRequest(`Invalid input received: Invalid attaching mode '${mode}' for volume ${v.id}.`);
-        await legacy.attach(v, { instanceUuid: args.instance_uuid as string | undefined, hostName: args.host_name as string | undefined, mountpoint: args.mountpoint, mode }, caller);
+        await legacy.attach(v, { instanceUuid: args.instance_uuid as string | undefined, hostName: args.host_name as string | undefined, mountpoint: String(args.mountpoint), mode }, caller);
         return '';
       }
       case 'os-detach': {
@@ -348,7 +335,7 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
         return '';
       }
       default:
-        throw badRequest(`There is no such action: ${action ?? ''}`);
+        throw badRequest(`There is no such action: ${action}`);
     }
   });
 
@@ -390,11 +377,10 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
   app.get(`${P}/snapshots/detail`, async (req) => ({ snapshots: (await snapList(req)).rows.map((s) => snapshotView(req, s)) }));
   app.post(`${P}/snapshots`, async (req, reply) => {
     projectOf(deps, req);
-    const body = bodyObject(req.body, 'snapshot');
+    const body = validBody<{ snapshot: Record<string, unknown> }>(req, SNAPSHOT_CREATE).snapshot;
     enforce(deps, req, 'volume:create_snapshot');
     const caller = callerOf(deps, req);
-    if (typeof body.volume_id !== 'string') throw badRequest("Invalid input for field/attribute snapshot. Value: {}. 'volume_id' is a required property");
-    const v = await deps.volumes.get(body.volume_id, caller);
+    const v = await deps.volumes.get(String(body.volume_id), caller);
     const snap = await deps.volumes.createSnapshot(
       v,
       {
@@ -416,7 +402,7 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
   };
   app.get(`${P}/snapshots/:snapshot_id`, async (req) => ({ snapshot: snapshotView(req, await snapFor(req, 'volume:get_snapshot')) }));
   app.put(`${P}/snapshots/:snapshot_id`, async (req) => {
-    const body = bodyObject(req.body, 'snapshot');
+    const body = validBody<{ snapshot: Record<string, unknown> }>(req, SNAPSHOT_UPDATE).snapshot;
     const s = await snapFor(req, 'volume:update_snapshot');
     const set: Record<string, unknown> = { updated_at: Date.now() };
     if ('name' in body || 'display_name' in body) set.name = optionalString(body.name ?? body.display_name, 'name');
@@ -431,22 +417,21 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
     return '';
   });
   app.post(`${P}/snapshots/:snapshot_id/action`, async (req, reply) => {
-    const body = (req.body ?? {}) as Record<string, Record<string, unknown>>;
-    const [action] = Object.keys(body);
+    const action = actionOf(req);
+    if (!SNAPSHOT_ACTIONS[action]) throw badRequest(`There is no such action: ${action}`);
+    const body = validBody<Record<string, Record<string, unknown>>>(req, SNAPSHOT_ACTIONS[action]);
     reply.code(202);
     if (action === 'os-reset_status') {
       const s = await snapFor(req, 'volume_extension:snapshot_admin_actions:reset_status');
-      const status = String(body[action]?.status ?? '');
-      if (!['available', 'error', 'creating', 'deleting', 'error_deleting'].includes(status)) throw badRequest('Invalid input received: Must specify a valid status');
+      const status = String(body[action].status).toLowerCase();
       await deps.volumes.db.updateTable('snapshots').set({ status }).where('id', '=', s.id).execute();
       return '';
     }
     if (action === 'os-force_delete') {
       const s = await snapFor(req, 'volume_extension:snapshot_admin_actions:force_delete');
       await deps.volumes.deleteSnapshot(s, callerOf(deps, req), true);
-      return '';
     }
-    throw badRequest(`There is no such action: ${action ?? ''}`);
+    return '';
   });
   void allowed;
 }

@@ -531,14 +531,13 @@ export class VolumeService {
     return { imageId: image.id, prior };
   }
 
-  async resetStatus(volume: Volume, s: { status?: string; attach_status?: string; migration_status?: string }): Promise<void> {
-    const valid = ['available', 'error', 'creating', 'deleting', 'in-use', 'attaching', 'detaching', 'error_deleting', 'maintenance', 'reserved', 'error_extending', 'extending'];
-    if (s.status !== undefined && !valid.includes(s.status)) throw badRequest(`Invalid input received: Must specify a valid status`);
-    if (s.attach_status !== undefined && !['attached', 'detached'].includes(s.attach_status)) throw badRequest(`Invalid input received: Must specify a valid attach status`);
+  /** Statuses as the API's schema admitted them (upstream's volume_status formats), lowercased as upstream. */
+  async resetStatus(volume: Volume, s: { status?: string | null; attach_status?: string | null; migration_status?: string | null }): Promise<void> {
     const set: Partial<VolumeRow> = { updated_at: this.now() };
-    if (s.status) set.status = s.status;
-    if (s.attach_status) set.attach_status = s.attach_status;
-    if (s.migration_status !== undefined) set.migration_status = s.migration_status;
+    if (s.status) set.status = s.status.toLowerCase();
+    if (s.attach_status) set.attach_status = s.attach_status.toLowerCase();
+    if (s.migration_status) set.migration_status = s.migration_status.toLowerCase() === 'none' ? null : s.migration_status.toLowerCase();
+    if (set.status === 'deleting') throw badRequest('Cannot reset-state to deleting');
     await this.db.updateTable('volumes').set(set).where('id', '=', volume.id).execute();
   }
 
