@@ -170,6 +170,6 @@ describe('cinder backups to swift', () => {
     await f.admin.post(`/v3/${p.id}/volumes/${vol.id}/action`, { 'os-reset_status': { status: 'in-use', attach_status: 'attached' } });
     const inUse = await p.member.post('/backups', { backup: { volume_id: vol.id } });
     assert.equal(inUse.status, 400);
-    assert.match(inUse.body.badRequest.message, /must be available or in-use/);
+    assert.equal(inUse.body.badRequest.message, 'Invalid volume: Backing up an in-use volume must use the force flag.');
   });
 });

@@ -304,7 +304,7 @@ export function registerAttachmentRoutes(app: FastifyInstance, deps: ApiDeps): v
     need(req, '3.27');
     const b = validBody<{ attachment: Record<string, unknown> }>(req, ATTACHMENT_UPDATE).attachment;
     const { attachment, volume } = await attachmentFor(req, 'volume:attachment_update');
-    const a = await deps.volumes.connectAttachment(volume, attachment, b.connector as Connector);
+    const a = await deps.volumes.connectAttachment(volume, attachment, b.connector as Connector, callerOf(deps, req));
     return { attachment: attachmentView(a, { detail: true }) };
   });
   app.post(`${P}/attachments/:attachment_id/action`, async (req, reply) => {

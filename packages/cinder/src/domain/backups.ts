@@ -11,6 +11,7 @@ import type { ObjectStore } from '../backup/chunked.ts';
 import type { BackupRow, CinderDB, SnapshotRow } from '../db/schema.ts';
 import { GiB, type VolumeDriver, type VolumeRef } from '../drivers/volume-driver.ts';
 import { invalidVolume, overQuota } from './errors.ts';
+import { MessageAction, MessageDetail } from './messages.ts';
 import type { CinderNotifier } from './notifier.ts';
 import type { Quotas } from './quotas.ts';
 import { volumeRef, type BackupSource, type Caller, type Volume, type VolumeService } from './volumes.ts';
@@ -103,7 +104,7 @@ export class BackupService {
     const volume = await this.o.volumes.get(input.volumeId, caller);
     const snapshot = input.snapshotId ? await this.snapshotToBackUp(input.snapshotId, volume.id, caller) : undefined;
     if (!snapshot && !['available', 'in-use'].includes(volume.status)) throw invalidVolume(`Volume to be backed up must be available or in-use, but the current status is "${volume.status}".`);
-    if (!snapshot && volume.status === 'in-use' && !input.force) throw invalidVolume(`Volume to be backed up must be available or in-use, but the current status is "${volume.status}".`);
+    if (!snapshot && volume.status === 'in-use' && !input.force) throw invalidVolume('Backing up an in-use volume must use the force flag.');
     // A backup of a snapshot builds only on backups taken before the snapshot (upstream's data_timestamp rule).
     const parent = input.incremental ? await this.latestBackup(volume.id, snapshot?.created_at) : undefined;
     if (input.incremental && !parent) throw invalidBackup('No backups available to do an incremental backup.');
@@ -140,7 +141,10 @@ export class BackupService {
       deleted_at: null,
     };
     await this.db.insertInto('backups').values(row).execute();
-    if (unscheduled) return row;
+    if (unscheduled) {
+      await this.o.volumes.tell(caller, row.id, MessageAction.BACKUP_CREATE, MessageDetail.BACKUP_SCHEDULE_ERROR, 'VOLUME_BACKUP');
+      return row;
+    }
     if (parent) await this.db.updateTable('backups').set((eb) => ({ num_dependent_backups: eb('num_dependent_backups', '+', 1) })).where('id', '=', parent.id).execute();
     this.o.notifier.send('backup.create.start', backupPayload(row), caller.ctx);
     this.o.volumes.background(`backup ${id}`, () => this.runBackup(row, volume, prior, parent, snapshot, caller));
@@ -206,6 +210,7 @@ export class BackupService {
       const reason = err instanceof Error ? err.message : String(err);
       this.o.logger.warn({ backup_id: row.id, reason }, 'backup failed');
       await casUpdate(this.db, 'backups', { set: { status: 'error', fail_reason: reason, updated_at: this.now() }, where: { id: row.id, status: 'creating' } });
+      await this.o.volumes.tell(caller, row.id, MessageAction.BACKUP_CREATE, MessageDetail.BACKUP_CREATE_DRIVER_ERROR, 'VOLUME_BACKUP');
       if (parent) await this.db.updateTable('backups').set((eb) => ({ num_dependent_backups: eb('num_dependent_backups', '-', 1) })).where('id', '=', parent.id).execute();
     } finally {
       await rm(raw, { force: true });
@@ -280,6 +285,7 @@ export class BackupService {
       ok = true;
     } catch (err) {
       this.o.logger.warn({ backup_id: backup.id, volume_id: volume.id, err }, 'restore failed');
+      await this.o.volumes.tell(caller, backup.id, MessageAction.BACKUP_RESTORE, MessageDetail.BACKUP_RESTORE_ERROR, 'VOLUME_BACKUP');
     } finally {
       await casUpdate(this.db, 'volumes', { set: { status: ok ? 'available' : 'error_restoring', updated_at: this.now() }, where: { id: volume.id, status: 'restoring-backup' } });
       await casUpdate(this.db, 'backups', { set: { status: 'available', updated_at: this.now() }, where: { id: backup.id, status: 'restoring' } });
@@ -338,6 +344,7 @@ export class BackupService {
         if (backup.service_metadata) await deleteObjects(await this.o.storeFor(caller), location(backup));
       } catch (err) {
         await casUpdate(this.db, 'backups', { set: { status: 'error_deleting', fail_reason: err instanceof Error ? err.message : String(err), updated_at: this.now() }, where: { id: backup.id, status: 'deleting' } });
+        await this.o.volumes.tell(caller, backup.id, MessageAction.BACKUP_DELETE, MessageDetail.BACKUP_DELETE_DRIVER_ERROR, 'VOLUME_BACKUP');
         return;
       }
       await casUpdate(this.db, 'backups', { set: { status: 'deleted', deleted: 1, deleted_at: this.now(), updated_at: this.now() }, where: { id: backup.id, status: 'deleting' } });

@@ -9,14 +9,33 @@ import type { Caller } from './volumes.ts';
 /** upstream's message_field actions and details (id, text) that this Cinder records. */
 export const MessageAction = {
   SCHEDULE_ALLOCATE_VOLUME: ['001', 'schedule allocate volume'],
+  COPY_VOLUME_TO_IMAGE: ['003', 'copy volume to image'],
+  UPDATE_ATTACHMENT: ['004', 'update attachment'],
+  EXTEND_VOLUME: ['007', 'extend volume'],
   CREATE_VOLUME_FROM_BACKEND: ['008', 'create volume from backend storage'],
+  SNAPSHOT_CREATE: ['009', 'create snapshot'],
+  SNAPSHOT_DELETE: ['010', 'delete snapshot'],
+  BACKUP_CREATE: ['013', 'create backup'],
+  BACKUP_DELETE: ['014', 'delete backup'],
+  BACKUP_RESTORE: ['015', 'restore backup'],
 } as const;
 export const MessageDetail = {
   UNKNOWN_ERROR: ['001', 'An unknown error occurred.'],
   NO_BACKEND_AVAILABLE: ['003', 'Could not find any available weighted backend.'],
+  FAILED_TO_UPLOAD_VOLUME: ['004', 'Failed to upload volume to image at backend.'],
+  DRIVER_FAILED_EXTEND: ['010', 'Volume Driver failed to extend volume.'],
   DRIVER_FAILED_CREATE: ['012', 'Driver failed to create the volume.'],
+  SNAPSHOT_CREATE_ERROR: ['013', 'Snapshot failed to create.'],
+  SNAPSHOT_DELETE_ERROR: ['016', 'Snapshot failed to delete.'],
+  BACKUP_CREATE_DRIVER_ERROR: ['020', 'Backup driver failed to create backup.'],
+  BACKUP_SCHEDULE_ERROR: ['024', 'Backup failed to schedule. Service not found for creating backup.'],
+  BACKUP_DELETE_DRIVER_ERROR: ['025', 'Backup driver failed to delete backup.'],
+  BACKUP_RESTORE_ERROR: ['026', 'Backup driver failed to restore backup.'],
 } as const;
-type Pair = readonly [string, string];
+export type MessagePair = readonly [string, string];
+type Pair = MessagePair;
+/** upstream's message_field.Resource. */
+export type MessageResource = 'VOLUME' | 'VOLUME_SNAPSHOT' | 'VOLUME_BACKUP';
 
 /** Columns a message list may be filtered (3.5) and sorted on: upstream's model's. */
 export const MESSAGE_COLUMNS = ['id', 'project_id', 'request_id', 'resource_type', 'resource_uuid', 'event_id', 'action_id', 'detail_id', 'message_level', 'created_at', 'expires_at'] as const;
@@ -51,7 +70,7 @@ export class UserMessages {
     private readonly o: { clock: Clock; ids: IdSource },
   ) {}
 
-  async record(caller: Caller, e: { action: Pair; detail: Pair; resourceUuid: string; resourceType?: string }): Promise<void> {
+  async record(caller: Caller, e: { action: Pair; detail: Pair; resourceUuid: string; resourceType?: MessageResource }): Promise<void> {
     const now = this.o.clock.now();
     const resourceType = e.resourceType ?? 'VOLUME';
     await this.db

@@ -203,6 +203,8 @@ export class VolumeMigrations {
     try {
       const raw = join(dir, 'volume.raw');
       await from.copyVolumeToImage(volumeRef(src), raw, 'raw');
+      // The destination volume is made by its driver first, as upstream's generic migration creates it through the volume API.
+      await to.createVolume(volumeRef(dest));
       await to.copyImageToVolume(volumeRef(dest), { path: raw, diskFormat: 'raw' });
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -15,7 +15,7 @@ import type { ComputeApi } from './nova.ts';
 import { attachmentNotFound, invalidVolume, snapshotNotFound, volumeNotFound } from './errors.ts';
 import type { CinderNotifier } from './notifier.ts';
 import type { Quotas } from './quotas.ts';
-import { MessageAction, MessageDetail, type UserMessages } from './messages.ts';
+import { MessageAction, MessageDetail, type MessagePair, type MessageResource, type UserMessages } from './messages.ts';
 import { NoValidBackend, type Scheduler } from './scheduler.ts';
 import type { VolumeType, VolumeTypes } from './volume-types.ts';
 
@@ -294,8 +294,11 @@ export class VolumeService {
     this.background(`create volume ${id}`, () => this.runCreate(volume, type, caller, async (driver) => {
       if (snapshot) await driver.createVolumeFromSnapshot({ id, size }, { id: snapshot.id, volumeId: snapshot.volume_id, volumeSize: snapshot.volume_size });
       else if (source) await driver.createClonedVolume({ id, size }, volumeRef(source));
-      else if (image) await this.copyImage(driver, { id, size }, image, caller.token ?? '');
-      else await driver.createVolume({ id, size });
+      else {
+        // As upstream's _create_from_image_download: the driver makes the volume, then the image is written into it.
+        await driver.createVolume({ id, size });
+        if (image) await this.copyImage(driver, { id, size }, image, caller.token ?? '');
+      }
       if (input.backup) await input.backup.fill(driver, { id, size });
     }, input.afterCreate));
     return volume;
@@ -359,9 +362,9 @@ export class VolumeService {
     if (n === 1) await after?.();
   }
 
-  /** A user message for the failure; losing it must not hide the error state already set. */
-  private async tell(caller: Caller, volumeId: string, action: readonly [string, string], detail: readonly [string, string]): Promise<void> {
-    await this.o.messages?.record(caller, { action, detail, resourceUuid: volumeId }).catch((err: unknown) => this.o.logger.warn({ volume_id: volumeId, err: String(err) }, 'user message not recorded'));
+  /** A user message for the failure (upstream's message_api.create); losing it must not hide the error state already set. */
+  async tell(caller: Caller, resourceUuid: string, action: MessagePair, detail: MessagePair, resourceType: MessageResource = 'VOLUME'): Promise<void> {
+    await this.o.messages?.record(caller, { action, detail, resourceUuid, resourceType }).catch((err: unknown) => this.o.logger.warn({ resource_uuid: resourceUuid, err: String(err) }, 'user message not recorded'));
   }
 
   private async failVolume(id: string, from: string, reason: string): Promise<void> {
@@ -454,6 +457,7 @@ export class VolumeService {
         await this.driverFor(volume)?.extendVolume(volumeRef(volume), newSize, { connectors });
       } catch (err) {
         await casUpdate(this.db, 'volumes', { set: { status: 'error_extending', error: String(err), updated_at: this.now() }, where: { id: volume.id, status: 'extending' } });
+        await this.tell(caller, volume.id, MessageAction.EXTEND_VOLUME, MessageDetail.DRIVER_FAILED_EXTEND);
         return;
       }
       await casUpdate(this.db, 'volumes', { set: { status: volume.status, size: newSize, updated_at: this.now() }, where: { id: volume.id, status: 'extending' } });
@@ -523,6 +527,7 @@ export class VolumeService {
         await images.upload(image.id, caller.token ?? '', file);
       } catch (err) {
         this.o.logger.warn({ volume_id: volume.id, image_id: image.id, err }, 'upload to image failed');
+        await this.tell(caller, volume.id, MessageAction.COPY_VOLUME_TO_IMAGE, MessageDetail.FAILED_TO_UPLOAD_VOLUME);
       } finally {
         await rm(dir, { recursive: true, force: true });
         await casUpdate(this.db, 'volumes', { set: { status: prior, updated_at: this.now() }, where: { id: volume.id, status: 'uploading' } });
@@ -585,6 +590,7 @@ export class VolumeService {
         await this.driverFor(volume)?.createSnapshot({ id: row.id, volumeId: volumeRef(volume).id, volumeSize: volume.size });
       } catch (err) {
         await casUpdate(this.db, 'snapshots', { set: { status: 'error', error: String(err), updated_at: this.now() }, where: { id: row.id, status: 'creating' } });
+        await this.tell(caller, row.id, MessageAction.SNAPSHOT_CREATE, MessageDetail.SNAPSHOT_CREATE_ERROR, 'VOLUME_SNAPSHOT');
         return;
       }
       await casUpdate(this.db, 'snapshots', { set: { status: 'available', progress: '100%', updated_at: this.now() }, where: { id: row.id, status: 'creating' } });
@@ -603,6 +609,7 @@ export class VolumeService {
         if (volume) await this.driverFor(volume)?.deleteSnapshot({ id: snap.id, volumeId: snap.volume_id, volumeSize: snap.volume_size });
       } catch (err) {
         await casUpdate(this.db, 'snapshots', { set: { status: 'error_deleting', error: String(err) }, where: { id: snap.id, status: 'deleting' } });
+        await this.tell(caller, snap.id, MessageAction.SNAPSHOT_DELETE, MessageDetail.SNAPSHOT_DELETE_ERROR, 'VOLUME_SNAPSHOT');
         return;
       }
       await casUpdate(this.db, 'snapshots', { set: { status: 'deleted', deleted: 1, deleted_at: this.now() }, where: { id: snap.id, status: 'deleting' } });
@@ -644,7 +651,7 @@ export class VolumeService {
     await this.db.insertInto('volume_attachment').values(row).execute();
     if (!input.connector) return row;
     try {
-      return await this.connectAttachment(volume, row, input.connector);
+      return await this.connectAttachment(volume, row, input.connector, caller);
     } catch (err) {
       // Nothing half-made: the attachment goes and the volume is as it was (upstream's attachment_create rollback).
       await this.db.updateTable('volume_attachment').set({ deleted: 1, deleted_at: this.now(), attach_status: 'detached' }).where('id', '=', row.id).execute();
@@ -662,10 +669,13 @@ export class VolumeService {
     return { attachment: a, volume };
   }
 
-  async connectAttachment(volume: Volume, a: AttachmentRow, connector: Connector): Promise<AttachmentRow> {
+  async connectAttachment(volume: Volume, a: AttachmentRow, connector: Connector, caller: Caller): Promise<AttachmentRow> {
     const driver = this.driverFor(volume);
     if (!driver) throw invalidVolume(`Volume ${volume.id} has no backend host.`);
-    const info = await driver.initializeConnection(volumeRef(volume), connector, { attachmentId: a.id, accessMode: a.attach_mode === 'ro' ? 'ro' : 'rw' });
+    const info = await driver.initializeConnection(volumeRef(volume), connector, { attachmentId: a.id, accessMode: a.attach_mode === 'ro' ? 'ro' : 'rw' }).catch(async (err: unknown) => {
+      await this.tell(caller, volume.id, MessageAction.UPDATE_ATTACHMENT, MessageDetail.UNKNOWN_ERROR);
+      throw err;
+    });
     const connectionInfo = { ...info.data, attachment_id: a.id, access_mode: a.attach_mode, driver_volume_type: info.driver_volume_type };
     const set = {
       connector: JSON.stringify(connector),

@@ -84,6 +84,7 @@ export class FakeVolumeDriver implements VolumeDriver {
   }
 
   async deleteSnapshot(snapshot: SnapshotRef): Promise<void> {
+    this.maybeFail('deleteSnapshot');
     this.snapshots.delete(snapshot.id);
   }
 
