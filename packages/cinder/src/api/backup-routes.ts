@@ -5,9 +5,13 @@ import type { BackupService } from '../domain/backups.ts';
 import { allowed, boolParam, callerOf, enforce, mv, projectOf, type ApiDeps } from './context.ts';
 import { BACKUP_ACTIONS, BACKUP_CREATE, BACKUP_IMPORT, BACKUP_RESTORE, BACKUP_UPDATE, actionOf, validBody } from './schemas.ts';
 import { backupDetail, backupSummary } from './views.ts';
-import { optionalString } from './volume-routes.ts';
+import { RESOURCE_FILTERS, filtersOf, likeFilters, sortKeysAt, type FilterRules } from './filters.ts';
+import { optionalString, pageOf } from './volume-routes.ts';
 
 const P = '/v3/:project_id';
+/** upstream's backup filter options before 3.31 (its default resource_filters after). */
+const BACKUP_FILTERS: FilterRules = { resource: 'backup', legacy: RESOURCE_FILTERS.backup, since: {} };
+const BACKUP_SORT_KEYS = ['id', 'status', 'size', 'volume_id', 'availability_zone', 'container', 'created_at', 'updated_at'];
 
 /** Block Storage v3 backups as upstream's cinder/api/contrib/backups.py and backup_actions. */
 export function registerBackupRoutes(app: FastifyInstance, deps: ApiDeps, backups: BackupService): void {
@@ -24,19 +28,20 @@ export function registerBackupRoutes(app: FastifyInstance, deps: ApiDeps, backup
     const q = req.query as Record<string, string>;
     const allTenants = caller.isAdmin && q.all_tenants !== undefined && boolParam(q.all_tenants, 'all_tenants');
     const projectId = allTenants ? q.project_id : caller.projectId;
+    const given = filtersOf(req, caller, q, BACKUP_FILTERS);
     const filters: Record<string, string> = {};
-    for (const k of ['name', 'status', 'volume_id']) if (q[k] !== undefined) filters[k] = q[k];
-    const limit = q.limit === undefined ? deps.config.maxLimit : Number(q.limit);
-    if (!Number.isInteger(limit) || limit < 0) throw badRequest('Invalid input received: limit must be an integer 0 or greater');
-    const sortDir = (q.sort_dir ?? q.sort?.split(':')[1] ?? 'desc') === 'asc' ? 'asc' : 'desc';
-    const rows = await backups.list({ projectId, filters, limit, marker: q.marker, offset: q.offset === undefined ? undefined : Number(q.offset), sortDir });
+    for (const k of ['name', 'status', 'volume_id']) if (given[k] !== undefined) filters[k] = given[k];
+    const like = likeFilters(req, given, ['name', 'status', 'volume_id']);
+    const page = pageOf(deps, q, sortKeysAt(req, BACKUP_SORT_KEYS, '3.37'));
+    const limit = page.limit;
+    const rows = await backups.list({ projectId, filters, like, limit, marker: page.marker, offset: page.offset, sort: page.sort });
     const out: Record<string, unknown> = { backups: rows.map((b) => (full ? detail(req, b) : backupSummary(req, b))) };
     if (rows.length === limit && rows.length > 0) {
       const next = new URLSearchParams({ ...q, marker: rows[rows.length - 1].id });
       out.backups_links = [{ href: `${req.protocol}://${req.headers.host}${req.url.split('?')[0]}?${next}`, rel: 'next' }];
     }
     if (mv(req, '3.45') && q.with_count !== undefined && boolParam(q.with_count, 'with_count')) {
-      out.count = (await backups.list({ projectId, filters, limit: 1_000_000, sortDir })).length;
+      out.count = (await backups.list({ projectId, filters, like, limit: 1_000_000, sort: [] })).length;
     }
     return out;
   };

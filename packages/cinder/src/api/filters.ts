@@ -58,6 +58,18 @@ export function dictFilter(value: string, name: string): Record<string, string> 
   }
 }
 
+/** 3.34: `key~=value` filters (substring matches) of the given keys; before 3.34 a `~` key matches nothing here. */
+export function likeFilters(req: FastifyRequest, given: Record<string, string>, keys: readonly string[]): Record<string, string> {
+  const like: Record<string, string> = {};
+  if (mv(req, '3.34')) for (const k of keys) if (given[`${k}~`] !== undefined) like[k] = given[`${k}~`];
+  return like;
+}
+
+/** The sort keys of a list at this microversion: `name` only from the version that added it (snapshots 3.30, backups 3.37). */
+export function sortKeysAt(req: FastifyRequest, keys: readonly string[], nameSince: string): ReadonlySet<string> {
+  return new Set(mv(req, nameSince) ? [...keys, 'name'] : keys);
+}
+
 type TimeOp = TimeComparison['op'];
 
 const TIME_OPS: Record<string, TimeOp> = { gt: '>', gte: '>=', eq: '=', neq: '<>', lt: '<', lte: '<=' };

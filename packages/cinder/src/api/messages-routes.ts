@@ -3,7 +3,7 @@ import { notFound } from '@onestack/core/errors.ts';
 import type { MessageRow } from '../db/schema.ts';
 import { MESSAGE_COLUMNS, userMessage, type MessageFilter, type MessagePage, type UserMessages } from '../domain/messages.ts';
 import { ISO, callerOf, enforce, mv, projectOf, type ApiDeps } from './context.ts';
-import { filtersOf } from './filters.ts';
+import { filtersOf, likeFilters } from './filters.ts';
 import { links } from './views.ts';
 import { pageOf } from './volume-routes.ts';
 
@@ -48,14 +48,17 @@ export function registerMessageRoutes(app: FastifyInstance, deps: ApiDeps, messa
     // Before 3.5 upstream reads no parameter at all: every message, oldest first.
     let page: MessagePage = { sort: [['created_at', 'asc']], limit: deps.config.maxLimit };
     let filters: Record<string, string> = {};
+    let like: Record<string, string> = {};
     if (mv(req, '3.5')) {
       const p = pageOf(deps, q, SORT_KEYS);
       page = { ...p, sort: (p.sort.length ? p.sort : [['created_at', 'desc']]) as MessagePage['sort'] };
       filters = filtersOf(req, caller, q, { resource: 'message', legacy: Object.keys(q), since: {} });
+      like = likeFilters(req, filters, [...FILTER_KEYS]);
+      for (const k of Object.keys(like)) delete filters[`${k}~`];
       // upstream answers a filter on no column of the model with an empty list.
       if (Object.keys(filters).some((k) => !FILTER_KEYS.has(k))) return { messages: [] };
     }
-    const rows = await messages.list(caller, filters as Partial<Record<MessageFilter, string>>, page);
+    const rows = await messages.list(caller, filters as Partial<Record<MessageFilter, string>>, page, like as Partial<Record<MessageFilter, string>>);
     const out: Record<string, unknown> = { messages: rows.map((m) => messageView(req, m)) };
     if (mv(req, '3.5') && rows.length === page.limit && rows.length > 0) {
       const next = new URLSearchParams({ ...q, marker: rows[rows.length - 1].id });

@@ -4,7 +4,7 @@ import { MAX_MICROVERSION, MIN_MICROVERSION } from '../conf.ts';
 import { QUOTA_RESOURCES, type QuotaResource } from '../domain/quotas.ts';
 import type { Connector } from '../drivers/volume-driver.ts';
 import { ISO, allowed, authOf, boolParam, callerOf, enforce, mv, projectOf, type ApiDeps } from './context.ts';
-import { RESOURCE_FILTERS } from './filters.ts';
+import { RESOURCE_FILTERS, dictFilter, filtersOf, likeFilters } from './filters.ts';
 import { ATTACHMENT_COMPLETE, ATTACHMENT_CREATE, ATTACHMENT_UPDATE, EXTRA_SPEC_UPDATE, EXTRA_SPECS_CREATE, QUOTA_UPDATE, TYPE_ACCESS, TYPE_CREATE, TYPE_UPDATE, actionOf, validBody } from './schemas.ts';
 import { attachmentView, baseUrl, typeView } from './views.ts';
 
@@ -43,6 +43,14 @@ export function registerTypeRoutes(app: FastifyInstance, deps: ApiDeps): void {
     const q = req.query as Record<string, string>;
     let types = await deps.types.list(c.projectId, c.isAdmin);
     if (q.is_public !== undefined && c.isAdmin && q.is_public !== 'None') types = types.filter((t) => t.isPublic === boolParam(q.is_public, 'is_public'));
+    // 3.52: extra_specs (a dict) for everyone as upstream's default resource_filters; before it for admins only.
+    const given = mv(req, '3.52') ? filtersOf(req, c, q, { resource: 'volume_type', legacy: RESOURCE_FILTERS.volume_type, since: {} }) : c.isAdmin ? q : {};
+    if (given.extra_specs !== undefined) {
+      const wanted = Object.entries(dictFilter(given.extra_specs, 'extra_specs'));
+      // A key the caller may not read filters to nothing rather than to a wrong answer (upstream's USER_VISIBLE_EXTRA_SPECS).
+      if (!specsVisible(req) && wanted.some(([k]) => !['RESKEY:availability_zones', 'multiattach', 'replication_enabled'].includes(k))) types = [];
+      types = types.filter((t) => wanted.every(([k, v]) => t.extraSpecs[k] === v));
+    }
     return { volume_types: types.map((t) => typeView(t, { specs: specsVisible(req) })) };
   });
   app.get(`${P}/types/default`, async (req) => {
@@ -238,26 +246,54 @@ export function registerAdminRoutes(app: FastifyInstance, deps: ApiDeps): void {
   });
   app.get(`${P}/scheduler-stats/get_pools`, async (req) => {
     enforce(deps, req, 'scheduler_extension:scheduler_stats:get_pools');
-    const detail = boolParam((req.query as Record<string, string>).detail ?? 'false', 'detail');
-    const pools = (await deps.scheduler.pools()).flatMap(({ backend, stats }) =>
-      stats.pools.map((p) => {
-        const name = `${backend.host}#${p.pool_name}`;
-        if (!detail) return { name };
-        return {
-          name,
-          capabilities: {
-            ...p,
-            volume_backend_name: stats.volume_backend_name,
-            vendor_name: stats.vendor_name,
-            driver_version: stats.driver_version,
-            storage_protocol: stats.storage_protocol,
-            timestamp: new Date().toISOString(),
-          },
-        };
-      }),
+    const { detail: detailParam, ...filters } = req.query as Record<string, string>;
+    const detail = boolParam(detailParam ?? 'false', 'detail');
+    const type = await poolFilters(req, filters, deps);
+    const all = (await deps.scheduler.pools()).flatMap(({ backend, stats }) =>
+      stats.pools.map((p) => ({
+        name: `${backend.host}#${p.pool_name}`,
+        capabilities: {
+          ...p,
+          volume_backend_name: stats.volume_backend_name,
+          vendor_name: stats.vendor_name,
+          driver_version: stats.driver_version,
+          storage_protocol: stats.storage_protocol,
+          timestamp: new Date().toISOString(),
+        } as Record<string, unknown>,
+      })),
     );
-    return { pools };
+    const pools: typeof all = [];
+    for (const pool of all) {
+      if (filters.name !== undefined && pool.name !== filters.name) continue;
+      // upstream's _equal_after_convert: booleans as bool strings, anything else compared as text.
+      const equal = ([k, v]: [string, string]) => (typeof pool.capabilities[k] === 'boolean' ? pool.capabilities[k] === boolParam(v, k) : String(pool.capabilities[k]) === v);
+      if (!Object.entries(filters).filter(([k]) => k !== 'name' && k !== 'volume_type').every(equal)) continue;
+      if (type && !(await deps.scheduler.passes(pool.name, { size: 0, extraSpecs: type.extraSpecs }).then(() => true, () => false))) continue;
+      pools.push(pool);
+    }
+    return { pools: pools.map((p) => (detail ? p : { name: p.name })) };
   });
+}
+
+/**
+ * upstream's get_pools filters: none before 3.28, then the pool name and any capability
+ * (equality), volume_type from 3.35; from 3.31 only the pool resource_filters (name,
+ * volume_type), for admins too. Answers the volume type to filter on, if any.
+ */
+async function poolFilters(req: FastifyRequest, filters: Record<string, string>, deps: ApiDeps) {
+  if (!mv(req, '3.28')) {
+    for (const k of Object.keys(filters)) delete filters[k];
+    return undefined;
+  }
+  if (mv(req, '3.31')) {
+    const invalid = Object.keys(filters).filter((k) => !RESOURCE_FILTERS.pool.includes(k));
+    if (invalid.length) throw badRequest(`Invalid filters ${invalid.join(',')} are found in query options.`);
+  }
+  if (filters.volume_type === undefined || !mv(req, '3.35')) {
+    delete filters.volume_type;
+    return undefined;
+  }
+  return deps.types.find(filters.volume_type);
 }
 
 export function registerAttachmentRoutes(app: FastifyInstance, deps: ApiDeps): void {
@@ -286,13 +322,19 @@ export function registerAttachmentRoutes(app: FastifyInstance, deps: ApiDeps): v
     projectOf(deps, req);
     enforce(deps, req, 'volume:attachment_get_all');
     const c = callerOf(deps, req);
-    const rows = await deps.volumes.db
+    const q = req.query as Record<string, string>;
+    const given = filtersOf(req, c, q, { resource: 'attachment', legacy: RESOURCE_FILTERS.attachment, since: {} });
+    // upstream's instance_id is the attachment's instance_uuid; status and attach_status are its attach_status.
+    const columns = { volume_id: 'volume_attachment.volume_id', instance_id: 'volume_attachment.instance_uuid', status: 'volume_attachment.attach_status', attach_status: 'volume_attachment.attach_status' } as const;
+    let query = deps.volumes.db
       .selectFrom('volume_attachment')
       .innerJoin('volumes', 'volumes.id', 'volume_attachment.volume_id')
       .selectAll('volume_attachment')
-      .where('volume_attachment.deleted', '=', 0)
-      .where('volumes.project_id', '=', c.projectId)
-      .execute();
+      .where('volume_attachment.deleted', '=', 0);
+    if (!(c.isAdmin && q.all_tenants !== undefined)) query = query.where('volumes.project_id', '=', c.projectId);
+    for (const [k, col] of Object.entries(columns)) if (given[k] !== undefined) query = query.where(col, '=', given[k]);
+    for (const [k, v] of Object.entries(likeFilters(req, given, Object.keys(columns)))) query = query.where(columns[k as keyof typeof columns], 'like', `%${v}%`);
+    const rows = await query.execute();
     return { attachments: rows.map((a) => attachmentView(a, { detail: false })) };
   });
   app.get(`${P}/attachments/:attachment_id`, async (req) => {

@@ -4,7 +4,7 @@ import type { BackupService } from '../domain/backups.ts';
 import { LegacyAttach, type Volume } from '../domain/volumes.ts';
 import type { Connector } from '../drivers/volume-driver.ts';
 import { allowed, boolParam, callerOf, enforce, mv, projectOf, stringMap, type ApiDeps } from './context.ts';
-import { RESOURCE_FILTERS, dictFilter, filtersOf, timeComparisons, type FilterRules } from './filters.ts';
+import { RESOURCE_FILTERS, dictFilter, filtersOf, likeFilters, sortKeysAt, timeComparisons, type FilterRules } from './filters.ts';
 import { SNAPSHOT_ACTIONS, SNAPSHOT_CREATE, SNAPSHOT_UPDATE, VOLUME_ACTIONS, VOLUME_CREATE, VOLUME_META_ITEM, VOLUME_METADATA, VOLUME_UPDATE, actionOf, validBody } from './schemas.ts';
 import { snapshotView, volumeDetail, volumeSummary } from './views.ts';
 
@@ -15,7 +15,8 @@ const VOLUME_FILTERS: FilterRules = {
   since: { glance_metadata: '3.4', group_id: '3.10', created_at: '3.60', updated_at: '3.60', consumes_quota: '3.65' },
 };
 const SNAPSHOT_FILTERS: FilterRules = { resource: 'snapshot', legacy: ['status', 'volume_id', 'name', 'metadata'], since: { metadata: '3.22', consumes_quota: '3.65' } };
-const SORT_KEYS = new Set(['id', 'name', 'status', 'size', 'created_at', 'updated_at', 'availability_zone', 'bootable']);
+const SORT_KEYS = new Set(['id', 'name', 'status', 'size', 'created_at', 'updated_at', 'availability_zone', 'bootable', 'migration_status']);
+const SNAPSHOT_SORT_KEYS = ['id', 'status', 'volume_id', 'volume_size', 'created_at', 'updated_at'];
 
 async function volumeFor(deps: ApiDeps, req: FastifyRequest, rule: string): Promise<Volume> {
   projectOf(deps, req);
@@ -68,13 +69,14 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
     const allTenants = caller.isAdmin && q.all_tenants !== undefined && boolParam(q.all_tenants, 'all_tenants');
     const given = filtersOf(req, caller, q, VOLUME_FILTERS);
     const filters: Record<string, string> = {};
-    for (const k of ['name', 'status', 'availability_zone', 'bootable', 'size']) if (given[k] !== undefined) filters[k] = given[k];
+    for (const k of ['name', 'status', 'availability_zone', 'bootable', 'size', 'migration_status']) if (given[k] !== undefined) filters[k] = given[k];
+    // upstream converts consumes_quota to its use_quota column (false only for migration targets here).
+    if (given.consumes_quota !== undefined) filters.consumes_quota = String(boolParam(given.consumes_quota, 'consumes_quota'));
     const metadata = given.metadata ? dictFilter(given.metadata, 'metadata') : undefined;
     const imageMetadata = given.glance_metadata ? dictFilter(given.glance_metadata, 'glance_metadata') : undefined;
     const times = timeComparisons(given);
     // 3.34: `key~=value` is a substring (SQL LIKE) match; the default resource_filters admit it for admins only.
-    const like: Record<string, string> = {};
-    if (mv(req, '3.34')) for (const k of ['name', 'status', 'availability_zone']) if (given[`${k}~`] !== undefined) like[k] = given[`${k}~`];
+    const like = likeFilters(req, given, ['name', 'status', 'availability_zone', 'migration_status']);
     const projectId = allTenants ? (q.project_id ?? undefined) : caller.projectId;
     const rows = await deps.volumes.listRows({ projectId, filters, sort: page.sort, limit: page.limit, marker: page.marker, offset: page.offset, metadata, imageMetadata, times, like });
     const vols = await Promise.all(rows.map((r) => deps.volumes.hydrate(r)));
@@ -345,7 +347,7 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
     enforce(deps, req, 'volume:get_all_snapshots');
     const caller = callerOf(deps, req);
     const q = req.query as Record<string, string>;
-    const page = pageOf(deps, q);
+    const page = pageOf(deps, q, sortKeysAt(req, SNAPSHOT_SORT_KEYS, '3.30'));
     let query = deps.volumes.db.selectFrom('snapshots').selectAll().where('deleted', '=', 0);
     const allTenants = caller.isAdmin && q.all_tenants !== undefined && boolParam(q.all_tenants, 'all_tenants');
     if (!allTenants) query = query.where('project_id', '=', caller.projectId);
@@ -353,6 +355,10 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
     if (given.volume_id) query = query.where('volume_id', '=', given.volume_id);
     if (given.status) query = query.where('status', '=', given.status);
     if (given.name) query = query.where('name', '=', given.name);
+    for (const [k, v] of Object.entries(likeFilters(req, given, ['name', 'status', 'volume_id']))) query = query.where(k as 'name', 'like', `%${v}%`);
+    // Every snapshot here counts against quota (upstream's use_quota); its zone is its volume's.
+    if (given.consumes_quota !== undefined && !boolParam(given.consumes_quota, 'consumes_quota')) query = query.where('id', '=', '');
+    if (given.availability_zone) query = query.where('volume_id', 'in', deps.volumes.db.selectFrom('volumes').select('id').where('availability_zone', '=', given.availability_zone));
     const metadata = given.metadata ? Object.entries(dictFilter(given.metadata, 'metadata')) : [];
     const sort = page.sort.length ? page.sort : ([['created_at', 'desc']] as [string, 'asc' | 'desc'][]);
     sort.push(['id', sort[0][1]]);

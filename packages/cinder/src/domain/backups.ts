@@ -84,13 +84,18 @@ export class BackupService {
     return row;
   }
 
-  async list(q: { projectId?: string; filters: Record<string, string>; limit: number; marker?: string; offset?: number; sortDir: 'asc' | 'desc' }): Promise<BackupRow[]> {
+  /** Sorted on the given keys (created_at descending by default, id the tie-break), exact and substring (3.34) filters. */
+  async list(q: { projectId?: string; filters: Record<string, string>; like?: Record<string, string>; limit: number; marker?: string; offset?: number; sort: [string, 'asc' | 'desc'][] }): Promise<BackupRow[]> {
     let sel = this.db.selectFrom('backups').selectAll().where('deleted', '=', 0);
     if (q.projectId) sel = sel.where('project_id', '=', q.projectId);
     for (const [k, v] of Object.entries(q.filters)) {
       if (['name', 'status', 'volume_id'].includes(k)) sel = sel.where(k as 'name', '=', v);
     }
-    const rows = await sel.orderBy('created_at', q.sortDir).orderBy('id', q.sortDir).execute();
+    for (const [k, v] of Object.entries(q.like ?? {})) if (['name', 'status', 'volume_id'].includes(k)) sel = sel.where(k as 'name', 'like', `%${v}%`);
+    const sort = q.sort.length ? [...q.sort] : ([['created_at', 'desc']] as [string, 'asc' | 'desc'][]);
+    if (!sort.some(([k]) => k === 'id')) sort.push(['id', sort[0][1]]);
+    for (const [k, d] of sort) sel = sel.orderBy(k as 'id', d);
+    const rows = await sel.execute();
     let start = q.offset ?? 0;
     if (q.marker) {
       const i = rows.findIndex((r) => r.id === q.marker);

@@ -100,9 +100,10 @@ export class UserMessages {
   }
 
   /** The caller's unexpired messages, filtered on equal columns, sorted (id the tie-break) and paged. */
-  async list(caller: Caller, filters: Partial<Record<MessageFilter, string>>, page: MessagePage): Promise<MessageRow[]> {
+  async list(caller: Caller, filters: Partial<Record<MessageFilter, string>>, page: MessagePage, like: Partial<Record<MessageFilter, string>> = {}): Promise<MessageRow[]> {
     let q = this.visible(caller);
     for (const [k, v] of Object.entries(filters)) q = q.where(k as MessageFilter, '=', v);
+    for (const [k, v] of Object.entries(like)) q = q.where(k as MessageFilter, 'like', `%${v}%`);
     const sort = page.sort.some(([k]) => k === 'id') ? page.sort : [...page.sort, ['id', page.sort[0]?.[1] ?? 'asc'] as const];
     for (const [k, d] of sort) q = q.orderBy(k, d);
     return pageAfterMarker(await q.execute(), page, messageNotFound);

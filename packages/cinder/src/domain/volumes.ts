@@ -184,8 +184,10 @@ export class VolumeService {
   async listRows(q: { projectId?: string; filters: Record<string, string>; sort: [string, 'asc' | 'desc'][]; limit: number; marker?: string; offset?: number; metadata?: Record<string, string>; imageMetadata?: Record<string, string>; times?: TimeComparison[]; like?: Record<string, string> }): Promise<VolumeRow[]> {
     let query = this.db.selectFrom('volumes').selectAll().where('deleted', '=', 0);
     if (q.projectId) query = query.where('project_id', '=', q.projectId);
-    const columns: Record<string, keyof VolumeRow> = { name: 'name', status: 'status', availability_zone: 'availability_zone', bootable: 'bootable', size: 'size', volume_type_id: 'volume_type_id' };
+    const columns: Record<string, keyof VolumeRow> = { name: 'name', status: 'status', availability_zone: 'availability_zone', bootable: 'bootable', size: 'size', volume_type_id: 'volume_type_id', migration_status: 'migration_status' };
     for (const [k, v] of Object.entries(q.filters)) {
+      // A migration's temporary volume (target:<id>) is upstream's use_quota = false.
+      if (k === 'consumes_quota') query = query.where((eb) => (v === 'true' ? eb.or([eb('migration_status', 'is', null), eb('migration_status', 'not like', 'target:%')]) : eb('migration_status', 'like', 'target:%')));
       const col = columns[k];
       if (!col) continue;
       if (col === 'bootable') query = query.where('bootable', '=', ['true', '1', 'True'].includes(v) ? 1 : 0);
