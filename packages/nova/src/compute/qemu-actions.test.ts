@@ -6,11 +6,10 @@
  * reused throughout; each step waits for the guest's READY line on the serial console.
  */
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { NovaFixture } from '../../test/fixture.ts';
 import type { QemuDriver } from '../virt/qemu-driver.ts';
-import { BOOT_TIMEOUT_MS, READY, startQemuTestHost, until, type QemuTestHost } from './qemu-test-host.ts';
+import { BOOT_TIMEOUT_MS, consoleOutput, READY, runOnSerialConsole, startQemuTestHost, until, type QemuTestHost } from './qemu-test-host.ts';
 
 describe('server actions on a real QEMU guest', { timeout: 900_000 }, () => {
   let h: QemuTestHost;
@@ -36,40 +35,15 @@ describe('server actions on a real QEMU guest', { timeout: 900_000 }, () => {
     assert.equal(r.status, status, r.text);
     return r.body;
   };
-  const consoleOf = async (id: string) => {
-    const r = await fx.admin.post(`/v2.1/servers/${id}/action`, { 'os-getConsoleOutput': {} });
-    return r.status === 200 ? (r.body.output as string) : '';
-  };
+  const consoleOf = (id: string) => consoleOutput(fx, id);
   /** The log is appended across power cycles: a new boot is one more READY line. */
   const readyCount = async (id: string) => (await consoleOf(id)).match(new RegExp(READY.source, 'g'))?.length ?? 0;
   const bootedAgain = async (id: string, before: number) => until(`boot ${before + 1} of ${id}`, () => readyCount(id), (n) => n > before, BOOT_TIMEOUT_MS);
-  /**
-   * What the running guest itself sees: logs in on its serial console (the image's
-   * documented console user) and reads MemTotal (KiB) and the root disk's size in 512-byte sectors.
-   */
+  /** What the running guest itself sees: MemTotal (KiB) and the root disk's size in 512-byte sectors. */
   const guestSees = async (id: string): Promise<{ memKb: number; blocks: number }> => {
-    const ep = await driver.getSerialConsole(id);
-    assert.equal(ep.kind, 'unix');
-    const sock = connect((ep as { path: string }).path);
-    let out = '';
-    sock.on('data', (b) => (out += b.toString('latin1')));
-    const expect = (re: RegExp) => until(`serial console ${re}`, async () => out, (o) => re.test(o), 60_000);
-    try {
-      await new Promise((res, rej) => sock.once('connect', res).once('error', rej));
-      sock.write('\n');
-      await expect(/login: $/m);
-      sock.write('cirros\n');
-      await expect(/assword: ?$/m);
-      sock.write('gocubsgo\n');
-      // busybox's line editor asks for the cursor position (ESC[6n) after the prompt.
-      await expect(/\$ /);
-      out = '';
-      sock.write('echo "SEEN mem=$(grep MemTotal /proc/meminfo | tr -s \' \' | cut -d\' \' -f2) blocks=$(cat /sys/block/vda/size) END"; exit\n');
-      const m = /SEEN mem=(\d+) blocks=(\d+) END/.exec(await expect(/SEEN mem=\d+ blocks=\d+ END/))!;
-      return { memKb: Number(m[1]), blocks: Number(m[2]) };
-    } finally {
-      sock.destroy();
-    }
+    const command = 'echo "SEEN mem=$(grep MemTotal /proc/meminfo | tr -s \' \' | cut -d\' \' -f2) blocks=$(cat /sys/block/vda/size) END"';
+    const m = await runOnSerialConsole(driver, id, command, /SEEN mem=(\d+) blocks=(\d+) END/);
+    return { memKb: Number(m[1]), blocks: Number(m[2]) };
   };
   const waitStatus = (id: string, status: string) => fx.waitFor(fx.admin, id, (s) => (s.status === status && !s['OS-EXT-STS:task_state']) || s.status === 'ERROR', BOOT_TIMEOUT_MS);
   const waitImage = (id: string) => until(`image ${id} active`, async () => (await fx.glanceAdmin.get(`/v2/images/${id}`)).body, (b) => b?.status === 'active', BOOT_TIMEOUT_MS);

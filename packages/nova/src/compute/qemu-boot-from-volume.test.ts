@@ -14,7 +14,7 @@ import { startCinder, type CinderFixture } from '../../../cinder/test/fixture.ts
 import { CinderClient as VolumeApi } from '../../../cinder/test/fixture.ts';
 import { FileVolumeDriver } from '../../../cinder/src/drivers/file-driver.ts';
 import type { NovaFixture } from '../../test/fixture.ts';
-import { BOOT_TIMEOUT_MS, processesNaming, READY, startQemuTestHost, until, type QemuTestHost } from './qemu-test-host.ts';
+import { BOOT_TIMEOUT_MS, consoleOutput, processesNaming, READY, startQemuTestHost, until, type QemuTestHost } from './qemu-test-host.ts';
 
 describe('a real QEMU guest booted from a Cinder volume', { timeout: 900_000 }, () => {
   let h: QemuTestHost;
@@ -37,10 +37,7 @@ describe('a real QEMU guest booted from a Cinder volume', { timeout: 900_000 }, 
   });
   after(() => h?.close());
 
-  const consoleOf = async (id: string) => {
-    const r = await fx.admin.post(`/v2.1/servers/${id}/action`, { 'os-getConsoleOutput': {} });
-    return r.status === 200 ? (r.body.output as string) : '';
-  };
+  const consoleOf = (id: string) => consoleOutput(fx, id);
 
   it('boots from a volume Nova made of the guest image, keeps it across stop/start, deletes it with the server', async (t) => {
     const t0 = Date.now();

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { chmodSync, readdirSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -106,6 +107,53 @@ export async function until<T>(what: string, get: () => Promise<T>, done: (v: T)
     if (done(v)) return v;
     if (Date.now() > end) throw new Error(`${what}: still ${JSON.stringify(v).slice(0, 2000)}`);
     await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** The guest's console log through the Compute API (os-getConsoleOutput); empty while there is none. */
+export async function consoleOutput(fx: NovaFixture, id: string): Promise<string> {
+  const r = await fx.admin.post(`/v2.1/servers/${id}/action`, { 'os-getConsoleOutput': {} });
+  return r.status === 200 ? (r.body.output as string) : '';
+}
+
+/** Boots the guest image without a network (flavor 42) and waits for its READY line: the server's id. */
+export async function bootGuest(h: QemuTestHost, name: string): Promise<string> {
+  const created = await h.fx.admin.post('/v2.1/servers', { server: { name, imageRef: h.imageId, flavorRef: '42', networks: 'none' } });
+  assert.equal(created.status, 202, created.text);
+  const id: string = created.body.server.id;
+  const s = await h.fx.waitFor(h.fx.admin, id, (x) => x.status !== 'BUILD', BOOT_TIMEOUT_MS);
+  assert.equal(s.status, 'ACTIVE', JSON.stringify(s.fault ?? s));
+  await until('guest READY', () => consoleOutput(h.fx, id), (o) => READY.test(o), BOOT_TIMEOUT_MS);
+  return id;
+}
+
+/**
+ * What the running guest itself answers: logs in on its serial console as the image's
+ * documented console user, runs `command` and logs out; answers the first match of `result`
+ * in what the guest printed after the command line (so `result` must not match the command's
+ * own echo, e.g. `echo "X $(…) END"` matched by /X \d+ END/).
+ */
+export async function runOnSerialConsole(driver: QemuDriver, id: string, command: string, result: RegExp): Promise<RegExpExecArray> {
+  const ep = await driver.getSerialConsole(id);
+  assert.equal(ep.kind, 'unix');
+  const sock = connect((ep as { path: string }).path);
+  let out = '';
+  sock.on('data', (b) => (out += b.toString('latin1')));
+  const expect = (re: RegExp) => until(`serial console ${re}`, async () => out, (o) => re.test(o), 60_000);
+  try {
+    await new Promise((res, rej) => sock.once('connect', res).once('error', rej));
+    sock.write('\n');
+    await expect(/login: $/m);
+    sock.write('cirros\n');
+    await expect(/assword: ?$/m);
+    sock.write('gocubsgo\n');
+    // busybox's line editor asks for the cursor position (ESC[6n) after the prompt.
+    await expect(/\$ /);
+    out = '';
+    sock.write(`${command}; exit\n`);
+    return result.exec(await expect(result))!;
+  } finally {
+    sock.destroy();
   }
 }
 

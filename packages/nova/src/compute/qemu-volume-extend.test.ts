@@ -5,7 +5,6 @@
  * (QMP block_resize) and the guest's /sys/block/vdX/size, read over its serial console, grows.
  */
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
@@ -15,7 +14,7 @@ import { FileVolumeDriver } from '../../../cinder/src/drivers/file-driver.ts';
 import { NovaHttp, type ComputeApi } from '../../../cinder/src/domain/nova.ts';
 import type { NovaFixture } from '../../test/fixture.ts';
 import type { QemuDriver } from '../virt/qemu-driver.ts';
-import { BOOT_TIMEOUT_MS, READY, startQemuTestHost, until, type QemuTestHost } from './qemu-test-host.ts';
+import { bootGuest, runOnSerialConsole, startQemuTestHost, until, type QemuTestHost } from './qemu-test-host.ts';
 
 const GiB = 1024 ** 3;
 
@@ -50,43 +49,15 @@ describe('online volume extend reaches a real QEMU guest', { timeout: 900_000 },
     const session = new KeystoneSession(`${fx.ks.url}/v3`, { username: 'cinder', password: 'cinder-pw', userDomainName: 'Default', projectName: 'service', projectDomainName: 'Default' });
     nova = new NovaHttp({ session: { tokenId: () => session.tokenId(), endpointUrl: async () => `${fx.url}/v2.1` }, logger: pino({ level: 'silent' }) });
 
-    const created = await fx.admin.post('/v2.1/servers', { server: { name: 'nx-guest', imageRef: h.imageId, flavorRef: '42', networks: 'none' } });
-    assert.equal(created.status, 202, created.text);
-    server = created.body.server.id;
-    const s = await fx.waitFor(fx.admin, server, (x) => x.status !== 'BUILD', BOOT_TIMEOUT_MS);
-    assert.equal(s.status, 'ACTIVE', JSON.stringify(s.fault ?? s));
-    await until('guest READY', () => consoleOf(server), (o) => READY.test(o), BOOT_TIMEOUT_MS);
+    server = await bootGuest(h, 'nx-guest');
   });
   after(() => h?.close());
 
-  const consoleOf = async (id: string) => {
-    const r = await fx.admin.post(`/v2.1/servers/${id}/action`, { 'os-getConsoleOutput': {} });
-    return r.status === 200 ? (r.body.output as string) : '';
-  };
-
   /** The guest's virtio disks as it sizes them itself: serial → bytes (/sys/block/vdX/size counts 512-byte sectors). */
   const guestDiskSizes = async (): Promise<Record<string, number>> => {
-    const ep = await driver.getSerialConsole(server);
-    assert.equal(ep.kind, 'unix');
-    const sock = connect((ep as { path: string }).path);
-    let out = '';
-    sock.on('data', (b) => (out += b.toString('latin1')));
-    const expect = (re: RegExp) => until(`serial console ${re}`, async () => out, (o) => re.test(o), 60_000);
-    try {
-      await new Promise((res, rej) => sock.once('connect', res).once('error', rej));
-      sock.write('\n');
-      await expect(/login: $/m);
-      sock.write('cirros\n');
-      await expect(/assword: ?$/m);
-      sock.write('gocubsgo\n');
-      await expect(/\$ /);
-      out = '';
-      sock.write('echo "SIZES $(for d in /sys/block/vd*; do echo -n "$(cat $d/serial 2>/dev/null)=$(cat $d/size),"; done) END"; exit\n');
-      const m = /SIZES (\S*) END/.exec(await expect(/SIZES \S* END/))!;
-      return Object.fromEntries(m[1].split(',').filter(Boolean).map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v) * 512]));
-    } finally {
-      sock.destroy();
-    }
+    const command = 'echo "SIZES $(for d in /sys/block/vd*; do echo -n "$(cat $d/serial 2>/dev/null)=$(cat $d/size),"; done) END"';
+    const m = await runOnSerialConsole(driver, server, command, /SIZES (\S*) END/);
+    return Object.fromEntries(m[1].split(',').filter(Boolean).map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v) * 512]));
   };
 
   it('extending an in-use volume (3.42) grows the disk the running guest sees and records extend_volume', async (t) => {

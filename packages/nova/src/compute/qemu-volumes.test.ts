@@ -19,7 +19,7 @@ import { FileVolumeDriver } from '../../../cinder/src/drivers/file-driver.ts';
 import { NbdExports } from '../../../cinder/src/drivers/nbd-exports.ts';
 import type { NovaFixture } from '../../test/fixture.ts';
 import type { QemuDriver } from '../virt/qemu-driver.ts';
-import { BOOT_TIMEOUT_MS, READY, startQemuTestHost, until, type QemuTestHost } from './qemu-test-host.ts';
+import { BOOT_TIMEOUT_MS, bootGuest, runOnSerialConsole, startQemuTestHost, until, type QemuTestHost } from './qemu-test-host.ts';
 
 const run = promisify(execFile);
 const ip = (...args: string[]) => run('ip', args);
@@ -68,19 +68,10 @@ describe('volumes hot-plugged into a real QEMU guest', { timeout: 900_000 }, () 
       },
     });
     ({ fx, driver } = h);
-    const created = await fx.admin.post('/v2.1/servers', { server: { name: 'nv-guest', imageRef: h.imageId, flavorRef: '42', networks: 'none' } });
-    assert.equal(created.status, 202, created.text);
-    server = created.body.server.id;
-    const s = await fx.waitFor(fx.admin, server, (x) => x.status !== 'BUILD', BOOT_TIMEOUT_MS);
-    assert.equal(s.status, 'ACTIVE', JSON.stringify(s.fault ?? s));
-    await until('guest READY', () => consoleOf(server), (o) => READY.test(o), BOOT_TIMEOUT_MS);
+    server = await bootGuest(h, 'nv-guest');
   });
   after(() => h?.close());
 
-  const consoleOf = async (id: string) => {
-    const r = await fx.admin.post(`/v2.1/servers/${id}/action`, { 'os-getConsoleOutput': {} });
-    return r.status === 200 ? (r.body.output as string) : '';
-  };
   const newVolume = async (name: string) => {
     const r = await cinder.admin.at('3.44').post('/volumes', { volume: { name, size: 1 } });
     assert.equal(r.status, 202, r.text);
@@ -90,27 +81,9 @@ describe('volumes hot-plugged into a real QEMU guest', { timeout: 900_000 }, () 
 
   /** The guest's virtio disks as it lists them itself: name → serial, over its serial console (the image's console user). */
   const guestDisks = async (): Promise<Record<string, string>> => {
-    const ep = await driver.getSerialConsole(server);
-    assert.equal(ep.kind, 'unix');
-    const sock = connect((ep as { path: string }).path);
-    let out = '';
-    sock.on('data', (b) => (out += b.toString('latin1')));
-    const expect = (re: RegExp) => until(`serial console ${re}`, async () => out, (o) => re.test(o), 60_000);
-    try {
-      await new Promise((res, rej) => sock.once('connect', res).once('error', rej));
-      sock.write('\n');
-      await expect(/login: $/m);
-      sock.write('cirros\n');
-      await expect(/assword: ?$/m);
-      sock.write('gocubsgo\n');
-      await expect(/\$ /);
-      out = '';
-      sock.write('echo "DISKS $(for d in /sys/block/vd*; do echo -n "${d##*/}=$(cat $d/serial 2>/dev/null),"; done) END"; exit\n');
-      const m = /DISKS (\S*) END/.exec(await expect(/DISKS \S* END/))!;
-      return Object.fromEntries(m[1].split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
-    } finally {
-      sock.destroy();
-    }
+    const command = 'echo "DISKS $(for d in /sys/block/vd*; do echo -n "${d##*/}=$(cat $d/serial 2>/dev/null),"; done) END"';
+    const m = await runOnSerialConsole(driver, server, command, /DISKS (\S*) END/);
+    return Object.fromEntries(m[1].split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
   };
   /** What the QEMU driver recorded for the instance's next start. */
   const definition = async () => JSON.parse(await readFile(join(h.instancesDir, server, 'instance.json'), 'utf8'));
