@@ -28,7 +28,7 @@ describe('cinder migration between backends (file driver, qcow2 and raw)', () =>
 
   before(async () => {
     f = await startCinder({
-      compute: { extendVolume: async () => undefined, swapVolume: (server, oldId, newId) => novaSwap(server, oldId, newId) },
+      compute: { extendVolume: async () => true, swapVolume: (server, oldId, newId) => novaSwap(server, oldId, newId) },
       drivers: (state) => [
         (fast = new FileVolumeDriver({ dir: join(state, 'fast'), backendName: 'fast', format: 'qcow2', logger })),
         (bulk = new FileVolumeDriver({ dir: join(state, 'bulk'), backendName: 'bulk', format: 'raw', logger })),

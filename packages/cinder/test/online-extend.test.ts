@@ -14,7 +14,7 @@ describe('online extend of an in-use volume', () => {
   let p: Project;
   const told: [string[], string][] = [];
   /** What the service's Nova client does; the second test makes it the real client aimed at a closed port. */
-  let compute = async (servers: string[], volumeId: string): Promise<void> => void told.push([servers, volumeId]);
+  let compute = async (servers: string[], volumeId: string): Promise<boolean> => told.push([servers, volumeId]) > 0;
 
   before(async () => {
     f = await startCinder({ compute: { extendVolume: (servers, volumeId) => compute(servers, volumeId) } });
@@ -44,7 +44,7 @@ describe('online extend of an in-use volume', () => {
     assert.deepEqual(told, [[[SERVER], v]]);
   });
 
-  test('Nova unreachable: the extend stands, the failure is only logged', async () => {
+  test('Nova unreachable: the extend stands, the failure is logged and told the user (3.3 message)', async () => {
     const errors: unknown[] = [];
     const nova = new NovaHttp({ session: { tokenId: async () => 'service-token', endpointUrl: async () => 'http://127.0.0.1:9/v2.1' }, logger: { error: (o: unknown) => void errors.push(o) } });
     compute = (servers, volumeId) => nova.extendVolume(servers, volumeId);
@@ -54,5 +54,7 @@ describe('online extend of an in-use volume', () => {
     const after = (await p.member.at('3.42').get(`/volumes/${v}`)).body.volume;
     assert.deepEqual([after.status, after.size], ['in-use', 3]);
     assert.equal(errors.length, 1);
+    const told = (await p.member.at('3.3').get('/messages')).body.messages.filter((m: { resource_uuid: string }) => m.resource_uuid === v);
+    assert.deepEqual(told.map((m: { event_id: string; user_message: string }) => [m.event_id, m.user_message]), [['VOLUME_VOLUME_007_009', 'extend volume:Compute service failed to extend volume.']]);
   });
 });

@@ -73,7 +73,7 @@ describe('nova swap volume for a Cinder migration', () => {
     cinder = await startCinder({
       ks,
       drivers: () => [new FakeVolumeDriver({ backendName: 'fast' }), new FakeVolumeDriver({ backendName: 'slow' })],
-      compute: { extendVolume: async () => undefined, swapVolume: (s, o, n) => novaForCinder!.swapVolume(s, o, n) },
+      compute: { extendVolume: async () => true, swapVolume: (s, o, n) => novaForCinder!.swapVolume(s, o, n) },
     });
     f = await startNova({ ks, config: { cinder_url: cinder.url } });
     driver = new FakeDriver({ hostname: 'sv-h1' });

@@ -23,6 +23,7 @@ export const MessageDetail = {
   UNKNOWN_ERROR: ['001', 'An unknown error occurred.'],
   NO_BACKEND_AVAILABLE: ['003', 'Could not find any available weighted backend.'],
   FAILED_TO_UPLOAD_VOLUME: ['004', 'Failed to upload volume to image at backend.'],
+  NOTIFY_COMPUTE_SERVICE_FAILED: ['009', 'Compute service failed to extend volume.'],
   DRIVER_FAILED_EXTEND: ['010', 'Volume Driver failed to extend volume.'],
   DRIVER_FAILED_CREATE: ['012', 'Driver failed to create the volume.'],
   SNAPSHOT_CREATE_ERROR: ['013', 'Snapshot failed to create.'],

@@ -2,8 +2,8 @@ import type { Logger } from 'pino';
 
 /** What Cinder tells Nova (upstream's cinder/compute/nova.py API). */
 export interface ComputeApi {
-  /** The servers that have the volume attached see it grow (never throws: upstream logs a failure). */
-  extendVolume(serverIds: string[], volumeId: string): Promise<void>;
+  /** The servers that have the volume attached see it grow; false when Nova took none of the events (never throws: upstream logs a failure). */
+  extendVolume(serverIds: string[], volumeId: string): Promise<boolean>;
   /**
    * upstream's update_server_volume: Nova copies the server's disk of the volume to the new
    * one and pivots to it, then calls os-migrate_volume_completion. Throws when Nova refused
@@ -36,17 +36,19 @@ export class NovaHttp implements ComputeApi {
   }
 
   /** os-server-external-events at 2.51, where volume-extended came. */
-  async extendVolume(serverIds: string[], volumeId: string): Promise<void> {
-    if (!serverIds.length) return;
+  async extendVolume(serverIds: string[], volumeId: string): Promise<boolean> {
+    if (!serverIds.length) return true;
     const events = serverIds.map((server_uuid) => ({ name: 'volume-extended', server_uuid, tag: volumeId }));
     try {
       const res = await this.send('POST', '/os-server-external-events', { events }, '2.51');
-      if (res.status === 200) return;
+      if (res.status === 200) return true;
       // 207: some servers took it, some did not (gone, on no host); anything else: none did.
       const text = await res.text().catch(() => '');
       this.o.logger.error({ volume: volumeId, status: res.status, answer: text.slice(0, 500) }, 'Nova did not take every volume-extended event');
+      return res.status === 207;
     } catch (err) {
       this.o.logger.error({ volume: volumeId, err: (err as Error).message }, 'Failed to notify Nova of the volume extend');
+      return false;
     }
   }
 

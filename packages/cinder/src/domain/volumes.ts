@@ -465,7 +465,9 @@ export class VolumeService {
       await casUpdate(this.db, 'volumes', { set: { status: volume.status, size: newSize, updated_at: this.now() }, where: { id: volume.id, status: 'extending' } });
       this.o.notifier.send('volume.resize.end', volumePayload({ ...volume, size: newSize }), caller.ctx);
       // The guests of an in-use volume learn its new size from Nova (upstream's online extend, 3.42).
-      if (attached) await this.o.compute?.extendVolume([...new Set(volume.attachments.flatMap((a) => (a.instance_uuid ? [a.instance_uuid] : [])))], volume.id);
+      const servers = [...new Set(volume.attachments.flatMap((a) => (a.instance_uuid ? [a.instance_uuid] : [])))];
+      // upstream's nova.extend_volume records NOTIFY_COMPUTE_SERVICE_FAILED when Nova took no event; the extend stands.
+      if (attached && this.o.compute && !(await this.o.compute.extendVolume(servers, volume.id))) await this.tell(caller, volume.id, MessageAction.EXTEND_VOLUME, MessageDetail.NOTIFY_COMPUTE_SERVICE_FAILED);
     });
   }
 
