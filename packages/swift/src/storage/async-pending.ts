@@ -52,14 +52,24 @@ export async function writeJsonDurably(devicePath: string, target: string, doc: 
   await fsyncDir(dir);
 }
 
+/** One object row change as sent to a container server. */
+export type RowUpdate = Pick<AsyncPending, 'op' | 'account' | 'container' | 'obj' | 'headers' | 'container_path'>;
+
+/** A container server in this process: true when it took the update, false when it failed, undefined when `t` is not this node. */
+export type LocalUpdate = (t: UpdateTarget, p: RowUpdate) => boolean | undefined;
+
 export interface UpdateOptions {
   connTimeoutMs: number;
   nodeTimeoutMs: number;
   logger?: Logger;
+  /** Applies updates addressed to this storage node without HTTP (the all-in-one storage node). */
+  local?: LocalUpdate;
 }
 
 /** Sends one row update; true when the container server took it (2xx). */
-export async function sendUpdate(p: Pick<AsyncPending, 'op' | 'account' | 'container' | 'obj' | 'headers' | 'container_path'>, t: UpdateTarget, o: UpdateOptions): Promise<boolean> {
+export async function sendUpdate(p: RowUpdate, t: UpdateTarget, o: UpdateOptions): Promise<boolean> {
+  const applied = o.local?.(t, p);
+  if (applied !== undefined) return applied;
   const path = p.container_path ? `/${p.container_path}/${p.obj}` : `/${p.account}/${p.container}/${p.obj}`;
   try {
     const r = await backendRequest({

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { createAccountServer } from './account-server.ts';
 import { createContainerServer } from './container-server.ts';
 import { ContainerUpdater } from './container-updater.ts';
 import { createObjectServer } from './object-server.ts';
 import { ObjectUpdater } from './object-updater.ts';
+import { createStorageNode } from './storage-node.ts';
 import { listen, nextTs, TEST_HASH_PATH, tempDevices } from './test-support.ts';
 
 describe('container and account servers', () => {
@@ -189,5 +191,72 @@ describe('container and account servers', () => {
     assert.equal((await rpc(['sync', 'peer-1'])).body.point, 7);
     assert.notEqual((await rpc(['sync'])).body.hash, sync.body.hash);
     assert.equal((await fetch(`${cont.url}/sda1/5/${'0'.repeat(32)}`, { method: 'POST', headers: { 'X-Backend-Verb': 'REPLICATE' }, body: '["sync"]' })).status, 404);
+  });
+});
+
+describe('all-in-one storage node: row updates for itself', () => {
+  const devs = tempDevices(['sda1', 'sdb1']);
+  let node: Awaited<ReturnType<typeof listen>>;
+  /** Requests that reached the node over HTTP, as "METHOD path user-agent". */
+  const seen: string[] = [];
+  before(async () => {
+    const { createServer } = await import('node:net');
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const server = createStorageNode({ devices: devs.devices, hashPath: TEST_HASH_PATH, accountReportDelayMs: 0, selfHosts: [`127.0.0.1:${port}`] });
+    server.on('request', (req: IncomingMessage) => seen.push(`${req.method} ${req.url} ${req.headers['user-agent'] ?? ''}`));
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+    node = {
+      url: `http://127.0.0.1:${port}`,
+      host: `127.0.0.1:${port}`,
+      close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))),
+    };
+  });
+  after(async () => {
+    await node.close();
+    devs.remove();
+  });
+
+  const objectPut = (path: string, part: string) =>
+    fetch(`${node.url}/sda1/9/${path}`, {
+      method: 'PUT',
+      body: Buffer.from('abc'),
+      headers: { 'X-Timestamp': nextTs(), 'Content-Type': 'text/plain', 'X-Container-Host': node.host, 'X-Container-Device': 'sda1', 'X-Container-Partition': part },
+    });
+
+  it('applies object rows in-process: listed at once, no loopback request; a DELETE removes the row', async () => {
+    assert.equal((await fetch(`${node.url}/sdb1/3/AUTH_n`, { method: 'PUT', headers: { 'X-Timestamp': nextTs() } })).status, 201);
+    const acct = { 'X-Account-Host': node.host, 'X-Account-Device': 'sdb1', 'X-Account-Partition': '3' };
+    assert.equal((await fetch(`${node.url}/sda1/5/AUTH_n/c`, { method: 'PUT', headers: { 'X-Timestamp': nextTs(), ...acct } })).status, 201);
+    seen.length = 0;
+    const r = await objectPut('AUTH_n/c/o', '5');
+    assert.equal(r.status, 201);
+    const items = (await (await fetch(`${node.url}/sda1/5/AUTH_n/c?format=json`)).json()) as { name: string; bytes: number; hash: string }[];
+    assert.deepEqual(items.map((i) => [i.name, i.bytes, i.hash]), [['o', 3, r.headers.get('etag')]]);
+    assert.deepEqual(seen.filter((s) => s.includes('object-server')), []);
+    assert.equal((await fetch(`${node.url}/sda1/9/AUTH_n/c/o`, { method: 'DELETE', headers: { 'X-Timestamp': nextTs(), 'X-Container-Host': node.host, 'X-Container-Device': 'sda1', 'X-Container-Partition': '5' } })).status, 204);
+    assert.deepEqual(await (await fetch(`${node.url}/sda1/5/AUTH_n/c?format=json`)).json(), []);
+  });
+
+  it('a row the local container cannot take (no such container, no such device) becomes an async pending', async () => {
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    assert.equal((await objectPut('AUTH_n/missing/o', '5')).status, 201);
+    const r = await fetch(`${node.url}/sda1/9/AUTH_n/c/o2`, {
+      method: 'PUT',
+      body: Buffer.from('x'),
+      headers: { 'X-Timestamp': nextTs(), 'Content-Type': 'a/b', 'X-Container-Host': node.host, 'X-Container-Device': 'sdz9', 'X-Container-Partition': '5' },
+    });
+    assert.equal(r.status, 201);
+    const dir = join(devs.devices, 'sda1', 'async_pending');
+    const docs = readdirSync(dir).flatMap((s) => readdirSync(join(dir, s)).map((f) => JSON.parse(readFileSync(join(dir, s, f), 'utf8'))));
+    assert.deepEqual(docs.map((d) => [d.container, d.obj, d.targets]).sort(), [
+      ['c', 'o2', [{ host: node.host, device: 'sdz9', partition: '5' }]],
+      ['missing', 'o', [{ host: node.host, device: 'sda1', partition: '5' }]],
+    ]);
   });
 });

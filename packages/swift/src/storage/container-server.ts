@@ -8,13 +8,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type http from 'node:http';
 import type { Logger } from 'pino';
 import { hashPath, type HashPathConf } from '../common/hash-path.ts';
-import type { UpdateTarget } from './async-pending.ts';
+import type { LocalUpdate, RowUpdate, UpdateTarget } from './async-pending.ts';
 import { ContainerBroker, type ContainerInfo, type ObjectRow } from './container-broker.ts';
 import { reportContainer, sendAccountUpdates, type AccountUpdateOptions } from './container-updater.ts';
 import { dbPath, visibleMetadata, type DbMetadata } from './db-file.ts';
 import { backendVerb, drain, header, HttpError, query, readBody, send, sendError, splitBackendPath, updateTargets } from './http-util.ts';
 import { CONTENT_TYPES, listingFormat, parseListingQuery, renderListing, type ListingItem } from './listing-format.ts';
-import { createStorageHttpServer, devicePath, policyIndex, requireTimestamp, titleCase } from './object-server.ts';
+import { createStorageHttpServer, devicePath, policyIndex, policyOf, requireTimestamp, timestampOf, titleCase } from './object-server.ts';
 import { handleDbReplicate } from './db-replicate.ts';
 import { isoOf, normalizeTimestamp, normalOf, nowTimestamp } from './timestamp.ts';
 
@@ -91,6 +91,11 @@ export function objectListingItem(r: ObjectRow): ListingItem {
 }
 
 export function createContainerHandler(opts: ContainerServerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  return createContainerApp(opts).handle;
+}
+
+/** The container server's HTTP handler, and its object row update for object servers in the same process. */
+export function createContainerApp(opts: ContainerServerOptions): { handle: (req: IncomingMessage, res: ServerResponse) => void; objectUpdate: LocalUpdate } {
   const now = opts.now ?? Date.now;
   const autoPrefix = opts.autoCreateAccountPrefix ?? '.';
   const updOpts: AccountUpdateOptions = { connTimeoutMs: opts.connTimeoutMs ?? 500, nodeTimeoutMs: opts.nodeTimeoutMs ?? 3000, logger: opts.logger, accountNodes: opts.accountNodes };
@@ -99,9 +104,58 @@ export function createContainerHandler(opts: ContainerServerOptions): (req: Inco
 
   function locate(req: IncomingMessage) {
     const p = splitBackendPath(req.url ?? '/', 4, 5);
-    const dev = devicePath(opts.devices, p.device);
-    const hash = hashPath(opts.hashPath, p.account!, p.container!);
-    return { ...p, account: p.account!, container: p.container!, dev, path: dbPath(dev, 'containers', p.partition, hash) };
+    return { ...p, ...dbLocation(p.device, p.partition, p.account!, p.container!) };
+  }
+
+  function dbLocation(device: string, partition: string, account: string, container: string) {
+    const dev = devicePath(opts.devices, device);
+    return { account, container, dev, path: dbPath(dev, 'containers', partition, hashPath(opts.hashPath, account, container)) };
+  }
+
+  /** An object server's row update (PUT or DELETE of one object's listing row); 404 when the container does not exist. */
+  function objectRow(op: 'PUT' | 'DELETE', a: { account: string; container: string; path: string }, object: string, ts: string, get: (name: string) => string | undefined): void {
+    const policy = policyOf(get('x-backend-storage-policy-index'));
+    let broker = ContainerBroker.open(a.path);
+    if (op === 'DELETE') {
+      if (!broker) throw new HttpError(404);
+      broker.deleteObject(object, ts, policy);
+      scheduleReport(a.path);
+      return;
+    }
+    if (!broker && a.account.startsWith(autoPrefix)) broker = ContainerBroker.openOrCreate(a.path, { account: a.account, container: a.container, putTimestamp: ts, policy, now: nowTimestamp(now()) }).broker;
+    if (!broker) throw new HttpError(404);
+    const ctypeTs = get('x-content-type-timestamp');
+    const metaTs = get('x-meta-timestamp');
+    broker.putObject({
+      name: object,
+      created_at: ts,
+      size: Number(get('x-size') ?? 0) || 0,
+      content_type: get('x-content-type') ?? '',
+      etag: get('x-etag') ?? '',
+      storage_policy_index: policy,
+      ctype_timestamp: ctypeTs ? normalizeTimestamp(ctypeTs) : null,
+      meta_timestamp: metaTs ? normalizeTimestamp(metaTs) : null,
+    });
+    scheduleReport(a.path);
+  }
+
+  /**
+   * The same row update called in-process by an object server of this storage node (the all-in-one), instead of
+   * an HTTP request to its own port: those loopback requests were a third of a small PUT's requests. Any failure
+   * (no such device or container, a bad header, a DB error) is false, as a non-2xx answer is, so the caller
+   * saves an async pending.
+   */
+  function localObjectUpdate(t: UpdateTarget, u: RowUpdate): boolean {
+    try {
+      const [account, container] = u.container_path ? u.container_path.split('/') : [u.account, u.container];
+      if (!account || !container) throw new HttpError(400, `bad container path ${u.container_path}`);
+      const get = (n: string) => u.headers[n];
+      objectRow(u.op === 'DELETE' ? 'DELETE' : 'PUT', dbLocation(t.device, t.partition, account, container), u.obj, timestampOf(get('x-timestamp')), get);
+      return true;
+    } catch (e) {
+      opts.logger?.error({ err: (e as Error).message, status: (e as HttpError).status, device: t.device }, 'ERROR Container update failed (saving for async update later)');
+      return false;
+    }
   }
 
   /** Debounced stats report to the account after object rows change. */
@@ -139,22 +193,7 @@ export function createContainerHandler(opts: ContainerServerOptions): (req: Inco
     const ts = requireTimestamp(req);
     drain(req);
     if (a.object) {
-      let broker = ContainerBroker.open(a.path);
-      if (!broker && a.account.startsWith(autoPrefix)) broker = ContainerBroker.openOrCreate(a.path, { account: a.account, container: a.container, putTimestamp: ts, policy: policyIndex(req), now: nowTimestamp(now()) }).broker;
-      if (!broker) throw new HttpError(404);
-      const ctypeTs = header(req, 'x-content-type-timestamp');
-      const metaTs = header(req, 'x-meta-timestamp');
-      broker.putObject({
-        name: a.object,
-        created_at: ts,
-        size: Number(header(req, 'x-size') ?? 0) || 0,
-        content_type: header(req, 'x-content-type') ?? '',
-        etag: header(req, 'x-etag') ?? '',
-        storage_policy_index: policyIndex(req),
-        ctype_timestamp: ctypeTs ? normalizeTimestamp(ctypeTs) : null,
-        meta_timestamp: metaTs ? normalizeTimestamp(metaTs) : null,
-      });
-      scheduleReport(a.path);
+      objectRow('PUT', a, a.object, ts, (n) => header(req, n));
       send(res, 201);
       return;
     }
@@ -185,14 +224,12 @@ export function createContainerHandler(opts: ContainerServerOptions): (req: Inco
     const a = locate(req);
     const ts = requireTimestamp(req);
     drain(req);
-    const broker = ContainerBroker.open(a.path);
     if (a.object) {
-      if (!broker) throw new HttpError(404);
-      broker.deleteObject(a.object, ts, policyIndex(req));
-      scheduleReport(a.path);
+      objectRow('DELETE', a, a.object, ts, (n) => header(req, n));
       send(res, 204);
       return;
     }
+    const broker = ContainerBroker.open(a.path);
     const targets = accountTargets(req);
     if (!broker) throw new HttpError(404);
     if (!broker.empty()) throw new HttpError(409);
@@ -258,7 +295,7 @@ export function createContainerHandler(opts: ContainerServerOptions): (req: Inco
 
   const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void>> = { PUT: put, DELETE: del, HEAD: headOrGet, GET: headOrGet, POST: post, REPLICATE: replicate };
 
-  return (req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
     const route = routes[backendVerb(req)];
     if (!route) {
       drain(req);
@@ -273,6 +310,7 @@ export function createContainerHandler(opts: ContainerServerOptions): (req: Inco
       sendError(res, 500);
     });
   };
+  return { handle, objectUpdate: localObjectUpdate };
 }
 
 export function createContainerServer(opts: ContainerServerOptions): http.Server {

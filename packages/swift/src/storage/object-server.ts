@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { md5ThreadFor } from '@onestack/core/md5-thread.ts';
 import { hashPath, type HashPathConf } from '../common/hash-path.ts';
-import { updateContainers, type UpdateTarget } from './async-pending.ts';
+import { updateContainers, type LocalUpdate, type UpdateTarget } from './async-pending.ts';
 import { cleanupHashDir, hashLocation, invalidateSuffix, ObjectWriter, objectsDirName, quarantineHashDir, readState, writeMarker, type HashLocation, type OnDiskState } from './diskfile.ts';
 import { backendVerb, drain, header, HttpError, send, sendError, splitBackendPath, updateTargets } from './http-util.ts';
 import { CorruptObjectFile, readObjectFile, readSmallObjectFileSync, type ObjectMetadata } from './object-file.ts';
@@ -51,6 +51,8 @@ export interface ObjectServerOptions {
   maxFileSize?: number;
   /** Milliseconds since the epoch; injectable for X-Delete-At tests. */
   now?: () => number;
+  /** A container server in this process (the all-in-one storage node) that takes row updates addressed to it without HTTP. */
+  localContainerUpdate?: LocalUpdate;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -68,7 +70,11 @@ function isUserOrSysMeta(lower: string): boolean {
 }
 
 export function requireTimestamp(req: IncomingMessage): string {
-  const raw = header(req, 'x-timestamp');
+  return timestampOf(header(req, 'x-timestamp'));
+}
+
+/** An X-Timestamp header's value, normalized; 400 when missing or malformed. */
+export function timestampOf(raw: string | undefined): string {
   if (!raw) throw new HttpError(400, 'Missing timestamp');
   try {
     return normalizeTimestamp(raw);
@@ -79,7 +85,11 @@ export function requireTimestamp(req: IncomingMessage): string {
 }
 
 export function policyIndex(req: IncomingMessage): number {
-  const raw = header(req, 'x-backend-storage-policy-index');
+  return policyOf(header(req, 'x-backend-storage-policy-index'));
+}
+
+/** An X-Backend-Storage-Policy-Index header's value (0 when absent); 400 when not a number. */
+export function policyOf(raw: string | undefined): number {
   if (raw === undefined || raw === '') return 0;
   if (!/^\d+$/.test(raw.trim())) throw new HttpError(400, `Invalid X-Backend-Storage-Policy-Index ${JSON.stringify(raw)}`);
   return Number(raw);
@@ -152,7 +162,7 @@ export function createObjectHandler(opts: ObjectServerOptions): Handler {
   const now = opts.now ?? Date.now;
   const allowed = new Set((opts.allowedHeaders ?? DEFAULT_ALLOWED_HEADERS).map((h) => h.toLowerCase()));
   const maxFileSize = opts.maxFileSize ?? MAX_FILE_SIZE;
-  const updateOpts = { connTimeoutMs: opts.connTimeoutMs ?? 500, nodeTimeoutMs: opts.nodeTimeoutMs ?? 3000, logger: opts.logger };
+  const updateOpts = { connTimeoutMs: opts.connTimeoutMs ?? 500, nodeTimeoutMs: opts.nodeTimeoutMs ?? 3000, logger: opts.logger, local: opts.localContainerUpdate };
   const updateTimeout = opts.containerUpdateTimeoutMs ?? 1000;
 
   function locate(req: IncomingMessage) {

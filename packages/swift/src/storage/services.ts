@@ -171,9 +171,11 @@ export const swiftStorageService: ServiceDefinition = {
     const b = base(rt, 'swift_storage');
     const stateDir = (rt.config.DEFAULT as { state_dir: string }).state_dir;
     const count = readdirSync(b.devices).length;
-    buildAllInOneRing(stateDir, { devices: count, replicas: Math.min(Number(b.v.replicas), count), ip: ringIp(rt, b.v), ports: Number(b.v.port), devicesDir: b.devices });
+    const ip = ringIp(rt, b.v);
+    buildAllInOneRing(stateDir, { devices: count, replicas: Math.min(Number(b.v.replicas), count), ip, ports: Number(b.v.port), devicesDir: b.devices });
     const server = createStorageNode({
       ...b,
+      selfHosts: [`${ip}:${Number(b.v.port)}`],
       containerUpdateTimeoutMs: Number(b.v.container_update_timeout) * 1000,
       accountReportDelayMs: Number(b.v.account_report_delay) * 1000,
       version: SWIFT_STORAGE_VERSION,

@@ -13,11 +13,17 @@
 import type http from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createAccountHandler, type AccountServerOptions } from './account-server.ts';
-import { createContainerHandler, type ContainerServerOptions } from './container-server.ts';
+import type { LocalUpdate } from './async-pending.ts';
+import { createContainerApp, type ContainerServerOptions } from './container-server.ts';
 import { backendVerb, send } from './http-util.ts';
 import { createObjectHandler, createStorageHttpServer, type ObjectServerOptions } from './object-server.ts';
 
-export type StorageNodeOptions = ObjectServerOptions & ContainerServerOptions & AccountServerOptions;
+export type StorageNodeOptions = ObjectServerOptions &
+  ContainerServerOptions &
+  AccountServerOptions & {
+    /** "ip:port" this node appears as in the container ring: object servers apply row updates for it in-process. */
+    selfHosts?: string[];
+  };
 
 export type ServerType = 'account' | 'container' | 'object';
 
@@ -40,7 +46,10 @@ export function routeStorageRequest(req: IncomingMessage): ServerType {
 }
 
 export function createStorageNodeHandler(opts: StorageNodeOptions & { version?: string }): (req: IncomingMessage, res: ServerResponse) => void {
-  const handlers = { object: createObjectHandler(opts), container: createContainerHandler(opts), account: createAccountHandler(opts) };
+  const container = createContainerApp(opts);
+  const self = new Set(opts.selfHosts ?? []);
+  const localContainerUpdate: LocalUpdate = (t, p) => (self.has(t.host) ? container.objectUpdate(t, p) : undefined);
+  const handlers = { object: createObjectHandler({ ...opts, localContainerUpdate }), container: container.handle, account: createAccountHandler(opts) };
   return (req, res) => {
     // Upstream's storage pipelines start with the healthcheck filter; `onestack status` reads it as JSON.
     if (req.url === '/healthcheck' && (req.method === 'GET' || req.method === 'HEAD')) return healthcheck(req, res, opts.version ?? '');
