@@ -116,9 +116,9 @@ export async function consoleOutput(fx: NovaFixture, id: string): Promise<string
   return r.status === 200 ? (r.body.output as string) : '';
 }
 
-/** Boots the guest image without a network (flavor 42) and waits for its READY line: the server's id. */
-export async function bootGuest(h: QemuTestHost, name: string): Promise<string> {
-  const created = await h.fx.admin.post('/v2.1/servers', { server: { name, imageRef: h.imageId, flavorRef: '42', networks: 'none' } });
+/** Boots the guest image without a network (flavor 42; `extra` server fields such as user_data) and waits for its READY line: the server's id. */
+export async function bootGuest(h: QemuTestHost, name: string, extra: Record<string, unknown> = {}): Promise<string> {
+  const created = await h.fx.admin.post('/v2.1/servers', { server: { name, imageRef: h.imageId, flavorRef: '42', networks: 'none', ...extra } });
   assert.equal(created.status, 202, created.text);
   const id: string = created.body.server.id;
   const s = await h.fx.waitFor(h.fx.admin, id, (x) => x.status !== 'BUILD', BOOT_TIMEOUT_MS);
