@@ -50,7 +50,7 @@ describe('an in-use volume migrates between backends under a running QEMU guest'
             (fast = new FileVolumeDriver({ dir: join(state, 'fast'), backendName: 'fast', format: 'qcow2', logger, host })),
             (bulk = new FileVolumeDriver({ dir: join(state, 'bulk'), backendName: 'bulk', format: 'raw', logger, host })),
           ],
-          compute: { extendVolume: async () => undefined, swapVolume: (s, o, n) => nova!.swapVolume!(s, o, n) },
+          compute: { extendVolume: async () => true, swapVolume: (s, o, n) => nova!.swapVolume!(s, o, n) },
         });
         cleanups.push(() => cinder.close());
         return { cinder_url: cinder.url };
