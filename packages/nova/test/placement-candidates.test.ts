@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { systemClock } from '@onestack/core/clock.ts';
+import { openDatabase } from '@onestack/core/db/index.ts';
+import { randomIds } from '@onestack/core/ids.ts';
+import { Providers } from '../src/placement/domain/providers.ts';
+import type { PlacementDB } from '../src/placement/db/schema.ts';
 import { computeHost, startPlacement, type PlacementFixture } from './placement-fixture.ts';
 
 let f: PlacementFixture;
@@ -134,5 +139,32 @@ describe('placement: allocation candidates', () => {
     const excluded = await f.service.get(`/allocation_candidates?resources=VCPU:1&root_required=!COMPUTE_STATUS_DISABLED`);
     assert.ok(!providers(excluded.body).some((p) => p.includes(nested.numa0) || p.includes(nested.numa1)));
     assert.ok(providers(excluded.body).includes(hostA.uuid));
+  });
+
+  it('sees the changes another API process makes to providers, inventories, traits and aggregates (its provider catalog is kept only while the change counter stands still)', async () => {
+    // Another process: its own connection to the same database, its own Providers.
+    const other = await openDatabase<PlacementDB>(f.database.url);
+    try {
+      const elsewhere = new Providers(other, systemClock, randomIds);
+      const q = async (s: string) => providers((await f.service.get(`/allocation_candidates?resources=VCPU:1&${s}`)).body);
+      assert.ok(!(await q('required=CUSTOM_PHYSNET_A')).includes(hostB.uuid), 'read once before the changes');
+      const made = await elsewhere.create({ name: 'cand-elsewhere' });
+      const inv = { total: 2, reserved: 0, minUnit: 1, maxUnit: 2, stepSize: 1, allocationRatio: 1 };
+      let gen = (await elsewhere.setInventories(made.uuid, made.generation, [{ resourceClass: 'VCPU', ...inv }])).generation;
+      assert.ok((await q('limit=1000')).includes(made.uuid), 'a provider made elsewhere is offered');
+      const b = (await elsewhere.require(hostB.uuid)).generation;
+      await elsewhere.setProviderTraits(hostB.uuid, b, ['CUSTOM_PHYSNET_A']);
+      assert.ok((await q('required=CUSTOM_PHYSNET_A')).includes(hostB.uuid), 'a trait set elsewhere counts');
+      gen = await elsewhere.setProviderAggregates(made.uuid, gen, [AGG]);
+      assert.deepEqual((await q(`member_of=${AGG}`)).sort(), [hostB.uuid, made.uuid].sort(), 'an aggregate set elsewhere counts');
+      gen = (await elsewhere.updateInventory(made.uuid, gen, { resourceClass: 'VCPU', ...inv, total: 1, maxUnit: 1 })).generation;
+      assert.ok(!providers((await f.service.get(`/allocation_candidates?resources=VCPU:2&member_of=${AGG}`)).body).includes(made.uuid), 'a smaller inventory set elsewhere counts');
+      await elsewhere.setProviderTraits(hostB.uuid, (await elsewhere.require(hostB.uuid)).generation, []);
+      await elsewhere.delete(made.uuid);
+      assert.ok(!(await q('limit=1000')).includes(made.uuid), 'a provider deleted elsewhere is gone');
+      assert.ok(!(await q('required=CUSTOM_PHYSNET_A')).includes(hostB.uuid));
+    } finally {
+      await other.close();
+    }
   });
 });

@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { INCOMPLETE_CONSUMER_ID, type ConsumerClaim } from '../domain/allocations.ts';
-import { findCandidates, type CandidateQuery, type RequestGroup, type Snapshot } from '../domain/candidates.ts';
+import { findCandidates, type CandidateQuery, type RequestGroup } from '../domain/candidates.ts';
 import { CODES, badRequest } from '../domain/errors.ts';
 import { isUuid, normalizeUuid } from '../domain/names.ts';
-import { capacityOf, inventoryFromRow, type Inventory } from '../domain/providers.ts';
+import { capacityOf } from '../domain/providers.ts';
 import {
   all,
   allowOnly,
@@ -237,7 +237,8 @@ export function registerAllocationRoutes(app: FastifyInstance, deps: ApiDeps): v
     since(req, '1.10');
     authorize(deps, req, 'placement:allocation_candidates:list');
     const cq = await candidateQuery(deps, req);
-    const snapshot = await loadSnapshot(deps);
+    const [catalog, usage] = await Promise.all([deps.providers.catalog(), deps.providers.allUsage()]);
+    const snapshot = { ...catalog, usage };
     const result = findCandidates(snapshot, cq);
     const requested = new Set(cq.groups.flatMap((g) => Object.keys(g.resources)));
     // One answer has an entry per provider (1,000 hosts): the microversion is tested once.
@@ -250,7 +251,7 @@ export function registerAllocationRoutes(app: FastifyInstance, deps: ApiDeps): v
       if (v134) out.mappings = r.mappings;
       return out;
     });
-    const byUuid = new Map(snapshot.providers.map((p) => [p.uuid, p]));
+    const byUuid = snapshot.byUuid;
     const summaries: Record<string, unknown> = {};
     for (const uuid of result.summaries) {
       const invs = snapshot.inventories.get(uuid) ?? [];
@@ -363,44 +364,5 @@ async function candidateQuery(deps: ApiDeps, req: FastifyRequest): Promise<Candi
     rootForbidden: root.forbidden,
     sameSubtree,
     nested: atLeast(req, '1.29'),
-  };
-}
-
-async function loadSnapshot(deps: ApiDeps): Promise<Snapshot> {
-  const db = deps.providers.db;
-  // The tree and generation alone: every provider is read per request (1,000 hosts, 1,000 rows).
-  const providers = await db.selectFrom('resource_providers').select(['uuid', 'parent_provider_uuid', 'root_provider_uuid', 'generation']).orderBy('created_at').orderBy('uuid').execute();
-  const inventories = new Map<string, Inventory[]>();
-  // Every provider's inventories (3,000 rows for 1,000 hosts): the columns a candidate needs, not the timestamps.
-  const inventoryRows = await db
-    .selectFrom('inventories')
-    .select(['resource_provider_uuid', 'resource_class', 'total', 'reserved', 'min_unit', 'max_unit', 'step_size', 'allocation_ratio'])
-    .orderBy('resource_class')
-    .execute();
-  for (const r of inventoryRows) {
-    (inventories.get(r.resource_provider_uuid) ?? inventories.set(r.resource_provider_uuid, []).get(r.resource_provider_uuid)!).push(inventoryFromRow(r));
-  }
-  const usage = new Map<string, Map<string, number>>();
-  const sums = await db
-    .selectFrom('allocations')
-    .select(['resource_provider_uuid', 'resource_class'])
-    .select((eb) => eb.fn.sum<number>('used').as('used'))
-    .groupBy(['resource_provider_uuid', 'resource_class'])
-    .execute();
-  for (const r of sums) (usage.get(r.resource_provider_uuid) ?? usage.set(r.resource_provider_uuid, new Map()).get(r.resource_provider_uuid)!).set(r.resource_class, Number(r.used));
-  const traits = new Map<string, Set<string>>();
-  for (const r of await db.selectFrom('resource_provider_traits').selectAll().execute()) {
-    (traits.get(r.resource_provider_uuid) ?? traits.set(r.resource_provider_uuid, new Set()).get(r.resource_provider_uuid)!).add(r.trait);
-  }
-  const aggregates = new Map<string, Set<string>>();
-  for (const r of await db.selectFrom('resource_provider_aggregates').selectAll().execute()) {
-    (aggregates.get(r.resource_provider_uuid) ?? aggregates.set(r.resource_provider_uuid, new Set()).get(r.resource_provider_uuid)!).add(r.aggregate_uuid);
-  }
-  return {
-    providers: providers.map((p) => ({ uuid: p.uuid, parent: p.parent_provider_uuid, root: p.root_provider_uuid, generation: Number(p.generation) })),
-    inventories,
-    usage,
-    traits,
-    aggregates,
   };
 }

@@ -56,4 +56,6 @@ export interface PlacementDB {
   traits: NamedRow;
   resource_provider_traits: { resource_provider_uuid: string; trait: string };
   resource_provider_aggregates: { resource_provider_uuid: string; aggregate_uuid: string };
+  /** One row (id 1): moved on by every change to what allocation candidates are computed from, allocations aside. */
+  placement_changes: { id: number; counter: number };
 }

@@ -100,6 +100,7 @@ export class Allocations {
           // Providers the allocation write touched have had their generation moved by CAS already.
           if (!moved.has(i.uuid)) await this.providers.bump(trx, i.uuid, i.generation);
         }
+        if (inventories.length) await this.providers.changed(trx);
       });
     } catch (e) {
       if (e instanceof GenerationConflict) throw conflict(`update conflict: ${e.detail}`, CODES.CONCURRENT_UPDATE);

@@ -15,12 +15,14 @@ const group = (suffix: string, resources: Record<string, number>, extra: Partial
 const query = (groups: RequestGroup[], extra: Partial<CandidateQuery> = {}): CandidateQuery => ({ groups, rootRequired: [], rootForbidden: [], sameSubtree: [], nested: true, ...extra });
 
 function snapshot(): Snapshot {
+  const providers = [
+    { uuid: 'root', parent: null, root: 'root' },
+    { uuid: 'n0', parent: 'root', root: 'root' },
+    { uuid: 'n1', parent: 'root', root: 'root' },
+  ];
   return {
-    providers: [
-      { uuid: 'root', parent: null, root: 'root', generation: 0 },
-      { uuid: 'n0', parent: 'root', root: 'root', generation: 0 },
-      { uuid: 'n1', parent: 'root', root: 'root', generation: 0 },
-    ],
+    providers,
+    byUuid: new Map(providers.map((p) => [p.uuid, p])),
     inventories: new Map([
       ['n0', [inv('VCPU', 4)]],
       ['n1', [inv('VCPU', 4)]],

@@ -29,16 +29,21 @@ export interface ProviderNode {
   uuid: string;
   parent: string | null;
   root: string;
-  generation: number;
 }
 
-/** Everything candidates are computed from, read in one go. */
-export interface Snapshot {
+/** What candidates are computed from apart from usage: kept between requests while nothing changed (Providers.catalog). */
+export interface Catalog {
+  /** In creation order. */
   providers: ProviderNode[];
+  byUuid: Map<string, ProviderNode>;
   inventories: Map<string, Inventory[]>;
-  usage: Map<string, Map<string, number>>;
   traits: Map<string, Set<string>>;
   aggregates: Map<string, Set<string>>;
+}
+
+/** Everything candidates are computed from: the catalog and the usage read for this request. */
+export interface Snapshot extends Catalog {
+  usage: Map<string, Map<string, number>>;
 }
 
 export interface AllocationRequest {
@@ -70,7 +75,7 @@ interface Option {
  * groups landing on a provider must fit together.
  */
 export function findCandidates(s: Snapshot, q: CandidateQuery): CandidateResult {
-  const byUuid = new Map(s.providers.map((p) => [p.uuid, p]));
+  const byUuid = s.byUuid;
   const trees = new Map<string, ProviderNode[]>();
   for (const p of s.providers) (trees.get(p.root) ?? trees.set(p.root, []).get(p.root)!).push(p);
   const requests: AllocationRequest[] = [];

@@ -3,6 +3,7 @@ import type { Clock } from '@onestack/core/clock.ts';
 import { casUpdate, isUniqueViolation, withTransaction, type Database } from '@onestack/core/db/index.ts';
 import type { IdSource } from '@onestack/core/ids.ts';
 import type { InventoryRow, PlacementDB, ResourceProviderRow } from '../db/schema.ts';
+import type { Catalog } from './candidates.ts';
 import { CODES, badRequest, conflict, notFound } from './errors.ts';
 import { STANDARD_RESOURCE_CLASSES, STANDARD_TRAITS } from './standard-names.ts';
 
@@ -119,6 +120,7 @@ export class Providers {
           updated_at: now,
         };
         await trx.insertInto('resource_providers').values(row).execute();
+        await this.changed(trx);
         return row;
       });
     } catch (e) {
@@ -169,6 +171,7 @@ export class Providers {
         });
         if (n !== 1) throw providerChanged();
         if (root !== rp.root_provider_uuid) await this.setRootOfSubtree(trx, uuid, root);
+        await this.changed(trx);
         return { ...rp, name: changes.name, parent_provider_uuid: parent, root_provider_uuid: root, updated_at: now, generation: rp.generation + 1 };
       });
     } catch (e) {
@@ -211,6 +214,7 @@ export class Providers {
       // The generation read first: a claim that committed since makes this match nothing.
       const res = await trx.deleteFrom('resource_providers').where('uuid', '=', uuid).where('generation', '=', rp.generation).executeTakeFirst();
       if (Number(res.numDeletedRows) !== 1) throw providerChanged();
+      await this.changed(trx);
     });
   }
 
@@ -261,6 +265,71 @@ export class Providers {
     return expected + 1;
   }
 
+  /**
+   * Moves the placement-wide change counter on (see migration 002): the last statement of every
+   * transaction that changes what allocation candidates are computed from, so a transaction
+   * holding the counter's row lock waits for nothing else (no lock cycle on PostgreSQL or MariaDB).
+   */
+  async changed(trx: Kysely<PlacementDB>): Promise<void> {
+    await trx.updateTable('placement_changes').set((eb) => ({ counter: eb('counter', '+', 1) })).where('id', '=', 1).execute();
+  }
+
+  private cachedCatalog?: { counter: number; catalog: Promise<Catalog> };
+
+  /**
+   * Every provider with its tree, inventories, traits and aggregates, read again only when the
+   * change counter moved. The counter is read first: a change committed while the catalog is
+   * read is in it or makes the next request read it again, never lost.
+   */
+  async catalog(): Promise<Catalog> {
+    const row = await this.db.selectFrom('placement_changes').select('counter').where('id', '=', 1).executeTakeFirstOrThrow();
+    const counter = Number(row.counter);
+    const cached = this.cachedCatalog;
+    if (cached?.counter === counter) return cached.catalog;
+    const catalog = this.readCatalog();
+    this.cachedCatalog = { counter, catalog };
+    catalog.catch(() => {
+      if (this.cachedCatalog?.catalog === catalog) this.cachedCatalog = undefined;
+    });
+    return catalog;
+  }
+
+  private async readCatalog(): Promise<Catalog> {
+    const db = this.db;
+    const rows = await db.selectFrom('resource_providers').select(['uuid', 'parent_provider_uuid', 'root_provider_uuid']).orderBy('created_at').orderBy('uuid').execute();
+    const providers = rows.map((p) => ({ uuid: p.uuid, parent: p.parent_provider_uuid, root: p.root_provider_uuid }));
+    const inventories = new Map<string, Inventory[]>();
+    // The columns a candidate needs, not the timestamps.
+    const inventoryRows = await db
+      .selectFrom('inventories')
+      .select(['resource_provider_uuid', 'resource_class', 'total', 'reserved', 'min_unit', 'max_unit', 'step_size', 'allocation_ratio'])
+      .orderBy('resource_class')
+      .execute();
+    for (const r of inventoryRows) (inventories.get(r.resource_provider_uuid) ?? inventories.set(r.resource_provider_uuid, []).get(r.resource_provider_uuid)!).push(inventoryFromRow(r));
+    const traits = new Map<string, Set<string>>();
+    for (const r of await db.selectFrom('resource_provider_traits').selectAll().execute()) {
+      (traits.get(r.resource_provider_uuid) ?? traits.set(r.resource_provider_uuid, new Set()).get(r.resource_provider_uuid)!).add(r.trait);
+    }
+    const aggregates = new Map<string, Set<string>>();
+    for (const r of await db.selectFrom('resource_provider_aggregates').selectAll().execute()) {
+      (aggregates.get(r.resource_provider_uuid) ?? aggregates.set(r.resource_provider_uuid, new Set()).get(r.resource_provider_uuid)!).add(r.aggregate_uuid);
+    }
+    return { providers, byUuid: new Map(providers.map((p) => [p.uuid, p])), inventories, traits, aggregates };
+  }
+
+  /** Amounts allocated per provider and class, of every provider. */
+  async allUsage(): Promise<Map<string, Map<string, number>>> {
+    const usage = new Map<string, Map<string, number>>();
+    const sums = await this.db
+      .selectFrom('allocations')
+      .select(['resource_provider_uuid', 'resource_class'])
+      .select((eb) => eb.fn.sum<number>('used').as('used'))
+      .groupBy(['resource_provider_uuid', 'resource_class'])
+      .execute();
+    for (const r of sums) (usage.get(r.resource_provider_uuid) ?? usage.set(r.resource_provider_uuid, new Map()).get(r.resource_provider_uuid)!).set(r.resource_class, Number(r.used));
+    return usage;
+  }
+
   // ---- inventories ----
 
   async inventoriesOf(uuids: string[], db: Kysely<PlacementDB> = this.db): Promise<Map<string, Inventory[]>> {
@@ -306,7 +375,9 @@ export class Providers {
       await this.dropOtherInventories(trx, uuid, new Set(inventories.map((i) => i.resourceClass)), inventories.length ? 'update conflict: ' : '');
       await this.upsertInventories(trx, uuid, inventories, existing);
       const gen = await this.bump(trx, uuid, generation);
-      return { generation: gen, inventories: await this.inventories(uuid, trx) };
+      const stored = await this.inventories(uuid, trx);
+      await this.changed(trx);
+      return { generation: gen, inventories: stored };
     });
   }
 
@@ -343,7 +414,9 @@ export class Providers {
         const rp = await this.require(uuid, trx);
         if (rp.generation !== generation) throw conflict('Update conflict: Another thread concurrently updated the data. Please retry your update', CODES.CONCURRENT_UPDATE);
         await trx.insertInto('inventories').values(inventoryRow(uuid, inv, this.clock.now())).execute();
-        return { generation: await this.bump(trx, uuid, generation), inventory: inv };
+        const gen = await this.bump(trx, uuid, generation);
+        await this.changed(trx);
+        return { generation: gen, inventory: inv };
       });
     } catch (e) {
       if (isUniqueViolation(e)) throw conflict(`Update conflict: Inventory for '${inv.resourceClass}' on resource provider '${uuid}' already exists.`, CODES.CONCURRENT_UPDATE);
@@ -362,7 +435,9 @@ export class Providers {
       if (Number(res.numUpdatedRows) === 0) {
         throw badRequest(`No inventory record with resource class for resource provider ${uuid}: No inventory of class ${inv.resourceClass} found.`);
       }
-      return { generation: await this.bump(trx, uuid, generation), inventory: inv };
+      const gen = await this.bump(trx, uuid, generation);
+      await this.changed(trx);
+      return { generation: gen, inventory: inv };
     });
   }
 
@@ -379,6 +454,7 @@ export class Providers {
         throw notFound(`No inventory of class ${resourceClass} found for delete: No inventory of class ${resourceClass} found.`);
       }
       await this.bump(trx, uuid, rp.generation);
+      await this.changed(trx);
     });
   }
 
@@ -419,6 +495,7 @@ export class Providers {
         if (Number(res.numUpdatedRows) === 0) throw notFound(`No such resource class ${from}.`);
         await trx.updateTable('inventories').set({ resource_class: to }).where('resource_class', '=', from).execute();
         await trx.updateTable('allocations').set({ resource_class: to }).where('resource_class', '=', from).execute();
+        await this.changed(trx);
       });
     } catch (e) {
       if (isUniqueViolation(e)) throw conflict(`Resource class already exists: ${to}`, CODES.DUPLICATE_NAME);
@@ -511,7 +588,9 @@ export class Providers {
       await trx.deleteFrom('resource_provider_traits').where('resource_provider_uuid', '=', uuid).execute();
       const unique = [...new Set(traits)];
       if (unique.length) await trx.insertInto('resource_provider_traits').values(unique.map((trait) => ({ resource_provider_uuid: uuid, trait }))).execute();
-      return this.bump(trx, uuid, expected, providerTraitsChanged);
+      const gen = await this.bump(trx, uuid, expected, providerTraitsChanged);
+      await this.changed(trx);
+      return gen;
     });
   }
 
@@ -539,7 +618,9 @@ export class Providers {
       await trx.deleteFrom('resource_provider_aggregates').where('resource_provider_uuid', '=', uuid).execute();
       const unique = [...new Set(aggregates)];
       if (unique.length) await trx.insertInto('resource_provider_aggregates').values(unique.map((a) => ({ resource_provider_uuid: uuid, aggregate_uuid: a }))).execute();
-      return generation === undefined ? rp.generation : this.bump(trx, uuid, generation, providerTraitsChanged);
+      const gen = generation === undefined ? rp.generation : await this.bump(trx, uuid, generation, providerTraitsChanged);
+      await this.changed(trx);
+      return gen;
     });
   }
 }
