@@ -77,6 +77,8 @@ export interface ServiceRow {
   last_seen_up: number | null;
   report_count: number;
   hypervisor: string | null;
+  /** Moved on with every write of `hypervisor`. */
+  hypervisor_generation: number;
   created_at: number;
   updated_at: number;
 }

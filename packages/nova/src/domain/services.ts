@@ -46,15 +46,15 @@ export class Services {
     return this.database.db;
   }
 
-  /** Parsed hypervisor records by service, reused while the row's text is unchanged: the scheduler reads every host's on each boot. */
-  private readonly hypervisors = new Map<string, { text: string; record: HypervisorRecord }>();
+  /** Parsed hypervisor records by service and the generation they were read at: the scheduler needs every host's on each boot. */
+  private readonly hypervisors = new Map<string, { generation: number; record: HypervisorRecord | null }>();
 
-  private hypervisorOf(r: ServiceRow): HypervisorRecord | null {
-    if (!r.hypervisor) return null;
+  private hypervisorOf(r: Pick<ServiceRow, 'uuid' | 'hypervisor' | 'hypervisor_generation'>): HypervisorRecord | null {
+    const generation = Number(r.hypervisor_generation);
     const cached = this.hypervisors.get(r.uuid);
-    if (cached?.text === r.hypervisor) return cached.record;
-    const record = Object.freeze(jsonFromDb<HypervisorRecord>(r.hypervisor));
-    this.hypervisors.set(r.uuid, { text: r.hypervisor, record });
+    if (cached?.generation === generation) return cached.record;
+    const record = r.hypervisor ? Object.freeze(jsonFromDb<HypervisorRecord>(r.hypervisor)) : null;
+    this.hypervisors.set(r.uuid, { generation, record });
     return record;
   }
 
@@ -62,7 +62,7 @@ export class Services {
     return !boolFromDb(r.forced_down) && r.last_seen_up !== null && this.clock.now() - Number(r.last_seen_up) <= this.downAfterMs;
   }
 
-  view(r: ServiceRow): Service {
+  view(r: Omit<ServiceRow, 'hypervisor' | 'report_count'> & { hypervisor?: string | null }): Service {
     const lastSeen = r.last_seen_up === null ? null : Number(r.last_seen_up);
     const up = this.isUp(r);
     return {
@@ -75,7 +75,7 @@ export class Services {
       forcedDown: boolFromDb(r.forced_down),
       lastSeenUp: lastSeen,
       up,
-      hypervisor: this.hypervisorOf(r),
+      hypervisor: r.hypervisor === undefined ? this.hypervisors.get(r.uuid)!.record : this.hypervisorOf({ ...r, hypervisor: r.hypervisor }),
       updatedAt: Number(r.updated_at),
       createdAt: Number(r.created_at),
     };
@@ -87,7 +87,7 @@ export class Services {
     try {
       await this.db
         .insertInto('services')
-        .values({ uuid: this.ids.uuid(), host, binary, topic, disabled: 0, disabled_reason: null, forced_down: 0, last_seen_up: now, report_count: 0, hypervisor: null, created_at: now, updated_at: now })
+        .values({ uuid: this.ids.uuid(), host, binary, topic, disabled: 0, disabled_reason: null, forced_down: 0, last_seen_up: now, report_count: 0, hypervisor: null, hypervisor_generation: 0, created_at: now, updated_at: now })
         .execute();
     } catch (e) {
       if (!isUniqueViolation(e)) throw e;
@@ -100,7 +100,12 @@ export class Services {
     const now = this.clock.now();
     await this.db
       .updateTable('services')
-      .set((eb) => ({ last_seen_up: now, updated_at: now, report_count: eb('report_count', '+', 1), ...(hypervisor ? { hypervisor: jsonToDb(hypervisor) } : {}) }))
+      .set((eb) => ({
+        last_seen_up: now,
+        updated_at: now,
+        report_count: eb('report_count', '+', 1),
+        ...(hypervisor ? { hypervisor: jsonToDb(hypervisor), hypervisor_generation: eb('hypervisor_generation', '+', 1) } : {}),
+      }))
       .where('host', '=', host)
       .where('binary', '=', binary)
       .execute();
@@ -123,8 +128,24 @@ export class Services {
     return (await q.orderBy('created_at').execute()).map((r) => this.view(r));
   }
 
+  /**
+   * Every nova-compute service. The scheduler asks on every boot (1,000 hosts, 1,000 rows): the
+   * hypervisor records are read only of the hosts whose record moved since this process parsed it.
+   */
   async computes(): Promise<Service[]> {
-    return this.list({ binary: 'nova-compute' });
+    const rows = await this.db
+      .selectFrom('services')
+      .select(['uuid', 'host', 'binary', 'topic', 'disabled', 'disabled_reason', 'forced_down', 'last_seen_up', 'hypervisor_generation', 'created_at', 'updated_at'])
+      .where('binary', '=', 'nova-compute')
+      .orderBy('created_at')
+      .execute();
+    const stale = rows.filter((r) => this.hypervisors.get(r.uuid)?.generation !== Number(r.hypervisor_generation)).map((r) => r.uuid);
+    for (let i = 0; i < stale.length; i += 500) {
+      const records = await this.db.selectFrom('services').select(['uuid', 'hypervisor', 'hypervisor_generation']).where('uuid', 'in', stale.slice(i, i + 500)).execute();
+      for (const r of records) this.hypervisorOf(r);
+    }
+    // A row deleted between the two reads has no record parsed: it goes too.
+    return rows.filter((r) => this.hypervisors.has(r.uuid)).map((r) => this.view(r));
   }
 
   /** Whether these hosts' nova-compute is up, without reading every host's hypervisor record (a server view needs no more). */

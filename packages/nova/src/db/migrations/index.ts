@@ -6,5 +6,6 @@ import { migration as migrationRecords } from './005-migrations.ts';
 import { migration as consoleAuthTokens } from './006-console-auth-tokens.ts';
 import { migration as blockDeviceVolumes } from './007-block-device-volumes.ts';
 import { migration as bdmSnapshotId } from './008-bdm-snapshot-id.ts';
+import { migration as hypervisorGeneration } from './009-hypervisor-generation.ts';
 
-export const migrations = [initial, defaultFlavors, aggregates, quotaClasses, migrationRecords, consoleAuthTokens, blockDeviceVolumes, bdmSnapshotId];
+export const migrations = [initial, defaultFlavors, aggregates, quotaClasses, migrationRecords, consoleAuthTokens, blockDeviceVolumes, bdmSnapshotId, hypervisorGeneration];
