@@ -1,8 +1,8 @@
 import type { FastifyRequest } from 'fastify';
-import type { AuthContext } from '@onestack/core/context.ts';
-import { badRequest, forbidden, unauthorized } from '@onestack/core/errors.ts';
-import { isAtLeast } from '@onestack/core/http/microversion.ts';
-import { credentialsFromAuth, type Enforcer, type Target } from '@onestack/core/policy/index.ts';
+import { badRequest } from '@onestack/core/errors.ts';
+import { authOf, microversionAtLeast as mv, tokenOf } from '@onestack/core/http/request-context.ts';
+import type { Enforcer } from '@onestack/core/policy/index.ts';
+import { allowed, enforce, isAdmin } from '@onestack/core/policy/request-policy.ts';
 import type { CinderConfig } from '../conf.ts';
 import type { VolumeMigrations } from '../domain/migration.ts';
 import type { Quotas } from '../domain/quotas.ts';
@@ -22,29 +22,12 @@ export interface ApiDeps {
   services: Services;
 }
 
-export function authOf(req: FastifyRequest): AuthContext {
-  if (!req.ctx.auth) throw unauthorized();
-  return req.ctx.auth;
-}
-
-export function allowed(deps: ApiDeps, req: FastifyRequest, rule: string, target: Target = {}): boolean {
-  const auth = authOf(req);
-  return deps.enforcer.enforce(rule, { project_id: auth.projectId ?? null, user_id: auth.userId, ...target }, credentialsFromAuth(auth));
-}
-
-/** upstream's PolicyNotAuthorized (403). */
-export function enforce(deps: ApiDeps, req: FastifyRequest, rule: string, target: Target = {}): void {
-  if (!allowed(deps, req, rule, target)) throw forbidden(`Policy doesn't allow ${rule} to be performed.`);
-}
+// The route modules take these from here, as from every other helper of this file.
+export { allowed, authOf, enforce, mv };
 
 export function callerOf(deps: ApiDeps, req: FastifyRequest): Caller {
   const auth = authOf(req);
-  const token = req.headers['x-auth-token'];
-  return { projectId: auth.projectId ?? '', userId: auth.userId, isAdmin: allowed(deps, req, 'context_is_admin'), token: Array.isArray(token) ? token[0] : token, ctx: req.ctx };
-}
-
-export function mv(req: FastifyRequest, atLeast: string): boolean {
-  return isAtLeast(req.ctx.microversion, atLeast);
+  return { projectId: auth.projectId ?? '', userId: auth.userId, isAdmin: isAdmin(deps, req), token: tokenOf(req), ctx: req.ctx };
 }
 
 /** The project in the URL must be the token's (admins may name any). */

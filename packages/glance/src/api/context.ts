@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { AuthContext } from '@onestack/core/context.ts';
-import { forbidden, notFound, unauthorized } from '@onestack/core/errors.ts';
+import { forbidden, notFound } from '@onestack/core/errors.ts';
+import { authOf } from '@onestack/core/http/request-context.ts';
 import { credentialsFromAuth, type Enforcer, type Target } from '@onestack/core/policy/index.ts';
 import type { GlanceConfig } from '../conf.ts';
 import type { ImageData } from '../domain/image-data.ts';
@@ -17,11 +18,7 @@ export interface ApiDeps {
   validator: ImageValidator;
 }
 
-export function authOf(req: FastifyRequest): AuthContext {
-  const auth = req.ctx.auth;
-  if (!auth) throw unauthorized();
-  return auth;
-}
+export { authOf };
 
 /** The caller as the domain layer sees it; admin is upstream's context_is_admin rule. */
 export function viewerOf(deps: ApiDeps, req: FastifyRequest): Viewer {

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { AuthContext } from '@onestack/core/context.ts';
-import { unauthorized } from '@onestack/core/errors.ts';
+import { authOf } from '@onestack/core/http/request-context.ts';
 import type { Enforcer, Target } from '@onestack/core/policy/index.ts';
 import type { Keystone } from '../domain/keystone.ts';
 
@@ -10,11 +10,7 @@ export interface ApiDeps {
   enforcer: Enforcer;
 }
 
-export function authOf(req: FastifyRequest): AuthContext {
-  const auth = req.ctx.auth;
-  if (!auth) throw unauthorized();
-  return auth;
-}
+export { authOf };
 
 /** Checks `rule` against `target` for the caller; throws upstream's 403. */
 export function authorize(deps: ApiDeps, req: FastifyRequest, rule: string, target: Target = {}): AuthContext {

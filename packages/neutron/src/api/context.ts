@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import type { AuthContext, RequestContext } from '@onestack/core/context.ts';
 import type { Clock } from '@onestack/core/clock.ts';
 import type { Database } from '@onestack/core/db/index.ts';
-import { ApiError, notFound, unauthorized } from '@onestack/core/errors.ts';
+import { ApiError, notFound } from '@onestack/core/errors.ts';
+import { authOf } from '@onestack/core/http/request-context.ts';
 import type { IdSource } from '@onestack/core/ids.ts';
 import { credentialsFromAuth, type Enforcer, type Target } from '@onestack/core/policy/index.ts';
 import type { NeutronConfig } from '../conf.ts';
@@ -58,11 +59,7 @@ export interface Caller {
   ctx: RequestContext;
 }
 
-export function authOf(req: FastifyRequest): AuthContext {
-  const auth = req.ctx.auth;
-  if (!auth) throw unauthorized();
-  return auth;
-}
+export { authOf };
 
 export function callerOf(deps: Pick<ApiDeps, 'enforcer'>, req: FastifyRequest): Caller {
   const auth = authOf(req);

@@ -1,9 +1,8 @@
 import type { FastifyRequest } from 'fastify';
 import type { Bus } from '@onestack/core/bus/bus.ts';
-import type { AuthContext } from '@onestack/core/context.ts';
-import { forbidden, unauthorized } from '@onestack/core/errors.ts';
-import { isAtLeast } from '@onestack/core/http/microversion.ts';
-import { credentialsFromAuth, type Enforcer, type Target } from '@onestack/core/policy/index.ts';
+import { authOf, microversionAtLeast as mv, tokenOf } from '@onestack/core/http/request-context.ts';
+import type { Enforcer } from '@onestack/core/policy/index.ts';
+import { allowed, enforce, isAdmin } from '@onestack/core/policy/request-policy.ts';
 import type { NovaConfig } from '../conf.ts';
 import type { ConsoleDeps } from './console-routes.ts';
 import type { InstanceActions } from '../domain/actions.ts';
@@ -38,33 +37,12 @@ export interface ApiDeps {
   consoles: ConsoleDeps;
 }
 
-export function authOf(req: FastifyRequest): AuthContext {
-  if (!req.ctx.auth) throw unauthorized();
-  return req.ctx.auth;
-}
-
-export function allowed(deps: ApiDeps, req: FastifyRequest, rule: string, target: Target = {}): boolean {
-  const auth = authOf(req);
-  return deps.enforcer.enforce(rule, { project_id: auth.projectId ?? null, user_id: auth.userId, ...target }, credentialsFromAuth(auth));
-}
-
-/** upstream's PolicyNotAuthorized as the API renders it (403). */
-export function enforce(deps: ApiDeps, req: FastifyRequest, rule: string, target: Target = {}): void {
-  if (!allowed(deps, req, rule, target)) throw forbidden(`Policy doesn't allow ${rule} to be performed.`);
-}
-
-export function isAdmin(deps: ApiDeps, req: FastifyRequest): boolean {
-  return allowed(deps, req, 'context_is_admin');
-}
+// The route modules take these from here, as from every other helper of this file.
+export { allowed, authOf, enforce, isAdmin, mv };
 
 export function callerOf(deps: ApiDeps, req: FastifyRequest): Caller {
   const auth = authOf(req);
-  const token = req.headers['x-auth-token'];
-  return { projectId: auth.projectId ?? '', userId: auth.userId, isAdmin: isAdmin(deps, req), token: Array.isArray(token) ? token[0] : (token ?? ''), requestId: req.id };
-}
-
-export function mv(req: FastifyRequest, atLeast: string): boolean {
-  return isAtLeast(req.ctx.microversion, atLeast);
+  return { projectId: auth.projectId ?? '', userId: auth.userId, isAdmin: isAdmin(deps, req), token: tokenOf(req) ?? '', requestId: req.id };
 }
 
 /**
