@@ -113,7 +113,7 @@ describe('nova swap volume for a Cinder migration', () => {
     assert.equal(idle.status, 409, idle.text);
     assert.equal(idle.body.conflictingRequest.message, `volume ${v} is not migrating; this API should only be called by Cinder`);
 
-    const migrating = async (id: string, status: string | null) => assert.equal((await cinder.admin.post(`/v3/${p.id}/volumes/${id}/action`, { 'os-reset_status': { migration_status: status } })).status, 202);
+    const migrating = async (id: string, status: string) => assert.equal((await cinder.admin.post(`/v3/${p.id}/volumes/${id}/action`, { 'os-reset_status': { migration_status: status } })).status, 202);
     await migrating(v, 'migrating');
     const unknown = await put(cinderService, v, randomUUID());
     assert.equal(unknown.status, 400, unknown.text);
@@ -124,7 +124,7 @@ describe('nova swap volume for a Cinder migration', () => {
     await migrating(spare, 'migrating');
     const notHere = await put(cinderService, spare, v);
     assert.equal(notHere.status, 404, notHere.text);
-    for (const id of [v, spare]) await migrating(id, null);
+    for (const id of [v, spare]) await migrating(id, 'none');
     assert.equal((await vol.get(`/volumes/${spare}`)).body.volume.status, 'available', 'nothing was reserved');
     assert.deepEqual(await swapEvents(), []);
     for (const id of [v, busy]) assert.equal((await p.member.delete(path(id))).status, 202);
