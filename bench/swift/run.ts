@@ -127,9 +127,10 @@ export async function startOnestack(dir: string): Promise<Target> {
   }
 }
 
-async function startUpstream(dir: string): Promise<Target | undefined> {
+async function startUpstream(dir: string): Promise<Target> {
   const anchors = findAnchors(ROOT);
-  if (!anchors) return undefined;
+  // Silently skipped, a run from a worktree (no ../shared beside it) printed onestack's figures without ratios.
+  if (!anchors) throw new Error('no anchor scripts beside the checkout: set ONESTACK_ANCHORS to the anchors directory');
   const u = upstream(anchors, dir);
   try {
     const ks = await u.start();
