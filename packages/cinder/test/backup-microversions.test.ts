@@ -1,20 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { open, readdir, rm } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import pino from 'pino';
-import { ensureEndpoints } from '@onestack/keystone/index.ts';
 import { onSqliteOnly } from '@onestack/testing/index.ts';
-import { startKeystone, type KeystoneFixture } from '../../keystone/test/fixture.ts';
-import { createProxyApp, type ProxyApp } from '../../swift/src/proxy/app.ts';
-import { defaultSwiftValues, proxyConfig, type SwiftValues } from '../../swift/src/conf.ts';
-import { startStorageCluster, type StorageCluster } from '../../swift/test/storage-cluster.ts';
-import { FileVolumeDriver } from '../src/drivers/file-driver.ts';
-import { GiB } from '../src/drivers/volume-driver.ts';
-import { startCinder, type CinderFixture, type Project } from './fixture.ts';
+import { startBackupCloud, type BackupCloud } from './backup-cloud.ts';
+import type { CinderFixture, Project } from './fixture.ts';
 
 /**
  * What later microversions add to backups, on the real Swift proxy and the
@@ -22,49 +14,21 @@ import { startCinder, type CinderFixture, type Project } from './fixture.ts';
  * the zone in the request (3.51), group_id (3.58) and backups of snapshots.
  * Volumes are 1 GiB (the API's smallest) holding a few hundred KiB of data.
  */
-const execFileAsync = promisify(execFile);
-
 describe('cinder backup microversions', () => {
-  let ks: KeystoneFixture;
-  let cluster: StorageCluster;
-  let proxy: ProxyApp;
+  let cloud: BackupCloud;
   let f: CinderFixture;
   let p: Project;
+  let writeVolume: BackupCloud['writeVolume'];
+  let assertHolds: BackupCloud['assertHolds'];
   const logger = pino({ level: process.env.ONESTACK_TEST_LOG ?? 'silent' });
-  const scratchFiles: string[] = [];
 
   before(async () => {
-    ks = await startKeystone();
-    cluster = await startStorageCluster({ logger });
-    proxy = await createProxyApp({ rings: cluster.rings, config: proxyConfig({ ...defaultSwiftValues() } as SwiftValues, { authUri: ks.url }), logger, tokens: ks.tokens, version: '0.1.0' });
-    const swiftUrl = await proxy.app.listen({ host: '127.0.0.1', port: 0 });
-    await ensureEndpoints(ks.ks, { type: 'object-store', name: 'swift', regionId: 'RegionOne', urls: { public: `${swiftUrl}/v1/AUTH_%(project_id)s` } });
-    f = await startCinder({ ks, driver: (dir) => new FileVolumeDriver({ dir: join(dir, 'volumes'), backendName: 'file', logger }) });
+    cloud = await startBackupCloud(logger);
+    ({ f, writeVolume, assertHolds } = cloud);
     p = await f.project('bkmv');
   });
-  after(async () => {
-    for (const s of scratchFiles) await rm(s, { force: true });
-    await f?.close();
-    await proxy?.app.close();
-    await cluster?.close();
-    await ks?.close();
-  });
+  after(() => cloud?.close());
 
-  /** Writes `pieces` (zeroes elsewhere) into the 1 GiB volume; answers a sparse raw copy of it. */
-  const writeVolume = async (volumeId: string, pieces: [number, Buffer][]): Promise<string> => {
-    const raw = join(f.config.stateDir, `scratch-${randomBytes(4).toString('hex')}.raw`);
-    scratchFiles.push(raw);
-    const fh = await open(raw, 'wx');
-    await fh.truncate(GiB);
-    for (const [offset, data] of pieces) await fh.write(data, 0, data.length, offset);
-    await fh.close();
-    await f.driver.copyImageToVolume({ id: volumeId, size: 1 }, { path: raw, diskFormat: 'raw' });
-    return raw;
-  };
-  /** Same contents (a larger volume reads as zeroes past the raw copy). */
-  const assertHolds = async (volumeId: string, raw: string) => {
-    await execFileAsync('qemu-img', ['compare', '-q', '-f', 'raw', '-F', 'qcow2', raw, join(f.config.stateDir, 'volumes', `volume-${volumeId}.qcow2`)]);
-  };
   const backupOf = async (id: string, mv = '3.60') => (await p.member.at(mv).get(`/backups/${id}`)).body.backup;
   const waitBackup = async (id: string, status: string) => {
     await f.volumes.drain();

@@ -1,75 +1,41 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { open, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { inflateSync } from 'node:zlib';
 import pino from 'pino';
 import { fixedToken, SwiftClient } from '@onestack/core/swift-client.ts';
 import { onSqliteOnly } from '@onestack/testing/index.ts';
-import { ensureEndpoints } from '@onestack/keystone/index.ts';
-import { startKeystone, type KeystoneFixture } from '../../keystone/test/fixture.ts';
-import { createProxyApp, type ProxyApp } from '../../swift/src/proxy/app.ts';
-import { defaultSwiftValues, proxyConfig, type SwiftValues } from '../../swift/src/conf.ts';
-import { startStorageCluster, type StorageCluster } from '../../swift/test/storage-cluster.ts';
-import { FileVolumeDriver } from '../src/drivers/file-driver.ts';
+import type { KeystoneFixture } from '../../keystone/test/fixture.ts';
 import { GiB } from '../src/drivers/volume-driver.ts';
-import { startCinder, type CinderFixture, type Project } from './fixture.ts';
+import { startBackupCloud, type BackupCloud } from './backup-cloud.ts';
+import type { CinderFixture, Project } from './fixture.ts';
 
 /**
  * Backups with the Swift chunked driver against the real Swift proxy and three
  * storage nodes, and the file driver's qcow2 volumes: what goes into Swift is
  * upstream's layout, and restores are byte-identical.
  */
-const execFileAsync = promisify(execFile);
-
 describe('cinder backups to swift', () => {
+  let cloud: BackupCloud;
   let ks: KeystoneFixture;
-  let cluster: StorageCluster;
-  let proxy: ProxyApp;
   let f: CinderFixture;
   let p: Project;
   let swiftUrl: string;
+  let writeVolume: BackupCloud['writeVolume'];
+  let assertHolds: BackupCloud['assertHolds'];
   const events: { event_type: string; payload: any; publisher_id: string }[] = [];
   const logger = pino({ level: process.env.ONESTACK_TEST_LOG ?? 'silent' });
 
   before(async () => {
-    ks = await startKeystone();
-    cluster = await startStorageCluster({ logger });
-    proxy = await createProxyApp({ rings: cluster.rings, config: proxyConfig({ ...defaultSwiftValues() } as SwiftValues, { authUri: ks.url }), logger, tokens: ks.tokens, version: '0.1.0' });
-    swiftUrl = await proxy.app.listen({ host: '127.0.0.1', port: 0 });
-    await ensureEndpoints(ks.ks, { type: 'object-store', name: 'swift', regionId: 'RegionOne', urls: { public: `${swiftUrl}/v1/AUTH_%(project_id)s` } });
-    f = await startCinder({ ks, driver: (dir) => new FileVolumeDriver({ dir: join(dir, 'volumes'), backendName: 'file', logger }) });
+    cloud = await startBackupCloud(logger);
+    ({ ks, f, swiftUrl, writeVolume, assertHolds } = cloud);
     p = await f.project('bk');
     await ks.bus.subscribe('notifications', `cinder-backup-test-${process.pid}`, async (n) => void events.push(n as never), { eventTypes: ['backup.*'] });
   });
-  after(async () => {
-    await f?.close();
-    await proxy?.app.close();
-    await cluster?.close();
-    await ks?.close();
-  });
+  after(() => cloud?.close());
 
-  const scratch = () => join(f.config.stateDir, `scratch-${randomBytes(4).toString('hex')}.raw`);
-  /**
-   * Makes the volume hold `pieces` (zeroes elsewhere) through the driver; answers a
-   * sparse raw copy of what it now holds.
-   */
-  const writeVolume = async (volumeId: string, pieces: [number, Buffer][]): Promise<string> => {
-    const raw = scratch();
-    const fh = await open(raw, 'wx');
-    await fh.truncate(GiB);
-    for (const [offset, data] of pieces) await fh.write(data, 0, data.length, offset);
-    await fh.close();
-    await f.driver.copyImageToVolume({ id: volumeId, size: 1 }, { path: raw, diskFormat: 'raw' });
-    return raw;
-  };
-  /** Byte-for-byte (qemu-img compare: identical contents whatever the allocation). */
-  const assertHolds = async (volumeId: string, raw: string) => {
-    await execFileAsync('qemu-img', ['compare', '-q', '-f', 'raw', '-F', 'qcow2', raw, join(f.config.stateDir, 'volumes', `volume-${volumeId}.qcow2`)]);
-  };
   const waitBackup = async (id: string, status: string) => {
     await f.volumes.drain();
     const b = (await p.member.get(`/backups/${id}`)).body.backup;
