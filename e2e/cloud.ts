@@ -1,6 +1,6 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -261,6 +261,20 @@ function attach(descFile: string): Cloud {
 }
 
 type CloudsEntry = { auth: Record<string, string> } & Record<string, unknown>;
+
+/** Adds cloud `name` to `c`'s clouds.yaml: the admin cloud's settings, logged in as another user of another project. */
+export function addCloud(c: Cloud, name: string, user: { username: string; password: string; project_name: string }): void {
+  const doc = parse(readFileSync(c.cloudsYaml, 'utf8')) as { clouds: Record<string, CloudsEntry> };
+  const admin = doc.clouds.onestack!;
+  doc.clouds[name] = { ...admin, auth: { ...admin.auth, ...user } };
+  writeFileSync(c.cloudsYaml, stringify(doc), { mode: 0o600 });
+}
+
+/** The names of the files below `path` (relative to the cloud's state dir), at any depth; none when it does not exist. */
+export function stateFiles(c: Cloud, ...path: string[]): string[] {
+  const dir = join(c.stateDir, ...path);
+  return existsSync(dir) ? readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name) : [];
+}
 
 /** The admin cloud of `cloudsYaml` as is, and a demo cloud for a new member of a new project `project`. */
 async function withOwnProject(cloudsYaml: string, project: string): Promise<Record<string, CloudsEntry>> {

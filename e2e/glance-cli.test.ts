@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { runCommand } from '@onestack/core/exec/privileged-exec.ts';
 import { tempDir } from '@onestack/testing/index.ts';
-import { freePort, OPENSTACK, PYTHON, startCloud, type Cloud } from './cloud.ts';
+import { addCloud, freePort, OPENSTACK, PYTHON, startCloud, stateFiles, type Cloud } from './cloud.ts';
 
 const run = promisify(execFile);
 const ONESTACK = join(dirname(fileURLToPath(import.meta.url)), '..', 'onestack');
@@ -33,10 +33,7 @@ describe('openstack CLI against Glance', () => {
     }
     throw new Error(`openstack ${args.join(' ')} succeeded`);
   };
-  const storeFiles = () => {
-    const dir = join(c.stateDir, 'glance', 'images');
-    return existsSync(dir) ? readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name) : [];
-  };
+  const storeFiles = () => stateFiles(c, 'glance', 'images');
 
   before(async () => {
     // The lists below are exactly this test's images, and the 8 MiB cap is below the guest image's 19 MB:
@@ -49,23 +46,7 @@ describe('openstack CLI against Glance', () => {
     await c.os('onestack', 'project', 'create', 'e2e-friends');
     await c.os('onestack', 'user', 'create', '--project', 'e2e-friends', '--password', 'friend-pass-1', 'e2e-friend');
     await c.osRaw('onestack', 'role', 'add', '--project', 'e2e-friends', '--user', 'e2e-friend', 'member');
-    const authUrl = `http://127.0.0.1:${c.env.ONESTACK_KEYSTONE__PORT}/v3`;
-    appendFileSync(
-      c.cloudsYaml,
-      [
-        '  e2e-friend:',
-        '    region_name: RegionOne',
-        '    identity_api_version: 3',
-        '    auth:',
-        `      auth_url: ${authUrl}`,
-        '      username: e2e-friend',
-        '      password: friend-pass-1',
-        '      project_name: e2e-friends',
-        '      user_domain_name: Default',
-        '      project_domain_name: Default',
-        '',
-      ].join('\n'),
-    );
+    addCloud(c, 'e2e-friend', { username: 'e2e-friend', password: 'friend-pass-1', project_name: 'e2e-friends' });
   });
   after(async () => {
     await c?.stop();

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { tempDir } from '@onestack/testing/index.ts';
-import { startCloud, type Cloud } from './cloud.ts';
+import { addCloud, startCloud, stateFiles, type Cloud } from './cloud.ts';
 
 const MiB = 1024 * 1024;
 const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
@@ -30,24 +30,7 @@ describe('onestack up with Glance images in Swift', () => {
     });
     writeFileSync(file('disk.raw'), bytes);
     const secrets = JSON.parse(readFileSync(join(c.stateDir, 'secrets.json'), 'utf8')) as { service_passwords: Record<string, string> };
-    const authUrl = `http://127.0.0.1:${c.env.ONESTACK_KEYSTONE__PORT}/v3`;
-    writeFileSync(
-      c.cloudsYaml,
-      [
-        readFileSync(c.cloudsYaml, 'utf8').trimEnd(),
-        '  e2e-glance:',
-        '    region_name: RegionOne',
-        '    identity_api_version: 3',
-        '    auth:',
-        `      auth_url: ${authUrl}`,
-        '      username: glance',
-        `      password: ${secrets.service_passwords.glance}`,
-        '      project_name: service',
-        '      user_domain_name: Default',
-        '      project_domain_name: Default',
-        '',
-      ].join('\n'),
-    );
+    addCloud(c, 'e2e-glance', { username: 'glance', password: secrets.service_passwords.glance, project_name: 'service' });
   });
   after(async () => {
     await c?.stop();
@@ -73,9 +56,7 @@ describe('onestack up with Glance images in Swift', () => {
     await c.osRaw('onestack-demo', 'image', 'save', '--file', file('back.raw'), 'in-swift');
     assert.ok(readFileSync(file('back.raw')).equals(bytes), 'downloaded byte-identical');
 
-    const imagesDir = join(c.stateDir, 'glance', 'images');
-    const local = existsSync(imagesDir) ? readdirSync(imagesDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()) : [];
-    assert.deepEqual(local, [], 'nothing in the file store');
+    assert.deepEqual(stateFiles(c, 'glance', 'images'), [], 'nothing in the file store');
     // In the service project's account: the manifest named by the image id and its four segments.
     const ofImage = async () => ((await c.os('e2e-glance', 'object', 'list', 'glance', '--prefix', img.id)) as { Name: string }[]).map((o) => o.Name);
     const objects = await ofImage();
