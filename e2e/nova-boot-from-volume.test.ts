@@ -49,56 +49,71 @@ describe('openstack CLI: boot from volume', () => {
     }).catch((e: Error) => assert.fail(`${e.message}; the console so far:\n${out.slice(-3000)}`));
   };
 
-  it('server create --volume boots from a volume made of the guest image; delete gives the volume back', async () => {
+  let byVolume: { server: string; volume: string };
+  let byImage: { server: string; root: string; blank: string };
+
+  // The two boots go together: each is a TCG boot of tens of seconds on a loaded machine.
+  it('server create --volume, and --boot-from-volume 1 --image onestack-guest (Nova makes the volumes): both boot from volumes', async () => {
     const v = await c.os(DEMO, 'volume', 'create', '--size', '1', '--image', 'onestack-guest', 'nova-bfv-root');
     volumes.push(v.id);
     await waitFor('volume available', 120_000, async () => ((await volume(v.id)).status === 'available' ? true : undefined));
-    const s = await g.createServer('nova-bfv-vol', '--volume', v.id, ...common());
-    servers.push(s.id);
+    const before = new Set(((await c.os(DEMO, 'volume', 'list')) as { ID: string }[]).map((x) => x.ID));
+    const created = await Promise.allSettled([
+      g.createServer('nova-bfv-vol', '--volume', v.id, ...common()),
+      // The CLI's --boot-from-volume leaves delete_on_termination false; a second, blank volume asks for it.
+      g.createServer('nova-bfv-img', '--boot-from-volume', '1', '--image', 'onestack-guest', '--block-device', 'source_type=blank,destination_type=volume,volume_size=1,delete_on_termination=true', ...common()),
+    ]);
+    for (const r of created) if (r.status === 'fulfilled') servers.push(r.value.id);
+    const [s, t] = created.map((r) => (r.status === 'fulfilled' ? r.value : assert.fail(r.reason as Error)));
+
+    // --volume: the user's volume is the root disk.
     const shown = await c.os(DEMO, 'server', 'show', s.id);
     assert.equal(shown.image, 'N/A (booted from volume)');
     assert.match(JSON.stringify(shown.volumes_attached), new RegExp(v.id));
     const inUse = await volume(v.id);
     assert.equal(inUse.status, 'in-use');
     assert.match(JSON.stringify(inUse.attachments), new RegExp(s.id));
-    const log = await readyLine(s.id);
-    assert.match(log, new RegExp(`ONESTACK GUEST READY hostname=nova-bfv-vol .*uuid=${s.id}`));
     // The root disk is the volume: the host's placement claim has no DISK_GB.
     const alloc = await g.allocations(s.id);
     assert.equal(alloc.length, 1);
     assert.equal(alloc[0].resources.DISK_GB, undefined);
+    byVolume = { server: s.id, volume: v.id };
 
-    await g.osWaitRaw(DEMO, 'server', 'delete', '--wait', s.id);
-    servers.splice(servers.indexOf(s.id), 1);
-    assert.deepEqual(qemuProcessesOf(s.id), []);
-    const back = await volume(v.id);
+    // --boot-from-volume --image: Nova made a root volume of the image and the blank one.
+    const made = await Promise.all(((await c.os(DEMO, 'volume', 'list')) as { ID: string }[]).filter((x) => !before.has(x.ID)).map((x) => volume(x.ID)));
+    assert.equal(made.length, 2);
+    volumes.push(...made.map((x) => x.id as string));
+    const root = made.find((x) => x.bootable === 'true')!;
+    const blank = made.find((x) => x.bootable !== 'true')!;
+    assert.ok(root && blank, JSON.stringify(made));
+    for (const x of made) {
+      assert.equal(x.status, 'in-use');
+      assert.match(JSON.stringify(x.attachments), new RegExp(t.id));
+    }
+    assert.equal((await c.os(DEMO, 'server', 'show', t.id)).image, 'N/A (booted from volume)');
+    byImage = { server: t.id, root: root.id, blank: blank.id };
+
+    const [log] = await Promise.all([readyLine(s.id), readyLine(t.id)]);
+    assert.match(log, new RegExp(`ONESTACK GUEST READY hostname=nova-bfv-vol .*uuid=${s.id}`));
+  });
+
+  it('delete gives the user\'s volume back', async () => {
+    assert.ok(byVolume, 'the server booted');
+    await g.osWaitRaw(DEMO, 'server', 'delete', '--wait', byVolume.server);
+    servers.splice(servers.indexOf(byVolume.server), 1);
+    assert.deepEqual(qemuProcessesOf(byVolume.server), []);
+    const back = await volume(byVolume.volume);
     assert.equal(back.status, 'available');
     assert.deepEqual(back.attachments, []);
   });
 
-  it('server create --boot-from-volume 1 --image onestack-guest: Nova makes the volumes; delete keeps the root one, deletes the delete_on_termination one', async () => {
-    const before = new Set(((await c.os(DEMO, 'volume', 'list')) as { ID: string }[]).map((x) => x.ID));
-    // The CLI's --boot-from-volume leaves delete_on_termination false; a second, blank volume asks for it.
-    const s = await g.createServer('nova-bfv-img', '--boot-from-volume', '1', '--image', 'onestack-guest', '--block-device', 'source_type=blank,destination_type=volume,volume_size=1,delete_on_termination=true', ...common());
-    servers.push(s.id);
-    const made = await Promise.all(((await c.os(DEMO, 'volume', 'list')) as { ID: string }[]).filter((x) => !before.has(x.ID)).map((x) => volume(x.ID)));
-    assert.equal(made.length, 2);
-    volumes.push(...made.map((v) => v.id as string));
-    const root = made.find((v) => v.bootable === 'true')!;
-    const blank = made.find((v) => v.bootable !== 'true')!;
-    assert.ok(root && blank, JSON.stringify(made));
-    for (const v of made) {
-      assert.equal(v.status, 'in-use');
-      assert.match(JSON.stringify(v.attachments), new RegExp(s.id));
-    }
-    assert.equal((await c.os(DEMO, 'server', 'show', s.id)).image, 'N/A (booted from volume)');
-    await readyLine(s.id);
-
-    await g.osWaitRaw(DEMO, 'server', 'delete', '--wait', s.id);
-    servers.splice(servers.indexOf(s.id), 1);
-    assert.deepEqual(qemuProcessesOf(s.id), []);
-    await waitFor('the blank volume deleted', 60_000, async () => ((await c.os(DEMO, 'volume', 'list')) as { ID: string }[]).every((x) => x.ID !== blank.id) || undefined);
-    const kept = await volume(root.id);
+  it('delete keeps the root volume Nova made, deletes the delete_on_termination one', async () => {
+    assert.ok(byImage, 'the server booted');
+    await g.osWaitRaw(DEMO, 'server', 'delete', '--wait', byImage.server);
+    servers.splice(servers.indexOf(byImage.server), 1);
+    assert.deepEqual(qemuProcessesOf(byImage.server), []);
+    await waitFor('the blank volume deleted', 60_000, async () => ((await c.os(DEMO, 'volume', 'list')) as { ID: string }[]).every((x) => x.ID !== byImage.blank) || undefined);
+    const kept = await volume(byImage.root);
     assert.equal(kept.status, 'available');
     assert.deepEqual(kept.attachments, []);
   });

@@ -36,16 +36,19 @@ function firstBytes(url: string, n: number, timeoutMs: number): Promise<string> 
  * Issue 5's acceptance flow through the unmodified openstack CLI as a project member: a guest booted on
  * a tenant network behind a router, reached at its floating IP over SSH (with `onestack ssh` and with
  * plain ssh from the external namespace) as `cirros` and root; its serial and noVNC consoles; stop,
- * start and reboot as the guest tells them apart (boot_id); a delete that leaves no process, tap,
- * disk, port or allocation behind. The rest of the flow is in nova-cli-moves (pause, suspend,
- * resize, rebuild) and nova-cli-snapshot: each file has the runner's 300 s, and TCG guests on a
- * loaded machine boot slowly.
+ * start and reboot as the guest tells them apart (boot_id); a live snapshot that becomes a Glance
+ * image booting a second server; deletes that leave no process, tap, disk, port or allocation
+ * behind. The rest of the flow is in nova-cli-moves (pause, suspend, resize, rebuild): each file
+ * has the runner's 300 s, and TCG guests on a loaded machine boot slowly.
  */
 describe('openstack CLI: a server from boot to delete, reached over SSH', () => {
   let c: Cloud;
   let ext: string;
   let keyFile: string;
   let server: { id: string; name: string };
+  let lab: Awaited<ReturnType<typeof routedNetwork>>;
+  let fromSnapshot: { id: string; ip: string } | undefined;
+  let snapshot: string | undefined;
   let fip: string;
   let g: ReturnType<typeof guestTools>;
   const keys = tempDir('onestack-nova-cli-');
@@ -71,14 +74,15 @@ describe('openstack CLI: a server from boot to delete, reached over SSH', () => 
     g = guestTools(c, keyFile, c.env.ONESTACK_NEUTRON_AGENT__HOST_NAMESPACE!);
   });
   after(async () => {
-    await g?.deleteIfRunning(server?.id);
+    await g?.deleteIfRunning(server?.id, fromSnapshot?.id);
+    if (snapshot) await c.osRaw(DEMO, 'image', 'delete', snapshot).catch(() => undefined);
     await c?.stop();
     keys.remove();
     console.log(`# e2e/nova-cli.test.ts: ${Math.round((Date.now() - t0) / 1000)} s`);
   });
 
   it('boots a server on a routed tenant network with a keypair and a security group', async () => {
-    const lab = await routedNetwork(c, 'nova-cli', '10.41.0.0/24', keyFile);
+    lab = await routedNetwork(c, 'nova-cli', '10.41.0.0/24', keyFile);
     assert.equal(lab.key, 'nova-cli-key');
     // nova-compute registers its host a little after `up` returns (it needs the other services first).
     await waitFor('a compute host', 60_000, async () => ((await c.os(ADMIN, 'hypervisor', 'list')) as unknown[]).length > 0 || undefined);
@@ -177,9 +181,36 @@ describe('openstack CLI: a server from boot to delete, reached over SSH', () => 
     }
   });
 
-  it('deletes the server and leaves no QEMU process, tap, disk, port or allocation behind', async () => {
+  it('snapshots the running server into an image that boots a second server', async () => {
     assert.ok(fip, 'the server was reached');
+    await g.osWaitRaw(DEMO, 'server', 'image', 'create', '--name', 'nova-cli-snapshot', '--wait', server.id);
+    const image = await c.os(DEMO, 'image', 'show', 'nova-cli-snapshot');
+    snapshot = image.id;
+    assert.equal(image.status, 'active');
+    assert.equal(image.properties?.image_type, 'snapshot');
+    assert.equal(image.properties?.instance_uuid, server.id);
+    // Taken live: the server goes on.
+    assert.equal(await status(), 'ACTIVE');
+    assert.equal((await plainSsh('cirros', 'hostname')).stdout.trim(), NAME);
+
+    const second = await g.createServer('nova-cli-from-snapshot', '--image', image.id, '--flavor', 'm1.nano', '--network', lab.net, '--key-name', lab.key, '--security-group', lab.sg);
+    fromSnapshot = { id: second.id, ip: await g.fixedIp(second.id, 'nova-cli-net') };
+    assert.match(JSON.stringify((await c.os(DEMO, 'server', 'show', second.id)).image), new RegExp(image.id));
+    await g.bootIdAt(lab.router, fromSnapshot.ip);
+    assert.equal((await g.sshAt(lab.router, fromSnapshot.ip, 'hostname')).stdout.trim(), 'nova-cli-from-snapshot');
+  });
+
+  it('deletes both servers and the snapshot, leaving no QEMU process, tap, disk, port or allocation behind', async () => {
+    assert.ok(fip, 'the server was reached');
+    if (fromSnapshot) {
+      await g.deleteLeavingNothing(fromSnapshot.id);
+      fromSnapshot = undefined;
+    }
     await g.deleteLeavingNothing(server.id);
     await assert.rejects(onestackSsh(NAME, '--', 'true'), /no server named or with id "nova-cli-vm"/);
+    assert.ok(snapshot, 'the snapshot was made');
+    await c.osRaw(DEMO, 'image', 'delete', snapshot);
+    await assert.rejects(c.osRaw(DEMO, 'image', 'show', snapshot), /No Image found|404|not found/i);
+    snapshot = undefined;
   });
 });

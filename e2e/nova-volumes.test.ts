@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { tempDir } from '@onestack/testing/index.ts';
 import { sharedCloud, type Cloud } from './cloud.ts';
-import { ADMIN, BOOT_TIMEOUT, DEMO, guestTools, routedNetwork, waitFor } from './nova-guest.ts';
+import { ADMIN, DEMO, guestTools, routedNetwork, waitFor } from './nova-guest.ts';
 
 /**
  * Issues 5 and 6 together through the unmodified openstack CLI as a project member: a Cinder
@@ -19,6 +19,9 @@ describe('openstack CLI: a volume hot-plugged into running guests', () => {
   let a: { id: string; name: string } | undefined;
   let b: { id: string; name: string } | undefined;
   let volumeId: string;
+  let lab: Awaited<ReturnType<typeof routedNetwork>>;
+  /** Fixed addresses by server id: the guests are reached from their router's namespace (no CLI start per probe). */
+  const ips = new Map<string, string>();
   const keys = tempDir('nova-volumes-e2e-');
   const t0 = Date.now();
 
@@ -36,19 +39,21 @@ describe('openstack CLI: a volume hot-plugged into running guests', () => {
   });
 
   /** The guest's disk whose serial is the volume's id (virtio-blk carries its first 20 characters), as root over SSH (one string: ssh hands the remote shell a line). */
+  const rootSsh = (server: string, command: string) => g.sshAt(lab.router, ips.get(server)!, command);
   const diskOf = async (server: string, volume: string) =>
-    (await g.ssh(server, 'root', `for d in /sys/block/vd*; do [ "$(cat $d/serial 2>/dev/null)" = "${volume.slice(0, 20)}" ] && echo \${d##*/}; done; true`)).stdout.trim();
+    (await rootSsh(server, `for d in /sys/block/vd*; do [ "$(cat $d/serial 2>/dev/null)" = "${volume.slice(0, 20)}" ] && echo \${d##*/}; done; true`)).stdout.trim();
   const volume = async () => c.os(DEMO, 'volume', 'show', volumeId);
 
   it('boots two guests and makes a volume', async () => {
-    const lab = await routedNetwork(c, 'nova-vol', '10.43.0.0/24', keyFile);
+    lab = await routedNetwork(c, 'nova-vol', '10.43.0.0/24', keyFile);
     await waitFor('a compute host', 60_000, async () => ((await c.os(ADMIN, 'hypervisor', 'list')) as unknown[]).length > 0 || undefined);
     const args = ['--image', 'onestack-guest', '--flavor', 'm1.nano', '--network', lab.net, '--key-name', lab.key, '--security-group', lab.sg];
     [a, b] = await Promise.all([g.createServer('nova-vol-a', ...args), g.createServer('nova-vol-b', ...args)]);
     const v = await c.os(DEMO, 'volume', 'create', '--size', '1', 'nova-vol-data');
     volumeId = v.id;
     assert.equal((await waitFor('volume available', 60_000, async () => ((await volume()).status === 'available' ? true : undefined))), true);
-    for (const s of [a, b]) await waitFor(`SSH to ${s.name}`, BOOT_TIMEOUT, async () => ((await g.ssh(s.id, 'root', 'true')) ? true : undefined));
+    for (const s of [a, b]) ips.set(s.id, await g.fixedIp(s.id, 'nova-vol-net'));
+    await Promise.all([a, b].map((s) => g.bootIdAt(lab.router, ips.get(s.id)!)));
   });
 
   it('server add volume: in-use, and the running guest sees a new disk it can format and write', async () => {
@@ -62,7 +67,7 @@ describe('openstack CLI: a volume hot-plugged into running guests', () => {
 
     const disk = await waitFor('the disk in the guest', 60_000, async () => (await diskOf(a!.id, volumeId)) || undefined);
     assert.match(disk, /^vd[b-z]$/);
-    const out = await g.ssh(a.id, 'root', `mke2fs /dev/${disk} && mkdir -p /mnt/vol && mount -t ext2 /dev/${disk} /mnt/vol && echo "written by ${a.id}" > /mnt/vol/proof && sync && umount /mnt/vol && echo DONE`);
+    const out = await rootSsh(a.id, `mke2fs /dev/${disk} && mkdir -p /mnt/vol && mount -t ext2 /dev/${disk} /mnt/vol && echo "written by ${a.id}" > /mnt/vol/proof && sync && umount /mnt/vol && echo DONE`);
     assert.match(out.stdout, /DONE/);
   });
 
@@ -79,7 +84,7 @@ describe('openstack CLI: a volume hot-plugged into running guests', () => {
     await c.osRaw(DEMO, 'server', 'add', 'volume', b.id, volumeId);
     assert.equal((await volume()).status, 'in-use');
     const disk = await waitFor('the disk in the second guest', 60_000, async () => (await diskOf(b!.id, volumeId)) || undefined);
-    const out = await g.ssh(b.id, 'root', `mkdir -p /mnt/vol && mount -t ext2 -o ro /dev/${disk} /mnt/vol && cat /mnt/vol/proof && umount /mnt/vol`);
+    const out = await rootSsh(b.id, `mkdir -p /mnt/vol && mount -t ext2 -o ro /dev/${disk} /mnt/vol && cat /mnt/vol/proof && umount /mnt/vol`);
     assert.equal(out.stdout.trim(), `written by ${a!.id}`);
 
     await g.osWaitRaw(DEMO, 'server', 'delete', '--wait', b.id);
@@ -94,7 +99,7 @@ describe('openstack CLI: a volume hot-plugged into running guests', () => {
     await c.osRaw(DEMO, 'server', 'add', 'volume', a.id, volumeId);
     const disk = await waitFor('the disk in the guest', 60_000, async () => (await diskOf(a!.id, volumeId)) || undefined);
     /** The guest's own idea of the disk's size, in 512-byte sectors. */
-    const sectors = async () => Number((await g.ssh(a!.id, 'root', `cat /sys/block/${disk}/size`)).stdout.trim());
+    const sectors = async () => Number((await rootSsh(a!.id, `cat /sys/block/${disk}/size`)).stdout.trim());
     assert.equal(await sectors(), 2 * 1024 * 1024, '1 GiB');
     await c.osRaw(DEMO, '--os-volume-api-version', '3.42', 'volume', 'set', '--size', '2', volumeId);
     const grown = await waitFor('volume extended', 60_000, async () => {
