@@ -38,8 +38,8 @@ describe('openstack CLI: a volume hot-plugged into running guests', () => {
     console.log(`# e2e/nova-volumes.test.ts: ${Math.round((Date.now() - t0) / 1000)} s`);
   });
 
-  /** The guest's disk whose serial is the volume's id (virtio-blk carries its first 20 characters), as root over SSH (one string: ssh hands the remote shell a line). */
   const rootSsh = (server: string, command: string) => g.sshAt(lab.router, ips.get(server)!, command);
+  /** The guest's disk whose serial is the volume's id (virtio-blk carries its first 20 characters), as root over SSH (one string: ssh hands the remote shell a line). */
   const diskOf = async (server: string, volume: string) =>
     (await rootSsh(server, `for d in /sys/block/vd*; do [ "$(cat $d/serial 2>/dev/null)" = "${volume.slice(0, 20)}" ] && echo \${d##*/}; done; true`)).stdout.trim();
   const volume = async () => c.os(DEMO, 'volume', 'show', volumeId);
