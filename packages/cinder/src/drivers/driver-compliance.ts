@@ -13,6 +13,12 @@ export interface ComplianceHarness {
   /** 4096 bytes at offset; a block never written reads as zeroes (or undefined for sparse fakes). */
   read(volumeId: string, offset: number): Promise<Buffer | undefined>;
   exists(volumeId: string): Promise<boolean>;
+  /**
+   * Puts an object Cinder does not manage on the backend (manage existing): `good` of
+   * sizeBytes with `byte` written at 1 MiB, or `hostile`, one the driver must refuse
+   * (for a file backend a qcow2 naming a backing file).
+   */
+  placeExisting(name: string, kind: 'good' | 'hostile', sizeBytes: number, byte: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -127,6 +133,60 @@ export function volumeDriverCompliance(name: string, open: () => Promise<Complia
     await h.driver.terminateConnection(v, { host: 'compute-1' }, opts);
     await h.driver.terminateConnection(v, { host: 'compute-1' }, opts);
     await assert.rejects(h.driver.initializeConnection(ref(), { host: 'x' }), VolumeDriverError);
+  });
+
+  const listed = async (d: VolumeDriver, name: string, kind: 'volume' | 'snapshot', known = new Map<string, string>()) =>
+    (await (kind === 'volume' ? d.getManageableVolumes(known) : d.getManageableSnapshots(known))).find((e) => e.reference['source-name'] === name);
+  const invalidRef = (e: unknown) => e instanceof VolumeDriverError && e.reason === 'invalid_reference';
+
+  withHarness('manage existing: an object becomes a volume with its data and its size rounded up; unmanage leaves it listed', async (h) => {
+    await h.placeExisting('legacy-disk', 'good', 1.5 * 1024 ** 3, 0x3c);
+    const entry = await listed(h.driver, 'legacy-disk', 'volume');
+    assert.deepEqual(entry && { size: entry.size, safe: entry.safeToManage, owner: entry.cinderId }, { size: 2, safe: true, owner: null });
+    const v = ref(2);
+    assert.equal(await h.driver.manageExistingGetSize(v, { 'source-name': 'legacy-disk' }), 2);
+    await h.driver.manageExisting(v, { 'source-name': 'legacy-disk' });
+    assert.deepEqual(await h.read(v.id, OFFSET), block(0x3c));
+    assert.equal(await listed(h.driver, 'legacy-disk', 'volume'), undefined, 'the name is gone');
+    const own = (await h.driver.getManageableVolumes(new Map([[v.id, 'cinder-id-1']]))).find((e) => e.cinderId === 'cinder-id-1');
+    assert.equal(own?.safeToManage, false);
+    assert.equal(own?.reasonNotSafe, 'already managed');
+    await h.driver.unmanage(v);
+    const left = (await h.driver.getManageableVolumes(new Map())).find((e) => e.reference['source-name'] === own!.reference['source-name']);
+    assert.equal(left?.safeToManage, true, 'an unmanaged volume is manageable again');
+    const again = ref(2);
+    await h.driver.manageExisting(again, left!.reference);
+    assert.deepEqual(await h.read(again.id, OFFSET), block(0x3c));
+  });
+
+  withHarness('manage existing refuses names outside the backend, missing and hostile objects, and leaves them be', async (h) => {
+    await h.placeExisting('evil', 'hostile', 1024 ** 3, 0);
+    const v = ref();
+    for (const bad of [{ 'source-name': '../evil' }, { 'source-name': '/etc/passwd' }, { 'source-name': '.partial' }, { 'source-name': 'missing' }, { 'source-id': 'x' }, { 'source-name': 'evil' }]) {
+      await assert.rejects(h.driver.manageExistingGetSize(v, bad), invalidRef, JSON.stringify(bad));
+      await assert.rejects(h.driver.manageExisting(v, bad), invalidRef, JSON.stringify(bad));
+    }
+    assert.equal(await h.exists(v.id), false);
+    const evil = await listed(h.driver, 'evil', 'volume');
+    assert.equal(evil?.safeToManage, false, 'still there, listed as unsafe');
+    assert.ok(evil?.reasonNotSafe);
+  });
+
+  withHarness('manage existing snapshots: a snapshot object of a volume becomes a snapshot new volumes can be made from', async (h) => {
+    const v = ref();
+    await h.driver.createVolume(v);
+    const name = `snapshot-${ref().id}.qcow2`;
+    await h.placeExisting(name, 'good', 1024 ** 3, 0x4d);
+    assert.equal((await listed(h.driver, name, 'snapshot'))?.safeToManage, true);
+    const snap = { id: ref().id, volumeId: v.id, volumeSize: 1 };
+    assert.equal(await h.driver.manageExistingSnapshotGetSize(snap, { 'source-name': name }), 1);
+    await h.driver.manageExistingSnapshot(snap, { 'source-name': name });
+    const fromSnap = ref();
+    await h.driver.createVolumeFromSnapshot(fromSnap, snap);
+    assert.deepEqual(await h.read(fromSnap.id, OFFSET), block(0x4d));
+    await assert.rejects(h.driver.manageExistingSnapshot({ ...snap, id: ref().id }, { 'source-name': '../x' }), invalidRef);
+    await h.driver.unmanageSnapshot(snap);
+    assert.ok((await h.driver.getManageableSnapshots(new Map())).some((e) => e.safeToManage), 'the unmanaged snapshot is listed again');
   });
 
   withHarness('images: raw and qcow2 accepted; backing file, data file, mislabelled or too large refused', async (h) => {

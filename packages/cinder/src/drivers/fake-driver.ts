@@ -1,5 +1,13 @@
+import { invalidReference, sourceNameOf } from './existing-ref.ts';
 import { QemuImg } from './qemu-img.ts';
-import { GiB, VolumeDriverError, type BackendStats, type ConnectionInfo, type Connector, type LocalImage, type SnapshotRef, type VolumeDriver, type VolumeRef } from './volume-driver.ts';
+import { GiB, VolumeDriverError, type BackendStats, type ConnectionInfo, type Connector, type ExistingRef, type LocalImage, type ManageableResource, type SnapshotRef, type VolumeDriver, type VolumeRef } from './volume-driver.ts';
+
+interface FakeObject {
+  size: number;
+  blocks: Map<number, Buffer>;
+  /** Why a real driver would refuse it (what a hostile file is to the file driver). */
+  unsafe?: string;
+}
 
 /**
  * A fake backend in memory for functional tests of the API and manager: each
@@ -12,6 +20,8 @@ export class FakeVolumeDriver implements VolumeDriver {
   readonly capabilities = { thin_provisioning_support: true, multiattach: true, storage_protocol: 'fake' };
   private readonly volumes = new Map<string, { size: number; blocks: Map<number, Buffer> }>();
   private readonly snapshots = new Map<string, { size: number; blocks: Map<number, Buffer> }>();
+  /** Backend objects Cinder does not manage, by name (manage existing). */
+  private readonly existing = new Map<string, FakeObject>();
   readonly connections = new Map<string, Connector[]>();
   /** Throws on the next call named here: how tests drive the error paths. */
   failNext = new Set<keyof VolumeDriver>();
@@ -130,6 +140,76 @@ export class FakeVolumeDriver implements VolumeDriver {
   async terminateConnection(volume: VolumeRef, connector: Connector | undefined): Promise<void> {
     const left = (this.connections.get(volume.id) ?? []).filter((c) => connector && c.host !== connector.host);
     this.connections.set(volume.id, left);
+  }
+
+  /** Puts an object Cinder does not manage on the fake backend (`unsafe`: it must be refused). */
+  addExisting(name: string, sizeGb: number, opts: { blocks?: Map<number, Buffer>; unsafe?: string } = {}): void {
+    this.existing.set(name, { size: sizeGb, blocks: opts.blocks ?? new Map(), unsafe: opts.unsafe });
+  }
+
+  private take(ref: ExistingRef): { name: string; obj: FakeObject } {
+    const name = sourceNameOf(ref);
+    const obj = this.existing.get(name);
+    if (!obj) throw invalidReference(ref, 'no such object on the fake backend');
+    if (obj.unsafe) throw invalidReference(ref, obj.unsafe);
+    return { name, obj };
+  }
+
+  async manageExistingGetSize(_volume: VolumeRef, ref: ExistingRef): Promise<number> {
+    this.maybeFail('manageExistingGetSize');
+    return this.take(ref).obj.size;
+  }
+
+  async manageExisting(volume: VolumeRef, ref: ExistingRef): Promise<void> {
+    this.maybeFail('manageExisting');
+    const { name, obj } = this.take(ref);
+    this.existing.delete(name);
+    this.volumes.set(volume.id, { size: Math.max(volume.size, obj.size), blocks: obj.blocks });
+  }
+
+  private listing(prefix: string, mine: Map<string, { size: number }>, known: ReadonlyMap<string, string>): ManageableResource[] {
+    const own = [...mine].map(([id, v]) => ({ name: `${prefix}-${id}`, size: v.size, cinderId: known.get(id) ?? null, unsafe: undefined as string | undefined }));
+    const others = [...this.existing].filter(([name]) => name.startsWith('snapshot-') === (prefix === 'snapshot')).map(([name, o]) => ({ name, size: o.size, cinderId: null, unsafe: o.unsafe }));
+    return [...own, ...others].map((e) => ({
+      reference: { 'source-name': e.name },
+      size: e.size,
+      safeToManage: !e.cinderId && !e.unsafe,
+      reasonNotSafe: e.cinderId ? 'already managed' : (e.unsafe ?? null),
+      cinderId: e.cinderId,
+      extraInfo: null,
+      ...(prefix === 'snapshot' ? { sourceReference: null } : {}),
+    }));
+  }
+
+  async getManageableVolumes(known: ReadonlyMap<string, string>): Promise<ManageableResource[]> {
+    return this.listing('volume', this.volumes, known);
+  }
+
+  async unmanage(volume: VolumeRef): Promise<void> {
+    this.maybeFail('unmanage');
+    const v = this.volumes.get(volume.id);
+    this.volumes.delete(volume.id);
+    if (v) this.existing.set(`volume-${volume.id}`, v);
+  }
+
+  async manageExistingSnapshotGetSize(_snapshot: SnapshotRef, ref: ExistingRef): Promise<number> {
+    return this.take(ref).obj.size;
+  }
+
+  async manageExistingSnapshot(snapshot: SnapshotRef, ref: ExistingRef): Promise<void> {
+    const { name, obj } = this.take(ref);
+    this.existing.delete(name);
+    this.snapshots.set(snapshot.id, { size: Math.max(snapshot.volumeSize, obj.size), blocks: obj.blocks });
+  }
+
+  async getManageableSnapshots(known: ReadonlyMap<string, string>): Promise<ManageableResource[]> {
+    return this.listing('snapshot', this.snapshots, known);
+  }
+
+  async unmanageSnapshot(snapshot: SnapshotRef): Promise<void> {
+    const s = this.snapshots.get(snapshot.id);
+    this.snapshots.delete(snapshot.id);
+    if (s) this.existing.set(`snapshot-${snapshot.id}`, s);
   }
 
   async volumeUsage(volume: VolumeRef): Promise<number | undefined> {

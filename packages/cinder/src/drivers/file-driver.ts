@@ -2,8 +2,9 @@ import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises
 import { join } from 'node:path';
 import { positional, type ExecLogger } from '@onestack/core/exec/privileged-exec.ts';
 import { QemuImg } from './qemu-img.ts';
+import { ExistingFiles } from './file-manage.ts';
 import type { NbdExports } from './nbd-exports.ts';
-import { GiB, VolumeDriverError, type BackendStats, type ConnectionInfo, type ConnectionOptions, type Connector, type LocalImage, type OpenConnection, type SnapshotRef, type VolumeDriver, type VolumeRef } from './volume-driver.ts';
+import { GiB, VolumeDriverError, type BackendStats, type ConnectionInfo, type ConnectionOptions, type Connector, type ExistingRef, type LocalImage, type ManageableResource, type OpenConnection, type SnapshotRef, type VolumeDriver, type VolumeRef } from './volume-driver.ts';
 
 export interface FileDriverOptions {
   /** <state>/cinder/volumes by default. */
@@ -41,11 +42,20 @@ export class FileVolumeDriver implements VolumeDriver {
   readonly capabilities = { thin_provisioning_support: true, multiattach: true, storage_protocol: 'file' };
   readonly format: VolumeFormat;
   private readonly qemuImg: QemuImg;
+  private readonly existing: ExistingFiles;
 
   constructor(private readonly opts: FileDriverOptions) {
     this.backendName = opts.backendName ?? 'file';
     this.format = opts.format ?? 'qcow2';
     this.qemuImg = new QemuImg(opts.logger);
+    this.existing = new ExistingFiles({
+      dir: opts.dir,
+      logger: opts.logger,
+      format: this.format,
+      volumeName: (id) => `volume-${safeId(id)}.${this.format}`,
+      snapshotName: (id) => `snapshot-${safeId(id)}.qcow2`,
+      resize: (path, format, sizeGb) => this.qemuImg.run(['resize', '-q', '-f', format, '--', positional(path), `${sizeGb}G`]).then(() => undefined),
+    });
   }
 
   volumePath(id: string): string {
@@ -228,6 +238,39 @@ export class FileVolumeDriver implements VolumeDriver {
 
   async close(): Promise<void> {
     await this.opts.nbd?.exports.suspendAll();
+  }
+
+  manageExistingGetSize(_volume: VolumeRef, ref: ExistingRef): Promise<number> {
+    return this.existing.volumeSize(ref);
+  }
+
+  manageExisting(volume: VolumeRef, ref: ExistingRef): Promise<void> {
+    return this.existing.manageVolume(volume.id, ref, volume.size);
+  }
+
+  getManageableVolumes(known: ReadonlyMap<string, string>): Promise<ManageableResource[]> {
+    return this.existing.manageableVolumes(known);
+  }
+
+  /** The file keeps its name (as upstream's NFS driver): listed as manageable again, with no owner. */
+  async unmanage(volume: VolumeRef): Promise<void> {
+    safeId(volume.id);
+  }
+
+  manageExistingSnapshotGetSize(_snapshot: SnapshotRef, ref: ExistingRef): Promise<number> {
+    return this.existing.snapshotSize(ref);
+  }
+
+  manageExistingSnapshot(snapshot: SnapshotRef, ref: ExistingRef): Promise<void> {
+    return this.existing.manageSnapshot(snapshot.id, ref, snapshot.volumeSize);
+  }
+
+  getManageableSnapshots(known: ReadonlyMap<string, string>): Promise<ManageableResource[]> {
+    return this.existing.manageableSnapshots(known);
+  }
+
+  async unmanageSnapshot(snapshot: SnapshotRef): Promise<void> {
+    safeId(snapshot.id);
   }
 
   async volumeUsage(volume: VolumeRef): Promise<number | undefined> {

@@ -71,7 +71,7 @@ export interface BackendStats {
 export class VolumeDriverError extends Error {
   constructor(
     message: string,
-    readonly reason: 'setup' | 'not_found' | 'invalid_image' | 'capacity' | 'backend' = 'backend',
+    readonly reason: 'setup' | 'not_found' | 'invalid_image' | 'capacity' | 'invalid_reference' | 'backend' = 'backend',
     options?: { cause?: unknown },
   ) {
     super(message, options);
@@ -96,6 +96,22 @@ export interface OpenConnection {
   connector: Connector;
   attachmentId: string;
   accessMode: 'rw' | 'ro';
+}
+
+/** upstream's existing_ref: names a backend object Cinder does not manage yet, e.g. `{"source-name": "disk.qcow2"}`. */
+export type ExistingRef = Record<string, unknown>;
+
+/** One entry of upstream's get_manageable_volumes/snapshots; size in GiB rounded up. */
+export interface ManageableResource {
+  reference: Record<string, string>;
+  size: number;
+  safeToManage: boolean;
+  reasonNotSafe: string | null;
+  /** The Cinder volume or snapshot that already owns it. */
+  cinderId: string | null;
+  extraInfo: string | null;
+  /** Snapshots: the reference of the volume it was taken from, when the backend knows it. */
+  sourceReference?: Record<string, string> | null;
 }
 
 export interface VolumeDriver {
@@ -156,6 +172,29 @@ export interface VolumeDriver {
   restoreConnections?(open: OpenConnection[]): Promise<void>;
   /** Stops serving exports this process started (service shutdown); restoreConnections brings them back. */
   close?(): Promise<void>;
+
+  /**
+   * Manage existing (upstream's ManageableVD): the size in GiB (rounded up) of the backend
+   * object `ref` names, after checking it may become a volume. The object is untrusted:
+   * anything the driver will not take (no such object, a name outside the backend, a
+   * format it cannot serve, a backing file) is VolumeDriverError reason 'invalid_reference'.
+   */
+  manageExistingGetSize(volume: VolumeRef, ref: ExistingRef): Promise<number>;
+  /** Makes the object the volume's data (renamed to the volume's name; grown to volume.size GiB); same refusals. */
+  manageExisting(volume: VolumeRef, ref: ExistingRef): Promise<void>;
+  /**
+   * The backend's objects that could become volumes, each with why not when unsafe.
+   * `known`: backend name (VolumeRef.id) → Cinder id of the volumes Cinder has here.
+   */
+  getManageableVolumes(known: ReadonlyMap<string, string>): Promise<ManageableResource[]>;
+  /** Cinder forgets the volume; its data stays on the backend (findable again by getManageableVolumes). */
+  unmanage(volume: VolumeRef): Promise<void>;
+  /** As manageExistingGetSize, for a snapshot of snapshot.volumeId. */
+  manageExistingSnapshotGetSize(snapshot: SnapshotRef, ref: ExistingRef): Promise<number>;
+  manageExistingSnapshot(snapshot: SnapshotRef, ref: ExistingRef): Promise<void>;
+  /** `known`: backend name → Cinder id of the snapshots Cinder has here. */
+  getManageableSnapshots(known: ReadonlyMap<string, string>): Promise<ManageableResource[]>;
+  unmanageSnapshot(snapshot: SnapshotRef): Promise<void>;
 
   /** Bytes currently used on the backend by the volume (for tests and stats); undefined when absent. */
   volumeUsage?(volume: VolumeRef): Promise<number | undefined>;
