@@ -12,6 +12,7 @@ import { fixedToken, SwiftClient } from '@onestack/core/swift-client.ts';
 import type { ApiDeps } from './api/context.ts';
 import { registerAdminRoutes, registerAttachmentRoutes, registerQuotaRoutes, registerTypeRoutes, registerVersionRoutes } from './api/misc-routes.ts';
 import { registerBackupRoutes } from './api/backup-routes.ts';
+import { registerManageRoutes } from './api/manage-routes.ts';
 import { registerMessageRoutes } from './api/messages-routes.ts';
 import { registerTransferRoutes } from './api/transfer-routes.ts';
 import { registerVolumeRoutes } from './api/volume-routes.ts';
@@ -21,6 +22,7 @@ import { BackupService } from './domain/backups.ts';
 import { catalogUrl } from './domain/catalog.ts';
 import { GlanceHttp, type ImageSource } from './domain/glance.ts';
 import type { ComputeApi } from './domain/nova.ts';
+import { ManageExisting } from './domain/manage.ts';
 import { UserMessages } from './domain/messages.ts';
 import { VolumeMigrations } from './domain/migration.ts';
 import { CinderNotifier } from './domain/notifier.ts';
@@ -167,7 +169,8 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
     microversions: { serviceType: 'volume', min: MIN_MICROVERSION, max: MAX_MICROVERSION, unversionedRoot: true },
     ...http,
   });
-  const apiDeps: ApiDeps = { config, enforcer, volumes, migrations, types, quotas, scheduler, services };
+  const manage = new ManageExisting({ db: database.db, volumes, types, quotas, services, notifier, clock, ids, logger, defaultType: config.defaultVolumeType });
+  const apiDeps: ApiDeps = { config, enforcer, volumes, migrations, types, quotas, scheduler, services, manage };
   registerVersionRoutes(app);
   registerVolumeRoutes(app, apiDeps, backups);
   registerTypeRoutes(app, apiDeps);
@@ -177,6 +180,7 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
   registerBackupRoutes(app, apiDeps, backups);
   registerTransferRoutes(app, apiDeps, new TransferService(database.db, { clock, ids, volumes, quotas, notifier }));
   registerMessageRoutes(app, apiDeps, messages);
+  registerManageRoutes(app, apiDeps);
   return {
     app,
     volumes,

@@ -4,6 +4,7 @@ import { authOf, microversionAtLeast as mv, tokenOf } from '@onestack/core/http/
 import type { Enforcer } from '@onestack/core/policy/index.ts';
 import { allowed, enforce, isAdmin } from '@onestack/core/policy/request-policy.ts';
 import type { CinderConfig } from '../conf.ts';
+import type { ManageExisting } from '../domain/manage.ts';
 import type { VolumeMigrations } from '../domain/migration.ts';
 import type { Quotas } from '../domain/quotas.ts';
 import type { Scheduler } from '../domain/scheduler.ts';
@@ -20,6 +21,7 @@ export interface ApiDeps {
   quotas: Quotas;
   scheduler: Scheduler;
   services: Services;
+  manage: ManageExisting;
 }
 
 // The route modules take these from here, as from every other helper of this file.

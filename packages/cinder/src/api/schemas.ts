@@ -181,6 +181,7 @@ export const VOLUME_ACTIONS: Record<string, Versioned | object> = {
   'os-update_readonly_flag': wrapped('os-update_readonly_flag', obj({ readonly: boolean }, { required: ['readonly'] })),
   revert: [{ schema: VOLUME_REVERT, min: '3.40' }],
   'os-force_delete': emptyAction('os-force_delete'),
+  'os-unmanage': emptyAction('os-unmanage'),
   'os-reset_status': wrapped('os-reset_status', obj({ status: { type: ['string', 'null'], format: 'volume_status' }, attach_status: { type: ['string', 'null'], format: 'volume_attach_status' }, migration_status: { type: ['string', 'null'], format: 'volume_migration_status' } })),
   'os-migrate_volume': [
     { schema: wrapped('os-migrate_volume', obj({ host: str({ maxLength: 255 }), force_host_copy: boolean, lock_volume: boolean }, { required: ['host'] })), max: '3.15' },
@@ -209,7 +210,7 @@ export const SNAPSHOT_UPDATE = wrapped('snapshot', {
   anyOf: ['name', 'description', 'display_name', 'display_description'].map((k) => ({ required: [k] })),
 });
 const statusReset = (format: string) => wrapped('os-reset_status', obj({ status: { type: 'string', format } }, { required: ['status'] }));
-export const SNAPSHOT_ACTIONS: Record<string, object> = { 'os-reset_status': statusReset('snapshot_status'), 'os-force_delete': emptyAction('os-force_delete') };
+export const SNAPSHOT_ACTIONS: Record<string, object> = { 'os-reset_status': statusReset('snapshot_status'), 'os-force_delete': emptyAction('os-force_delete'), 'os-unmanage': emptyAction('os-unmanage') };
 
 // ---- backups (schemas/backups.py)
 const backupCreateProps = { volume_id: uuid, container, description, incremental: boolean, force: boolean, name: nameAllowZeroMinLength, snapshot_id: uuidAllowNull };

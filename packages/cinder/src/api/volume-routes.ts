@@ -3,6 +3,7 @@ import { badRequest, notFound } from '@onestack/core/errors.ts';
 import type { BackupService } from '../domain/backups.ts';
 import { LegacyAttach, type Volume } from '../domain/volumes.ts';
 import type { Connector } from '../drivers/volume-driver.ts';
+import { unmanageSnapshotAction, unmanageVolumeAction } from './manage-routes.ts';
 import { allowed, boolParam, callerOf, enforce, mv, projectOf, stringMap, type ApiDeps } from './context.ts';
 import { RESOURCE_FILTERS, dictFilter, filtersOf, likeFilters, sortKeysAt, timeComparisons, type FilterRules } from './filters.ts';
 import { SNAPSHOT_ACTIONS, SNAPSHOT_CREATE, SNAPSHOT_UPDATE, VOLUME_ACTIONS, VOLUME_CREATE, VOLUME_META_ITEM, VOLUME_METADATA, VOLUME_UPDATE, actionOf, validBody } from './schemas.ts';
@@ -303,6 +304,9 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
         await deps.volumes.setFlag(v, 'readonly', boolParam(args.readonly, 'readonly'));
         return '';
       }
+      case 'os-unmanage':
+        await unmanageVolumeAction(deps, req);
+        return '';
       case 'os-reserve':
         await legacy.reserve(await volumeFor(deps, req, 'volume_extension:volume_actions:reserve'));
         return '';
@@ -431,6 +435,10 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
       const s = await snapFor(req, 'volume_extension:snapshot_admin_actions:reset_status');
       const status = String(body[action].status).toLowerCase();
       await deps.volumes.db.updateTable('snapshots').set({ status }).where('id', '=', s.id).execute();
+      return '';
+    }
+    if (action === 'os-unmanage') {
+      await unmanageSnapshotAction(deps, req);
       return '';
     }
     if (action === 'os-force_delete') {
