@@ -13,6 +13,8 @@ import type { ApiDeps } from './api/context.ts';
 import { registerAdminRoutes, registerAttachmentRoutes, registerQuotaRoutes, registerTypeRoutes, registerVersionRoutes } from './api/misc-routes.ts';
 import { registerBackupRoutes } from './api/backup-routes.ts';
 import { registerManageRoutes } from './api/manage-routes.ts';
+import { registerServiceActionRoutes } from './api/service-action-routes.ts';
+import { registerWorkerRoutes } from './api/worker-routes.ts';
 import { registerMessageRoutes } from './api/messages-routes.ts';
 import { registerTransferRoutes } from './api/transfer-routes.ts';
 import { registerVolumeRoutes } from './api/volume-routes.ts';
@@ -23,6 +25,8 @@ import { catalogUrl } from './domain/catalog.ts';
 import { GlanceHttp, type ImageSource } from './domain/glance.ts';
 import type { ComputeApi } from './domain/nova.ts';
 import { ManageExisting } from './domain/manage.ts';
+import { WorkerCleanup } from './domain/workers.ts';
+import { cinderLoggers } from './loggers.ts';
 import { UserMessages } from './domain/messages.ts';
 import { VolumeMigrations } from './domain/migration.ts';
 import { CinderNotifier } from './domain/notifier.ts';
@@ -90,7 +94,10 @@ export function createDrivers(config: CinderConfig, logger: Logger): VolumeDrive
  * the API hands work to the volume manager in-process (no RPC over the bus yet).
  */
 export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOptions, 'ops' | 'tls'> = {}): Promise<CinderApp> {
-  const { config, database, clock, ids, logger } = deps;
+  const { config, database, clock, ids } = deps;
+  const logs = cinderLoggers(deps.logger);
+  // cinder-volume's logger serves the volume manager and its drivers.
+  const logger = logs.volume;
   const drivers = deps.drivers ?? (deps.driver ? [deps.driver] : createDrivers(config, logger));
   for (const d of drivers) {
     await d.doSetup();
@@ -135,7 +142,7 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
   const backups = new BackupService(database.db, {
     clock,
     ids,
-    logger,
+    logger: logs.backup,
     volumes,
     quotas,
     notifier,
@@ -158,12 +165,12 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
     enforceScope: config.enforceScope,
     enforceNewDefaults: true,
     clock,
-    logger: { warn: (msg) => logger.warn(msg) },
+    logger: { warn: (msg) => logs.api.warn(msg) },
   });
   const app = createHttpServer({
     service: 'cinder',
     faultFormat: 'compute',
-    logger,
+    logger: logs.api,
     tokens: deps.tokens,
     authUri: deps.authUri,
     microversions: { serviceType: 'volume', min: MIN_MICROVERSION, max: MAX_MICROVERSION, unversionedRoot: true },
@@ -181,6 +188,9 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
   registerTransferRoutes(app, apiDeps, new TransferService(database.db, { clock, ids, volumes, quotas, notifier }));
   registerMessageRoutes(app, apiDeps, messages);
   registerManageRoutes(app, apiDeps);
+  registerWorkerRoutes(app, apiDeps, new WorkerCleanup({ db: database.db, volumes, services, clock, logger: logs.scheduler }));
+  const localHosts = new Set([config.host, ...backends.map((b) => b.host)]);
+  registerServiceActionRoutes(app, apiDeps, { host: config.host, levels: logs.levels, loggers: logs.loggers, serves: (s) => localHosts.has(s.host) });
   return {
     app,
     volumes,

@@ -75,7 +75,8 @@ export interface CreateVolumeInput {
  * racing on one volume see one win and one 400/409.
  */
 export class VolumeService {
-  private readonly inflight = new Set<Promise<void>>();
+  /** Running background jobs and their labels (each label names the ids it works on). */
+  private readonly inflight = new Map<Promise<void>, string>();
 
   constructor(
     readonly db: Kysely<CinderDB>,
@@ -102,7 +103,7 @@ export class VolumeService {
 
   /** Waits for the background work started so far (tests, shutdown). */
   async drain(): Promise<void> {
-    while (this.inflight.size) await Promise.allSettled([...this.inflight]);
+    while (this.inflight.size) await Promise.allSettled([...this.inflight.keys()]);
   }
 
   /**
@@ -157,7 +158,12 @@ export class VolumeService {
     const p = fn()
       .catch((err: unknown) => this.o.logger.error({ err }, `${what} failed`))
       .finally(() => this.inflight.delete(p));
-    this.inflight.add(p);
+    this.inflight.set(p, what);
+  }
+
+  /** Whether a job of this process works on the resource: one in a transitional status without one is stuck. */
+  busy(id: string): boolean {
+    return [...this.inflight.values()].some((what) => what.includes(id));
   }
 
   private now(): number {
@@ -424,7 +430,7 @@ export class VolumeService {
   }
 
   /** The manager's half of a delete: snapshots (cascade), exports (force), then the volume; idempotent. */
-  private async finishDelete(volume: Volume, snaps: SnapshotRow[], force: boolean, caller: Caller | undefined): Promise<void> {
+  async finishDelete(volume: Volume, snaps: SnapshotRow[], force: boolean, caller: Caller | undefined): Promise<void> {
     const driver = this.driverFor(volume);
     try {
       for (const s of snaps) {
