@@ -94,7 +94,7 @@ describe('cinder manage existing (3.8, 3.17) on the file driver', () => {
     assert.equal(evil.status, 400);
     assert.match(evil.body.badRequest.message, /^Manage existing volume failed due to invalid backend reference \{'source-name': 'evil.qcow2'\}: not a safe qcow2 image: .*backing/);
     assert.ok(existsSync(join(dir, 'evil.qcow2')), 'a refused file stays where it was');
-    assert.equal((await manage({ volume: { host: HOST } })).body.badRequest.message, "Invalid input for field/attribute volume. Value: [object Object]. 'ref' is a required property");
+    assert.equal((await manage({ volume: { host: HOST } })).body.badRequest.message, "Invalid input for field/attribute volume. Value: {'host': 'cinder-host@file'}. 'ref' is a required property");
     assert.equal((await manage({ volume: { ref: { 'source-name': 'legacy.qcow2' } } })).body.badRequest.message, 'Invalid input received: Host field is missing.');
     assert.match((await manage({ volume: { host: HOST, cluster: 'c', ref: {} } })).body.badRequest.message, /'cluster' was unexpected/);
     assert.equal((await manage({ volume: { host: HOST, volume_type: 'nope', ref: { 'source-name': 'legacy.qcow2' } } })).body.badRequest.message, "Invalid volume type: Cannot find requested 'nope' volume type");

@@ -4,6 +4,7 @@ import { formatVersion } from '@onestack/core/http/microversion.ts';
 import type { Location, ManageablePage } from '../domain/manage.ts';
 import type { ManageableResource } from '../drivers/volume-driver.ts';
 import { boolParam, callerOf, enforce, mv, projectOf, stringMap, type ApiDeps } from './context.ts';
+import { validBody, type Versioned } from './schemas.ts';
 import { snapshotView, volumeDetail } from './views.ts';
 
 const P = '/v3/:project_id';
@@ -12,8 +13,7 @@ const nullableString = { type: ['string', 'null'], maxLength: 255 };
 const host = { type: ['string', 'null'], minLength: 1, maxLength: 255 };
 const metadata = { type: ['object', 'null'], additionalProperties: { type: 'string', maxLength: 255 } };
 
-/** upstream's schemas/volume_manage.py (cluster from 3.16, checked in the handler). */
-const VOLUME_MANAGE_BODY = {
+const volumeManage = (more: Record<string, object>) => ({
   type: 'object',
   properties: {
     volume: {
@@ -25,9 +25,9 @@ const VOLUME_MANAGE_BODY = {
         volume_type: nullableString,
         name: nullableString,
         host,
-        cluster: nullableString,
         ref: { type: ['object', 'string'] },
         metadata,
+        ...more,
       },
       required: ['ref'],
       additionalProperties: false,
@@ -35,7 +35,12 @@ const VOLUME_MANAGE_BODY = {
   },
   required: ['volume'],
   additionalProperties: false,
-};
+});
+/** upstream's schemas/volume_manage.py: cluster from 3.16. */
+const VOLUME_MANAGE_BODY: Versioned = [
+  { schema: volumeManage({}), max: '3.15' },
+  { schema: volumeManage({ cluster: { type: ['string', 'null'], minLength: 0, maxLength: 255 } }), min: '3.16' },
+];
 
 /** upstream's schemas/snapshot_manage.py. */
 const SNAPSHOT_MANAGE_BODY = {
@@ -118,8 +123,7 @@ function refOf(ref: unknown): Record<string, unknown> {
 export function registerManageRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const manageVolume = async (req: FastifyRequest, reply: FastifyReply) => {
     projectOf(deps, req);
-    const v = (req.body as { volume: Record<string, unknown> }).volume;
-    if (v.cluster !== undefined && !mv(req, '3.16')) throw badRequest(`Invalid input for field/attribute volume. Value: ${JSON.stringify(v)}. Additional properties are not allowed ('cluster' was unexpected)`);
+    const v = validBody<{ volume: Record<string, unknown> }>(req, VOLUME_MANAGE_BODY).volume;
     enforce(deps, req, 'volume_extension:volume_manage');
     const loc = locationOf(req, v, '3.16');
     const caller = callerOf(deps, req);
@@ -141,7 +145,7 @@ export function registerManageRoutes(app: FastifyInstance, deps: ApiDeps): void 
   };
   const manageSnapshot = async (req: FastifyRequest, reply: FastifyReply) => {
     projectOf(deps, req);
-    const s = (req.body as { snapshot: Record<string, unknown> }).snapshot;
+    const s = validBody<{ snapshot: Record<string, unknown> }>(req, SNAPSHOT_MANAGE_BODY).snapshot;
     const caller = callerOf(deps, req);
     const volume = await deps.volumes.get(s.volume_id as string, caller);
     enforce(deps, req, 'snapshot_extension:snapshot_manage', { project_id: volume.project_id });
@@ -168,14 +172,14 @@ export function registerManageRoutes(app: FastifyInstance, deps: ApiDeps): void 
       return fn(req, reply);
     };
 
-  app.post(`${P}/os-volume-manage`, { schema: { body: VOLUME_MANAGE_BODY } }, manageVolume);
-  app.post(`${P}/manageable_volumes`, { schema: { body: VOLUME_MANAGE_BODY } }, v3(manageVolume));
+  app.post(`${P}/os-volume-manage`, manageVolume);
+  app.post(`${P}/manageable_volumes`, v3(manageVolume));
   app.get(`${P}/os-volume-manage`, list('volume', false));
   app.get(`${P}/os-volume-manage/detail`, list('volume', true));
   app.get(`${P}/manageable_volumes`, v3(list('volume', false)));
   app.get(`${P}/manageable_volumes/detail`, v3(list('volume', true)));
-  app.post(`${P}/os-snapshot-manage`, { schema: { body: SNAPSHOT_MANAGE_BODY } }, manageSnapshot);
-  app.post(`${P}/manageable_snapshots`, { schema: { body: SNAPSHOT_MANAGE_BODY } }, v3(manageSnapshot));
+  app.post(`${P}/os-snapshot-manage`, manageSnapshot);
+  app.post(`${P}/manageable_snapshots`, v3(manageSnapshot));
   app.get(`${P}/os-snapshot-manage`, list('snapshot', false));
   app.get(`${P}/os-snapshot-manage/detail`, list('snapshot', true));
   app.get(`${P}/manageable_snapshots`, v3(list('snapshot', false)));
