@@ -15,6 +15,7 @@ import { registerBackupRoutes } from './api/backup-routes.ts';
 import { registerManageRoutes } from './api/manage-routes.ts';
 import { registerServiceActionRoutes } from './api/service-action-routes.ts';
 import { registerWorkerRoutes } from './api/worker-routes.ts';
+import { registerGroupRoutes } from './api/group-routes.ts';
 import { registerMessageRoutes } from './api/messages-routes.ts';
 import { registerTransferRoutes } from './api/transfer-routes.ts';
 import { registerVolumeRoutes } from './api/volume-routes.ts';
@@ -23,6 +24,8 @@ import type { CinderDB } from './db/schema.ts';
 import { BackupService } from './domain/backups.ts';
 import { catalogUrl } from './domain/catalog.ts';
 import { GlanceHttp, type ImageSource } from './domain/glance.ts';
+import { GroupTypes } from './domain/group-types.ts';
+import { GroupService } from './domain/groups.ts';
 import type { ComputeApi } from './domain/nova.ts';
 import { ManageExisting } from './domain/manage.ts';
 import { WorkerCleanup } from './domain/workers.ts';
@@ -177,7 +180,9 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
     ...http,
   });
   const manage = new ManageExisting({ db: database.db, volumes, types, quotas, services, notifier, clock, ids, logger, defaultType: config.defaultVolumeType });
-  const apiDeps: ApiDeps = { config, enforcer, volumes, migrations, types, quotas, scheduler, services, manage };
+  const groupTypes = new GroupTypes(database.db, clock, ids);
+  const groups = new GroupService(database.db, { clock, ids, logger, volumes, types, groupTypes, quotas, scheduler, notifier, defaultAz: config.availabilityZone });
+  const apiDeps: ApiDeps = { config, enforcer, volumes, migrations, types, quotas, scheduler, services, manage, groupTypes, groups };
   registerVersionRoutes(app);
   registerVolumeRoutes(app, apiDeps, backups);
   registerTypeRoutes(app, apiDeps);
@@ -191,6 +196,7 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
   registerWorkerRoutes(app, apiDeps, new WorkerCleanup({ db: database.db, volumes, services, clock, logger: logs.scheduler }));
   const localHosts = new Set([config.host, ...backends.map((b) => b.host)]);
   registerServiceActionRoutes(app, apiDeps, { host: config.host, levels: logs.levels, loggers: logs.loggers, serves: (s) => localHosts.has(s.host) });
+  registerGroupRoutes(app, apiDeps);
   return {
     app,
     volumes,

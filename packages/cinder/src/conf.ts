@@ -21,6 +21,7 @@ export const cinderOptions = defineGroup('cinder', {
   nbd_export: opt.string({ default: 'remote', choices: ['remote', 'always'], help: 'When a connection is an NBD export: for connectors of another host (remote) or for every connector (always).' }),
   glance_api_servers: opt.string({ default: '', help: 'Image API URL. Empty: the image endpoint of the caller\'s catalog.' }),
   default_volume_type: opt.string({ default: '__DEFAULT__', help: 'Type of volumes created without one.' }),
+  default_group_type: opt.string({ default: '', help: 'Name of the group type GET /group_types/default answers (404 while unset or not found).' }),
   storage_availability_zone: opt.string({ default: 'nova', help: 'Availability zone of this volume host.' }),
   max_over_subscription_ratio: opt.int({ default: 20, min: 1, help: 'Thin provisioning over-subscription ratio.' }),
   reserved_percentage: opt.int({ default: 0, min: 0, help: 'Percentage of backend capacity kept free.' }),
@@ -64,6 +65,7 @@ export interface CinderConfig {
   backends: { name: string; format: 'qcow2' | 'raw'; dir: string }[];
   nbd: { listenAddress: string; mode: 'remote' | 'always' };
   defaultVolumeType: string;
+  defaultGroupType: string;
   availabilityZone: string;
   maxOverSubscriptionRatio: number;
   reservedPercentage: number;
@@ -86,6 +88,7 @@ export function cinderConfig(v: CinderValues, o: { stateDir: string; hostname: s
     backends: backendsOf(v, String(v.volumes_dir || join(dir, 'volumes'))),
     nbd: { listenAddress: String(v.nbd_listen_address), mode: v.nbd_export as 'remote' | 'always' },
     defaultVolumeType: String(v.default_volume_type),
+    defaultGroupType: String(v.default_group_type),
     availabilityZone: String(v.storage_availability_zone),
     maxOverSubscriptionRatio: Number(v.max_over_subscription_ratio),
     reservedPercentage: Number(v.reserved_percentage),

@@ -5,6 +5,8 @@ import type { Enforcer } from '@onestack/core/policy/index.ts';
 import { allowed, enforce, isAdmin } from '@onestack/core/policy/request-policy.ts';
 import type { CinderConfig } from '../conf.ts';
 import type { ManageExisting } from '../domain/manage.ts';
+import type { GroupTypes } from '../domain/group-types.ts';
+import type { GroupService } from '../domain/groups.ts';
 import type { VolumeMigrations } from '../domain/migration.ts';
 import type { Quotas } from '../domain/quotas.ts';
 import type { Scheduler } from '../domain/scheduler.ts';
@@ -22,6 +24,8 @@ export interface ApiDeps {
   scheduler: Scheduler;
   services: Services;
   manage: ManageExisting;
+  groupTypes: GroupTypes;
+  groups: GroupService;
 }
 
 // The route modules take these from here, as from every other helper of this file.

@@ -85,7 +85,7 @@ export function snapshotView(req: FastifyRequest, s: SnapshotRow) {
   out['os-extended-snapshot-attributes:progress'] = s.progress;
   out['os-extended-snapshot-attributes:project_id'] = s.project_id;
   if (mv(req, '3.41')) out.user_id = s.user_id;
-  if (mv(req, '3.14')) out.group_snapshot_id = null;
+  if (mv(req, '3.14')) out.group_snapshot_id = s.group_snapshot_id;
   if (mv(req, '3.65')) out.consumes_quota = true;
   return out;
 }
@@ -141,7 +141,5 @@ export function backupDetail(req: FastifyRequest, b: BackupRow, opts: { projectA
   if (mv(req, '3.18') && opts.projectAttr) out['os-backup-project-attr:project_id'] = b.project_id;
   if (mv(req, '3.43')) out.metadata = b.metadata ? JSON.parse(b.metadata) : {};
   if (mv(req, '3.56')) out.user_id = b.user_id;
-  // 3.58: no groups here, so never in one.
-  if (mv(req, '3.58')) out.group_id = null;
   return out;
 }

@@ -70,7 +70,7 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
     const allTenants = caller.isAdmin && q.all_tenants !== undefined && boolParam(q.all_tenants, 'all_tenants');
     const given = filtersOf(req, caller, q, VOLUME_FILTERS);
     const filters: Record<string, string> = {};
-    for (const k of ['name', 'status', 'availability_zone', 'bootable', 'size', 'migration_status']) if (given[k] !== undefined) filters[k] = given[k];
+    for (const k of ['name', 'status', 'availability_zone', 'bootable', 'size', 'migration_status', 'group_id']) if (given[k] !== undefined) filters[k] = given[k];
     // upstream converts consumes_quota to its use_quota column (false only for migration targets here).
     if (given.consumes_quota !== undefined) filters.consumes_quota = String(boolParam(given.consumes_quota, 'consumes_quota'));
     const metadata = given.metadata ? dictFilter(given.metadata, 'metadata') : undefined;
@@ -129,12 +129,16 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
     // upstream reads backup_id at every version (before 3.47 it passes as an unchecked extra key).
     const backupId = optionalString(body.backup_id, 'backup_id');
     const backup = backupId ? await backups.sourceFor(backupId, caller) : undefined;
+    const volumeType = optionalString(body.volume_type, 'volume_type') ?? undefined;
+    // Like upstream, group_id is read at every version (a group exists only from 3.13).
+    const groupId = optionalString(body.group_id, 'group_id');
+    const group = groupId ? await deps.groups.checkNewMember(groupId, volumeType, caller) : undefined;
     const volume = await deps.volumes.create(
       {
         size: sizeOf(body.size),
         name: optionalString(body.name ?? body.display_name, 'name'),
         description: optionalString(body.description ?? body.display_description, 'description'),
-        volumeType: optionalString(body.volume_type, 'volume_type') ?? undefined,
+        volumeType,
         availabilityZone: optionalString(body.availability_zone, 'availability_zone') ?? undefined,
         metadata: stringMap(body.metadata, 'metadata'),
         snapshotId: optionalString(body.snapshot_id, 'snapshot_id') ?? undefined,
@@ -142,6 +146,7 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
         imageId,
         multiattach: body.multiattach === undefined ? undefined : boolParam(body.multiattach, 'multiattach'),
         backup,
+        groupId: group?.id,
       },
       caller,
     );

@@ -67,6 +67,8 @@ export interface SnapshotRow {
   progress: string | null;
   error: string | null;
   metadata: string | null;
+  /** The group snapshot this snapshot was taken for (3.14); such a snapshot is deleted only with it. */
+  group_snapshot_id: string | null;
   created_at: number;
   updated_at: number | null;
   deleted: number;
@@ -165,6 +167,57 @@ export interface MessageRow {
   expires_at: number | null;
   deleted: number;
 }
+export interface GroupTypeRow {
+  id: string;
+  name: string;
+  description: string | null;
+  is_public: number;
+  created_at: number;
+  updated_at: number | null;
+  deleted: number;
+  deleted_at: number | null;
+}
+export interface GroupTypeSpecRow {
+  group_type_id: string;
+  key: string;
+  value: string;
+}
+export interface GroupRow {
+  id: string;
+  project_id: string;
+  user_id: string;
+  name: string | null;
+  description: string | null;
+  status: string;
+  availability_zone: string;
+  group_type_id: string;
+  host: string | null;
+  group_snapshot_id: string | null;
+  source_group_id: string | null;
+  replication_status: string | null;
+  created_at: number;
+  updated_at: number | null;
+  deleted: number;
+  deleted_at: number | null;
+}
+export interface GroupVolumeTypeRow {
+  group_id: string;
+  volume_type_id: string;
+}
+export interface GroupSnapshotRow {
+  id: string;
+  group_id: string;
+  project_id: string;
+  user_id: string;
+  name: string | null;
+  description: string | null;
+  status: string;
+  group_type_id: string;
+  created_at: number;
+  updated_at: number | null;
+  deleted: number;
+  deleted_at: number | null;
+}
 export interface CinderDB {
   volumes: VolumeRow;
   volume_metadata: VolumeMetadataRow;
@@ -178,4 +231,9 @@ export interface CinderDB {
   backups: BackupRow;
   transfers: TransferRow;
   messages: MessageRow;
+  group_types: GroupTypeRow;
+  group_type_specs: GroupTypeSpecRow;
+  groups: GroupRow;
+  group_volume_type_mapping: GroupVolumeTypeRow;
+  group_snapshots: GroupSnapshotRow;
 }

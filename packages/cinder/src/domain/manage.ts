@@ -184,6 +184,7 @@ export class ManageExisting {
       progress: '0%',
       error: null,
       metadata: JSON.stringify(input.metadata ?? {}),
+      group_snapshot_id: null,
       created_at: this.now(),
       updated_at: null,
       deleted: 0,

@@ -55,13 +55,14 @@ export class Quotas {
       .where('project_id', '=', projectId)
       .where('deleted', '=', 0)
       .executeTakeFirstOrThrow();
+    const g = await this.db.selectFrom('groups').select((eb) => eb.fn.countAll<number>().as('n')).where('project_id', '=', projectId).where('deleted', '=', 0).executeTakeFirstOrThrow();
     return {
       volumes: Number(v.n),
       snapshots: Number(s.n),
       gigabytes: Number(v.gb ?? 0) + Number(s.gb ?? 0),
       backups: Number(b.n),
       backup_gigabytes: Number(b.gb ?? 0),
-      groups: 0,
+      groups: Number(g.n),
       per_volume_gigabytes: 0,
     };
   }

@@ -66,6 +66,10 @@ export interface CreateVolumeInput {
   backup?: BackupSource;
   /** Runs once the new volume is available, in the same background job (a restore into a new volume). */
   afterCreate?: () => Promise<void>;
+  /** The group the volume is made in (3.13; the caller checked its type). */
+  groupId?: string;
+  /** Runs when the background create has ended, available or not (a group made from a source counts its members). */
+  onSettled?: () => Promise<void>;
 }
 
 /**
@@ -190,7 +194,7 @@ export class VolumeService {
   async listRows(q: { projectId?: string; filters: Record<string, string>; sort: [string, 'asc' | 'desc'][]; limit: number; marker?: string; offset?: number; metadata?: Record<string, string>; imageMetadata?: Record<string, string>; times?: TimeComparison[]; like?: Record<string, string> }): Promise<VolumeRow[]> {
     let query = this.db.selectFrom('volumes').selectAll().where('deleted', '=', 0);
     if (q.projectId) query = query.where('project_id', '=', q.projectId);
-    const columns: Record<string, keyof VolumeRow> = { name: 'name', status: 'status', availability_zone: 'availability_zone', bootable: 'bootable', size: 'size', volume_type_id: 'volume_type_id', migration_status: 'migration_status' };
+    const columns: Record<string, keyof VolumeRow> = { name: 'name', status: 'status', availability_zone: 'availability_zone', bootable: 'bootable', size: 'size', volume_type_id: 'volume_type_id', migration_status: 'migration_status', group_id: 'group_id' };
     for (const [k, v] of Object.entries(q.filters)) {
       // A migration's temporary volume (target:<id>) is upstream's use_quota = false.
       if (k === 'consumes_quota') query = query.where((eb) => (v === 'true' ? eb.or([eb('migration_status', 'is', null), eb('migration_status', 'not like', 'target:%')]) : eb('migration_status', 'like', 'target:%')));
@@ -286,7 +290,7 @@ export class VolumeService {
       multiattach: multiattach ? 1 : 0,
       encrypted: 0,
       consistencygroup_id: null,
-      group_id: null,
+      group_id: input.groupId ?? null,
       created_at: this.now(),
       updated_at: null,
       launched_at: null,
@@ -308,7 +312,7 @@ export class VolumeService {
         if (image) await this.copyImage(driver, { id, size }, image, caller.token ?? '');
       }
       if (input.backup) await input.backup.fill(driver, { id, size });
-    }, input.afterCreate));
+    }, input.afterCreate).finally(() => input.onSettled?.()));
     return volume;
   }
 
@@ -412,6 +416,8 @@ export class VolumeService {
   // ---- delete
 
   async delete(volume: Volume, opts: { cascade: boolean; force: boolean }, caller: Caller): Promise<void> {
+    // A group member goes only with its group (upstream's expected group_id None, force or not).
+    if (volume.group_id) throw invalidVolume('Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer.');
     if (!opts.force) {
       if (volume.attach_status === 'attached' || volume.attachments.length > 0) throw invalidVolume('Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer.');
       if (!['available', 'error', 'error_restoring', 'error_extending', 'error_managing'].includes(volume.status)) {
@@ -588,6 +594,7 @@ export class VolumeService {
       progress: '0%',
       error: null,
       metadata: JSON.stringify(input.metadata ?? {}),
+      group_snapshot_id: null,
       created_at: this.now(),
       updated_at: null,
       deleted: 0,
@@ -610,7 +617,7 @@ export class VolumeService {
   }
 
   async deleteSnapshot(snap: SnapshotRow, caller: Caller, force = false): Promise<void> {
-    if (!force && !['available', 'error'].includes(snap.status)) throw badRequest(`Invalid snapshot: Snapshot status must be available or error and must not be part of a group.`);
+    if (snap.group_snapshot_id || (!force && !['available', 'error'].includes(snap.status))) throw badRequest(`Invalid snapshot: Snapshot status must be available or error and must not be part of a group.`);
     const n = await casUpdate(this.db, 'snapshots', { set: { status: 'deleting', updated_at: this.now() }, where: { id: snap.id, status: snap.status } });
     if (n !== 1) throw conflict('Snapshot changed status during the delete.');
     const volume = await this.db.selectFrom('volumes').selectAll().where('id', '=', snap.volume_id).executeTakeFirst();

@@ -1,4 +1,5 @@
 import type { RuleDefault, ScopeType } from '@onestack/core/policy/index.ts';
+import { groupPolicies } from './groups.ts';
 
 /**
  * Cinder's policies in code: upstream's names and default check strings
@@ -121,4 +122,5 @@ export const cinderPolicies: RuleDefault[] = [
   r('volume:multiattach', MEMBER_OR_ADMIN, 'Allow multiattach of bootable volumes.', 'POST', '/attachments'),
   r('volume:attachment_get', READER_OR_ADMIN, 'Show attachment.', 'GET', '/attachments/{attachment_id}'),
   r('volume:attachment_get_all', READER_OR_ADMIN, 'List attachments.', 'GET', '/attachments'),
+  ...groupPolicies,
 ];
