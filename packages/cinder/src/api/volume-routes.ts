@@ -1,4 +1,5 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { badRequest, notFound } from '@onestack/core/errors.ts';
 import type { BackupService } from '../domain/backups.ts';
 import { LegacyAttach, type Volume } from '../domain/volumes.ts';
@@ -24,6 +25,23 @@ async function volumeFor(deps: ApiDeps, req: FastifyRequest, rule: string): Prom
   const v = await deps.volumes.get((req.params as { volume_id: string }).volume_id, callerOf(deps, req));
   enforce(deps, req, rule, { project_id: v.project_id });
   return v;
+}
+
+/** Python's json.dumps of {"metadata": …} (", " and ": " separators, non-ASCII escaped), whose md5 upstream's 3.15 ETag is. */
+function metadataEtag(metadata: Record<string, string>): string {
+  const py = (s: string) => JSON.stringify(s).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const body = `{"metadata": {${Object.entries(metadata).map(([k, v]) => `${py(k)}: ${py(v)}`).join(', ')}}}`;
+  return createHash('md5').update(body).digest('hex');
+}
+
+/** 3.15: an If-Match naming none of the metadata's current ETags is a bare 412, as upstream's _validate_etag. */
+function etagMismatch(req: FastifyRequest, reply: FastifyReply, metadata: Record<string, string>): boolean {
+  const header = req.headers['if-match'];
+  if (!mv(req, '3.15') || header === undefined) return false;
+  const tags = String(header).split(',').map((t) => t.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1'));
+  if (tags.includes(metadataEtag(metadata))) return false;
+  reply.code(412);
+  return true;
 }
 
 export function optionalString(v: unknown, field: string, max = 255): string | null | undefined {
@@ -181,7 +199,11 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
   });
 
   // ---- metadata
-  app.get(`${P}/volumes/:volume_id/metadata`, async (req) => ({ metadata: (await volumeFor(deps, req, 'volume:get_volume_metadata')).metadata }));
+  app.get(`${P}/volumes/:volume_id/metadata`, async (req, reply) => {
+    const { metadata } = await volumeFor(deps, req, 'volume:get_volume_metadata');
+    if (mv(req, '3.15')) reply.header('etag', metadataEtag(metadata));
+    return { metadata };
+  });
   app.get(`${P}/volumes/:volume_id/metadata/:key`, async (req) => {
     const v = await volumeFor(deps, req, 'volume:get_volume_metadata');
     const key = (req.params as { key: string }).key;
@@ -194,15 +216,17 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
     await deps.volumes.setMetadata(v.id, 'user', md, false);
     return { metadata: (await deps.volumes.get(v.id, callerOf(deps, req))).metadata };
   });
-  app.put(`${P}/volumes/:volume_id/metadata`, async (req) => {
+  app.put(`${P}/volumes/:volume_id/metadata`, async (req, reply) => {
     const md = validBody<{ metadata: Record<string, string> }>(req, VOLUME_METADATA).metadata;
     const v = await volumeFor(deps, req, 'volume:update_volume_metadata');
+    if (etagMismatch(req, reply, v.metadata)) return '';
     await deps.volumes.setMetadata(v.id, 'user', md, true);
     return { metadata: md };
   });
-  app.put(`${P}/volumes/:volume_id/metadata/:key`, async (req) => {
+  app.put(`${P}/volumes/:volume_id/metadata/:key`, async (req, reply) => {
     const meta = validBody<{ meta: Record<string, string> }>(req, VOLUME_META_ITEM).meta;
     const v = await volumeFor(deps, req, 'volume:update_volume_metadata');
+    if (etagMismatch(req, reply, v.metadata)) return '';
     const key = (req.params as { key: string }).key;
     if (!(key in meta)) throw badRequest('Request body and URI mismatch');
     await deps.volumes.setMetadata(v.id, 'user', meta, false);
