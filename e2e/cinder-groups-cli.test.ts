@@ -10,7 +10,7 @@ const execFileAsync = promisify(execFile);
 /**
  * Generic volume groups through the unmodified CLI on a whole cloud (file
  * driver): a group type as admin (3.11), a group (3.13) with a member, its
- * volumes (3.25), a group snapshot (3.14), the refusals of a group delete and
+ * group snapshot (3.14), the refusals of a group delete and
  * `volume group delete --force`. Debian's openstackclient has no way to create a
  * volume in a group, so that one step is openstacksdk posting at 3.13.
  */
@@ -33,9 +33,10 @@ describe('openstack CLI: volume groups and group snapshots', () => {
     console.log(`# e2e/cinder-groups-cli.test.ts: ${Math.round((Date.now() - t0) / 1000)} s`);
   });
 
+  // Debian's `volume group show` calls a method its cinderclient lacks (GroupManager.show): the list has the status.
   const groupStatus = (id: string, want: string) =>
     waitFor(`group ${id} ${want}`, 120_000, async () => {
-      const s = (await c.os(DEMO, ...at('3.13'), 'volume', 'group', 'show', id)).Status;
+      const s = ((await c.os(DEMO, ...at('3.13'), 'volume', 'group', 'list')) as { ID: string; Status: string }[]).find((g) => g.ID === id)?.Status;
       if (s === 'error') throw new Error(`group ${id} went to error`);
       return s === want ? true : undefined;
     });
@@ -64,8 +65,6 @@ describe('openstack CLI: volume groups and group snapshots', () => {
     const volumeId = res.body.volume.id;
     assert.equal(res.body.volume.group_id, g.ID);
     await waitFor(`volume ${volumeId} available`, 120_000, async () => ((await c.os(DEMO, 'volume', 'show', volumeId)).status === 'available' ? true : undefined));
-    const shown = await c.os(DEMO, ...at('3.25'), 'volume', 'group', 'show', '--volumes', g.ID);
-    assert.deepEqual(shown.Volumes, [volumeId]);
     await assert.rejects(c.osRaw(DEMO, 'volume', 'delete', volumeId), /belong to a group/);
 
     const gs = await c.os(DEMO, ...at('3.14'), 'volume', 'group', 'snapshot', 'create', '--name', 'e2e-gs', g.ID);
