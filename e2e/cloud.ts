@@ -88,7 +88,9 @@ async function cloudVars(dir: string, ownerPid: number, seq: number): Promise<Re
 }
 
 function onestackWith(env: NodeJS.ProcessEnv) {
-  return (...args: string[]) => run(ONESTACK, args, { env, timeout: 120_000 });
+  // Past a timeout the detached `up` it started keeps going without its caller: give `up` on a
+  // loaded machine (110–130 s seen at load 30+) room, within the runner's 300 s per file.
+  return (...args: string[]) => run(ONESTACK, args, { env, timeout: 240_000 });
 }
 
 /** Network namespaces whose names start with `prefix`. */
