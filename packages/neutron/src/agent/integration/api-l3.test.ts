@@ -132,8 +132,11 @@ describe('routers, floating IPs and metadata through the API: network host agent
 
     // The agent made the external namespace; the test serves from it.
     ext = new Netns(stack.lab, host.externalNamespace!);
-    await eventually(async () => assert.ok(await host.agent.ip.linkShow(ext.name, bridgeName(publicNet.id)), 'external bridge'));
-    assert.deepEqual(await host.agent.ip.addrCidrs(ext.name, bridgeName(publicNet.id)), ['172.24.4.1/24']);
+    // The agent makes the bridge, then gives it the gateway address: wait for both.
+    await eventually(async () => {
+      assert.ok(await host.agent.ip.linkShow(ext.name, bridgeName(publicNet.id)), 'external bridge');
+      assert.deepEqual(await host.agent.ip.addrCidrs(ext.name, bridgeName(publicNet.id)), ['172.24.4.1/24']);
+    });
     await peerReporter(ext, 8000);
     await peerReporter(guest, 8080);
     // The router's port is wired by the L3 agent: its veth peer on the tenant bridge.
