@@ -11,7 +11,7 @@ import type { CinderNotifier } from './notifier.ts';
 import type { Quotas } from './quotas.ts';
 import type { Services } from './services.ts';
 import type { VolumeTypes } from './volume-types.ts';
-import { volumePayload, volumeRef, type Caller, type Volume, type VolumeService } from './volumes.ts';
+import { newVolumeRow, volumePayload, volumeRef, type Caller, type Volume, type VolumeService } from './volumes.ts';
 
 /** Where the object is: upstream's host (host@backend[#pool]) or cluster (no clusters here: never found). */
 export interface Location {
@@ -117,7 +117,7 @@ export class ManageExisting {
     const size = await this.sizeOf(() => driver.manageExistingGetSize({ id, size: 0 }, input.ref));
     await this.o.quotas.check(caller.projectId, { volumes: 1, gigabytes: size }, size);
     const pool = input.host?.includes('#') ? input.host.split('#')[1] : driver.backendName;
-    const row: VolumeRow = {
+    const row = newVolumeRow({
       id,
       project_id: caller.projectId,
       user_id: caller.userId,
@@ -125,11 +125,6 @@ export class ManageExisting {
       description: input.description ?? null,
       size,
       status: 'managing',
-      attach_status: 'detached',
-      migration_status: null,
-      name_id: null,
-      previous_status: null,
-      error: null,
       availability_zone: input.availabilityZone ?? service.availability_zone,
       volume_type_id: type.id,
       host: `${service.host}#${pool}`,
@@ -138,15 +133,9 @@ export class ManageExisting {
       image_id: null,
       bootable: input.bootable ? 1 : 0,
       multiattach: type.extraSpecs.multiattach === '<is> True' ? 1 : 0,
-      encrypted: 0,
-      consistencygroup_id: null,
       group_id: null,
       created_at: this.now(),
-      updated_at: null,
-      launched_at: null,
-      deleted: 0,
-      deleted_at: null,
-    };
+    });
     await this.o.db.insertInto('volumes').values(row).execute();
     await this.o.volumes.setMetadata(id, 'user', input.metadata ?? {}, false);
     const volume = await this.o.volumes.hydrate(row);

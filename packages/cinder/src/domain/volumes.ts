@@ -72,6 +72,26 @@ export interface CreateVolumeInput {
   onSettled?: () => Promise<void>;
 }
 
+/** What a new volume's row holds besides what its creator decides: detached, unmigrated, no error. */
+export function newVolumeRow(
+  r: Pick<VolumeRow, 'id' | 'project_id' | 'user_id' | 'name' | 'description' | 'size' | 'status' | 'availability_zone' | 'volume_type_id' | 'host' | 'snapshot_id' | 'source_volid' | 'image_id' | 'bootable' | 'multiattach' | 'group_id' | 'created_at'>,
+): VolumeRow {
+  return {
+    ...r,
+    attach_status: 'detached',
+    migration_status: null,
+    name_id: null,
+    previous_status: null,
+    error: null,
+    encrypted: 0,
+    consistencygroup_id: null,
+    updated_at: null,
+    launched_at: null,
+    deleted: 0,
+    deleted_at: null,
+  };
+}
+
 /**
  * The volume API and, in the same process, the volume manager: the API checks
  * and records (status `creating`, `deleting` …), the manager runs the driver in
@@ -267,7 +287,7 @@ export class VolumeService {
     await this.o.quotas.check(caller.projectId, { volumes: 1, gigabytes: size }, size);
     const id = this.o.ids.uuid();
     const multiattach = input.multiattach || type.extraSpecs.multiattach === '<is> True';
-    const row: VolumeRow = {
+    const row = newVolumeRow({
       id,
       project_id: caller.projectId,
       user_id: caller.userId,
@@ -275,11 +295,6 @@ export class VolumeService {
       description: input.description ?? null,
       size,
       status: 'creating',
-      attach_status: 'detached',
-      migration_status: null,
-      name_id: null,
-      previous_status: null,
-      error: null,
       availability_zone: az,
       volume_type_id: type.id,
       host: null,
@@ -288,15 +303,9 @@ export class VolumeService {
       image_id: image?.id ?? null,
       bootable: image ? 1 : (source?.bootable ?? 0),
       multiattach: multiattach ? 1 : 0,
-      encrypted: 0,
-      consistencygroup_id: null,
       group_id: input.groupId ?? null,
       created_at: this.now(),
-      updated_at: null,
-      launched_at: null,
-      deleted: 0,
-      deleted_at: null,
-    };
+    });
     await this.db.insertInto('volumes').values(row).execute();
     await this.setMetadata(id, 'user', input.metadata ?? {}, false);
     if (source) await this.setMetadata(id, 'image', source.imageMetadata, false);
