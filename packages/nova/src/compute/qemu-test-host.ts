@@ -11,7 +11,10 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import pino from 'pino';
+import { KeystoneSession } from '@onestack/core/auth/keystone-session.ts';
 import { requireRoot, tempDir } from '@onestack/testing/index.ts';
+import { NovaHttp, type ComputeApi } from '../../../cinder/src/domain/nova.ts';
 import { startApiStack, type ApiStack } from '../../../neutron/src/agent/integration/api-stack.ts';
 import { startNova, type NovaFixture } from '../../test/fixture.ts';
 import type { NovaValues } from '../conf.ts';
@@ -169,4 +172,17 @@ export function processesNaming(text: string): number[] {
       }
     })
     .map(Number);
+}
+
+/**
+ * Cinder's client of this stack's Nova, signed in as a `cinder` user of the service project
+ * with the given roles (the deployment gives it admin and service, upstream's [nova] user).
+ */
+export async function novaAsCinder(fx: NovaFixture, roles: readonly ('admin' | 'service')[]): Promise<ComputeApi> {
+  const k = fx.ks.ks;
+  const serviceProject = (await k.resource.listProjects({ name: 'service' }))[0]!;
+  const user = await k.identity.createUser({ name: 'cinder', domainId: 'default', password: 'cinder-pw' });
+  for (const role of roles) await k.assignment.grant({ userId: user.id }, { projectId: serviceProject.id }, fx.ks.boot.roleIds[role]);
+  const session = new KeystoneSession(`${fx.ks.url}/v3`, { username: 'cinder', password: 'cinder-pw', userDomainName: 'Default', projectName: 'service', projectDomainName: 'Default' });
+  return new NovaHttp({ session: { tokenId: () => session.tokenId(), endpointUrl: async () => `${fx.url}/v2.1` }, logger: pino({ level: 'silent' }) });
 }

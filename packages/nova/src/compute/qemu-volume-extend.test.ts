@@ -8,13 +8,12 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { KeystoneSession } from '@onestack/core/auth/keystone-session.ts';
 import { startCinder, type CinderFixture } from '../../../cinder/test/fixture.ts';
 import { FileVolumeDriver } from '../../../cinder/src/drivers/file-driver.ts';
-import { NovaHttp, type ComputeApi } from '../../../cinder/src/domain/nova.ts';
+import type { ComputeApi } from '../../../cinder/src/domain/nova.ts';
 import type { NovaFixture } from '../../test/fixture.ts';
 import type { QemuDriver } from '../virt/qemu-driver.ts';
-import { bootGuest, runOnSerialConsole, startQemuTestHost, until, type QemuTestHost } from './qemu-test-host.ts';
+import { bootGuest, novaAsCinder, runOnSerialConsole, startQemuTestHost, until, type QemuTestHost } from './qemu-test-host.ts';
 
 const GiB = 1024 ** 3;
 
@@ -42,12 +41,7 @@ describe('online volume extend reaches a real QEMU guest', { timeout: 900_000 },
     });
     ({ fx, driver } = h);
     // Cinder's own service user: the service role os-server-external-events asks for, nothing more.
-    const k = fx.ks.ks;
-    const serviceProject = (await k.resource.listProjects({ name: 'service' }))[0]!;
-    const user = await k.identity.createUser({ name: 'cinder', domainId: 'default', password: 'cinder-pw' });
-    await k.assignment.grant({ userId: user.id }, { projectId: serviceProject.id }, fx.ks.boot.roleIds.service);
-    const session = new KeystoneSession(`${fx.ks.url}/v3`, { username: 'cinder', password: 'cinder-pw', userDomainName: 'Default', projectName: 'service', projectDomainName: 'Default' });
-    nova = new NovaHttp({ session: { tokenId: () => session.tokenId(), endpointUrl: async () => `${fx.url}/v2.1` }, logger: pino({ level: 'silent' }) });
+    nova = await novaAsCinder(fx, ['service']);
 
     server = await bootGuest(h, 'nx-guest');
   });

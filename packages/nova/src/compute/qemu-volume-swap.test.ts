@@ -13,13 +13,12 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { KeystoneSession } from '@onestack/core/auth/keystone-session.ts';
 import { startCinder, type CinderFixture } from '../../../cinder/test/fixture.ts';
 import { FileVolumeDriver } from '../../../cinder/src/drivers/file-driver.ts';
-import { NovaHttp, type ComputeApi } from '../../../cinder/src/domain/nova.ts';
+import type { ComputeApi } from '../../../cinder/src/domain/nova.ts';
 import type { NovaFixture } from '../../test/fixture.ts';
 import type { QemuDriver } from '../virt/qemu-driver.ts';
-import { bootGuest, runOnSerialConsole, startQemuTestHost, until, type QemuTestHost } from './qemu-test-host.ts';
+import { bootGuest, novaAsCinder, runOnSerialConsole, startQemuTestHost, until, type QemuTestHost } from './qemu-test-host.ts';
 
 const MiB = 1024 * 1024;
 /**
@@ -58,12 +57,7 @@ describe('an in-use volume migrates between backends under a running QEMU guest'
     });
     ({ fx, driver } = h);
     // Cinder's service user as upstream's [nova] privileged user: admin and service.
-    const k = fx.ks.ks;
-    const serviceProject = (await k.resource.listProjects({ name: 'service' }))[0]!;
-    const user = await k.identity.createUser({ name: 'cinder', domainId: 'default', password: 'cinder-pw' });
-    for (const role of ['admin', 'service'] as const) await k.assignment.grant({ userId: user.id }, { projectId: serviceProject.id }, fx.ks.boot.roleIds[role]);
-    const session = new KeystoneSession(`${fx.ks.url}/v3`, { username: 'cinder', password: 'cinder-pw', userDomainName: 'Default', projectName: 'service', projectDomainName: 'Default' });
-    nova = new NovaHttp({ session: { tokenId: () => session.tokenId(), endpointUrl: async () => `${fx.url}/v2.1` }, logger: pino({ level: 'silent' }) });
+    nova = await novaAsCinder(fx, ['admin', 'service']);
     for (const name of ['fast', 'bulk']) {
       const t = await cinder.admin.post('/types', { volume_type: { name: `${name}-type`, extra_specs: { volume_backend_name: name } } });
       assert.equal(t.status, 200, t.text);
