@@ -111,6 +111,19 @@ for (const { dialect, newUrl } of targets()) {
       assert.deepEqual(row, { n: 2, total: now + 2, latest: now });
       await database.close();
     });
+
+    test('max_pool_size caps the connections of one pool', { skip: dialect === 'sqlite' && 'one connection by design' }, async () => {
+      await assert.rejects(openDatabase(`${url}?max_pool_size=0`), /max_pool_size must be a positive integer/);
+      const database = await openDatabase(`${url}?max_pool_size=2`);
+      try {
+        const query =
+          dialect === 'postgres' ? sql<{ id: number }>`select pg_backend_pid() as id from (select pg_sleep(0.05)) s` : sql<{ id: number }>`select connection_id() as id from (select sleep(0.05)) s`;
+        const ids = await Promise.all(Array.from({ length: 6 }, async () => (await query.execute(database.db)).rows[0].id));
+        assert.equal(new Set(ids).size, 2, `six queries at once ran on connections ${ids.join(', ')}`);
+      } finally {
+        await database.close();
+      }
+    });
   });
 }
 

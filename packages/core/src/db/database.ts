@@ -24,8 +24,11 @@ export interface OpenOptions {
 
 type Target =
   | { dialect: 'sqlite'; path: string | null }
-  | { dialect: 'postgres'; url: URL; database: string }
-  | { dialect: 'mysql'; url: URL; database: string };
+  | { dialect: 'postgres'; url: URL; database: string; poolSize: number }
+  | { dialect: 'mysql'; url: URL; database: string; poolSize: number };
+
+/** Connections per pool unless the URL's `max_pool_size` says otherwise (the drivers' own default). */
+const DEFAULT_POOL_SIZE = 10;
 
 /** The URL with any password (in the userinfo or a password query parameter) replaced by `***`. */
 export function redactUrl(url: string): string {
@@ -64,7 +67,7 @@ function parseTarget(url: string): Target {
       const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
       if (!database) throw new Error(`database URL ${redactUrl(url)} names no database`);
       const dialect = scheme === 'mysql' || scheme === 'mariadb' ? 'mysql' : 'postgres';
-      return { dialect, url: u, database };
+      return { dialect, url: u, database, poolSize: poolSize(u) };
     }
     default:
       throw new Error(`unsupported database URL ${redactUrl(url)}: expected sqlite://, postgresql:// or mysql://`);
@@ -72,10 +75,24 @@ function parseTarget(url: string): Target {
 }
 
 /**
+ * oslo.db's `max_pool_size`, given as a query parameter of the URL (taken out of it before
+ * the driver sees it): every service process holds one pool per database, so a server's
+ * connection limit (PostgreSQL's 100, MariaDB's 151 by default) caps processes × pool size.
+ */
+function poolSize(u: URL): number {
+  const given = u.searchParams.get('max_pool_size');
+  u.searchParams.delete('max_pool_size');
+  if (given === null) return DEFAULT_POOL_SIZE;
+  const n = Number(given);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`database URL ${redactUrl(u.toString())}: max_pool_size must be a positive integer, not ${given}`);
+  return n;
+}
+
+/**
  * Opens a connection pool (one connection for SQLite) and checks that it works.
  * A PostgreSQL or MySQL database that does not exist yet is created. PostgreSQL URLs
  * take pg's query parameters (sslmode, …); MySQL URLs are read for host, port, user,
- * password and database only.
+ * password and database only. Both take `max_pool_size` (default 10).
  */
 export async function openDatabase<DB>(url: string, opts: OpenOptions = {}): Promise<Database<DB>> {
   const log = opts.logger ?? (() => {});
@@ -91,7 +108,7 @@ export async function openDatabase<DB>(url: string, opts: OpenOptions = {}): Pro
 
 async function connect<DB>(target: Target, log: (msg: string) => void): Promise<Kysely<DB>> {
   if (target.dialect === 'sqlite') return openSqlite<DB>(target.path, log);
-  const open = target.dialect === 'postgres' ? () => openPostgres<DB>(target.url, log) : () => openMysql<DB>(target.url);
+  const open = target.dialect === 'postgres' ? () => openPostgres<DB>(target.url, target.poolSize, log) : () => openMysql<DB>(target.url, target.poolSize);
   const db = open();
   try {
     await sql`select 1`.execute(db);
@@ -177,8 +194,8 @@ const pgTypes: pg.CustomTypesConfig = {
       : pg.types.getTypeParser(oid, format)) as pg.CustomTypesConfig['getTypeParser'],
 };
 
-function openPostgres<DB>(url: URL, log: (msg: string) => void): Kysely<DB> {
-  const pool = new pg.Pool({ connectionString: url.toString(), types: pgTypes });
+function openPostgres<DB>(url: URL, max: number, log: (msg: string) => void): Kysely<DB> {
+  const pool = new pg.Pool({ connectionString: url.toString(), types: pgTypes, max });
   // An idle client losing its server (a restart) is reported here; unhandled it would
   // crash the process, handled the pool replaces the client on next use.
   pool.on('error', (err) => log(`postgres pool error on ${redactUrl(url.toString())}: ${err.message}`));
@@ -198,8 +215,8 @@ function mysqlOptions(url: URL, withDatabase: boolean): mysql.PoolOptions {
   };
 }
 
-function openMysql<DB>(url: URL): Kysely<DB> {
-  const pool = mysql.createPool(mysqlOptions(url, true));
+function openMysql<DB>(url: URL, connectionLimit: number): Kysely<DB> {
+  const pool = mysql.createPool({ ...mysqlOptions(url, true), connectionLimit });
   return new Kysely<DB>({ dialect: new MysqlDialect({ pool }) });
 }
 
