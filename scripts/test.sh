@@ -46,7 +46,8 @@ e2e_phase() {
   fi
   if [ ${#on_shared[@]} -gt 0 ]; then
     # Named after this shell's PID, the cloud's namespaces are swept by other labs only once it is gone.
-    node --import "$loader" e2e/shared-cloud.ts up "$shared_dir/cloud.json" $$
+    # (Explicit: called from timed's `||`, this function runs without errexit.)
+    node --import "$loader" e2e/shared-cloud.ts up "$shared_dir/cloud.json" $$ || return 1
     echo "== shared e2e cloud up in $((SECONDS - t0)) s"
     ONESTACK_E2E_SHARED_CLOUD="$shared_dir/cloud.json" TEST_CONCURRENCY=1 run_tests "${on_shared[@]}" || shared_rc=$?
     echo "== the shared cloud's files done in $((SECONDS - t0)) s"
@@ -81,22 +82,45 @@ stop_shared_cloud() {
   exit $rc
 }
 
+# The CPU seconds (user + system) of the children this shell has waited for: a phase's share
+# beside its wall time says whether it computes (two cores busy) or waits.
+# (`times` into a file: in a command substitution it would report the subshell's children.)
+cpu_now() {
+  local f
+  f=$(mktemp)
+  times >"$f"
+  cpu=$(awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%d", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$f")
+  rm -f "$f"
+}
+timed() {
+  local name=$1 t0=$SECONDS cpu c0 rc=0
+  shift
+  cpu_now
+  c0=$cpu
+  "$@" || rc=$?
+  cpu_now
+  local wall=$((SECONDS - t0))
+  cpu=$((cpu - c0))
+  echo "== $name: $wall s wall, $cpu s CPU (children), exit $rc"
+  return $rc
+}
+
 if [ "${1:-}" = --e2e ]; then shift; e2e_phase "$@"; exit; fi
 if [ $# -gt 0 ]; then run_tests "$@"; exit; fi
 
 echo "== type check"
-npx tsc -p tsconfig.json --noEmit
+timed "type check" npx tsc -p tsconfig.json --noEmit
 
 mapfile -t unit < <(find packages -path '*/node_modules' -prune -o -name '*.test.ts' -print | sort)
 echo "== unit and functional tests (SQLite, in-process bus): ${#unit[@]} files"
-run_tests "${unit[@]}"
+timed "SQLite phase" run_tests "${unit[@]}"
 
 # Swift's suites are left out: its account and container databases are SQLite files whatever
 # ONESTACK_TEST_DB says, and the Keystone behind them is the Keystone suites' business.
 mapfile -t functional < <(find packages/*/test -name '*.test.ts' -not -path 'packages/swift/*' | sort)
 echo "== functional tests on PostgreSQL and RabbitMQ: ${#functional[@]} files"
-ONESTACK_TEST_DB=postgres ONESTACK_TEST_BUS=amqp run_tests "${functional[@]}"
+ONESTACK_TEST_DB=postgres ONESTACK_TEST_BUS=amqp timed "PostgreSQL phase" run_tests "${functional[@]}"
 echo "== functional tests on MariaDB: ${#functional[@]} files"
-ONESTACK_TEST_DB=mysql run_tests "${functional[@]}"
+ONESTACK_TEST_DB=mysql timed "MariaDB phase" run_tests "${functional[@]}"
 
-e2e_phase
+timed "end-to-end phase" e2e_phase

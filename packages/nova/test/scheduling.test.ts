@@ -42,6 +42,12 @@ describe('nova scheduling under concurrency and service liveness', () => {
       // Every slot is used: a claim that loses a race is retried on the other host rather than failing early.
       assert.equal(active.length, 6, outcome);
       for (const s of failed) assert.match(s.fault?.message ?? '', /No valid host/, outcome);
+      // A full host's free memory as placement counts it, claims included: less than one more server
+      // (the whole reason is in the details, which admins see; the message is cut at 255 characters).
+      for (const s of failed.filter((x) => /PlacementFilter removed/.test(x.fault?.details ?? ''))) {
+        const free = [...s.fault.details.matchAll(/MEMORY_MB (\d+) of 768/g)].map((m) => Number(m[1]));
+        assert.ok(free.length > 0 && free.every((n) => n < 256), `${s.fault.details}\n${outcome}`);
+      }
       for (const s of failed) assert.deepEqual((await f.nova.core.placement.allocations(s.id)).allocations, {}, `ERROR server ${s.id} holds nothing`);
       for (const s of active) assert.equal(Object.keys((await f.nova.core.placement.allocations(s.id)).allocations).length, 1);
       passed = true;

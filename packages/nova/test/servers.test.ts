@@ -146,7 +146,9 @@ describe('nova servers with the fake driver', () => {
     const s = await f.waitFor(f.admin, r.body.server.id);
     assert.equal(s.status, 'ERROR');
     assert.match(s.fault.message, /No valid host was found/);
-    assert.match(s.fault.message, /PlacementFilter removed host1: not enough resources/);
+    assert.match(s.fault.message, /PlacementFilter removed host1: not enough resources: needs VCPU 1, MEMORY_MB 1000000, DISK_GB 1/);
+    // Placement's own figures of what the host has left.
+    assert.match(s.fault.details, /host1 has free VCPU \d+ of \d+, MEMORY_MB \d+ of \d+, DISK_GB \d+ of \d+/);
     assert.deepEqual(Object.keys((await f.nova.core.placement.allocations(r.body.server.id)).allocations), []);
   });
 

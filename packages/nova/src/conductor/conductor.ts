@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Bus, RpcServer } from '@onestack/core/bus/bus.ts';
+import { RemoteError, type Bus, type RpcServer } from '@onestack/core/bus/bus.ts';
 import { ApiError } from '@onestack/core/errors.ts';
 import type { PlacementClient } from '../placement/client.ts';
 import type { InstanceActions } from '../domain/actions.ts';
@@ -74,7 +74,7 @@ export class Conductor {
       const message = err instanceof Error ? err.message : String(err);
       for (const uuid of a.uuids) {
         // The fault first: a client that sees ERROR must find the reason with it.
-        await d.instances.addFault(uuid, { code: 500, message: noValidHost(message), details: err instanceof ApiError ? undefined : (err as Error)?.stack });
+        await d.instances.addFault(uuid, { code: 500, ...schedulingFault(err) });
         const ok = await d.instances.cas(uuid, { taskState: [TaskState.SCHEDULING] }, { vm_state: VmState.ERROR, task_state: null });
         if (!ok) continue;
         const inst = await d.instances.get(uuid);
@@ -124,7 +124,7 @@ export class Conductor {
       const message = err instanceof Error ? err.message : String(err);
       await d.placement.moveAllocations(migration.uuid, inst.uuid, 'INSTANCE').catch((e) => d.logger.error({ err: e }, 'allocation rollback failed'));
       await d.migrations.update(migration.uuid, { status: 'error' });
-      await d.instances.addFault(a.uuid, { code: 400, message: noValidHost(message) });
+      await d.instances.addFault(a.uuid, { code: 400, ...schedulingFault(err) });
       await d.instances.update(a.uuid, { task_state: null });
       d.notifier.send(await d.instances.get(a.uuid), 'resize', 'error', { fault: { message } });
       return;
@@ -143,8 +143,7 @@ export class Conductor {
     try {
       [selection] = await d.actions.event(a.uuid, a.requestId, 'schedule_instances', null, () => d.scheduler.selectDestinations(spec, [inst.uuid], { projectId: inst.projectId, userId: inst.userId }));
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      await d.instances.addFault(a.uuid, { code: 400, message: noValidHost(message) });
+      await d.instances.addFault(a.uuid, { code: 400, ...schedulingFault(err) });
       await d.instances.update(a.uuid, { task_state: null });
       return;
     }
@@ -153,6 +152,15 @@ export class Conductor {
   }
 }
 
-function noValidHost(message: string): string {
-  return message.startsWith('No valid host') ? message : `No valid host was found. ${message}`;
+/**
+ * A failed scheduling's fault: the message is cut to 255 characters where it is stored (upstream's
+ * column), so the whole of the scheduler's reasons (which filter removed which host, what each
+ * had free) goes to the details too, which admins see; an unexpected error's details are its stack.
+ */
+function schedulingFault(err: unknown): { message: string; details?: string } {
+  const text = err instanceof Error ? err.message : String(err);
+  const message = text.startsWith('No valid host') ? text : `No valid host was found. ${text}`;
+  const name = err instanceof RemoteError ? err.remoteName : (err as Error)?.name;
+  if (name === 'NoValidHost') return { message, details: message };
+  return { message, details: err instanceof ApiError ? undefined : (err as Error)?.stack };
 }

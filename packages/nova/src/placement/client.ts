@@ -142,6 +142,17 @@ export class PlacementClient {
     return (await this.expect(await this.request('GET', `/allocation_candidates?${q}`), 200)) as AllocationCandidates;
   }
 
+  /** What a provider can hold per class ((total − reserved) × allocation ratio) and what is allocated of it. */
+  async capacity(providerUuid: string): Promise<Record<string, { capacity: number; used: number }>> {
+    const inv = (await this.expect(await this.request('GET', `/resource_providers/${providerUuid}/inventories`), 200)) as {
+      inventories: Record<string, { total: number; reserved: number; allocation_ratio: number }>;
+    };
+    const use = (await this.expect(await this.request('GET', `/resource_providers/${providerUuid}/usages`), 200)) as { usages: Record<string, number> };
+    return Object.fromEntries(
+      Object.entries(inv.inventories).map(([rc, i]) => [rc, { capacity: Math.floor((i.total - i.reserved) * i.allocation_ratio), used: use.usages[rc] ?? 0 }]),
+    );
+  }
+
   /**
    * Claims `allocations` (provider → class → amount) for a consumer in one
    * atomic write. Throws ClaimConflict when it no longer fits or the consumer

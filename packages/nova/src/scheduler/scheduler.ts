@@ -36,20 +36,18 @@ export interface HostFilter {
   reject(h: HostState, c: FilterContext): string | undefined;
 }
 
+const PLACEMENT_FILTER: HostFilter = {
+  name: 'PlacementFilter',
+  // What the host has free is placement's to say, and it is asked only once the boot fails (shortfalls()).
+  reject: (h, c) => (h.allocation ? undefined : `not enough resources: needs ${requested(c.spec).join(', ')}`),
+};
+
 const FILTERS: HostFilter[] = [
   {
     name: 'ComputeFilter',
     reject: (h) => (h.service.disabled ? `disabled${h.service.disabledReason ? ` (${h.service.disabledReason})` : ''}` : !h.service.up ? 'compute service is down' : undefined),
   },
-  {
-    name: 'PlacementFilter',
-    reject: (h, c) => {
-      if (h.allocation) return undefined;
-      const f = c.spec.flavor;
-      const need = [`VCPU ${f.vcpus} (free ${h.freeVcpus})`, `MEMORY_MB ${f.ram} (free ${h.freeRamMb})`, `DISK_GB ${diskGb(c.spec)} (free ${h.freeDiskGb})`];
-      return `not enough resources: needs ${need.join(', ')}`;
-    },
-  },
+  PLACEMENT_FILTER,
   {
     name: 'AvailabilityZoneFilter',
     reject: (h, c) => (c.spec.availabilityZone && c.spec.availabilityZone !== h.availabilityZone ? `in availability zone ${h.availabilityZone}, not ${c.spec.availabilityZone}` : undefined),
@@ -82,6 +80,13 @@ const FILTERS: HostFilter[] = [
 ];
 
 /** A volume-backed server's root disk is a Cinder volume: it claims no DISK_GB on the host (upstream's is_bfv). */
+function requested(spec: RequestSpec): string[] {
+  return [`VCPU ${spec.flavor.vcpus}`, `MEMORY_MB ${spec.flavor.ram}`, `DISK_GB ${diskGb(spec)}`];
+}
+
+/** Hosts whose free resources a NoValidHost fault spells out (each costs two placement requests). */
+const SHORTFALLS_SHOWN = 10;
+
 export function diskGb(spec: RequestSpec): number {
   return (spec.isBfv ? 0 : spec.flavor.disk) + spec.flavor.ephemeral + Math.ceil(spec.flavor.swap / 1024);
 }
@@ -193,10 +198,26 @@ export class Scheduler {
    */
   private async selectOne(spec: RequestSpec, uuid: string, chosen: string[], owner: { projectId: string; userId: string }): Promise<Selection> {
     for (let round = 1; ; round++) {
-      const { selection, reasons, raced } = await this.tryClaim(spec, uuid, chosen, owner);
+      const { selection, reasons, raced, short } = await this.tryClaim(spec, uuid, chosen, owner);
       if (selection) return selection;
-      if (!raced || round >= CLAIM_ROUNDS) throw new NoValidHost(`There are not enough hosts available. ${reasons.join('; ')}.`);
+      if (!raced || round >= CLAIM_ROUNDS) throw new NoValidHost(`There are not enough hosts available. ${[...reasons, ...(await this.shortfalls(short))].join('; ')}.`);
     }
+  }
+
+  /**
+   * What placement says the hosts too small have free, per class ("VCPU 0 of 4 free"), read
+   * when the boot has failed: the candidates answer carries figures of fitting hosts only, and a
+   * hypervisor's own report lags behind the claims (it read "free 768" on a full host).
+   */
+  private async shortfalls(short: HostState[]): Promise<string[]> {
+    const out: string[] = [];
+    for (const h of short.slice(0, SHORTFALLS_SHOWN)) {
+      const capacity = await this.deps.placement.capacity(h.providerUuid).catch(() => undefined);
+      if (!capacity) continue;
+      const free = ['VCPU', 'MEMORY_MB', 'DISK_GB'].filter((rc) => capacity[rc]).map((rc) => `${rc} ${capacity[rc].capacity - capacity[rc].used} of ${capacity[rc].capacity}`);
+      out.push(`${h.host} has free ${free.join(', ')}`);
+    }
+    return out;
   }
 
   private async tryClaim(
@@ -204,7 +225,7 @@ export class Scheduler {
     uuid: string,
     chosen: string[],
     owner: { projectId: string; userId: string },
-  ): Promise<{ selection?: Selection; reasons: string[]; raced: boolean }> {
+  ): Promise<{ selection?: Selection; reasons: string[]; raced: boolean; short: HostState[] }> {
     const hosts = await this.hostStates(spec);
     if (hosts.length === 0) throw new NoValidHost('There are no compute hosts.');
     const ctx: FilterContext = {
@@ -215,13 +236,17 @@ export class Scheduler {
       differentHosts: await this.hostsOf(spec.hints.differentHost),
     };
     const reasons: string[] = [];
+    const short: HostState[] = [];
     let alive = hosts;
     for (const f of FILTERS) {
       const next: HostState[] = [];
       for (const h of alive) {
         const why = f.reject(h, ctx);
-        if (why) reasons.push(`${f.name} removed ${h.host}: ${why}`);
-        else next.push(h);
+        if (!why) next.push(h);
+        else {
+          reasons.push(`${f.name} removed ${h.host}: ${why}`);
+          if (f === PLACEMENT_FILTER) short.push(h);
+        }
       }
       alive = next;
     }
@@ -229,14 +254,14 @@ export class Scheduler {
     for (const h of this.weigh(alive, spec)) {
       try {
         await this.deps.placement.claim(uuid, h.allocation!, { projectId: owner.projectId, userId: owner.userId, consumerGeneration: null });
-        return { selection: { uuid, host: h.host, availabilityZone: h.availabilityZone, node: h.node, providerUuid: h.providerUuid }, reasons, raced };
+        return { selection: { uuid, host: h.host, availabilityZone: h.availabilityZone, node: h.node, providerUuid: h.providerUuid }, reasons, raced, short };
       } catch (e) {
         if (!(e instanceof ClaimConflict)) throw e;
         raced = true;
         reasons.push(`claim on ${h.host} lost a race: ${e.detail}`);
       }
     }
-    return { reasons, raced };
+    return { reasons, raced, short };
   }
 
   /** RAM then CPU weighers, spreading (upstream's defaults: positive multipliers). */
@@ -274,7 +299,8 @@ export class Scheduler {
     return computes.map((s) => {
       const hv = s.hypervisor!;
       const summary = candidates.provider_summaries[hv.providerUuid]?.resources;
-      const free = (rc: string, total: number, used: number) => (summary?.[rc] ? summary[rc].capacity - summary[rc].used : total - used);
+      // Only weighed hosts need it, and those are candidates, which placement summarised.
+      const free = (rc: string) => (summary?.[rc] ? summary[rc].capacity - summary[rc].used : 0);
       return {
         host: s.host,
         node: hv.hypervisorHostname,
@@ -282,9 +308,9 @@ export class Scheduler {
         service: s,
         availabilityZone: zones.get(s.host) ?? this.deps.defaultAz,
         instances: new Set<string>(),
-        freeRamMb: free('MEMORY_MB', hv.memoryMb, hv.memoryMbUsed),
-        freeVcpus: free('VCPU', hv.vcpus, hv.vcpusUsed),
-        freeDiskGb: free('DISK_GB', hv.localGb, hv.localGbUsed),
+        freeRamMb: free('MEMORY_MB'),
+        freeVcpus: free('VCPU'),
+        freeDiskGb: free('DISK_GB'),
         allocation: offers.get(hv.providerUuid),
       };
     });
