@@ -79,7 +79,6 @@ const FILTERS: HostFilter[] = [
   },
 ];
 
-/** A volume-backed server's root disk is a Cinder volume: it claims no DISK_GB on the host (upstream's is_bfv). */
 function requested(spec: RequestSpec): string[] {
   return [`VCPU ${spec.flavor.vcpus}`, `MEMORY_MB ${spec.flavor.ram}`, `DISK_GB ${diskGb(spec)}`];
 }
@@ -87,6 +86,7 @@ function requested(spec: RequestSpec): string[] {
 /** Hosts whose free resources a NoValidHost fault spells out (each costs two placement requests). */
 const SHORTFALLS_SHOWN = 10;
 
+/** A volume-backed server's root disk is a Cinder volume: it claims no DISK_GB on the host (upstream's is_bfv). */
 export function diskGb(spec: RequestSpec): number {
   return (spec.isBfv ? 0 : spec.flavor.disk) + spec.flavor.ephemeral + Math.ceil(spec.flavor.swap / 1024);
 }
@@ -205,7 +205,7 @@ export class Scheduler {
   }
 
   /**
-   * What placement says the hosts too small have free, per class ("VCPU 0 of 4 free"), read
+   * What placement says the hosts too small have free, per class ("host1 has free VCPU 0 of 4, …"), read
    * when the boot has failed: the candidates answer carries figures of fitting hosts only, and a
    * hypervisor's own report lags behind the claims (it read "free 768" on a full host).
    */
