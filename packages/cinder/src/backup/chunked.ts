@@ -87,8 +87,9 @@ export async function backupFile(store: ObjectStore, loc: BackupLocation, path: 
       const data = buf.subarray(0, bytesRead);
       const first = shas.length;
       for (let b = 0; b < bytesRead; b += o.blockSize) shas.push(createHash('sha256').update(data.subarray(b, b + o.blockSize)).digest('hex'));
-      if (!o.parentShas) await put(Buffer.from(data), offset);
-      else for (const [start, end] of changedRuns(shas.slice(first), o.parentShas.slice(first))) await put(Buffer.from(data.subarray(start * o.blockSize, Math.min(end * o.blockSize, bytesRead))), offset + start * o.blockSize);
+      // put() is done with the bytes (compressed, stored, hashed) before the next read reuses buf: no copy.
+      if (!o.parentShas) await put(data, offset);
+      else for (const [start, end] of changedRuns(shas.slice(first), o.parentShas.slice(first))) await put(data.subarray(start * o.blockSize, Math.min(end * o.blockSize, bytesRead)), offset + start * o.blockSize);
       offset += bytesRead;
     }
   } finally {
