@@ -137,6 +137,7 @@ export const neutronAgentService: ServiceDefinition = {
       reportIntervalMs: Number(v.report_interval) * 1000,
       pollIntervalMs: Number(v.polling_interval) * 1000,
       links: async () => (await agent.ip.linkList(ns)).map(({ ifname, master }) => ({ ifname, master })),
+      watchLinks: (onLine) => agent.ip.monitorLinks(ns, onLine),
       logger: rt.logger,
       onSynced: (report, ms) => rt.logger.info({ wired: report.wiredPorts.length, unwired: report.unwiredPorts.length, dhcp: report.dhcpNetworks.length, ms }, 'host synced'),
     });

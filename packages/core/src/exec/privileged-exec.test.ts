@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
-import { CommandError, UnsafeArgumentError, positional, runCommand, which } from './privileged-exec.ts';
+import { CommandError, UnsafeArgumentError, positional, runCommand, startCommand, which } from './privileged-exec.ts';
+import { hasExited } from './process-exit.ts';
 import type { RunOptions } from './privileged-exec.ts';
 
 function capture() {
@@ -135,5 +136,40 @@ describe('runCommand with an IPC channel', () => {
     const messages: unknown[] = [];
     await runCommand(process.execPath, ['-e', 'process.send({ hello: 1 }, () => process.exit(0))'], opts({ onMessage: (m) => messages.push(m) }));
     assert.deepEqual(messages, [{ hello: 1 }]);
+  });
+});
+
+describe('startCommand', () => {
+  it('hands over stdout line by line as it comes, joining lines split across chunks', async () => {
+    const { logger } = capture();
+    const lines: string[] = [];
+    const script = "process.stdout.write('one\\ntw'); setTimeout(() => process.stdout.write('o\\nthree\\n'), 50)";
+    const cmd = startCommand(process.execPath, ['-e', script], { logger, onLine: (l) => lines.push(l) });
+    const r = await cmd.exited;
+    assert.equal(r.exitCode, 0);
+    assert.deepEqual(lines, ['one', 'two', 'three']);
+  });
+
+  it('runs until stopped, and stop() ends its whole process group even when SIGTERM is ignored', async () => {
+    const { logger, lines } = capture();
+    const cmd = startCommand('/bin/sh', ['-c', "trap '' TERM; sleep 30 & echo started; wait"], { logger, onLine: () => {}, killGraceMs: 200 });
+    const started = new Promise<void>((resolve) => {
+      const t = setInterval(() => lines.some((l) => l.msg === 'exec started') && (clearInterval(t), resolve()), 10);
+    });
+    await started;
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(await hasExited(cmd.pid), false);
+    const t0 = Date.now();
+    await cmd.stop();
+    assert.ok(Date.now() - t0 < 2000);
+    assert.equal(await hasExited(cmd.pid), true);
+    assert.equal((await cmd.exited).signal, 'SIGKILL');
+  });
+
+  it('checks its program and arguments as runCommand does', () => {
+    const { logger } = capture();
+    assert.throws(() => startCommand('/bin/echo', ['a\nb'], { logger, onLine: () => {} }), UnsafeArgumentError);
+    assert.throws(() => startCommand('true; reboot', [], { logger, onLine: () => {} }), UnsafeArgumentError);
+    assert.throws(() => startCommand('no-such-program-onestack', [], { logger, onLine: () => {} }), CommandError);
   });
 });

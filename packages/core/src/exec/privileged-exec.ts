@@ -157,13 +157,17 @@ export class CommandError extends Error {
 }
 
 function validate(program: string, args: readonly Arg[], opts: RunOptions): string[] {
+  if (!Number.isFinite(opts.timeoutMs) || opts.timeoutMs <= 0) {
+    throw new UnsafeArgumentError(`timeoutMs must be a positive number, got ${opts.timeoutMs}`);
+  }
+  return validateArgv(program, args, opts);
+}
+
+function validateArgv(program: string, args: readonly Arg[], opts: Pick<RunOptions, 'env' | 'cwd'>): string[] {
   checkText('program', program);
   const acceptable = program.includes('/') ? isAbsolute(program) && normalize(program) === program : BARE_NAME.test(program);
   if (!acceptable) {
     throw new UnsafeArgumentError(`program ${JSON.stringify(program)} must be a bare name or a normalized absolute path`);
-  }
-  if (!Number.isFinite(opts.timeoutMs) || opts.timeoutMs <= 0) {
-    throw new UnsafeArgumentError(`timeoutMs must be a positive number, got ${opts.timeoutMs}`);
   }
   for (const [key, value] of Object.entries(opts.env ?? {})) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new UnsafeArgumentError(`invalid environment variable name ${JSON.stringify(key)}`);
@@ -282,4 +286,69 @@ export async function runCommand(program: string, args: readonly Arg[], opts: Ru
     child.on('error', (e) => finish(null, null, e));
     child.on('close', (code, signal) => finish(code, signal));
   });
+}
+
+export interface StartOptions extends Pick<RunOptions, 'env' | 'cwd' | 'killGraceMs'> {
+  logger: ExecLogger;
+  /** Each line of stdout, without its line break; a line longer than 64 KiB is cut there. */
+  onLine: (line: string) => void;
+}
+
+export interface RunningCommand {
+  readonly pid: number;
+  /** Settles when the program has exited, however (never rejects). */
+  readonly exited: Promise<{ exitCode: number | null; signal: NodeJS.Signals | null; stderrTail: string }>;
+  /** SIGTERM to the program's process group, SIGKILL after killGraceMs; resolves once it has exited. */
+  stop(): Promise<void>;
+}
+
+const MAX_LINE_CHARS = 64 * 1024;
+
+/**
+ * Starts a program that runs until stopped (`ip monitor`), with the argument checks of
+ * runCommand and no timeout: its stdout is handed over line by line. The caller owns the
+ * process and must stop() it; it leads its own process group, so stop() reaches its children.
+ */
+export function startCommand(program: string, args: readonly Arg[], opts: StartOptions): RunningCommand {
+  const argv = validateArgv(program, args, opts);
+  const resolved = which(program);
+  if (!resolved) throw new CommandError({ program, args: argv, reason: 'not_found', detail: `not found in ${PROGRAM_DIRS.join(':')}` });
+  const child = spawn(resolved, argv, {
+    shell: false,
+    detached: true,
+    cwd: opts.cwd,
+    env: { PATH: PROGRAM_DIRS.join(':'), LC_ALL: 'C', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_TAIL_CHARS);
+  });
+  let partial = '';
+  child.stdout!.setEncoding('utf8');
+  child.stdout!.on('data', (chunk: string) => {
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop()!.slice(0, MAX_LINE_CHARS);
+    for (const line of lines) opts.onLine(line.slice(0, MAX_LINE_CHARS));
+  });
+  const exited = new Promise<{ exitCode: number | null; signal: NodeJS.Signals | null; stderrTail: string }>((resolve) => {
+    child.on('error', (e) => {
+      stderr += e.message;
+      // A failed spawn emits no 'close' when no stdio was opened; 'close' still follows otherwise.
+      if (child.pid === undefined) resolve({ exitCode: null, signal: null, stderrTail: stderr });
+    });
+    child.on('close', (exitCode, signal) => resolve({ exitCode, signal, stderrTail: stderr.trim() }));
+  });
+  void exited.then((r) => opts.logger.info({ program: resolved, args: argv, pid: child.pid, exit_code: r.exitCode, signal: r.signal }, 'exec ended'));
+  opts.logger.info({ program: resolved, args: argv, pid: child.pid }, 'exec started');
+  return {
+    pid: child.pid ?? -1,
+    exited,
+    async stop() {
+      signalGroup(child.pid, 'SIGTERM');
+      const kill = setTimeout(() => signalGroup(child.pid, 'SIGKILL'), opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
+      await exited;
+      clearTimeout(kill);
+    },
+  };
 }

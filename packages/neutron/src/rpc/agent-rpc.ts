@@ -38,20 +38,42 @@ export interface AgentRpcOptions {
   onSynced?: (report: HostReport, ms: number) => void;
   callTimeoutMs?: number;
   /**
-   * The links in the host namespace. With it, the agent polls the taps of its ports (upstream's
-   * polling_interval) and resyncs when one appears, disappears or is on no bridge: whoever
-   * plugs the guest (Nova's QEMU, a test) creates the tap after the port is bound, and creates
-   * it again unwired when the guest restarts (a hard reboot, a start after a stop).
+   * The links in the host namespace. With it, the agent checks the taps of its ports and
+   * resyncs when one appears, disappears or is on no bridge: whoever plugs the guest (Nova's
+   * QEMU, a test) creates the tap after the port is bound, and creates it again unwired when
+   * the guest restarts (a hard reboot, a start after a stop).
    */
   links?: () => Promise<{ ifname: string; master?: string }[]>;
+  /**
+   * Starts a watch of the host namespace's links (`ip monitor link`), one line per event
+   * naming the link. With it, an event on one of the ports' taps runs the check at once, and
+   * the poll every pollIntervalMs is only the fallback (a missed event, the watch restarting).
+   * Every `links` call forks a program from the service's process, which blocks its event
+   * loop for the fork: polling often is what this replaces.
+   */
+  watchLinks?: (onLine: (line: string) => void) => { exited: Promise<unknown>; stop(): Promise<void> };
   /** Default 1000 ms (upstream's polling_interval is 2 s). */
   pollIntervalMs?: number;
 }
+
+/** How long a burst of link events (tap made, up, on its bridge) gets to finish before one check. */
+const LINK_EVENT_SETTLE_MS = 20;
+const MONITOR_START_CHECK_MS = 200;
+const MONITOR_RESTART_MS = 1000;
 
 export class AgentRpc {
   private server?: RpcServer;
   private heartbeat?: NodeJS.Timeout;
   private poller?: NodeJS.Timeout;
+  /** The taps the last sync left to watch; unset while nothing is (or a resync is asked for). */
+  private taps?: { unwired: Set<string>; wired: string[] };
+  private tapsGeneration = 0;
+  private monitor?: { exited: Promise<unknown>; stop(): Promise<void> };
+  private monitorRestart?: NodeJS.Timeout;
+  private checkTimer?: NodeJS.Timeout;
+  private checking = false;
+  private checkAgain = false;
+  private linkEventDuringSync = false;
   private syncing?: Promise<void>;
   private again = false;
   private started = false;
@@ -88,6 +110,9 @@ export class AgentRpc {
     this.stopped = true;
     clearInterval(this.heartbeat);
     clearTimeout(this.poller);
+    clearTimeout(this.checkTimer);
+    clearTimeout(this.monitorRestart);
+    await this.monitor?.stop();
     await this.server?.stop();
     await this.syncing?.catch(() => undefined);
   }
@@ -134,31 +159,106 @@ export class AgentRpc {
   }
 
   /**
-   * Polls the taps of this host's ports: a tap appearing for a port not wired yet, or a wired
-   * port's tap gone or on no bridge (QEMU made it anew), asks for a resync.
+   * Watches the taps of this host's ports: a tap appearing for a port not wired yet, or a wired
+   * port's tap gone or on no bridge (QEMU made it anew), asks for a resync. Link events run the
+   * check as they come; the poll is the fallback.
    */
   private watchTaps(report: HostReport): void {
     const o = this.opts;
     clearTimeout(this.poller);
-    if (!o.links || this.stopped || report.wiredPorts.length + report.unwiredPorts.length === 0) return;
-    const unwired = new Set(report.unwiredPorts.map((id) => tapNameFor(id)));
-    const wired = report.wiredPorts.map((id) => tapNameFor(id));
-    const needsSync = async () => {
-      const links = new Map((await o.links!()).map((l) => [l.ifname, l]));
-      return [...unwired].some((t) => links.has(t)) || wired.some((t) => !links.get(t)?.master);
-    };
+    const generation = ++this.tapsGeneration;
+    this.taps = undefined;
+    if (!o.links || this.stopped) return;
+    this.ensureMonitor();
+    if (report.wiredPorts.length + report.unwiredPorts.length === 0) return;
+    this.taps = { unwired: new Set(report.unwiredPorts.map((id) => tapNameFor(id))), wired: report.wiredPorts.map((id) => tapNameFor(id)) };
+    // What changed while the sync ran may postdate the links it read.
+    if (this.linkEventDuringSync) this.scheduleCheck();
+    this.linkEventDuringSync = false;
     const poll = async () => {
-      if (this.stopped) return;
-      try {
-        if (await needsSync()) return void this.requestSync();
-      } catch (err) {
-        o.logger.warn({ err: (err as Error).message }, 'tap poll failed');
-      }
+      await this.checkTaps();
+      if (generation !== this.tapsGeneration || !this.taps || this.stopped) return;
       this.poller = setTimeout(() => void poll(), o.pollIntervalMs ?? 1000);
       this.poller.unref?.();
     };
     this.poller = setTimeout(() => void poll(), o.pollIntervalMs ?? 1000);
     this.poller.unref?.();
+  }
+
+  private async checkTaps(): Promise<void> {
+    const taps = this.taps;
+    if (!taps || this.stopped) return;
+    if (this.syncing) {
+      this.linkEventDuringSync = true;
+      return;
+    }
+    try {
+      const links = new Map((await this.opts.links!()).map((l) => [l.ifname, l]));
+      const needed = [...taps.unwired].some((t) => links.has(t)) || taps.wired.some((t) => !links.get(t)?.master);
+      if (needed && taps === this.taps) {
+        this.taps = undefined;
+        void this.requestSync();
+      }
+    } catch (err) {
+      this.opts.logger.warn({ err: (err as Error).message }, 'tap check failed');
+    }
+  }
+
+  /** A burst of link events (a tap made, set up, put on a bridge) costs one check. */
+  private scheduleCheck(delayMs = LINK_EVENT_SETTLE_MS): void {
+    if (this.checking || this.checkTimer) {
+      this.checkAgain = true;
+      return;
+    }
+    this.checkTimer = setTimeout(() => {
+      this.checkTimer = undefined;
+      this.checking = true;
+      void this.checkTaps().finally(() => {
+        this.checking = false;
+        if (this.checkAgain && !this.stopped) {
+          this.checkAgain = false;
+          this.scheduleCheck();
+        }
+      });
+    }, delayMs);
+    this.checkTimer.unref?.();
+  }
+
+  private onLinkEvent(line: string): void {
+    if (this.stopped) return;
+    if (this.syncing) {
+      this.linkEventDuringSync = true;
+      return;
+    }
+    const taps = this.taps;
+    if (taps && ([...taps.unwired].some((t) => line.includes(t)) || taps.wired.some((t) => line.includes(t)))) this.scheduleCheck();
+  }
+
+  /** Keeps one link watch running while the agent runs, restarting it when it dies. */
+  private ensureMonitor(): void {
+    const o = this.opts;
+    if (!o.watchLinks || this.monitor || this.stopped) return;
+    const restart = () => {
+      this.monitorRestart = setTimeout(() => this.ensureMonitor(), MONITOR_RESTART_MS);
+      this.monitorRestart.unref?.();
+    };
+    let monitor: NonNullable<AgentRpc['monitor']>;
+    try {
+      monitor = o.watchLinks((line) => this.onLinkEvent(line));
+    } catch (err) {
+      o.logger.warn({ err: (err as Error).message }, 'link watch failed to start; tap polling only until it does');
+      return restart();
+    }
+    this.monitor = monitor;
+    // Events before the watch listens are not seen: one check once it has had time to.
+    this.scheduleCheck(MONITOR_START_CHECK_MS);
+    void monitor.exited.then((why) => {
+      if (this.monitor !== monitor) return;
+      this.monitor = undefined;
+      if (this.stopped) return;
+      o.logger.warn({ exit: why }, 'link watch ended; restarting it');
+      restart();
+    });
   }
 
   private async beat(): Promise<void> {

@@ -111,8 +111,10 @@ export async function startApiStack(opts: { hosts: 1 | 2; tag: string; pollInter
           localIp: vteps[i] ?? null,
           logger: quietLogger,
           reportIntervalMs: 60_000,
-          pollIntervalMs: opts.pollIntervalMs ?? 200,
+          // The link watch sees taps at once; the poll is its fallback, slow as in production.
+          pollIntervalMs: opts.pollIntervalMs ?? 2000,
           links: async () => (await agent.ip.linkList(ns.name)).map(({ ifname, master }) => ({ ifname, master })),
+          watchLinks: (onLine) => agent.ip.monitorLinks(ns.name, onLine),
           onSynced: (_r, ms) => syncs.push({ host: name, ms }),
           l3: Boolean(opts.l3),
         });

@@ -10,7 +10,7 @@
  * treat "already there" and "already gone" as success where that is the intent.
  */
 import { isIP } from 'node:net';
-import { CommandError, positional, runCommand, which, type ExecLogger } from '@onestack/core/exec/privileged-exec.ts';
+import { CommandError, positional, runCommand, startCommand, which, type ExecLogger, type RunningCommand } from '@onestack/core/exec/privileged-exec.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Validation
@@ -383,6 +383,14 @@ export class IpLib {
   async linkList(ns: string): Promise<IpLink[]> {
     const out = await this.ip(ns, ['-j', '-d', 'link', 'show']);
     return parseJson<IpLink[]>(out);
+  }
+
+  /**
+   * Watches NS's links (`ip -o -n NS monitor link`): every link added, changed or deleted
+   * gives a line naming it. Runs until stopped; the caller stops it by the handle.
+   */
+  monitorLinks(ns: string, onLine: (line: string) => void): RunningCommand {
+    return startCommand('ip', ['-o', '-n', positional(checkNetns(ns)), 'monitor', 'link'], { logger: this.logger, onLine });
   }
 
   /** One link, or undefined when NS has none of that name. */
