@@ -44,7 +44,7 @@ export const neutronAgentOptions = defineGroup('neutron_agent', {
   enable_metadata_proxy: opt.bool({ default: true, help: 'Serve 169.254.169.254 in router namespaces (and DHCP namespaces of isolated subnets).' }),
   nova_metadata_url: opt.string({ default: '', help: 'Where the metadata proxy forwards to (Nova\'s metadata API; upstream\'s nova_metadata_host/port). Empty: http://127.0.0.1:<[nova] metadata_listen_port> (8775).' }),
   metadata_proxy_shared_secret: opt.string({ default: '', secret: true, help: 'Signs X-Instance-ID (X-Instance-ID-Signature); Nova\'s metadata_proxy_shared_secret must match. Empty: [nova] metadata_proxy_shared_secret of the same configuration.' }),
-  polling_interval: opt.int({ default: 2, min: 1, help: 'Seconds between looks for taps of bound ports that are not plugged yet ([agent] polling_interval).' }),
+  polling_interval: opt.int({ default: 2, min: 1, help: 'Seconds between looks for taps of bound ports that are not plugged yet ([agent] polling_interval); the fallback of the agent\'s ip monitor, which sees them at once.' }),
 });
 
 type Values = { [K in keyof typeof neutronAgentOptions.options]: unknown };

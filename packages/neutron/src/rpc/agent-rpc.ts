@@ -60,6 +60,8 @@ export interface AgentRpcOptions {
 const LINK_EVENT_SETTLE_MS = 20;
 const MONITOR_START_CHECK_MS = 200;
 const MONITOR_RESTART_MS = 1000;
+/** An `ip -o monitor link` line about a tap: `N: tapXXXX: <…` or `Deleted N: tapXXXX: <…`. */
+const TAP_EVENT = /^(Deleted )?\d+: tap/;
 
 export class AgentRpc {
   private server?: RpcServer;
@@ -225,7 +227,8 @@ export class AgentRpc {
   }
 
   private onLinkEvent(line: string): void {
-    if (this.stopped) return;
+    // Bridges, VXLAN and DHCP devices change too (the agent's own work); only taps matter here.
+    if (this.stopped || !TAP_EVENT.test(line)) return;
     if (this.syncing) {
       this.linkEventDuringSync = true;
       return;
