@@ -53,7 +53,7 @@ export interface SwiftFixture {
  * (account, container and object servers each, own device directories, one
  * zone each) and rings of three replicas built by RingBuilder.
  */
-export async function startSwift(opts: { config?: Partial<SwiftValues> } = {}): Promise<SwiftFixture> {
+export async function startSwift(opts: { config?: Partial<SwiftValues>; cluster?: { nodes?: number; devicesPerNode?: number } } = {}): Promise<SwiftFixture> {
   const ks = await startKeystone();
   const cleanups: (() => Promise<void>)[] = [() => ks.close()];
   const close = async () => {
@@ -61,7 +61,7 @@ export async function startSwift(opts: { config?: Partial<SwiftValues> } = {}): 
   };
   try {
     const logger = pino({ level: process.env.ONESTACK_TEST_LOG ?? 'silent' });
-    const cluster = await startStorageCluster({ logger });
+    const cluster = await startStorageCluster({ logger, ...opts.cluster });
     cleanups.push(() => cluster.close());
     const config = proxyConfig({ ...defaultSwiftValues(), ...opts.config } as SwiftValues, { authUri: ks.url });
     const proxy = await createProxyApp({ rings: cluster.rings, config, logger, tokens: ks.tokens, version: '0.1.0' });

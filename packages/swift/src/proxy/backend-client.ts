@@ -118,6 +118,8 @@ export class Putter {
     path: string,
     headers: Headers,
     private timeouts: BackendTimeouts,
+    /** The replicas this PUT writes: the node's device, and the co-located devices of a grouped PUT. */
+    readonly replicas: RingNode[] = [node],
   ) {
     this.req = httpRequest({ host: node.ip, port: node.port, method: 'PUT', path, headers: { ...headers, expect: '100-continue' }, agent });
     let readyResolve!: (v: boolean) => void;

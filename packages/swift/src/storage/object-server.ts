@@ -15,10 +15,11 @@ import { md5ThreadFor } from '@onestack/core/md5-thread.ts';
 import { hashPath, type HashPathConf } from '../common/hash-path.ts';
 import { updateContainers, type LocalUpdate, type UpdateTarget } from './async-pending.ts';
 import { cleanupHashDir, hashLocation, invalidateSuffix, ObjectWriter, objectsDirName, quarantineHashDir, readState, writeMarker, type HashLocation, type OnDiskState } from './diskfile.ts';
-import { backendVerb, drain, header, HttpError, send, sendError, splitBackendPath, updateTargets } from './http-util.ts';
+import { backendVerb, drain, header, HttpError, send, sendError, splitBackendPath, updateTargets, type BackendPath } from './http-util.ts';
 import { CorruptObjectFile, readObjectFile, readSmallObjectFileSync, type ObjectMetadata } from './object-file.ts';
 import { conditionalStatus, parseRange, type ByteRange } from './ranges.ts';
 import { getSuffixHashes } from './suffix-hashes.ts';
+import { colocatedReplicas, COLOCATED_HEADER, REPLICA_RESULTS_HEADER, type ReplicaTarget } from '../common/colocated.ts';
 import { handleReplicateList, handleReplicatePush } from '../replication/object-receiver.ts';
 import { LIST_VERB, PUSH_VERB } from '../replication/transfer.ts';
 import { httpDateOf, InvalidTimestamp, normalizeTimestamp, normalOf, timestampSeconds } from './timestamp.ts';
@@ -158,6 +159,57 @@ function bodyHash(contentLength: number | undefined): BodyHash {
   return { update: (c) => thread.update(job, c), digest: () => thread.digest(job), drop: () => thread.drop(job) };
 }
 
+interface ContainerTargetHeaders {
+  host?: string;
+  device?: string;
+  partition?: string;
+}
+
+interface PutReplica {
+  target: ReplicaTarget;
+  a?: { account: string; container: string; object: string; policy: number; partition: string; loc: HashLocation };
+  writer?: ObjectWriter;
+  /** 0 while the replica is still being written; its answer once decided. */
+  status: number;
+  headers: Record<string, string>;
+}
+
+function containerTargetsOf(req: IncomingMessage): ContainerTargetHeaders {
+  return { host: header(req, 'x-container-host'), device: header(req, 'x-container-device'), partition: header(req, 'x-container-partition') };
+}
+
+/** The co-located replicas a grouped PUT names besides its path's device; 400 when malformed. */
+function parseColocated(raw: string | undefined): ReplicaTarget[] {
+  const list = colocatedReplicas(raw);
+  if (!list) throw new HttpError(400, `Invalid ${COLOCATED_HEADER}`);
+  return list;
+}
+
+function replicaError(r: PutReplica): HttpError {
+  return new HttpError(r.status, '', r.headers);
+}
+
+/** Each replica's answer, in the order the request named them: [{device, status, timestamp?}]. */
+function resultsHeader(replicas: PutReplica[]): string {
+  return JSON.stringify(replicas.map((r) => ({ device: r.target.device, status: r.status || 500, ...(r.headers['X-Backend-Timestamp'] ? { timestamp: r.headers['X-Backend-Timestamp'] } : {}) })));
+}
+
+/** The container row a PUT sends: SLO and others report the manifest's logical size/etag (upstream X-Backend-Container-Update-Override-*). */
+function rowUpdate(req: IncomingMessage, meta: ObjectMetadata, contentType: string, ts: string, etag: string): Record<string, string> {
+  const up: Record<string, string> = {
+    'x-size': meta['Content-Length'],
+    'x-content-type': contentType,
+    'x-timestamp': ts,
+    'x-etag': etag,
+    'x-content-type-timestamp': ts,
+    'x-meta-timestamp': ts,
+  };
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (k.startsWith('x-backend-container-update-override-') && typeof v === 'string') up[`x-${k.slice('x-backend-container-update-override-'.length)}`] = v;
+  }
+  return up;
+}
+
 export function createObjectHandler(opts: ObjectServerOptions): Handler {
   const now = opts.now ?? Date.now;
   const allowed = new Set((opts.allowedHeaders ?? DEFAULT_ALLOWED_HEADERS).map((h) => h.toLowerCase()));
@@ -238,10 +290,10 @@ export function createObjectHandler(opts: ObjectServerOptions): Handler {
   }
 
   /** Runs container updates; answers after they finish or after container_update_timeout, whichever is first. */
-  async function containerUpdate(req: IncomingMessage, op: string, a: { account: string; container: string; object: string; policy: number; loc: HashLocation }, ts: string, headersOut: Record<string, string>): Promise<void> {
-    const targets = updateTargets(header(req, 'x-container-host'), header(req, 'x-container-device'), header(req, 'x-container-partition'));
+  async function containerUpdate(req: IncomingMessage, op: string, a: { account: string; container: string; object: string; policy: number; loc: HashLocation }, ts: string, headersOut: Record<string, string>, to: ContainerTargetHeaders = containerTargetsOf(req)): Promise<void> {
+    const targets = updateTargets(to.host, to.device, to.partition);
     if (targets === null) {
-      opts.logger?.error({ hosts: header(req, 'x-container-host'), devices: header(req, 'x-container-device') }, 'ERROR Container update failed: different numbers of hosts and devices in request');
+      opts.logger?.error({ hosts: to.host, devices: to.device }, 'ERROR Container update failed: different numbers of hosts and devices in request');
       return;
     }
     if (!targets.length) return;
@@ -260,8 +312,76 @@ export function createObjectHandler(opts: ObjectServerOptions): Handler {
     clearTimeout(timer);
   }
 
+  /** The replicas one PUT writes: the path's device, then the co-located ones the proxy named (see colocatedReplicas). */
+  function putReplicas(req: IncomingMessage, p: BackendPath): PutReplica[] {
+    const policy = policyIndex(req);
+    const hash = hashPath(opts.hashPath, p.account!, p.container!, p.object!);
+    const first: ReplicaTarget = { device: p.device, containerHost: header(req, 'x-container-host'), containerDevice: header(req, 'x-container-device'), containerPartition: header(req, 'x-container-partition') };
+    const extra = parseColocated(header(req, COLOCATED_HEADER));
+    return [first, ...extra].map((t) => {
+      const r: PutReplica = { target: t, status: 0, headers: {} };
+      try {
+        r.a = { ...p, account: p.account!, container: p.container!, object: p.object!, policy, loc: hashLocation(devicePath(opts.devices, t.device), policy, p.partition, hash) };
+      } catch (e) {
+        fail(r, e);
+      }
+      return r;
+    });
+  }
+
+  /** Refuses a replica before any byte is written (If-None-Match, an older timestamp), as a single PUT does. */
+  async function precheck(req: IncomingMessage, r: PutReplica, ts: string): Promise<void> {
+    const state = await readState(r.a!.loc.hashDir);
+    const origTs = state.data?.timestamp ?? state.ts?.timestamp;
+    const ifNoneMatch = header(req, 'if-none-match');
+    if (ifNoneMatch !== undefined && state.data) {
+      const cur = await openObject(r.a!.loc, state);
+      if (cur) {
+        await cur.fh?.close();
+        const etags = ifNoneMatch.split(',').map((s) => s.trim().replace(/^"|"$/g, ''));
+        if (!isExpired(cur.meta, req) && (etags.includes('*') || etags.includes(cur.meta.ETag))) throw new HttpError(412);
+      }
+    }
+    if (origTs !== undefined && origTs >= ts) throw new HttpError(409, '', { 'X-Backend-Timestamp': origTs });
+  }
+
+  /** Runs fn for every replica still in the running; a failure takes only that replica out. */
+  async function eachLive(replicas: PutReplica[], fn: (r: PutReplica) => Promise<void>): Promise<void> {
+    await Promise.all(replicas.filter((r) => !r.status).map((r) => fn(r).catch((e: unknown) => fail(r, e))));
+  }
+
+  function fail(r: PutReplica, e: unknown): void {
+    if (e instanceof HttpError) {
+      r.status = e.status;
+      r.headers = e.headers;
+      return;
+    }
+    const code = (e as NodeJS.ErrnoException).code;
+    r.status = code === 'ENOSPC' || code === 'EDQUOT' ? 507 : 500;
+    opts.logger?.error({ err: e, device: r.target.device }, 'ERROR object PUT failed on one device');
+  }
+
+  /** Hands a chunk to every live replica's writer; one that fails is dropped, the others go on. */
+  function writeAll(replicas: PutReplica[], chunk: Buffer): Promise<void> | undefined {
+    let waits: Promise<void>[] | undefined;
+    for (const r of replicas) {
+      if (r.status || !r.writer) continue;
+      try {
+        const full = r.writer.write(chunk);
+        if (full) (waits ??= []).push(full.catch((e: unknown) => fail(r, e)));
+      } catch (e) {
+        fail(r, e);
+      }
+    }
+    return waits && Promise.all(waits).then(() => undefined);
+  }
+
   async function put(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const a = locate(req);
+    const path = splitBackendPath(req.url ?? '/', 5, 5);
+    const replicas = putReplicas(req, path);
+    const grouped = replicas.length > 1;
+    // A single PUT answers its device's error as it always did; a grouped one reports it per replica.
+    if (!grouped && replicas[0].status) throw replicaError(replicas[0]);
     const ts = requireTimestamp(req);
     const contentType = header(req, 'content-type');
     if (!contentType) throw new HttpError(400, 'No content type');
@@ -272,67 +392,62 @@ export function createObjectHandler(opts: ObjectServerOptions): Handler {
     if (contentLength !== undefined && !(contentLength >= 0)) throw new HttpError(400, 'Invalid Content-Length');
     if (contentLength !== undefined && contentLength > maxFileSize) throw new HttpError(413);
     const deleteAt = deleteAtHeader(req);
-    const ifNoneMatch = header(req, 'if-none-match');
-    const state = await readState(a.loc.hashDir);
-    const origTs = state.data?.timestamp ?? state.ts?.timestamp;
-    if (ifNoneMatch !== undefined && state.data) {
-      const cur = await openObject(a.loc, state);
-      if (cur) {
-        await cur.fh?.close();
-        const etags = ifNoneMatch.split(',').map((s) => s.trim().replace(/^"|"$/g, ''));
-        if (!isExpired(cur.meta, req) && (etags.includes('*') || etags.includes(cur.meta.ETag))) throw new HttpError(412);
-      }
+    await eachLive(replicas, (r) => precheck(req, r, ts));
+    if (!grouped && replicas[0].status) throw replicaError(replicas[0]);
+    await eachLive(replicas, async (r) => {
+      r.writer = await ObjectWriter.create(r.a!.loc.devicePath);
+    });
+    if (!grouped && replicas[0].status) throw replicaError(replicas[0]);
+    if (!replicas.some((r) => !r.status)) {
+      drain(req);
+      send(res, replicas[0].status, '', { [REPLICA_RESULTS_HEADER]: resultsHeader(replicas) });
+      return;
     }
-    if (origTs !== undefined && origTs >= ts) throw new HttpError(409, '', { 'X-Backend-Timestamp': origTs });
-
-    const writer = await ObjectWriter.create(a.loc.devicePath);
     const md5 = bodyHash(contentLength);
-    let committed = false;
     try {
+      let written = 0;
       try {
         for await (const chunk of req as AsyncIterable<Buffer>) {
+          // One md5 for every replica: the bytes are the same.
           const hashing = md5.update(chunk);
-          const full = writer.write(chunk);
+          const full = writeAll(replicas, chunk);
           if (hashing) await hashing;
           if (full) await full;
-          if (writer.written > maxFileSize) throw new HttpError(413);
+          written += chunk.length;
+          if (written > maxFileSize) throw new HttpError(413);
         }
       } catch (e) {
         if (e instanceof HttpError) throw e;
         throw new HttpError(499);
       }
-      if (contentLength !== undefined && writer.written !== contentLength) throw new HttpError(499);
+      if (contentLength !== undefined && written !== contentLength) throw new HttpError(499);
       const etag = await md5.digest();
       const expected = header(req, 'etag');
       if (expected && expected.replace(/^"|"$/g, '').toLowerCase() !== etag) throw new HttpError(422);
       const meta = metadataFromHeaders(req, {
-        name: `/${a.account}/${a.container}/${a.object}`,
+        name: `/${path.account}/${path.container}/${path.object}`,
         'X-Timestamp': ts,
         'Content-Type': contentType,
         ETag: etag,
-        'Content-Length': String(writer.written),
+        'Content-Length': String(written),
       });
       if (deleteAt !== undefined) meta['X-Delete-At'] = deleteAt;
-      await writer.commit(meta, a.loc, `${ts}.data`);
-      committed = true;
-      const housekeeping = cleanupHashDir(a.loc.hashDir).then(() => invalidateSuffix(a.loc));
-      const up: Record<string, string> = {
-        'x-size': meta['Content-Length'],
-        'x-content-type': contentType,
-        'x-timestamp': ts,
-        'x-etag': etag,
-        'x-content-type-timestamp': ts,
-        'x-meta-timestamp': ts,
-      };
-      // SLO and others report the manifest's logical size/etag to the listing (upstream X-Backend-Container-Update-Override-*).
-      for (const [k, v] of Object.entries(req.headers)) {
-        if (k.startsWith('x-backend-container-update-override-') && typeof v === 'string') up[`x-${k.slice('x-backend-container-update-override-'.length)}`] = v;
-      }
-      await Promise.all([housekeeping, containerUpdate(req, 'PUT', a, ts, up)]);
-      send(res, 201, '', { ETag: etag, 'Last-Modified': httpDateOf(ts) });
+      const up = rowUpdate(req, meta, contentType, ts, etag);
+      await eachLive(replicas, async (r) => {
+        await r.writer!.commit(meta, r.a!.loc, `${ts}.data`);
+        r.writer = undefined;
+        r.status = 201;
+        const housekeeping = cleanupHashDir(r.a!.loc.hashDir).then(() => invalidateSuffix(r.a!.loc));
+        const to = { host: r.target.containerHost, device: r.target.containerDevice, partition: r.target.containerPartition };
+        await Promise.all([housekeeping, containerUpdate(req, 'PUT', r.a!, ts, { ...up }, to)]);
+      });
+      if (!grouped && replicas[0].status !== 201) throw replicaError(replicas[0]);
+      const out: Record<string, string> = { ETag: etag, 'Last-Modified': httpDateOf(ts) };
+      if (grouped) out[REPLICA_RESULTS_HEADER] = resultsHeader(replicas);
+      send(res, grouped ? replicas[0].status || 500 : 201, '', out);
     } finally {
       md5.drop();
-      if (!committed) await writer.abort();
+      await Promise.all(replicas.map((r) => r.writer?.abort()));
     }
   }
 

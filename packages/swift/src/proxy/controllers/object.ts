@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { backendRequest, Putter, type BackendResponse } from '../backend-client.ts';
+import { COLOCATED_HEADER, REPLICA_RESULTS_HEADER, replicaResults, type ReplicaTarget } from '../../common/colocated.ts';
 import { checkDeleteHeaders, checkMetadata, checkObjectCreation } from '../constraints.ts';
 import { guessType } from '../mime.ts';
 import { discard, plainError, readBody, respond } from '../responses.ts';
@@ -114,27 +115,87 @@ function updateContentType(req: SwiftRequest, obj: string): void {
   delete req.headers['x-detect-content-type'];
 }
 
-/** Opens PUTs to the primaries, each refused node replaced by a handoff (_connect_put_node). */
-async function openPutters(ctx: ProxyContext, nodes: Iterator<RingNode>, count: number, path: (n: RingNode) => string, headersFor: (i: number) => Headers): Promise<{ putters: Putter[]; refusals: BackendResponse[] }> {
+/** Opens PUTs to the primaries, each refused node replaced by a handoff (_connect_put_node); co-located primaries share one grouped PUT. */
+async function openPutters(ctx: ProxyContext, primaries: RingNode[], groups: number[][], nodes: Iterator<RingNode>, path: (n: RingNode) => string, headersFor: (i: number) => Headers): Promise<{ putters: Putter[]; refusals: BackendResponse[] }> {
   const refusals: BackendResponse[] = [];
+  /** False when the node will not take this PUT; its refusal is noted for each replica it stood for. */
+  const connected = async (p: Putter): Promise<boolean> => {
+    if (await p.ready) return true;
+    if (p.early) {
+      // An answer before 100 Continue: the node will not take the object (507, 409 …).
+      for (const n of p.replicas) {
+        if (p.early.status === 507) ctx.limiter.limitNow(n);
+        else if (p.early.status >= 500) ctx.limiter.record(n);
+      }
+      discard(p.early.body);
+      if (p.early.status < 500) for (let k = 0; k < p.replicas.length; k++) refusals.push(p.early);
+    } else for (const n of p.replicas) ctx.limiter.record(n);
+    p.abort();
+    return false;
+  };
   const open = async (i: number): Promise<Putter | undefined> => {
     for (;;) {
       const next = nodes.next();
       if (next.done) return undefined;
       const p = new Putter(next.value, path(next.value), headersFor(i), ctx.timeouts);
-      if (await p.ready) return p;
-      if (p.early) {
-        // An answer before 100 Continue: the node will not take the object (507, 409 …).
-        if (p.early.status === 507) ctx.limiter.limitNow(p.node);
-        else if (p.early.status >= 500) ctx.limiter.record(p.node);
-        discard(p.early.body);
-        if (p.early.status < 500) refusals.push(p.early);
-      } else ctx.limiter.record(p.node);
-      p.abort();
+      if (await connected(p)) return p;
     }
   };
-  const all = await Promise.all(Array.from({ length: count }, (_, i) => open(i)));
-  return { putters: all.filter((p): p is Putter => p !== undefined), refusals };
+  const openGroup = async (g: number[]): Promise<(Putter | undefined)[]> => {
+    const [first, ...rest] = g.map((i) => primaries[i]);
+    const extra: ReplicaTarget[] = rest.map((n, k) => {
+      const h = headersFor(g[k + 1]);
+      return { device: n.device, containerHost: h['x-container-host'], containerDevice: h['x-container-device'], containerPartition: h['x-container-partition'] };
+    });
+    const p = new Putter(first, path(first), { ...headersFor(g[0]), [COLOCATED_HEADER]: JSON.stringify(extra) }, ctx.timeouts, [first, ...rest]);
+    if (await connected(p)) return [p];
+    // The node is unreachable or refused: each of its replicas goes on alone, to the next handoffs.
+    return Promise.all(g.map((i) => open(i)));
+  };
+  const grouped = new Set(groups.flat());
+  const singles = primaries.map((_, i) => i).filter((i) => !grouped.has(i));
+  const all = await Promise.all([...groups.map(openGroup), ...singles.map(async (i) => [await open(i)])]);
+  return { putters: all.flat().filter((p): p is Putter => p !== undefined), refusals };
+}
+
+/**
+ * Replica slots whose primaries are devices of one storage node (same ip:port):
+ * one grouped PUT carries the body to all of them (common/colocated.ts), so the
+ * node reads one socket and hashes once. Error-limited devices stay out.
+ */
+function colocatedGroups(ctx: ProxyContext, primaries: RingNode[]): number[][] {
+  const byNode = new Map<string, number[]>();
+  primaries.forEach((n, i) => {
+    if (ctx.limiter.isLimited(n)) return;
+    const key = `${n.ip}:${n.port}`;
+    byNode.set(key, [...(byNode.get(key) ?? []), i]);
+  });
+  return [...byNode.values()].filter((g) => g.length > 1);
+}
+
+/** Primaries then handoffs as iterNodes, without the devices a grouped PUT already covers. */
+function* nodesBesides(all: Iterator<RingNode>, covered: RingNode[]): Generator<RingNode> {
+  const skip = new Set(covered.map((n) => `${n.ip}:${n.port}/${n.device}`));
+  for (let next = all.next(); !next.done; next = all.next()) if (!skip.has(`${next.value.ip}:${next.value.port}/${next.value.device}`)) yield next.value;
+}
+
+/** One answer per replica a putter wrote: a grouped PUT's per-device results, else its status. */
+async function putterResponses(ctx: ProxyContext, p: Putter): Promise<{ status: number; headers: Headers }[]> {
+  let r: BackendResponse;
+  try {
+    r = await p.response;
+    await readBody(r.body, 1024 * 1024);
+  } catch {
+    for (const n of p.replicas) ctx.limiter.record(n);
+    return p.replicas.map(() => ({ status: 503, headers: {} }));
+  }
+  const results = p.replicas.length > 1 ? replicaResults(r.headers[REPLICA_RESULTS_HEADER]) : undefined;
+  return p.replicas.map((n) => {
+    const status = results?.find((x) => x.device === n.device)?.status ?? r.status;
+    if (status === 507) ctx.limiter.limitNow(n);
+    else if (status >= 500) ctx.limiter.record(n);
+    return { status, headers: r.headers };
+  });
 }
 
 export async function objectPut(ctx: ProxyContext, req: SwiftRequest, account: string, container: string, obj: string): Promise<SwiftResponse> {
@@ -167,8 +228,10 @@ export async function objectPut(ctx: ProxyContext, req: SwiftRequest, account: s
     if (done < quorum && refusals.length >= quorum) return respond(refusals.some((r) => r.status === 409) ? 202 : refusals[0].status);
     return putResult(ctx, req, whole, quorum, ts);
   }
-  const { putters, refusals } = await openPutters(ctx, iter, nodes.length, pathFor, headersFor);
-  if (putters.length < quorum) {
+  const groups = colocatedGroups(ctx, nodes);
+  const covered = groups.flat().map((i) => nodes[i]);
+  const { putters, refusals } = await openPutters(ctx, nodes, groups, nodesBesides(iter, covered), pathFor, headersFor);
+  if (replicaCount(putters) < quorum) {
     for (const p of putters) p.abort();
     // Every node already has this or a newer write (409 on an older timestamp; 202 when upstream sees the same).
     if (refusals.length >= quorum) return respond(refusals.some((r) => r.status === 409) ? 202 : refusals[0].status);
@@ -180,19 +243,7 @@ export async function objectPut(ctx: ProxyContext, req: SwiftRequest, account: s
     for (const p of putters) p.abort();
     return sent;
   }
-  const responses = await Promise.all(
-    putters.map(async (p) => {
-      try {
-        const r = await p.response;
-        await readBody(r.body, 1024 * 1024);
-        if (r.status >= 500) ctx.limiter.record(p.node);
-        return { status: r.status, headers: r.headers };
-      } catch {
-        ctx.limiter.record(p.node);
-        return { status: 503, headers: {} };
-      }
-    }),
-  );
+  const responses = (await Promise.all(putters.map((p) => putterResponses(ctx, p)))).flat();
   while (responses.length < nodes.length) responses.push({ status: 503, headers: {} });
   return putResult(ctx, req, responses, quorum, ts);
 }
@@ -255,6 +306,10 @@ async function putWhole(ctx: ProxyContext, nodes: Iterator<RingNode>, count: num
   return Promise.all(Array.from({ length: count }, (_, i) => one(i)));
 }
 
+function replicaCount(putters: Putter[]): number {
+  return putters.reduce((n, p) => n + p.replicas.length, 0);
+}
+
 /** Errors that mean the node never saw the request. */
 function isConnectError(e: unknown): boolean {
   const code = (e as NodeJS.ErrnoException).code;
@@ -278,13 +333,13 @@ async function streamToPutters(ctx: ProxyContext, body: Readable | undefined, pu
         const results = await Promise.allSettled(live.map((p) => p.write(chunk)));
         live = live.filter((p, i) => {
           if (results[i].status === 'rejected') {
-            ctx.limiter.record(p.node);
+            for (const n of p.replicas) ctx.limiter.record(n);
             p.abort();
             return false;
           }
           return true;
         });
-        if (live.length < quorum) return respond(503);
+        if (replicaCount(live) < quorum) return respond(503);
       }
     }
   } catch {
