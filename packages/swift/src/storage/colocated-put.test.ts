@@ -134,7 +134,7 @@ describe('grouped object PUT', () => {
   });
 
   it('a malformed replica list is a 400 and writes nothing', async () => {
-    for (const bad of ['not json', '[{"device":"../x"}]', '{"device":"d2"}', '[{"device":"d2","containerHost":3}]']) {
+    for (const bad of ['not json', '[{"device":"../x"}]', '{"device":"d2"}', '[{"device":"d2","containerHost":3}]', '[{"device":"d1"}]', '[{"device":"d2"},{"device":"d2"}]']) {
       const r = await put('d1', [], 'malformed', Buffer.from('x'), { [COLOCATED_HEADER]: bad });
       assert.equal(r.status, 400, bad);
     }

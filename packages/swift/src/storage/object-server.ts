@@ -318,6 +318,8 @@ export function createObjectHandler(opts: ObjectServerOptions): Handler {
     const hash = hashPath(opts.hashPath, p.account!, p.container!, p.object!);
     const first: ReplicaTarget = { device: p.device, containerHost: header(req, 'x-container-host'), containerDevice: header(req, 'x-container-device'), containerPartition: header(req, 'x-container-partition') };
     const extra = parseColocated(header(req, COLOCATED_HEADER));
+    // Two writers of one hash dir would publish the same file twice and count as two replicas.
+    if (new Set([first, ...extra].map((t) => t.device)).size !== extra.length + 1) throw new HttpError(400, `Invalid ${COLOCATED_HEADER}: a device twice`);
     return [first, ...extra].map((t) => {
       const r: PutReplica = { target: t, status: 0, headers: {} };
       try {
