@@ -60,6 +60,24 @@ describe('swift proxy over one storage node with every replica', () => {
     assert.equal(copies('small').length, 3);
   });
 
+  it('a chunked upload (no Content-Length) is grouped too', async () => {
+    const body = randomBytes(2 * 1024 * 1024 + 3);
+    const stream = new ReadableStream({
+      start(c) {
+        for (let at = 0; at < body.length; at += 256 * 1024) c.enqueue(new Uint8Array(body.subarray(at, at + 256 * 1024)));
+        c.close();
+      },
+    });
+    puts.length = 0;
+    const r = await p.member.req('PUT', `/v1/${p.account}/c/chunked`, { body: stream });
+    assert.equal(r.status, 201);
+    assert.equal(r.headers.get('etag'), md5(body));
+    assert.equal(puts.length, 1);
+    assert.equal(copies('chunked').length, 3);
+    const g = await p.member.req('GET', `/v1/${p.account}/c/chunked`);
+    assert.ok(Buffer.from(await g.arrayBuffer()).equals(body));
+  });
+
   it('an ETag mismatch is a 422 with no copy anywhere', async () => {
     const body = randomBytes(1024 * 1024);
     const r = await p.member.req('PUT', `/v1/${p.account}/c/mismatch`, { body, headers: { etag: md5(Buffer.from('else')) } });
