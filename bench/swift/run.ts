@@ -208,15 +208,20 @@ async function timedCurl(argv: string[]): Promise<number> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** One large object up and down with curl (as anchor-perf does), best of ROUNDS medians. */
+/**
+ * One large object up and down with curl (as anchor-perf does), median of ROUNDS. Each round
+ * writes a new object and deletes it untimed, as ddRate writes a new file: an overwrite would
+ * also time freeing the previous version's extents (hundreds of ms per replica on ext4).
+ */
 async function large(t: Target, src: string): Promise<{ put: number; get: number }> {
   const c = `${t.account}/bench-large`;
   await timedCurl(['-X', 'PUT', '-H', `X-Auth-Token: ${t.token}`, c]);
   const puts: number[] = [];
   const gets: number[] = [];
   for (let i = 0; i < ROUNDS; i++) {
-    puts.push(BIG_MIB / (await timedCurl(['-T', src, '-H', `X-Auth-Token: ${t.token}`, `${c}/big`])));
-    gets.push(BIG_MIB / (await timedCurl(['-H', `X-Auth-Token: ${t.token}`, `${c}/big`])));
+    puts.push(BIG_MIB / (await timedCurl(['-T', src, '-H', `X-Auth-Token: ${t.token}`, `${c}/big-${i}`])));
+    gets.push(BIG_MIB / (await timedCurl(['-H', `X-Auth-Token: ${t.token}`, `${c}/big-${i}`])));
+    await timedCurl(['-X', 'DELETE', '-H', `X-Auth-Token: ${t.token}`, `${c}/big-${i}`]);
   }
   return { put: median(puts), get: median(gets) };
 }

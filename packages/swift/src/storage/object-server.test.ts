@@ -233,6 +233,20 @@ describe('object server', () => {
     assert.equal(h3[l.suffix], expected.digest('hex'));
   });
 
+  it('an overwrite or DELETE has removed the older .data by the time it answers', async () => {
+    await put('ow', 'first version');
+    const first = readdirSync(loc('ow').hashDir);
+    assert.equal((await put('ow', 'second version')).status, 201);
+    const second = readdirSync(loc('ow').hashDir);
+    assert.equal(second.length, 1);
+    assert.notDeepEqual(second, first);
+    assert.equal(await (await fetch(u('ow'))).text(), 'second version');
+    assert.equal((await fetch(u('ow'), { method: 'DELETE', headers: { 'X-Timestamp': nextTs() } })).status, 204);
+    const left = readdirSync(loc('ow').hashDir);
+    assert.equal(left.length, 1);
+    assert.match(left[0], /\.ts$/);
+  });
+
   it('container update goes to every X-Container-Host; failures become an async pending', async () => {
     const seen: { method: string; url: string; headers: http.IncomingHttpHeaders }[] = [];
     const fake = http.createServer((req, res) => {
