@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { connect, type AddressInfo, type Server } from 'node:net';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { CommandError, UnsafeArgumentError, positional, runCommand, startCommand, which } from './privileged-exec.ts';
@@ -136,6 +137,45 @@ describe('runCommand with an IPC channel', () => {
     const messages: unknown[] = [];
     await runCommand(process.execPath, ['-e', 'process.send({ hello: 1 }, () => process.exit(0))'], opts({ onMessage: (m) => messages.push(m) }));
     assert.deepEqual(messages, [{ hello: 1 }]);
+  });
+
+  it('hands over a listening socket the program sends with its message', async () => {
+    let server: Server | undefined;
+    const listen = "const s=require('net').createServer();s.listen({host:'127.0.0.1',port:0},()=>process.send({listening:true},s,()=>process.exit(0)));";
+    await runCommand(process.execPath, ['-e', listen], opts({ onMessage: (m, handle) => (server = (m as { listening?: boolean }).listening ? (handle as Server) : undefined) }));
+    assert.ok(server, 'no socket came back');
+    server.on('connection', (c) => c.end('from this process'));
+    const { port } = server.address() as AddressInfo;
+    const answer = await new Promise<string>((resolve, reject) => {
+      const c = connect(port, '127.0.0.1');
+      let text = '';
+      c.on('data', (d) => (text += d)).on('end', () => resolve(text)).on('error', reject);
+    });
+    server.close();
+    assert.equal(answer, 'from this process');
+  });
+});
+
+describe('the exec helper', () => {
+  const ppid = ['-e', 'console.log(process.ppid)'];
+
+  it('forks the programs, not the calling process', async () => {
+    const helper = Number((await runCommand(process.execPath, ppid, opts())).stdout);
+    assert.notEqual(helper, process.pid);
+    assert.equal(Number((await runCommand(process.execPath, ppid, opts())).stdout), helper, 'one helper for every call');
+  });
+
+  it('fails the calls it was running when it dies, and a new one serves the next call', async () => {
+    const helper = Number((await runCommand(process.execPath, ppid, opts())).stdout);
+    // The sleep outlives the helper by under 2 s, on its own.
+    const running = commandError(runCommand('sleep', ['2'], opts()));
+    await new Promise((r) => setTimeout(r, 100));
+    process.kill(helper, 'SIGKILL');
+    const err = await running;
+    assert.equal(err.reason, 'spawn');
+    assert.match(err.message, /exec helper exited/);
+    const next = Number((await runCommand(process.execPath, ppid, opts())).stdout);
+    assert.notEqual(next, helper);
   });
 });
 

@@ -5,12 +5,16 @@
  * a timeout kills the program's whole process group.
  *
  * Secrets belong on stdin (`input`), which is never logged; arguments always are.
+ * runCommand's programs are forked by a small helper process (spawner.ts), so that the
+ * service's event loop never stands still for a fork; startCommand's long-lived ones are
+ * forked here, once each.
  */
 import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { isAbsolute, join, normalize } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log.ts';
+import { spawnViaHelper } from './spawner.ts';
 
 /** Bare program names resolve only here: never against the caller's PATH. */
 export const PROGRAM_DIRS = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'] as const;
@@ -200,92 +204,42 @@ export async function runCommand(program: string, args: readonly Arg[], opts: Ru
   const maxBytes = opts.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
   const started = performance.now();
 
-  return new Promise<CommandResult>((resolve, reject) => {
-    const child = spawn(resolved, argv, {
-      shell: false,
-      detached: true,
-      cwd: opts.cwd,
+  const out = await spawnViaHelper(
+    {
+      file: resolved,
+      args: argv,
       env: { PATH: PROGRAM_DIRS.join(':'), LC_ALL: 'C', ...opts.env },
-      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', ...(opts.onMessage ? (['ipc'] as const) : [])],
-    });
-    if (opts.onMessage) child.on('message', opts.onMessage);
+      cwd: opts.cwd,
+      input: opts.input,
+      timeoutMs: opts.timeoutMs,
+      killGraceMs: opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
+      maxOutputBytes: maxBytes,
+      ipc: opts.onMessage !== undefined,
+    },
+    opts.onMessage,
+  );
+  const { code, signal, failure, spawnError } = out;
+  const durationMs = Math.round(performance.now() - started);
+  const stdout = out.stdout.toString('utf8');
+  const stderr = out.stderr.toString('utf8');
+  const logFields = { program: resolved, args: argv, exit_code: code, signal, duration_ms: durationMs };
 
-    const stdout: Buffer[] = [];
-    let stdoutBytes = 0;
-    const stderr: Buffer[] = [];
-    let stderrBytes = 0;
-    let failure: 'timeout' | 'output_limit' | undefined;
-    let killTimer: NodeJS.Timeout | undefined;
-
-    const terminate = (why: 'timeout' | 'output_limit') => {
-      if (failure) return;
-      failure = why;
-      signalGroup(child.pid, 'SIGTERM');
-      killTimer = setTimeout(() => signalGroup(child.pid, 'SIGKILL'), opts.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
-    };
-    const timeoutTimer = setTimeout(() => terminate('timeout'), opts.timeoutMs);
-
-    child.stdout!.on('data', (chunk: Buffer) => {
-      if (failure) return;
-      stdoutBytes += chunk.length;
-      if (stdoutBytes > maxBytes) terminate('output_limit');
-      else stdout.push(chunk);
-    });
-    child.stderr!.on('data', (chunk: Buffer) => {
-      stderr.push(chunk);
-      stderrBytes += chunk.length;
-      while (stderrBytes - stderr[0].length >= maxBytes) stderrBytes -= stderr.shift()!.length;
-    });
-    if (child.stdin) {
-      // The program may exit without reading its input; that is its exit status's business.
-      child.stdin.on('error', () => {});
-      child.stdin.end(opts.input);
-    }
-
-    let settled = false;
-    const finish = (code: number | null, signal: NodeJS.Signals | null, spawnError?: Error) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timeoutTimer);
-      clearTimeout(killTimer);
-      const durationMs = Math.round(performance.now() - started);
-      const out = Buffer.concat(stdout).toString('utf8');
-      const err = Buffer.concat(stderr).toString('utf8');
-      const logFields = { program: resolved, args: argv, exit_code: code, signal, duration_ms: durationMs };
-
-      if (!spawnError && !failure && code !== null && allowed.includes(code)) {
-        logger.info(logFields, 'exec');
-        resolve({ program: resolved, args: argv, exitCode: code, stdout: out, stderr: err, durationMs });
-        return;
-      }
-      const [reason, detail]: [CommandFailure, string] = spawnError
-        ? ['spawn', `could not start: ${spawnError.message}`]
-        : failure === 'timeout'
-          ? ['timeout', `timed out after ${opts.timeoutMs} ms`]
-          : failure === 'output_limit'
-            ? ['output_limit', `output exceeded ${maxBytes} bytes`]
-            : signal
-              ? ['signal', `killed by ${signal}`]
-              : ['exit', `exited with code ${code}`];
-      logger.warn({ ...logFields, reason, stderr_tail: err.slice(-STDERR_TAIL_CHARS) }, 'exec failed');
-      reject(
-        new CommandError({
-          program: resolved,
-          args: argv,
-          reason,
-          detail,
-          exitCode: code,
-          signal,
-          stdout: out,
-          stderr: err,
-          durationMs,
-          cause: spawnError,
-        }),
-      );
-    };
-    child.on('error', (e) => finish(null, null, e));
-    child.on('close', (code, signal) => finish(code, signal));
-  });
+  if (spawnError === undefined && !failure && code !== null && allowed.includes(code)) {
+    logger.info(logFields, 'exec');
+    return { program: resolved, args: argv, exitCode: code, stdout, stderr, durationMs };
+  }
+  const [reason, detail]: [CommandFailure, string] =
+    spawnError !== undefined
+      ? ['spawn', `could not start: ${spawnError}`]
+      : failure === 'timeout'
+        ? ['timeout', `timed out after ${opts.timeoutMs} ms`]
+        : failure === 'output_limit'
+          ? ['output_limit', `output exceeded ${maxBytes} bytes`]
+          : signal
+            ? ['signal', `killed by ${signal}`]
+            : ['exit', `exited with code ${code}`];
+  logger.warn({ ...logFields, reason, stderr_tail: stderr.slice(-STDERR_TAIL_CHARS) }, 'exec failed');
+  throw new CommandError({ program: resolved, args: argv, reason, detail, exitCode: code, signal, stdout, stderr, durationMs });
 }
 
 export interface StartOptions extends Pick<RunOptions, 'env' | 'cwd' | 'killGraceMs'> {
