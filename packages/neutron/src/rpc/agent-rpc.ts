@@ -59,7 +59,11 @@ export interface AgentRpcOptions {
 /** How long a burst of link events (tap made, up, on its bridge) gets to finish before one check. */
 const LINK_EVENT_SETTLE_MS = 20;
 const MONITOR_START_CHECK_MS = 200;
+/** A watch that dies again and again (its namespace gone) is restarted ever later, up to the cap. */
 const MONITOR_RESTART_MS = 1000;
+const MONITOR_RESTART_MAX_MS = 30_000;
+/** A watch that ran this long was healthy: the next restart starts from MONITOR_RESTART_MS again. */
+const MONITOR_HEALTHY_MS = 10_000;
 /** An `ip -o monitor link` line about a tap: `N: tapXXXX: <…` or `Deleted N: tapXXXX: <…`. */
 const TAP_EVENT = /^(Deleted )?\d+: tap/;
 
@@ -72,6 +76,7 @@ export class AgentRpc {
   private tapsGeneration = 0;
   private monitor?: { exited: Promise<unknown>; stop(): Promise<void> };
   private monitorRestart?: NodeJS.Timeout;
+  private monitorRestartMs = MONITOR_RESTART_MS;
   private checkTimer?: NodeJS.Timeout;
   private checking = false;
   private checkAgain = false;
@@ -241,16 +246,22 @@ export class AgentRpc {
   private ensureMonitor(): void {
     const o = this.opts;
     if (!o.watchLinks || this.monitor || this.stopped) return;
-    const restart = () => {
-      this.monitorRestart = setTimeout(() => this.ensureMonitor(), MONITOR_RESTART_MS);
+    const started = Date.now();
+    /** Returns the delay it chose. */
+    const restart = (): number => {
+      if (Date.now() - started >= MONITOR_HEALTHY_MS) this.monitorRestartMs = MONITOR_RESTART_MS;
+      const delay = this.monitorRestartMs;
+      this.monitorRestart = setTimeout(() => this.ensureMonitor(), delay);
       this.monitorRestart.unref?.();
+      this.monitorRestartMs = Math.min(delay * 2, MONITOR_RESTART_MAX_MS);
+      return delay;
     };
     let monitor: NonNullable<AgentRpc['monitor']>;
     try {
       monitor = o.watchLinks((line) => this.onLinkEvent(line));
     } catch (err) {
-      o.logger.warn({ err: (err as Error).message }, 'link watch failed to start; tap polling only until it does');
-      return restart();
+      o.logger.warn({ err: (err as Error).message, restart_in_ms: restart() }, 'link watch failed to start; tap polling only until it does');
+      return;
     }
     this.monitor = monitor;
     // Events before the watch listens are not seen: one check once it has had time to.
@@ -259,8 +270,7 @@ export class AgentRpc {
       if (this.monitor !== monitor) return;
       this.monitor = undefined;
       if (this.stopped) return;
-      o.logger.warn({ exit: why }, 'link watch ended; restarting it');
-      restart();
+      o.logger.warn({ exit: why, restart_in_ms: restart() }, 'link watch ended; restarting it');
     });
   }
 
