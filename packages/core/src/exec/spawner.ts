@@ -109,8 +109,9 @@ class Spawner {
       }
       this.calls.delete(m.id);
       this.idle();
-      // Structured clone gives Uint8Arrays back; callers read Buffers.
-      call.resolve({ ...m.out, stdout: Buffer.from(m.out.stdout), stderr: Buffer.from(m.out.stderr) });
+      // Structured clone gives Uint8Arrays back; callers read Buffers (views, not copies).
+      const buf = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+      call.resolve({ ...m.out, stdout: buf(m.out.stdout), stderr: buf(m.out.stderr) });
     });
     const die = (why: string) => {
       if (spawner === this) spawner = undefined;
