@@ -1,13 +1,11 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { tempDir } from '@onestack/testing/index.ts';
 import { ensureEndpoints } from '@onestack/keystone/index.ts';
 import { ADMIN_PASSWORD } from '../packages/keystone/test/fixture.ts';
 import { startGlance, type GlanceFixture } from '../packages/glance/test/fixture.ts';
 import { startCinder, type CinderFixture } from '../packages/cinder/test/fixture.ts';
-import { OPENSTACK } from './cloud.ts';
+import { openstack } from './openstack-cli.ts';
 
 /** The unmodified openstack CLI against Cinder (fake driver), found through the catalog as block-storage. */
 describe('openstack CLI on cinder', () => {
@@ -18,7 +16,7 @@ describe('openstack CLI on cinder', () => {
   const osRaw = async (...args: string[]) => {
     // Only these variables, so no clouds.yaml or OS_* of the caller's leaks in.
     const env = { PATH: process.env.PATH, HOME: home.path, OS_AUTH_URL: `${f.ks.url}/v3`, OS_IDENTITY_API_VERSION: '3', OS_USERNAME: 'admin', OS_USER_DOMAIN_NAME: 'Default', OS_PASSWORD: ADMIN_PASSWORD, OS_PROJECT_NAME: 'admin', OS_PROJECT_DOMAIN_ID: 'default' };
-    return (await promisify(execFile)(OPENSTACK, args, { env })).stdout;
+    return (await openstack(args, { env })).stdout;
   };
 
   before(async () => {

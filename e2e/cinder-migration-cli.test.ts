@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import pino from 'pino';
 import { positional, runCommand } from '@onestack/core/exec/privileged-exec.ts';
 import { tempDir } from '@onestack/testing/index.ts';
@@ -12,7 +10,7 @@ import { ADMIN_PASSWORD } from '../packages/keystone/test/fixture.ts';
 import { startGlance, type GlanceFixture } from '../packages/glance/test/fixture.ts';
 import { startCinder, type CinderFixture } from '../packages/cinder/test/fixture.ts';
 import { FileVolumeDriver } from '../packages/cinder/src/drivers/file-driver.ts';
-import { OPENSTACK } from './cloud.ts';
+import { openstack } from './openstack-cli.ts';
 
 const logger = pino({ level: 'silent' });
 
@@ -29,7 +27,7 @@ describe('openstack CLI: volume migrate and retype between backends', () => {
   const home = tempDir('onestack-cinder-migcli-');
   const osRaw = async (...args: string[]) => {
     const env = { PATH: process.env.PATH, HOME: home.path, OS_AUTH_URL: `${f.ks.url}/v3`, OS_IDENTITY_API_VERSION: '3', OS_USERNAME: 'admin', OS_USER_DOMAIN_NAME: 'Default', OS_PASSWORD: ADMIN_PASSWORD, OS_PROJECT_NAME: 'admin', OS_PROJECT_DOMAIN_ID: 'default' };
-    return (await promisify(execFile)(OPENSTACK, args, { env })).stdout;
+    return (await openstack(args, { env })).stdout;
   };
   const os = async (...args: string[]) => JSON.parse(await osRaw(...args, '-f', 'json'));
   const backendOf = (v: Record<string, string>) => v['os-vol-host-attr:host'].split('@')[1].split('#')[0];

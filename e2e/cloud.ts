@@ -8,14 +8,13 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
 import { tempDir } from '@onestack/testing/index.ts';
+import { openstack } from './openstack-cli.ts';
 
 const run = promisify(execFile);
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const ONESTACK = join(ROOT, 'onestack');
 
-/** The real openstack CLI lives under Debian's python, whatever python3 is first on PATH. */
-export const OPENSTACK = '/usr/bin/openstack';
-export const PYTHON = '/usr/bin/python3';
+export { PYTHON } from './openstack-cli.ts';
 
 /** Set by `scripts/test.sh` during its e2e phase: the JSON file describing the cloud every sharedCloud() attaches to. */
 export const SHARED_CLOUD_VAR = 'ONESTACK_E2E_SHARED_CLOUD';
@@ -112,7 +111,7 @@ async function downAndCheck(env: NodeJS.ProcessEnv): Promise<void> {
 function handle(env: NodeJS.ProcessEnv, project: string, stop: () => Promise<void>): Cloud {
   const osRaw = async (cloud: string, ...args: string[]) => {
     try {
-      return (await run(OPENSTACK, ['--os-cloud', cloud, ...args], { env, timeout: 60_000 })).stdout;
+      return (await openstack(['--os-cloud', cloud, ...args], { env, timeout: 60_000 })).stdout;
     } catch (e) {
       const err = e as { stderr?: string; message: string };
       throw new Error(`openstack ${args.join(' ')} failed: ${err.stderr ?? err.message}`);

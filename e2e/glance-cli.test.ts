@@ -8,7 +8,8 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { runCommand } from '@onestack/core/exec/privileged-exec.ts';
 import { tempDir } from '@onestack/testing/index.ts';
-import { addCloud, freePort, OPENSTACK, PYTHON, startCloud, stateFiles, type Cloud } from './cloud.ts';
+import { addCloud, freePort, PYTHON, startCloud, stateFiles, type Cloud } from './cloud.ts';
+import { openstack } from './openstack-cli.ts';
 
 const run = promisify(execFile);
 const ONESTACK = join(dirname(fileURLToPath(import.meta.url)), '..', 'onestack');
@@ -27,7 +28,7 @@ describe('openstack CLI against Glance', () => {
   /** `openstack ARGS` that must fail: its stderr. */
   const osFails = async (cloud: string, ...args: string[]): Promise<string> => {
     try {
-      await run(OPENSTACK, ['--os-cloud', cloud, ...args], { env: c.env, timeout: 60_000 });
+      await openstack(['--os-cloud', cloud, ...args], { env: c.env, timeout: 60_000 });
     } catch (e) {
       return (e as { stderr: string }).stderr;
     }

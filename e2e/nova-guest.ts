@@ -9,7 +9,8 @@ import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
-import { OPENSTACK, type Cloud } from './cloud.ts';
+import { type Cloud } from './cloud.ts';
+import { openstack } from './openstack-cli.ts';
 
 const run = promisify(execFile);
 export const DEMO = 'onestack-demo';
@@ -101,7 +102,7 @@ export function guestTools(c: Cloud, keyFile: string, hostNs: string) {
   /** openstack … with a timeout for commands that wait on the guest (cloud.ts's gives up after 60 s). */
   const osWaitRaw = async (cloud: string, ...args: string[]) => {
     try {
-      return (await run(OPENSTACK, ['--os-cloud', cloud, ...args], { env: c.env, timeout: BOOT_TIMEOUT + 60_000 })).stdout;
+      return (await openstack(['--os-cloud', cloud, ...args], { env: c.env, timeout: BOOT_TIMEOUT + 60_000 })).stdout;
     } catch (e) {
       throw new Error(`openstack ${args.join(' ')} failed: ${(e as { stderr?: string }).stderr ?? (e as Error).message}`);
     }

@@ -7,7 +7,8 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { tempDir } from '@onestack/testing/index.ts';
-import { OPENSTACK, sharedCloud, type Cloud } from './cloud.ts';
+import { sharedCloud, type Cloud } from './cloud.ts';
+import { openstack as runOpenstack } from './openstack-cli.ts';
 
 const run = promisify(execFile);
 const SWIFT = '/usr/bin/swift';
@@ -34,7 +35,7 @@ describe('swift and openstack object-store CLIs against onestack up', () => {
   };
   const openstack = async (...args: string[]): Promise<string> => {
     try {
-      return (await run(OPENSTACK, ['--os-cloud', 'onestack-demo', ...args], { env: c.env, cwd: files.path, timeout: 60_000 })).stdout;
+      return (await runOpenstack(['--os-cloud', 'onestack-demo', ...args], { env: c.env, cwd: files.path, timeout: 60_000 })).stdout;
     } catch (e) {
       const err = e as { stderr?: string; message: string };
       throw new Error(`openstack ${args.join(' ')} failed: ${err.stderr ?? err.message}`);
