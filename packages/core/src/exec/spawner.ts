@@ -76,6 +76,7 @@ process.on('message', ({ op, id, req }) => {
     stderr.push(c); stderrBytes += c.length;
     while (stderrBytes - stderr[0].length >= req.maxOutputBytes) stderrBytes -= stderr.shift().length;
   });
+  // A program may exit without reading its input: that is its exit status's business.
   if (child.stdin) { child.stdin.on('error', () => {}); child.stdin.end(req.input); }
   const finish = (code, signal, spawnError) => {
     if (settled) return;
