@@ -43,6 +43,15 @@ interface Pending {
   reject(e: Error): void;
 }
 
+/** SIGTERM to a command that may have exited meanwhile (its status not read yet). */
+function terminate(pid: number): void {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    // ESRCH: it is gone; its status reply settles the call.
+  }
+}
+
 class ForkServer {
   private readonly proc: ChildProcessByStdio<Writable, Readable, null>;
   private readonly dir = mkdtempSync(join(tmpdir(), 'onestack-e2e-cli-'));
@@ -54,7 +63,10 @@ class ForkServer {
     createInterface({ input: this.proc.stdout }).on('line', (line) => this.onReply(JSON.parse(line)));
     this.proc.on('exit', (code, signal) => {
       onGone();
-      for (const p of this.pending.values()) p.reject(new Error(`the openstack fork server exited (${signal ?? code}) under: openstack ${p.args.join(' ')}`));
+      for (const p of this.pending.values()) {
+        clearTimeout(p.timer);
+        p.reject(new Error(`the openstack fork server exited (${signal ?? code}) under: openstack ${p.args.join(' ')}`));
+      }
       this.pending.clear();
       rmSync(this.dir, { recursive: true, force: true });
     });
@@ -73,7 +85,7 @@ class ForkServer {
       if (opts.timeout) {
         p.timer = setTimeout(() => {
           p.killed = true;
-          if (p.pid) process.kill(p.pid, 'SIGTERM');
+          if (p.pid) terminate(p.pid);
         }, opts.timeout);
       }
       this.proc.stdin.write(`${JSON.stringify({ id, argv: args, env, cwd: opts.cwd ?? process.cwd(), ...files })}\n`);
@@ -85,7 +97,7 @@ class ForkServer {
     if (!p) return;
     if (m.status === undefined) {
       p.pid = m.pid;
-      if (p.killed && p.pid) process.kill(p.pid, 'SIGTERM');
+      if (p.killed && p.pid) terminate(p.pid);
       return;
     }
     this.pending.delete(m.id);
