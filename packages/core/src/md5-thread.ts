@@ -8,9 +8,11 @@
 import { Worker } from 'node:worker_threads';
 
 /** Bytes per message to the md5 thread: small chunks are gathered, so messages stay few. */
-const MD5_MESSAGE_BYTES = 256 * 1024;
+const MD5_MESSAGE_BYTES = 1024 * 1024;
 /** How far the md5 thread may fall behind before reading waits for it. */
 const MD5_BACKLOG_BYTES = 16 * 1024 * 1024;
+/** Buffers kept for reuse: one job's whole backlog. */
+const MAX_SPARE_BUFFERS = MD5_BACKLOG_BYTES / MD5_MESSAGE_BYTES;
 
 // Plain CommonJS evaluated in the worker, so it runs without a TypeScript loader.
 const MD5_WORKER_SOURCE = `
@@ -22,7 +24,7 @@ parentPort.on('message', ({ id, op, bytes, n }) => {
     let hash = jobs.get(id);
     if (!hash) jobs.set(id, (hash = createHash('md5')));
     hash.update(new Uint8Array(bytes, 0, n));
-    parentPort.postMessage({ id, op: 'ack', n });
+    parentPort.postMessage({ id, op: 'ack', n, bytes }, [bytes]);
   } else if (op === 'end') {
     const hash = jobs.get(id) ?? createHash('md5');
     jobs.delete(id);
@@ -43,12 +45,18 @@ interface Md5Job {
   failed?: Error;
 }
 
-type WorkerReply = { id: number; op: 'ack'; n: number } | { id: number; op: 'digest'; hex: string };
+type WorkerReply = { id: number; op: 'ack'; n: number; bytes: ArrayBuffer } | { id: number; op: 'digest'; hex: string };
 
 /** One md5 thread per process, shared by concurrent uploads; it holds the process open only while a job runs. */
 export class Md5Thread {
   private readonly worker = new Worker(MD5_WORKER_SOURCE, { eval: true });
   private readonly jobs = new Map<number, Md5Job>();
+  /**
+   * Message buffers the thread has hashed and handed back. Reused rather than allocated per message:
+   * a fresh 256 KiB buffer is zero-filled, page-faulted in and later collected, which cost the main
+   * thread more than the copy into it.
+   */
+  private readonly spare: ArrayBuffer[] = [];
   private nextId = 1;
   dead = false;
 
@@ -74,7 +82,7 @@ export class Md5Thread {
   update(id: number, chunk: Buffer): Promise<void> | undefined {
     const job = this.job(id);
     for (let taken = 0; taken < chunk.length; ) {
-      job.buffer ??= new Uint8Array(MD5_MESSAGE_BYTES);
+      job.buffer ??= new Uint8Array(this.spare.pop() ?? new ArrayBuffer(MD5_MESSAGE_BYTES));
       const n = Math.min(chunk.length - taken, job.buffer.length - job.filled);
       job.buffer.set(chunk.subarray(taken, taken + n), job.filled);
       job.filled += n;
@@ -118,6 +126,7 @@ export class Md5Thread {
   }
 
   private onReply(m: WorkerReply): void {
+    if (m.op === 'ack' && this.spare.length < MAX_SPARE_BUFFERS) this.spare.push(m.bytes);
     const job = this.jobs.get(m.id);
     if (!job) return;
     if (m.op === 'ack') {
