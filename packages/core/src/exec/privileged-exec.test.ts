@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { connect, type AddressInfo, type Server } from 'node:net';
+import { basename } from 'node:path';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { CommandError, UnsafeArgumentError, positional, runCommand, startCommand, which } from './privileged-exec.ts';
@@ -163,6 +165,9 @@ describe('the exec helper', () => {
     const helper = Number((await runCommand(process.execPath, ppid, opts())).stdout);
     assert.notEqual(helper, process.pid);
     assert.equal(Number((await runCommand(process.execPath, ppid, opts())).stdout), helper, 'one helper for every call');
+    // ps shows the helper by its file, not a whole program passed with -e.
+    const argv = readFileSync(`/proc/${helper}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    assert.deepEqual(argv.slice(1).map((a) => basename(a)), ['exec-helper.cjs']);
   });
 
   it('fails the calls it was running when it dies, and a new one serves the next call', async () => {

@@ -14,6 +14,7 @@
  * only while a call runs, and exits when its parent goes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 export interface SpawnRequest {
   file: string;
@@ -39,55 +40,8 @@ export interface SpawnOutcome {
   spawnError?: string;
 }
 
-// Plain CommonJS run with `node -e`: no TypeScript loader, nothing of the service's memory.
-// Messages: {op:'run', id, req} in; {op:'message', id, message} (+ handle) and {op:'done', id, out} back.
-const HELPER_SOURCE = `
-const { spawn } = require('node:child_process');
-const group = (pid, sig) => { try { process.kill(-pid, sig); } catch {} };
-process.on('disconnect', () => process.exit(0));
-process.on('message', ({ op, id, req }) => {
-  if (op !== 'run') return;
-  const reply = (out) => process.send({ op: 'done', id, out });
-  let child;
-  try {
-    child = spawn(req.file, req.args, { shell: false, detached: true, cwd: req.cwd, env: req.env,
-      stdio: [req.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', ...(req.ipc ? ['ipc'] : [])] });
-  } catch (e) {
-    return reply({ code: null, signal: null, stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), spawnError: e.message });
-  }
-  if (req.ipc) child.on('message', (message, handle) => {
-    process.send({ op: 'message', id, message }, handle, () => { if (handle && handle.close) handle.close(); });
-  });
-  const stdout = []; let stdoutBytes = 0; const stderr = []; let stderrBytes = 0;
-  let failure, killTimer, settled = false;
-  const terminate = (why) => {
-    if (failure) return;
-    failure = why;
-    group(child.pid, 'SIGTERM');
-    killTimer = setTimeout(() => group(child.pid, 'SIGKILL'), req.killGraceMs);
-  };
-  const timer = setTimeout(() => terminate('timeout'), req.timeoutMs);
-  child.stdout.on('data', (c) => {
-    if (failure) return;
-    stdoutBytes += c.length;
-    if (stdoutBytes > req.maxOutputBytes) terminate('output_limit'); else stdout.push(c);
-  });
-  child.stderr.on('data', (c) => {
-    stderr.push(c); stderrBytes += c.length;
-    while (stderrBytes - stderr[0].length >= req.maxOutputBytes) stderrBytes -= stderr.shift().length;
-  });
-  // A program may exit without reading its input: that is its exit status's business.
-  if (child.stdin) { child.stdin.on('error', () => {}); child.stdin.end(req.input); }
-  const finish = (code, signal, spawnError) => {
-    if (settled) return;
-    settled = true;
-    clearTimeout(timer); clearTimeout(killTimer);
-    reply({ code, signal, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr), failure, spawnError });
-  };
-  child.on('error', (e) => finish(null, null, e.message));
-  child.on('close', (code, signal) => finish(code, signal));
-});
-`;
+// Its own file (not `node -e SOURCE`), so that `ps` shows a name rather than the whole program.
+const HELPER_PATH = fileURLToPath(new URL('./exec-helper.cjs', import.meta.url));
 
 type HelperReply = { op: 'message'; id: number; message: unknown } | { op: 'done'; id: number; out: SpawnOutcome };
 
@@ -150,7 +104,7 @@ let spawner: Spawner | undefined;
 /** Runs one program through the process's exec helper; never rejects (see spawnError). */
 export function spawnViaHelper(req: SpawnRequest, onMessage?: (message: unknown, handle: unknown) => void): Promise<SpawnOutcome> {
   spawner ??= new Spawner(
-    spawn(process.execPath, ['-e', HELPER_SOURCE], {
+    spawn(process.execPath, [HELPER_PATH], {
       // Not the service's environment (credentials, NODE_OPTIONS with a TypeScript loader): each request carries its own.
       env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
