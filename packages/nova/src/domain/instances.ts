@@ -346,8 +346,8 @@ export class InstanceRepo {
       );
     }
     if (page.limit !== undefined) q = q.limit(page.limit);
-    // The ids first: when the database sorts the project's rows (SQLite does, by the project
-    // index), it sorts ids rather than whole rows with their JSON.
+    // The ids first: the default order comes from an index (instances_project_created), and
+    // another order sorts ids rather than whole rows with their JSON.
     return this.rowsInOrder((await q.select('uuid').execute()).map((r) => r.uuid));
   }
 
