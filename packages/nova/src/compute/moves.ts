@@ -110,7 +110,7 @@ export class ComputeMoves {
     d.notifier.send(await d.instances.get(inst.uuid), notify, 'error', { fault: { message: errorText(err) } });
   }
 
-  /** On the source: power off, copy the disks to the destination (unless it is this host), hand over. */
+  /** On the source: power off, copy the disks to the destination (or keep them aside for a revert on this host), hand over. */
   async resizeInstance(a: MoveArgs): Promise<void> {
     const d = this.d;
     const inst = await d.instances.get(a.uuid);
@@ -125,12 +125,15 @@ export class ComputeMoves {
         if (m.dest_compute !== d.host) {
           const target = await this.h.call<MigrationTarget>('migration_target', { uuid: a.uuid }, m.dest_compute!);
           await d.driver.migrateDisks(a.uuid, target);
+        } else {
+          await d.driver.keepForRevert(a.uuid);
         }
         await d.instances.update(a.uuid, { task_state: TaskState.RESIZE_MIGRATED, power_state: PowerState.SHUTDOWN });
         await d.migrations.update(m.uuid, { status: 'post-migrating' });
       });
     } catch (err) {
       // Nothing moved yet: the destination's claim goes, the source's allocation comes back.
+      if (m.dest_compute === d.host) await d.driver.dropKept(a.uuid).catch(() => undefined);
       await d.placement.deleteAllocations(a.uuid).catch(() => undefined);
       await d.placement.moveAllocations(m.uuid, a.uuid, 'INSTANCE').catch((e) => d.logger.error({ err: e }, 'allocation rollback failed'));
       if (inst.vmState === VmState.ACTIVE) await d.driver.powerOn(a.uuid).catch(() => undefined);
@@ -185,7 +188,7 @@ export class ComputeMoves {
     d.notifier.send(await d.instances.get(a.uuid), 'resize_finish', 'end');
   }
 
-  /** On the source: its copy goes (unless it is the same host) and so does the migration's allocation. */
+  /** On the source: its copy goes (on the same host: the disks kept for a revert) and so does the migration's allocation. */
   async confirmResize(a: MoveArgs): Promise<void> {
     const d = this.d;
     const inst = await d.instances.get(a.uuid);
@@ -194,6 +197,7 @@ export class ComputeMoves {
     try {
       await d.actions.event(a.uuid, a.requestId, 'compute_confirm_resize', d.host, async () => {
         if (m.dest_compute !== d.host) await d.driver.destroy(a.uuid);
+        else await d.driver.dropKept(a.uuid);
         await d.placement.deleteAllocations(m.uuid);
         await this.sysmeta(a.uuid, Object.fromEntries(MOVE_KEYS.map((k) => [k, undefined])));
         const running = inst.powerState === PowerState.RUNNING;
@@ -215,14 +219,9 @@ export class ComputeMoves {
     d.notifier.send(inst, 'resize_revert', 'start');
     try {
       await d.actions.event(a.uuid, a.requestId, 'compute_revert_resize', d.host, async () => {
-        if (m.source_compute !== d.host) {
-          await d.driver.destroy(a.uuid);
-          return;
-        }
-        // One host: the disk stays as grown (drivers cannot shrink it); memory and vCPUs go back.
-        const from = JSON.parse(inst.systemMetadata.old_flavor) as FlavorSnapshot;
-        await d.driver.powerOff(a.uuid);
-        await d.driver.resize(a.uuid, { ...flavorSpec(from), rootGb: Math.max(from.disk, inst.flavor.disk), ephemeralGb: Math.max(from.ephemeral, inst.flavor.ephemeral) });
+        // One host: the guest stops here and finish_revert_resize puts the kept disks back.
+        if (m.source_compute !== d.host) await d.driver.destroy(a.uuid);
+        else await d.driver.powerOff(a.uuid);
       });
     } catch (err) {
       await this.fail(inst, m, 'resize_revert', err);
@@ -232,7 +231,7 @@ export class ComputeMoves {
     else await this.finishRevertResize(a);
   }
 
-  /** On the source: old flavor, ports and allocation back, the guest started again if it ran. */
+  /** On the source: old disks (kept on a same-host resize), flavor, ports and allocation back, the guest started again if it ran. */
   async finishRevertResize(a: MoveArgs): Promise<void> {
     const d = this.d;
     const inst = await d.instances.get(a.uuid);
@@ -241,6 +240,7 @@ export class ComputeMoves {
     const oldState = inst.systemMetadata.old_vm_state;
     try {
       await d.actions.event(a.uuid, a.requestId, 'compute_finish_revert_resize', d.host, async () => {
+        await d.driver.revertToKept(a.uuid);
         if (m.dest_compute !== d.host) await this.bindPorts(inst);
         await this.setFlavor(a.uuid, from, d.host, m.source_node);
         await d.placement.deleteAllocations(a.uuid);

@@ -1,11 +1,13 @@
 /**
  * Server actions on real QEMU guests (one compute host with the QemuDriver beside a
- * Neutron L2/DHCP agent): resize grows the memory and root disk the guest's kernel sees,
- * createImage makes a Glance snapshot a new server boots from, rebuild puts the guest on
+ * Neutron L2/DHCP agent): resize grows the memory and root disk the guest's kernel sees
+ * and a revert on the same host brings the original disk back, createImage makes a Glance snapshot a new server boots from, rebuild puts the guest on
  * another image, shelve/unshelve brings it back from its shelved image. One guest is
  * reused throughout; each step waits for the guest's READY line on the serial console.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { NovaFixture } from '../../test/fixture.ts';
 import type { QemuDriver } from '../virt/qemu-driver.ts';
@@ -58,16 +60,29 @@ describe('server actions on a real QEMU guest', { timeout: 900_000 }, () => {
     assert.equal(small.blocks, 2 * 1024 * 1024, 'a 1 GiB root disk');
 
     let t0 = Date.now();
-    await action(id, { resize: { flavorRef: 'na-bigger' } });
-    const resized = await waitStatus(id, 'VERIFY_RESIZE');
-    assert.equal(resized.status, 'VERIFY_RESIZE', JSON.stringify(resized.fault ?? resized));
-    await bootedAgain(id, 1);
-    const big = await guestSees(id);
-    assert.equal(big.blocks, 4 * 1024 * 1024, 'the root disk grew to 2 GiB');
-    assert.ok(big.memKb > small.memKb + 100 * 1024, `memory ${small.memKb} KiB -> ${big.memKb} KiB`);
+    const resize = async (boots: number) => {
+      await action(id, { resize: { flavorRef: 'na-bigger' } });
+      const resized = await waitStatus(id, 'VERIFY_RESIZE');
+      assert.equal(resized.status, 'VERIFY_RESIZE', JSON.stringify(resized.fault ?? resized));
+      await bootedAgain(id, boots);
+      const big = await guestSees(id);
+      assert.equal(big.blocks, 4 * 1024 * 1024, 'the root disk grew to 2 GiB');
+      assert.ok(big.memKb > small.memKb + 100 * 1024, `memory ${small.memKb} KiB -> ${big.memKb} KiB`);
+    };
+    await resize(1);
+    // A revert on the same host brings the original disk back, as upstream's `<dir>_resize`.
+    await action(id, { revertResize: null });
+    assert.equal((await waitStatus(id, 'ACTIVE')).flavor.original_name, 'm1.nano');
+    await bootedAgain(id, 2);
+    assert.deepEqual(await guestSees(id), small, 'memory and root disk as before the resize');
+    assert.ok(!existsSync(join(h.instancesDir, `${id}_resize`)), 'the kept disks are used up');
+    t.diagnostic(`resize and revert: ${Date.now() - t0} ms`);
+    t0 = Date.now();
+    await resize(3);
     await action(id, { confirmResize: null }, 204);
     assert.equal((await waitStatus(id, 'ACTIVE')).flavor.original_name, 'na.bigger');
-    t.diagnostic(`resize: ${Date.now() - t0} ms`);
+    assert.ok(!existsSync(join(h.instancesDir, `${id}_resize`)), 'confirm drops the kept disks');
+    t.diagnostic(`resize and confirm: ${Date.now() - t0} ms`);
 
     t0 = Date.now();
     const { image_id: snapId } = await action(id, { createImage: { name: 'na-snap' } });

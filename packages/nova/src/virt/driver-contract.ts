@@ -34,7 +34,9 @@ export interface DriverSubject {
   nic(): Promise<NicSpec>;
   /** Volume ids the hypervisor itself has attached to the instance right now. */
   attachedVolumes(uuid: string): Promise<string[]>;
-  /** Anything of the instance still on the host (files, processes, sockets), described. */
+  /** The size of the instance's own root disk, as the hypervisor would give it to the guest. */
+  rootDiskBytes(uuid: string): Promise<number>;
+  /** Anything of the instance still on the host (files, processes, sockets, what keepForRevert kept), described. */
   leftovers(uuid: string): Promise<string[]>;
   /** A second driver object on the same host, as after a restart of nova-compute. */
   reopen(): ComputeDriver;
@@ -189,6 +191,37 @@ export function computeDriverContract(name: string, setup: () => Promise<DriverS
       const info = await s.driver.getInfo(uuid);
       assert.equal(info.powerState, RUNNING);
       assert.equal(info.memoryMb, bigger.memoryMb);
+    });
+
+    it('keeps the disks for a revert on the same host, brings them back, and drops them on confirm', async () => {
+      const uuid = [...spawned].at(-1)!;
+      await assert.rejects(s.driver.keepForRevert(uuid), InvalidInstanceStateError);
+      await s.driver.powerOff(uuid, { timeoutSec: 0 });
+      const before = await s.driver.getInfo(uuid);
+      const disk = await s.rootDiskBytes(uuid);
+      const spec = s.spec();
+      const flavor = { ...spec.flavor, memoryMb: before.memoryMb * 2, rootGb: disk / 1024 ** 3 + 1 };
+      // Resize, then revert: upstream's same-host revert brings the original disk back, not the grown one.
+      await s.driver.keepForRevert(uuid);
+      await s.driver.resize(uuid, flavor);
+      assert.equal(await s.rootDiskBytes(uuid), disk + 1024 ** 3);
+      await s.driver.revertToKept(uuid);
+      assert.equal(await s.rootDiskBytes(uuid), disk);
+      assert.equal((await s.driver.getInfo(uuid)).memoryMb, before.memoryMb);
+      await s.driver.revertToKept(uuid);
+      assert.equal(await s.rootDiskBytes(uuid), disk, 'nothing kept any more: a second revert changes nothing');
+      // Resize, then confirm: the kept copy goes and the grown disk stays.
+      await s.driver.keepForRevert(uuid);
+      await s.driver.resize(uuid, flavor);
+      await s.driver.dropKept(uuid);
+      await s.driver.dropKept(uuid);
+      await s.driver.revertToKept(uuid);
+      assert.equal(await s.rootDiskBytes(uuid), disk + 1024 ** 3);
+      // Kept again and never confirmed nor reverted: destroy (last test) must take it too.
+      await s.driver.keepForRevert(uuid);
+      await s.driver.powerOn(uuid);
+      await assert.rejects(s.driver.revertToKept(uuid), InvalidInstanceStateError);
+      assert.equal((await s.driver.getInfo(uuid)).memoryMb, flavor.memoryMb);
     });
 
     it('rescues and unrescues', async () => {

@@ -185,7 +185,8 @@ export interface ComputeDriver {
 
   /**
    * Stops the guest at once (no ACPI) and removes everything of the instance on this
-   * host: process, disks, config drive, logs, sockets, pidfile, directory. Attached
+   * host: process, disks, config drive, logs, sockets, pidfile, directory, what
+   * keepForRevert() kept. Attached
    * volumes' own files are left alone. Idempotent: an unknown uuid is a no-op.
    */
   destroy(uuid: string): Promise<void>;
@@ -284,6 +285,24 @@ export interface ComputeDriver {
    * partial copy.
    */
   migrateDisks(uuid: string, target: MigrationTarget): Promise<void>;
+
+  /**
+   * Before a resize on this host: keeps the stopped instance's disks and flavor as they are
+   * now, so that revertToKept() can bring them back after resize() grew them (upstream's
+   * migrate_disk_and_power_off keeps the instance directory as `<dir>_resize`, for the same
+   * host too). Replaces what an earlier call kept. Running: InvalidInstanceStateError. A
+   * failure keeps nothing and leaves the instance as it was.
+   */
+  keepForRevert(uuid: string): Promise<void>;
+  /**
+   * Upstream's finish_revert_migration: the stopped instance's disks and flavor go back to
+   * what keepForRevert() kept, and the kept copy is used up; volumes and NICs attached
+   * meanwhile stay attached. Nothing kept (the revert of a move between hosts, whose source
+   * copy never changed): a no-op. Running: InvalidInstanceStateError.
+   */
+  revertToKept(uuid: string): Promise<void>;
+  /** Upstream's confirm_migration on the same host: what keepForRevert() kept goes. No-op without it. destroy() drops it too. */
+  dropKept(uuid: string): Promise<void>;
 
   /**
    * Boots the instance from a fresh overlay of the rescue image, with its own root disk

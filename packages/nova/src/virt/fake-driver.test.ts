@@ -32,7 +32,8 @@ computeDriverContract('FakeDriver', async () => {
     volume: async () => ({ volumeId: randomUUID(), path: '/nonexistent/vol', format: 'raw' }),
     nic: async () => ({ portId: randomUUID(), mac: 'fa:16:3e:00:00:01', tapName: `tap${++n}` }),
     attachedVolumes: async (uuid) => driver.attachedVolumes(uuid),
-    leftovers: async (uuid) => ((await driver.listInstances()).includes(uuid) ? [uuid] : []),
+    rootDiskBytes: async (uuid) => driver.rootDiskBytes(uuid),
+    leftovers: async (uuid) => [...((await driver.listInstances()).includes(uuid) ? [uuid] : []), ...(driver.hasKept(uuid) ? [`kept ${uuid}`] : [])],
     // The fake keeps its state in the object: "restarting" it means keeping the object.
     reopen: () => driver,
     otherHost: async () => {

@@ -66,6 +66,8 @@ export class FakeDriver implements ComputeDriver {
   readonly hostname: string;
   private readonly resources: FakeHostResources;
   private readonly instances = new Map<string, FakeInstance>();
+  /** What keepForRevert() kept, by instance: the flavor (the fake's disks are its flavor's sizes). */
+  private readonly kept = new Map<string, FlavorSpec>();
 
   constructor(opts: FakeDriverOptions) {
     this.hostname = opts.hostname;
@@ -138,6 +140,7 @@ export class FakeDriver implements ComputeDriver {
 
   async destroy(uuid: string): Promise<void> {
     this.instances.delete(uuid);
+    this.kept.delete(uuid);
   }
 
   async powerOff(uuid: string): Promise<void> {
@@ -278,6 +281,35 @@ export class FakeDriver implements ComputeDriver {
       volumeSizes: new Map(i.volumeSizes),
       nics: new Map(i.nics),
     });
+  }
+
+  async keepForRevert(uuid: string): Promise<void> {
+    const i = this.get(uuid);
+    if (i.power !== PowerState.SHUTDOWN) throw new InvalidInstanceStateError(uuid, 'keep the disks for a revert of', i.power);
+    this.kept.set(uuid, { ...i.flavor });
+  }
+
+  async revertToKept(uuid: string): Promise<void> {
+    const i = this.get(uuid);
+    const flavor = this.kept.get(uuid);
+    if (!flavor) return;
+    if (i.power !== PowerState.SHUTDOWN) throw new InvalidInstanceStateError(uuid, 'revert', i.power);
+    i.flavor = flavor;
+    this.kept.delete(uuid);
+  }
+
+  async dropKept(uuid: string): Promise<void> {
+    this.kept.delete(uuid);
+  }
+
+  /** Whether keepForRevert() kept something of the instance that is still there. */
+  hasKept(uuid: string): boolean {
+    return this.kept.has(uuid);
+  }
+
+  /** The root disk's size as the guest would see it (the fake's disks are its flavor's sizes). */
+  rootDiskBytes(uuid: string): number {
+    return this.get(uuid).flavor.rootGb * 1024 ** 3;
   }
 
   async rescue(uuid: string, rescueImage: ImageSpec): Promise<void> {

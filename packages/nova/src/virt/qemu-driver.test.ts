@@ -99,7 +99,9 @@ function leftoversIn(dir: string, uuid: string): string[] {
     })();
     if (cmd.includes(uuid) && cmd.includes('qemu-system')) left.push(`process ${pid}`);
   }
-  if (existsSync(join(dir, uuid))) left.push(...readdirSync(join(dir, uuid)).map((f) => `file ${f}`), `dir ${uuid}`);
+  for (const d of [uuid, `${uuid}_resize`, `${uuid}_resize.part`]) {
+    if (existsSync(join(dir, d))) left.push(...readdirSync(join(dir, d)).map((f) => `file ${d}/${f}`), `dir ${d}`);
+  }
   return left;
 }
 
@@ -132,6 +134,7 @@ computeDriverContract(
         const nodes = new Set(blocks.map((b) => b.inserted?.['node-name']));
         return [...nodes].filter(Boolean).length ? (await allVolumeIds()).filter((v) => nodes.has(volumeNode(v))) : [];
       },
+      rootDiskBytes: async (uuid) => JSON.parse(execFileSync('qemu-img', ['info', '-U', '--output=json', join(dir, uuid, 'disk')], { encoding: 'utf8' }))['virtual-size'],
       leftovers: async (uuid) => leftoversIn(dir, uuid),
       reopen: () => driverAt(dir),
       otherHost: async () => {

@@ -103,6 +103,8 @@ const SAFE_DIR = /^\/[A-Za-z0-9_./-]+$/;
 /** sun_path holds 108 bytes. */
 const MAX_SOCKET_PATH = 107;
 const QEMU = 'qemu-system-x86_64';
+/** The instance's own disks: what a migration copies and a revert brings back. */
+const DISK_FILES = [FILES.disk, FILES.ephemeral, FILES.swap];
 
 export class QemuDriver implements ComputeDriver {
   readonly capabilities: DriverCapabilities;
@@ -250,6 +252,7 @@ export class QemuDriver implements ComputeDriver {
     return this.locked(uuid, async () => {
       await this.killProcess(uuid);
       await rm(this.dir(uuid), { recursive: true, force: true });
+      await this.removeKept(uuid);
     });
   }
 
@@ -562,9 +565,7 @@ export class QemuDriver implements ComputeDriver {
       await mkdir(dest, { recursive: true, mode: 0o700 });
       try {
         // The definition last: the destination lists the instance only once its disks are there.
-        for (const f of [FILES.disk, FILES.ephemeral, FILES.swap, FILES.configDrive, FILES.console]) {
-          if (existsSync(this.file(uuid, f))) await copyFile(this.file(uuid, f), join(dest, f));
-        }
+        await this.copyFiles(uuid, [...DISK_FILES, FILES.configDrive, FILES.console], dest);
         if (target.imagePath && existsSync(join(dest, FILES.disk))) {
           await qemuImg(['rebase', '-u', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', positional(target.imagePath), positional(join(dest, FILES.disk))], this.opts.logger, 60_000);
         }
@@ -575,6 +576,47 @@ export class QemuDriver implements ComputeDriver {
         throw err;
       }
     });
+  }
+
+  async keepForRevert(uuid: string): Promise<void> {
+    return this.locked(uuid, async () => {
+      const def = await this.readDefinition(uuid);
+      if (await this.pidOf(uuid)) throw new InvalidInstanceStateError(uuid, 'keep the disks for a revert of', await this.powerState(uuid, def));
+      const kept = this.keptDir(uuid);
+      const part = `${kept}.part`;
+      await rm(part, { recursive: true, force: true });
+      await mkdir(part, { mode: 0o700 });
+      try {
+        // Copied aside and renamed into place once whole: the instance's own directory is never half-moved.
+        await this.copyFiles(uuid, [...DISK_FILES, FILES.definition], part);
+        await rm(kept, { recursive: true, force: true });
+        await rename(part, kept);
+      } catch (err) {
+        await rm(part, { recursive: true, force: true });
+        throw err;
+      }
+    });
+  }
+
+  async revertToKept(uuid: string): Promise<void> {
+    return this.locked(uuid, async () => {
+      const def = await this.readDefinition(uuid);
+      const kept = this.keptDir(uuid);
+      if (!existsSync(kept)) return;
+      if (await this.pidOf(uuid)) throw new InvalidInstanceStateError(uuid, 'revert', await this.powerState(uuid, def));
+      const old = JSON.parse(await readFile(join(kept, FILES.definition), 'utf8')) as InstanceDefinition;
+      for (const f of DISK_FILES) {
+        if (existsSync(join(kept, f))) await rename(join(kept, f), this.file(uuid, f));
+        else await rm(this.file(uuid, f), { force: true });
+      }
+      // The devices are today's (a volume attached while resized stays); the flavor and disks are the kept ones.
+      await this.writeDefinition({ ...def, flavor: old.flavor, ephemeral: old.ephemeral, swap: old.swap });
+      await rm(kept, { recursive: true, force: true });
+    });
+  }
+
+  async dropKept(uuid: string): Promise<void> {
+    return this.locked(uuid, () => this.removeKept(uuid));
   }
 
   async rescue(uuid: string, rescueImage: ImageSpec): Promise<void> {
@@ -623,6 +665,21 @@ export class QemuDriver implements ComputeDriver {
 
   private file(uuid: string, name: string): string {
     return join(this.dir(uuid), name);
+  }
+
+  /** Where keepForRevert() keeps an instance's files: upstream's `<instance dir>_resize` (not a uuid, so never listed). */
+  private keptDir(uuid: string): string {
+    return `${this.dir(uuid)}_resize`;
+  }
+
+  private async removeKept(uuid: string): Promise<void> {
+    await rm(`${this.keptDir(uuid)}.part`, { recursive: true, force: true });
+    await rm(this.keptDir(uuid), { recursive: true, force: true });
+  }
+
+  /** The instance's files of these names that exist, copied into dest. */
+  private async copyFiles(uuid: string, names: string[], dest: string): Promise<void> {
+    for (const f of names) if (existsSync(this.file(uuid, f))) await copyFile(this.file(uuid, f), join(dest, f));
   }
 
   private async readDefinition(uuid: string): Promise<InstanceDefinition> {
