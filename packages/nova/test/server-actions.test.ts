@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { isAtLeast, parseVersion } from '@onestack/core/http/microversion.ts';
 import { MAX_MICROVERSION } from '../src/conf.ts';
-import { startNova, type NovaFixture, type Project } from './fixture.ts';
+import { FakeDriver } from '../src/virt/fake-driver.ts';
+import { startNova, type NovaClient, type NovaFixture, type Project } from './fixture.ts';
 
 /** Resize, cold migrate, confirm/revert, createImage and rebuild on two fake hosts. */
 describe('nova server actions: moves and images', () => {
@@ -257,6 +258,8 @@ describe('nova server actions: moves and images', () => {
     assert.equal(images[0].image_type, 'snapshot');
     assert.equal(images[0].instance_uuid, id);
     assert.equal((await act(p.member, id, { shelveOffload: null })).status, 403);
+    const hostless = await act(p.member.at('2.17'), id, { trigger_crash_dump: null });
+    assert.equal(hostless.body.conflictingRequest?.message, `Instance ${id} is not ready`, 'no host: checked before the state, as upstream');
     assert.equal((await act(p.member, id, { unshelve: { availability_zone: 'nova' } })).status, 400, 'a body from 2.77');
     assert.equal((await act(p.member, id, { unshelve: null })).status, 202);
     const back = await f.waitFor(f.admin, id, (x) => x.status === 'ACTIVE' && !x['OS-EXT-STS:task_state']);
@@ -266,6 +269,55 @@ describe('nova server actions: moves and images', () => {
     assert.equal((await f.glanceAdmin.get(`/v2/images/${images[0].id}`)).status, 404, 'the shelved image is deleted after unshelve');
     const actions = (await p.member.get(`/v2.1/servers/${id}/os-instance-actions`)).body.instanceActions.map((a: { action: string }) => a.action);
     assert.deepEqual(actions.slice(0, 2), ['unshelve', 'shelve']);
+  });
+
+  it('trigger_crash_dump (2.17): 202 and an NMI into the guest on its host; refused as upstream', async () => {
+    const id = await boot('nmi1');
+    const driver = f.computes.get((await adminView(id))['OS-EXT-SRV-ATTR:host'])!.driver as FakeDriver;
+    const crash = (c: NovaClient) => act(c.at('2.17'), id, { trigger_crash_dump: null });
+    const nmis = async (n: number) => {
+      for (let i = 0; i < 200 && driver.nmiCount(id) < n; i++) await new Promise((res) => setTimeout(res, 25));
+      assert.equal(driver.nmiCount(id), n);
+    };
+    assert.equal((await act(p.member.at('2.16'), id, { trigger_crash_dump: null })).status, 404, 'unknown before 2.17');
+    const bad = await act(p.member.at('2.17'), id, { trigger_crash_dump: {} });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.badRequest.message, "Invalid input for field/attribute trigger_crash_dump. Value: {}. {} is not of type 'null'");
+    assert.equal((await crash(other.member)).status, 404);
+    assert.equal((await crash(p.reader)).status, 403);
+
+    const r = await crash(p.member);
+    assert.equal(r.status, 202, r.text);
+    assert.equal(r.text, '');
+    await nmis(1);
+    const [action] = (await p.member.get(`/v2.1/servers/${id}/os-instance-actions`)).body.instanceActions;
+    assert.equal(action.action, 'trigger_crash_dump');
+    const events = (await f.admin.get(`/v2.1/servers/${id}/os-instance-actions/${action.request_id}`)).body.instanceAction.events;
+    assert.deepEqual(events.map((e: { event: string; result: string }) => `${e.event}:${e.result}`), ['compute_trigger_crash_dump:Success']);
+    const s = await adminView(id);
+    assert.deepEqual([s.status, s['OS-EXT-STS:task_state'], s['OS-EXT-STS:power_state']], ['ACTIVE', null, 1], 'no task state, power state as it was');
+
+    assert.equal((await act(f.admin, id, { lock: null })).status, 202);
+    const locked = await crash(p.member);
+    assert.equal(locked.status, 409);
+    assert.equal(locked.body.conflictingRequest.message, `Instance ${id} is locked`);
+    assert.equal((await crash(f.admin)).status, 202, 'an admin passes the lock');
+    await nmis(2);
+    assert.equal((await act(f.admin, id, { unlock: null })).status, 202);
+    assert.equal((await act(p.member, id, { pause: null })).status, 202);
+    await f.waitFor(p.member, id, (x) => x.status === 'PAUSED');
+    assert.equal((await crash(p.member)).status, 202, 'PAUSED is allowed');
+    await nmis(3);
+    assert.equal((await act(p.member, id, { unpause: null })).status, 202);
+    await f.waitFor(p.member, id, (x) => x.status === 'ACTIVE' && !x['OS-EXT-STS:task_state']);
+    assert.equal((await act(p.member, id, { 'os-stop': null })).status, 202);
+    await f.waitFor(p.member, id, (x) => x.status === 'SHUTOFF' && !x['OS-EXT-STS:task_state']);
+    const stopped = await crash(p.member);
+    assert.equal(stopped.status, 409);
+    assert.equal(stopped.body.conflictingRequest.message, `Cannot 'trigger_crash_dump' instance ${id} while it is in vm_state stopped`);
+    // The project's instance quota (10) is shared by this file's tests.
+    assert.equal((await p.member.delete(`/v2.1/servers/${id}`)).status, 204);
+    await f.waitFor(p.member, id, (x) => x.status === 'DELETED');
   });
 
   it('rescues and unrescues; changePassword answers 409 without a guest agent; password and diagnostics', async () => {

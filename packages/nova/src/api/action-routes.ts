@@ -1,11 +1,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { badRequest, conflict } from '@onestack/core/errors.ts';
+import { versionNotFound } from '../domain/errors.ts';
 import { TaskState } from '../domain/states.ts';
 import { callerOf, enforce, isAdmin, mv, serverFor, type ApiDeps } from './context.ts';
 import { CONSOLE_ACTIONS } from './console-routes.ts';
 import { MOVE_ACTIONS } from './move-action-routes.ts';
 import { PROXY_ACTIONS } from './proxy-routes.ts';
-import { int, noExtra, obj, str } from './validate.ts';
+import { int, noExtra, nullArg, obj, str } from './validate.ts';
 
 function lockReason(arg: unknown): string | null {
   if (arg === null || arg === undefined) return null;
@@ -69,6 +70,14 @@ const ACTIONS: Record<string, Handler> = {
     const length = a.length === undefined || a.length === null ? undefined : int(a.length, 'length', { min: -1 });
     if (inst.vmState === 'building' || !inst.host) throw conflict(`Instance ${inst.uuid} is not ready`);
     return { status: 200, body: { output: await deps.compute.consoleOutput(inst, length) } };
+  },
+  trigger_crash_dump: async (deps, req, arg) => {
+    // A 2.17 action: asked for before, upstream's versioned method is not found, ahead of any check.
+    if (!mv(req, '2.17')) throw versionNotFound();
+    nullArg(arg, 'trigger_crash_dump');
+    const inst = await serverFor(deps, req, 'os_compute_api:servers:trigger_crash_dump');
+    await deps.compute.triggerCrashDump(callerOf(deps, req), inst);
+    return { status: 202 };
   },
   forceDelete: async (deps, req) => {
     const inst = await serverFor(deps, req, 'os_compute_api:os-deferred-delete:force');

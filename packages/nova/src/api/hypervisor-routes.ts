@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { badRequest, notFound } from '@onestack/core/errors.ts';
+import { versionNotFound } from '../domain/errors.ts';
 import { fromRow, type Instance } from '../domain/instances.ts';
 import type { Service } from '../domain/services.ts';
 import { USG, enforce, mv, strictQuery, type ApiDeps } from './context.ts';
@@ -101,7 +102,7 @@ export function registerHypervisorRoutes(app: FastifyInstance, deps: ApiDeps): v
   app.get('/v2.1/os-hypervisors/detail', async (req) => list(req, true));
 
   app.get('/v2.1/os-hypervisors/statistics', async (req) => {
-    if (mv(req, '2.88')) throw notFound('The resource could not be found.');
+    if (mv(req, '2.88')) throw versionNotFound();
     enforce(deps, req, 'os_compute_api:os-hypervisors:statistics');
     const all = await computes();
     const onHost = await hostInstances();
@@ -138,7 +139,7 @@ export function registerHypervisorRoutes(app: FastifyInstance, deps: ApiDeps): v
     return { hypervisor: view(req, s, true, (await hostInstances()).get(s.host) ?? [], withServers) };
   });
   app.get('/v2.1/os-hypervisors/:id/uptime', async (req) => {
-    if (mv(req, '2.88')) throw notFound('The resource could not be found.');
+    if (mv(req, '2.88')) throw versionNotFound();
     enforce(deps, req, 'os_compute_api:os-hypervisors:uptime');
     await find(req, (req.params as { id: string }).id);
     // The compute drivers here do not report host uptime: upstream answers a driver without it so.
@@ -146,7 +147,7 @@ export function registerHypervisorRoutes(app: FastifyInstance, deps: ApiDeps): v
   });
   // 2.1–2.52 only: search by hostname substring, optionally with the hosts' servers.
   const search = (withServers: boolean) => async (req: FastifyRequest) => {
-    if (mv(req, '2.53')) throw notFound('The resource could not be found.');
+    if (mv(req, '2.53')) throw versionNotFound();
     enforce(deps, req, withServers ? 'os_compute_api:os-hypervisors:servers' : 'os_compute_api:os-hypervisors:search');
     const pattern = (req.params as { pattern: string }).pattern;
     const found = (await computes()).filter((s) => s.hypervisor.hypervisorHostname.includes(pattern));

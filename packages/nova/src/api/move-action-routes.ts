@@ -7,7 +7,7 @@ import type { RebuildInput, UnshelveTarget } from '../domain/server-moves.ts';
 import { callerOf, enforce, mv, serverFor, type ApiDeps } from './context.ts';
 import { showServer, trustedCerts } from './server-routes.ts';
 import { reducedView } from './server-views.ts';
-import { bool, hostname, metadata, name, noExtra, obj, str } from './validate.ts';
+import { bool, hostname, metadata, name, noExtra, nullArg, obj, str } from './validate.ts';
 
 type Handler = (deps: ApiDeps, req: FastifyRequest, arg: unknown) => Promise<{ status: number; body?: unknown; headers?: Record<string, string> }>;
 
@@ -68,7 +68,7 @@ export const MOVE_ACTIONS: Record<string, Handler> = {
     // Before 2.56 the action takes no body; from 2.56 an optional target host.
     let host: string | undefined;
     if (arg !== null && arg !== undefined) {
-      if (!mv(req, '2.56')) throw badRequest(`Invalid input for field/attribute migrate. Value: ${JSON.stringify(arg)}. ${JSON.stringify(arg)} is not of type 'null'`);
+      if (!mv(req, '2.56')) nullArg(arg, 'migrate');
       const a = obj(arg, 'migrate');
       noExtra(a, ['host']);
       if (a.host !== undefined && a.host !== null) host = str(a.host, 'host', { min: 1, max: 255 });
@@ -115,7 +115,7 @@ export const MOVE_ACTIONS: Record<string, Handler> = {
   unshelve: async (deps, req, arg) => {
     // 2.77: {availability_zone} (required in an object); 2.91: availability_zone may be null (unpin) and a host may be named.
     const a = nullOr(arg, 'unshelve');
-    if (a && !mv(req, '2.77')) throw badRequest(`Invalid input for field/attribute unshelve. Value: ${JSON.stringify(arg)}. ${JSON.stringify(arg)} is not of type 'null'`);
+    if (a && !mv(req, '2.77')) nullArg(arg, 'unshelve');
     const target: UnshelveTarget = {};
     if (a && mv(req, '2.91')) {
       noExtra(a, ['availability_zone', 'host']);

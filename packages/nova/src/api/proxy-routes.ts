@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { isIP } from 'node:net';
 import { ApiError, badRequest, conflict, forbidden, notFound } from '@onestack/core/errors.ts';
+import { versionNotFound } from '../domain/errors.ts';
 import type { HttpAnswer } from '../domain/service-clients.ts';
 import { callerOf, enforce, isAdmin, mv, serverFor, type ApiDeps } from './context.ts';
 import { UUID, obj, str } from './validate.ts';
@@ -49,7 +50,6 @@ interface NeutronFip {
   port_id: string | null;
 }
 
-const versionGone = () => notFound('The resource could not be found.');
 const neutronMessage = (r: HttpAnswer) => (r.body as { NeutronError?: { message?: string } })?.NeutronError?.message ?? `Neutron answered ${r.status}`;
 
 /** An unexpected Neutron answer: logged by the edge as a 500, never passed on as if it were the user's fault. */
@@ -160,7 +160,7 @@ export function registerSecurityGroupProxyRoutes(app: FastifyInstance, deps: Api
   const rule = (what: string) => `os_compute_api:os-security-groups:${what}`;
   const own = (req: FastifyRequest) => ({ project_id: callerOf(deps, req).projectId });
   const gate = (req: FastifyRequest, what: string) => {
-    if (mv(req, MAX_PROXY)) throw versionGone();
+    if (mv(req, MAX_PROXY)) throw versionNotFound();
     enforce(deps, req, rule(what), own(req));
   };
 
@@ -361,7 +361,7 @@ export const PROXY_ACTIONS: Record<string, Handler> = {
     return { status: 202 };
   },
   addFloatingIp: async (deps, req, arg) => {
-    if (mv(req, '2.44')) throw versionGone();
+    if (mv(req, '2.44')) throw versionNotFound();
     const inst = await serverFor(deps, req, undefined);
     enforce(deps, req, 'os_compute_api:os-floating-ips:add', { project_id: inst.projectId });
     const a = obj(arg, 'addFloatingIp');
@@ -387,7 +387,7 @@ export const PROXY_ACTIONS: Record<string, Handler> = {
     return { status: 202 };
   },
   removeFloatingIp: async (deps, req, arg) => {
-    if (mv(req, '2.44')) throw versionGone();
+    if (mv(req, '2.44')) throw versionNotFound();
     const serverId = (req.params as { server_id: string }).server_id;
     const a = obj(arg, 'removeFloatingIp');
     if (a.address === undefined) throw badRequest("Invalid input for field/attribute removeFloatingIp. 'address' is a required property");
@@ -408,7 +408,7 @@ export const PROXY_ACTIONS: Record<string, Handler> = {
 
 export function registerFloatingIpProxyRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const gate = (req: FastifyRequest, what: string) => {
-    if (mv(req, MAX_PROXY)) throw versionGone();
+    if (mv(req, MAX_PROXY)) throw versionNotFound();
     enforce(deps, req, `os_compute_api:os-floating-ips:${what}`, { project_id: callerOf(deps, req).projectId });
   };
   /** _translate_floating_ip_view: the pool is the external network's name; the instance is the port's device. */
@@ -438,7 +438,7 @@ export function registerFloatingIpProxyRoutes(app: FastifyInstance, deps: ApiDep
   };
 
   app.get('/v2.1/os-floating-ip-pools', async (req) => {
-    if (mv(req, MAX_PROXY)) throw versionGone();
+    if (mv(req, MAX_PROXY)) throw versionNotFound();
     enforce(deps, req, 'os_compute_api:os-floating-ip-pools');
     const r = await neutron(deps, req, 'GET', '/networks?router:external=true');
     if (r.status !== 200) throw unexpected(r, 'GET external networks');
@@ -492,7 +492,7 @@ export function registerNetworkProxyRoutes(app: FastifyInstance, deps: ApiDeps):
   const view = (req: FastifyRequest, n: { id: string; name: string }) =>
     Object.fromEntries([...FIELDS, ...(isAdmin(deps, req) ? ADMIN_FIELDS : [])].map((f) => [f, f === 'id' ? n.id : f === 'label' ? n.name : null]));
   const gate = (req: FastifyRequest, what: string, api = 'os-networks') => {
-    if (mv(req, MAX_PROXY)) throw versionGone();
+    if (mv(req, MAX_PROXY)) throw versionNotFound();
     enforce(deps, req, `os_compute_api:${api}:${what}`, { project_id: callerOf(deps, req).projectId });
   };
   app.get('/v2.1/os-networks', async (req) => {

@@ -49,6 +49,12 @@ export function metadata(v: unknown, field = 'metadata'): Record<string, string>
   return o as Record<string, string>;
 }
 
+/** An action's argument that must be null (upstream's schema `{'type': 'null'}`). */
+export function nullArg(v: unknown, field: string): null {
+  if (v !== null) throw invalid(field, v, `${JSON.stringify(v)} is not of type 'null'`);
+  return null;
+}
+
 export function noExtra(o: Record<string, unknown>, allowed: string[], field = ''): void {
   const extra = Object.keys(o).filter((k) => !allowed.includes(k));
   if (extra.length) throw badRequest(`Additional properties are not allowed (${extra.map((e) => `'${e}'`).join(', ')} ${extra.length > 1 ? 'were' : 'was'} unexpected)${field ? ` in ${field}` : ''}`);

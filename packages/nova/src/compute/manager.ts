@@ -125,6 +125,7 @@ export class ComputeManager {
       unpause_instance: async (a: ActionArgs) => void this.background(() => this.powerAction(a, 'unpause')),
       suspend_instance: async (a: ActionArgs) => void this.background(() => this.powerAction(a, 'suspend')),
       resume_instance: async (a: ActionArgs) => void this.background(() => this.powerAction(a, 'resume')),
+      trigger_crash_dump: async (a: ActionArgs) => void this.background(() => this.triggerCrashDump(a)),
       get_console_output: async (a: { uuid: string; maxBytes?: number }) => d.driver.getConsoleOutput(a.uuid, { maxBytes: a.maxBytes }),
       ...this.moves.handlers((fn) => this.background(fn)),
       ...consoleHandlers(d.driver),
@@ -456,6 +457,22 @@ export class ComputeManager {
       await d.instances.addFault(a.uuid, { code: 500, message: err instanceof Error ? err.message : String(err), host: d.host });
       d.notifier.send(await d.instances.get(a.uuid), plan.notify, 'error', { fault: { message: String(err) } });
     }
+  }
+
+  /** Upstream's trigger_crash_dump: an NMI into the guest; task and power states stay as they are, a failure is a fault. */
+  async triggerCrashDump(a: ActionArgs): Promise<void> {
+    const d = this.d;
+    const inst = await d.instances.find(a.uuid);
+    if (!inst) return;
+    d.notifier.send(inst, 'trigger_crash_dump', 'start');
+    try {
+      await d.actions.event(a.uuid, a.requestId, 'compute_trigger_crash_dump', d.host, () => d.driver.injectNmi(a.uuid));
+    } catch (err) {
+      // Upstream has no error phase for it: the fault (wrap_instance_fault) says what went wrong.
+      await d.instances.addFault(a.uuid, { code: 500, message: err instanceof Error ? err.message : String(err), details: err instanceof Error ? err.stack : undefined, host: d.host });
+      return;
+    }
+    d.notifier.send(await d.instances.get(a.uuid), 'trigger_crash_dump', 'end');
   }
 
   // ---- periodic tasks ----

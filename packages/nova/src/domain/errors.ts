@@ -3,10 +3,12 @@ import { ApiError, badRequest, conflict, forbidden, notFound } from '@onestack/c
 /** Nova's messages for its common faults, worded as upstream's exceptions. */
 export const instanceNotFound = (uuid: string) => notFound(`Instance ${uuid} could not be found.`);
 export const flavorNotFound = (id: string) => notFound(`Flavor ${id} could not be found.`);
+/** VersionNotFoundForAPIMethod: a method asked for below (or above) its microversions answers a bare 404. */
+export const versionNotFound = () => notFound('The resource could not be found.');
 export const keypairNotFound = (name: string, userId: string) => notFound(`Keypair ${name} not found for user ${userId}`);
 
 /** InstanceInvalidState raised by check_instance_state, as the API renders it (409). */
-export function invalidState(uuid: string, attr: 'vm_state' | 'task_state', state: string | null, method: string): ApiError {
+export function invalidState(uuid: string, attr: 'vm_state' | 'task_state' | 'launched_at', state: string | null, method: string): ApiError {
   return conflict(`Cannot '${method}' instance ${uuid} while it is in ${attr} ${state ?? 'None'}`);
 }
 

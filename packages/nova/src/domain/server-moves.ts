@@ -13,7 +13,7 @@ import type { Quotas } from './quotas.ts';
 import type { Caller, ComputeApi } from './servers.ts';
 import type { Endpoints, GlanceClient } from './service-clients.ts';
 import type { Services } from './services.ts';
-import { TaskState, VmState } from './states.ts';
+import { checkInstanceState, TaskState, VmState, type AllowedStates } from './states.ts';
 
 /** What the conductor's migrate_server gets: the migration names source, flavors and the request. */
 export interface MigrateRequest {
@@ -106,10 +106,9 @@ export class ServerMoves {
   ) {}
 
   /** check_instance_state plus the task_state compare-and-swap that makes concurrent actions lose with a 409. */
-  private async claimTask(caller: Caller, inst: Instance, method: string, allowed: { vm: string[]; task?: (string | null)[] }, taskState: string, action: string): Promise<void> {
+  private async claimTask(caller: Caller, inst: Instance, method: string, allowed: AllowedStates, taskState: string, action: string): Promise<void> {
     this.d.compute.checkLock(inst, caller);
-    if (!allowed.vm.includes(inst.vmState)) throw invalidState(inst.uuid, 'vm_state', inst.vmState, method);
-    if (allowed.task && !allowed.task.includes(inst.taskState)) throw invalidState(inst.uuid, 'task_state', inst.taskState, method);
+    checkInstanceState(inst, method, allowed);
     const ok = await this.d.instances.cas(inst.uuid, { vmState: allowed.vm, ...(allowed.task ? { taskState: allowed.task } : {}) }, { task_state: taskState });
     if (!ok) throw invalidState(inst.uuid, 'task_state', (await this.d.instances.get(inst.uuid)).taskState, method);
     await this.d.actions.start({ uuid: inst.uuid, action, requestId: caller.requestId, projectId: caller.projectId, userId: caller.userId });

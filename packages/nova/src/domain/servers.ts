@@ -21,7 +21,7 @@ import type { BlockDevices } from './block-devices.ts';
 import { releaseInstanceVolumes } from '../compute/volume-attach.ts';
 import type { Aggregates } from './aggregates.ts';
 import type { Services } from './services.ts';
-import { ACTION_STATES, TaskState, VmState } from './states.ts';
+import { ACTION_STATES, checkInstanceState, TaskState, VmState, type AllowedStates } from './states.ts';
 
 export interface Caller {
   projectId: string;
@@ -397,12 +397,11 @@ export class ComputeApi {
   }
 
   /** A power action: state check, lock check, CAS on task_state, cast to the host. */
-  async action(caller: Caller, inst: Instance, method: string, o: { action: string; taskState: string; rpc: string; extra?: Record<string, unknown>; states?: { vm: string[]; task?: (string | null)[] } }): Promise<void> {
+  async action(caller: Caller, inst: Instance, method: string, o: { action: string; taskState: string; rpc: string; extra?: Record<string, unknown>; states?: AllowedStates }): Promise<void> {
     const d = this.d;
     this.checkLock(inst, caller);
     const allowed = o.states ?? ACTION_STATES[method];
-    if (!allowed.vm.includes(inst.vmState)) throw invalidState(inst.uuid, 'vm_state', inst.vmState, method);
-    if (allowed.task && !allowed.task.includes(inst.taskState)) throw invalidState(inst.uuid, 'task_state', inst.taskState, method);
+    checkInstanceState(inst, method, allowed);
     const ok = await d.instances.cas(inst.uuid, { vmState: allowed.vm, ...(allowed.task ? { taskState: allowed.task } : {}) }, { task_state: o.taskState });
     if (!ok) {
       const now = await d.instances.get(inst.uuid);
@@ -411,6 +410,18 @@ export class ComputeApi {
     await d.actions.start({ uuid: inst.uuid, action: o.action, requestId: caller.requestId, projectId: caller.projectId, userId: caller.userId });
     if (!inst.host) throw conflict(`Instance ${inst.uuid} has no host`);
     await d.bus.cast(COMPUTE_TOPIC, o.rpc, { uuid: inst.uuid, requestId: caller.requestId, ...o.extra }, { host: inst.host });
+  }
+
+  /**
+   * trigger_crash_dump (2.17): lock, host, state as upstream checks them, then the host injects an
+   * NMI. No task state: what the guest makes of it (a dump, a panic, a log line) is its own business.
+   */
+  async triggerCrashDump(caller: Caller, inst: Instance): Promise<void> {
+    this.checkLock(inst, caller);
+    if (!inst.host) throw conflict(`Instance ${inst.uuid} is not ready`);
+    checkInstanceState(inst, 'trigger_crash_dump', ACTION_STATES.trigger_crash_dump);
+    await this.d.actions.start({ uuid: inst.uuid, action: 'trigger_crash_dump', requestId: caller.requestId, projectId: caller.projectId, userId: caller.userId });
+    await this.d.bus.cast(COMPUTE_TOPIC, 'trigger_crash_dump', { uuid: inst.uuid, requestId: caller.requestId }, { host: inst.host });
   }
 
   async consoleOutput(inst: Instance, length?: number): Promise<string> {

@@ -1,3 +1,6 @@
+import { invalidState } from './errors.ts';
+import type { Instance } from './instances.ts';
+
 /** vm_state / task_state values and the API status they map to (nova/api/openstack/common.py _STATE_MAP). */
 export const VmState = {
   ACTIVE: 'active',
@@ -87,8 +90,22 @@ export function vmStatesForStatus(status: string): { vm: string[]; task?: string
   return { vm, task: task.length ? task : undefined };
 }
 
+export interface AllowedStates {
+  vm: string[];
+  task?: (string | null)[];
+  /** check_instance_state's must_have_launched: an instance that never ran is refused too. */
+  launched?: boolean;
+}
+
+/** nova/compute/api.py check_instance_state: vm_state, then task_state, then launched_at, each a 409 naming the method. */
+export function checkInstanceState(inst: Instance, method: string, allowed: AllowedStates): void {
+  if (!allowed.vm.includes(inst.vmState)) throw invalidState(inst.uuid, 'vm_state', inst.vmState, method);
+  if (allowed.task && !allowed.task.includes(inst.taskState)) throw invalidState(inst.uuid, 'task_state', inst.taskState, method);
+  if (allowed.launched && inst.launchedAt === null) throw invalidState(inst.uuid, 'launched_at', null, method);
+}
+
 /** Valid vm_states for each action (nova/compute/api.py @check_instance_state). */
-export const ACTION_STATES: Record<string, { vm: string[]; task?: (string | null)[] }> = {
+export const ACTION_STATES: Record<string, AllowedStates> = {
   stop: { vm: ['active', 'error'], task: [null] },
   start: { vm: ['stopped'], task: [null] },
   reboot: { vm: ['active', 'stopped', 'paused', 'suspended', 'error'] },
@@ -97,4 +114,6 @@ export const ACTION_STATES: Record<string, { vm: string[]; task?: (string | null
   suspend: { vm: ['active'], task: [null] },
   resume: { vm: ['suspended'], task: [null] },
   createImage: { vm: ['active', 'stopped', 'paused', 'suspended'], task: [null] },
+  // vm_states.ALLOW_TRIGGER_CRASH_DUMP
+  trigger_crash_dump: { vm: ['active', 'paused', 'rescued', 'resized', 'error'], task: [null], launched: true },
 };

@@ -53,6 +53,7 @@ export const novaPolicies: RuleDefault[] = [
   r('os_compute_api:servers:start', PROJECT_MEMBER_OR_ADMIN, 'Start a server', A, 'POST'),
   r('os_compute_api:servers:stop', PROJECT_MEMBER_OR_ADMIN, 'Stop a server', A, 'POST'),
   r('os_compute_api:servers:reboot', PROJECT_MEMBER_OR_ADMIN, 'Reboot a server', A, 'POST'),
+  r('os_compute_api:servers:trigger_crash_dump', PROJECT_MEMBER_OR_ADMIN, 'Trigger crash dump in a server', `${A} (trigger_crash_dump)`, 'POST'),
   r('os_compute_api:servers:resize', PROJECT_MEMBER_OR_ADMIN, 'Resize a server', A, 'POST'),
   r('os_compute_api:servers:confirm_resize', PROJECT_MEMBER_OR_ADMIN, 'Confirm a server resize', A, 'POST'),
   r('os_compute_api:servers:revert_resize', PROJECT_MEMBER_OR_ADMIN, 'Revert a server resize', A, 'POST'),

@@ -83,6 +83,7 @@ export function computeDriverContract(name: string, setup: () => Promise<DriverS
       await assert.rejects(s.driver.getInfo(uuid), InstanceNotFoundError);
       await assert.rejects(s.driver.powerOn(uuid), InstanceNotFoundError);
       await assert.rejects(s.driver.pause(uuid), InstanceNotFoundError);
+      await assert.rejects(s.driver.injectNmi(uuid), InstanceNotFoundError);
       await assert.rejects(s.driver.getConsoleOutput(uuid), InstanceNotFoundError);
       await s.driver.destroy(uuid);
       await s.driver.destroy(uuid);
@@ -111,8 +112,11 @@ export function computeDriverContract(name: string, setup: () => Promise<DriverS
 
       await assert.rejects(s.driver.unpause(uuid), InvalidInstanceStateError);
       await assert.rejects(s.driver.resume(uuid), InvalidInstanceStateError);
+      await s.driver.injectNmi(uuid);
       await s.driver.pause(uuid);
       assert.equal((await s.driver.getInfo(uuid)).powerState, PAUSED);
+      await s.driver.injectNmi(uuid);
+      assert.equal((await s.driver.getInfo(uuid)).powerState, PAUSED, 'an NMI leaves the power state alone');
       await assert.rejects(s.driver.pause(uuid), InvalidInstanceStateError);
       await assert.rejects(s.driver.suspend(uuid), InvalidInstanceStateError);
       await s.driver.unpause(uuid);
@@ -132,6 +136,7 @@ export function computeDriverContract(name: string, setup: () => Promise<DriverS
       assert.equal((await s.driver.getInfo(uuid)).powerState, SHUTDOWN);
       await s.driver.powerOff(uuid, { timeoutSec: 0 });
       await assert.rejects(s.driver.pause(uuid), InvalidInstanceStateError);
+      await assert.rejects(s.driver.injectNmi(uuid), InvalidInstanceStateError);
       await assert.rejects(s.driver.getVncConsole(uuid), InvalidInstanceStateError);
       assert.ok((await s.driver.listInstances()).includes(uuid), 'a stopped instance is still listed');
 

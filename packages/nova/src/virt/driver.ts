@@ -223,6 +223,14 @@ export interface ComputeDriver {
   getInfo(uuid: string): Promise<InstanceInfo>;
 
   /**
+   * A non-maskable interrupt into the guest (upstream's trigger_crash_dump, libvirt's
+   * inject_nmi): a guest set up for it (kdump, panic on NMI) crashes and dumps its memory,
+   * others log it and go on. Power states are left alone. Only when RUNNING or PAUSED;
+   * otherwise InvalidInstanceStateError (upstream's InstanceNotRunning).
+   */
+  injectNmi(uuid: string): Promise<void>;
+
+  /**
    * Instances this driver has on the host, running or not, found from the host alone
    * (for the compute manager to reconcile after a restart).
    */

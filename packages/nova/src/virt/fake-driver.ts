@@ -57,6 +57,8 @@ interface FakeInstance {
   nics: Map<string, NicSpec>;
   rescue?: ImageSpec;
   console: string;
+  /** NMIs injected (what a test sees of trigger_crash_dump). */
+  nmis: number;
 }
 
 const hosts = new Map<string, FakeDriver>();
@@ -135,6 +137,7 @@ export class FakeDriver implements ComputeDriver {
       volumeSizes: new Map(),
       nics: new Map(spec.nics.map((n) => [n.portId, n])),
       console: `fake console of ${spec.hostname}\n`,
+      nmis: 0,
     });
   }
 
@@ -176,6 +179,17 @@ export class FakeDriver implements ComputeDriver {
   async getInfo(uuid: string): Promise<InstanceInfo> {
     const i = this.get(uuid);
     return { uuid, powerState: i.power, memoryMb: i.flavor.memoryMb, vcpus: i.flavor.vcpus };
+  }
+
+  async injectNmi(uuid: string): Promise<void> {
+    const i = this.get(uuid);
+    if (i.power !== PowerState.RUNNING && i.power !== PowerState.PAUSED) throw new InvalidInstanceStateError(uuid, 'inject an NMI into', i.power);
+    i.nmis++;
+  }
+
+  /** How many NMIs the instance got (injectNmi). */
+  nmiCount(uuid: string): number {
+    return this.get(uuid).nmis;
   }
 
   async listInstances(): Promise<string[]> {

@@ -228,6 +228,18 @@ describe('QemuDriver with a booted guest', { timeout: 400_000 }, () => {
     assert.equal(await carrier(), false, 'the tap is released');
   });
 
+  it('injects an NMI (QMP inject-nmi) that the guest kernel reports on its console, and keeps running', async () => {
+    const before = (await driver.getConsoleOutput(spec.uuid)).length;
+    await driver.injectNmi(spec.uuid);
+    const t0 = Date.now();
+    // Linux's unknown_nmi_error: "Uhhuh. NMI received for unknown reason … on CPU 0."
+    while (!/NMI received/.test((await driver.getConsoleOutput(spec.uuid)).slice(before))) {
+      if (Date.now() - t0 > 30_000) throw new Error(`no NMI line on the console:\n${(await driver.getConsoleOutput(spec.uuid)).slice(before)}`);
+      await sleep(250);
+    }
+    assert.equal((await driver.getInfo(spec.uuid)).powerState, PowerState.RUNNING);
+  });
+
   it('pauses and unpauses through QMP, and a new driver object finds the running guest', async () => {
     await driver.pause(spec.uuid);
     const st = await driver.qmp(spec.uuid, (q) => q.execute<{ status: string }>('query-status'));

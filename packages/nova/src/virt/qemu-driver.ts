@@ -324,6 +324,15 @@ export class QemuDriver implements ComputeDriver {
     });
   }
 
+  async injectNmi(uuid: string): Promise<void> {
+    return this.locked(uuid, async () => {
+      const def = await this.readDefinition(uuid);
+      const state = await this.powerState(uuid, def);
+      if (state !== PowerState.RUNNING && state !== PowerState.PAUSED) throw new InvalidInstanceStateError(uuid, 'inject an NMI into', state);
+      await this.qmp(uuid, (q) => q.execute('inject-nmi'));
+    });
+  }
+
   async listInstances(): Promise<string[]> {
     const names = await readdir(this.instancesDir).catch(() => [] as string[]);
     return names.filter((n) => UUID_RE.test(n) && existsSync(join(this.instancesDir, n, FILES.definition)));
