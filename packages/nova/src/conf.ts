@@ -30,7 +30,8 @@ export const novaOptions = defineGroup('nova', {
   vif_plugging_timeout: opt.int({ default: 30, min: 0, help: 'Seconds to wait for network-vif-plugged before a boot goes on anyway (or fails, see vif_plugging_is_fatal).' }),
   vif_plugging_is_fatal: opt.bool({ default: false, help: 'Fail the boot when network-vif-plugged does not arrive in time.' }),
   allow_resize_to_same_host: opt.bool({ default: true, help: "A resize may pick the server's own host (upstream's default is off; an all-in-one has no other host)." }),
-  shelved_offload_time: opt.int({ default: 0, min: -1, max: 0, help: "0: a shelved server is offloaded at once (upstream's default); -1: never, until shelveOffload. Upstream's delayed offload (positive seconds) is not supported." }),
+  shelved_offload_time: opt.int({ default: 0, min: -1, help: "[DEFAULT] shelved_offload_time: 0 offloads a shelved server at once (upstream's default); -1 (any negative) never, until shelveOffload; N: its host offloads it once shelved longer than N seconds (checked every shelved_poll_interval)." }),
+  shelved_poll_interval: opt.int({ default: 3600, help: '[DEFAULT] shelved_poll_interval: seconds between a compute host\'s checks for shelved servers to offload (shelved_offload_time > 0); 0 or less: never.' }),
   force_config_drive: opt.bool({ default: false, help: 'Every instance gets a config drive.' }),
   glance_url: opt.string({ default: '', help: 'Image API base URL. Empty: from the service catalog.' }),
   neutron_url: opt.string({ default: '', help: 'Networking API base URL. Empty: from the service catalog.' }),
@@ -85,8 +86,10 @@ export interface NovaConfig {
   vifPluggingIsFatal: boolean;
   forceConfigDrive: boolean;
   allowResizeToSameHost: boolean;
-  /** 0: offloaded at once; -1: never. */
+  /** Seconds; 0: offloaded at once; negative: never; positive: by the compute host's poll once shelved longer. */
   shelvedOffloadTime: number;
+  /** How often a compute host looks for shelved instances to offload; 0: never. */
+  shelvedPollIntervalMs: number;
   glanceUrl: string;
   neutronUrl: string;
   placementUrl: string;
@@ -118,6 +121,7 @@ export function novaConfig(v: NovaValues, o: { stateDir: string; hostname: strin
     forceConfigDrive: Boolean(v.force_config_drive),
     allowResizeToSameHost: Boolean(v.allow_resize_to_same_host),
     shelvedOffloadTime: Number(v.shelved_offload_time),
+    shelvedPollIntervalMs: Math.max(0, Number(v.shelved_poll_interval)) * 1000,
     glanceUrl: String(v.glance_url),
     neutronUrl: String(v.neutron_url),
     placementUrl: String(v.placement_url),

@@ -4,7 +4,7 @@ import { KeystoneSession } from '@onestack/core/auth/keystone-session.ts';
 import { serviceIdentity } from '@onestack/core/config/index.ts';
 import type { ServiceDefinition } from '@onestack/core/service.ts';
 import { createNovaApp, createNovaCore } from './app.ts';
-import { ComputeManager } from './compute/manager.ts';
+import { ComputeManager, computeSettings } from './compute/manager.ts';
 import { novaConfig, novaOptions, type NovaConfig, type NovaValues } from './conf.ts';
 import { consoleConfig, consoleOptions, type ConsoleValues } from './console/conf.ts';
 import { ConsoleProxy } from './console/proxy.ts';
@@ -111,7 +111,7 @@ export async function startComputeWhenReady(o: Parameters<typeof startCompute>[0
 export async function startCompute(o: { core: ReturnType<typeof createNovaCore>; config: NovaConfig; session: KeystoneSession; rt: Parameters<ServiceDefinition['start']>[0] }): Promise<ComputeManager> {
   const { config, rt } = o;
   const { driver, imageCache } = createDriver(config, rt.logger);
-  const manager = new ComputeManager({ ...o.core, host: config.host, driver, imageCache, session: o.session, bus: rt.bus, clock: rt.clock, logger: rt.logger, reportIntervalMs: config.reportIntervalMs, syncPowerStateMs: config.syncPowerStateMs, vifPluggingTimeoutMs: config.vifPluggingTimeoutMs, vifPluggingIsFatal: config.vifPluggingIsFatal, forceConfigDrive: config.forceConfigDrive });
+  const manager = new ComputeManager({ ...o.core, host: config.host, driver, imageCache, session: o.session, bus: rt.bus, clock: rt.clock, logger: rt.logger, ...computeSettings(config) });
   try {
     await manager.start();
   } catch (err) {

@@ -15,7 +15,7 @@ import { createPlacementApp } from '../src/placement/app.ts';
 import { defaultPlacementValues, placementConfig } from '../src/placement/conf.ts';
 import { migrations as placementMigrations } from '../src/placement/db/migrations/index.ts';
 import { createNovaApp, type NovaApp } from '../src/app.ts';
-import { ComputeManager } from '../src/compute/manager.ts';
+import { ComputeManager, computeSettings } from '../src/compute/manager.ts';
 import { defaultNovaValues, novaConfig, type NovaConfig, type NovaValues } from '../src/conf.ts';
 import { migrations } from '../src/db/migrations/index.ts';
 import type { NovaDB } from '../src/db/schema.ts';
@@ -139,11 +139,7 @@ export async function startNova(opts: { config?: Partial<NovaValues>; ks?: Keyst
         bus: ks.bus,
         clock: systemClock,
         logger,
-        reportIntervalMs: config.reportIntervalMs,
-        syncPowerStateMs: config.syncPowerStateMs,
-        vifPluggingTimeoutMs: config.vifPluggingTimeoutMs,
-        vifPluggingIsFatal: config.vifPluggingIsFatal,
-        forceConfigDrive: config.forceConfigDrive,
+        ...computeSettings(config),
       });
       await manager.start();
       computes.set(host, { manager, driver });

@@ -390,3 +390,40 @@ describe('nova server actions: allow_resize_to_same_host and shelved_offload_tim
     assert.equal(off['OS-EXT-SRV-ATTR:host'], null);
   });
 });
+
+describe('nova server actions: shelved_offload_time > 0, offloaded by the host every shelved_poll_interval', () => {
+  let f: NovaFixture;
+  let p: Project;
+  before(async () => {
+    f = await startNova({ config: { shelved_offload_time: 2, shelved_poll_interval: 1 } });
+    await f.addCompute('poll-host');
+    p = await f.project('shelf-pollers');
+  });
+  after(() => f?.close());
+
+  it('keeps a shelved server on its host for shelved_offload_time, then offloads it', async () => {
+    const r = await p.member.post('/v2.1/servers', { server: { name: 'later', imageRef: f.imageId, flavorRef: '42', networks: 'none' } });
+    assert.equal(r.status, 202, r.text);
+    const id: string = r.body.server.id;
+    assert.equal((await f.waitFor(p.member, id)).status, 'ACTIVE');
+    assert.equal((await p.member.post(`/v2.1/servers/${id}/action`, { shelve: null })).status, 202);
+    const shelvedAt = Date.now();
+    const s = await f.waitFor(f.admin, id, (x) => (x.status === 'SHELVED' || x.status === 'SHELVED_OFFLOADED') && !x['OS-EXT-STS:task_state']);
+    assert.equal(s.status, 'SHELVED', 'not offloaded at once');
+    assert.equal(s['OS-EXT-SRV-ATTR:host'], 'poll-host');
+    assert.equal(Object.keys((await f.nova.core.placement.allocations(id)).allocations).length, 1, 'still holds its allocation');
+    const off = await f.waitFor(f.admin, id, (x) => x.status === 'SHELVED_OFFLOADED' && !x['OS-EXT-STS:task_state'], 15_000);
+    assert.ok(Date.now() - shelvedAt >= 2000, `offloaded after ${Date.now() - shelvedAt} ms, before shelved_offload_time`);
+    assert.equal(off['OS-EXT-SRV-ATTR:host'], null);
+    assert.deepEqual((await f.nova.core.placement.allocations(id)).allocations, {});
+    assert.deepEqual(await f.computes.get('poll-host')!.driver.listInstances(), []);
+    // The offload has no request of its own: its event joins the shelve action, as upstream's periodic task.
+    const [shelve] = (await p.member.get(`/v2.1/servers/${id}/os-instance-actions`)).body.instanceActions;
+    assert.equal(shelve.action, 'shelve');
+    const events = (await f.admin.get(`/v2.1/servers/${id}/os-instance-actions/${shelve.request_id}`)).body.instanceAction.events;
+    assert.ok(events.some((e: { event: string; result: string }) => e.event === 'compute_shelve_offload_instance' && e.result === 'Success'), JSON.stringify(events));
+    // Unshelved again from the offloaded state: back on a host.
+    assert.equal((await p.member.post(`/v2.1/servers/${id}/action`, { unshelve: null })).status, 202);
+    assert.equal((await f.waitFor(f.admin, id, (x) => x.status === 'ACTIVE' && !x['OS-EXT-STS:task_state'])).status, 'ACTIVE');
+  });
+});

@@ -7,6 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import type { Bus, RpcServer, Subscription } from '@onestack/core/bus/bus.ts';
 import type { Clock } from '@onestack/core/clock.ts';
+import type { NovaConfig } from '../conf.ts';
 import type { PlacementClient } from '../placement/client.ts';
 import { PowerState, type ComputeDriver, type InstanceSpec, type NicSpec } from '../virt/driver.ts';
 import type { ImageCache } from '../virt/image-cache.ts';
@@ -54,7 +55,23 @@ export interface ComputeManagerDeps {
   vifPluggingTimeoutMs: number;
   vifPluggingIsFatal: boolean;
   forceConfigDrive: boolean;
+  /** shelved_offload_time in seconds: only positive values concern the host (the API offloads at 0). */
+  shelvedOffloadTime: number;
+  shelvedPollIntervalMs: number;
   allocationRatios?: { cpu: number; ram: number; disk: number };
+}
+
+/** What nova-compute takes from Nova's configuration. */
+export function computeSettings(c: NovaConfig): Pick<ComputeManagerDeps, 'reportIntervalMs' | 'syncPowerStateMs' | 'vifPluggingTimeoutMs' | 'vifPluggingIsFatal' | 'forceConfigDrive' | 'shelvedOffloadTime' | 'shelvedPollIntervalMs'> {
+  return {
+    reportIntervalMs: c.reportIntervalMs,
+    syncPowerStateMs: c.syncPowerStateMs,
+    vifPluggingTimeoutMs: c.vifPluggingTimeoutMs,
+    vifPluggingIsFatal: c.vifPluggingIsFatal,
+    forceConfigDrive: c.forceConfigDrive,
+    shelvedOffloadTime: c.shelvedOffloadTime,
+    shelvedPollIntervalMs: c.shelvedPollIntervalMs,
+  };
 }
 
 /** What Neutron's floatingip.*.end notifications carry. */
@@ -135,6 +152,9 @@ export class ComputeManager {
     });
     this.timers.push(setInterval(() => void this.heartbeat(), d.reportIntervalMs));
     if (d.syncPowerStateMs > 0) this.timers.push(setInterval(() => void this.syncPowerStates().catch((err) => d.logger.warn({ err }, 'power state sync failed')), d.syncPowerStateMs));
+    if (d.shelvedPollIntervalMs > 0 && d.shelvedOffloadTime > 0) {
+      this.timers.push(setInterval(() => this.background(() => this.pollShelvedInstances()), d.shelvedPollIntervalMs));
+    }
   }
 
   async stop(): Promise<void> {
@@ -495,6 +515,27 @@ export class ComputeManager {
       } else {
         await d.instances.cas(inst.uuid, { taskState: [null] }, { power_state: power });
       }
+    }
+  }
+
+  /**
+   * Upstream's _poll_shelved_instances: this host's SHELVED instances (no task) shelved longer than
+   * shelved_offload_time ago are offloaded, each claimed by compare-and-swap first so that an
+   * unshelve or shelveOffload arriving meanwhile wins. Without a request of its own the offload's
+   * event goes to the instance's latest action (the shelve), as upstream's does for a periodic task.
+   */
+  async pollShelvedInstances(): Promise<void> {
+    const d = this.d;
+    if (this.stopped || d.shelvedOffloadTime <= 0) return;
+    const due = d.clock.now() - d.shelvedOffloadTime * 1000;
+    for (const inst of await d.instances.onHost(d.host)) {
+      if (inst.vmState !== VmState.SHELVED || inst.taskState !== null) continue;
+      const shelvedAt = Date.parse(inst.systemMetadata.shelved_at ?? '');
+      if (!(shelvedAt < due)) continue;
+      if (!(await d.instances.cas(inst.uuid, { vmState: [VmState.SHELVED], taskState: [null] }, { task_state: TaskState.SHELVING_OFFLOADING }))) continue;
+      const [latest] = await d.actions.list(inst.uuid);
+      d.logger.info({ instance: inst.uuid }, `shelved longer than ${d.shelvedOffloadTime} s: offloading`);
+      await this.moves.shelveOffload({ uuid: inst.uuid, requestId: latest?.request_id ?? '' });
     }
   }
 

@@ -100,7 +100,7 @@ export class ServerMoves {
       bus: Bus;
       compute: ComputeApi;
       allowResizeToSameHost: boolean;
-      /** shelved_offload_time: 0 offloads at once (upstream's default), -1 never. */
+      /** shelved_offload_time: 0 offloads at once (upstream's default); otherwise the compute host's poll does, or never (negative). */
       shelvedOffloadTime: number;
     },
   ) {}
