@@ -1,13 +1,16 @@
 import { badRequest, conflict, notFound } from '@onestack/core/errors.ts';
 import type { Logger } from 'pino';
+import type { BlockDevices } from '../domain/block-devices.ts';
 import type { Instance, InstanceRepo, Vif } from '../domain/instances.ts';
 import type { NeutronClient } from '../domain/service-clients.ts';
 import { NoFreeSlotError, type ComputeDriver } from '../virt/driver.ts';
+import { refreshDeviceMetadata } from './device-metadata.ts';
 
 export interface HotplugDeps {
   host: string;
   driver: ComputeDriver;
   instances: InstanceRepo;
+  blockDevices: BlockDevices;
   neutron: NeutronClient;
   logger: Logger;
   serviceToken(): Promise<string>;
@@ -76,6 +79,7 @@ export function hotplugHandlers(d: HotplugDeps) {
         await plugged;
         const now = await instance(inst.uuid);
         await d.instances.update(inst.uuid, { network_info: JSON.stringify([...now.networkInfo, vif]) });
+        await refreshDeviceMetadata(d, inst.uuid);
       } catch (e) {
         await d.driver.detachInterface(inst.uuid, vif.portId).catch(() => undefined);
         await release(token, vif);
@@ -92,6 +96,7 @@ export function hotplugHandlers(d: HotplugDeps) {
       await d.driver.detachInterface(inst.uuid, vif.portId);
       const now = await instance(inst.uuid);
       await d.instances.update(inst.uuid, { network_info: JSON.stringify(now.networkInfo.filter((v) => v.portId !== a.portId)) });
+      await refreshDeviceMetadata(d, inst.uuid);
       await release(await d.serviceToken(), vif);
     },
   };

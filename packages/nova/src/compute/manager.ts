@@ -15,6 +15,7 @@ import { consoleHandlers } from './consoles.ts';
 import { hotplugHandlers } from './hotplug.ts';
 import { releaseInstanceVolumes, volumeAttachHandlers } from './volume-attach.ts';
 import { completeVolumes, prepareVolumes, releaseFailedBuildVolumes, volumeSpecs, type BootVolumeDeps } from './boot-volumes.ts';
+import { recordDeviceMetadata } from './device-metadata.ts';
 import { ComputeMoves } from './moves.ts';
 import type { InstanceActions } from '../domain/actions.ts';
 import type { BlockDevices } from '../domain/block-devices.ts';
@@ -112,7 +113,7 @@ export class ComputeManager {
 
   constructor(private readonly d: ComputeManagerDeps) {
     this.moves = new ComputeMoves(d, {
-      instanceSpec: (inst) => this.instanceSpec(inst),
+      spawnSpec: (inst) => this.spawnSpec(inst),
       imagePath: (inst) => this.imagePath(inst),
       serviceToken: () => this.serviceToken(),
       cast: (method, args, host) => d.bus.cast(COMPUTE_TOPIC, method, args, { host }),
@@ -250,7 +251,7 @@ export class ComputeManager {
         if (!(await d.instances.cas(a.uuid, { taskState: [TaskState.NETWORKING] }, { task_state: TaskState.BLOCK_DEVICE_MAPPING }))) throw new Error('instance was deleted while its network was set up');
         inst = await d.instances.get(a.uuid);
         await prepareVolumes(this.volumeDeps(), inst, a.token);
-        const spec = await this.instanceSpec(inst);
+        const spec = await this.spawnSpec(inst);
         if (!(await d.instances.cas(a.uuid, { taskState: [TaskState.BLOCK_DEVICE_MAPPING] }, { task_state: TaskState.SPAWNING }))) throw new Error('instance was deleted before spawning');
         const plugged = this.waitForVifs(a.uuid, vifs);
         await d.driver.spawn(spec);
@@ -403,7 +404,12 @@ export class ComputeManager {
     });
   }
 
-  private async instanceSpec(inst: Instance): Promise<InstanceSpec> {
+  /**
+   * What the driver spawns the instance from. It also records the device metadata of the guest
+   * about to be made: upstream builds it once the domain is defined, before it runs, so that the
+   * config drive carries it too.
+   */
+  private async spawnSpec(inst: Instance): Promise<InstanceSpec> {
     const d = this.d;
     const rs = inst.requestSpec;
     const blockDevices = await volumeSpecs(d, inst.uuid);
@@ -411,9 +417,7 @@ export class ComputeManager {
     const bootVolume = blockDevices.some((b) => b.bootIndex === 0);
     const imagePath = bootVolume ? '' : await this.imagePath(inst);
     const nics: NicSpec[] = inst.networkInfo.map((v) => ({ portId: v.portId, mac: v.mac, tapName: v.tapName, mtu: v.mtu }));
-    const wantDrive = inst.configDrive || d.forceConfigDrive;
-    const metadata = await d.instances.metadata(inst.uuid);
-    return {
+    const spec: InstanceSpec = {
       uuid: inst.uuid,
       name: inst.name,
       hostname: inst.hostname,
@@ -421,11 +425,14 @@ export class ComputeManager {
       image: bootVolume ? undefined : { id: rs.image.id, path: imagePath, properties: rs.image.properties },
       nics,
       blockDevices,
-      configDrive: wantDrive
-        ? configDriveFiles({ instance: inst, metadata, keys: inst.keyData ? [{ name: inst.keyName ?? 'key', type: 'ssh', data: inst.keyData }] : [] })
-        : undefined,
       userData: inst.userData ?? undefined,
     };
+    const deviceMetadata = await recordDeviceMetadata(d, inst, d.driver.plannedDeviceAddresses(spec));
+    if (inst.configDrive || d.forceConfigDrive) {
+      const keys = inst.keyData ? [{ name: inst.keyName ?? 'key', type: 'ssh', data: inst.keyData }] : [];
+      spec.configDrive = configDriveFiles({ instance: { ...inst, deviceMetadata }, metadata: await d.instances.metadata(inst.uuid), keys });
+    }
+    return spec;
   }
 
   // ---- delete ----

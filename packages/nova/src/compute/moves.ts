@@ -57,7 +57,8 @@ export class ComputeMoves {
   constructor(
     private readonly d: ComputeManagerDeps & { migrations: Migrations },
     private readonly h: {
-      instanceSpec: (inst: Instance) => Promise<InstanceSpec>;
+      /** What the driver spawns the instance from (recording its device metadata). */
+      spawnSpec: (inst: Instance) => Promise<InstanceSpec>;
       /** The instance's image in this host's cache ('' when the driver keeps none). */
       imagePath: (inst: Instance) => Promise<string>;
       serviceToken: () => Promise<string>;
@@ -302,7 +303,7 @@ export class ComputeMoves {
       await d.actions.event(a.uuid, a.requestId, 'compute_rebuild_instance', d.host, async () => {
         await d.instances.update(a.uuid, { task_state: TaskState.REBUILD_SPAWNING });
         await d.driver.destroy(a.uuid);
-        await d.driver.spawn(await this.h.instanceSpec(inst));
+        await d.driver.spawn(await this.h.spawnSpec(inst));
         if (inst.vmState === VmState.STOPPED) await d.driver.powerOff(a.uuid);
         const info = await d.driver.getInfo(a.uuid);
         await d.instances.update(a.uuid, { vm_state: inst.vmState === VmState.STOPPED ? VmState.STOPPED : VmState.ACTIVE, task_state: null, power_state: info.powerState, launched_at: d.clock.now() });
@@ -381,7 +382,7 @@ export class ComputeMoves {
         } else {
           await this.bindPorts(inst);
           const image: ImageSnapshot = { ...inst.requestSpec.image, id: imageId, diskFormat: 'qcow2' };
-          await d.driver.spawn(await this.h.instanceSpec({ ...inst, requestSpec: { ...inst.requestSpec, image } }));
+          await d.driver.spawn(await this.h.spawnSpec({ ...inst, requestSpec: { ...inst.requestSpec, image } }));
         }
         const info = await d.driver.getInfo(a.uuid);
         // As upstream, the shelved image has served its purpose: gone before the server shows ACTIVE.

@@ -6,6 +6,7 @@ import type { Instance, InstanceRepo } from '../domain/instances.ts';
 import type { InstanceNotifier } from '../domain/notifier.ts';
 import type { CinderClient } from '../domain/service-clients.ts';
 import { NoFreeSlotError, type ComputeDriver } from '../virt/driver.ts';
+import { refreshDeviceMetadata } from './device-metadata.ts';
 import { connectVolume, disconnectVolume, type ConnectedVolume } from './volume-connect.ts';
 
 export interface VolumeAttachDeps {
@@ -66,6 +67,7 @@ export function volumeAttachHandlers(d: VolumeAttachDeps) {
       await d.driver.attachVolume(inst.uuid, connected.device);
       plugged = true;
       await d.cinder.completeAttachment(await d.serviceToken(), inst.projectId, connected.attachmentId);
+      await refreshDeviceMetadata(d, inst.uuid);
     } catch (e) {
       if (plugged) await d.driver.detachVolume(inst.uuid, bdm.volumeId!).catch((err) => d.logger.error({ err, instance: inst.uuid }, 'unplug after a failed attach failed'));
       if (e instanceof NoFreeSlotError) throw badRequest(`Failed to attach volume ${bdm.volumeId} to ${inst.uuid}: no free hot-plug slot`);
@@ -150,6 +152,7 @@ export function volumeAttachHandlers(d: VolumeAttachDeps) {
           await d.driver.detachVolume(inst.uuid, a.volumeId);
           if (bdm.attachmentId) await disconnectVolume(d, inst.projectId, bdm.attachmentId);
           await d.blockDevices.delete(bdm.uuid);
+          await refreshDeviceMetadata(d, inst.uuid);
         });
       } catch (e) {
         d.notifier.send(await instance(inst.uuid), 'volume_detach', 'error', { fault: { message: message(e) } });

@@ -30,6 +30,8 @@ export interface InstanceRow {
   network_info: string;
   request_spec: string;
   system_metadata: string;
+  /** JSON DeviceMetadata[] (domain/metadata-content.ts); NULL until a host recorded it. */
+  device_metadata: string | null;
   progress: number;
   created_at: number;
   updated_at: number;

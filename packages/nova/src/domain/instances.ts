@@ -4,6 +4,7 @@ import { boolFromDb, casUpdate, jsonFromDb, jsonToDb, type Database } from '@one
 import type { IdSource } from '@onestack/core/ids.ts';
 import type { InstanceRow, NovaDB } from '../db/schema.ts';
 import { instanceNotFound } from './errors.ts';
+import type { DeviceMetadata } from './metadata-content.ts';
 import { statusFromState } from './states.ts';
 
 /** A flavor as the instance keeps it (upstream embeds a copy: later flavor changes do not touch servers). */
@@ -102,6 +103,8 @@ export interface Instance {
   networkInfo: Vif[];
   requestSpec: RequestSpec;
   systemMetadata: Record<string, string>;
+  /** The tagged devices and where the guest finds them, as the compute host last recorded them. */
+  deviceMetadata: DeviceMetadata[];
   progress: number;
   createdAt: number;
   updatedAt: number;
@@ -141,6 +144,7 @@ export function fromRow(r: InstanceRow): Instance {
     networkInfo: jsonFromDb(r.network_info),
     requestSpec: jsonFromDb(r.request_spec),
     systemMetadata: jsonFromDb(r.system_metadata),
+    deviceMetadata: r.device_metadata ? jsonFromDb(r.device_metadata) : [],
     progress: r.progress,
     createdAt: Number(r.created_at),
     updatedAt: Number(r.updated_at),

@@ -1,4 +1,50 @@
-import type { Instance } from './instances.ts';
+import type { DeviceAddresses } from '../virt/driver.ts';
+import type { BlockDevice } from './block-devices.ts';
+import type { Instance, Vif } from './instances.ts';
+
+/**
+ * A tagged device and where the guest finds it: upstream's NetworkInterfaceMetadata and
+ * DiskMetadata (nova/objects/virt_device_metadata.py) as its libvirt driver fills them.
+ */
+export type DeviceMetadata =
+  | { type: 'nic'; mac: string; bus: string; address: string; tags: string[]; vfTrusted: boolean }
+  /** serial: the volume id (null for a tagged local root disk, as upstream's bdm.volume_id). */
+  | { type: 'disk'; serial: string | null; bus: string; address: string; tags: string[] };
+
+/**
+ * Upstream's _build_device_metadata: the disks of tagged block device mappings, then the NICs of
+ * tagged ports, each at the address the driver placed it (disks before NICs, as libvirt lists a
+ * guest's devices). A device the driver has no address for is left out, as upstream leaves out
+ * what is not in the domain.
+ */
+export function buildDeviceMetadata(vifs: Vif[], bdms: BlockDevice[], at: DeviceAddresses): DeviceMetadata[] {
+  const out: DeviceMetadata[] = [];
+  for (const b of bdms) {
+    if (!b.tag) continue;
+    const where = b.volumeId ? at.volumes[b.volumeId] : b.destinationType === 'local' && b.bootIndex === 0 ? at.rootDisk : undefined;
+    if (where) out.push({ type: 'disk', serial: b.volumeId, bus: where.bus, address: where.address, tags: [b.tag] });
+  }
+  for (const v of vifs) {
+    const where = at.nics[v.portId];
+    if (v.tag && where) out.push({ type: 'nic', mac: v.mac, bus: where.bus, address: where.address, tags: [v.tag], vfTrusted: false });
+  }
+  return out;
+}
+
+/** The dated versions of the OpenStack metadata format whose content differs (nova/api/metadata/base.py). */
+const GRIZZLY = '2013-04-04';
+const LIBERTY = '2015-10-15';
+const NEWTON_ONE = '2016-06-30';
+const ROCKY = '2018-08-27';
+const VICTORIA = '2020-10-14';
+/** Dates compare as strings; `latest` has everything. */
+const since = (version: string, first: string) => version === 'latest' || version >= first;
+
+/** _get_device_metadata: a device as meta_data.json shows it in this version (vf_trusted from 2018-08-27). */
+function deviceJson(d: DeviceMetadata, version: string): Record<string, unknown> {
+  if (d.type === 'disk') return { type: 'disk', serial: d.serial, bus: d.bus, address: d.address, tags: d.tags };
+  return { ...(since(version, ROCKY) ? { vf_trusted: d.vfTrusted } : {}), type: 'nic', mac: d.mac, bus: d.bus, address: d.address, tags: d.tags };
+}
 
 /**
  * What the metadata service and a config drive serve an instance
@@ -29,7 +75,8 @@ export function blockDeviceMapping(i: Instance, volumeDevices: string[] = []): R
   return out;
 }
 
-export function metaDataJson(m: InstanceMetadataInput): Record<string, unknown> {
+/** meta_data.json of a version (a date of OPENSTACK_VERSIONS or `latest`): later fields only from the version that brought them. */
+export function metaDataJson(m: InstanceMetadataInput, version = 'latest'): Record<string, unknown> {
   const i = m.instance;
   const publicKeys = Object.fromEntries(m.keys.map((k) => [k.name, k.data]));
   return {
@@ -41,10 +88,10 @@ export function metaDataJson(m: InstanceMetadataInput): Record<string, unknown> 
     name: i.name,
     launch_index: i.launchIndex,
     availability_zone: i.availabilityZone ?? 'nova',
-    random_seed: Buffer.from(i.uuid.repeat(16)).toString('base64').slice(0, 684),
-    project_id: i.projectId,
-    devices: [],
-    dedicated_cpus: [],
+    ...(since(version, GRIZZLY) ? { random_seed: Buffer.from(i.uuid.repeat(16)).toString('base64').slice(0, 684) } : {}),
+    ...(since(version, LIBERTY) ? { project_id: i.projectId } : {}),
+    ...(since(version, NEWTON_ONE) ? { devices: i.deviceMetadata.map((d) => deviceJson(d, version)) } : {}),
+    ...(since(version, VICTORIA) ? { dedicated_cpus: [] } : {}),
   };
 }
 
@@ -87,7 +134,7 @@ export function ec2MetaData(m: InstanceMetadataInput): Record<string, string> {
 export function configDriveFiles(m: InstanceMetadataInput): Record<string, string | Uint8Array> {
   const files: Record<string, string | Uint8Array> = {};
   for (const v of ['latest', '2012-08-10', '2013-04-04', '2013-10-17', '2015-10-15', '2016-06-30', '2018-08-27']) {
-    files[`openstack/${v}/meta_data.json`] = JSON.stringify(metaDataJson(m));
+    files[`openstack/${v}/meta_data.json`] = JSON.stringify(metaDataJson(m, v));
     files[`openstack/${v}/network_data.json`] = JSON.stringify(networkDataJson(m.instance));
     files[`openstack/${v}/vendor_data.json`] = '{}';
     files[`openstack/${v}/vendor_data2.json`] = '{}';

@@ -268,6 +268,7 @@ export class ComputeApi {
             locked_reason: null,
             network_info: '[]',
             request_spec: jsonToDb(spec),
+            device_metadata: null,
             system_metadata: jsonToDb({ image_base_image_ref: image.id, image_disk_format: image.diskFormat, image_min_ram: String(image.minRam), image_min_disk: String(image.minDisk), ...(input.trustedCerts ? { trusted_image_certificates: JSON.stringify(input.trustedCerts) } : {}) }),
             progress: 0,
             created_at: now,

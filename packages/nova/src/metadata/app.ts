@@ -72,7 +72,7 @@ export function createMetadataApp(deps: MetadataDeps, http: Pick<HttpServerOptio
     const m = await instanceOf(req);
     switch (file) {
       case 'meta_data.json':
-        return json(reply, metaDataJson(m));
+        return json(reply, metaDataJson(m, version));
       case 'network_data.json':
         return json(reply, networkDataJson(m.instance));
       case 'vendor_data.json':

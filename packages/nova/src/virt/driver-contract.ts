@@ -51,6 +51,7 @@ export interface DriverSubject {
 }
 
 const { RUNNING, PAUSED, SHUTDOWN, SUSPENDED } = PowerState;
+const PCI_ADDRESS = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
 
 export function computeDriverContract(name: string, setup: () => Promise<DriverSubject>, opts: { timeout?: number } = {}): void {
   describe(`ComputeDriver contract: ${name}`, { timeout: opts.timeout ?? 60_000 }, () => {
@@ -103,6 +104,9 @@ export function computeDriverContract(name: string, setup: () => Promise<DriverS
       await assert.rejects(s.driver.spawn(spec), InstanceExistsError);
       const info = await s.driver.getInfo(uuid);
       assert.equal(info.powerState, RUNNING);
+      const planned = s.driver.plannedDeviceAddresses(spec);
+      assert.match(planned.rootDisk?.address ?? '', PCI_ADDRESS);
+      assert.deepEqual(await s.driver.deviceAddresses(uuid), planned, 'spawn puts the devices where it said it would');
       assert.equal(info.memoryMb, spec.flavor.memoryMb);
       assert.equal(info.vcpus, spec.flavor.vcpus);
       assert.ok((await s.driver.listInstances()).includes(uuid));
@@ -155,21 +159,31 @@ export function computeDriverContract(name: string, setup: () => Promise<DriverS
       await s.driver.attachVolume(uuid, vol);
       await s.driver.attachVolume(uuid, vol);
       assert.deepEqual((await s.attachedVolumes(uuid)).filter((v) => v === vol.volumeId), [vol.volumeId]);
+      const at = await s.driver.deviceAddresses(uuid);
+      const volAt = at.volumes[vol.volumeId];
+      assert.match(volAt?.address ?? '', PCI_ADDRESS);
+      assert.notEqual(volAt.address, at.rootDisk?.address);
       // Cinder migrates the attached volume: the disk moves onto another volume's storage and keeps its volume id.
       const other = await s.volume();
       await s.driver.swapVolume(uuid, vol.volumeId, other);
+      assert.deepEqual((await s.driver.deviceAddresses(uuid)).volumes[vol.volumeId], volAt, 'the swapped disk stays where the guest had it');
       await assert.rejects(s.driver.swapVolume(uuid, other.volumeId, vol), VolumeNotAttachedError);
       // Cinder grew the volume on its backend (the subjects' volumes are smaller than 32 MiB); the guest is told.
       await s.driver.extendVolume(uuid, vol.volumeId, 32 * 1024 * 1024);
       await s.driver.detachVolume(uuid, vol.volumeId);
       await s.driver.detachVolume(uuid, vol.volumeId);
       assert.ok(!(await s.attachedVolumes(uuid)).includes(vol.volumeId));
+      assert.equal((await s.driver.deviceAddresses(uuid)).volumes[vol.volumeId], undefined);
       await assert.rejects(s.driver.extendVolume(uuid, vol.volumeId, 32 * 1024 * 1024), VolumeNotAttachedError);
       if (s.driver.capabilities.supportsAttachInterface) {
         const nic = await s.nic();
         await s.driver.attachInterface(uuid, nic);
         await s.driver.attachInterface(uuid, nic);
+        const nicAt = (await s.driver.deviceAddresses(uuid)).nics[nic.portId];
+        assert.match(nicAt?.address ?? '', PCI_ADDRESS);
+        assert.notEqual(nicAt.address, at.rootDisk?.address);
         await s.driver.detachInterface(uuid, nic.portId);
+        assert.equal((await s.driver.deviceAddresses(uuid)).nics[nic.portId], undefined);
         await s.driver.detachInterface(uuid, nic.portId);
       }
       assert.equal((await s.driver.getInfo(uuid)).powerState, RUNNING);
@@ -246,6 +260,7 @@ export function computeDriverContract(name: string, setup: () => Promise<DriverS
       await s.driver.powerOff(uuid, { timeoutSec: 0 });
       await s.driver.migrateDisks(uuid, other.target);
       assert.ok((await other.driver.listInstances()).includes(uuid));
+      assert.deepEqual(await other.driver.deviceAddresses(uuid), await s.driver.deviceAddresses(uuid), 'the devices keep their addresses on the other host');
       assert.equal((await other.driver.getInfo(uuid)).powerState, SHUTDOWN);
       assert.ok((await s.driver.listInstances()).includes(uuid), 'the source keeps its copy until destroyed');
       await other.driver.destroy(uuid);

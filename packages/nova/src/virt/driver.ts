@@ -158,6 +158,22 @@ export interface SnapshotResult {
   live: boolean;
 }
 
+/** Where the guest finds a device: upstream's device metadata bus and address (PCI `domain:bus:slot.function`). */
+export interface DeviceAddress {
+  bus: 'pci';
+  address: string;
+}
+
+/** An instance's disks and NICs by where the guest finds them. */
+export interface DeviceAddresses {
+  /** The instance's own root disk; absent when it boots from a volume (then among `volumes`). */
+  rootDisk?: DeviceAddress;
+  /** Attached volumes, a boot volume too, by volume id. */
+  volumes: Record<string, DeviceAddress>;
+  /** NICs by port id. */
+  nics: Record<string, DeviceAddress>;
+}
+
 export interface MigrationTarget {
   /** The destination host's instance directory (its driver's instancesDir). */
   instancesDir: string;
@@ -243,6 +259,18 @@ export interface ComputeDriver {
   getVncConsole(uuid: string): Promise<ConsoleEndpoint>;
   /** Where a serial console proxy connects to (the guest's ttyS0); the instance must be running. */
   getSerialConsole(uuid: string): Promise<ConsoleEndpoint>;
+
+  /**
+   * Where spawn(spec) will put the guest's disks and NICs, known before the guest exists, so that
+   * the config drive can carry the device metadata (upstream builds it once the domain is defined,
+   * before it runs). Pure: no host access.
+   */
+  plannedDeviceAddresses(spec: InstanceSpec): DeviceAddresses;
+  /**
+   * Where the instance's disks and NICs are now, hot-plugged ones too, running or not. An address
+   * stays a device's for as long as it is attached, across stop/start, resize and migration.
+   */
+  deviceAddresses(uuid: string): Promise<DeviceAddresses>;
 
   /**
    * Hot-plugs a volume into a running instance (or records it for the next start when
@@ -359,6 +387,9 @@ export class ImageUnacceptableError extends DriverError {}
 export function powerStateName(code: number): string {
   return Object.entries(PowerState).find(([, v]) => v === code)?.[0] ?? String(code);
 }
+
+/** The volume a spec boots from, if it boots from one. */
+export const bootVolumeOf = (spec: InstanceSpec): BlockDeviceSpec | undefined => spec.blockDevices.find((b) => b.bootIndex === 0);
 
 /** Instance uuids become directory and process names: only canonical uuids are accepted. */
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

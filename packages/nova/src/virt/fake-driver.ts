@@ -17,10 +17,13 @@ import {
   NoFreeSlotError,
   PowerState,
   DriverError,
+  bootVolumeOf,
   checkUuid,
   type BlockDeviceSpec,
   type ComputeDriver,
   type ConsoleEndpoint,
+  type DeviceAddress,
+  type DeviceAddresses,
   type DriverCapabilities,
   type FlavorSpec,
   type HostInfo,
@@ -59,6 +62,28 @@ interface FakeInstance {
   console: string;
   /** NMIs injected (what a test sees of trigger_crash_dump). */
   nmis: number;
+  /** The slot of each attached NIC (`nic:<port>`) and volume (`vol:<volume>`) but a boot volume. */
+  slots: Map<string, number>;
+}
+
+/** The fake's PCI layout, q35's: the root device at 00:01.0, slot N's device on bus N+1. */
+const ROOT_DEVICE: DeviceAddress = { bus: 'pci', address: '0000:00:01.0' };
+const slotAddress = (slot: number): DeviceAddress => ({ bus: 'pci', address: `0000:${(slot + 1).toString(16).padStart(2, '0')}:00.0` });
+
+/** Slots as spawn gives them: NICs first, then the volumes, in the spec's order. */
+function plannedSlots(spec: InstanceSpec): Map<string, number> {
+  const keys = [...spec.nics.map((n) => `nic:${n.portId}`), ...spec.blockDevices.filter((b) => b !== bootVolumeOf(spec)).map((b) => `vol:${b.volumeId}`)];
+  return new Map(keys.map((k, slot) => [k, slot]));
+}
+
+function addressesOf(bootVolume: BlockDeviceSpec | undefined, slots: Map<string, number>): DeviceAddresses {
+  const out: DeviceAddresses = { ...(bootVolume ? {} : { rootDisk: ROOT_DEVICE }), volumes: {}, nics: {} };
+  if (bootVolume) out.volumes[bootVolume.volumeId] = ROOT_DEVICE;
+  for (const [key, slot] of slots) {
+    const [kind, id] = [key.slice(0, 3), key.slice(4)];
+    (kind === 'nic' ? out.nics : out.volumes)[id] = slotAddress(slot);
+  }
+  return out;
 }
 
 const hosts = new Map<string, FakeDriver>();
@@ -121,7 +146,7 @@ export class FakeDriver implements ComputeDriver {
   async spawn(spec: InstanceSpec): Promise<void> {
     checkUuid(spec.uuid);
     if (this.instances.has(spec.uuid)) throw new InstanceExistsError(spec.uuid);
-    if (!spec.image && !spec.blockDevices.some((b) => b.bootIndex === 0)) {
+    if (!spec.image && !bootVolumeOf(spec)) {
       throw new DriverError(`instance ${spec.uuid} has neither an image nor a boot volume`);
     }
     // The one failure a fake hypervisor can have: not enough memory to start the guest.
@@ -138,6 +163,7 @@ export class FakeDriver implements ComputeDriver {
       nics: new Map(spec.nics.map((n) => [n.portId, n])),
       console: `fake console of ${spec.hostname}\n`,
       nmis: 0,
+      slots: plannedSlots(spec),
     });
   }
 
@@ -211,16 +237,26 @@ export class FakeDriver implements ComputeDriver {
     return { kind: 'tcp', host: '127.0.0.1', port: 10000 };
   }
 
+  plannedDeviceAddresses(spec: InstanceSpec): DeviceAddresses {
+    return addressesOf(bootVolumeOf(spec), plannedSlots(spec));
+  }
+
+  async deviceAddresses(uuid: string): Promise<DeviceAddresses> {
+    const i = this.get(uuid);
+    return addressesOf(bootVolumeOf(i.spec), i.slots);
+  }
+
   async attachVolume(uuid: string, device: BlockDeviceSpec): Promise<void> {
     const i = this.get(uuid);
     if (i.volumes.has(device.volumeId)) return;
-    this.takeSlot(i);
+    this.takeSlot(i, `vol:${device.volumeId}`);
     i.volumes.set(device.volumeId, { ...device });
   }
 
   async detachVolume(uuid: string, volumeId: string): Promise<void> {
     this.get(uuid).volumes.delete(volumeId);
     this.get(uuid).volumeSizes.delete(volumeId);
+    this.get(uuid).slots.delete(`vol:${volumeId}`);
   }
 
   async extendVolume(uuid: string, volumeId: string, newSizeBytes: number): Promise<void> {
@@ -251,12 +287,13 @@ export class FakeDriver implements ComputeDriver {
   async attachInterface(uuid: string, nic: NicSpec): Promise<void> {
     const i = this.get(uuid);
     if (i.nics.has(nic.portId)) return;
-    this.takeSlot(i);
+    this.takeSlot(i, `nic:${nic.portId}`);
     i.nics.set(nic.portId, { ...nic });
   }
 
   async detachInterface(uuid: string, portId: string): Promise<void> {
     this.get(uuid).nics.delete(portId);
+    this.get(uuid).slots.delete(`nic:${portId}`);
   }
 
   /**
@@ -294,6 +331,7 @@ export class FakeDriver implements ComputeDriver {
       volumes: new Map(i.volumes),
       volumeSizes: new Map(i.volumeSizes),
       nics: new Map(i.nics),
+      slots: new Map(i.slots),
     });
   }
 
@@ -340,6 +378,11 @@ export class FakeDriver implements ComputeDriver {
     i.power = PowerState.RUNNING;
   }
 
+  /** What the instance was spawned from (its config drive files among it), for tests. */
+  spawnedSpec(uuid: string): InstanceSpec {
+    return this.get(uuid).spec;
+  }
+
   /** What the fake hypervisor has attached, for tests (the QEMU driver's equivalent is query-block). */
   attachedVolumes(uuid: string): string[] {
     return [...this.get(uuid).volumes.keys()];
@@ -367,11 +410,16 @@ export class FakeDriver implements ComputeDriver {
     i.power = to;
   }
 
-  private takeSlot(i: FakeInstance): void {
+  /** The first free slot for a hot-plugged device, as the QEMU driver's root ports. */
+  private takeSlot(i: FakeInstance, key: string): void {
     const bootDevices = i.spec.blockDevices.length + i.spec.nics.length;
     if (i.volumes.size + i.nics.size - bootDevices >= this.capabilities.hotplugSlots) {
       throw new NoFreeSlotError(`instance ${i.spec.uuid} has no free hot-plug slot`);
     }
+    const used = new Set(i.slots.values());
+    let slot = 0;
+    while (used.has(slot)) slot++;
+    i.slots.set(key, slot);
   }
 }
 

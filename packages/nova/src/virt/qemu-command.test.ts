@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { bootSector } from './accel-probe.ts';
-import { buildQemuArgs, diskSerial, volumeBlockdev, volumeNode, volumeSource, type InstanceDefinition } from './qemu-command.ts';
+import { buildQemuArgs, deviceAddresses, diskSerial, slotPlacement, volumeBlockdev, volumeNode, volumeSource, type InstanceDefinition } from './qemu-command.ts';
 
 const uuid = '6f1c2a1e-9d4b-4c5e-8f7a-0123456789ab';
 const def = (over: Partial<InstanceDefinition> = {}): InstanceDefinition => ({
@@ -61,6 +61,25 @@ describe('buildQemuArgs', () => {
     assert.ok(!devices.some((d) => d.startsWith('pcie-root-port')));
     assert.ok(devices.includes('ide-cd,drive=config0,id=configdrive'));
     assert.deepEqual([opt(a, '-accel'), opt(a, '-cpu')], [['kvm'], ['host']]);
+  });
+
+  it('on pc: slotted devices at fixed slots of the root bus from 08, so they keep their addresses', () => {
+    const vol = { volumeId: 'v1', path: '/v/1', format: 'raw' as const, slot: 1 };
+    const devices = opt(buildQemuArgs(def({ machine: 'pc', volumes: [vol] }), { dir: '/i/x', accel: 'tcg', vnc: 'unix' }), '-device');
+    assert.ok(devices.some((d) => d.startsWith('virtio-net-pci,') && d.includes(',addr=0x8,')), devices.join('\n'));
+    assert.ok(devices.includes(`virtio-blk-pci,drive=${volumeNode('v1')},id=${volumeNode('v1')}-dev,serial=v1,addr=0x9`), devices.join('\n'));
+    assert.deepEqual(slotPlacement('pc', 23), { addr: '0x1f' });
+    assert.deepEqual(slotPlacement('q35', 2), { bus: 'rp2' });
+  });
+
+  it('knows where the guest finds each device: root on the root bus, slotted ones behind their root port (q35) or at their slot (pc)', () => {
+    const vol = { volumeId: 'v1', path: '/v/1', format: 'raw' as const, slot: 2 };
+    const pci = (address: string) => ({ bus: 'pci', address });
+    assert.deepEqual(deviceAddresses(def({ volumes: [vol] })), { rootDisk: pci('0000:00:01.0'), volumes: { v1: pci('0000:03:00.0') }, nics: { p1: pci('0000:01:00.0') } });
+    assert.deepEqual(deviceAddresses(def({ machine: 'pc', volumes: [vol] })), { rootDisk: pci('0000:00:02.0'), volumes: { v1: pci('0000:00:0a.0') }, nics: { p1: pci('0000:00:08.0') } });
+    assert.deepEqual(deviceAddresses(def({ rescueImageId: 'img' })).rootDisk, pci('0000:00:02.0'), 'behind the rescue disk');
+    const boot = { volumeId: 'b1', path: '/v/b', format: 'raw' as const, bootIndex: 0 };
+    assert.deepEqual(deviceAddresses(def({ rootVolume: boot })), { volumes: { b1: pci('0000:00:01.0') }, nics: { p1: pci('0000:01:00.0') } });
   });
 
   it('boots the rescue disk first with the own disk second, and a boot volume instead of the overlay', () => {

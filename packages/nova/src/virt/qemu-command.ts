@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import type { BlockDeviceSpec, FlavorSpec, NicSpec } from './driver.ts';
+import type { BlockDeviceSpec, DeviceAddress, DeviceAddresses, FlavorSpec, NicSpec } from './driver.ts';
 
 export type MachineType = 'q35' | 'pc';
 export type Accelerator = 'tcg' | 'kvm';
@@ -131,32 +131,61 @@ function device(driver: string, props: Record<string, string | number | undefine
   return ['-device', parts.join(',')];
 }
 
+/** Where a slotted device goes: its own root port (q35), or a fixed slot of the root bus (pc). */
+export type SlotPlacement = { bus?: string; addr?: string };
+
 /** What QMP's device_add/blockdev-add take for a volume (hot-plug) or what -device says at start. */
-export function volumeDeviceProps(v: PlacedVolume, bus?: string): Record<string, string | number | undefined> {
-  return { drive: nodeOf(v), id: `${volumeNode(v.volumeId)}-dev`, serial: diskSerial(v), bus, bootindex: v.bootIndex === 0 ? 1 : undefined };
+export function volumeDeviceProps(v: PlacedVolume, at: SlotPlacement = {}): Record<string, string | number | undefined> {
+  return { drive: nodeOf(v), id: `${volumeNode(v.volumeId)}-dev`, serial: diskSerial(v), ...at, bootindex: v.bootIndex === 0 ? 1 : undefined };
 }
 
-export function nicDeviceProps(nic: NicSpec, model: InstanceDefinition['nicModel'], bus?: string): Record<string, string | number | undefined> {
+export function nicDeviceProps(nic: NicSpec, model: InstanceDefinition['nicModel'], at: SlotPlacement = {}): Record<string, string | number | undefined> {
   const id = nicId(nic.portId);
   const driver = model === 'virtio' ? 'virtio-net-pci' : model;
-  return { driver, netdev: `${id}-net`, id, mac: nic.mac, bus, host_mtu: model === 'virtio' ? nic.mtu : undefined };
+  return { driver, netdev: `${id}-net`, id, mac: nic.mac, ...at, host_mtu: model === 'virtio' ? nic.mtu : undefined };
 }
 
 export function rootPortId(slot: number): string {
   return `rp${slot}`;
 }
 
-function nicArgs(nic: NicSpec, model: InstanceDefinition['nicModel'], bus?: string): string[] {
-  const { driver, ...props } = nicDeviceProps(nic, model, bus);
+function nicArgs(nic: NicSpec, model: InstanceDefinition['nicModel'], at: SlotPlacement): string[] {
+  const { driver, ...props } = nicDeviceProps(nic, model, at);
   return ['-netdev', `tap,id=${nicId(nic.portId)}-net,ifname=${nic.tapName},script=no,downscript=no`, ...device(String(driver), props)];
 }
 
-export function slotBus(machine: MachineType, slot: number): string | undefined {
-  return machine === 'q35' ? rootPortId(slot) : undefined;
+/**
+ * The first root-bus slot of a pc machine's slotted devices: below it QEMU places the host bridge
+ * (0), PIIX3 (1) and, in command-line order, the rescue, root, ephemeral and swap disks, the RNG
+ * and VGA (2–7 at most). A fixed slot keeps a device's address across restarts, as libvirt does.
+ */
+const PC_FIRST_SLOT = 0x08;
+
+export function slotPlacement(machine: MachineType, slot: number): SlotPlacement {
+  return machine === 'q35' ? { bus: rootPortId(slot) } : { addr: `0x${(PC_FIRST_SLOT + slot).toString(16)}` };
 }
 
-function volumeArgs(v: PlacedVolume, bus?: string): string[] {
-  return ['-blockdev', JSON.stringify(volumeBlockdev(v)), ...device('virtio-blk-pci', volumeDeviceProps(v, bus))];
+const pci = (bus: number, slot: number): DeviceAddress => ({ bus: 'pci', address: `0000:${hex2(bus)}:${hex2(slot)}.0` });
+const hex2 = (n: number) => n.toString(16).padStart(2, '0');
+
+/**
+ * Where the guest finds each disk and NIC of a definition, without asking QEMU: the root device is
+ * the first one QEMU places on the root bus (after the host bridge on q35, after PIIX3 on pc), the
+ * second when a rescue disk boots first. On q35 the root ports are the only bridges, created in slot
+ * order, so the firmware numbers root port N's bus N+1 and its device sits at slot 0 there; on pc a
+ * slotted device sits at its fixed slot of bus 0. (qemu-driver.test.ts checks these against
+ * QMP's query-pci of running guests.)
+ */
+export function deviceAddresses(def: InstanceDefinition): DeviceAddresses {
+  const root = pci(0, (def.machine === 'q35' ? 1 : 2) + (def.rescueImageId ? 1 : 0));
+  const slotted = (slot: number) => (def.machine === 'q35' ? pci(slot + 1, 0) : pci(0, PC_FIRST_SLOT + slot));
+  const volumes: Record<string, DeviceAddress> = Object.fromEntries(def.volumes.map((v) => [v.volumeId, slotted(v.slot)]));
+  if (def.rootVolume) volumes[def.rootVolume.volumeId] = root;
+  return { ...(def.rootVolume ? {} : { rootDisk: root }), volumes, nics: Object.fromEntries(def.nics.map((n) => [n.portId, slotted(n.slot)])) };
+}
+
+function volumeArgs(v: PlacedVolume, at: SlotPlacement): string[] {
+  return ['-blockdev', JSON.stringify(volumeBlockdev(v)), ...device('virtio-blk-pci', volumeDeviceProps(v, at))];
 }
 
 export function buildQemuArgs(def: InstanceDefinition, opts: LaunchOptions): string[] {
@@ -197,8 +226,8 @@ export function buildQemuArgs(def: InstanceDefinition, opts: LaunchOptions): str
   if (def.machine === 'q35') {
     for (let slot = 0; slot < def.slots; slot++) args.push(...device('pcie-root-port', { id: rootPortId(slot), bus: 'pcie.0', chassis: slot + 1 }));
   }
-  for (const v of def.volumes) args.push(...volumeArgs(v, slotBus(def.machine, v.slot)));
-  for (const n of def.nics) args.push(...nicArgs(n, def.nicModel, slotBus(def.machine, n.slot)));
+  for (const v of def.volumes) args.push(...volumeArgs(v, slotPlacement(def.machine, v.slot)));
+  for (const n of def.nics) args.push(...nicArgs(n, def.nicModel, slotPlacement(def.machine, n.slot)));
 
   args.push(
     '-chardev', `socket,id=charserial0,path=${f(FILES.serial)},server=on,wait=off,logfile=${f(FILES.console)},logappend=on`,

@@ -19,7 +19,7 @@ import { computeDriverContract } from './driver-contract.ts';
 import { InstanceNotFoundError, PowerState, type InstanceSpec } from './driver.ts';
 import { ImageCache } from './image-cache.ts';
 import { QemuDriver } from './qemu-driver.ts';
-import { volumeNode } from './qemu-command.ts';
+import { nicId, volumeNode } from './qemu-command.ts';
 
 const run = promisify(execFile);
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..');
@@ -149,6 +149,28 @@ computeDriverContract(
   { timeout: 300_000 },
 );
 
+interface PciDevice {
+  bus: number;
+  slot: number;
+  function: number;
+  qdev_id: string;
+  pci_bridge?: { devices?: PciDevice[] };
+}
+
+/** Every PCI device of a running guest by its QEMU id, at the address the guest sees (QMP query-pci, bridges walked). */
+async function pciAddresses(driver: QemuDriver, uuid: string): Promise<Record<string, string>> {
+  const buses = await driver.qmp(uuid, (q) => q.execute<Array<{ devices: PciDevice[] }>>('query-pci'));
+  const out: Record<string, string> = {};
+  const walk = (devices: PciDevice[]) => {
+    for (const d of devices) {
+      if (d.qdev_id) out[d.qdev_id] = `0000:${d.bus.toString(16).padStart(2, '0')}:${d.slot.toString(16).padStart(2, '0')}.${d.function}`;
+      walk(d.pci_bridge?.devices ?? []);
+    }
+  };
+  for (const b of buses) walk(b.devices);
+  return out;
+}
+
 /** Volume ids the test created (their files are named after them). */
 async function allVolumeIds(): Promise<string[]> {
   return readdirSync(scratch.path)
@@ -238,6 +260,41 @@ describe('QemuDriver with a booted guest', { timeout: 400_000 }, () => {
       await sleep(250);
     }
     assert.equal((await driver.getInfo(spec.uuid)).powerState, PowerState.RUNNING);
+  });
+
+  it('puts disks and NICs where deviceAddresses says, as query-pci shows them: q35 root ports, pc fixed slots', async () => {
+    const tap = async (name: string) => {
+      await host.addTap(name, { master: 'br0' });
+      return { portId: randomUUID(), mac: `fa:16:3e:aa:bc:${name.slice(-2)}`, tapName: name };
+    };
+    const check = async (uuid: string, vols: string[], nics: string[]) => {
+      const at = await driver.deviceAddresses(uuid);
+      const seen = await pciAddresses(driver, uuid);
+      assert.equal(at.rootDisk?.address, seen['virtio-disk0'], JSON.stringify(seen));
+      for (const v of vols) assert.equal(at.volumes[v]?.address, seen[`${volumeNode(v)}-dev`], JSON.stringify(seen));
+      for (const p of nics) assert.equal(at.nics[p]?.address, seen[nicId(p)], JSON.stringify(seen));
+    };
+    // q35 (the booted guest, whose firmware numbered the root ports' buses): hot-plugged devices.
+    const vol = await newVolume();
+    const nic = await tap('tapad01');
+    await driver.attachVolume(spec.uuid, vol);
+    await driver.attachInterface(spec.uuid, nic);
+    await check(spec.uuid, [vol.volumeId], [nic.portId]);
+    await driver.detachInterface(spec.uuid, nic.portId);
+    await driver.detachVolume(spec.uuid, vol.volumeId);
+    // pc (what the guest image asks for): devices of the spawn and a hot-plugged one.
+    const pc = specFor();
+    pc.image!.properties.hw_machine_type = 'pc';
+    const [bootVol, plugged] = [await newVolume(), await newVolume()];
+    Object.assign(pc, { nics: [await tap('tapad02')], blockDevices: [bootVol] });
+    assert.deepEqual(driver.plannedDeviceAddresses(pc).volumes[bootVol.volumeId], { bus: 'pci', address: '0000:00:09.0' });
+    await driver.spawn(pc);
+    try {
+      await driver.attachVolume(pc.uuid, plugged);
+      await check(pc.uuid, [bootVol.volumeId, plugged.volumeId], [pc.nics[0].portId]);
+    } finally {
+      await driver.destroy(pc.uuid);
+    }
   });
 
   it('pauses and unpauses through QMP, and a new driver object finds the running guest', async () => {

@@ -40,10 +40,12 @@ import {
   NoFreeSlotError,
   PowerState,
   UUID_RE,
+  bootVolumeOf,
   checkUuid,
   type BlockDeviceSpec,
   type ComputeDriver,
   type ConsoleEndpoint,
+  type DeviceAddresses,
   type DriverCapabilities,
   type FlavorSpec,
   type HostInfo,
@@ -63,7 +65,8 @@ import {
   buildQemuArgs,
   nicDeviceProps,
   nicId,
-  slotBus,
+  slotPlacement,
+  deviceAddresses,
   volumeBlockdev,
   volumeDeviceProps,
   nodeOf,
@@ -198,7 +201,7 @@ export class QemuDriver implements ComputeDriver {
     const dir = this.dir(uuid);
     return this.locked(uuid, async () => {
       if (existsSync(dir)) throw new InstanceExistsError(uuid);
-      const rootVolume = spec.blockDevices.find((b) => b.bootIndex === 0);
+      const rootVolume = bootVolumeOf(spec);
       if (!spec.image && !rootVolume) throw new DriverError(`instance ${uuid} has neither an image nor a boot volume`);
       await mkdir(dir, { mode: 0o700 });
       try {
@@ -241,6 +244,14 @@ export class QemuDriver implements ComputeDriver {
       nics: spec.nics.map((n) => ({ ...n, slot: slot++ })),
       volumes: others.map((v) => ({ ...v, slot: slot++ })),
     };
+  }
+
+  plannedDeviceAddresses(spec: InstanceSpec): DeviceAddresses {
+    return deviceAddresses(this.definitionFor(spec, bootVolumeOf(spec)));
+  }
+
+  async deviceAddresses(uuid: string): Promise<DeviceAddresses> {
+    return deviceAddresses(await this.readDefinition(uuid));
   }
 
   private async blankDisk(path: string, size: string): Promise<void> {
@@ -385,7 +396,7 @@ export class QemuDriver implements ComputeDriver {
         await this.qmp(uuid, async (q) => {
           await q.execute('blockdev-add', volumeBlockdev(device));
           try {
-            await q.execute('device_add', { driver: 'virtio-blk-pci', ...defined(volumeDeviceProps({ ...device, bootIndex: undefined }, slotBus(def.machine, slot))) });
+            await q.execute('device_add', { driver: 'virtio-blk-pci', ...defined(volumeDeviceProps({ ...device, bootIndex: undefined }, slotPlacement(def.machine, slot))) });
           } catch (err) {
             await q.execute('blockdev-del', { 'node-name': node }).catch(() => {});
             throw err;
@@ -475,7 +486,7 @@ export class QemuDriver implements ComputeDriver {
         await this.qmp(uuid, async (q) => {
           await q.execute('netdev_add', { type: 'tap', id: `${id}-net`, ifname: nic.tapName, script: 'no', downscript: 'no' });
           try {
-            await q.execute('device_add', defined(nicDeviceProps(nic, def.nicModel, slotBus(def.machine, slot))));
+            await q.execute('device_add', defined(nicDeviceProps(nic, def.nicModel, slotPlacement(def.machine, slot))));
           } catch (err) {
             await q.execute('netdev_del', { id: `${id}-net` }).catch(() => {});
             throw err;

@@ -8,5 +8,6 @@ import { migration as blockDeviceVolumes } from './007-block-device-volumes.ts';
 import { migration as bdmSnapshotId } from './008-bdm-snapshot-id.ts';
 import { migration as hypervisorGeneration } from './009-hypervisor-generation.ts';
 import { migration as instancesListOrder } from './010-instances-list-order.ts';
+import { migration as instanceDeviceMetadata } from './011-instance-device-metadata.ts';
 
-export const migrations = [initial, defaultFlavors, aggregates, quotaClasses, migrationRecords, consoleAuthTokens, blockDeviceVolumes, bdmSnapshotId, hypervisorGeneration, instancesListOrder];
+export const migrations = [initial, defaultFlavors, aggregates, quotaClasses, migrationRecords, consoleAuthTokens, blockDeviceVolumes, bdmSnapshotId, hypervisorGeneration, instancesListOrder, instanceDeviceMetadata];
