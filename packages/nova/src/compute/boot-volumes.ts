@@ -50,7 +50,12 @@ export async function prepareVolumes(d: BootVolumeDeps, inst: Instance, userToke
       // Upstream names only blank volumes (`<instance>-blank-vol`); the others are nameless.
       const body: Record<string, unknown> = { size: b.volumeSize, name: b.sourceType === 'blank' ? `${inst.uuid}-blank-vol` : '' };
       if (b.sourceType === 'image') body.imageRef = b.imageId;
-      if (b.sourceType === 'snapshot') body.snapshot_id = b.snapshotId;
+      if (b.sourceType === 'snapshot') {
+        // The image of a volume-backed server is active before Cinder has finished its snapshots;
+        // a volume cannot be made of one still `creating` (upstream's build would just fail).
+        await d.cinder.settledSnapshot(userToken, inst.projectId, b.snapshotId!, d.volumeCreateTimeoutMs ?? 180_000);
+        body.snapshot_id = b.snapshotId;
+      }
       if (b.volumeType) body.volume_type = b.volumeType;
       const v = await d.cinder.createVolume(userToken, inst.projectId, body);
       volumeId = v.id;

@@ -57,14 +57,28 @@ export interface BdmCheckContext {
 }
 
 /**
- * compute/api.py's _check_and_transform_bdm and _validate_bdm: the image becomes the boot
- * disk when no mapping is; boot indexes run 0, 1, 2 …; volumes, snapshots and images exist
- * and can be used; sizes are known; swap, ephemeral and local counts fit the flavor and the
- * limit. Answers the mappings (sizes filled) and the image the instance boots: the image
- * asked for, or for a volume-backed server its volume's image metadata.
+ * _merge_bdms_lists: the image's mappings join the request's, unless the request maps their
+ * device; when the image has a boot disk (a volume-backed server's snapshot) the request's
+ * image boot disk goes, as _check_and_transform_bdm drops it.
  */
-export async function checkBlockDevices(c: BdmCheckContext, requested: RequestedBlockDevice[]): Promise<{ bdms: RequestedBlockDevice[]; image: ImageSnapshot; volumeBacked: boolean }> {
-  const bdms = requested.map((b) => ({ ...b }));
+function mergeImageDefined(requested: RequestedBlockDevice[], imageDefined: RequestedBlockDevice[]): RequestedBlockDevice[] {
+  if (!imageDefined.length) return requested;
+  const rootInImage = imageDefined.some((b) => b.bootIndex === 0);
+  const own = rootInImage ? requested.filter((b) => !(b.bootIndex === 0 && b.sourceType === 'image')) : requested;
+  const names = new Set(own.map((b) => b.deviceName).filter((n) => n));
+  return [...own, ...imageDefined.filter((b) => !b.deviceName || !names.has(b.deviceName))];
+}
+
+/**
+ * compute/api.py's _check_and_transform_bdm and _validate_bdm: the image's own mappings are
+ * merged in; the image becomes the boot disk when no mapping is; boot indexes run 0, 1, 2 …;
+ * volumes, snapshots and images exist and can be used; sizes are known; swap, ephemeral and
+ * local counts fit the flavor and the limit. Answers the mappings (sizes filled) and the
+ * image the instance boots: the image asked for when its mappings boot it, else the boot
+ * disk's image, or for a volume-backed server its volume's image metadata.
+ */
+export async function checkBlockDevices(c: BdmCheckContext, requested: RequestedBlockDevice[], imageDefined: RequestedBlockDevice[] = []): Promise<{ bdms: RequestedBlockDevice[]; image: ImageSnapshot; volumeBacked: boolean }> {
+  const bdms = mergeImageDefined(requested, imageDefined).map((b) => ({ ...b }));
   if (c.imageRef && !bdms.some((b) => b.bootIndex === 0)) {
     bdms.unshift({ sourceType: 'image', destinationType: 'local', uuid: c.imageRef, bootIndex: 0, deleteOnTermination: true });
   }
@@ -110,7 +124,8 @@ export async function checkBlockDevices(c: BdmCheckContext, requested: Requested
 
   const root = bdms.find((b) => b.bootIndex === 0)!;
   const volumeBacked = root.destinationType === 'volume';
-  const image = await rootImage(c, root, images, volumes);
+  // Booted by an image's own mappings: the image asked for is what the instance runs (upstream's boot_meta).
+  const image = c.imageRef && imageDefined.some((b) => b.bootIndex === 0) ? await c.image(c.imageRef) : await rootImage(c, root, images, volumes);
   if (volumeBacked && root.volumeSize !== undefined && image.minDisk > root.volumeSize) {
     throw badRequest(`Volume is smaller than the minimum size specified in image metadata. Volume size is ${root.volumeSize * 2 ** 30} bytes, minimum size is ${image.minDisk * 2 ** 30} bytes.`);
   }

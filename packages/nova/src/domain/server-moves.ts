@@ -287,8 +287,8 @@ export class ServerMoves {
   }
 
   async rebuild(caller: Caller, inst: Instance, input: RebuildInput, image: ImageSnapshot): Promise<void> {
-    // Before 2.93 upstream never reimages a boot volume; the server's image_ref is '', so every image differs.
-    if (inst.requestSpec.isBfv && image.id !== inst.imageRef) throw badRequest(`Image ${image.id} is unacceptable: Unable to rebuild with a different image for a volume-backed server.`);
+    // Before 2.93 upstream never reimages a boot volume; refused here for every image (upstream lets the root volume's own image through).
+    if (inst.requestSpec.isBfv) throw badRequest(`Image ${image.id} is unacceptable: Unable to rebuild with a different image for a volume-backed server.`);
     if (image.minDisk > inst.flavor.disk && inst.flavor.disk > 0) throw badRequest(`Flavor's disk is too small for requested image. Flavor disk is ${inst.flavor.disk * 1024 ** 3} bytes, image is ${image.minDisk * 1024 ** 3} bytes.`);
     if (image.minRam > inst.flavor.ram) throw badRequest(`Flavor's memory is too small for requested image.`);
     if (input.keyName) await this.d.keypairs.get(caller.userId, input.keyName).catch(() => {

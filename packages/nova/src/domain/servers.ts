@@ -17,6 +17,7 @@ import type { InstanceNotifier } from './notifier.ts';
 import type { Quotas } from './quotas.ts';
 import type { CinderClient, GlanceClient, NeutronClient } from './service-clients.ts';
 import { checkBlockDevices, type RequestedBlockDevice } from './block-device-requests.ts';
+import { imageDefinedBlockDevices } from './image-block-devices.ts';
 import type { BlockDevices } from './block-devices.ts';
 import { releaseInstanceVolumes } from '../compute/volume-attach.ts';
 import type { Aggregates } from './aggregates.ts';
@@ -245,7 +246,8 @@ export class ComputeApi {
             display_name: name,
             display_description: input.description ?? null,
             hostname,
-            image_ref: boot.volumeBacked ? '' : image.id,
+            // Upstream keeps the image asked for even when volumes boot the server (an image's own mappings).
+            image_ref: input.imageRef?.split('/').pop() ?? '',
             flavor: jsonToDb(snapshot),
             vcpus: flavor.vcpus,
             memory_mb: flavor.ram,
@@ -303,16 +305,22 @@ export class ComputeApi {
     return { instances, reservationId, adminPass };
   }
 
-  /** What the server boots: the image asked for, or the block devices' boot disk (checked as upstream's _validate_bdm). */
+  /**
+   * What the server boots: the image asked for, or the block devices' boot disk (checked as
+   * upstream's _validate_bdm) — the request's, merged with those the image itself carries (the
+   * snapshot of a volume-backed server boots a new volume made of the volume's snapshot).
+   */
   private async bootDisk(caller: Caller, input: CreateServerInput, flavor: Flavor): Promise<{ image: ImageSnapshot; volumeBacked: boolean; bdms: RequestedBlockDevice[] }> {
-    if (!input.blockDevices.length) return { image: await this.image(caller, input.imageRef!), volumeBacked: false, bdms: [] };
     const imageId = input.imageRef?.split('/').pop();
+    const asked = imageId ? await this.image(caller, imageId) : undefined;
+    const imageDefined = asked ? imageDefinedBlockDevices(asked) : [];
+    if (!input.blockDevices.length && !imageDefined.length) return { image: asked!, volumeBacked: false, bdms: [] };
     return checkBlockDevices(
       {
         token: caller.token,
         projectId: caller.projectId,
         cinder: this.d.cinder,
-        image: (id) => this.image(caller, id),
+        image: (id) => (asked && id === imageId ? Promise.resolve(asked) : this.image(caller, id)),
         flavor,
         imageRef: imageId,
         maxCount: input.maxCount,
@@ -320,6 +328,7 @@ export class ComputeApi {
         maxLocal: 3,
       },
       input.blockDevices,
+      imageDefined,
     );
   }
 

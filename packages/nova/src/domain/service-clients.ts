@@ -83,7 +83,12 @@ export class GlanceClient {
     return callJson(`${await this.endpoints.url('image')}/v2/images/${encodeURIComponent(id)}`, token, 'DELETE');
   }
 
-  async upload(token: string, id: string, data: Readable): Promise<number> {
+  /** Shares the image with another project (upstream's _add_image_member: an admin's snapshot of someone's server). */
+  async addMember(token: string, id: string, member: string): Promise<HttpAnswer> {
+    return callJson(`${await this.endpoints.url('image')}/v2/images/${encodeURIComponent(id)}/members`, token, 'POST', { member });
+  }
+
+  async upload(token: string, id: string, data: Readable | Uint8Array): Promise<number> {
     const res = await fetch(`${await this.endpoints.url('image')}/v2/images/${id}/file`, {
       method: 'PUT',
       headers: { 'x-auth-token': token, 'content-type': 'application/octet-stream' },
@@ -124,6 +129,17 @@ export interface CinderVolume {
   availability_zone: string;
   attachments: { attachment_id: string; server_id: string; device?: string }[];
   volume_image_metadata?: Record<string, string>;
+  description?: string | null;
+}
+
+/** A volume snapshot as Cinder shows it (the fields Nova reads). */
+export interface CinderSnapshot {
+  id: string;
+  volume_id: string;
+  status: string;
+  size: number;
+  name: string | null;
+  description: string | null;
 }
 
 /** What a compute host tells Cinder about itself when it attaches (os-brick's connector properties). */
@@ -212,6 +228,38 @@ export class CinderClient {
   async migrateVolumeCompletion(token: string, projectId: string, oldVolumeId: string, newVolumeId: string, error: boolean): Promise<string> {
     const body = { 'os-migrate_volume_completion': { new_volume: newVolumeId, error } };
     return (await this.expect(token, projectId, 'POST', `/volumes/${encodeURIComponent(oldVolumeId)}/action`, body, 200)).save_volume_id;
+  }
+
+  /** A snapshot even of an in-use volume (upstream's create_snapshot_force); Cinder makes it in the background. */
+  async createSnapshot(token: string, projectId: string, volumeId: string, name: string, description: string | null): Promise<CinderSnapshot> {
+    const body = { snapshot: { volume_id: volumeId, force: true, name, description } };
+    return (await this.expect(token, projectId, 'POST', '/snapshots', body, 202)).snapshot;
+  }
+
+  async getSnapshot(token: string, projectId: string, id: string): Promise<CinderSnapshot> {
+    return (await this.expect(token, projectId, 'GET', `/snapshots/${encodeURIComponent(id)}`, undefined, 200)).snapshot;
+  }
+
+  async deleteSnapshot(token: string, projectId: string, id: string): Promise<void> {
+    await this.expect(token, projectId, 'DELETE', `/snapshots/${encodeURIComponent(id)}`, undefined, 202, 404);
+  }
+
+  /**
+   * The snapshot once Cinder is done making it (any status but `creating`), or as it is when
+   * `timeoutMs` runs out: a snapshot still being made can neither be deleted nor become a volume.
+   */
+  async settledSnapshot(token: string, projectId: string, id: string, timeoutMs: number, pollMs = 250): Promise<CinderSnapshot> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const s = await this.getSnapshot(token, projectId, id);
+      if (s.status !== 'creating' || Date.now() >= end) return s;
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  }
+
+  /** The project's absolute limits and usage (GET /limits), as upstream's get_absolute_limits. */
+  async absoluteLimits(token: string, projectId: string): Promise<Record<string, number>> {
+    return (await this.expect(token, projectId, 'GET', '/limits', undefined, 200)).limits.absolute;
   }
 
   /** Detached (or never attached): the volume goes back to `available` once no attachment is left. */
