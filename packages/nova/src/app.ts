@@ -135,7 +135,7 @@ export async function createNovaApp(deps: NovaDeps, http: Pick<HttpServerOptions
     logger: { warn: (msg) => deps.logger.warn(msg) },
   });
   const compute = new ComputeApi({ ...core, bus: deps.bus, config: deps.config, clock: deps.clock, ids: deps.ids, logger: deps.logger, session: deps.session });
-  const moves = new ServerMoves({ ...core, bus: deps.bus, compute, allowResizeToSameHost: deps.config.allowResizeToSameHost, shelvedOffloadTime: deps.config.shelvedOffloadTime });
+  const moves = new ServerMoves({ ...core, bus: deps.bus, compute, logger: deps.logger, apiHost: deps.config.host, allowResizeToSameHost: deps.config.allowResizeToSameHost, shelvedOffloadTime: deps.config.shelvedOffloadTime });
   const scheduler = new Scheduler({
     placement: core.placement,
     services: core.services,

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startKeystone, type KeystoneFixture } from '../../keystone/test/fixture.ts';
 import { CinderClient as VolumeApi, startCinder } from '../../cinder/test/fixture.ts';
+import { JsonClient } from '@onestack/testing/index.ts';
 import { FakeDriver } from '../src/virt/fake-driver.ts';
 import type { InstanceSpec } from '../src/virt/driver.ts';
 import { startNova, type NovaFixture, type Project } from './fixture.ts';
@@ -282,5 +283,174 @@ describe('nova boot from volume', () => {
     } finally {
       driver.failSpawn = false;
     }
+  });
+  it('createImage of a volume-backed server: Cinder snapshots and an image of mappings, which boots a new volume of each snapshot', async () => {
+    const glance = new JsonClient(f.glanceAdmin.baseUrl, p.member.token);
+    const before = new Set((await projectVolumes()).map((x) => x.id));
+    const made = (await vol.post('/volumes', { volume: { name: 'snap-root', size: 1, imageRef: f.imageId, description: 'the root disk' } })).body.volume.id as string;
+    await cinder.waitFor(vol, 'volumes', made, ['available']);
+    const r = await create({
+      block_device_mapping_v2: [
+        { uuid: made, boot_index: 0, source_type: 'volume', destination_type: 'volume' },
+        { source_type: 'blank', destination_type: 'volume', volume_size: 1, boot_index: -1, delete_on_termination: true },
+      ],
+    });
+    assert.equal(r.status, 202, r.text);
+    const a = r.body.server.id as string;
+    assert.equal((await f.waitFor(p.member, a, undefined, 20_000)).status, 'ACTIVE');
+    const [, data] = (await p.member.at('2.3').get(`/v2.1/servers/${a}`)).body.server['os-extended-volumes:volumes_attached'].map((x: { id: string }) => x.id);
+
+    // The caller's metadata may not set what the snapshot writes itself.
+    const snap = await p.member.at('2.45').post(`/v2.1/servers/${a}/action`, { createImage: { name: 'bfv-snap', metadata: { purpose: 'test', root_device_name: '/dev/sdz' } } });
+    assert.equal(snap.status, 202, snap.text);
+    const imageId = snap.body.image_id as string;
+    assert.equal(snap.headers.get('location'), null);
+    // Nothing for the host to do: no task state, the server stays ACTIVE.
+    const during = (await p.member.get(`/v2.1/servers/${a}`)).body.server;
+    assert.equal(during.status, 'ACTIVE');
+    assert.equal(during['OS-EXT-STS:task_state'], null);
+    const action = (await p.member.get(`/v2.1/servers/${a}/os-instance-actions`)).body.instanceActions.find((x: { action: string }) => x.action === 'createImage');
+    assert.ok(action);
+    const events = (await f.admin.get(`/v2.1/servers/${a}/os-instance-actions/${action.request_id}`)).body.instanceAction.events;
+    assert.deepEqual(events.map((e: { event: string; result: string }) => `${e.event}:${e.result}`), ['api_snapshot_instance:Success']);
+
+    const image = (await glance.get(`/v2/images/${imageId}`)).body;
+    assert.equal(image.status, 'active');
+    assert.equal(image.size, 0);
+    assert.equal(image.disk_format, 'raw');
+    assert.equal(image.container_format, 'bare');
+    assert.equal(image.visibility, 'private');
+    assert.equal(image.name, 'bfv-snap');
+    assert.equal(image.min_disk, 1);
+    assert.equal(image.purpose, 'test');
+    assert.equal(image.bdm_v2, 'True');
+    assert.equal(image.root_device_name, '/dev/vda');
+    // Upstream's volume-backed snapshot names no image_type or instance.
+    assert.equal(image.image_type, undefined);
+    assert.equal(image.instance_uuid, undefined);
+    // As Python's json.dumps writes it.
+    assert.match(image.block_device_mapping, /^\[\{"source_type": "snapshot", /);
+    const mapping = JSON.parse(image.block_device_mapping) as Record<string, unknown>[];
+    const keys = ['source_type', 'destination_type', 'guest_format', 'device_type', 'disk_bus', 'boot_index', 'device_name', 'delete_on_termination', 'snapshot_id', 'volume_id', 'volume_size', 'image_id', 'no_device', 'tag', 'volume_type', 'encrypted', 'encryption_secret_uuid', 'encryption_format', 'encryption_options'];
+    assert.equal(mapping.length, 2);
+    for (const m of mapping) assert.deepEqual(Object.keys(m).sort(), [...keys].sort());
+    const [rootMap, dataMap] = mapping;
+    assert.deepEqual(
+      [rootMap.source_type, rootMap.destination_type, rootMap.boot_index, rootMap.device_name, rootMap.delete_on_termination, rootMap.volume_size, rootMap.volume_id, rootMap.image_id],
+      ['snapshot', 'volume', 0, '/dev/vda', false, 1, null, null],
+    );
+    assert.deepEqual([dataMap.boot_index, dataMap.device_name, dataMap.delete_on_termination, dataMap.volume_size], [-1, '/dev/vdb', true, 1]);
+    const snapshots = [];
+    for (const [m, volumeId] of [[rootMap, made], [dataMap, data]] as const) {
+      const s = await cinder.waitFor(vol, 'snapshots', String(m.snapshot_id), ['available']);
+      assert.equal(s.volume_id, volumeId);
+      assert.equal(s.size, 1);
+      assert.equal(s.name, 'snapshot for bfv-snap');
+      snapshots.push(s);
+    }
+    // Upstream gives each snapshot its volume's description.
+    assert.equal(snapshots[0].description, 'the root disk');
+
+    // Before 2.45 the image is in the Location header.
+    const old = await p.member.at('2.44').post(`/v2.1/servers/${a}/action`, { createImage: { name: 'bfv-snap-old' } });
+    assert.equal(old.status, 202, old.text);
+    const oldId = old.headers.get('location')!.split('/').pop()!;
+    assert.match(old.headers.get('location')!, new RegExp(`/images/${oldId}$`));
+    const oldSnaps = (JSON.parse((await glance.get(`/v2/images/${oldId}`)).body.block_device_mapping) as { snapshot_id: string }[]).map((m) => m.snapshot_id);
+
+    // A server of the image boots from new volumes, one per snapshot, as the image's mappings say.
+    const b = await create({ imageRef: imageId });
+    assert.equal(b.status, 202, b.text);
+    const bId = b.body.server.id as string;
+    const sb = await f.waitFor(p.member.at('2.3'), bId, undefined, 20_000);
+    assert.equal(sb.status, 'ACTIVE', JSON.stringify(sb.fault));
+    assert.equal(sb.image.id, imageId);
+    const attached = sb['os-extended-volumes:volumes_attached'] as { id: string; delete_on_termination: boolean }[];
+    assert.deepEqual(attached.map((x) => x.delete_on_termination), [false, true]);
+    const newRoot = await volume(attached[0].id);
+    const newData = await volume(attached[1].id);
+    assert.equal(newRoot.snapshot_id, rootMap.snapshot_id);
+    assert.equal(newData.snapshot_id, dataMap.snapshot_id);
+    assert.deepEqual([newRoot.status, newRoot.size, newRoot.attachments[0].device], ['in-use', 1, '/dev/vda']);
+    assert.equal(newData.attachments[0].device, '/dev/vdb');
+    const spec = driver.specs.get(bId)!;
+    assert.equal(spec.image, undefined);
+    assert.deepEqual(spec.blockDevices.map((x) => [x.volumeId, x.bootIndex]), [[newRoot.id, 0], [newData.id, undefined]]);
+    const resources = Object.values((await f.nova.core.placement.allocations(bId)).allocations)[0].resources;
+    assert.equal(resources.DISK_GB, undefined);
+
+    // Deleting the image leaves its snapshots, as upstream.
+    for (const id of [imageId, oldId]) assert.equal((await glance.delete(`/v2/images/${id}`)).status, 204);
+    for (const s of [...snapshots.map((x) => x.id), ...oldSnaps]) assert.equal((await vol.get(`/snapshots/${s}`)).body.snapshot.status, 'available');
+
+    for (const id of [bId, a]) {
+      assert.equal((await p.member.delete(`/v2.1/servers/${id}`)).status, 204);
+      await f.waitFor(p.member, id, (x) => x.status === 'DELETED');
+    }
+    await cinder.volumes.drain();
+    // delete_on_termination: B's data volume goes, its root stays; A's data volume has snapshots, which Cinder will not delete under it.
+    assert.equal((await vol.get(`/volumes/${newData.id}`)).status, 404);
+    for (const id of [newRoot.id, made, data]) {
+      const left = await volume(id);
+      assert.equal(left.status, 'available', id);
+      assert.deepEqual(left.attachments, []);
+    }
+    for (const s of [...snapshots.map((x) => x.id), ...oldSnaps]) assert.equal((await vol.delete(`/snapshots/${s}`)).status, 202);
+    await cinder.volumes.drain();
+    for (const id of [newRoot.id, made, data]) assert.equal((await vol.delete(`/volumes/${id}`)).status, 202);
+    await cinder.volumes.drain();
+    assert.deepEqual((await projectVolumes()).filter((x) => !before.has(x.id)), []);
+    assert.deepEqual((await vol.get('/snapshots')).body.snapshots, []);
+    for (const id of [a, bId]) assert.deepEqual((await f.nova.core.placement.allocations(id)).allocations, {});
+    assert.equal((await f.database.db.selectFrom('block_device_mapping').selectAll().where('instance_uuid', 'in', [a, bId]).execute()).length, 0);
+  });
+
+  it('createImage of a volume-backed server over the snapshot quota: refused before any snapshot, or the ones made deleted', async () => {
+    const glance = new JsonClient(f.glanceAdmin.baseUrl, p.member.token);
+    const cinderAdmin = new VolumeApi(cinder.url, ks.admin.token!, cinder.adminProjectId, '3.44');
+    const r = await create({
+      block_device_mapping_v2: [
+        { uuid: f.imageId, boot_index: 0, source_type: 'image', destination_type: 'volume', volume_size: 1, delete_on_termination: true },
+        { source_type: 'blank', destination_type: 'volume', volume_size: 1, boot_index: -1, delete_on_termination: true },
+      ],
+    });
+    const id = r.body.server.id as string;
+    assert.equal((await f.waitFor(p.member, id, undefined, 20_000)).status, 'ACTIVE');
+    const images = async () => ((await glance.get('/v2/images?visibility=private')).body.images as unknown[]).length;
+    const imagesBefore = await images();
+    const usage = (await cinderAdmin.get(`/os-quota-sets/${p.id}?usage=true`)).body.quota_set;
+    try {
+      // Two volumes, room for one snapshot: upstream's check before it starts.
+      await cinderAdmin.put(`/os-quota-sets/${p.id}`, { quota_set: { snapshots: usage.snapshots.in_use + 1 } });
+      const refused = await p.member.post(`/v2.1/servers/${id}/action`, { createImage: { name: 'over' } });
+      assert.equal(refused.status, 403, refused.text);
+      assert.equal(refused.body.forbidden.message, 'Quota exceeded for resources: snapshots');
+      // Room for both snapshots but for the gigabytes of one: Cinder refuses the second, the first goes.
+      await cinderAdmin.put(`/os-quota-sets/${p.id}`, { quota_set: { snapshots: -1, gigabytes: usage.gigabytes.in_use + 1 } });
+      const midway = await p.member.post(`/v2.1/servers/${id}/action`, { createImage: { name: 'midway' } });
+      assert.equal(midway.status, 403, midway.text);
+      assert.equal(midway.body.forbidden.message, 'Quota exceeded for resources: snapshots');
+      await cinder.volumes.drain();
+      assert.deepEqual((await vol.get('/snapshots')).body.snapshots, []);
+      // The first snapshot was made, and deleted again.
+      const rows = await cinder.database.db.selectFrom('snapshots').select(['deleted', 'status']).where('name', '=', 'snapshot for midway').execute();
+      assert.deepEqual(rows.map((x) => [Number(x.deleted), x.status]), [[1, 'deleted']]);
+      assert.equal(await images(), imagesBefore);
+      const actions = (await p.member.get(`/v2.1/servers/${id}/os-instance-actions`)).body.instanceActions.filter((x: { action: string }) => x.action === 'createImage');
+      assert.equal(actions.length, 1);
+      const events = (await f.admin.get(`/v2.1/servers/${id}/os-instance-actions/${actions[0].request_id}`)).body.instanceAction.events;
+      assert.deepEqual(events.map((e: { event: string; result: string }) => `${e.event}:${e.result}`), ['api_snapshot_instance:Error']);
+      assert.equal((await p.member.get(`/v2.1/servers/${id}`)).body.server.status, 'ACTIVE');
+    } finally {
+      await cinderAdmin.delete(`/os-quota-sets/${p.id}`);
+    }
+    assert.equal((await p.member.post(`/v2.1/servers/${id}/action`, { shelve: null })).status, 202);
+    await f.waitFor(p.member, id, (x) => x.status === 'SHELVED_OFFLOADED' && !x['OS-EXT-STS:task_state']);
+    const shelved = await p.member.post(`/v2.1/servers/${id}/action`, { createImage: { name: 'shelved' } });
+    assert.equal(shelved.status, 409, shelved.text);
+    assert.equal(shelved.body.conflictingRequest.message, `Cannot 'createImage' instance ${id} while it is in vm_state shelved_offloaded`);
+    assert.equal((await p.member.delete(`/v2.1/servers/${id}`)).status, 204);
+    await f.waitFor(p.member, id, (x) => x.status === 'DELETED');
+    await cinder.volumes.drain();
   });
 });

@@ -197,7 +197,16 @@ describe('nova server actions: moves and images', () => {
     assert.equal(img.instance_uuid, id);
     assert.equal(img.base_image_ref, f.imageId);
     assert.equal(img.owner, p.id);
+    assert.equal(img.visibility, 'private');
     assert.equal((await waitImage(location.split('/').pop()!)).purpose, 'test');
+    await f.waitFor(p.member, id, (x) => x.status === 'ACTIVE' && !x['OS-EXT-STS:task_state']);
+    // An admin's image of someone's server is the admin project's, shared with the server's (upstream's instance_owner).
+    const byAdmin = await act(f.admin.at('2.45'), id, { createImage: { name: 'snap-admin' } });
+    assert.equal(byAdmin.status, 202, byAdmin.text);
+    const adminImg = await waitImage(byAdmin.body.image_id);
+    assert.equal(adminImg.visibility, 'shared');
+    assert.notEqual(adminImg.owner, p.id);
+    assert.deepEqual((await f.glanceAdmin.get(`/v2/images/${adminImg.id}/members`)).body.members.map((m: { member_id: string }) => m.member_id), [p.id]);
     await f.waitFor(p.member, id, (x) => x.status === 'ACTIVE' && !x['OS-EXT-STS:task_state']);
     await boot('from-snap', '42', imageId);
     assert.equal((await act(p.member, id, { createImage: {} })).status, 400);

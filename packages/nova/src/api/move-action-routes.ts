@@ -85,6 +85,7 @@ export const MOVE_ACTIONS: Record<string, Handler> = {
     const name = str(a.name, 'name', { min: 1, max: 255 });
     const md = a.metadata === undefined ? {} : metadata(a.metadata);
     const inst = await serverFor(deps, req, 'os_compute_api:servers:create_image');
+    if (inst.requestSpec.isBfv) enforce(deps, req, 'os_compute_api:servers:create_image:allow_volume_backed', { project_id: inst.projectId });
     const { imageId, location } = await deps.moves.createImage(callerOf(deps, req), inst, name, md);
     // 2.45: the image id in the body instead of a Location header.
     return mv(req, '2.45') ? { status: 202, body: { image_id: imageId } } : { status: 202, headers: { location } };

@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { Bus } from '@onestack/core/bus/bus.ts';
 import { jsonToDb } from '@onestack/core/db/index.ts';
 import { COMPUTE_TOPIC } from '../compute/manager.ts';
@@ -11,7 +12,9 @@ import type { FlavorSnapshot, ImageSnapshot, Instance, InstanceRepo } from './in
 import type { Migrations } from './migrations.ts';
 import type { Quotas } from './quotas.ts';
 import type { Caller, ComputeApi } from './servers.ts';
-import type { Endpoints, GlanceClient } from './service-clients.ts';
+import type { CinderClient, Endpoints, GlanceClient } from './service-clients.ts';
+import { createSnapshotImage, instanceSnapshotMeta, snapshotVolumeBacked } from './snapshot-images.ts';
+import type { BlockDevices } from './block-devices.ts';
 import type { Services } from './services.ts';
 import { checkInstanceState, TaskState, VmState, type AllowedStates } from './states.ts';
 
@@ -96,6 +99,11 @@ export class ServerMoves {
       services: Services;
       aggregates: Aggregates;
       glance: GlanceClient;
+      cinder: CinderClient;
+      blockDevices: BlockDevices;
+      logger: Logger;
+      /** This API service's host (instance action events of the API). */
+      apiHost: string;
       endpoints: Endpoints;
       bus: Bus;
       compute: ComputeApi;
@@ -190,33 +198,12 @@ export class ServerMoves {
   /**
    * The image record is made here, with the caller's token (so the caller's project
    * owns it), queued; the host uploads the snapshot into it. Properties as upstream's
-   * create_snapshot: the base image's, plus image_type, instance_uuid, base_image_ref.
-   */
-  /**
-   * The image record is made here, with the caller's token (so the caller's project
-   * owns it), queued; the host uploads the snapshot into it. Properties as upstream's
-   * create_snapshot: the base image's, plus image_type, instance_uuid, base_image_ref.
+   * create_image: the base image's, plus image_type, instance_uuid, base_image_ref.
    */
   private async snapshotImage(caller: Caller, inst: Instance, name: string, metadata: Record<string, string>): Promise<string> {
     const base = inst.requestSpec.image;
-    const inherited = Object.fromEntries(Object.entries(base.properties).filter(([k]) => !['image_type', 'instance_uuid', 'base_image_ref', 'owner_project_name', 'owner_user_name', 'image_location', 'image_state'].includes(k)));
-    const r = await this.d.glance.createImage(caller.token, {
-      name,
-      disk_format: 'qcow2',
-      container_format: 'bare',
-      min_ram: Math.max(base.minRam, 0),
-      min_disk: Math.max(inst.flavor.disk, base.minDisk),
-      ...inherited,
-      ...metadata,
-      image_type: 'snapshot',
-      instance_uuid: inst.uuid,
-      base_image_ref: base.id,
-      user_id: caller.userId,
-    });
-    if (r.status === 413) throw forbidden('Quota exceeded for images.');
-    if (r.status >= 400 && r.status < 500) throw badRequest(String((r.body as { message?: string })?.message ?? `glance answered ${r.status}`));
-    if (r.status !== 201) throw new Error(`glance answered ${r.status} creating the snapshot image`);
-    return String((r.body as { id: string }).id);
+    const meta = instanceSnapshotMeta(caller, inst, name, { ...metadata, image_type: 'snapshot', instance_uuid: inst.uuid, base_image_ref: base.id, user_id: caller.userId }, ['image_type', 'instance_uuid', 'base_image_ref', 'owner_project_name', 'owner_user_name', 'image_location', 'image_state']);
+    return createSnapshotImage(this.d.glance, caller, { ...meta, body: { disk_format: 'qcow2', container_format: 'bare', ...meta.body } });
   }
 
   /** The task_state goes back when the step after claiming it fails in the API. */
@@ -229,10 +216,16 @@ export class ServerMoves {
     }
   }
 
+  /** A volume-backed server's image is made here of volume snapshots; any other's root disk is uploaded by its host. */
   async createImage(caller: Caller, inst: Instance, name: string, metadata: Record<string, string>): Promise<{ imageId: string; location: string }> {
-    await this.claimTask(caller, inst, 'snapshot', { vm: [VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED], task: [null] }, TaskState.IMAGE_SNAPSHOT, 'createImage');
-    const imageId = await this.orUntask(inst, TaskState.IMAGE_SNAPSHOT, () => this.snapshotImage(caller, inst, name, metadata));
-    await this.d.bus.cast(COMPUTE_TOPIC, 'snapshot_instance', { uuid: inst.uuid, imageId, requestId: caller.requestId }, { host: inst.host! });
+    let imageId: string;
+    if (inst.requestSpec.isBfv) {
+      imageId = await snapshotVolumeBacked({ ...this.d, host: this.d.apiHost }, caller, inst, name, metadata);
+    } else {
+      await this.claimTask(caller, inst, 'createImage', { vm: [VmState.ACTIVE, VmState.STOPPED, VmState.PAUSED, VmState.SUSPENDED], task: [null] }, TaskState.IMAGE_SNAPSHOT, 'createImage');
+      imageId = await this.orUntask(inst, TaskState.IMAGE_SNAPSHOT, () => this.snapshotImage(caller, inst, name, metadata));
+      await this.d.bus.cast(COMPUTE_TOPIC, 'snapshot_instance', { uuid: inst.uuid, imageId, requestId: caller.requestId }, { host: inst.host! });
+    }
     return { imageId, location: `${await this.d.endpoints.url('image')}/images/${imageId}` };
   }
 

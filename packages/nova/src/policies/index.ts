@@ -60,6 +60,7 @@ export const novaPolicies: RuleDefault[] = [
   r('os_compute_api:servers:rebuild', PROJECT_MEMBER_OR_ADMIN, 'Rebuild a server', A, 'POST'),
   r('os_compute_api:servers:rebuild:trusted_certs', PROJECT_MEMBER_OR_ADMIN, 'Rebuild a server with trusted image certificate IDs', A, 'POST'),
   r('os_compute_api:servers:create_image', PROJECT_MEMBER_OR_ADMIN, 'Create an image from a server', A, 'POST'),
+  r('os_compute_api:servers:create_image:allow_volume_backed', PROJECT_MEMBER_OR_ADMIN, 'Create an image from a volume backed server', A, 'POST'),
   r('os_compute_api:os-extended-server-attributes', ADMIN, 'Return extended attributes for server', S, 'GET'),
   r('os_compute_api:os-pause-server:pause', PROJECT_MEMBER_OR_ADMIN, 'Pause a server', A, 'POST'),
   r('os_compute_api:os-pause-server:unpause', PROJECT_MEMBER_OR_ADMIN, 'Unpause a paused server', A, 'POST'),
