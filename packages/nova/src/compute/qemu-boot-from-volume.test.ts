@@ -4,9 +4,11 @@
  * guest from it — no overlay on the image cache, the volume's file is the guest's vda. The
  * guest prints its READY line, does again after stop and start (the volume stays its disk),
  * and deleting the server deletes the volume (delete_on_termination) and leaves no process.
+ * The image of a stopped volume-backed guest (a Cinder snapshot of its volume) boots a
+ * second guest from a new volume made of the snapshot.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
@@ -89,5 +91,60 @@ describe('a real QEMU guest booted from a Cinder volume', { timeout: 900_000 }, 
     await cinder.volumes.drain();
     assert.equal((await vols.get(`/volumes/${volumeId}`)).status, 404, 'the volume went with the server');
     assert.equal(existsSync(path), false, 'the volume file is gone');
+  });
+  it("boots a second guest from the image of a stopped volume-backed one: a new volume made of the root volume's snapshot", async (t) => {
+    const vols = new VolumeApi(cinder.url, fx.ks.admin.token, cinder.adminProjectId, '3.44');
+    const created = await fx.admin.at('2.67').post('/v2.1/servers', {
+      server: { name: 'bfv-src', flavorRef: '42', networks: 'none', config_drive: true, block_device_mapping_v2: [{ uuid: h.imageId, source_type: 'image', destination_type: 'volume', boot_index: 0, volume_size: 1, delete_on_termination: true }] },
+    });
+    assert.equal(created.status, 202, created.text);
+    const a: string = created.body.server.id;
+    const active = await fx.waitFor(fx.admin, a, (s) => s.status !== 'BUILD', BOOT_TIMEOUT_MS);
+    assert.equal(active.status, 'ACTIVE', JSON.stringify(active.fault ?? active));
+    const [{ id: rootVolume }] = active['os-extended-volumes:volumes_attached'];
+    await until('the READY line', () => consoleOf(a), (o) => READY.test(o), BOOT_TIMEOUT_MS);
+    // Stopped, QEMU has let go of the volume's file, which Cinder's file driver then copies.
+    assert.equal((await fx.admin.post(`/v2.1/servers/${a}/action`, { 'os-stop': null })).status, 202);
+    await fx.waitFor(fx.admin, a, (s) => s.status === 'SHUTOFF' && !s['OS-EXT-STS:task_state'], BOOT_TIMEOUT_MS);
+
+    const snap = await fx.admin.at('2.45').post(`/v2.1/servers/${a}/action`, { createImage: { name: 'bfv-src-snap' } });
+    assert.equal(snap.status, 202, snap.text);
+    const imageId: string = snap.body.image_id;
+    const image = (await fx.glanceAdmin.get(`/v2/images/${imageId}`)).body;
+    assert.deepEqual([image.status, image.size], ['active', 0]);
+    const [mapping] = JSON.parse(image.block_device_mapping) as { snapshot_id: string }[];
+    const snapshot = await cinder.waitFor(vols, 'snapshots', mapping.snapshot_id, ['available']);
+    assert.equal(snapshot.volume_id, rootVolume);
+
+    const t0 = Date.now();
+    const second = await fx.admin.post('/v2.1/servers', { server: { name: 'bfv-copy', imageRef: imageId, flavorRef: '42', networks: 'none', config_drive: true } });
+    assert.equal(second.status, 202, second.text);
+    const b: string = second.body.server.id;
+    const bActive = await fx.waitFor(fx.admin.at('2.3'), b, (s) => s.status !== 'BUILD', BOOT_TIMEOUT_MS);
+    assert.equal(bActive.status, 'ACTIVE', JSON.stringify(bActive.fault ?? bActive));
+    const [{ id: copyVolume, delete_on_termination }] = bActive['os-extended-volumes:volumes_attached'];
+    assert.equal(delete_on_termination, true);
+    assert.equal((await vols.get(`/volumes/${copyVolume}`)).body.volume.snapshot_id, snapshot.id);
+    const pid = Number(readFileSync(join(h.instancesDir, b, 'qemu.pid'), 'utf8').trim());
+    assert.ok(readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(join(volumesDir, `volume-${copyVolume}.qcow2`)), 'QEMU opens the new volume');
+    const log = await until('READY from the copy', () => consoleOf(b), (o) => READY.test(o), BOOT_TIMEOUT_MS);
+    assert.equal(READY.exec(log)![3], b);
+    t.diagnostic(`READY from the snapshot's volume after ${Date.now() - t0} ms`);
+
+    for (const id of [b, a]) {
+      assert.equal((await fx.admin.delete(`/v2.1/servers/${id}`)).status, 204);
+      await fx.waitFor(fx.admin, id, (s) => s.status === 'DELETED', 90_000);
+      assert.deepEqual(processesNaming(id), [], 'QEMU process gone');
+    }
+    assert.equal((await fx.glanceAdmin.delete(`/v2/images/${imageId}`)).status, 204);
+    await cinder.volumes.drain();
+    assert.equal((await vols.get(`/volumes/${copyVolume}`)).status, 404, 'the copy went with its server');
+    // The source's volume outlives its server while a snapshot depends on it, as upstream's Cinder keeps it.
+    assert.equal((await vols.get(`/volumes/${rootVolume}`)).body.volume.status, 'available');
+    assert.equal((await vols.delete(`/snapshots/${snapshot.id}`)).status, 202);
+    await cinder.volumes.drain();
+    assert.equal((await vols.delete(`/volumes/${rootVolume}`)).status, 202);
+    await cinder.volumes.drain();
+    assert.deepEqual(readdirSync(volumesDir).filter((f) => /^(volume|snapshot)-/.test(f)), [], 'no volume or snapshot file left');
   });
 });
