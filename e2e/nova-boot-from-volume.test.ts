@@ -11,7 +11,9 @@ import { ADMIN, BOOT_TIMEOUT, DEMO, guestTools, qemuProcessesOf, routedNetwork, 
  * image, `--boot-from-volume 1 --image onestack-guest` has Nova make that volume; both reach
  * the guest's READY line on the console, `volume show` says in-use, and deleting the server
  * gives the user's volume back (available) or deletes the one made with
- * delete_on_termination.
+ * delete_on_termination. `server image create` of the stopped volume-backed server makes
+ * Cinder snapshots of its volumes and an image that `server create --image` boots from
+ * new volumes made of them.
  */
 describe('openstack CLI: boot from volume', () => {
   let c: Cloud;
@@ -20,6 +22,8 @@ describe('openstack CLI: boot from volume', () => {
   let keyFile: string;
   const servers: string[] = [];
   const volumes: string[] = [];
+  const images: string[] = [];
+  const snapshots: string[] = [];
   const keys = tempDir('nova-bfv-e2e-');
   const t0 = Date.now();
 
@@ -32,6 +36,8 @@ describe('openstack CLI: boot from volume', () => {
   });
   after(async () => {
     await g?.deleteIfRunning(...servers);
+    for (const i of images) await c.osRaw(DEMO, 'image', 'delete', i).catch(() => undefined);
+    for (const sn of snapshots) await c.osRaw(DEMO, 'volume', 'snapshot', 'delete', sn).catch(() => undefined);
     for (const v of volumes) await c.osRaw(DEMO, 'volume', 'delete', v).catch(() => undefined);
     await c?.stop();
     keys.remove();
@@ -95,6 +101,57 @@ describe('openstack CLI: boot from volume', () => {
 
     const [log] = await Promise.all([readyLine(s.id), readyLine(t.id)]);
     assert.match(log, new RegExp(`ONESTACK GUEST READY hostname=nova-bfv-vol .*uuid=${s.id}`));
+  });
+
+  it('server image create of the stopped --boot-from-volume server: snapshots of its volumes; server create --image boots from copies of them', async () => {
+    assert.ok(byImage, 'the server booted');
+    // Stopped, QEMU lets go of the volumes' files, which Cinder's file driver then copies (a running guest's: docs/status.md).
+    await c.osRaw(DEMO, 'server', 'stop', byImage.server);
+    await g.waitStatus(byImage.server, 'SHUTOFF');
+    const made = JSON.parse(await g.osWaitRaw(DEMO, 'server', 'image', 'create', '--name', 'nova-bfv-snap', '--wait', byImage.server, '-f', 'json'));
+    images.push(made.id);
+    const image = await c.os(DEMO, 'image', 'show', made.id);
+    assert.equal(image.status, 'active');
+    assert.equal(image.size, 0);
+    assert.equal(image.properties.bdm_v2, 'True');
+    assert.equal(image.properties.root_device_name, '/dev/vda');
+    const mapping = JSON.parse(image.properties.block_device_mapping) as { snapshot_id: string; boot_index: number | null; delete_on_termination: boolean }[];
+    // The CLI gives the blank volume no boot_index, which the mapping keeps.
+    assert.deepEqual(mapping.map((m) => [m.boot_index, m.delete_on_termination]), [[0, false], [null, true]]);
+    for (const m of mapping) {
+      snapshots.push(m.snapshot_id);
+      const snap = await waitFor('snapshot available', 120_000, async () => {
+        const x = await c.os(DEMO, 'volume', 'snapshot', 'show', m.snapshot_id);
+        return x.status === 'available' ? x : undefined;
+      });
+      assert.equal(snap.name, 'snapshot for nova-bfv-snap');
+    }
+
+    const before = new Set(((await c.os(DEMO, 'volume', 'list')) as { ID: string }[]).map((x) => x.ID));
+    const copy = await g.createServer('nova-bfv-copy', '--image', 'nova-bfv-snap', ...common());
+    servers.push(copy.id);
+    const copies = await Promise.all(((await c.os(DEMO, 'volume', 'list')) as { ID: string }[]).filter((x) => !before.has(x.ID)).map((x) => volume(x.ID)));
+    volumes.push(...copies.map((x) => x.id as string));
+    assert.deepEqual(copies.map((x) => x.snapshot_id).sort(), [...snapshots].sort());
+    const log = await readyLine(copy.id);
+    assert.match(log, new RegExp(`ONESTACK GUEST READY hostname=nova-bfv-copy .*uuid=${copy.id}`));
+
+    // delete_on_termination as the image's mappings say: the root's copy stays, the blank's goes.
+    await g.osWaitRaw(DEMO, 'server', 'delete', '--wait', copy.id);
+    servers.splice(servers.indexOf(copy.id), 1);
+    assert.deepEqual(qemuProcessesOf(copy.id), []);
+    const rootCopy = copies.find((x) => x.snapshot_id === mapping[0]!.snapshot_id)!;
+    const blankCopy = copies.find((x) => x.snapshot_id === mapping[1]!.snapshot_id)!;
+    await waitFor('the blank copy deleted', 60_000, async () => ((await c.os(DEMO, 'volume', 'list')) as { ID: string }[]).every((x) => x.ID !== blankCopy.id) || undefined);
+    assert.equal((await volume(rootCopy.id)).status, 'available');
+    // Deleting the image leaves the snapshots, as upstream; they go here so the volumes can.
+    await c.osRaw(DEMO, 'image', 'delete', made.id);
+    images.splice(images.indexOf(made.id), 1);
+    for (const id of snapshots.splice(0)) {
+      assert.equal((await c.os(DEMO, 'volume', 'snapshot', 'show', id)).status, 'available');
+      await c.osRaw(DEMO, 'volume', 'snapshot', 'delete', id);
+      await waitFor('snapshot deleted', 60_000, async () => ((await c.os(DEMO, 'volume', 'snapshot', 'list')) as { ID: string }[]).every((x) => x.ID !== id) || undefined);
+    }
   });
 
   it('delete gives the user\'s volume back', async () => {
