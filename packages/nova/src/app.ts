@@ -37,6 +37,7 @@ import { Services } from './domain/services.ts';
 import { registerMigrationRoutes } from './api/migration-routes.ts';
 import { registerServerInfoRoutes } from './api/server-info-routes.ts';
 import { registerExternalEventRoutes } from './api/external-event-routes.ts';
+import { registerAssistedVolumeSnapshotRoutes } from './api/assisted-volume-snapshot-routes.ts';
 import { consolePolicies, registerConsoleRoutes } from './api/console-routes.ts';
 import { interfacePolicies, registerInterfaceRoutes } from './api/interface-routes.ts';
 import { registerVolumeAttachmentRoutes, volumeAttachmentPolicies } from './api/volume-attachment-routes.ts';
@@ -196,6 +197,7 @@ export async function createNovaApp(deps: NovaDeps, http: Pick<HttpServerOptions
   registerConsoleRoutes(app, apiDeps);
   registerInterfaceRoutes(app, apiDeps, deps.bus);
   registerVolumeAttachmentRoutes(app, apiDeps, { bus: deps.bus, cinder: core.cinder, blockDevices: core.blockDevices, serviceToken: () => deps.session.tokenId() });
+  registerAssistedVolumeSnapshotRoutes(app, apiDeps, { bus: deps.bus, blockDevices: core.blockDevices });
   return {
     app,
     core,

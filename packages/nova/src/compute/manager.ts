@@ -1,5 +1,6 @@
 import { powerUpdate, type PowerUpdateEvent } from './power-update.ts';
 import { volumeExtended, type VolumeExtendedEvent } from './volume-extend.ts';
+import { volumeSnapshotHandlers } from './volume-snapshots.ts';
 import { imagePrecacheHandlers } from './image-precache.ts';
 import { createWriteStream } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -149,6 +150,7 @@ export class ComputeManager {
       ...consoleHandlers(d.driver),
       ...hotplugHandlers({ ...d, serviceToken: () => this.serviceToken(), tapName, waitForVifs: (uuid, vifs) => this.waitForVifs(uuid, vifs) }),
       ...volumeAttachHandlers({ ...d, serviceToken: () => this.serviceToken() }),
+      ...volumeSnapshotHandlers({ ...d, serviceToken: () => this.serviceToken() }, (fn) => this.background(fn)),
       ...imagePrecacheHandlers({ ...d, serviceToken: () => this.serviceToken() }),
     });
     this.timers.push(setInterval(() => void this.heartbeat(), d.reportIntervalMs));

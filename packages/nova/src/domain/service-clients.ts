@@ -236,6 +236,15 @@ export class CinderClient {
     return (await this.expect(token, projectId, 'POST', '/snapshots', body, 202)).snapshot;
   }
 
+  /**
+   * os-update_snapshot_status: how an assisted snapshot Cinder asked for went (upstream's
+   * update_snapshot_status: `creating` with progress 90% when the copy is written, `error`).
+   */
+  async updateSnapshotStatus(token: string, projectId: string, id: string, status: 'creating' | 'error', progress?: string): Promise<void> {
+    const body = { 'os-update_snapshot_status': { status, ...(progress ? { progress } : {}) } };
+    await this.expect(token, projectId, 'POST', `/snapshots/${encodeURIComponent(id)}/action`, body, 202);
+  }
+
   async getSnapshot(token: string, projectId: string, id: string): Promise<CinderSnapshot> {
     return (await this.expect(token, projectId, 'GET', `/snapshots/${encodeURIComponent(id)}`, undefined, 200)).snapshot;
   }

@@ -77,6 +77,7 @@ export const novaPolicies: RuleDefault[] = [
   r('os_compute_api:os-instance-actions:events', ADMIN, 'Add events details in action details for a server', `${S}/os-instance-actions/{request_id}`, 'GET'),
   r('os_compute_api:os-instance-actions:events:details', ADMIN, 'Add "details" key in action events for a server', `${S}/os-instance-actions/{request_id}`, 'GET'),
   r('os_compute_api:os-server-external-events:create', 'rule:service_api', 'Create one or more external events', '/os-server-external-events', 'POST'),
+  r('os_compute_api:os-assisted-volume-snapshots:create', 'rule:service_api', 'Create an assisted volume snapshot', '/os-assisted-volume-snapshots', 'POST'),
   r('compute:server:topology:index', PROJECT_READER_OR_ADMIN, 'Show the NUMA topology data for a server', `${S}/topology`, 'GET'),
   r('os_compute_api:server-metadata:index', PROJECT_READER_OR_ADMIN, 'List all metadata of a server', `${S}/metadata`, 'GET'),
   r('os_compute_api:server-metadata:show', PROJECT_READER_OR_ADMIN, 'Show metadata for a server', `${S}/metadata/{key}`, 'GET'),

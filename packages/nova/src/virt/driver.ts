@@ -17,6 +17,7 @@
  * - A failure leaves the instance as it was before the call, unless a method says
  *   otherwise; a failed spawn leaves nothing at all behind.
  */
+import { basename, dirname, join } from 'node:path';
 
 /** Upstream's nova.compute.power_state codes, as the API's OS-EXT-STS:power_state shows them. */
 export const PowerState = {
@@ -287,6 +288,15 @@ export interface ComputeDriver {
    */
   extendVolume(uuid: string, volumeId: string, newSizeBytes: number): Promise<void>;
   /**
+   * upstream's volume_snapshot_create (Cinder's assisted snapshots of file volumes): writes a
+   * point-in-time full copy of the attached volume's disk, as qcow2 without a backing file,
+   * to `newFile` in the directory of the volume's file (a file name, never a path). A running
+   * guest keeps running and keeps writing to its volume; the copy holds the data of the moment
+   * the copy started. VolumeNotAttachedError when not attached; DriverError for a volume the
+   * host reaches other than by its file (NBD) or a bad name. A failure leaves no `newFile`.
+   */
+  volumeSnapshotCreate(uuid: string, volumeId: string, newFile: string): Promise<void>;
+  /**
    * Moves an attached volume's disk of a running instance onto other storage (upstream's
    * swap_volume, for Cinder's migration of an in-use volume): the guest's data is copied to
    * `to` while the guest runs and writes, then the disk reads and writes `to` alone. The disk
@@ -396,4 +406,18 @@ export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 export function checkUuid(uuid: string): string {
   if (!UUID_RE.test(uuid)) throw new DriverError(`invalid instance uuid ${JSON.stringify(uuid)}`);
   return uuid;
+}
+
+/**
+ * Where volumeSnapshotCreate writes `newFile`: beside the volume's file, as upstream's libvirt
+ * driver puts Cinder's new_file next to the disk it snapshots. The name comes over the API
+ * (from Cinder's service user) and the host writes it as the hypervisor's user, so a name with
+ * a directory in it, or one naming the volume's own file, is refused.
+ */
+export function volumeSnapshotPath(device: BlockDeviceSpec, newFile: string): string {
+  if (!device.path) throw new DriverError(`volume ${device.volumeId} is not a file on this host: its snapshot cannot be written beside it`);
+  if (!newFile || newFile !== basename(newFile) || newFile === '.' || newFile === '..' || newFile === basename(device.path)) {
+    throw new DriverError(`invalid new_file ${JSON.stringify(newFile)} for a snapshot of volume ${device.volumeId}`);
+  }
+  return join(dirname(device.path), newFile);
 }

@@ -19,6 +19,7 @@ import {
   DriverError,
   bootVolumeOf,
   checkUuid,
+  volumeSnapshotPath,
   type BlockDeviceSpec,
   type ComputeDriver,
   type ConsoleEndpoint,
@@ -35,7 +36,8 @@ import {
   type PowerStateCode,
   type SnapshotResult,
 } from './driver.ts';
-import { writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { copyFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export interface FakeHostResources {
@@ -272,6 +274,25 @@ export class FakeDriver implements ComputeDriver {
     if (!old) throw new VolumeNotAttachedError(uuid, volumeId);
     if (i.power === PowerState.SHUTDOWN) throw new InvalidInstanceStateError(uuid, 'swap a volume of', i.power);
     i.volumes.set(volumeId, { ...to, volumeId, serial: old.serial ?? volumeId, bootIndex: old.bootIndex });
+  }
+
+  /** What volumeSnapshotCreate was asked, in order (tests read it). */
+  readonly volumeSnapshots: { uuid: string; volumeId: string; newFile: string }[] = [];
+  /** Set by a test: the next volumeSnapshotCreate fails with this message. */
+  volumeSnapshotFailure?: string;
+
+  /**
+   * Recorded; a volume that is a file here (a real Cinder's file driver beside a fake host) is
+   * copied byte for byte, which keeps its format: qcow2 when Cinder's volumes are qcow2.
+   */
+  async volumeSnapshotCreate(uuid: string, volumeId: string, newFile: string): Promise<void> {
+    const v = this.get(uuid).volumes.get(volumeId);
+    if (!v) throw new VolumeNotAttachedError(uuid, volumeId);
+    this.volumeSnapshots.push({ uuid, volumeId, newFile });
+    const failure = this.volumeSnapshotFailure;
+    this.volumeSnapshotFailure = undefined;
+    if (failure) throw new DriverError(failure);
+    if (v.path && existsSync(v.path)) await copyFile(v.path, volumeSnapshotPath(v, newFile));
   }
 
   /** The storage the instance's disk of the volume uses (what swapVolume changed). */
