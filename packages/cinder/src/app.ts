@@ -135,6 +135,7 @@ export async function createCinderApp(deps: CinderDeps, http: Pick<HttpServerOpt
     defaultType: config.defaultVolumeType,
     defaultAz: config.availabilityZone,
     compute: deps.compute,
+    assistedSnapshotTimeoutMs: config.assistedSnapshotTimeoutMs,
     images: deps.images ?? new GlanceHttp({ glanceUrl: config.glanceUrl || undefined, identityUrl: deps.authUri }),
     conversionDir: join(config.stateDir, 'cinder', 'conversion'),
   });

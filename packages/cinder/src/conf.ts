@@ -36,6 +36,7 @@ export const cinderOptions = defineGroup('cinder', {
   backup_swift_container: opt.string({ default: 'volumebackups', help: 'Container of backups created without one.' }),
   backup_swift_object_size: opt.int({ default: 52428800, min: 65536, help: 'Bytes of volume data per backup object.' }),
   backup_swift_block_size: opt.int({ default: 32768, min: 512, help: 'Bytes per sha256 incremental backups compare; backup_swift_object_size must be a multiple of it.' }),
+  assisted_snapshot_timeout: opt.int({ default: 600, min: 1, help: 'Seconds a snapshot of an in-use file volume waits for Nova to copy the running disk (os-assisted-volume-snapshots) before it ends in error; upstream\'s remotefs drivers wait 10 minutes.' }),
   osapi_max_limit: opt.int({ default: 1000, min: 1, help: 'Most items one list page returns.' }),
   ...serviceAuthOptions('cinder'),
   policy_file: opt.string({ default: '', help: 'Policy overrides in upstream YAML format. Empty: <state_dir>/cinder/policy.yaml when it exists.' }),
@@ -71,6 +72,8 @@ export interface CinderConfig {
   reservedPercentage: number;
   quotas: QuotaDefaults;
   maxLimit: number;
+  /** How long a snapshot of an in-use volume waits for Nova's os-update_snapshot_status. */
+  assistedSnapshotTimeoutMs: number;
   backup: { swiftUrl: string; container: string; objectSize: number; blockSize: number };
   policyFile: string;
   enforceScope: boolean;
@@ -102,6 +105,7 @@ export function cinderConfig(v: CinderValues, o: { stateDir: string; hostname: s
       per_volume_gigabytes: Number(v.per_volume_size_limit),
     },
     maxLimit: Number(v.osapi_max_limit),
+    assistedSnapshotTimeoutMs: Number(v.assisted_snapshot_timeout) * 1000,
     backup: { swiftUrl: String(v.backup_swift_url), container: String(v.backup_swift_container), objectSize: Number(v.backup_swift_object_size), blockSize: Number(v.backup_swift_block_size) },
     policyFile: String(v.policy_file || join(dir, 'policy.yaml')),
     enforceScope: Boolean(v.enforce_scope),

@@ -210,7 +210,13 @@ export const SNAPSHOT_UPDATE = wrapped('snapshot', {
   anyOf: ['name', 'description', 'display_name', 'display_description'].map((k) => ({ required: [k] })),
 });
 const statusReset = (format: string) => wrapped('os-reset_status', obj({ status: { type: 'string', format } }, { required: ['status'] }));
-export const SNAPSHOT_ACTIONS: Record<string, object> = { 'os-reset_status': statusReset('snapshot_status'), 'os-force_delete': emptyAction('os-force_delete'), 'os-unmanage': emptyAction('os-unmanage') };
+export const SNAPSHOT_ACTIONS: Record<string, object> = {
+  'os-reset_status': statusReset('snapshot_status'),
+  'os-force_delete': emptyAction('os-force_delete'),
+  'os-unmanage': emptyAction('os-unmanage'),
+  // schemas/snapshot_actions.py: progress is checked as a percentage by the action itself.
+  'os-update_snapshot_status': wrapped('os-update_snapshot_status', obj({ status: { type: 'string', format: 'snapshot_status' }, progress: { type: 'string' } }, { required: ['status'] })),
+};
 
 // ---- backups (schemas/backups.py)
 const backupCreateProps = { volume_id: uuid, container, description, incremental: boolean, force: boolean, name: nameAllowZeroMinLength, snapshot_id: uuidAllowNull };

@@ -470,6 +470,11 @@ export function registerVolumeRoutes(app: FastifyInstance, deps: ApiDeps, backup
       await unmanageSnapshotAction(deps, req);
       return '';
     }
+    if (action === 'os-update_snapshot_status') {
+      const s = await snapFor(req, 'snapshot_extension:snapshot_actions:update_snapshot_status');
+      await deps.volumes.updateSnapshotStatus(s, body[action] as { status: string; progress?: string });
+      return '';
+    }
     if (action === 'os-force_delete') {
       const s = await snapFor(req, 'volume_extension:snapshot_admin_actions:force_delete');
       await deps.volumes.deleteSnapshot(s, callerOf(deps, req), true);

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { AssistedCreateInfo } from '../drivers/volume-driver.ts';
 
 /** What Cinder tells Nova (upstream's cinder/compute/nova.py API). */
 export interface ComputeApi {
@@ -10,6 +11,12 @@ export interface ComputeApi {
    * (then nothing happened on its side). Absent: attached volumes do not move.
    */
   swapVolume?(serverId: string, oldVolumeId: string, newVolumeId: string): Promise<void>;
+  /**
+   * upstream's create_volume_snapshot: Nova has the instance that holds the volume open write
+   * the copy, and reports back with os-update_snapshot_status. Throws when Nova refused
+   * (then it will not report). Absent: snapshots of in-use volumes are made without Nova.
+   */
+  createVolumeSnapshot?(volumeId: string, createInfo: AssistedCreateInfo): Promise<void>;
 }
 
 /** Cinder's service user: a token and the catalog it came with. */
@@ -58,5 +65,13 @@ export class NovaHttp implements ComputeApi {
     if (res.status === 202) return;
     const text = await res.text().catch(() => '');
     throw new Error(`Nova answered ${res.status} to swapping volume ${oldVolumeId} for ${newVolumeId} on server ${serverId}: ${text.slice(0, 500)}`);
+  }
+
+  /** POST os-assisted-volume-snapshots (2.1: the API has no microversion of its own). */
+  async createVolumeSnapshot(volumeId: string, createInfo: AssistedCreateInfo): Promise<void> {
+    const res = await this.send('POST', '/os-assisted-volume-snapshots', { snapshot: { volume_id: volumeId, create_info: createInfo } }, '2.1');
+    if (res.status === 200) return;
+    const text = await res.text().catch(() => '');
+    throw new Error(`Nova answered ${res.status} to snapshotting volume ${volumeId}: ${text.slice(0, 500)}`);
   }
 }

@@ -9,7 +9,8 @@ import { casUpdate } from '@onestack/core/db/index.ts';
 import { badRequest, conflict } from '@onestack/core/errors.ts';
 import type { IdSource } from '@onestack/core/ids.ts';
 import type { AttachmentRow, CinderDB, SnapshotRow, VolumeRow } from '../db/schema.ts';
-import type { Connector, VolumeDriver, VolumeRef } from '../drivers/volume-driver.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { VolumeDriverError, type AssistedCreateInfo, type Connector, type OnlineSnapshot, type VolumeDriver, type VolumeRef } from '../drivers/volume-driver.ts';
 import { imageMetadataOf, type GlanceImage, type ImageSource } from './glance.ts';
 import type { ComputeApi } from './nova.ts';
 import { attachmentNotFound, invalidVolume, snapshotNotFound, volumeNotFound } from './errors.ts';
@@ -118,8 +119,10 @@ export class VolumeService {
       defaultType: string;
       defaultAz: string;
       images?: ImageSource;
-      /** Nova, told when an attached volume grew. */
+      /** Nova, told when an attached volume grew, asked to copy the disk of an in-use volume. */
       compute?: ComputeApi;
+      /** How long a snapshot of an in-use volume waits for Nova's report ([cinder] assisted_snapshot_timeout). */
+      assistedSnapshotTimeoutMs?: number;
       /** Images are downloaded here before the driver writes them into the volume. */
       conversionDir: string;
     },
@@ -613,9 +616,10 @@ export class VolumeService {
     this.o.notifier.send('snapshot.create.start', snapshotPayload(row), caller.ctx);
     this.background(`snapshot ${row.id}`, async () => {
       try {
-        await this.driverFor(volume)?.createSnapshot({ id: row.id, volumeId: volumeRef(volume).id, volumeSize: volume.size });
+        await this.driverFor(volume)?.createSnapshot({ id: row.id, volumeId: volumeRef(volume).id, volumeSize: volume.size }, this.onlineSnapshot(volume, row.id));
       } catch (err) {
-        await casUpdate(this.db, 'snapshots', { set: { status: 'error', error: String(err), updated_at: this.now() }, where: { id: row.id, status: 'creating' } });
+        // Nova's own `error` report (an assisted snapshot) already left `creating`.
+        for (const status of ['creating', 'error']) await casUpdate(this.db, 'snapshots', { set: { status: 'error', error: String(err), updated_at: this.now() }, where: { id: row.id, status } });
         await this.tell(caller, row.id, MessageAction.SNAPSHOT_CREATE, MessageDetail.SNAPSHOT_CREATE_ERROR, 'VOLUME_SNAPSHOT');
         return;
       }
@@ -623,6 +627,59 @@ export class VolumeService {
       this.o.notifier.send('snapshot.create.end', snapshotPayload({ ...row, status: 'available', progress: '100%' }), caller.ctx);
     });
     return row;
+  }
+
+  /**
+   * What a driver needs to snapshot an in-use volume through Nova (upstream's remotefs
+   * _create_snapshot_online): its open attachments, and Nova's os-assisted-volume-snapshots
+   * followed by a wait for Nova's os-update_snapshot_status on the snapshot's row: `creating`
+   * at 90% is done, `error` failed, and after assisted_snapshot_timeout the snapshot fails
+   * with upstream's words. Undefined when the volume is not in use or there is no Nova.
+   */
+  private onlineSnapshot(volume: Volume, snapshotId: string): OnlineSnapshot | undefined {
+    const compute = this.o.compute;
+    if (volume.status !== 'in-use' || !compute?.createVolumeSnapshot) return undefined;
+    const timeoutMs = this.o.assistedSnapshotTimeoutMs ?? 600_000;
+    return {
+      attachments: volume.attachments.filter((a) => a.attach_status === 'attached').map((a) => ({ instanceUuid: a.instance_uuid, connector: (parseJson(a.connector) ?? undefined) as Connector | undefined })),
+      assisted: async (_instanceUuid: string, createInfo: AssistedCreateInfo) => {
+        try {
+          await compute.createVolumeSnapshot!(volume.id, createInfo);
+        } catch (err) {
+          throw new VolumeDriverError(`Nova refused the snapshot of volume ${volume.id}: ${(err as Error).message}`, 'backend', { cause: err });
+        }
+        // Wall time, not the injected clock: this is a wait for another service, as a request timeout is.
+        const end = performance.now() + timeoutMs;
+        for (let pause = 100; ; pause = Math.min(pause * 2, 2_000)) {
+          const s = await this.db.selectFrom('snapshots').select(['status', 'progress']).where('id', '=', snapshotId).executeTakeFirst();
+          if (!s || s.status === 'error') throw new VolumeDriverError('Nova returned "error" status while creating snapshot.');
+          if (s.status === 'creating' && s.progress === '90%') return;
+          if (performance.now() >= end) throw new VolumeDriverError(`Timed out while waiting for Nova update for creation of snapshot ${snapshotId}.`);
+          await sleep(Math.min(pause, Math.max(end - performance.now(), 0)));
+        }
+      },
+    };
+  }
+
+  /**
+   * os-update_snapshot_status (upstream's snapshot_actions._update_snapshot_status): how Nova's
+   * part of an assisted snapshot went. Only a snapshot being made or deleted changes, to the
+   * statuses upstream's map allows; progress is a percentage string. Compare-and-swap on the
+   * status read, so a snapshot the manager settled meanwhile is not overwritten.
+   */
+  async updateSnapshotStatus(snap: SnapshotRow, input: { status: string; progress?: string }): Promise<void> {
+    const allowed: Record<string, string[]> = { creating: ['creating', 'available', 'error'], deleting: ['deleting', 'error_deleting'] };
+    const status = input.status.toLowerCase();
+    if (!allowed[snap.status]) throw badRequest(`Snapshot status ${snap.status} not allowed for update_snapshot_status`);
+    if (!allowed[snap.status].includes(status)) throw badRequest(`Provided snapshot status ${status} not allowed for snapshot with status ${snap.status}.`);
+    const set: Partial<SnapshotRow> = { status, updated_at: this.now() };
+    if (input.progress) {
+      const m = /^(\d+)%$/.exec(input.progress);
+      if (!m || Number(m[1]) > 100) throw badRequest('progress must be an integer percentage');
+      set.progress = input.progress;
+    }
+    const n = await casUpdate(this.db, 'snapshots', { set, where: { id: snap.id, status: snap.status } });
+    if (n !== 1) throw conflict('Snapshot changed status during the update.');
   }
 
   async deleteSnapshot(snap: SnapshotRow, caller: Caller, force = false): Promise<void> {

@@ -4,7 +4,7 @@ import { positional, type ExecLogger } from '@onestack/core/exec/privileged-exec
 import { QemuImg } from './qemu-img.ts';
 import { ExistingFiles } from './file-manage.ts';
 import type { NbdExports } from './nbd-exports.ts';
-import { GiB, VolumeDriverError, type BackendStats, type ConnectionInfo, type ConnectionOptions, type Connector, type ExistingRef, type LocalImage, type ManageableResource, type OpenConnection, type SnapshotRef, type VolumeDriver, type VolumeRef } from './volume-driver.ts';
+import { GiB, VolumeDriverError, type BackendStats, type ConnectionInfo, type ConnectionOptions, type Connector, type ExistingRef, type LocalImage, type ManageableResource, type OnlineSnapshot, type OpenConnection, type SnapshotRef, type VolumeDriver, type VolumeRef } from './volume-driver.ts';
 
 export interface FileDriverOptions {
   /** <state>/cinder/volumes by default. */
@@ -22,6 +22,9 @@ export interface FileDriverOptions {
 }
 
 export type VolumeFormat = 'qcow2' | 'raw';
+
+/** Suffix of a snapshot's file while Nova writes it (assisted snapshots): never taken for a finished one. */
+const NOVA_SUFFIX = '.nova';
 
 /**
  * Volumes as thin qcow2 (or sparse raw) files in one directory:
@@ -74,6 +77,8 @@ export class FileVolumeDriver implements VolumeDriver {
     await mkdir(join(this.opts.dir, '.partial'), { recursive: true });
     // Only this driver writes there; anything left is from a crash mid-write.
     for (const f of await readdir(join(this.opts.dir, '.partial'))) await rm(join(this.opts.dir, '.partial', f), { force: true });
+    // Copies Nova was writing for snapshots that a crash ended (their snapshots end in error).
+    for (const f of await readdir(this.opts.dir)) if (f.endsWith(NOVA_SUFFIX)) await rm(join(this.opts.dir, f), { force: true });
   }
 
   async checkForSetupError(): Promise<void> {
@@ -159,10 +164,40 @@ export class FileVolumeDriver implements VolumeDriver {
     });
   }
 
-  async createSnapshot(snapshot: SnapshotRef): Promise<void> {
+  /**
+   * A guest on this host that opened the volume's file holds its write lock, so qemu-img cannot
+   * read it: that guest's QEMU writes the copy instead, through Nova (upstream's remotefs
+   * _create_snapshot_online). A volume exported over NBD is held by qemu-storage-daemon, which
+   * nothing asks for a copy yet: such a snapshot still goes to qemu-img and fails on the lock.
+   */
+  async createSnapshot(snapshot: SnapshotRef, online?: OnlineSnapshot): Promise<void> {
     const src = this.volumePath(snapshot.volumeId);
     await this.requireFile(src, `volume ${snapshot.volumeId}`);
+    const guest = online?.attachments.find((a) => a.instanceUuid && !this.exportsFor(a.connector));
+    if (guest && online) return this.assistedSnapshot(snapshot, guest.instanceUuid!, online);
     await this.copyTo(src, this.format, this.snapshotPath(snapshot.id), snapshot.volumeSize, 'qcow2');
+  }
+
+  /**
+   * Nova writes `snapshot-<id>.qcow2.nova` beside the volume (new_file is a name in the volume's
+   * directory, as upstream's); once Nova reported it done, the file is checked to be what was
+   * asked for (qcow2, standalone, the volume's size) and renamed into place. Any failure removes
+   * it, as doSetup does with one a crash left.
+   */
+  private async assistedSnapshot(snapshot: SnapshotRef, instanceUuid: string, online: OnlineSnapshot): Promise<void> {
+    const name = `snapshot-${safeId(snapshot.id)}.qcow2${NOVA_SUFFIX}`;
+    const written = join(this.opts.dir, name);
+    try {
+      await online.assisted(instanceUuid, { snapshot_id: snapshot.id, type: 'qcow2', new_file: name, id: snapshot.id });
+      // Vetted as an untrusted image would be: the hypervisor's host wrote it, not this driver.
+      const verdict = await this.qemuImg.inspectUntrusted(written, 'qcow2');
+      const unfit = 'unsafe' in verdict ? verdict.unsafe : verdict.virtualSize < snapshot.volumeSize * GiB ? `virtual size ${verdict.virtualSize} is below ${snapshot.volumeSize} GiB` : undefined;
+      if (unfit) throw new VolumeDriverError(`Nova's copy of volume ${snapshot.volumeId} for snapshot ${snapshot.id} is unusable: ${unfit}`);
+      await rename(written, this.snapshotPath(snapshot.id));
+    } catch (err) {
+      await rm(written, { force: true });
+      throw err;
+    }
   }
 
   async deleteSnapshot(snapshot: SnapshotRef): Promise<void> {

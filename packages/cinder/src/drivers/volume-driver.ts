@@ -24,6 +24,30 @@ export interface SnapshotRef {
   volumeSize: number;
 }
 
+/** create_info of Nova's os-assisted-volume-snapshots: what Nova writes, and where. */
+export interface AssistedCreateInfo {
+  snapshot_id: string;
+  type: 'qcow2';
+  /** A file name in the directory of the volume's file (Nova writes it beside the disk it copies). */
+  new_file: string;
+  id?: string;
+}
+
+/**
+ * A snapshot of an in-use volume (upstream's remotefs _create_snapshot_online): the volume's
+ * consumers, and a way to have the hypervisor that holds the volume open write the copy.
+ */
+export interface OnlineSnapshot {
+  /** The open attachments: the instance (Nova's server) and the connector it connected with. */
+  attachments: { instanceUuid: string | null; connector?: Connector }[];
+  /**
+   * Asks Nova to write `createInfo.new_file` from the running disk of the instance; resolves once
+   * Nova reported the copy done, throws VolumeDriverError when Nova refused, reported an error or
+   * did not answer in time. The file may then exist half-written: the driver removes it.
+   */
+  assisted(instanceUuid: string, createInfo: AssistedCreateInfo): Promise<void>;
+}
+
 /** What os-brick sends in upstream: where the consumer of a connection runs. */
 export interface Connector {
   host?: string;
@@ -137,8 +161,12 @@ export interface VolumeDriver {
    */
   extendVolume(volume: VolumeRef, newSize: number, opts?: { connectors?: (Connector | undefined)[] }): Promise<void>;
 
-  /** A point-in-time copy of the volume's data that survives later writes and the volume's deletion. */
-  createSnapshot(snapshot: SnapshotRef): Promise<void>;
+  /**
+   * A point-in-time copy of the volume's data that survives later writes and the volume's
+   * deletion. `online`: the volume is in use; a backend whose data a consumer holds open (a
+   * file a guest's QEMU has locked) has the consumer's hypervisor make the copy through it.
+   */
+  createSnapshot(snapshot: SnapshotRef, online?: OnlineSnapshot): Promise<void>;
   /** Idempotent as deleteVolume. */
   deleteSnapshot(snapshot: SnapshotRef): Promise<void>;
   /** A new volume holding the snapshot's data, grown to volume.size (>= snapshot.volumeSize). */
