@@ -3,13 +3,13 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { KeystoneSession } from '@onestack/core/auth/keystone-session.ts';
 import { startKeystone, type KeystoneFixture } from '../../keystone/test/fixture.ts';
 import { CinderClient as VolumeApi, startCinder } from '../../cinder/test/fixture.ts';
 import { FileVolumeDriver } from '../../cinder/src/drivers/file-driver.ts';
-import { NovaHttp } from '../../cinder/src/domain/nova.ts';
+import type { NovaHttp } from '../../cinder/src/domain/nova.ts';
 import { FakeDriver } from '../src/virt/fake-driver.ts';
-import { NovaClient, startNova, type NovaFixture, type Project } from './fixture.ts';
+import { cinderServiceUser } from './cinder-service-user.ts';
+import { startNova, type NovaClient, type NovaFixture, type Project } from './fixture.ts';
 
 /**
  * Snapshots of in-use file volumes through Nova (os-assisted-volume-snapshots), both services
@@ -70,13 +70,7 @@ describe('assisted volume snapshots (Cinder file driver, nova-compute on the fak
     await f.addCompute('avs-h1', { driver });
     p = await f.project('avs');
     vol = new VolumeApi(cinder.url, p.member.token, p.id, '3.44');
-    const k = ks.ks;
-    const user = await k.identity.createUser({ name: 'cinder', domainId: 'default', password: 'cinder-pw' });
-    const serviceProject = await k.resource.getProjectByName('service', 'default');
-    for (const role of ['admin', 'service'] as const) await k.assignment.grant({ userId: user.id }, { projectId: serviceProject.id }, ks.boot.roleIds[role]);
-    const session = new KeystoneSession(`${ks.url}/v3`, { username: 'cinder', password: 'cinder-pw', userDomainName: 'Default', projectName: 'service', projectDomainName: 'Default' });
-    novaForCinder = new NovaHttp({ session: { tokenId: () => session.tokenId(), endpointUrl: async () => `${f.url}/v2.1` }, logger: { error: () => undefined } });
-    cinderService = new NovaClient(f.url, await session.tokenId(), '2.1');
+    ({ nova: novaForCinder, client: cinderService } = await cinderServiceUser(ks, f.url));
     const s = await p.member.post('/v2.1/servers', { server: { name: 'avs1', imageRef: f.imageId, flavorRef: '1', networks: 'none' } });
     assert.equal(s.status, 202, s.text);
     server = s.body.server.id;

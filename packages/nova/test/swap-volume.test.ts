@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { KeystoneSession } from '@onestack/core/auth/keystone-session.ts';
 import { startKeystone, type KeystoneFixture } from '../../keystone/test/fixture.ts';
 import { CinderClient as VolumeApi, startCinder } from '../../cinder/test/fixture.ts';
 import { FakeVolumeDriver } from '../../cinder/src/drivers/fake-driver.ts';
-import { NovaHttp } from '../../cinder/src/domain/nova.ts';
+import type { NovaHttp } from '../../cinder/src/domain/nova.ts';
 import { FakeDriver } from '../src/virt/fake-driver.ts';
-import { NovaClient, startNova, type NovaFixture, type Project } from './fixture.ts';
+import { cinderServiceUser } from './cinder-service-user.ts';
+import { startNova, type NovaClient, type NovaFixture, type Project } from './fixture.ts';
 
 /**
  * Cinder migrating an attached volume through Nova's swap volume, both services real (Cinder
@@ -80,13 +80,7 @@ describe('nova swap volume for a Cinder migration', () => {
     await f.addCompute('sv-h1', { driver });
     p = await f.project('swap');
     vol = new VolumeApi(cinder.url, p.member.token, p.id, '3.44');
-    const k = ks.ks;
-    const user = await k.identity.createUser({ name: 'cinder', domainId: 'default', password: 'cinder-pw' });
-    const serviceProject = await k.resource.getProjectByName('service', 'default');
-    for (const role of ['admin', 'service'] as const) await k.assignment.grant({ userId: user.id }, { projectId: serviceProject.id }, ks.boot.roleIds[role]);
-    const session = new KeystoneSession(`${ks.url}/v3`, { username: 'cinder', password: 'cinder-pw', userDomainName: 'Default', projectName: 'service', projectDomainName: 'Default' });
-    novaForCinder = new NovaHttp({ session: { tokenId: () => session.tokenId(), endpointUrl: async () => `${f.url}/v2.1` }, logger: { error: () => undefined } });
-    cinderService = new NovaClient(f.url, await session.tokenId(), '2.1');
+    ({ nova: novaForCinder, client: cinderService } = await cinderServiceUser(ks, f.url));
     const s = await p.member.post('/v2.1/servers', { server: { name: 'sv1', imageRef: f.imageId, flavorRef: '1', networks: 'none' } });
     assert.equal(s.status, 202, s.text);
     server = s.body.server.id;
