@@ -5,7 +5,9 @@
  * guest prints its READY line, does again after stop and start (the volume stays its disk),
  * and deleting the server deletes the volume (delete_on_termination) and leaves no process.
  * The image of a stopped volume-backed guest (a Cinder snapshot of its volume) boots a
- * second guest from a new volume made of the snapshot.
+ * second guest from a new volume made of the snapshot; so does the image of a RUNNING one,
+ * whose locked volume file Cinder's file driver has Nova copy (os-assisted-volume-snapshots:
+ * QMP drive-backup in the guest's QEMU), the guest running on unchanged.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -15,6 +17,8 @@ import pino from 'pino';
 import { startCinder, type CinderFixture } from '../../../cinder/test/fixture.ts';
 import { CinderClient as VolumeApi } from '../../../cinder/test/fixture.ts';
 import { FileVolumeDriver } from '../../../cinder/src/drivers/file-driver.ts';
+import type { NovaHttp } from '../../../cinder/src/domain/nova.ts';
+import { cinderServiceUser } from '../../test/cinder-service-user.ts';
 import type { NovaFixture } from '../../test/fixture.ts';
 import { BOOT_TIMEOUT_MS, consoleOutput, processesNaming, READY, startQemuTestHost, until, type QemuTestHost } from './qemu-test-host.ts';
 
@@ -23,16 +27,23 @@ describe('a real QEMU guest booted from a Cinder volume', { timeout: 900_000 }, 
   let fx: NovaFixture;
   let cinder: CinderFixture;
   let volumesDir: string;
+  /** Cinder's way to Nova (its service user), known once Nova listens. */
+  let novaForCinder: NovaHttp | undefined;
 
   before(async () => {
     h = await startQemuTestHost('nbfv', {
       services: async (stack, cleanups) => {
-        cinder = await startCinder({ ks: stack.fx.ks, driver: (state) => new FileVolumeDriver({ dir: (volumesDir = join(state, 'volumes')), backendName: 'file', logger: pino({ level: 'silent' }), host: stack.hosts[0].name }) });
+        cinder = await startCinder({
+          ks: stack.fx.ks,
+          driver: (state) => new FileVolumeDriver({ dir: (volumesDir = join(state, 'volumes')), backendName: 'file', logger: pino({ level: 'silent' }), host: stack.hosts[0].name }),
+          compute: { extendVolume: async () => true, createVolumeSnapshot: (v, info) => novaForCinder!.createVolumeSnapshot(v, info) },
+        });
         cleanups.push(() => cinder.close());
         return { cinder_url: cinder.url };
       },
     });
     fx = h.fx;
+    ({ nova: novaForCinder } = await cinderServiceUser(fx.ks, fx.url));
     // Cinder finds Glance in the catalog (no glance_api_servers), as the all-in-one's does.
     const svc = await fx.ks.ks.catalog.createService({ type: 'image', name: 'glance' });
     await fx.ks.ks.catalog.createEndpoint({ interface: 'public', serviceId: svc.id, url: fx.glanceAdmin.baseUrl });
@@ -92,7 +103,11 @@ describe('a real QEMU guest booted from a Cinder volume', { timeout: 900_000 }, 
     assert.equal((await vols.get(`/volumes/${volumeId}`)).status, 404, 'the volume went with the server');
     assert.equal(existsSync(path), false, 'the volume file is gone');
   });
-  it("boots a second guest from the image of a stopped volume-backed one: a new volume made of the root volume's snapshot", async (t) => {
+  /**
+   * createImage of a volume-backed guest, stopped or running, and a second guest booted from
+   * that image (a new volume of the root volume's snapshot) to READY.
+   */
+  async function secondGuestFromImage(t: { diagnostic(m: string): void }, running: boolean): Promise<void> {
     const vols = new VolumeApi(cinder.url, fx.ks.admin.token, cinder.adminProjectId, '3.44');
     const created = await fx.admin.at('2.67').post('/v2.1/servers', {
       server: { name: 'bfv-src', flavorRef: '42', networks: 'none', config_drive: true, block_device_mapping_v2: [{ uuid: h.imageId, source_type: 'image', destination_type: 'volume', boot_index: 0, volume_size: 1, delete_on_termination: true }] },
@@ -103,9 +118,13 @@ describe('a real QEMU guest booted from a Cinder volume', { timeout: 900_000 }, 
     assert.equal(active.status, 'ACTIVE', JSON.stringify(active.fault ?? active));
     const [{ id: rootVolume }] = active['os-extended-volumes:volumes_attached'];
     await until('the READY line', () => consoleOf(a), (o) => READY.test(o), BOOT_TIMEOUT_MS);
-    // Stopped, QEMU has let go of the volume's file, which Cinder's file driver then copies.
-    assert.equal((await fx.admin.post(`/v2.1/servers/${a}/action`, { 'os-stop': null })).status, 202);
-    await fx.waitFor(fx.admin, a, (s) => s.status === 'SHUTOFF' && !s['OS-EXT-STS:task_state'], BOOT_TIMEOUT_MS);
+    const pidOf = (id: string) => Number(readFileSync(join(h.instancesDir, id, 'qemu.pid'), 'utf8').trim());
+    const aPid = running ? pidOf(a) : 0;
+    if (!running) {
+      // Stopped, QEMU has let go of the volume's file, which Cinder's file driver then copies.
+      assert.equal((await fx.admin.post(`/v2.1/servers/${a}/action`, { 'os-stop': null })).status, 202);
+      await fx.waitFor(fx.admin, a, (s) => s.status === 'SHUTOFF' && !s['OS-EXT-STS:task_state'], BOOT_TIMEOUT_MS);
+    }
 
     const snap = await fx.admin.at('2.45').post(`/v2.1/servers/${a}/action`, { createImage: { name: 'bfv-src-snap' } });
     assert.equal(snap.status, 202, snap.text);
@@ -115,6 +134,13 @@ describe('a real QEMU guest booted from a Cinder volume', { timeout: 900_000 }, 
     const [mapping] = JSON.parse(image.block_device_mapping) as { snapshot_id: string }[];
     const snapshot = await cinder.waitFor(vols, 'snapshots', mapping.snapshot_id, ['available']);
     assert.equal(snapshot.volume_id, rootVolume);
+    if (running) {
+      // The running guest's QEMU wrote the copy (the file's lock keeps qemu-img out); it runs on, on its volume.
+      assert.equal(pidOf(a), aPid);
+      assert.ok(existsSync(`/proc/${aPid}`), 'the source guest still runs');
+      assert.equal((await fx.admin.get(`/v2.1/servers/${a}`)).body.server.status, 'ACTIVE');
+      assert.ok(existsSync(join(volumesDir, `snapshot-${snapshot.id}.qcow2`)));
+    }
 
     const t0 = Date.now();
     const second = await fx.admin.post('/v2.1/servers', { server: { name: 'bfv-copy', imageRef: imageId, flavorRef: '42', networks: 'none', config_drive: true } });
@@ -125,8 +151,7 @@ describe('a real QEMU guest booted from a Cinder volume', { timeout: 900_000 }, 
     const [{ id: copyVolume, delete_on_termination }] = bActive['os-extended-volumes:volumes_attached'];
     assert.equal(delete_on_termination, true);
     assert.equal((await vols.get(`/volumes/${copyVolume}`)).body.volume.snapshot_id, snapshot.id);
-    const pid = Number(readFileSync(join(h.instancesDir, b, 'qemu.pid'), 'utf8').trim());
-    assert.ok(readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(join(volumesDir, `volume-${copyVolume}.qcow2`)), 'QEMU opens the new volume');
+    assert.ok(readFileSync(`/proc/${pidOf(b)}/cmdline`, 'utf8').includes(join(volumesDir, `volume-${copyVolume}.qcow2`)), 'QEMU opens the new volume');
     const log = await until('READY from the copy', () => consoleOf(b), (o) => READY.test(o), BOOT_TIMEOUT_MS);
     assert.equal(READY.exec(log)![3], b);
     t.diagnostic(`READY from the snapshot's volume after ${Date.now() - t0} ms`);
@@ -146,5 +171,8 @@ describe('a real QEMU guest booted from a Cinder volume', { timeout: 900_000 }, 
     assert.equal((await vols.delete(`/volumes/${rootVolume}`)).status, 202);
     await cinder.volumes.drain();
     assert.deepEqual(readdirSync(volumesDir).filter((f) => /^(volume|snapshot)-/.test(f)), [], 'no volume or snapshot file left');
-  });
+  }
+
+  it("boots a second guest from the image of a stopped volume-backed one: a new volume made of the root volume's snapshot", (t) => secondGuestFromImage(t, false));
+  it('boots a second guest from the image of a RUNNING volume-backed one: Nova copied the locked volume for Cinder', (t) => secondGuestFromImage(t, true));
 });
