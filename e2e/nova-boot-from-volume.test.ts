@@ -11,9 +11,10 @@ import { ADMIN, BOOT_TIMEOUT, DEMO, guestTools, qemuProcessesOf, routedNetwork, 
  * image, `--boot-from-volume 1 --image onestack-guest` has Nova make that volume; both reach
  * the guest's READY line on the console, `volume show` says in-use, and deleting the server
  * gives the user's volume back (available) or deletes the one made with
- * delete_on_termination. `server image create` of the stopped volume-backed server makes
- * Cinder snapshots of its volumes and an image that `server create --image` boots from
- * new volumes made of them.
+ * delete_on_termination. `server image create` of the running volume-backed server makes
+ * Cinder snapshots of its volumes (the guest's QEMU copies the files it holds locked, asked by
+ * Cinder through Nova's os-assisted-volume-snapshots) and an image that `server create
+ * --image` boots from new volumes made of them.
  */
 describe('openstack CLI: boot from volume', () => {
   let c: Cloud;
@@ -103,11 +104,10 @@ describe('openstack CLI: boot from volume', () => {
     assert.match(log, new RegExp(`ONESTACK GUEST READY hostname=nova-bfv-vol .*uuid=${s.id}`));
   });
 
-  it('server image create of the stopped --boot-from-volume server: snapshots of its volumes; server create --image boots from copies of them', async () => {
+  it('server image create of the running --boot-from-volume server: snapshots of its volumes; server create --image boots from copies of them', async () => {
     assert.ok(byImage, 'the server booted');
-    // Stopped, QEMU lets go of the volumes' files, which Cinder's file driver then copies (a running guest's: docs/status.md).
-    await c.osRaw(DEMO, 'server', 'stop', byImage.server);
-    await g.waitStatus(byImage.server, 'SHUTOFF');
+    // Running: Cinder's file driver has Nova copy the volume files the guest's QEMU holds locked.
+    const pidsBefore = qemuProcessesOf(byImage.server);
     const made = JSON.parse(await g.osWaitRaw(DEMO, 'server', 'image', 'create', '--name', 'nova-bfv-snap', '--wait', byImage.server, '-f', 'json'));
     images.push(made.id);
     const image = await c.os(DEMO, 'image', 'show', made.id);
@@ -120,12 +120,16 @@ describe('openstack CLI: boot from volume', () => {
     assert.deepEqual(mapping.map((m) => [m.boot_index, m.delete_on_termination]), [[0, false], [null, true]]);
     for (const m of mapping) {
       snapshots.push(m.snapshot_id);
-      const snap = await waitFor('snapshot available', 120_000, async () => {
+      const snap = await waitFor('snapshot made', 120_000, async () => {
         const x = await c.os(DEMO, 'volume', 'snapshot', 'show', m.snapshot_id);
-        return x.status === 'available' ? x : undefined;
+        return x.status !== 'creating' ? x : undefined;
       });
+      assert.equal(snap.status, 'available');
       assert.equal(snap.name, 'snapshot for nova-bfv-snap');
     }
+    // The source guest ran on through the copies: the same QEMU, still ACTIVE.
+    assert.deepEqual(qemuProcessesOf(byImage.server), pidsBefore);
+    assert.equal((await c.os(DEMO, 'server', 'show', byImage.server)).status, 'ACTIVE');
 
     const before = new Set(((await c.os(DEMO, 'volume', 'list')) as { ID: string }[]).map((x) => x.ID));
     const copy = await g.createServer('nova-bfv-copy', '--image', 'nova-bfv-snap', ...common());
