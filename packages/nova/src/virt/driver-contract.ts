@@ -6,9 +6,13 @@
  * a handful of process starts, not boots.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { describe, it, after } from 'node:test';
 import {
+  DriverError,
   InstanceExistsError,
   InstanceNotFoundError,
   InvalidInstanceStateError,
@@ -170,6 +174,14 @@ export function computeDriverContract(name: string, setup: () => Promise<DriverS
       await assert.rejects(s.driver.swapVolume(uuid, other.volumeId, vol), VolumeNotAttachedError);
       // Cinder grew the volume on its backend (the subjects' volumes are smaller than 32 MiB); the guest is told.
       await s.driver.extendVolume(uuid, vol.volumeId, 32 * 1024 * 1024);
+      // Cinder's assisted snapshot: a standalone copy beside the disk's file (now `other`'s, after the swap).
+      const copyName = `snapshot-${randomUUID()}.qcow2`;
+      await s.driver.volumeSnapshotCreate(uuid, vol.volumeId, copyName);
+      const copy = join(dirname(other.path ?? '/'), copyName);
+      if (other.path && existsSync(other.path)) assert.ok(existsSync(copy), 'the copy is written beside the volume');
+      await rm(copy, { force: true });
+      await assert.rejects(s.driver.volumeSnapshotCreate(uuid, vol.volumeId, `../${copyName}`), DriverError);
+      await assert.rejects(s.driver.volumeSnapshotCreate(uuid, other.volumeId, copyName), VolumeNotAttachedError);
       await s.driver.detachVolume(uuid, vol.volumeId);
       await s.driver.detachVolume(uuid, vol.volumeId);
       assert.ok(!(await s.attachedVolumes(uuid)).includes(vol.volumeId));

@@ -288,11 +288,12 @@ export class FakeDriver implements ComputeDriver {
   async volumeSnapshotCreate(uuid: string, volumeId: string, newFile: string): Promise<void> {
     const v = this.get(uuid).volumes.get(volumeId);
     if (!v) throw new VolumeNotAttachedError(uuid, volumeId);
+    const out = volumeSnapshotPath(v, newFile);
     this.volumeSnapshots.push({ uuid, volumeId, newFile });
     const failure = this.volumeSnapshotFailure;
     this.volumeSnapshotFailure = undefined;
     if (failure) throw new DriverError(failure);
-    if (v.path && existsSync(v.path)) await copyFile(v.path, volumeSnapshotPath(v, newFile));
+    if (v.path && existsSync(v.path)) await copyFile(v.path, out);
   }
 
   /** The storage the instance's disk of the volume uses (what swapVolume changed). */
