@@ -98,3 +98,29 @@ describe('NovaHttp: swap volume through os-volume_attachments', () => {
     }
   });
 });
+
+describe('NovaHttp: os-assisted-volume-snapshots', () => {
+  let nova: Awaited<ReturnType<typeof fakeNova>>;
+  before(async () => (nova = await fakeNova()));
+  after(() => new Promise<void>((r) => nova.server.close(() => r())));
+  const client = () => new NovaHttp({ session: { tokenId: async () => 'cinder-service-token', endpointUrl: async () => `${nova.url}/v2.1` }, logger: logger() });
+  const info = { snapshot_id: 'a6f3c1d2-0b4e-4c5d-8e9f-0a1b2c3d4e5f', type: 'qcow2' as const, new_file: 'snapshot-a6f3c1d2-0b4e-4c5d-8e9f-0a1b2c3d4e5f.qcow2.nova', id: 'a6f3c1d2-0b4e-4c5d-8e9f-0a1b2c3d4e5f' };
+
+  it("posts upstream's body (volume_id, create_info) with the service token", async () => {
+    nova.answer.status = 200;
+    await client().createVolumeSnapshot(VOLUME, info);
+    const req = nova.seen.at(-1)!;
+    assert.equal(req.method, 'POST');
+    assert.equal(req.url, '/v2.1/os-assisted-volume-snapshots');
+    assert.equal(req.headers['x-auth-token'], 'cinder-service-token');
+    assert.deepEqual(req.body, { snapshot: { volume_id: VOLUME, create_info: info } });
+  });
+
+  it('throws when Nova refuses (then Nova reports nothing)', async () => {
+    for (const status of [400, 403, 409]) {
+      nova.answer.status = status;
+      await assert.rejects(client().createVolumeSnapshot(VOLUME, info), new RegExp(`Nova answered ${status}`));
+    }
+    nova.answer.status = 200;
+  });
+});
