@@ -82,7 +82,7 @@ describe('assisted volume snapshots (Cinder file driver, nova-compute on the fak
     await ks?.close();
   });
 
-  it('POST os-assisted-volume-snapshots: service only (403), upstream schema and mapping refusals (400)', async () => {
+  it('POST os-assisted-volume-snapshots: the service role only (403), upstream schema and mapping refusals (400)', async () => {
     const v = await attached();
     const body = (volume_id: string, create_info: Record<string, unknown> = { snapshot_id: 'snap-1', type: 'qcow2', new_file: 'snapshot-x.qcow2.nova' }) => ({ snapshot: { volume_id, create_info } });
     const post = (c: NovaClient, b: unknown) => c.post('/v2.1/os-assisted-volume-snapshots', b);
@@ -103,30 +103,31 @@ describe('assisted volume snapshots (Cinder file driver, nova-compute on the fak
     assert.equal((await p.member.delete(`/v2.1/servers/${server}/os-volume_attachments/${v}`)).status, 202);
   });
 
-  it('os-update_snapshot_status: admin or service only (403), upstream status map and progress checks (400)', async () => {
+  it("os-update_snapshot_status: upstream's policy (admin or the project's member; a reader 403), status map and progress checks (400)", async () => {
     const v = await newVolume();
     const s = await snapshot(v);
     await cinder.waitFor(vol, 'snapshots', s, ['available']);
+    const reader = new VolumeApi(cinder.url, (await ks.login('avs-reader', 'avs-pw', { project: { id: p.id } })).token, p.id, '3.44');
     const update = (c: VolumeApi, b: Record<string, unknown>) => c.post(`/snapshots/${s}/action`, { 'os-update_snapshot_status': b });
-    assert.equal((await update(vol, { status: 'creating', progress: '90%' })).status, 403);
-    const admin = cinder.admin;
-    const settled = await admin.post(`/v3/${p.id}/snapshots/${s}/action`, { 'os-update_snapshot_status': { status: 'error' } });
+    assert.equal((await update(reader, { status: 'creating', progress: '90%' })).status, 403);
+    const settled = await update(vol, { status: 'error' });
     assert.equal(settled.status, 400);
     assert.equal(settled.body.badRequest.message, 'Snapshot status available not allowed for update_snapshot_status');
-    assert.equal((await admin.post(`/v3/${p.id}/snapshots/${s}/action`, { 'os-reset_status': { status: 'creating' } })).status, 202);
-    const wrong = await admin.post(`/v3/${p.id}/snapshots/${s}/action`, { 'os-update_snapshot_status': { status: 'deleting' } });
+    assert.equal((await cinder.admin.post(`/v3/${p.id}/snapshots/${s}/action`, { 'os-reset_status': { status: 'creating' } })).status, 202);
+    const wrong = await update(vol, { status: 'deleting' });
     assert.equal(wrong.status, 400);
     assert.equal(wrong.body.badRequest.message, 'Provided snapshot status deleting not allowed for snapshot with status creating.');
-    for (const progress of ['90', '101%', 'x%']) {
-      const bad = await admin.post(`/v3/${p.id}/snapshots/${s}/action`, { 'os-update_snapshot_status': { status: 'creating', progress } });
+    const percentages: [string, string][] = [['x%', 'progress must be an integer percentage'], ['90', 'progress must be an integer percentage between 0 and 100'], ['101%', 'progress must be an integer percentage between 0 and 100']];
+    for (const [progress, why] of percentages) {
+      const bad = await update(vol, { status: 'creating', progress });
       assert.equal(bad.status, 400, progress);
-      assert.equal(bad.body.badRequest.message, 'progress must be an integer percentage');
+      assert.equal(bad.body.badRequest.message, `Invalid input received: ${why}`);
     }
-    const ok = await admin.post(`/v3/${p.id}/snapshots/${s}/action`, { 'os-update_snapshot_status': { status: 'creating', progress: '42%' } });
+    const ok = await update(vol, { status: 'creating', progress: '42%' });
     assert.equal(ok.status, 202, ok.text);
     const shown = (await vol.get(`/snapshots/${s}`)).body.snapshot;
     assert.deepEqual([shown.status, shown['os-extended-snapshot-attributes:progress']], ['creating', '42%']);
-    assert.equal((await admin.post(`/v3/${p.id}/snapshots/${s}/action`, { 'os-update_snapshot_status': { status: 'available' } })).status, 202);
+    assert.equal((await cinder.admin.post(`/v3/${p.id}/snapshots/${s}/action`, { 'os-update_snapshot_status': { status: 'available' } })).status, 202, 'admin (Nova\'s service user is one)');
   });
 
   it('a snapshot of an in-use volume: Nova copies the running disk, the snapshot is available, a volume of it too', async () => {

@@ -40,6 +40,22 @@ function statusChecked(what: string, valid: readonly string[], emptyOk: boolean)
   };
 }
 
+/**
+ * upstream's _validate_progress: `N%` with 0 <= N <= 100; its InvalidInput escapes the schema
+ * check, so the answer is the plain "Invalid input received" 400 with one of its two wordings.
+ */
+function progressChecked(): UpstreamFormat {
+  const why = (v: unknown): string | undefined => {
+    const p = String(v ?? '');
+    if (!p) return undefined;
+    const n = p.slice(0, -1).trim();
+    if (!/^[+-]?\d+$/.test(n)) return 'progress must be an integer percentage';
+    if (Number(n) < 0 || Number(n) > 100 || !p.endsWith('%')) return 'progress must be an integer percentage between 0 and 100';
+    return undefined;
+  };
+  return { check: (v) => why(v) === undefined, error: (v) => badRequest(`Invalid input received: ${why(v)}`) };
+}
+
 export const VOLUME_STATUSES = ['creating', 'available', 'deleting', 'error', 'error_deleting', 'error_managing', 'managing', 'attaching', 'in-use', 'detaching', 'maintenance', 'restoring-backup', 'error_restoring', 'reserved', 'awaiting-transfer', 'backing-up', 'error_backing-up', 'error_extending', 'downloading', 'uploading', 'retyping', 'extending'] as const;
 export const SNAPSHOT_STATUSES = ['error', 'available', 'creating', 'deleting', 'deleted', 'updating', 'error_deleting', 'unmanaging', 'backing-up', 'restoring'] as const;
 const MIGRATION_STATUSES = ['migrating', 'error', 'success', 'completing', 'none', 'starting'];
@@ -56,6 +72,7 @@ const validator = new UpstreamSchemaValidator({
     volume_migration_status: statusChecked('Volume migration status', MIGRATION_STATUSES, true),
     snapshot_status: statusChecked('Snapshot status', SNAPSHOT_STATUSES, false),
     backup_status: statusChecked('Backup status', ['available', 'error'], false),
+    progress: progressChecked(),
     base64: { check: (v) => typeof v === 'string' },
     mysql_text: { check: (v) => Buffer.byteLength(String(v)) <= 65535 },
   },
@@ -214,8 +231,8 @@ export const SNAPSHOT_ACTIONS: Record<string, object> = {
   'os-reset_status': statusReset('snapshot_status'),
   'os-force_delete': emptyAction('os-force_delete'),
   'os-unmanage': emptyAction('os-unmanage'),
-  // schemas/snapshot_actions.py: progress is checked as a percentage by the action itself.
-  'os-update_snapshot_status': wrapped('os-update_snapshot_status', obj({ status: { type: 'string', format: 'snapshot_status' }, progress: { type: 'string' } }, { required: ['status'] })),
+  // schemas/snapshot_actions.py: any status string (the action checks it), progress a percentage.
+  'os-update_snapshot_status': wrapped('os-update_snapshot_status', obj({ status: { type: 'string' }, progress: { format: 'progress' } }, { required: ['status'] })),
 };
 
 // ---- backups (schemas/backups.py)

@@ -653,6 +653,9 @@ export class VolumeService {
         for (let pause = 100; ; pause = Math.min(pause * 2, 2_000)) {
           const s = await this.db.selectFrom('snapshots').select(['status', 'progress']).where('id', '=', snapshotId).executeTakeFirst();
           if (!s || s.status === 'error') throw new VolumeDriverError('Nova returned "error" status while creating snapshot.');
+          if (s.status === 'deleting' || s.status === 'error_deleting') {
+            throw new VolumeDriverError(`Snapshot ${snapshotId} has been asked to be deleted while waiting for it to become available. Perhaps a concurrent request was made.`);
+          }
           if (s.status === 'creating' && s.progress === '90%') return;
           if (performance.now() >= end) throw new VolumeDriverError(`Timed out while waiting for Nova update for creation of snapshot ${snapshotId}.`);
           await sleep(Math.min(pause, Math.max(end - performance.now(), 0)));
@@ -664,20 +667,17 @@ export class VolumeService {
   /**
    * os-update_snapshot_status (upstream's snapshot_actions._update_snapshot_status): how Nova's
    * part of an assisted snapshot went. Only a snapshot being made or deleted changes, to the
-   * statuses upstream's map allows; progress is a percentage string. Compare-and-swap on the
+   * statuses upstream's map allows (compared as given, as upstream). Compare-and-swap on the
    * status read, so a snapshot the manager settled meanwhile is not overwritten.
    */
   async updateSnapshotStatus(snap: SnapshotRow, input: { status: string; progress?: string }): Promise<void> {
     const allowed: Record<string, string[]> = { creating: ['creating', 'available', 'error'], deleting: ['deleting', 'error_deleting'] };
-    const status = input.status.toLowerCase();
+    const status = input.status;
     if (!allowed[snap.status]) throw badRequest(`Snapshot status ${snap.status} not allowed for update_snapshot_status`);
     if (!allowed[snap.status].includes(status)) throw badRequest(`Provided snapshot status ${status} not allowed for snapshot with status ${snap.status}.`);
     const set: Partial<SnapshotRow> = { status, updated_at: this.now() };
-    if (input.progress) {
-      const m = /^(\d+)%$/.exec(input.progress);
-      if (!m || Number(m[1]) > 100) throw badRequest('progress must be an integer percentage');
-      set.progress = input.progress;
-    }
+    // The schema checked the percentage.
+    if (input.progress) set.progress = input.progress;
     const n = await casUpdate(this.db, 'snapshots', { set, where: { id: snap.id, status: snap.status } });
     if (n !== 1) throw conflict('Snapshot changed status during the update.');
   }

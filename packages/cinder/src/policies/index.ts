@@ -60,8 +60,8 @@ export const cinderPolicies: RuleDefault[] = [
   r('volume_extension:volume_admin_actions:migrate_volume_completion', ADMIN, 'Complete a volume migration.', 'POST', ACTION),
   r('volume_extension:snapshot_admin_actions:reset_status', ADMIN, 'Reset status of a snapshot.', 'POST', '/snapshots/{snapshot_id}/action'),
   r('volume_extension:snapshot_admin_actions:force_delete', ADMIN, 'Force delete a snapshot.', 'POST', '/snapshots/{snapshot_id}/action'),
-  // Nova's report on an assisted snapshot: Nova's service user (admin and service roles), never a project's member.
-  r('snapshot_extension:snapshot_actions:update_snapshot_status', `${ADMIN} or role:service`, 'Update database fields of snapshot.', 'POST', '/snapshots/{snapshot_id}/action (update_snapshot_status)'),
+  // Upstream's default (SYSTEM_ADMIN_OR_PROJECT_MEMBER): Nova's service user passes as admin; the snapshot's own project's members too.
+  r('snapshot_extension:snapshot_actions:update_snapshot_status', MEMBER_OR_ADMIN, 'Update database fields of snapshot.', 'POST', '/snapshots/{snapshot_id}/action (update_snapshot_status)'),
   r('volume:create_snapshot', MEMBER_OR_ADMIN, 'Create snapshot.', 'POST', '/snapshots'),
   r('volume:get_snapshot', READER_OR_ADMIN, 'Show snapshot.', 'GET', '/snapshots/{snapshot_id}'),
   r('volume:get_all_snapshots', READER_OR_ADMIN, 'List snapshots.', 'GET', '/snapshots'),

@@ -1,10 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Bus } from '@onestack/core/bus/bus.ts';
-import { badRequest, conflict } from '@onestack/core/errors.ts';
+import { badRequest } from '@onestack/core/errors.ts';
 import { COMPUTE_TOPIC } from '../compute/manager.ts';
 import type { AssistedCreateInfo, VolumeSnapshotArgs } from '../compute/volume-snapshots.ts';
 import type { BlockDevices } from '../domain/block-devices.ts';
-import { invalidState } from '../domain/errors.ts';
 import type { Instance } from '../domain/instances.ts';
 import { enforce, type ApiDeps } from './context.ts';
 import { invalid, noExtra, obj, str } from './validate.ts';
@@ -40,7 +39,7 @@ function parseCreate(body: unknown): { volumeId: string; createInfo: AssistedCre
  * POST /os-assisted-volume-snapshots (upstream's assisted_volume_snapshots.py and compute API
  * volume_snapshot_create): only Cinder calls it, for a file-based volume an instance holds
  * open. The instance is the one the volume's mapping names; it must be on a host and have no
- * task under way (any vm_state, as upstream), and the host's driver writes the copy and tells
+ * task under way (any vm_state, as upstream; 400 otherwise), and the host's driver writes the copy and tells
  * Cinder (compute/volume-snapshots.ts). Answers at once, as upstream's cast.
  * Upstream's DELETE (a snapshot merged back into an overlay chain) has nothing to do here: our
  * Cinder's snapshots are standalone files it deletes itself.
@@ -58,8 +57,12 @@ export function registerAssistedVolumeSnapshotRoutes(app: FastifyInstance, deps:
     if (!found.length) throw badRequest(`No volume Block Device Mapping with id ${volumeId}.`);
     if (found.length > 1) throw badRequest(`Block Device Mapping ${volumeId} is a multi-attach volume and is not valid for this operation.`);
     const inst = found[0];
-    if (!inst.host) throw conflict(`Instance ${inst.uuid} is not ready`);
-    if (inst.taskState !== null) throw invalidState(inst.uuid, 'task_state', inst.taskState, 'volume_snapshot_create');
+    // Both 400 here, not the usual 409: upstream's controller maps them so (its TODO keeps them until a microversion).
+    if (!inst.host) throw badRequest(`Instance ${inst.uuid} is not ready`);
+    if (inst.taskState !== null) {
+      // upstream's check_instance_state names the inner function of compute API's volume_snapshot_create.
+      throw badRequest(`Instance ${inst.uuid} in task_state ${inst.taskState}. Cannot do_volume_snapshot_create while the instance is in this state.`);
+    }
     const args: VolumeSnapshotArgs = { uuid: inst.uuid, projectId: inst.projectId, volumeId, createInfo };
     await v.bus.cast(COMPUTE_TOPIC, 'volume_snapshot_create', args, { host: inst.host });
     return { snapshot: { id: createInfo.id ?? null, volumeId } };

@@ -36,13 +36,14 @@ const DONE_PROGRESS = '90%';
 /**
  * volume_snapshot_create on the instance's host (upstream's compute manager and libvirt
  * driver): the driver writes the copy, then Cinder hears the outcome through
- * os-update_snapshot_status, as Nova's service user: `creating` at 90% (Cinder completes the
- * snapshot) or `error`. Cinder waits for that answer, so even a failure before the driver ran
+ * os-update_snapshot_status, as Nova's service user: `creating` (Cinder completes the
+ * snapshot) or `error`, both with progress 90% as upstream's update_snapshot_status. Cinder waits for that answer, so even a failure before the driver ran
  * (instance gone, volume no longer attached) is reported.
  */
 export function volumeSnapshotHandlers(d: VolumeSnapshotDeps, background: (fn: () => Promise<void>) => void) {
   const report = async (projectId: string, snapshotId: string, status: 'creating' | 'error') => {
-    await d.cinder.updateSnapshotStatus(await d.serviceToken(), projectId, snapshotId, status, status === 'creating' ? DONE_PROGRESS : undefined);
+    // Upstream sends 90% with `error` too: Nova's part is over either way.
+    await d.cinder.updateSnapshotStatus(await d.serviceToken(), projectId, snapshotId, status, DONE_PROGRESS);
   };
   return {
     volume_snapshot_create: async (a: VolumeSnapshotArgs): Promise<void> =>

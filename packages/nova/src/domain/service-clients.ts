@@ -238,10 +238,10 @@ export class CinderClient {
 
   /**
    * os-update_snapshot_status: how an assisted snapshot Cinder asked for went (upstream's
-   * update_snapshot_status: `creating` with progress 90% when the copy is written, `error`).
+   * update_snapshot_status: `creating` when the copy is written, `error`; progress 90% both).
    */
-  async updateSnapshotStatus(token: string, projectId: string, id: string, status: 'creating' | 'error', progress?: string): Promise<void> {
-    const body = { 'os-update_snapshot_status': { status, ...(progress ? { progress } : {}) } };
+  async updateSnapshotStatus(token: string, projectId: string, id: string, status: 'creating' | 'error', progress: string): Promise<void> {
+    const body = { 'os-update_snapshot_status': { status, progress } };
     await this.expect(token, projectId, 'POST', `/snapshots/${encodeURIComponent(id)}/action`, body, 202);
   }
 
