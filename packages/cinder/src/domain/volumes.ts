@@ -618,8 +618,9 @@ export class VolumeService {
       try {
         await this.driverFor(volume)?.createSnapshot({ id: row.id, volumeId: volumeRef(volume).id, volumeSize: volume.size }, this.onlineSnapshot(volume, row.id));
       } catch (err) {
-        // Nova's own `error` report (an assisted snapshot) already left `creating`.
-        for (const status of ['creating', 'error']) await casUpdate(this.db, 'snapshots', { set: { status: 'error', error: String(err), updated_at: this.now() }, where: { id: row.id, status } });
+        // An assisted snapshot's row may have left `creating` meanwhile (os-update_snapshot_status:
+        // Nova's `error`, or anyone's `available`); without the driver's file it is in error all the same.
+        for (const status of ['creating', 'error', 'available']) await casUpdate(this.db, 'snapshots', { set: { status: 'error', error: String(err), updated_at: this.now() }, where: { id: row.id, status } });
         await this.tell(caller, row.id, MessageAction.SNAPSHOT_CREATE, MessageDetail.SNAPSHOT_CREATE_ERROR, 'VOLUME_SNAPSHOT');
         return;
       }
