@@ -8,8 +8,8 @@ import { CinderClient as VolumeApi, startCinder } from '../../cinder/test/fixtur
 import { FileVolumeDriver } from '../../cinder/src/drivers/file-driver.ts';
 import type { NovaHttp } from '../../cinder/src/domain/nova.ts';
 import { FakeDriver } from '../src/virt/fake-driver.ts';
-import { cinderServiceUser } from './cinder-service-user.ts';
-import { startNova, type NovaClient, type NovaFixture, type Project } from './fixture.ts';
+import type { NovaClient, NovaFixture, Project } from './fixture.ts';
+import { availableVolume, bootNetless, cinderServiceUser, novaBesideCinder } from './with-cinder.ts';
 
 /**
  * Snapshots of in-use file volumes through Nova (os-assisted-volume-snapshots), both services
@@ -33,12 +33,7 @@ describe('assisted volume snapshots (Cinder file driver, nova-compute on the fak
   /** A Nova that takes the request and never reports (the timeout case). */
   let novaSilent = false;
 
-  const newVolume = async () => {
-    const r = await vol.post('/volumes', { volume: { size: 1 } });
-    assert.equal(r.status, 202, r.text);
-    await cinder.waitFor(vol, 'volumes', r.body.volume.id, ['available']);
-    return r.body.volume.id as string;
-  };
+  const newVolume = () => availableVolume(cinder, vol);
   const attached = async () => {
     const v = await newVolume();
     const r = await p.member.post(`/v2.1/servers/${server}/os-volume_attachments`, { volumeAttachment: { volumeId: v } });
@@ -65,16 +60,10 @@ describe('assisted volume snapshots (Cinder file driver, nova-compute on the fak
         createVolumeSnapshot: async (v, info) => (novaSilent ? undefined : novaForCinder!.createVolumeSnapshot(v, info)),
       },
     });
-    f = await startNova({ ks, config: { cinder_url: cinder.url } });
     driver = new FakeDriver({ hostname: 'avs-h1' });
-    await f.addCompute('avs-h1', { driver });
-    p = await f.project('avs');
-    vol = new VolumeApi(cinder.url, p.member.token, p.id, '3.44');
+    ({ f, p, vol } = await novaBesideCinder(ks, cinder.url, driver, 'avs'));
     ({ nova: novaForCinder, client: cinderService } = await cinderServiceUser(ks, f.url));
-    const s = await p.member.post('/v2.1/servers', { server: { name: 'avs1', imageRef: f.imageId, flavorRef: '1', networks: 'none' } });
-    assert.equal(s.status, 202, s.text);
-    server = s.body.server.id;
-    assert.equal((await f.waitFor(p.member, server)).status, 'ACTIVE');
+    server = await bootNetless(f, p, 'avs1');
   });
   after(async () => {
     await f?.close();

@@ -5,7 +5,8 @@ import { CinderClient as VolumeApi, startCinder } from '../../cinder/test/fixtur
 import { JsonClient } from '@onestack/testing/index.ts';
 import { FakeDriver } from '../src/virt/fake-driver.ts';
 import type { InstanceSpec } from '../src/virt/driver.ts';
-import { startNova, type NovaFixture, type Project } from './fixture.ts';
+import type { NovaFixture, Project } from './fixture.ts';
+import { novaBesideCinder } from './with-cinder.ts';
 
 /** The fake hypervisor, remembering what it was asked to boot and failing a spawn when told to. */
 class RecordingFakeDriver extends FakeDriver {
@@ -45,14 +46,11 @@ describe('nova boot from volume', () => {
   before(async () => {
     ks = await startKeystone();
     cinder = await startCinder({ ks });
-    f = await startNova({ ks, config: { cinder_url: cinder.url } });
+    driver = new RecordingFakeDriver({ hostname: 'bfv-h1' });
+    ({ f, p, vol } = await novaBesideCinder(ks, cinder.url, driver, 'bfv'));
     // Cinder finds Glance in the catalog, as a deployment without glance_api_servers does.
     const svc = await ks.ks.catalog.createService({ type: 'image', name: 'glance' });
     await ks.ks.catalog.createEndpoint({ interface: 'public', serviceId: svc.id, url: f.glanceAdmin.baseUrl });
-    driver = new RecordingFakeDriver({ hostname: 'bfv-h1' });
-    await f.addCompute('bfv-h1', { driver });
-    p = await f.project('bfv');
-    vol = new VolumeApi(cinder.url, p.member.token, p.id, '3.44');
     netless = { name: 'bfv', flavorRef: '1', networks: 'none' };
   });
   after(async () => {

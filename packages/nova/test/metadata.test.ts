@@ -7,8 +7,15 @@ import { CinderClient as VolumeApi, startCinder } from '../../cinder/test/fixtur
 import { createMetadataApp } from '../src/metadata/app.ts';
 import { FakeDriver } from '../src/virt/fake-driver.ts';
 import { startNova, type NovaFixture, type Project } from './fixture.ts';
+import { novaBesideCinder } from './with-cinder.ts';
 
 const SECRET = 'metadata-test-secret';
+
+/** The metadata API over the fixture's instances, on a free loopback port. */
+async function listenMetadata(f: NovaFixture): Promise<{ url: string; close: () => Promise<void> }> {
+  const app = createMetadataApp({ instances: f.nova.core.instances, sharedSecret: SECRET, logger: pino({ level: 'silent' }) });
+  return { url: await app.listen({ host: '127.0.0.1', port: 0 }), close: () => app.close() };
+}
 
 describe('nova metadata API (as Neutron\'s metadata proxy calls it)', () => {
   let f: NovaFixture;
@@ -32,9 +39,7 @@ describe('nova metadata API (as Neutron\'s metadata proxy calls it)', () => {
     const s = await f.waitFor(p.member, r.body.server.id);
     assert.equal(s.status, 'ACTIVE');
     server = { id: s.id, fixedIp: s.addresses.mdnet[0].addr };
-    const app = createMetadataApp({ instances: f.nova.core.instances, sharedSecret: SECRET, logger: pino({ level: 'silent' }) });
-    url = await app.listen({ host: '127.0.0.1', port: 0 });
-    closeMd = () => app.close();
+    ({ url, close: closeMd } = await listenMetadata(f));
   });
   after(async () => {
     await closeMd?.();
@@ -107,16 +112,11 @@ describe('nova metadata API: tagged disks and NICs in meta_data.json devices', (
   before(async () => {
     ks = await startKeystone();
     cinder = await startCinder({ ks });
-    f = await startNova({ ks, config: { cinder_url: cinder.url } });
     driver = new FakeDriver({ hostname: 'mdd1' });
-    await f.addCompute('mdd1', { driver });
-    p = await f.project('mdd');
-    vol = new VolumeApi(cinder.url, p.member.token, p.id, '3.44');
+    ({ f, p, vol } = await novaBesideCinder(ks, cinder.url, driver, 'mdd'));
     netId = (await p.net.post('/v2.0/networks', { network: { name: 'mddnet' } })).body.network.id;
     await p.net.post('/v2.0/subnets', { subnet: { network_id: netId, cidr: '10.19.0.0/24', ip_version: 4 } });
-    const app = createMetadataApp({ instances: f.nova.core.instances, sharedSecret: SECRET, logger: pino({ level: 'silent' }) });
-    url = await app.listen({ host: '127.0.0.1', port: 0 });
-    closeMd = () => app.close();
+    ({ url, close: closeMd } = await listenMetadata(f));
   });
   after(async () => {
     await closeMd?.();

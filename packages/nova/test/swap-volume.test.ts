@@ -6,8 +6,8 @@ import { CinderClient as VolumeApi, startCinder } from '../../cinder/test/fixtur
 import { FakeVolumeDriver } from '../../cinder/src/drivers/fake-driver.ts';
 import type { NovaHttp } from '../../cinder/src/domain/nova.ts';
 import { FakeDriver } from '../src/virt/fake-driver.ts';
-import { cinderServiceUser } from './cinder-service-user.ts';
-import { startNova, type NovaClient, type NovaFixture, type Project } from './fixture.ts';
+import type { NovaClient, NovaFixture, Project } from './fixture.ts';
+import { availableVolume, bootNetless, cinderServiceUser, novaBesideCinder } from './with-cinder.ts';
 
 /**
  * Cinder migrating an attached volume through Nova's swap volume, both services real (Cinder
@@ -38,12 +38,7 @@ describe('nova swap volume for a Cinder migration', () => {
     const to = backendOf(v) === 'fast' ? 'slow' : 'fast';
     return `${String(v['os-vol-host-attr:host']).split('@')[0]}@${to}#${to}`;
   };
-  const newVolume = async () => {
-    const r = await vol.post('/volumes', { volume: { size: 1 } });
-    assert.equal(r.status, 202, r.text);
-    await cinder.waitFor(vol, 'volumes', r.body.volume.id, ['available']);
-    return r.body.volume.id as string;
-  };
+  const newVolume = () => availableVolume(cinder, vol);
   const attached = async () => {
     const v = await newVolume();
     assert.equal((await p.member.post(`/v2.1/servers/${server}/os-volume_attachments`, { volumeAttachment: { volumeId: v } })).status, 200);
@@ -75,16 +70,10 @@ describe('nova swap volume for a Cinder migration', () => {
       drivers: () => [new FakeVolumeDriver({ backendName: 'fast' }), new FakeVolumeDriver({ backendName: 'slow' })],
       compute: { extendVolume: async () => true, swapVolume: (s, o, n) => novaForCinder!.swapVolume(s, o, n) },
     });
-    f = await startNova({ ks, config: { cinder_url: cinder.url } });
     driver = new FakeDriver({ hostname: 'sv-h1' });
-    await f.addCompute('sv-h1', { driver });
-    p = await f.project('swap');
-    vol = new VolumeApi(cinder.url, p.member.token, p.id, '3.44');
+    ({ f, p, vol } = await novaBesideCinder(ks, cinder.url, driver, 'swap'));
     ({ nova: novaForCinder, client: cinderService } = await cinderServiceUser(ks, f.url));
-    const s = await p.member.post('/v2.1/servers', { server: { name: 'sv1', imageRef: f.imageId, flavorRef: '1', networks: 'none' } });
-    assert.equal(s.status, 202, s.text);
-    server = s.body.server.id;
-    assert.equal((await f.waitFor(p.member, server)).status, 'ACTIVE');
+    server = await bootNetless(f, p, 'sv1');
     sub = await ks.bus.subscribe('versioned_notifications', `swap-test-${randomUUID()}`, async (n) => {
       const p = n.payload as { 'nova_object.name': string; 'nova_object.data': { old_volume_id: string; new_volume_id: string } };
       notifications.push([n.event_type, p['nova_object.name'], p['nova_object.data'].old_volume_id, p['nova_object.data'].new_volume_id]);

@@ -11,7 +11,8 @@ import { nextDeviceName } from '../src/domain/block-devices.ts';
 import type { Instance } from '../src/domain/instances.ts';
 import { blockDeviceMapping } from '../src/domain/metadata-content.ts';
 import { FakeDriver } from '../src/virt/fake-driver.ts';
-import { startNova, type NovaFixture, type Project } from './fixture.ts';
+import type { NovaFixture, Project } from './fixture.ts';
+import { availableVolume, bootNetless, novaBesideCinder } from './with-cinder.ts';
 
 /**
  * os-volume_attachments against a real Cinder (its fake volume driver) on a fake compute
@@ -35,29 +36,16 @@ describe('nova os-volume_attachments', () => {
   let second: string;
 
   const path = (s = server) => `/v2.1/servers/${s}/os-volume_attachments`;
-  const newVolume = async (name: string) => {
-    const r = await vol.post('/volumes', { volume: { name, size: 1 } });
-    assert.equal(r.status, 202, r.text);
-    await cinder.waitFor(vol, 'volumes', r.body.volume.id, ['available']);
-    return r.body.volume.id as string;
-  };
+  const newVolume = (name: string) => availableVolume(cinder, vol, name);
   const volume = async (id: string) => (await vol.get(`/volumes/${id}`)).body.volume;
-  const boot = async (name: string) => {
-    const s = await p.member.post('/v2.1/servers', { server: { name, imageRef: f.imageId, flavorRef: '1', networks: 'none' } });
-    assert.equal(s.status, 202, s.text);
-    assert.equal((await f.waitFor(p.member, s.body.server.id)).status, 'ACTIVE');
-    return s.body.server.id as string;
-  };
+  const boot = (name: string) => bootNetless(f, p, name);
 
   before(async () => {
     ks = await startKeystone();
     cinder = await startCinder({ ks });
-    f = await startNova({ ks, config: { cinder_url: cinder.url } });
     driver = new FakeDriver({ hostname: 'va-h1', hotplugSlots: 2 });
-    await f.addCompute('va-h1', { driver });
-    p = await f.project('vat');
+    ({ f, p, vol } = await novaBesideCinder(ks, cinder.url, driver, 'vat'));
     other = await f.project('vat-other');
-    vol = new VolumeApi(cinder.url, p.member.token, p.id, '3.44');
     server = await boot('va1');
     second = await boot('va2');
   });

@@ -18,7 +18,7 @@ import { startCinder, type CinderFixture } from '../../../cinder/test/fixture.ts
 import { CinderClient as VolumeApi } from '../../../cinder/test/fixture.ts';
 import { FileVolumeDriver } from '../../../cinder/src/drivers/file-driver.ts';
 import type { NovaHttp } from '../../../cinder/src/domain/nova.ts';
-import { cinderServiceUser } from '../../test/cinder-service-user.ts';
+import { cinderServiceUser } from '../../test/with-cinder.ts';
 import type { NovaFixture } from '../../test/fixture.ts';
 import { BOOT_TIMEOUT_MS, consoleOutput, processesNaming, READY, startQemuTestHost, until, type QemuTestHost } from './qemu-test-host.ts';
 
